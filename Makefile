@@ -1,0 +1,74 @@
+# atende: top-level build. `make all` builds the four programs into bin/;
+# `make run`, `make test` and `make bench` install missing Debian packages first.
+
+CC      ?= cc
+PKGS    := libevent libpq rdkafka libcurl libcjson libconfig libcrypto
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Icommon \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_pthreads -lpthread -lm
+CONFIG  ?= deploy/atende.conf
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=build/%.o)
+
+# Every program directory holds main.c plus modules; unit tests link the modules.
+define program_objs
+$(patsubst %.c,build/%.o,$(wildcard $(1)/*.c))
+endef
+SUP_OBJ := $(call program_objs,supervisor)
+ING_OBJ := $(call program_objs,ingress)
+WRK_OBJ := $(call program_objs,worker)
+NTF_OBJ := $(call program_objs,notifier)
+MODULE_OBJ := $(filter-out %/main.o,$(SUP_OBJ) $(ING_OBJ) $(WRK_OBJ) $(NTF_OBJ))
+
+UNIT_SRC := $(wildcard test/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/%)
+
+BINS := bin/atende bin/atende-ingress bin/atende-worker bin/atende-notifier
+
+.PHONY: all deps run test unit integration bench clean
+all: $(BINS)
+
+deps:
+	@sh deploy/deps.sh
+
+build/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+build/libatende.a: $(COMMON_OBJ)
+	ar rcs $@ $^
+
+bin/atende: $(SUP_OBJ) build/libatende.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+bin/atende-ingress: $(ING_OBJ) build/libatende.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+bin/atende-worker: $(WRK_OBJ) build/libatende.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+bin/atende-notifier: $(NTF_OBJ) build/libatende.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/test/%: test/unit/%.c test/unit/unit.h $(MODULE_OBJ) build/libatende.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itest/unit -o $@ $< $(MODULE_OBJ) build/libatende.a $(LDLIBS)
+
+run: deps all
+	bin/atende run -c $(CONFIG)
+
+unit: all $(UNIT_BIN)
+
+test: deps all $(UNIT_BIN)
+	@sh test/run.sh
+
+bench: deps all
+	@sh test/bench.sh
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)
