@@ -63,7 +63,7 @@ run: deps all
 unit: all $(UNIT_BIN)
 
 test: deps all $(UNIT_BIN)
-	@sh test/run.sh
+	@/usr/bin/python3 test/run.py
 
 bench: deps all
 	@sh test/bench.sh

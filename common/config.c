@@ -1,0 +1,503 @@
+/*
+ * config: the key table and the libconfig-based loader (see config.h). Every key is
+ * validated (type, range, unknown names) and every problem is reported as
+ * "file:line: what", so check-config can list all of them at once.
+ */
+#include "config.h"
+#include "log.h"
+
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *const cfg_domains[CFG_MAX_DOMAINS] = {"financeiro", "comercial", "suporte", "ouvidoria",
+						  "cancelamento"};
+
+#define K_INT(n, f, d, lo, hi, r, doc) {n, CFG_INT, offsetof(cfg_t, f), d, lo, hi, r, doc}
+#define K_BOOL(n, f, d, r, doc) {n, CFG_BOOL, offsetof(cfg_t, f), d, 0, 1, r, doc}
+#define K_STR(n, f, d, r, doc) {n, CFG_STRING, offsetof(cfg_t, f), d, 0, 0, r, doc}
+
+const cfg_key_t cfg_keys[] = {
+	K_STR("data_dir", data_dir, "var", false, "where embedded PostgreSQL, broker state and runtime files live"),
+	K_STR("log.level", log.level, "info", true, "error | warn | info | debug"),
+	K_STR("log.format", log.format, "text", true, "text (key=value) | json"),
+
+	K_STR("ingress.listen", ingress.listen, "127.0.0.1:8080", false, "webhook HTTP listener"),
+	K_INT("ingress.max_body_bytes", ingress.max_body_bytes, "1048576", 1024, 67108864, true, "largest accepted request body (413 above)"),
+	K_INT("ingress.max_header_bytes", ingress.max_header_bytes, "16384", 1024, 1048576, true, "largest request line + headers (431 above)"),
+	K_INT("ingress.max_connections", ingress.max_connections, "10000", 1, 1000000, true, "open HTTP connections at most (503 above)"),
+	K_INT("ingress.request_timeout_ms", ingress.request_timeout_ms, "10000", 100, 600000, true, "a started request must arrive whole within this (408)"),
+	K_INT("ingress.idle_timeout_ms", ingress.idle_timeout_ms, "60000", 100, 3600000, true, "idle keep-alive connections are closed after this"),
+	K_INT("ingress.ack_timeout_ms", ingress.ack_timeout_ms, "5000", 10, 120000, true, "wait this long for the broker's acknowledgement before answering 503"),
+	K_INT("ingress.retry_after_s", ingress.retry_after_s, "2", 1, 3600, true, "Retry-After sent with 503"),
+	K_INT("ingress.max_partition_backlog_bytes", ingress.max_partition_backlog_bytes, "3145728", 0, INT_MAX, true, "refuse (503) while any inbound partition holds this many unconsumed bytes; 0 = off (the embedded broker keeps ~5 MiB per partition)"),
+	K_INT("ingress.dedup_window", ingress.dedup_window, "100000", 0, 10000000, true, "recent message ids remembered to answer duplicates without producing; 0 = off"),
+	K_INT("ingress.linger_ms", ingress.linger_ms, "1", 0, 1000, false, "producer batching delay"),
+
+	K_STR("notifier.listen", notifier.listen, "127.0.0.1:8081", false, "WebSocket, console and long-poll listener"),
+	K_STR("notifier.console_dir", notifier.console_dir, "notifier/console", false, "folder of the agent console page"),
+	K_STR("notifier.allowed_origins", notifier.allowed_origins, "", true, "space-separated Origin allow-list for WebSocket handshakes; empty = any"),
+	K_INT("notifier.ping_interval_s", notifier.ping_interval_s, "30", 0, 3600, true, "server ping interval; peers silent for two intervals are dropped; 0 = off"),
+	K_INT("notifier.max_connections", notifier.max_connections, "50000", 1, 1000000, true, "open connections at most"),
+	K_INT("notifier.history_events", notifier.history_events, "20000", 100, 10000000, false, "events kept in memory for resume"),
+	K_INT("notifier.max_send_buffer", notifier.max_send_buffer, "1048576", 4096, 268435456, true, "bytes queued to one client before it counts as slow"),
+
+	K_STR("metrics.listen", metrics.listen, "127.0.0.1:8082", false, "supervisor /metrics and /healthz listener"),
+
+	K_STR("kafka.brokers", kafka.brokers, "", false, "bootstrap servers; empty = embedded in-memory broker (one box, demos, tests)"),
+	K_INT("kafka.embedded_port", kafka.embedded_port, "9092", 1, 65535, false, "fixed loopback port of the embedded broker (for kcat)"),
+	K_INT("kafka.partitions", kafka.partitions, "4", 1, 1024, false, "partitions of each topic created by atende"),
+	K_STR("kafka.topic_prefix", kafka.topic_prefix, "atende", false, "topic names are <prefix>.inbound.<domain>, <prefix>.events, ..."),
+	K_STR("kafka.group", kafka.group, "atende-workers", false, "consumer group of the workers"),
+	K_INT("kafka.session_timeout_ms", kafka.session_timeout_ms, "6000", 1000, 300000, false, "consumer group session timeout (rebalances wait about this long)"),
+
+	K_STR("postgres.conninfo", postgres.conninfo, "", false, "libpq connection string; empty = embedded PostgreSQL under data_dir"),
+	K_INT("postgres.embedded_port", postgres.embedded_port, "5433", 1, 65535, false, "loopback port of the embedded PostgreSQL"),
+	K_STR("postgres.user", postgres.user, "atende", false, "unprivileged system user that runs the embedded PostgreSQL when started as root"),
+	K_STR("postgres.bin_dir", postgres.bin_dir, "", false, "folder of initdb/postgres; empty = newest /usr/lib/postgresql/*/bin"),
+
+	K_INT("workers.count", workers.count, "2", 1, 256, false, "worker processes in the consumer group"),
+	K_INT("workers.batch_size", workers.batch_size, "500", 1, 100000, true, "messages stored per PostgreSQL round trip at most"),
+
+	K_BOOL("coaching.enabled", coaching.enabled, "true", true, "make hints for customer messages"),
+	K_INT("coaching.min_message_length", coaching.min_message_length, "10", 0, 100000, true, "customer messages shorter than this (characters) get no hint"),
+
+	K_STR("ai.provider", ai.provider, "rules", true, "rules (built-in, no network) | openai (any OpenAI-compatible endpoint)"),
+	K_STR("ai.base_url", ai.base_url, "", true, "e.g. http://127.0.0.1:18099/v1; the client POSTs to <base_url>/chat/completions"),
+	K_STR("ai.api_key", ai.api_key, "", true, "bearer key of the AI endpoint"),
+	K_STR("ai.model", ai.model, "gpt-4o-mini", true, "model name sent to the AI endpoint"),
+	K_INT("ai.timeout_ms", ai.timeout_ms, "10000", 100, 600000, true, "per-call AI timeout"),
+
+	K_STR("auth.token_secret", auth.token_secret, "", true, "HS256 secret of agent tokens (at least 16 characters)"),
+	K_STR("auth.default_ttl", auth.default_ttl, "8h", true, "token lifetime when --ttl is not given"),
+
+	K_INT("supervisor.backoff_initial_ms", supervisor.backoff_initial_ms, "500", 10, 600000, true, "first restart delay of a crashed child"),
+	K_INT("supervisor.backoff_max_ms", supervisor.backoff_max_ms, "30000", 10, 3600000, true, "restart delay cap (doubles per crash)"),
+	K_INT("supervisor.healthy_after_s", supervisor.healthy_after_s, "60", 1, 86400, true, "a child up this long has its backoff reset"),
+	K_INT("supervisor.shutdown_timeout_s", supervisor.shutdown_timeout_s, "20", 1, 600, true, "per-stage drain time before escalating to SIGKILL"),
+};
+const size_t cfg_n_keys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
+
+/* Error accumulator: each problem on its own line. */
+typedef struct {
+	char *buf;
+	size_t len, cap;
+	int count;
+} cfg_errs_t;
+
+static void cfg_err(cfg_errs_t *e, const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static const cfg_key_t *cfg_key_by_name(const char *name);
+static void cfg_set_default(cfg_t *c, const cfg_key_t *k);
+static void cfg_check_unknown(const config_setting_t *s, const char *file, cfg_errs_t *e);
+static void cfg_read_key(const config_t *lc, cfg_t *c, const cfg_key_t *k, const char *file, cfg_errs_t *e);
+static void cfg_read_channels(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e);
+static void cfg_read_companies(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e);
+static void cfg_validate(cfg_t *c, const config_t *lc, const char *file, cfg_errs_t *e);
+static char *cfg_child_string(const config_setting_t *g, const char *name, const char *file, cfg_errs_t *e, bool required);
+
+bool cfg_load(const char *path, cfg_t *out, char *err, size_t errlen)
+{
+	config_t lc;
+	cfg_errs_t e = {err, 0, errlen, 0};
+	if (errlen)
+		err[0] = 0;
+	memset(out, 0, sizeof(*out));
+	out->path = strdup(path);
+	for (size_t i = 0; i < cfg_n_keys; i++)
+		cfg_set_default(out, &cfg_keys[i]);
+
+	config_init(&lc);
+	if (!config_read_file(&lc, path)) {
+		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+			cfg_err(&e, path, 0, "cannot read the file");
+		else
+			cfg_err(&e, config_error_file(&lc) ? config_error_file(&lc) : path, config_error_line(&lc), "%s",
+				config_error_text(&lc));
+		config_destroy(&lc);
+		return false;
+	}
+	cfg_check_unknown(config_root_setting(&lc), path, &e);
+	for (size_t i = 0; i < cfg_n_keys; i++)
+		cfg_read_key(&lc, out, &cfg_keys[i], path, &e);
+	cfg_read_channels(&lc, out, path, &e);
+	cfg_read_companies(&lc, out, path, &e);
+	cfg_validate(out, &lc, path, &e);
+	config_destroy(&lc);
+	return e.count == 0;
+}
+
+void cfg_free(cfg_t *c)
+{
+	for (size_t i = 0; i < cfg_n_keys; i++)
+		if (cfg_keys[i].type == CFG_STRING) {
+			char **p = (char **)((char *)c + cfg_keys[i].offset);
+			free(*p);
+			*p = NULL;
+		}
+	for (int i = 0; i < c->n_channels; i++) {
+		cfg_channel_t *ch = &c->channels[i];
+		free(ch->name), free(ch->key), free(ch->app_secret), free(ch->verify_token), free(ch->access_token),
+			free(ch->url);
+	}
+	free(c->channels);
+	for (int i = 0; i < c->n_companies; i++)
+		free(c->companies[i].name);
+	free(c->companies);
+	free(c->path);
+	memset(c, 0, sizeof(*c));
+}
+
+void cfg_apply_reload(cfg_t *dst, cfg_t *src)
+{
+	for (size_t i = 0; i < cfg_n_keys; i++) {
+		const cfg_key_t *k = &cfg_keys[i];
+		if (!k->reloadable)
+			continue;
+		char *d = (char *)dst + k->offset, *s = (char *)src + k->offset;
+		if (k->type == CFG_STRING) {
+			char **ds = (char **)d, **ss = (char **)s;
+			free(*ds);
+			*ds = *ss;
+			*ss = NULL;
+		} else if (k->type == CFG_INT) {
+			*(int *)d = *(int *)s;
+		} else {
+			*(bool *)d = *(bool *)s;
+		}
+	}
+	cfg_t old_lists = {0};
+	old_lists.channels = dst->channels, old_lists.n_channels = dst->n_channels;
+	old_lists.companies = dst->companies, old_lists.n_companies = dst->n_companies;
+	dst->channels = src->channels, dst->n_channels = src->n_channels;
+	dst->companies = src->companies, dst->n_companies = src->n_companies;
+	src->channels = NULL, src->n_channels = 0, src->companies = NULL, src->n_companies = 0;
+	cfg_free(&old_lists);
+}
+
+const cfg_channel_t *cfg_channel_find(const cfg_t *c, cfg_channel_type_t type, const char *name)
+{
+	for (int i = 0; i < c->n_channels; i++)
+		if (c->channels[i].type == type && strcmp(c->channels[i].name, name) == 0)
+			return &c->channels[i];
+	return NULL;
+}
+
+const cfg_company_t *cfg_company_find(const cfg_t *c, long id)
+{
+	for (int i = 0; i < c->n_companies; i++)
+		if (c->companies[i].id == id)
+			return &c->companies[i];
+	return NULL;
+}
+
+int cfg_domain_index(const char *name)
+{
+	for (int i = 0; i < CFG_MAX_DOMAINS; i++)
+		if (strcmp(cfg_domains[i], name) == 0)
+			return i;
+	return -1;
+}
+
+void cfg_print_docs(void)
+{
+	static const char *const tn[] = {"int", "bool", "string"};
+	for (size_t i = 0; i < cfg_n_keys; i++) {
+		const cfg_key_t *k = &cfg_keys[i];
+		printf("%-40s %-6s default=\"%s\"", k->name, tn[k->type], k->def);
+		if (k->type == CFG_INT)
+			printf(" range=%ld..%ld", k->min, k->max);
+		printf("%s\n    %s\n", k->reloadable ? " (reloadable)" : "", k->doc);
+	}
+}
+
+const char *cfg_topic(const cfg_t *c, const char *suffix, char *buf, size_t len)
+{
+	if (cfg_domain_index(suffix) >= 0)
+		snprintf(buf, len, "%s.inbound.%s", c->kafka.topic_prefix, suffix);
+	else
+		snprintf(buf, len, "%s.%s", c->kafka.topic_prefix, suffix);
+	return buf;
+}
+
+const char *cfg_data_path(const cfg_t *c, const char *sub, char *buf, size_t len)
+{
+	char cwd[PATH_MAX];
+	if (c->data_dir[0] == '/')
+		snprintf(buf, len, "%s%s%s", c->data_dir, *sub ? "/" : "", sub);
+	else
+		snprintf(buf, len, "%s/%s%s%s", getcwd(cwd, sizeof(cwd)) ? cwd : ".", c->data_dir, *sub ? "/" : "", sub);
+	return buf;
+}
+
+static void cfg_err(cfg_errs_t *e, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+	e->count++;
+	if (e->len + 2 >= e->cap)
+		return;
+	int n = snprintf(e->buf + e->len, e->cap - e->len, "%s%s:%d: ", e->len ? "\n" : "", file, line);
+	if (n > 0)
+		e->len = e->len + (size_t)n < e->cap ? e->len + (size_t)n : e->cap - 1;
+	va_start(ap, fmt);
+	n = vsnprintf(e->buf + e->len, e->cap - e->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		e->len = e->len + (size_t)n < e->cap ? e->len + (size_t)n : e->cap - 1;
+}
+
+static const cfg_key_t *cfg_key_by_name(const char *name)
+{
+	for (size_t i = 0; i < cfg_n_keys; i++)
+		if (strcmp(cfg_keys[i].name, name) == 0)
+			return &cfg_keys[i];
+	return NULL;
+}
+
+static void cfg_set_default(cfg_t *c, const cfg_key_t *k)
+{
+	char *f = (char *)c + k->offset;
+	if (k->type == CFG_STRING)
+		*(char **)f = strdup(k->def);
+	else if (k->type == CFG_INT)
+		*(int *)f = atoi(k->def);
+	else
+		*(bool *)f = strcmp(k->def, "true") == 0;
+}
+
+/* Walks the whole file: any scalar or group not in the table (and not a known list) is an error. */
+static void cfg_check_unknown(const config_setting_t *s, const char *file, cfg_errs_t *e)
+{
+	int n = config_setting_length(s);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *ch = config_setting_get_elem(s, (unsigned)i);
+		char path[256] = "";
+		const char *name = config_setting_name(ch);
+		const config_setting_t *p = config_setting_parent(ch);
+		if (p && !config_setting_is_root(p) && config_setting_name(p))
+			snprintf(path, sizeof(path), "%s.%s", config_setting_name(p), name);
+		else
+			snprintf(path, sizeof(path), "%s", name);
+		if (config_setting_is_root(s) && (strcmp(name, "channels") == 0 || strcmp(name, "companies") == 0))
+			continue;
+		if (config_setting_is_group(ch)) {
+			bool known = false;
+			size_t plen = strlen(path);
+			for (size_t k = 0; k < cfg_n_keys; k++)
+				if (strncmp(cfg_keys[k].name, path, plen) == 0 && cfg_keys[k].name[plen] == '.')
+					known = true;
+			if (!known)
+				cfg_err(e, file, config_setting_source_line(ch), "unknown group \"%s\"", path);
+			else
+				cfg_check_unknown(ch, file, e);
+		} else if (!cfg_key_by_name(path)) {
+			cfg_err(e, file, config_setting_source_line(ch), "unknown key \"%s\"", path);
+		}
+	}
+}
+
+static void cfg_read_key(const config_t *lc, cfg_t *c, const cfg_key_t *k, const char *file, cfg_errs_t *e)
+{
+	const config_setting_t *s = config_lookup(lc, k->name);
+	char *f = (char *)c + k->offset;
+	if (!s)
+		return;
+	int line = config_setting_source_line(s);
+	int t = config_setting_type(s);
+	switch (k->type) {
+	case CFG_STRING:
+		if (t != CONFIG_TYPE_STRING) {
+			cfg_err(e, file, line, "%s: expected a string", k->name);
+			return;
+		}
+		free(*(char **)f);
+		*(char **)f = strdup(config_setting_get_string(s));
+		break;
+	case CFG_BOOL:
+		if (t != CONFIG_TYPE_BOOL) {
+			cfg_err(e, file, line, "%s: expected true or false", k->name);
+			return;
+		}
+		*(bool *)f = config_setting_get_bool(s);
+		break;
+	case CFG_INT: {
+		if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
+			cfg_err(e, file, line, "%s: expected an integer", k->name);
+			return;
+		}
+		long long v = config_setting_get_int64(s);
+		if (v < k->min || v > k->max) {
+			cfg_err(e, file, line, "%s: %lld is out of range %ld..%ld", k->name, v, k->min, k->max);
+			return;
+		}
+		*(int *)f = (int)v;
+		break;
+	}
+	}
+}
+
+static char *cfg_child_string(const config_setting_t *g, const char *name, const char *file, cfg_errs_t *e, bool required)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+	if (!s) {
+		if (required)
+			cfg_err(e, file, config_setting_source_line(g), "missing \"%s\"", name);
+		return NULL;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		cfg_err(e, file, config_setting_source_line(s), "\"%s\": expected a string", name);
+		return NULL;
+	}
+	return strdup(config_setting_get_string(s));
+}
+
+static bool cfg_child_long(const config_setting_t *g, const char *name, long *out, const char *file, cfg_errs_t *e)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+	if (!s) {
+		cfg_err(e, file, config_setting_source_line(g), "missing \"%s\"", name);
+		return false;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64) {
+		cfg_err(e, file, config_setting_source_line(s), "\"%s\": expected an integer", name);
+		return false;
+	}
+	*out = (long)config_setting_get_int64(s);
+	return true;
+}
+
+/* channels = ( { type = "evolution"; instance = "demo"; key = "..."; company = 1; domain = "suporte"; url = "..."; }, ... ) */
+static void cfg_read_channels(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e)
+{
+	static const char *const allowed[] = {"type", "instance", "phone_number_id", "name", "key", "app_secret",
+					      "verify_token", "access_token", "url", "company", "domain", NULL};
+	const config_setting_t *list = config_lookup(lc, "channels");
+	if (!list)
+		return;
+	if (!config_setting_is_list(list)) {
+		cfg_err(e, file, config_setting_source_line(list), "channels: expected a list ( {...}, ... )");
+		return;
+	}
+	int n = config_setting_length(list);
+	c->channels = calloc((size_t)n + 1, sizeof(cfg_channel_t));
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		int line = config_setting_source_line(g);
+		if (!config_setting_is_group(g)) {
+			cfg_err(e, file, line, "channels: each entry must be a group { ... }");
+			continue;
+		}
+		for (int m = 0; m < config_setting_length(g); m++) {
+			const config_setting_t *mem = config_setting_get_elem(g, (unsigned)m);
+			bool ok = false;
+			for (int a = 0; allowed[a]; a++)
+				ok |= strcmp(allowed[a], config_setting_name(mem)) == 0;
+			if (!ok)
+				cfg_err(e, file, config_setting_source_line(mem), "channels: unknown key \"%s\"",
+					config_setting_name(mem));
+		}
+		cfg_channel_t *ch = &c->channels[c->n_channels];
+		ch->line = line;
+		char *type = cfg_child_string(g, "type", file, e, true);
+		char *domain = cfg_child_string(g, "domain", file, e, true);
+		if (!type || !domain || !cfg_child_long(g, "company", &ch->company, file, e)) {
+			free(type), free(domain);
+			continue;
+		}
+		ch->domain = cfg_domain_index(domain);
+		if (ch->domain < 0)
+			cfg_err(e, file, line, "channels: unknown domain \"%s\" (one of financeiro comercial suporte ouvidoria cancelamento)", domain);
+		ch->url = cfg_child_string(g, "url", file, e, false);
+		if (strcmp(type, "evolution") == 0) {
+			ch->type = CHAN_EVOLUTION;
+			ch->name = cfg_child_string(g, "instance", file, e, true);
+			ch->key = cfg_child_string(g, "key", file, e, true);
+		} else if (strcmp(type, "cloud") == 0) {
+			ch->type = CHAN_CLOUD;
+			ch->name = cfg_child_string(g, "phone_number_id", file, e, true);
+			ch->app_secret = cfg_child_string(g, "app_secret", file, e, true);
+			ch->verify_token = cfg_child_string(g, "verify_token", file, e, true);
+			ch->access_token = cfg_child_string(g, "access_token", file, e, false);
+		} else if (strcmp(type, "api") == 0) {
+			ch->type = CHAN_API;
+			ch->name = cfg_child_string(g, "name", file, e, true);
+			ch->key = cfg_child_string(g, "key", file, e, true);
+		} else {
+			cfg_err(e, file, line, "channels: unknown type \"%s\" (evolution | cloud | api)", type);
+		}
+		free(type), free(domain);
+		if (!ch->name)
+			continue;
+		if (cfg_channel_find(c, ch->type, ch->name))
+			cfg_err(e, file, line, "channels: \"%s\" is defined twice", ch->name);
+		c->n_channels++;
+	}
+}
+
+/* companies = ( { id = 1; name = "Demo"; agents = [1, 5]; } )  -- agents: first and last id. */
+static void cfg_read_companies(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e)
+{
+	const config_setting_t *list = config_lookup(lc, "companies");
+	if (!list)
+		return;
+	if (!config_setting_is_list(list)) {
+		cfg_err(e, file, config_setting_source_line(list), "companies: expected a list ( {...}, ... )");
+		return;
+	}
+	int n = config_setting_length(list);
+	c->companies = calloc((size_t)n + 1, sizeof(cfg_company_t));
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		int line = config_setting_source_line(g);
+		cfg_company_t *co = &c->companies[c->n_companies];
+		if (!config_setting_is_group(g) || !cfg_child_long(g, "id", &co->id, file, e))
+			continue;
+		co->name = cfg_child_string(g, "name", file, e, false);
+		const config_setting_t *ag = config_setting_get_member(g, "agents");
+		if (!ag || !config_setting_is_array(ag) || config_setting_length(ag) != 2) {
+			cfg_err(e, file, line, "companies: \"agents\" must be [first_id, last_id]");
+		} else {
+			co->agent_first = config_setting_get_int_elem(ag, 0);
+			co->agent_last = config_setting_get_int_elem(ag, 1);
+			if (co->agent_first < 1 || co->agent_last < co->agent_first)
+				cfg_err(e, file, line, "companies: agents range [%ld, %ld] is empty", co->agent_first, co->agent_last);
+		}
+		if (cfg_company_find(c, co->id))
+			cfg_err(e, file, line, "companies: id %ld is defined twice", co->id);
+		c->n_companies++;
+	}
+}
+
+/* Checks that span keys: values the table alone cannot judge. */
+static void cfg_validate(cfg_t *c, const config_t *lc, const char *file, cfg_errs_t *e)
+{
+	const config_setting_t *s;
+#define LINE_OF(key) ((s = config_lookup(lc, key)) ? config_setting_source_line(s) : 0)
+	if (log_level_parse(c->log.level) < 0)
+		cfg_err(e, file, LINE_OF("log.level"), "log.level: \"%s\" is not error, warn, info or debug", c->log.level);
+	if (strcmp(c->log.format, "text") != 0 && strcmp(c->log.format, "json") != 0)
+		cfg_err(e, file, LINE_OF("log.format"), "log.format: \"%s\" is not text or json", c->log.format);
+	if (strcmp(c->ai.provider, "rules") != 0 && strcmp(c->ai.provider, "openai") != 0)
+		cfg_err(e, file, LINE_OF("ai.provider"), "ai.provider: \"%s\" is not rules or openai", c->ai.provider);
+	if (strcmp(c->ai.provider, "openai") == 0 && !c->ai.base_url[0])
+		cfg_err(e, file, LINE_OF("ai.provider"), "ai.provider is openai but ai.base_url is empty");
+	if (strlen(c->auth.token_secret) < 16)
+		cfg_err(e, file, LINE_OF("auth.token_secret"), "auth.token_secret: must be at least 16 characters");
+	const char *listens[] = {"ingress.listen", "notifier.listen", "metrics.listen"};
+	const char *vals[] = {c->ingress.listen, c->notifier.listen, c->metrics.listen};
+	for (int i = 0; i < 3; i++) {
+		const char *colon = strrchr(vals[i], ':');
+		if (!colon || atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535)
+			cfg_err(e, file, LINE_OF(listens[i]), "%s: \"%s\" is not host:port", listens[i], vals[i]);
+	}
+	const char *pfx = c->kafka.topic_prefix;
+	if (!*pfx || strspn(pfx, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(pfx))
+		cfg_err(e, file, LINE_OF("kafka.topic_prefix"), "kafka.topic_prefix: \"%s\" is not a valid topic name", pfx);
+	for (int i = 0; i < c->n_channels; i++)
+		if (!cfg_company_find(c, c->channels[i].company))
+			cfg_err(e, file, c->channels[i].line, "channels: company %ld is not in companies", c->channels[i].company);
+#undef LINE_OF
+}

@@ -1,0 +1,114 @@
+/*
+ * config: one declarative table of every configuration key (type, default, range,
+ * reloadable flag, one-line doc) drives parsing, defaults, validation, check-config
+ * and the documentation test. Channels and companies are lists parsed beside it.
+ */
+#ifndef ATENDE_CONFIG_H
+#define ATENDE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CFG_MAX_DOMAINS 5
+extern const char *const cfg_domains[CFG_MAX_DOMAINS]; /* financeiro comercial suporte ouvidoria cancelamento */
+
+typedef enum { CHAN_EVOLUTION, CHAN_CLOUD, CHAN_API } cfg_channel_type_t;
+
+/* One gateway channel: where messages come from and which company/domain owns them. */
+typedef struct {
+	cfg_channel_type_t type;
+	char *name;          /* evolution instance, cloud phone_number_id, or api channel name */
+	char *key;           /* evolution apikey, or api bearer key */
+	char *app_secret;    /* cloud: X-Hub-Signature-256 secret */
+	char *verify_token;  /* cloud: GET verification token */
+	char *access_token;  /* cloud: outbound bearer token */
+	char *url;           /* outbound gateway base URL */
+	long company;
+	int domain;          /* index into cfg_domains */
+	int line;            /* line in the config file, for errors */
+} cfg_channel_t;
+
+/* A company and the range of agent ids that work for it. */
+typedef struct {
+	long id;
+	char *name;
+	long agent_first, agent_last;
+} cfg_company_t;
+
+typedef struct {
+	char *data_dir;
+	struct { char *level, *format; } log;
+	struct {
+		char *listen;
+		int max_body_bytes, max_header_bytes, max_connections;
+		int request_timeout_ms, idle_timeout_ms, ack_timeout_ms, retry_after_s;
+		int max_partition_backlog_bytes, dedup_window, linger_ms;
+	} ingress;
+	struct {
+		char *listen, *console_dir, *allowed_origins;
+		int ping_interval_s, max_connections, history_events, max_send_buffer;
+	} notifier;
+	struct { char *listen; } metrics;
+	struct {
+		char *brokers, *topic_prefix, *group;
+		int embedded_port, partitions, session_timeout_ms;
+	} kafka;
+	struct { char *conninfo, *user, *bin_dir; int embedded_port; } postgres;
+	struct { int count, batch_size; } workers;
+	struct { bool enabled; int min_message_length; } coaching;
+	struct { char *provider, *base_url, *api_key, *model; int timeout_ms; } ai;
+	struct { char *token_secret, *default_ttl; } auth;
+	struct { int backoff_initial_ms, backoff_max_ms, healthy_after_s, shutdown_timeout_s; } supervisor;
+
+	cfg_channel_t *channels;
+	int n_channels;
+	cfg_company_t *companies;
+	int n_companies;
+	char *path; /* the file this was loaded from */
+} cfg_t;
+
+typedef enum { CFG_INT, CFG_BOOL, CFG_STRING } cfg_type_t;
+
+/* One row of the key table. */
+typedef struct {
+	const char *name;   /* dotted path, e.g. "ingress.listen" */
+	cfg_type_t type;
+	size_t offset;      /* into cfg_t */
+	const char *def;    /* default, as text */
+	long min, max;      /* CFG_INT range */
+	bool reloadable;    /* takes effect on SIGHUP without restart */
+	const char *doc;
+} cfg_key_t;
+
+extern const cfg_key_t cfg_keys[];
+extern const size_t cfg_n_keys;
+
+/* Loads path into *out (zeroed first). On error returns false and writes every
+ * problem as "file:line: what" lines into err (newline separated). */
+bool cfg_load(const char *path, cfg_t *out, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Frees the strings and lists owned by c (not c itself). */
+void cfg_free(cfg_t *c);
+
+/* Copies the reloadable keys and the channel/company lists from src into dst;
+ * src's moved lists become dst's (src's are emptied). Used after a scratch load. */
+void cfg_apply_reload(cfg_t *dst, cfg_t *src);
+
+/* Lookups; NULL when absent. */
+const cfg_channel_t *cfg_channel_find(const cfg_t *c, cfg_channel_type_t type, const char *name);
+const cfg_company_t *cfg_company_find(const cfg_t *c, long id);
+
+/* Index of a domain name, -1 if unknown. */
+int cfg_domain_index(const char *name);
+
+/* Prints the key table as documentation (name, type, default, range, reload, doc). */
+void cfg_print_docs(void);
+
+/* Topic name for a domain's inbound stream ("atende.inbound.suporte"), or for
+ * "events", "dlq", "outbound". Writes into buf. */
+const char *cfg_topic(const cfg_t *c, const char *suffix, char *buf, size_t len);
+
+/* Absolute path under data_dir ("var/run"); writes into buf. */
+const char *cfg_data_path(const cfg_t *c, const char *sub, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * proc: process-level helpers (see proc.h).
+ */
+#include "proc.h"
+#include "log.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *proc_find_path(const char *rel, char *buf, size_t len)
+{
+	struct stat st;
+	char exe[PATH_MAX];
+	if (rel[0] == '/' || stat(rel, &st) == 0) {
+		snprintf(buf, len, "%s", rel);
+		return buf;
+	}
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		char *slash = strrchr(exe, '/');
+		if (slash)
+			*slash = 0; /* bin/ */
+		slash = strrchr(exe, '/');
+		if (slash)
+			*slash = 0; /* project root */
+		snprintf(buf, len, "%s/%s", exe, rel);
+		if (stat(buf, &st) == 0)
+			return buf;
+	}
+	snprintf(buf, len, "%s", rel);
+	return buf;
+}
+
+void proc_apply_env(cfg_t *c)
+{
+	const char *v;
+	if ((v = getenv(PROC_ENV_BROKERS)) && *v) {
+		free(c->kafka.brokers);
+		c->kafka.brokers = strdup(v);
+	}
+	if ((v = getenv(PROC_ENV_CONNINFO)) && *v) {
+		free(c->postgres.conninfo);
+		c->postgres.conninfo = strdup(v);
+	}
+}
+
+long long proc_epoch(void)
+{
+	const char *v = getenv(PROC_ENV_EPOCH);
+	return v ? atoll(v) : 0;
+}
+
+void proc_child_setup(void)
+{
+	sigset_t none;
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			signal(s, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
+void proc_load_config(int argc, char **argv, const char *process_name, cfg_t *out)
+{
+	const char *path = "deploy/atende.conf";
+	char err[8192];
+	log_init(process_name);
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			path = argv[++i];
+	if (!cfg_load(path, out, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		exit(1);
+	}
+	proc_apply_env(out);
+	log_set_level((log_level_t)log_level_parse(out->log.level));
+	log_set_format(strcmp(out->log.format, "json") == 0 ? LOG_FMT_JSON : LOG_FMT_TEXT);
+}

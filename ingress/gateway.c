@@ -1,0 +1,570 @@
+/*
+ * gateway: webhook formats to canonical events (see gateway.h). Errors name the exact
+ * field ("data.key.id") so whoever wired a gateway can fix it from the answer alone.
+ */
+#include "gateway.h"
+
+#include <cJSON.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Fields of one inbound message before it becomes canonical JSON. */
+typedef struct {
+	const cfg_channel_t *ch;
+	const char *channel_prefix; /* "evolution" | "cloud" | "api" */
+	const char *customer;
+	const char *provider_id;
+	bool from_me;
+	const char *kind;
+	const char *text;
+	const char *sender_name;
+	double sent_at;             /* unix seconds, 0 if unknown */
+	cJSON *media;               /* owned by the caller's tree; copied */
+	const char *status;         /* for status events */
+} gw_msg_t;
+
+static void gw_fail(gw_result_t *out, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static cJSON *gw_parse_json(const char *body, size_t len, gw_result_t *out);
+static void gw_add(gw_result_t *out, const gw_msg_t *m, const char *received_at);
+static const char *gw_str(const cJSON *obj, const char *name);
+static void gw_evolution_message(const cfg_channel_t *ch, const cJSON *data, int idx, bool array, const char *received_at,
+				 gw_result_t *out);
+static void gw_evolution_status(const cfg_channel_t *ch, const cJSON *data, const char *received_at, gw_result_t *out);
+static void gw_strip_jid(const char *jid, char *buf, size_t len);
+static bool gw_cloud_signature_ok(const char *secret, const char *sig, const char *body, size_t len);
+static const char *gw_media_kind(const char *message_key);
+static void gw_api_message(const cfg_channel_t *ch, const cJSON *one, int idx, const char *received_at, gw_result_t *out);
+
+void gw_parse_evolution(const cfg_t *cfg, const char *apikey_header, const char *body, size_t len,
+			const char *received_at, gw_result_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	cJSON *root = gw_parse_json(body, len, out);
+	if (!root)
+		return;
+	const char *event = gw_str(root, "event"), *instance = gw_str(root, "instance");
+	if (!event) {
+		gw_fail(out, 422, "missing field: event");
+	} else if (!instance) {
+		gw_fail(out, 422, "missing field: instance");
+	} else {
+		const cfg_channel_t *ch = cfg_channel_find(cfg, CHAN_EVOLUTION, instance);
+		const char *key = apikey_header ? apikey_header : gw_str(root, "apikey");
+		if (!ch)
+			gw_fail(out, 404, "unknown instance \"%s\"", instance);
+		else if (!key)
+			gw_fail(out, 401, "missing apikey (header or envelope field)");
+		else if (!gw_secure_equal(key, ch->key))
+			gw_fail(out, 401, "invalid apikey for instance \"%s\"", instance);
+		else if (strcmp(event, "messages.upsert") == 0 || strcmp(event, "MESSAGES_UPSERT") == 0) {
+			cJSON *data = cJSON_GetObjectItem(root, "data");
+			if (cJSON_IsArray(data)) {
+				int i = 0;
+				cJSON *d;
+				cJSON_ArrayForEach(d, data)
+				{
+					if (out->status)
+						break;
+					gw_evolution_message(ch, d, i++, true, received_at, out);
+				}
+				if (i == 0)
+					gw_fail(out, 422, "data is an empty array");
+			} else if (cJSON_IsObject(data)) {
+				gw_evolution_message(ch, data, 0, false, received_at, out);
+			} else {
+				gw_fail(out, 422, "missing field: data");
+			}
+		} else if (strcmp(event, "messages.update") == 0 || strcmp(event, "MESSAGES_UPDATE") == 0) {
+			cJSON *data = cJSON_GetObjectItem(root, "data");
+			if (!cJSON_IsObject(data))
+				gw_fail(out, 422, "missing field: data");
+			else
+				gw_evolution_status(ch, data, received_at, out);
+		} else {
+			out->ignored = true;
+		}
+	}
+	cJSON_Delete(root);
+	if (out->status)
+		gw_result_free(out), out->events = NULL;
+}
+
+void gw_parse_cloud(const cfg_t *cfg, const char *signature, const char *body, size_t len, const char *received_at,
+		    gw_result_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	cJSON *root = gw_parse_json(body, len, out);
+	if (!root)
+		return;
+	const char *object = gw_str(root, "object");
+	cJSON *entries = cJSON_GetObjectItem(root, "entry"), *entry;
+	if (!object) {
+		gw_fail(out, 422, "missing field: object");
+	} else if (strcmp(object, "whatsapp_business_account") != 0) {
+		out->ignored = true;
+	} else if (!cJSON_IsArray(entries)) {
+		gw_fail(out, 422, "missing field: entry");
+	}
+	int ei = 0;
+	cJSON_ArrayForEach(entry, entries)
+	{
+		cJSON *changes = cJSON_GetObjectItem(entry, "changes"), *change;
+		int ci = 0;
+		if (out->status || out->ignored)
+			break;
+		if (!cJSON_IsArray(changes)) {
+			gw_fail(out, 422, "missing field: entry[%d].changes", ei);
+			break;
+		}
+		cJSON_ArrayForEach(change, changes)
+		{
+			cJSON *value = cJSON_GetObjectItem(change, "value");
+			const char *field = gw_str(change, "field");
+			if (out->status)
+				break;
+			if (field && strcmp(field, "messages") != 0) {
+				ci++;
+				continue;
+			}
+			const char *pnid = gw_str(cJSON_GetObjectItem(value, "metadata"), "phone_number_id");
+			if (!cJSON_IsObject(value) || !pnid) {
+				gw_fail(out, 422, "missing field: entry[%d].changes[%d].value.metadata.phone_number_id", ei, ci);
+				break;
+			}
+			const cfg_channel_t *ch = cfg_channel_find(cfg, CHAN_CLOUD, pnid);
+			if (!ch) {
+				gw_fail(out, 404, "unknown phone_number_id \"%s\"", pnid);
+				break;
+			}
+			if (!signature) {
+				gw_fail(out, 401, "missing X-Hub-Signature-256");
+				break;
+			}
+			if (!gw_cloud_signature_ok(ch->app_secret, signature, body, len)) {
+				gw_fail(out, 401, "bad X-Hub-Signature-256 for phone_number_id \"%s\"", pnid);
+				break;
+			}
+			cJSON *msgs = cJSON_GetObjectItem(value, "messages"), *m;
+			cJSON *contacts = cJSON_GetObjectItem(value, "contacts");
+			int mi = 0;
+			cJSON_ArrayForEach(m, msgs)
+			{
+				gw_msg_t gm = {.ch = ch, .channel_prefix = "cloud"};
+				const char *type = gw_str(m, "type");
+				gm.customer = gw_str(m, "from");
+				gm.provider_id = gw_str(m, "id");
+				if (!gm.customer || !gm.provider_id || !type) {
+					gw_fail(out, 422, "missing field: entry[%d].changes[%d].value.messages[%d].%s", ei, ci, mi,
+						!gm.customer ? "from" : !gm.provider_id ? "id" : "type");
+					break;
+				}
+				const char *ts = gw_str(m, "timestamp");
+				gm.sent_at = ts ? atof(ts) : 0;
+				gm.kind = type;
+				if (strcmp(type, "text") == 0) {
+					gm.text = gw_str(cJSON_GetObjectItem(m, "text"), "body");
+					if (!gm.text) {
+						gw_fail(out, 422, "missing field: entry[%d].changes[%d].value.messages[%d].text.body", ei, ci, mi);
+						break;
+					}
+				} else {
+					cJSON *media = cJSON_GetObjectItem(m, type);
+					gm.text = gw_str(media, "caption");
+					if (cJSON_IsObject(media))
+						gm.media = media;
+				}
+				cJSON *c;
+				cJSON_ArrayForEach(c, contacts)
+				{
+					const char *wa = gw_str(c, "wa_id");
+					if (wa && strcmp(wa, gm.customer) == 0)
+						gm.sender_name = gw_str(cJSON_GetObjectItem(c, "profile"), "name");
+				}
+				gw_add(out, &gm, received_at);
+				mi++;
+			}
+			cJSON *statuses = cJSON_GetObjectItem(value, "statuses"), *s;
+			cJSON_ArrayForEach(s, statuses)
+			{
+				gw_msg_t gm = {.ch = ch, .channel_prefix = "cloud", .kind = "status"};
+				gm.provider_id = gw_str(s, "id");
+				gm.status = gw_str(s, "status");
+				gm.customer = gw_str(s, "recipient_id");
+				const char *ts = gw_str(s, "timestamp");
+				gm.sent_at = ts ? atof(ts) : 0;
+				if (!gm.provider_id || !gm.status || !gm.customer) {
+					gw_fail(out, 422, "missing field: statuses[].%s",
+						!gm.provider_id ? "id" : !gm.status ? "status" : "recipient_id");
+					break;
+				}
+				gw_add(out, &gm, received_at);
+			}
+			ci++;
+		}
+		ei++;
+	}
+	if (!out->status && !out->ignored && out->n == 0)
+		out->ignored = true;
+	cJSON_Delete(root);
+	if (out->status)
+		gw_result_free(out), out->events = NULL;
+}
+
+void gw_parse_api(const cfg_t *cfg, const char *authorization, const char *body, size_t len, const char *received_at,
+		  gw_result_t *out)
+{
+	const cfg_channel_t *ch = NULL;
+	memset(out, 0, sizeof(*out));
+	if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0) {
+		gw_fail(out, 401, "missing Authorization: Bearer <channel key>");
+		return;
+	}
+	for (int i = 0; i < cfg->n_channels; i++)
+		if (cfg->channels[i].type == CHAN_API && gw_secure_equal(authorization + 7, cfg->channels[i].key))
+			ch = &cfg->channels[i];
+	if (!ch) {
+		gw_fail(out, 401, "invalid bearer key");
+		return;
+	}
+	cJSON *root = gw_parse_json(body, len, out);
+	if (!root)
+		return;
+	if (cJSON_IsArray(root)) {
+		cJSON *m;
+		int i = 0;
+		cJSON_ArrayForEach(m, root)
+		{
+			if (out->status)
+				break;
+			gw_api_message(ch, m, i++, received_at, out);
+		}
+		if (i == 0)
+			gw_fail(out, 422, "empty array: no messages");
+	} else if (cJSON_IsObject(root)) {
+		gw_api_message(ch, root, -1, received_at, out);
+	} else {
+		gw_fail(out, 422, "body must be a message object or an array of them");
+	}
+	cJSON_Delete(root);
+	if (out->status)
+		gw_result_free(out), out->events = NULL;
+}
+
+/* One neutral-API message: {"customer","id","text","from_me","sender_name","timestamp"}. */
+static void gw_api_message(const cfg_channel_t *ch, const cJSON *one, int idx, const char *received_at, gw_result_t *out)
+{
+	char where[32] = "";
+	if (idx >= 0)
+		snprintf(where, sizeof(where), "[%d].", idx);
+	if (!cJSON_IsObject(one)) {
+		gw_fail(out, 422, "%smessage must be an object", where);
+		return;
+	}
+	gw_msg_t gm = {.ch = ch, .channel_prefix = "api", .kind = "text"};
+	gm.customer = gw_str(one, "customer");
+	gm.provider_id = gw_str(one, "id");
+	gm.text = gw_str(one, "text");
+	gm.sender_name = gw_str(one, "sender_name");
+	gm.from_me = cJSON_IsTrue(cJSON_GetObjectItem(one, "from_me"));
+	cJSON *ts = cJSON_GetObjectItem(one, "timestamp");
+	gm.sent_at = cJSON_IsNumber(ts) ? ts->valuedouble : 0;
+	if (!gm.customer || !gm.provider_id || !gm.text)
+		gw_fail(out, 422, "missing field: %s%s", where, !gm.customer ? "customer" : !gm.provider_id ? "id" : "text");
+	else
+		gw_add(out, &gm, received_at);
+}
+
+int gw_cloud_verify(const cfg_t *cfg, const char *mode, const char *token, const char *challenge)
+{
+	if (!mode || !token || !challenge)
+		return 400;
+	if (strcmp(mode, "subscribe") != 0)
+		return 403;
+	for (int i = 0; i < cfg->n_channels; i++)
+		if (cfg->channels[i].type == CHAN_CLOUD && gw_secure_equal(token, cfg->channels[i].verify_token))
+			return 200;
+	return 403;
+}
+
+void gw_result_free(gw_result_t *r)
+{
+	for (int i = 0; i < r->n; i++)
+		free(r->events[i].value);
+	free(r->events);
+	r->events = NULL;
+	r->n = r->cap = 0;
+}
+
+bool gw_secure_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la != lb)
+		return false;
+	return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+void gw_iso_time(double t, char *buf, size_t len)
+{
+	struct tm tm;
+	if (t > 1e11)
+		t /= 1000.0;
+	time_t s = (time_t)t;
+	int ms = (int)((t - (double)s) * 1000.0);
+	gmtime_r(&s, &tm);
+	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%03dZ", ms);
+}
+
+static void gw_fail(gw_result_t *out, int status, const char *fmt, ...)
+{
+	va_list ap;
+	if (out->status)
+		return;
+	out->status = status;
+	va_start(ap, fmt);
+	vsnprintf(out->error, sizeof(out->error), fmt, ap);
+	va_end(ap);
+}
+
+/* True when the body stops inside a string or with objects/arrays still open: the
+ * sender cut it short, which deserves a different answer than a syntax error. */
+static bool gw_json_unfinished(const char *body, size_t len)
+{
+	int depth = 0;
+	bool in_string = false, escaped = false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = body[i];
+		if (in_string) {
+			if (escaped)
+				escaped = false;
+			else if (ch == '\\')
+				escaped = true;
+			else if (ch == '"')
+				in_string = false;
+		} else if (ch == '"') {
+			in_string = true;
+		} else if (ch == '{' || ch == '[') {
+			depth++;
+		} else if (ch == '}' || ch == ']') {
+			depth--;
+		}
+	}
+	return in_string || depth > 0;
+}
+
+static cJSON *gw_parse_json(const char *body, size_t len, gw_result_t *out)
+{
+	if (len == 0) {
+		gw_fail(out, 400, "empty body: expected JSON");
+		return NULL;
+	}
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+	if (!root) {
+		size_t at = end ? (size_t)(end - body) : 0;
+		if (gw_json_unfinished(body, len))
+			gw_fail(out, 400, "truncated JSON: the body ends before the document does (%zu bytes)", len);
+		else
+			gw_fail(out, 400, "body is not valid JSON: syntax error at byte %zu", at);
+		return NULL;
+	}
+	return root;
+}
+
+static const char *gw_str(const cJSON *obj, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItem(obj, name);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void gw_evolution_message(const cfg_channel_t *ch, const cJSON *data, int idx, bool array, const char *received_at,
+				 gw_result_t *out)
+{
+	char where[24] = "data";
+	char customer[128];
+	if (array)
+		snprintf(where, sizeof(where), "data[%d]", idx);
+	cJSON *key = cJSON_GetObjectItem(data, "key");
+	const char *jid = gw_str(key, "remoteJid"), *id = gw_str(key, "id");
+	cJSON *message = cJSON_GetObjectItem(data, "message");
+	if (!cJSON_IsObject(key)) {
+		gw_fail(out, 422, "missing field: %s.key", where);
+		return;
+	}
+	if (!jid) {
+		gw_fail(out, 422, "missing field: %s.key.remoteJid", where);
+		return;
+	}
+	if (!id) {
+		gw_fail(out, 422, "missing field: %s.key.id", where);
+		return;
+	}
+	if (!cJSON_IsObject(message)) {
+		gw_fail(out, 422, "missing field: %s.message", where);
+		return;
+	}
+	gw_strip_jid(jid, customer, sizeof(customer));
+	gw_msg_t gm = {.ch = ch, .channel_prefix = "evolution", .customer = customer, .provider_id = id};
+	gm.from_me = cJSON_IsTrue(cJSON_GetObjectItem(key, "fromMe"));
+	gm.sender_name = gw_str(data, "pushName");
+	cJSON *ts = cJSON_GetObjectItem(data, "messageTimestamp");
+	gm.sent_at = cJSON_IsNumber(ts) ? ts->valuedouble : cJSON_IsString(ts) ? atof(ts->valuestring) : 0;
+	const char *conv = gw_str(message, "conversation");
+	const char *ext = gw_str(cJSON_GetObjectItem(message, "extendedTextMessage"), "text");
+	if (conv) {
+		gm.kind = "text", gm.text = conv;
+	} else if (ext) {
+		gm.kind = "text", gm.text = ext;
+	} else {
+		cJSON *part;
+		cJSON_ArrayForEach(part, message)
+		{
+			const char *kind = gw_media_kind(part->string);
+			if (kind && cJSON_IsObject(part)) {
+				gm.kind = kind;
+				gm.text = gw_str(part, "caption");
+				gm.media = part;
+				break;
+			}
+		}
+		if (!gm.kind) {
+			const char *mt = gw_str(data, "messageType");
+			gm.kind = mt ? mt : "unknown";
+		}
+	}
+	gw_add(out, &gm, received_at);
+}
+
+static void gw_evolution_status(const cfg_channel_t *ch, const cJSON *data, const char *received_at, gw_result_t *out)
+{
+	char customer[128];
+	const char *id = gw_str(data, "keyId");
+	const char *jid = gw_str(data, "remoteJid");
+	const char *status = gw_str(data, "status");
+	if (!id)
+		id = gw_str(data, "messageId");
+	if (!id || !jid || !status) {
+		gw_fail(out, 422, "missing field: data.%s", !id ? "keyId" : !jid ? "remoteJid" : "status");
+		return;
+	}
+	gw_strip_jid(jid, customer, sizeof(customer));
+	gw_msg_t gm = {.ch = ch, .channel_prefix = "evolution", .customer = customer, .provider_id = id,
+		       .kind = "status", .status = status};
+	gm.from_me = cJSON_IsTrue(cJSON_GetObjectItem(data, "fromMe"));
+	gw_add(out, &gm, received_at);
+}
+
+/* "5511999990001@s.whatsapp.net" -> "5511999990001" */
+static void gw_strip_jid(const char *jid, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.*s", (int)strcspn(jid, "@:"), jid);
+}
+
+static const char *gw_media_kind(const char *k)
+{
+	static const char *const map[][2] = {{"imageMessage", "image"}, {"videoMessage", "video"},
+					     {"documentMessage", "document"}, {"audioMessage", "audio"},
+					     {"stickerMessage", "sticker"}, {"documentWithCaptionMessage", "document"}};
+	for (size_t i = 0; k && i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(k, map[i][0]) == 0)
+			return map[i][1];
+	return NULL;
+}
+
+static bool gw_cloud_signature_ok(const char *secret, const char *sig, const char *body, size_t len)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	if (strncmp(sig, "sha256=", 7) != 0)
+		return false;
+	if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, len, mac, &maclen))
+		return false;
+	for (unsigned i = 0; i < maclen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+	char given[2 * EVP_MAX_MD_SIZE + 1];
+	snprintf(given, sizeof(given), "%s", sig + 7);
+	for (char *p = given; *p; p++)
+		if (*p >= 'A' && *p <= 'F')
+			*p = (char)(*p - 'A' + 'a');
+	return gw_secure_equal(given, hex);
+}
+
+/* Appends one canonical event. Field names here are the stable contract read by
+ * workers and by ops with kcat: change them only by adding. */
+static void gw_add(gw_result_t *out, const gw_msg_t *m, const char *received_at)
+{
+	char sent[40];
+	if (out->n == out->cap) {
+		out->cap = out->cap ? out->cap * 2 : 4;
+		out->events = realloc(out->events, (size_t)out->cap * sizeof(gw_event_t));
+	}
+	gw_event_t *e = &out->events[out->n++];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->channel, sizeof(e->channel), "%s:%s", m->channel_prefix, m->ch->name);
+	snprintf(e->key, sizeof(e->key), "%s:%s", e->channel, m->customer);
+	snprintf(e->provider_id, sizeof(e->provider_id), "%s", m->provider_id);
+	snprintf(e->type, sizeof(e->type), "%s", m->status ? "status" : "message");
+	if (m->status)
+		snprintf(e->dedup_key, sizeof(e->dedup_key), "%s\x1fstatus\x1f%s\x1f%s", e->channel, m->provider_id, m->status);
+	else
+		snprintf(e->dedup_key, sizeof(e->dedup_key), "%s\x1f%s", e->channel, m->provider_id);
+	e->company = m->ch->company;
+	e->domain = m->ch->domain;
+
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "v", 1);
+	cJSON_AddStringToObject(o, "type", e->type);
+	cJSON_AddNumberToObject(o, "company", (double)e->company);
+	cJSON_AddStringToObject(o, "channel", e->channel);
+	cJSON_AddStringToObject(o, "domain", cfg_domains[e->domain]);
+	cJSON_AddStringToObject(o, "conversation", e->key);
+	cJSON_AddStringToObject(o, "customer", m->customer);
+	cJSON_AddStringToObject(o, "provider_id", m->provider_id);
+	cJSON_AddBoolToObject(o, "from_me", m->from_me);
+	if (m->status) {
+		cJSON_AddStringToObject(o, "status", m->status);
+	} else {
+		cJSON_AddStringToObject(o, "kind", m->kind ? m->kind : "text");
+		cJSON_AddStringToObject(o, "text", m->text ? m->text : "");
+		if (m->sender_name)
+			cJSON_AddStringToObject(o, "sender_name", m->sender_name);
+		else
+			cJSON_AddNullToObject(o, "sender_name");
+	}
+	if (m->sent_at > 0) {
+		gw_iso_time(m->sent_at, sent, sizeof(sent));
+		cJSON_AddStringToObject(o, "sent_at", sent);
+	} else {
+		cJSON_AddNullToObject(o, "sent_at");
+	}
+	cJSON_AddStringToObject(o, "received_at", received_at);
+	if (m->media) {
+		cJSON *media = cJSON_AddObjectToObject(o, "media");
+		const char *mime = gw_str(m->media, "mimetype");
+		cJSON *size = cJSON_GetObjectItem(m->media, "fileLength");
+		cJSON_AddStringToObject(media, "type", m->kind);
+		if (!mime)
+			mime = gw_str(m->media, "mime_type");
+		if (mime)
+			cJSON_AddStringToObject(media, "mimetype", mime);
+		if (m->text)
+			cJSON_AddStringToObject(media, "caption", m->text);
+		if (cJSON_IsString(size))
+			cJSON_AddNumberToObject(media, "size", atof(size->valuestring));
+		else if (cJSON_IsNumber(size))
+			cJSON_AddNumberToObject(media, "size", size->valuedouble);
+		const char *mid = gw_str(m->media, "id");
+		if (mid)
+			cJSON_AddStringToObject(media, "id", mid);
+	}
+	e->value = cJSON_PrintUnformatted(o);
+	e->value_len = strlen(e->value);
+	cJSON_Delete(o);
+}

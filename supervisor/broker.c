@@ -1,0 +1,178 @@
+/*
+ * broker: embedded broker process (see broker.h). The proxy is a plain byte pump: each
+ * accepted connection gets a bufferevent pair to the mock's bootstrap port, with
+ * high-water marks so a slow side pauses the other instead of buffering without bound.
+ */
+#include "broker.h"
+#include "log.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <arpa/inet.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BROKER_PIPE_HIGH (4 * 1024 * 1024)
+
+typedef struct {
+	struct event_base *base;
+	struct sockaddr_in upstream;
+	int n_conns;
+} broker_proxy_t;
+
+static void broker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg);
+static void broker_pump_read_cb(struct bufferevent *bev, void *arg);
+static void broker_pump_write_cb(struct bufferevent *bev, void *arg);
+static void broker_pump_event_cb(struct bufferevent *bev, short what, void *arg);
+static void broker_signal_cb(evutil_socket_t sig, short what, void *arg);
+static bool broker_create_topics(rd_kafka_mock_cluster_t *mc, const cfg_t *cfg);
+
+int broker_main(const cfg_t *cfg, int ready_fd)
+{
+	char err[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!rk) {
+		log_error("embedded broker: %s", err);
+		return 1;
+	}
+	rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, 1);
+	if (!mc) {
+		log_error("embedded broker: cannot create the mock cluster");
+		rd_kafka_destroy(rk);
+		return 1;
+	}
+	if (!broker_create_topics(mc, cfg)) {
+		rd_kafka_mock_cluster_destroy(mc);
+		rd_kafka_destroy(rk);
+		return 1;
+	}
+	const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
+
+	broker_proxy_t proxy = {0};
+	char host[64];
+	const char *colon = strrchr(bootstrap, ':');
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - bootstrap), bootstrap);
+	proxy.upstream.sin_family = AF_INET;
+	proxy.upstream.sin_port = htons((uint16_t)atoi(colon + 1));
+	inet_pton(AF_INET, "127.0.0.1", &proxy.upstream.sin_addr);
+
+	proxy.base = event_base_new();
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->kafka.embedded_port)};
+	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+	struct evconnlistener *l = evconnlistener_new_bind(proxy.base, broker_accept_cb, &proxy,
+							   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 128,
+							   (struct sockaddr *)&sin, sizeof(sin));
+	if (!l) {
+		log_error("embedded broker: cannot listen on 127.0.0.1:%d (kafka.embedded_port): %s",
+			  cfg->kafka.embedded_port, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		event_base_free(proxy.base);
+		rd_kafka_mock_cluster_destroy(mc);
+		rd_kafka_destroy(rk);
+		return 1;
+	}
+	struct event *sigterm = evsignal_new(proxy.base, SIGTERM, broker_signal_cb, proxy.base);
+	struct event *sigint = evsignal_new(proxy.base, SIGINT, broker_signal_cb, proxy.base);
+	event_add(sigterm, NULL);
+	event_add(sigint, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	char line[256];
+	int n = snprintf(line, sizeof(line), "BOOTSTRAP %s\n", bootstrap);
+	if (write(ready_fd, line, (size_t)n) != n)
+		log_warn("embedded broker: cannot report the bootstrap address");
+	close(ready_fd);
+	log_info("embedded broker up: in-memory, bootstrap %s, proxied at 127.0.0.1:%d", bootstrap, cfg->kafka.embedded_port);
+
+	event_base_dispatch(proxy.base);
+
+	log_info("embedded broker stopping (its data is in memory and is gone)");
+	evconnlistener_free(l);
+	event_free(sigterm);
+	event_free(sigint);
+	event_base_free(proxy.base);
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(rk);
+	return 0;
+}
+
+static bool broker_create_topics(rd_kafka_mock_cluster_t *mc, const cfg_t *cfg)
+{
+	static const char *const extra[] = {"events", "outbound", "dlq"};
+	char topic[256];
+	for (int i = 0; i < CFG_MAX_DOMAINS + 3; i++) {
+		const char *suffix = i < CFG_MAX_DOMAINS ? cfg_domains[i] : extra[i - CFG_MAX_DOMAINS];
+		cfg_topic(cfg, suffix, topic, sizeof(topic));
+		rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, topic, cfg->kafka.partitions, 1);
+		if (e) {
+			log_error("embedded broker: create topic %s: %s", topic, rd_kafka_err2str(e));
+			return false;
+		}
+	}
+	return true;
+}
+
+static void broker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+	broker_proxy_t *p = arg;
+	(void)l, (void)sa, (void)len;
+	struct bufferevent *down = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *up = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!down || !up || bufferevent_socket_connect(up, (struct sockaddr *)&p->upstream, sizeof(p->upstream)) < 0) {
+		if (down)
+			bufferevent_free(down);
+		if (up)
+			bufferevent_free(up);
+		return;
+	}
+	bufferevent_setcb(down, broker_pump_read_cb, NULL, broker_pump_event_cb, up);
+	bufferevent_setcb(up, broker_pump_read_cb, NULL, broker_pump_event_cb, down);
+	bufferevent_enable(down, EV_READ | EV_WRITE);
+	bufferevent_enable(up, EV_READ | EV_WRITE);
+}
+
+static void broker_pump_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct bufferevent *other = arg;
+	bufferevent_write_buffer(other, bufferevent_get_input(bev));
+	if (evbuffer_get_length(bufferevent_get_output(other)) >= BROKER_PIPE_HIGH) {
+		bufferevent_disable(bev, EV_READ);
+		bufferevent_setwatermark(other, EV_WRITE, BROKER_PIPE_HIGH / 2, 0);
+		bufferevent_setcb(other, broker_pump_read_cb, broker_pump_write_cb, broker_pump_event_cb, bev);
+	}
+}
+
+/* The other side drained: resume reading from the side that filled it. */
+static void broker_pump_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct bufferevent *other = arg;
+	bufferevent_setcb(bev, broker_pump_read_cb, NULL, broker_pump_event_cb, other);
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_enable(other, EV_READ);
+}
+
+static void broker_pump_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct bufferevent *other = arg;
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		/* flush what we have to the other side, then drop both */
+		bufferevent_write_buffer(other, bufferevent_get_input(bev));
+		bufferevent_free(bev);
+		bufferevent_setcb(other, NULL, NULL, NULL, NULL);
+		bufferevent_free(other);
+	}
+}
+
+static void broker_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig, (void)what;
+	event_base_loopbreak(arg);
+}

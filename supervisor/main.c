@@ -1,0 +1,292 @@
+/*
+ * atende: the supervisor and ops CLI. `atende run` supervises the whole system; the
+ * other verbs are one-shot tools for operators (tokens, migrations, psql, config checks).
+ */
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+#include "migrate.h"
+#include "pgembed.h"
+#include "proc.h"
+#include "sup.h"
+#include "token.h"
+
+#include <cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *usage;
+	const char *help;
+} main_verb_t;
+
+static int main_run(int argc, char **argv);
+static int main_token(int argc, char **argv);
+static int main_migrate(int argc, char **argv);
+static int main_psql(int argc, char **argv);
+static int main_check_config(int argc, char **argv);
+static int main_status(int argc, char **argv);
+static int main_embedded_broker(int argc, char **argv);
+static const char *main_opt(int argc, char **argv, const char *name);
+static bool main_has(int argc, char **argv, const char *name);
+static bool main_load(int argc, char **argv, cfg_t *cfg);
+
+static const main_verb_t main_verbs[] = {
+	{"run", main_run, "run -c FILE", "run the whole system in the foreground (logs on stderr)"},
+	{"token", main_token, "token -c FILE --agent A --company C [--role agent|supervisor] [--ttl 8h]",
+	 "print a signed agent token (last line)"},
+	{"status", main_status, "status -c FILE [--json]", "show each process of a running system"},
+	{"migrate", main_migrate, "migrate -c FILE [--wait SECONDS]", "apply schema migrations and seed companies/agents"},
+	{"check-config", main_check_config, "check-config -c FILE | check-config --docs",
+	 "validate a config file (every error as file:line: what), or print every key"},
+	{"psql", main_psql, "psql -c FILE [-- psql args]", "open psql on the configured database (embedded or not)"},
+	{"embedded-broker", main_embedded_broker, NULL, NULL},
+};
+#define MAIN_N_VERBS (sizeof(main_verbs) / sizeof(main_verbs[0]))
+
+static void main_usage(FILE *f)
+{
+	fprintf(f, "usage: atende VERB -c FILE [options]\n\nverbs:\n");
+	for (size_t i = 0; i < MAIN_N_VERBS; i++)
+		if (main_verbs[i].usage)
+			fprintf(f, "  %-16s %s\n", main_verbs[i].name, main_verbs[i].help);
+	fprintf(f, "\n`atende VERB --help` describes a verb. The config defaults to deploy/atende.conf.\n");
+}
+
+int main(int argc, char **argv)
+{
+	log_init("atende");
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		main_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < MAIN_N_VERBS; i++) {
+		if (strcmp(argv[1], main_verbs[i].name) != 0)
+			continue;
+		if (main_has(argc, argv, "--help")) {
+			printf("usage: atende %s\n%s\n", main_verbs[i].usage ? main_verbs[i].usage : main_verbs[i].name,
+			       main_verbs[i].help ? main_verbs[i].help : "");
+			return 0;
+		}
+		return main_verbs[i].fn(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "atende: unknown verb \"%s\" (atende --help lists them)\n", argv[1]);
+	return 2;
+}
+
+static const char *main_opt(int argc, char **argv, const char *name)
+{
+	for (int i = 1; i < argc - 1; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return NULL;
+		if (strcmp(argv[i], name) == 0)
+			return argv[i + 1];
+	}
+	return NULL;
+}
+
+static bool main_has(int argc, char **argv, const char *name)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return false;
+		if (strcmp(argv[i], name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool main_load(int argc, char **argv, cfg_t *cfg)
+{
+	const char *path = main_opt(argc, argv, "-c");
+	char err[8192];
+	if (!path)
+		path = "deploy/atende.conf";
+	if (!cfg_load(path, cfg, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		cfg_free(cfg);
+		return false;
+	}
+	proc_apply_env(cfg);
+	log_set_level((log_level_t)log_level_parse(cfg->log.level));
+	log_set_format(strcmp(cfg->log.format, "json") == 0 ? LOG_FMT_JSON : LOG_FMT_TEXT);
+	return true;
+}
+
+static int main_run(int argc, char **argv)
+{
+	cfg_t *cfg = calloc(1, sizeof(*cfg));
+	log_init("supervisor");
+	if (!main_load(argc, argv, cfg))
+		return 1;
+	int rc = sup_run(cfg);
+	cfg_free(cfg);
+	free(cfg);
+	return rc;
+}
+
+static int main_token(int argc, char **argv)
+{
+	cfg_t cfg;
+	if (!main_load(argc, argv, &cfg))
+		return 1;
+	const char *agent = main_opt(argc, argv, "--agent"), *company = main_opt(argc, argv, "--company");
+	const char *role = main_opt(argc, argv, "--role"), *ttl_s = main_opt(argc, argv, "--ttl");
+	token_claims_t claims = {0};
+	long ttl = token_parse_ttl(ttl_s ? ttl_s : cfg.auth.default_ttl);
+	char *end;
+	int rc = 1;
+	if (!agent || !company) {
+		fprintf(stderr, "token: --agent and --company are required\n");
+	} else if ((claims.agent = strtol(agent, &end, 10)) <= 0 || *end) {
+		fprintf(stderr, "token: --agent must be a positive integer\n");
+	} else if ((claims.company = strtol(company, &end, 10)) <= 0 || *end) {
+		fprintf(stderr, "token: --company must be a positive integer\n");
+	} else if (role && strcmp(role, "agent") != 0 && strcmp(role, "supervisor") != 0) {
+		fprintf(stderr, "token: --role must be agent or supervisor\n");
+	} else if (ttl <= 0) {
+		fprintf(stderr, "token: --ttl \"%s\" is not a duration like 8h, 30m, 3600\n", ttl_s);
+	} else {
+		snprintf(claims.role, sizeof(claims.role), "%s", role ? role : "agent");
+		claims.iat = (long)time(NULL);
+		claims.exp = claims.iat + ttl;
+		char *tok = token_sign(cfg.auth.token_secret, &claims);
+		if (tok) {
+			printf("%s\n", tok);
+			free(tok);
+			rc = 0;
+		} else {
+			fprintf(stderr, "token: signing failed\n");
+		}
+	}
+	cfg_free(&cfg);
+	return rc;
+}
+
+static int main_migrate(int argc, char **argv)
+{
+	cfg_t cfg;
+	char ci[1024];
+	if (!main_load(argc, argv, &cfg))
+		return 1;
+	if (!cfg.postgres.conninfo[0]) {
+		free(cfg.postgres.conninfo);
+		cfg.postgres.conninfo = strdup(pgembed_conninfo(&cfg, ci, sizeof(ci)));
+	}
+	const char *wait = main_opt(argc, argv, "--wait");
+	int rc = migrate_run(&cfg, wait ? atoi(wait) : 5);
+	cfg_free(&cfg);
+	return rc;
+}
+
+static int main_psql(int argc, char **argv)
+{
+	cfg_t cfg;
+	char ci[1024];
+	if (!main_load(argc, argv, &cfg))
+		return 1;
+	const char *conninfo = cfg.postgres.conninfo[0] ? cfg.postgres.conninfo : pgembed_conninfo(&cfg, ci, sizeof(ci));
+	char **args = calloc((size_t)argc + 3, sizeof(char *));
+	int n = 0;
+	args[n++] = "psql";
+	args[n++] = (char *)conninfo;
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--") == 0) {
+			for (i++; i < argc; i++)
+				args[n++] = argv[i];
+		}
+	execvp("psql", args);
+	fprintf(stderr, "psql: cannot run psql: %s (install the Debian package postgresql-client)\n", strerror(errno));
+	return 1;
+}
+
+static int main_check_config(int argc, char **argv)
+{
+	if (main_has(argc, argv, "--docs")) {
+		cfg_print_docs();
+		return 0;
+	}
+	const char *path = main_opt(argc, argv, "-c");
+	cfg_t cfg;
+	char err[16384];
+	if (!path)
+		path = "deploy/atende.conf";
+	if (!cfg_load(path, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		cfg_free(&cfg);
+		return 1;
+	}
+	printf("%s: ok (%d channels, %d companies)\n", path, cfg.n_channels, cfg.n_companies);
+	cfg_free(&cfg);
+	return 0;
+}
+
+static size_t main_curl_sink(char *p, size_t sz, size_t n, void *arg)
+{
+	FILE *f = arg;
+	return fwrite(p, sz, n, f);
+}
+
+/* Asks the running supervisor for its processes (its /healthz on metrics.listen). */
+static int main_status(int argc, char **argv)
+{
+	cfg_t cfg;
+	char url[512], *body = NULL;
+	size_t len = 0;
+	long code = 0;
+	if (!main_load(argc, argv, &cfg))
+		return 1;
+	snprintf(url, sizeof(url), "http://%s/healthz", cfg.metrics.listen);
+	FILE *mem = open_memstream(&body, &len);
+	CURL *c = curl_easy_init();
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, main_curl_sink);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+	CURLcode rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(c);
+	fclose(mem);
+	if (rc != CURLE_OK) {
+		fprintf(stderr, "status: atende is not running at %s (%s)\n", cfg.metrics.listen, curl_easy_strerror(rc));
+		free(body);
+		cfg_free(&cfg);
+		return 1;
+	}
+	if (main_has(argc, argv, "--json")) {
+		printf("%s\n", body);
+	} else {
+		cJSON *root = cJSON_Parse(body), *p;
+		printf("%-10s %-6s %-8s %-8s %s\n", "PROCESS", "INDEX", "PID", "UP", "RESTARTS");
+		cJSON_ArrayForEach(p, cJSON_GetObjectItem(root, "processes"))
+		{
+			printf("%-10s %-6d %-8d %-8s %d\n", cJSON_GetObjectItem(p, "role")->valuestring,
+			       cJSON_GetObjectItem(p, "index")->valueint, cJSON_GetObjectItem(p, "pid")->valueint,
+			       cJSON_IsTrue(cJSON_GetObjectItem(p, "up")) ? "yes" : "NO",
+			       cJSON_GetObjectItem(p, "restarts")->valueint);
+		}
+		cJSON_Delete(root);
+	}
+	free(body);
+	cfg_free(&cfg);
+	return code == 200 ? 0 : 1;
+}
+
+static int main_embedded_broker(int argc, char **argv)
+{
+	cfg_t cfg;
+	log_init("broker");
+	if (!main_load(argc, argv, &cfg))
+		return 1;
+	const char *fd = getenv("ATENDE_READY_FD");
+	int rc = broker_main(&cfg, fd ? atoi(fd) : STDOUT_FILENO);
+	cfg_free(&cfg);
+	return rc;
+}

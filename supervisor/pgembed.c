@@ -1,0 +1,190 @@
+/*
+ * pgembed: embedded PostgreSQL set-up and launch (see pgembed.h). Every external
+ * program (useradd, initdb, postgres) is run by fork+exec with an argv, never through
+ * a shell, so paths with spaces or quotes cannot break anything.
+ */
+#include "pgembed.h"
+#include "log.h"
+#include "proc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static bool pgembed_bin_dir(const cfg_t *cfg, char *buf, size_t len);
+static int pgembed_run(char *const argv[], const struct passwd *as);
+static bool pgembed_drop_to(const struct passwd *pw);
+static bool pgembed_mkdir_owned(const char *path, const struct passwd *pw, mode_t mode, char *err, size_t errlen);
+
+bool pgembed_prepare(const cfg_t *cfg, char *err, size_t errlen)
+{
+	char bindir[512], pgdir[1024], rundir[1024], tool[1100], probe[1100];
+	struct passwd *pw = NULL;
+	struct stat st;
+
+	if (!pgembed_bin_dir(cfg, bindir, sizeof(bindir))) {
+		snprintf(err, errlen, "no PostgreSQL server binaries found (install the Debian package postgresql, or set postgres.bin_dir)");
+		return false;
+	}
+	cfg_data_path(cfg, "pg", pgdir, sizeof(pgdir));
+	cfg_data_path(cfg, "run", rundir, sizeof(rundir));
+	if (strlen(rundir) > 90) {
+		snprintf(err, errlen, "%s is too long for a unix socket path; use a shorter data_dir", rundir);
+		return false;
+	}
+	if (geteuid() == 0) {
+		pw = getpwnam(cfg->postgres.user);
+		if (!pw) {
+			char *argv[] = {"useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell",
+					"/usr/sbin/nologin", (char *)cfg->postgres.user, NULL};
+			log_info("creating system user %s for the embedded PostgreSQL", cfg->postgres.user);
+			if (pgembed_run(argv, NULL) != 0 || !(pw = getpwnam(cfg->postgres.user))) {
+				snprintf(err, errlen, "cannot create system user %s (useradd failed)", cfg->postgres.user);
+				return false;
+			}
+		}
+	}
+	if (!pgembed_mkdir_owned(pgdir, pw, 0700, err, errlen) || !pgembed_mkdir_owned(rundir, pw, 0755, err, errlen))
+		return false;
+	if (pw) {
+		/* the server must be able to reach its folders: every parent needs search permission for it */
+		snprintf(probe, sizeof(probe), "%s/PG_VERSION", pgdir);
+		char *argv[] = {"test", "-w", pgdir, NULL};
+		if (pgembed_run(argv, pw) != 0) {
+			snprintf(err, errlen, "user %s cannot reach %s: give its parent folders o+x (chmod o+x) or set data_dir elsewhere",
+				 cfg->postgres.user, pgdir);
+			return false;
+		}
+	}
+	snprintf(probe, sizeof(probe), "%s/PG_VERSION", pgdir);
+	if (stat(probe, &st) == 0)
+		return true;
+
+	log_info("initdb: creating the embedded PostgreSQL cluster in %s", pgdir);
+	snprintf(tool, sizeof(tool), "%s/initdb", bindir);
+	char *argv[] = {tool, "-D", pgdir, "-U", "atende", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions", NULL};
+	int rc = pgembed_run(argv, pw);
+	if (rc != 0) {
+		snprintf(err, errlen, "initdb failed (exit %d); see the lines above", rc);
+		return false;
+	}
+	return true;
+}
+
+pid_t pgembed_spawn(const cfg_t *cfg)
+{
+	char bindir[512], pgdir[1024], rundir[1024], tool[1100], port[16];
+	struct passwd *pw = geteuid() == 0 ? getpwnam(cfg->postgres.user) : NULL;
+	if (!pgembed_bin_dir(cfg, bindir, sizeof(bindir)))
+		return -1;
+	cfg_data_path(cfg, "pg", pgdir, sizeof(pgdir));
+	cfg_data_path(cfg, "run", rundir, sizeof(rundir));
+	snprintf(tool, sizeof(tool), "%s/postgres", bindir);
+	snprintf(port, sizeof(port), "%d", cfg->postgres.embedded_port);
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	proc_child_setup();
+	if (pw && !pgembed_drop_to(pw))
+		_exit(126);
+	char *argv[] = {tool, "-D", pgdir, "-k", rundir, "-p", port, "-h", "127.0.0.1",
+			"-c", "max_connections=200", "-c", "shared_buffers=128MB",
+			"-c", "log_min_messages=warning", "-c", "log_line_prefix=ts=%m proc=postgres pid=%p ",
+			NULL};
+	execv(tool, argv);
+	fprintf(stderr, "exec %s: %s\n", tool, strerror(errno));
+	_exit(127);
+}
+
+const char *pgembed_conninfo(const cfg_t *cfg, char *buf, size_t len)
+{
+	char rundir[1024];
+	cfg_data_path(cfg, "run", rundir, sizeof(rundir));
+	snprintf(buf, len, "host=%s port=%d dbname=atende user=atende", rundir, cfg->postgres.embedded_port);
+	return buf;
+}
+
+/* Newest /usr/lib/postgresql/<version>/bin holding a postgres binary, unless configured. */
+static bool pgembed_bin_dir(const cfg_t *cfg, char *buf, size_t len)
+{
+	struct stat st;
+	char probe[600];
+	if (cfg->postgres.bin_dir[0]) {
+		snprintf(buf, len, "%s", cfg->postgres.bin_dir);
+		snprintf(probe, sizeof(probe), "%s/postgres", buf);
+		return stat(probe, &st) == 0;
+	}
+	DIR *d = opendir("/usr/lib/postgresql");
+	int best = -1;
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		int v = atoi(e->d_name);
+		snprintf(probe, sizeof(probe), "/usr/lib/postgresql/%s/bin/postgres", e->d_name);
+		if (v > best && stat(probe, &st) == 0)
+			best = v;
+	}
+	if (d)
+		closedir(d);
+	if (best < 0)
+		return false;
+	snprintf(buf, len, "/usr/lib/postgresql/%d/bin", best);
+	return true;
+}
+
+/* Runs argv to completion, optionally as another user; returns its exit status. */
+static int pgembed_run(char *const argv[], const struct passwd *as)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		proc_child_setup();
+		if (as && !pgembed_drop_to(as))
+			_exit(126);
+		execvp(argv[0], argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static bool pgembed_drop_to(const struct passwd *pw)
+{
+	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+		fprintf(stderr, "cannot switch to user %s: %s\n", pw->pw_name, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+static bool pgembed_mkdir_owned(const char *path, const struct passwd *pw, mode_t mode, char *err, size_t errlen)
+{
+	char tmp[1024];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			mkdir(tmp, 0755);
+			*p = '/';
+		}
+	if (mkdir(tmp, mode) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+		return false;
+	}
+	if (pw && chown(path, pw->pw_uid, pw->pw_gid) != 0) {
+		snprintf(err, errlen, "chown %s: %s", path, strerror(errno));
+		return false;
+	}
+	chmod(path, mode);
+	return true;
+}

@@ -1,0 +1,587 @@
+/*
+ * sup: the supervisor loop (see sup.h). It never creates a librdkafka, libpq or libcurl
+ * handle itself: migrations and the embedded broker run in exec'd children, so every
+ * fork happens in a process with no library threads or sockets to inherit.
+ */
+#include "sup.h"
+#include "http.h"
+#include "log.h"
+#include "pgembed.h"
+#include "proc.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef enum { ROLE_POSTGRES, ROLE_BROKER, ROLE_INGRESS, ROLE_WORKER, ROLE_NOTIFIER } sup_role_t;
+static const char *const sup_role_names[] = {"postgres", "broker", "ingress", "worker", "notifier"};
+
+typedef struct {
+	sup_role_t role;
+	int index;               /* worker index */
+	pid_t pid;               /* 0 while not running */
+	int restarts;
+	int backoff_ms;          /* delay before the next restart after a crash */
+	time_t started;
+	bool planned_stop;       /* stopped by us (pipeline restart): restart at once, no backoff */
+	struct event *restart_ev;
+} sup_child_t;
+
+/* Shutdown stages, in order: each waits for its children to exit (or escalates after
+ * supervisor.shutdown_timeout_s) before the next starts. */
+typedef enum {
+	STAGE_RUNNING, STAGE_INGRESS, STAGE_WORKERS, STAGE_NOTIFIER, STAGE_BROKER, STAGE_POSTGRES, STAGE_DONE
+} sup_stage_t;
+
+typedef struct {
+	cfg_t *cfg;
+	struct event_base *base;
+	sup_child_t *children;
+	int n_children;
+	char brokers[512];       /* bootstrap handed to the children */
+	char conninfo[1024];     /* conninfo handed to the children */
+	long long epoch;         /* broker incarnation */
+	bool embedded_pg, embedded_broker;
+	int broker_pipe;         /* read end while waiting for the broker's address, else -1 */
+	struct event *broker_ev;
+	sup_stage_t stage;
+	bool immediate;          /* second signal: kill everything now */
+	struct event *stage_timer;
+	http_server_t *http;
+	int exit_status;
+	char self_dir[PATH_MAX]; /* folder of the atende executables */
+} sup_t;
+
+static sup_t S;
+
+static bool sup_start_infra(void);
+static void sup_spawn(sup_child_t *c);
+static void sup_spawn_broker(sup_child_t *c);
+static bool sup_wait_broker_line(int fd, int timeout_ms);
+static void sup_broker_line_cb(evutil_socket_t fd, short what, void *arg);
+static void sup_handle_broker_line(const char *line);
+static void sup_restart_pipeline(void);
+static void sup_signal_cb(evutil_socket_t sig, short what, void *arg);
+static void sup_reap(void);
+static void sup_child_exited(sup_child_t *c, int status);
+static void sup_restart_cb(evutil_socket_t fd, short what, void *arg);
+static void sup_begin_shutdown(void);
+static void sup_advance_stage(void);
+static void sup_stage_timeout_cb(evutil_socket_t fd, short what, void *arg);
+static bool sup_stage_has(sup_stage_t st, sup_role_t role);
+static void sup_reload(void);
+static void sup_http_cb(http_request_t *req, void *arg);
+static int sup_run_migrate(void);
+static sup_child_t *sup_add_child(sup_role_t role, int index);
+static void sup_describe_status(int status, char *buf, size_t len);
+
+int sup_run(cfg_t *cfg)
+{
+	char path[PATH_MAX], err[512];
+	memset(&S, 0, sizeof(S));
+	S.cfg = cfg;
+	S.broker_pipe = -1;
+	S.embedded_pg = !cfg->postgres.conninfo[0];
+	S.embedded_broker = !cfg->kafka.brokers[0];
+	ssize_t n = readlink("/proc/self/exe", S.self_dir, sizeof(S.self_dir) - 1);
+	if (n <= 0) {
+		log_error("cannot find my own executable");
+		return 1;
+	}
+	S.self_dir[n] = 0;
+	*strrchr(S.self_dir, '/') = 0;
+
+	/* one supervisor per data_dir */
+	cfg_data_path(cfg, "", path, sizeof(path));
+	mkdir(path, 0755);
+	cfg_data_path(cfg, "atende.lock", path, sizeof(path));
+	int lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {
+		log_error("%s: another atende run is using this data_dir", path);
+		return 1;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	S.base = event_base_new();
+	int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct event *ev = evsignal_new(S.base, sigs[i], sup_signal_cb, NULL);
+		event_add(ev, NULL);
+	}
+	http_limits_t lim = {.max_header_bytes = 16384, .max_body_bytes = 65536, .max_connections = 256,
+			     .request_timeout_ms = 10000, .idle_timeout_ms = 60000};
+	S.http = http_server_new(S.base, cfg->metrics.listen, &lim, sup_http_cb, NULL, err, sizeof(err));
+	if (!S.http) {
+		log_error("metrics.listen %s: %s", cfg->metrics.listen, err);
+		return 1;
+	}
+	S.children = calloc((size_t)cfg->workers.count + 8, sizeof(sup_child_t));
+	if (!sup_start_infra()) {
+		S.exit_status = 1;
+		sup_begin_shutdown();
+	} else {
+		sup_add_child(ROLE_INGRESS, 0);
+		for (int i = 0; i < cfg->workers.count; i++)
+			sup_add_child(ROLE_WORKER, i);
+		sup_add_child(ROLE_NOTIFIER, 0);
+		for (int i = 0; i < S.n_children; i++)
+			if (S.children[i].role >= ROLE_INGRESS)
+				sup_spawn(&S.children[i]);
+		log_info("atende running: ingress %s, notifier %s, metrics %s, %d workers, broker %s%s, postgres %s",
+			 cfg->ingress.listen, cfg->notifier.listen, cfg->metrics.listen, cfg->workers.count,
+			 S.embedded_broker ? "embedded (in-memory) " : "", S.brokers,
+			 S.embedded_pg ? "embedded" : "external");
+	}
+	if (S.stage != STAGE_DONE)
+		event_base_dispatch(S.base);
+
+	http_server_free(S.http);
+	log_info("atende stopped");
+	close(lock);
+	return S.exit_status;
+}
+
+/* Starts the embedded PostgreSQL and broker (as configured) and applies migrations.
+ * Blocking: this runs before the loop, when nothing else is up yet. */
+static bool sup_start_infra(void)
+{
+	char err[1024];
+	if (S.embedded_pg) {
+		if (!pgembed_prepare(S.cfg, err, sizeof(err))) {
+			log_error("embedded PostgreSQL: %s", err);
+			return false;
+		}
+		pgembed_conninfo(S.cfg, S.conninfo, sizeof(S.conninfo));
+		sup_spawn(sup_add_child(ROLE_POSTGRES, 0));
+	} else {
+		snprintf(S.conninfo, sizeof(S.conninfo), "%s", S.cfg->postgres.conninfo);
+	}
+	if (sup_run_migrate() != 0) {
+		log_error("cannot prepare the database; stopping");
+		return false;
+	}
+	if (S.embedded_broker) {
+		sup_child_t *b = sup_add_child(ROLE_BROKER, 0);
+		sup_spawn(b);
+		if (b->pid <= 0 || !sup_wait_broker_line(S.broker_pipe, 15000)) {
+			log_error("the embedded broker did not start; stopping");
+			return false;
+		}
+	} else {
+		snprintf(S.brokers, sizeof(S.brokers), "%s", S.cfg->kafka.brokers);
+		S.epoch = 1;
+	}
+	return true;
+}
+
+/* Runs `atende migrate` in a child and waits for it (start-up step). */
+static int sup_run_migrate(void)
+{
+	char exe[PATH_MAX + 16];
+	snprintf(exe, sizeof(exe), "%s/atende", S.self_dir);
+	pid_t pid = fork();
+	if (pid == 0) {
+		proc_child_setup();
+		setenv(PROC_ENV_CONNINFO, S.conninfo, 1);
+		char *argv[] = {exe, "migrate", "-c", S.cfg->path, "--wait", "60", NULL};
+		execv(exe, argv);
+		_exit(127);
+	}
+	int status = 0;
+	for (;;) {
+		pid_t w = waitpid(-1, &status, 0);
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR)
+			return 1;
+		if (w > 0) {
+			for (int i = 0; i < S.n_children; i++)
+				if (S.children[i].pid == w) {
+					char why[64];
+					sup_describe_status(status, why, sizeof(why));
+					log_error("%s exited during start-up (%s)", sup_role_names[S.children[i].role], why);
+					S.children[i].pid = 0;
+					kill(pid, SIGTERM);
+				}
+		}
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+static sup_child_t *sup_add_child(sup_role_t role, int index)
+{
+	sup_child_t *c = &S.children[S.n_children++];
+	c->role = role;
+	c->index = index;
+	c->backoff_ms = S.cfg->supervisor.backoff_initial_ms;
+	c->restart_ev = evtimer_new(S.base, sup_restart_cb, c);
+	return c;
+}
+
+static void sup_spawn(sup_child_t *c)
+{
+	static const char *const progs[] = {NULL, NULL, "atende-ingress", "atende-worker", "atende-notifier"};
+	char exe[PATH_MAX + 32], idx[16], epoch[32];
+	if (c->role == ROLE_POSTGRES) {
+		c->pid = pgembed_spawn(S.cfg);
+	} else if (c->role == ROLE_BROKER) {
+		sup_spawn_broker(c);
+	} else {
+		snprintf(exe, sizeof(exe), "%s/%s", S.self_dir, progs[c->role]);
+		snprintf(idx, sizeof(idx), "%d", c->index);
+		snprintf(epoch, sizeof(epoch), "%lld", S.epoch);
+		c->pid = fork();
+		if (c->pid == 0) {
+			proc_child_setup();
+			setenv(PROC_ENV_BROKERS, S.brokers, 1);
+			setenv(PROC_ENV_CONNINFO, S.conninfo, 1);
+			setenv(PROC_ENV_EPOCH, epoch, 1);
+			setenv(PROC_ENV_INDEX, idx, 1);
+			char *argv[] = {exe, "-c", S.cfg->path, NULL};
+			execv(exe, argv);
+			fprintf(stderr, "exec %s: %s\n", exe, strerror(errno));
+			_exit(127);
+		}
+	}
+	if (c->pid < 0) {
+		log_error("cannot start %s: %s", sup_role_names[c->role], strerror(errno));
+		c->pid = 0;
+		return;
+	}
+	c->started = time(NULL);
+	c->planned_stop = false;
+	log_info("started %s[%d] pid %d", sup_role_names[c->role], c->index, (int)c->pid);
+}
+
+/* The broker reports its bootstrap address on a pipe; we read it asynchronously except
+ * at start-up, where nothing can run without it. */
+static void sup_spawn_broker(sup_child_t *c)
+{
+	char exe[PATH_MAX + 16], fdnum[16];
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		c->pid = -1;
+		return;
+	}
+	snprintf(exe, sizeof(exe), "%s/atende", S.self_dir);
+	c->pid = fork();
+	if (c->pid == 0) {
+		proc_child_setup();
+		close(p[0]);
+		fcntl(p[1], F_SETFD, 0);
+		snprintf(fdnum, sizeof(fdnum), "%d", p[1]);
+		setenv("ATENDE_READY_FD", fdnum, 1);
+		char *argv[] = {exe, "embedded-broker", "-c", S.cfg->path, NULL};
+		execv(exe, argv);
+		_exit(127);
+	}
+	close(p[1]);
+	if (S.broker_ev) {
+		event_free(S.broker_ev);
+		S.broker_ev = NULL;
+	}
+	if (S.broker_pipe >= 0)
+		close(S.broker_pipe);
+	S.broker_pipe = p[0];
+	if (S.stage == STAGE_RUNNING && S.n_children > 2) {
+		/* a restart while running: read the address from the loop */
+		S.broker_ev = event_new(S.base, p[0], EV_READ | EV_PERSIST, sup_broker_line_cb, NULL);
+		event_add(S.broker_ev, NULL);
+	}
+}
+
+static bool sup_wait_broker_line(int fd, int timeout_ms)
+{
+	char line[512];
+	size_t got = 0;
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	while (got < sizeof(line) - 1) {
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			return false;
+		ssize_t r = read(fd, line + got, sizeof(line) - 1 - got);
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+		line[got] = 0;
+		if (strchr(line, '\n')) {
+			sup_handle_broker_line(line);
+			return S.brokers[0] != 0;
+		}
+	}
+	return false;
+}
+
+static void sup_broker_line_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char line[512];
+	(void)what, (void)arg;
+	ssize_t r = read(fd, line, sizeof(line) - 1);
+	event_free(S.broker_ev);
+	S.broker_ev = NULL;
+	close(S.broker_pipe);
+	S.broker_pipe = -1;
+	if (r <= 0)
+		return; /* it died before reporting: the reaper restarts it */
+	line[r] = 0;
+	sup_handle_broker_line(line);
+	sup_restart_pipeline();
+}
+
+static void sup_handle_broker_line(const char *line)
+{
+	struct timeval tv;
+	if (strncmp(line, "BOOTSTRAP ", 10) != 0)
+		return;
+	snprintf(S.brokers, sizeof(S.brokers), "%.*s", (int)strcspn(line + 10, "\r\n"), line + 10);
+	gettimeofday(&tv, NULL);
+	S.epoch = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+	log_info("embedded broker at %s (epoch %lld)", S.brokers, S.epoch);
+}
+
+/* The broker came back empty: every pipeline process must reconnect to the new address
+ * and start from the new broker's beginning, so stop them and start them again. */
+static void sup_restart_pipeline(void)
+{
+	log_warn("embedded broker restarted with empty topics: restarting ingress, workers and notifier");
+	for (int i = 0; i < S.n_children; i++) {
+		sup_child_t *c = &S.children[i];
+		if (c->role < ROLE_INGRESS)
+			continue;
+		if (c->pid > 0) {
+			c->planned_stop = true;
+			kill(c->pid, SIGTERM);
+		} else {
+			evtimer_del(c->restart_ev);
+			sup_spawn(c);
+		}
+	}
+}
+
+static void sup_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what, (void)arg;
+	switch (sig) {
+	case SIGCHLD:
+		sup_reap();
+		break;
+	case SIGHUP:
+		sup_reload();
+		break;
+	default:
+		if (S.stage == STAGE_RUNNING) {
+			log_info("signal %d: draining (a second signal stops at once)", (int)sig);
+			sup_begin_shutdown();
+		} else if (!S.immediate) {
+			log_warn("second signal: stopping immediately");
+			S.immediate = true;
+			for (int i = 0; i < S.n_children; i++)
+				if (S.children[i].pid > 0)
+					kill(S.children[i].pid, S.children[i].role == ROLE_POSTGRES ? SIGQUIT : SIGKILL);
+		}
+	}
+}
+
+static void sup_reap(void)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (int i = 0; i < S.n_children; i++)
+			if (S.children[i].pid == pid)
+				sup_child_exited(&S.children[i], status);
+	if (S.stage != STAGE_RUNNING)
+		sup_advance_stage();
+}
+
+static void sup_child_exited(sup_child_t *c, int status)
+{
+	char why[64];
+	sup_describe_status(status, why, sizeof(why));
+	c->pid = 0;
+	if (S.stage != STAGE_RUNNING) {
+		log_info("%s stopped (%s)", sup_role_names[c->role], why);
+		return;
+	}
+	if (c->planned_stop) {
+		sup_spawn(c);
+		return;
+	}
+	time_t up = time(NULL) - c->started;
+	if (up >= S.cfg->supervisor.healthy_after_s)
+		c->backoff_ms = S.cfg->supervisor.backoff_initial_ms;
+	c->restarts++;
+	log_error("%s pid %d exited (%s) after %lds; restart #%d in %d ms", sup_role_names[c->role], (int)c->pid, why,
+		  (long)up, c->restarts, c->backoff_ms);
+	struct timeval tv = {c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000};
+	evtimer_add(c->restart_ev, &tv);
+	c->backoff_ms = c->backoff_ms * 2 > S.cfg->supervisor.backoff_max_ms ? S.cfg->supervisor.backoff_max_ms
+									      : c->backoff_ms * 2;
+}
+
+static void sup_restart_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	if (S.stage == STAGE_RUNNING)
+		sup_spawn(arg);
+}
+
+static void sup_begin_shutdown(void)
+{
+	for (int i = 0; i < S.n_children; i++)
+		evtimer_del(S.children[i].restart_ev);
+	S.stage = STAGE_RUNNING;
+	S.stage_timer = evtimer_new(S.base, sup_stage_timeout_cb, NULL);
+	http_server_stop_accepting(S.http);
+	sup_advance_stage();
+}
+
+static bool sup_stage_has(sup_stage_t st, sup_role_t role)
+{
+	switch (st) {
+	case STAGE_INGRESS: return role == ROLE_INGRESS;
+	case STAGE_WORKERS: return role == ROLE_WORKER;
+	case STAGE_NOTIFIER: return role == ROLE_NOTIFIER;
+	case STAGE_BROKER: return role == ROLE_BROKER;
+	case STAGE_POSTGRES: return role == ROLE_POSTGRES;
+	default: return false;
+	}
+}
+
+/* Moves to the next stage whose children are still running, signalling them. */
+static void sup_advance_stage(void)
+{
+	for (;;) {
+		bool waiting = false;
+		for (int i = 0; i < S.n_children; i++)
+			if (S.children[i].pid > 0 && (S.immediate || sup_stage_has(S.stage, S.children[i].role)))
+				waiting = true;
+		if (waiting)
+			return;
+		if (S.stage == STAGE_DONE || (S.immediate && S.stage != STAGE_RUNNING)) {
+			S.stage = STAGE_DONE;
+			event_base_loopbreak(S.base);
+			return;
+		}
+		S.stage++;
+		if (S.stage == STAGE_DONE) {
+			event_base_loopbreak(S.base);
+			return;
+		}
+		bool any = false;
+		for (int i = 0; i < S.n_children; i++) {
+			sup_child_t *c = &S.children[i];
+			if (c->pid > 0 && sup_stage_has(S.stage, c->role)) {
+				kill(c->pid, c->role == ROLE_POSTGRES ? SIGINT : SIGTERM);
+				any = true;
+			}
+		}
+		if (any) {
+			struct timeval tv = {S.cfg->supervisor.shutdown_timeout_s, 0};
+			evtimer_add(S.stage_timer, &tv);
+			return;
+		}
+	}
+}
+
+static void sup_stage_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+	for (int i = 0; i < S.n_children; i++) {
+		sup_child_t *c = &S.children[i];
+		if (c->pid > 0 && sup_stage_has(S.stage, c->role)) {
+			log_warn("%s pid %d did not stop within %ds: killing it", sup_role_names[c->role], (int)c->pid,
+				 S.cfg->supervisor.shutdown_timeout_s);
+			kill(c->pid, c->role == ROLE_POSTGRES ? SIGQUIT : SIGKILL);
+		}
+	}
+}
+
+/* SIGHUP: parse into a scratch copy; only a fully valid file replaces the reloadable keys. */
+static void sup_reload(void)
+{
+	cfg_t scratch;
+	char err[8192];
+	if (!cfg_load(S.cfg->path, &scratch, err, sizeof(err))) {
+		log_error("reload: keeping the current configuration:\n%s", err);
+		cfg_free(&scratch);
+		return;
+	}
+	cfg_apply_reload(S.cfg, &scratch);
+	cfg_free(&scratch);
+	log_set_level((log_level_t)log_level_parse(S.cfg->log.level));
+	log_set_format(strcmp(S.cfg->log.format, "json") == 0 ? LOG_FMT_JSON : LOG_FMT_TEXT);
+	for (int i = 0; i < S.n_children; i++)
+		if (S.children[i].pid > 0 && S.children[i].role >= ROLE_INGRESS)
+			kill(S.children[i].pid, SIGHUP);
+	log_info("reload: configuration applied and forwarded to the children");
+}
+
+static void sup_http_cb(http_request_t *req, void *arg)
+{
+	(void)arg;
+	const char *path = http_request_path(req);
+	if (strcmp(path, "/healthz") == 0) {
+		cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "processes");
+		bool ok = S.stage == STAGE_RUNNING;
+		for (int i = 0; i < S.n_children; i++) {
+			sup_child_t *c = &S.children[i];
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "role", sup_role_names[c->role]);
+			cJSON_AddNumberToObject(o, "index", c->index);
+			cJSON_AddNumberToObject(o, "pid", c->pid);
+			cJSON_AddBoolToObject(o, "up", c->pid > 0);
+			cJSON_AddNumberToObject(o, "restarts", c->restarts);
+			cJSON_AddNumberToObject(o, "uptime_s", c->pid > 0 ? (double)(time(NULL) - c->started) : 0);
+			cJSON_AddItemToArray(arr, o);
+			ok = ok && c->pid > 0;
+		}
+		cJSON_AddBoolToObject(root, "ok", ok);
+		cJSON_AddNumberToObject(root, "epoch", (double)S.epoch);
+		cJSON_AddStringToObject(root, "brokers", S.brokers);
+		char *json = cJSON_PrintUnformatted(root);
+		http_respond_json(req, ok ? 200 : 503, json);
+		free(json);
+		cJSON_Delete(root);
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		char buf[16384];
+		size_t n = 0;
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+				      "# HELP atende_process_up Whether the process is running.\n# TYPE atende_process_up gauge\n");
+		for (int i = 0; i < S.n_children && n < sizeof(buf) - 256; i++)
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "atende_process_up{process=\"%s\",index=\"%d\"} %d\n",
+					      sup_role_names[S.children[i].role], S.children[i].index, S.children[i].pid > 0);
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+				      "# HELP atende_process_restarts_total Crash restarts by the supervisor.\n# TYPE atende_process_restarts_total counter\n");
+		for (int i = 0; i < S.n_children && n < sizeof(buf) - 256; i++)
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "atende_process_restarts_total{process=\"%s\",index=\"%d\"} %d\n",
+					      sup_role_names[S.children[i].role], S.children[i].index, S.children[i].restarts);
+		http_respond(req, 200, "text/plain; version=0.0.4", buf, n);
+		return;
+	}
+	http_respond_error(req, 404, "no such path (try /healthz or /metrics)");
+}
+
+static void sup_describe_status(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "status 0x%x", status);
+}

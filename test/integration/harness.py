@@ -1,0 +1,242 @@
+"""Starts a real atende (supervisor + embedded PostgreSQL + embedded broker + ingress,
+workers, notifier) on a generated config with free ports, and talks to it with real
+HTTP, WebSocket and psql clients. One System per test module keeps the suite fast."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import websocket  # Debian python3-websocket
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, "bin")
+FIXTURES = os.path.join(ROOT, "test", "fixtures")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name), "rb") as f:
+        return f.read()
+
+
+def wait_for(cond, timeout=20.0, what="condition", interval=0.02):
+    """Polls cond() until it returns a truthy value; fails with what after timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = cond()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def http(method, url, body=None, headers=None, timeout=10):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return Response(r.status, dict(r.headers), r.read())
+    except urllib.error.HTTPError as e:
+        return Response(e.code, dict(e.headers), e.read())
+
+
+class System:
+    """One running atende. overrides: extra config text appended per group key."""
+
+    def __init__(self, name="atende", workers=2, extra=None):
+        self.dir = tempfile.mkdtemp(prefix=f"atende-{name}-", dir="/tmp")
+        os.chmod(self.dir, 0o755)  # the embedded PostgreSQL runs as an unprivileged user
+        self.ports = {k: free_port() for k in ("ingress", "notifier", "metrics", "kafka", "pg")}
+        self.conf = os.path.join(self.dir, "atende.conf")
+        self.log_path = os.path.join(self.dir, "atende.log")
+        self.workers = workers
+        self.extra = extra or {}
+        self.proc = None
+        self.write_config()
+
+    def write_config(self, **changes):
+        with open(os.path.join(ROOT, "deploy", "atende.conf")) as f:
+            text = f.read()
+        p = self.ports
+        subs = {
+            r'(ingress: \{\s*listen = )"[^"]*"': rf'\1"127.0.0.1:{p["ingress"]}"',
+            r'(notifier: \{\s*listen = )"[^"]*"': rf'\1"127.0.0.1:{p["notifier"]}"',
+            r'(metrics: \{\s*listen = )"[^"]*"': rf'\1"127.0.0.1:{p["metrics"]}"',
+            r"embedded_port = 9092;": f"embedded_port = {p['kafka']};",
+            r"embedded_port = 5433;": f"embedded_port = {p['pg']};",
+            r"count = 2;": f"count = {self.workers};",
+            r'level = "info";': 'level = "info";',
+        }
+        subs.update(self.extra)
+        subs.update(changes)
+        for pat, rep in subs.items():
+            text, n = re.subn(pat, rep, text)
+            assert n == 1, f"config substitution {pat!r} matched {n} times"
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+    # --- lifecycle -------------------------------------------------------
+    def start(self, timeout=90):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([os.path.join(BIN, "atende"), "run", "-c", self.conf], cwd=self.dir,
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: self.healthy() or self.proc.poll() is not None, timeout, "the system to become healthy")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"atende exited with {self.proc.returncode}:\n{self.tail()}")
+        return self
+
+    def healthy(self):
+        try:
+            return (http("GET", self.url("ingress", "/healthz"), timeout=2).status == 200 and
+                    http("GET", self.url("notifier", "/healthz"), timeout=2).status == 200 and
+                    http("GET", self.url("metrics", "/healthz"), timeout=2).status == 200)
+        except OSError:
+            return False
+
+    def stop(self, timeout=60):
+        """SIGTERM and wait; returns the exit status. Asserts no process of ours is left."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            raise AssertionError(f"atende did not stop within {timeout}s:\n{self.tail()}")
+        self.log.close()
+        return rc
+
+    def leftover_processes(self):
+        out = subprocess.run(["ps", "-eo", "pid,args"], stdout=subprocess.PIPE, text=True).stdout
+        return [l for l in out.splitlines() if self.dir in l or self.conf in l]
+
+    def destroy(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.stop()
+            except AssertionError:
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def tail(self, n=60):
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"\n".join(f.read().splitlines()[-n:]).decode(errors="replace")
+        except OSError:
+            return ""
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    # --- clients ---------------------------------------------------------
+    def url(self, which, path):
+        return f"http://127.0.0.1:{self.ports[which]}{path}"
+
+    def post(self, path, body, headers=None, content_type="application/json"):
+        h = {"Content-Type": content_type} if content_type else {}
+        h.update(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        return http("POST", self.url("ingress", path), body, h)
+
+    def evolution(self, payload, key="demo-evolution-key"):
+        return self.post("/webhooks/evolution", payload, {"apikey": key} if key else None)
+
+    def cli(self, *args, check=True, env=None):
+        r = subprocess.run([os.path.join(BIN, "atende"), *args, "-c", self.conf], cwd=self.dir,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=60)
+        if check and r.returncode != 0:
+            raise AssertionError(f"atende {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    def token(self, agent, company, role="agent", ttl=None):
+        args = ["token", "--agent", str(agent), "--company", str(company), "--role", role]
+        if ttl:
+            args += ["--ttl", ttl]
+        return self.cli(*args).stdout.strip().splitlines()[-1]
+
+    def sql(self, query):
+        """Runs a query through `atende psql` (the ops path) and returns rows as lists."""
+        r = self.cli("psql", "--", "-X", "-A", "-t", "-F", "\t", "-c", query)
+        return [line.split("\t") for line in r.stdout.splitlines() if line]
+
+    def ws(self, token, timeout=10):
+        return Console(f"ws://127.0.0.1:{self.ports['notifier']}/ws?token={token}", timeout)
+
+
+class Console:
+    """A WebSocket client speaking the console protocol."""
+
+    def __init__(self, url, timeout):
+        self.sock = websocket.create_connection(url, timeout=timeout)
+        self.frames = []
+        self.next_id = 1
+
+    def send(self, **op):
+        op.setdefault("id", self.next_id)
+        self.next_id += 1
+        self.sock.send(json.dumps(op))
+        return op["id"]
+
+    def request(self, timeout=10, **op):
+        """Sends an op and returns its ack or error frame (other frames are kept)."""
+        rid = self.send(**op)
+        return self.wait(lambda f: f.get("type") in ("ack", "error") and f.get("id") == rid, timeout)
+
+    def subscribe(self, channel, **extra):
+        return self.request(op="subscribe", channel=channel, **extra)
+
+    def recv_one(self, timeout):
+        self.sock.settimeout(timeout)
+        frame = json.loads(self.sock.recv())
+        self.frames.append(frame)
+        return frame
+
+    def wait(self, pred, timeout=10):
+        for f in self.frames:
+            if pred(f):
+                return f
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no matching frame within {timeout}s; got {self.frames[-5:]}")
+            try:
+                f = self.recv_one(left)
+            except websocket.WebSocketTimeoutException:
+                continue
+            if pred(f):
+                return f
+
+    def events(self, type_=None, channel=None):
+        return [f for f in self.frames if f.get("type") not in ("ack", "error") and
+                (type_ is None or f.get("type") == type_) and (channel is None or f.get("channel") == channel)]
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass

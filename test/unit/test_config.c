@@ -1,0 +1,116 @@
+/* Unit tests of the config table: defaults, validation with file:line, and that the
+ * sample config documents every key of the table. Run from the project root. */
+#include "config.h"
+#include "unit.h"
+
+#include <libconfig.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static const char *write_tmp(const char *text)
+{
+	static char path[64];
+	snprintf(path, sizeof(path), "/tmp/atende-cfg-%d.conf", (int)getpid());
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+TEST(sample_config_loads)
+{
+	cfg_t c;
+	char err[4096];
+	bool ok = cfg_load("deploy/atende.conf", &c, err, sizeof(err));
+	CHECK(ok);
+	if (!ok)
+		printf("%s\n", err);
+	CHECK_STR(c.ingress.listen, "127.0.0.1:8080");
+	CHECK(c.n_channels == 3);
+	const cfg_channel_t *ch = cfg_channel_find(&c, CHAN_EVOLUTION, "demo");
+	CHECK(ch && ch->company == 1 && ch->domain == cfg_domain_index("suporte"));
+	CHECK(cfg_channel_find(&c, CHAN_CLOUD, "106540352242922") != NULL);
+	cfg_free(&c);
+	CHECK(cfg_load("deploy/bench.conf", &c, err, sizeof(err)));
+	CHECK(c.n_channels == 5 && c.companies[0].agent_last == 100);
+	cfg_free(&c);
+}
+
+/* Every key of the table is written out in the sample config (PgBouncer's optscan idea). */
+TEST(sample_config_documents_every_key)
+{
+	config_t lc;
+	config_init(&lc);
+	CHECK(config_read_file(&lc, "deploy/atende.conf") == CONFIG_TRUE);
+	for (size_t i = 0; i < cfg_n_keys; i++)
+		if (!config_lookup(&lc, cfg_keys[i].name)) {
+			printf("  deploy/atende.conf lacks %s\n", cfg_keys[i].name);
+			CHECK(!"key missing from deploy/atende.conf");
+		}
+	config_destroy(&lc);
+}
+
+TEST(defaults_apply_to_an_empty_file)
+{
+	cfg_t c;
+	char err[4096];
+	CHECK(cfg_load(write_tmp("auth: { token_secret = \"0123456789abcdef\"; };\n"), &c, err, sizeof(err)));
+	CHECK(c.workers.count == 2);
+	CHECK(c.coaching.min_message_length == 10);
+	CHECK_STR(c.ai.provider, "rules");
+	CHECK_STR(c.kafka.brokers, "");
+	cfg_free(&c);
+}
+
+TEST(errors_name_file_and_line)
+{
+	cfg_t c;
+	char err[4096], want[256];
+	const char *path = write_tmp("auth: { token_secret = \"0123456789abcdef\"; };\n"
+				     "workers: {\n  count = \"two\";\n};\n"
+				     "ingress: { ack_timeout_ms = 5; };\n"
+				     "bogus = 1;\n"
+				     "channels = ( { type = \"evolution\"; instance = \"x\"; key = \"k\"; company = 9; domain = \"nope\"; } );\n");
+	CHECK(!cfg_load(path, &c, err, sizeof(err)));
+	snprintf(want, sizeof(want), "%s:3: workers.count: expected an integer", path);
+	CHECK(strstr(err, want) != NULL);
+	snprintf(want, sizeof(want), "%s:5: ingress.ack_timeout_ms: 5 is out of range", path);
+	CHECK(strstr(err, want) != NULL);
+	snprintf(want, sizeof(want), "%s:6: unknown key \"bogus\"", path);
+	CHECK(strstr(err, want) != NULL);
+	CHECK(strstr(err, "unknown domain \"nope\"") != NULL);
+	CHECK(strstr(err, "company 9 is not in companies") != NULL);
+	cfg_free(&c);
+	CHECK(!cfg_load(write_tmp("workers: { count = 2 \n"), &c, err, sizeof(err)));
+	CHECK(strstr(err, ":2: ") != NULL || strstr(err, ":1: ") != NULL);
+	cfg_free(&c);
+	unlink(path);
+}
+
+TEST(reload_swaps_only_reloadable_keys)
+{
+	cfg_t a, b;
+	char err[4096];
+	CHECK(cfg_load("deploy/atende.conf", &a, err, sizeof(err)));
+	CHECK(cfg_load(write_tmp("auth: { token_secret = \"0123456789abcdefXX\"; };\n"
+				 "workers: { count = 7; batch_size = 9; };\n"
+				 "companies = ( { id = 1; agents = [1, 2]; } );\n"),
+		       &b, err, sizeof(err)));
+	cfg_apply_reload(&a, &b);
+	CHECK(a.workers.count == 2);     /* not reloadable */
+	CHECK(a.workers.batch_size == 9); /* reloadable */
+	CHECK(a.n_channels == 0 && a.n_companies == 1);
+	CHECK_STR(a.auth.token_secret, "0123456789abcdefXX");
+	cfg_free(&a);
+	cfg_free(&b);
+}
+
+int main(void)
+{
+	RUN(sample_config_loads);
+	RUN(sample_config_documents_every_key);
+	RUN(defaults_apply_to_an_empty_file);
+	RUN(errors_name_file_and_line);
+	RUN(reload_swaps_only_reloadable_keys);
+	return unit_done();
+}
