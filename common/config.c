@@ -6,6 +6,7 @@
 #include "config.h"
 #include "log.h"
 
+#include <errno.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -113,7 +114,7 @@ bool cfg_load(const char *path, cfg_t *out, char *err, size_t errlen)
 	config_init(&lc);
 	if (!config_read_file(&lc, path)) {
 		if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
-			cfg_err(&e, path, 0, "cannot read the file");
+			snprintf(err, errlen, "%s: cannot read the file: %s", path, strerror(errno)), e.count++;
 		else
 			cfg_err(&e, config_error_file(&lc) ? config_error_file(&lc) : path, config_error_line(&lc), "%s",
 				config_error_text(&lc));

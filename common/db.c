@@ -129,7 +129,10 @@ PGconn *db_connect_blocking(const char *conninfo, int wait_s, char *err, size_t 
 		PGconn *c = PQconnectdb(conninfo);
 		if (PQstatus(c) == CONNECTION_OK)
 			return c;
-		if (waited_ms >= wait_s * 1000) {
+		/* wait only for a server that is not up yet; a wrong database or user is final */
+		const char *why = PQerrorMessage(c);
+		bool final = strstr(why, "does not exist") || strstr(why, "authentication") || strstr(why, "password");
+		if (final || waited_ms >= wait_s * 1000) {
 			snprintf(err, errlen, "cannot connect to PostgreSQL: %s", PQerrorMessage(c));
 			err[strcspn(err, "\n")] = 0;
 			PQfinish(c);

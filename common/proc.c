@@ -65,6 +65,9 @@ void proc_child_setup(void)
 			signal(s, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* own process group: a Ctrl-C or a group-wide signal reaches only the supervisor,
+	 * which then stops the children in order */
+	setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 

@@ -27,7 +27,8 @@ void proc_apply_env(cfg_t *c);
 /* The broker epoch handed down by the supervisor (0 when unset). */
 long long proc_epoch(void);
 
-/* In a freshly forked child: default signal dispositions, empty mask, die with the parent. */
+/* In a freshly forked child: default signal dispositions, empty mask, its own process
+ * group, and death with the parent. */
 void proc_child_setup(void);
 
 /* Loads the config named by -c (default deploy/atende.conf), applies log settings and env

@@ -114,6 +114,8 @@ int main(int argc, char **argv)
 	event_base_dispatch(I.base);
 
 	http_server_free(I.http);
+	event_free(I.lag_timer);
+	rd_kafka_queue_destroy(I.admin_queue); /* librdkafka's destroy waits for every queue handle */
 	kq_free(I.producer, 5000);
 	log_info("stopped: %llu requests, %llu messages accepted", (unsigned long long)I.n_requests,
 		 (unsigned long long)I.n_accepted);
@@ -418,7 +420,8 @@ static void ing_signal_cb(evutil_socket_t sig, short what, void *arg)
 static void ing_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what, (void)arg;
-	if (I.n_pending == 0 && kq_outq_len(I.producer) == 0)
+	/* every request answered: what is still queued is flushed by kq_free */
+	if (I.n_pending == 0)
 		event_base_loopbreak(I.base);
 }
 

@@ -2,6 +2,7 @@
  * atende: the supervisor and ops CLI. `atende run` supervises the whole system; the
  * other verbs are one-shot tools for operators (tokens, migrations, psql, config checks).
  */
+#include "bench.h"
 #include "broker.h"
 #include "config.h"
 #include "log.h"
@@ -34,6 +35,7 @@ static int main_psql(int argc, char **argv);
 static int main_check_config(int argc, char **argv);
 static int main_status(int argc, char **argv);
 static int main_embedded_broker(int argc, char **argv);
+static int main_bench(int argc, char **argv);
 static const char *main_opt(int argc, char **argv, const char *name);
 static bool main_has(int argc, char **argv, const char *name);
 static bool main_load(int argc, char **argv, cfg_t *cfg);
@@ -47,6 +49,9 @@ static const main_verb_t main_verbs[] = {
 	{"check-config", main_check_config, "check-config -c FILE | check-config --docs",
 	 "validate a config file (every error as file:line: what), or print every key"},
 	{"psql", main_psql, "psql -c FILE [-- psql args]", "open psql on the configured database (embedded or not)"},
+	{"bench", main_bench,
+	 "bench -c FILE [--rate N] [--seconds S] [--connections C] [--agents A] [--warmup S] [--drain S] [--company C]",
+	 "open-loop load test of a running system; one JSON line of results on stdout"},
 	{"embedded-broker", main_embedded_broker, NULL, NULL},
 };
 #define MAIN_N_VERBS (sizeof(main_verbs) / sizeof(main_verbs[0]))
@@ -287,6 +292,23 @@ static int main_embedded_broker(int argc, char **argv)
 		return 1;
 	const char *fd = getenv("ATENDE_READY_FD");
 	int rc = broker_main(&cfg, fd ? atoi(fd) : STDOUT_FILENO);
+	cfg_free(&cfg);
+	return rc;
+}
+
+/* Load generator against an already running system (see supervisor/bench.h). */
+static int main_bench(int argc, char **argv)
+{
+	bench_opts_t opts;
+	cfg_t cfg;
+	char err[256];
+	if (!bench_parse_args(argc, argv, &opts, err, sizeof(err))) {
+		fprintf(stderr, "bench: %s\n", err);
+		return 2;
+	}
+	if (!main_load(argc, argv, &cfg))
+		return 1;
+	int rc = bench_run(&cfg, &opts);
 	cfg_free(&cfg);
 	return rc;
 }

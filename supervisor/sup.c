@@ -409,6 +409,7 @@ static void sup_reap(void)
 static void sup_child_exited(sup_child_t *c, int status)
 {
 	char why[64];
+	pid_t pid = c->pid;
 	sup_describe_status(status, why, sizeof(why));
 	c->pid = 0;
 	if (S.stage != STAGE_RUNNING) {
@@ -423,7 +424,7 @@ static void sup_child_exited(sup_child_t *c, int status)
 	if (up >= S.cfg->supervisor.healthy_after_s)
 		c->backoff_ms = S.cfg->supervisor.backoff_initial_ms;
 	c->restarts++;
-	log_error("%s pid %d exited (%s) after %lds; restart #%d in %d ms", sup_role_names[c->role], (int)c->pid, why,
+	log_error("%s pid %d exited (%s) after %lds; restart #%d in %d ms", sup_role_names[c->role], (int)pid, why,
 		  (long)up, c->restarts, c->backoff_ms);
 	struct timeval tv = {c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000};
 	evtimer_add(c->restart_ev, &tv);

@@ -166,7 +166,7 @@ class System:
         return self.post("/webhooks/evolution", payload, {"apikey": key} if key else None)
 
     def cli(self, *args, check=True, env=None):
-        r = subprocess.run([os.path.join(BIN, "atende"), *args, "-c", self.conf], cwd=self.dir,
+        r = subprocess.run([os.path.join(BIN, "atende"), args[0], "-c", self.conf, *args[1:]], cwd=self.dir,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=60)
         if check and r.returncode != 0:
             raise AssertionError(f"atende {' '.join(args)} failed ({r.returncode}): {r.stderr}")

@@ -1,0 +1,3 @@
+build/common/config.o: common/config.c common/config.h common/log.h
+common/config.h:
+common/log.h:

@@ -1,0 +1,2 @@
+build/common/text.o: common/text.c common/text.h
+common/text.h:

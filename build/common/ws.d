@@ -1,0 +1,3 @@
+build/common/ws.o: common/ws.c common/ws.h common/log.h
+common/ws.h:
+common/log.h:

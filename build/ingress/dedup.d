@@ -1,0 +1,2 @@
+build/ingress/dedup.o: ingress/dedup.c ingress/dedup.h
+ingress/dedup.h:

@@ -1,0 +1,2 @@
+build/worker/track.o: worker/track.c worker/track.h
+worker/track.h:

@@ -1,0 +1,1257 @@
+/*
+ * bench: open-loop load generator (`atende bench`). Message i is due at t0 + i/rate whatever the
+ * system does; when every keep-alive connection is busy it waits its turn, and its latencies still
+ * count from its due time. Hints are counted on one supervisor WebSocket on company:C, which sees
+ * every hint of the company exactly once; the agent sockets are there to hold a realistic load.
+ */
+#include "bench.h"
+
+#include "proc.h"
+#include "token.h"
+#include "ws.h"
+
+#include <cJSON.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BENCH_POOL 5000                     /* distinct customers (conversations) */
+#define BENCH_JID_BASE 5511900000000LL      /* customer k is 5511900000000 + k */
+#define BENCH_MAX_TEXTS 20000               /* corpus lines kept */
+#define BENCH_MAX_TOTAL 100000000ULL        /* messages per run: bounds the per-message state */
+#define BENCH_TICK_US 1000                  /* send timer: messages due within a tick go out together */
+#define BENCH_CONNECT_TIMEOUT_S 15          /* every socket must be up (and subscribed) by then */
+#define BENCH_REQUEST_TIMEOUT_S 30          /* an unanswered webhook counts as "timeout" after this */
+#define BENCH_GIVEUP_S 40                   /* after the schedule ends, stop waiting for unsent/unanswered */
+#define BENCH_RECONNECT_MS 100
+#define BENCH_HEAD_MAX 16384
+#define BENCH_FALLBACK_TEXT "\"Oi, minha internet caiu desde ontem e preciso trabalhar hoje\""
+
+/* Per-message state bits (one byte per message of the run, indexed by i). */
+enum { BM_SENT = 1, BM_ACKED = 2, BM_HINTED = 4 };
+
+typedef enum { BP_CONNECT, BP_SEND, BP_DRAIN, BP_DONE } bench_phase_t;
+
+/* One keep-alive connection to the ingress; at most one request in flight. */
+typedef struct {
+	struct bufferevent *bev; /* NULL while waiting to reconnect */
+	bool connected;          /* TCP up: may carry a request */
+	bool busy;               /* a request is in flight */
+	bool idle_listed;        /* present in B.idle */
+	bool close_after;        /* the response in progress said Connection: close */
+	uint64_t msg;            /* index of the message in flight */
+	int status;              /* of the response in progress */
+	size_t head_len;         /* of the response in progress; 0 until its head is complete */
+	size_t body_len;         /* its Content-Length */
+} bench_http_t;
+
+/* One WebSocket to the notifier. */
+typedef struct {
+	struct bufferevent *bev; /* during the handshake; ws owns it afterwards */
+	ws_conn_t *ws;           /* NULL before the handshake and once closed */
+	long agent;
+	bool watcher;            /* the supervisor socket on company:C that counts hints */
+	bool ready;              /* its subscription was acknowledged */
+	char key[25];            /* Sec-WebSocket-Key sent, to check the answer */
+	char channel[48];
+} bench_ws_t;
+
+/* A pid and its CPU ticks, for children that come and go (postgres backends). */
+typedef struct {
+	pid_t pid;
+	unsigned long long ticks;
+} bench_ticks_t;
+
+/* One process (or the sum of a process's children) whose cost is reported. */
+typedef struct {
+	char role[24];
+	int index;
+	pid_t pid;
+	bool children;          /* sums every child of pid instead of pid itself */
+	int restarts;           /* as /healthz said at the start */
+	bool restarted;         /* pid or restart count changed during the run */
+	bool ok;                /* the start sample could be read */
+	unsigned long long t0;  /* ticks at the start (not for children) */
+	bench_ticks_t *kids0;   /* children ticks at the start */
+	int n_kids0;
+	double cpu_s, rss_mb;   /* results */
+	int count;              /* processes summed at the end */
+} bench_proc_t;
+
+static struct {
+	const cfg_t *cfg;
+	bench_opts_t o;
+	struct event_base *base;
+	struct event *tick, *progress, *connect_timer, *sigint;
+	bench_phase_t phase;
+	char fatal[512]; /* why the run could not happen: non-empty stops the loop */
+	bool interrupted;
+
+	struct sockaddr_storage ingress_sa, notifier_sa;
+	int ingress_len, notifier_len;
+	char prefix[48]; /* "BENCH<runid>-": message ids of this run */
+	size_t prefix_len;
+	uint64_t rng;
+
+	/* Channels and texts. texts[d] holds JSON string literals of domain d, texts[CFG_MAX_DOMAINS] all. */
+	const cfg_channel_t **chans;
+	int n_chans;
+	char **texts[CFG_MAX_DOMAINS + 1];
+	int n_texts[CFG_MAX_DOMAINS + 1];
+	time_t wall_now;
+	char date_time[32];
+
+	/* Schedule: message i is due at t0 + i/rate; the first warm_n are warm-up. */
+	double t0, t_measure, t_sched_end, t_last_send, t_last_ack, t_drain_end, t_end;
+	uint64_t warm_n, total, next_send;
+	uint8_t *mstate;
+	bool measuring;
+
+	bench_http_t *http;
+	bench_http_t **idle; /* stack of connected, not busy connections */
+	int n_idle, n_http_up, inflight;
+	bench_ws_t *ws;
+	int n_ws, n_ws_ready, n_ws_open, ws_dropped;
+
+	/* Counters over the measured messages. */
+	uint64_t sent, acked, rejected, hints, hinted, duplicates, acked_unhinted;
+	uint64_t by_status[600], by_error, by_timeout;
+	double *ack_ms, *hint_ms;
+	size_t n_ack_ms, n_hint_ms;
+	/* Counters over every message, for progress. */
+	uint64_t all_sent, all_acked, all_rejected, all_hinted, agent_frames;
+
+	bench_proc_t *procs;
+	int n_procs;
+	pid_t pg_pid;
+} B;
+
+static double bench_now(void);
+static void bench_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static bool bench_addr(const char *listen, struct sockaddr_storage *ss, int *len);
+static bool bench_setup(char *err, size_t errlen);
+static void bench_load_corpus(void);
+static void bench_teardown(void);
+static void bench_maybe_start(void);
+static void bench_tick_cb(evutil_socket_t fd, short what, void *arg);
+static void bench_progress_cb(evutil_socket_t fd, short what, void *arg);
+static void bench_connect_timeout_cb(evutil_socket_t fd, short what, void *arg);
+static void bench_sigint_cb(evutil_socket_t fd, short what, void *arg);
+static void bench_finish(void);
+static void bench_pump(double now);
+static void bench_send(bench_http_t *h, uint64_t i);
+static void bench_answer(bench_http_t *h, int status);
+static void bench_http_connect(bench_http_t *h);
+static void bench_http_drop(bench_http_t *h);
+static void bench_http_reconnect_cb(evutil_socket_t fd, short what, void *arg);
+static void bench_http_read_cb(struct bufferevent *bev, void *arg);
+static void bench_http_event_cb(struct bufferevent *bev, short what, void *arg);
+static void bench_ws_connect(bench_ws_t *w);
+static void bench_ws_hs_read_cb(struct bufferevent *bev, void *arg);
+static void bench_ws_hs_event_cb(struct bufferevent *bev, short what, void *arg);
+static void bench_ws_message(ws_conn_t *c, const char *data, size_t len, void *arg);
+static void bench_ws_close(ws_conn_t *c, int code, void *arg);
+static void bench_hint_frame(const char *data, size_t len);
+static void bench_hint_id(const char *id, double now, bool *measured);
+static cJSON *bench_health(char *err, size_t errlen);
+static void bench_procs_init(const cJSON *health);
+static void bench_procs_start(void);
+static void bench_procs_end(void);
+static bool bench_stat(pid_t pid, pid_t *ppid, unsigned long long *ticks);
+static double bench_rss_mb(pid_t pid);
+static int bench_children(pid_t parent, bench_ticks_t **out);
+static void bench_report(void);
+static void bench_print_latency(FILE *f, const char *name, double *v, size_t n);
+
+/* ---- options ---- */
+
+bool bench_parse_args(int argc, char **argv, bench_opts_t *o, char *err, size_t errlen)
+{
+	double connections = 64, agents = 100, company = 1;
+	struct {
+		const char *name;
+		double *target;
+		double min, max;
+		bool integer;
+	} opts[] = {
+		{"--rate", &o->rate, 0.1, 1e6, false},
+		{"--seconds", &o->seconds, 0.1, 86400, false},
+		{"--warmup", &o->warmup, 0, 3600, false},
+		{"--drain", &o->drain, 0, 3600, false},
+		{"--connections", &connections, 1, 4096, true},
+		{"--agents", &agents, 0, 100000, true},
+		{"--company", &company, 1, 1e15, true},
+	};
+	*o = (bench_opts_t){.rate = 500, .seconds = 20, .warmup = 2, .drain = 10};
+	for (int i = 1; i < argc; i++) {
+		size_t k;
+		if (strcmp(argv[i], "-c") == 0) {
+			i++;
+			continue;
+		}
+		for (k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
+			if (strcmp(argv[i], opts[k].name) == 0)
+				break;
+		if (k == sizeof(opts) / sizeof(opts[0])) {
+			snprintf(err, errlen, "unknown option \"%s\" (atende bench --help)", argv[i]);
+			return false;
+		}
+		char *end = NULL;
+		double v = i + 1 < argc ? strtod(argv[i + 1], &end) : NAN;
+		if (!end || end == argv[i + 1] || *end || !(v >= opts[k].min && v <= opts[k].max) ||
+		    (opts[k].integer && v != floor(v))) {
+			snprintf(err, errlen, "%s needs a%s number in [%g, %g]", opts[k].name, opts[k].integer ? "n integer" : "",
+				 opts[k].min, opts[k].max);
+			return false;
+		}
+		*opts[k].target = v;
+		i++;
+	}
+	o->connections = (int)connections;
+	o->agents = (int)agents;
+	o->company = (long)company;
+	if ((o->warmup + o->seconds) * o->rate > (double)BENCH_MAX_TOTAL) {
+		snprintf(err, errlen, "(warmup + seconds) * rate is over %llu messages", BENCH_MAX_TOTAL);
+		return false;
+	}
+	return true;
+}
+
+/* ---- the run ---- */
+
+int bench_run(const cfg_t *cfg, const bench_opts_t *opts)
+{
+	char err[512];
+	memset(&B, 0, sizeof(B));
+	B.cfg = cfg;
+	B.o = *opts;
+	signal(SIGPIPE, SIG_IGN);
+	if (!bench_setup(err, sizeof(err))) {
+		fprintf(stderr, "bench: %s\n", err);
+		bench_teardown();
+		return 1;
+	}
+	fprintf(stderr, "bench: %d HTTP connections to %s, %d agent WebSockets + 1 watcher on %s; %.0f msg/s for %gs (+%gs warm-up)\n",
+		B.o.connections, cfg->ingress.listen, B.o.agents, cfg->notifier.listen, B.o.rate, B.o.seconds, B.o.warmup);
+	event_base_dispatch(B.base);
+	if (B.fatal[0]) {
+		fprintf(stderr, "bench: %s\n", B.fatal);
+		bench_teardown();
+		return 1;
+	}
+	bench_procs_end();
+	bench_report();
+	bench_teardown();
+	return 0;
+}
+
+static double bench_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Records why the run cannot go on (the first reason wins) and stops the loop. */
+static void bench_failf(const char *fmt, ...)
+{
+	if (B.fatal[0])
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(B.fatal, sizeof(B.fatal), fmt, ap);
+	va_end(ap);
+	if (B.base)
+		event_base_loopbreak(B.base);
+}
+
+/* "127.0.0.1:8080", "[::1]:8080" or ":8080" (all addresses, so we dial loopback). */
+static bool bench_addr(const char *listen, struct sockaddr_storage *ss, int *len)
+{
+	char buf[300];
+	snprintf(buf, sizeof(buf), "%s%s", listen[0] == ':' ? "127.0.0.1" : "", listen);
+	*len = (int)sizeof(*ss);
+	memset(ss, 0, sizeof(*ss));
+	return evutil_parse_sockaddr_port(buf, (struct sockaddr *)ss, len) == 0;
+}
+
+/* Everything before the loop: addresses, channels, corpus, process list, sockets, timers. */
+static bool bench_setup(char *err, size_t errlen)
+{
+	const cfg_t *cfg = B.cfg;
+	if (!bench_addr(cfg->ingress.listen, &B.ingress_sa, &B.ingress_len) ||
+	    !bench_addr(cfg->notifier.listen, &B.notifier_sa, &B.notifier_len)) {
+		snprintf(err, errlen, "cannot parse ingress.listen \"%s\" or notifier.listen \"%s\"", cfg->ingress.listen,
+			 cfg->notifier.listen);
+		return false;
+	}
+	B.chans = calloc((size_t)cfg->n_channels + 1, sizeof(*B.chans));
+	for (int i = 0; i < cfg->n_channels; i++) {
+		const cfg_channel_t *c = &cfg->channels[i];
+		/* Names and keys go into JSON and a header unescaped: skip any that would need escaping. */
+		if (c->type == CHAN_EVOLUTION && c->company == B.o.company && c->name && c->key &&
+		    !strpbrk(c->name, "\"\\\r\n") && !strpbrk(c->key, "\"\\\r\n") &&
+		    strlen(c->name) + strlen(c->key) + (c->url ? strlen(c->url) : 0) < 1024)
+			B.chans[B.n_chans++] = c;
+	}
+	if (B.n_chans == 0) {
+		snprintf(err, errlen, "%s has no Evolution channel of company %ld to post to", cfg->path ? cfg->path : "the config",
+			 B.o.company);
+		return false;
+	}
+	bench_load_corpus();
+
+	cJSON *health = bench_health(err, errlen);
+	if (!health)
+		return false;
+	bench_procs_init(health);
+	cJSON_Delete(health);
+
+	B.warm_n = (uint64_t)llround(B.o.warmup * B.o.rate);
+	B.total = B.warm_n + (uint64_t)llround(B.o.seconds * B.o.rate);
+	uint64_t measured = B.total - B.warm_n;
+	B.mstate = calloc(B.total ? B.total : 1, 1);
+	B.ack_ms = malloc((measured ? measured : 1) * sizeof(double));
+	B.hint_ms = malloc((measured ? measured : 1) * sizeof(double));
+	if (!B.mstate || !B.ack_ms || !B.hint_ms) {
+		snprintf(err, errlen, "out of memory for %llu messages", (unsigned long long)B.total);
+		return false;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	B.rng = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40) ^ 0x9E3779B97F4A7C15ULL;
+	snprintf(B.prefix, sizeof(B.prefix), "BENCH%llx%llx-", (unsigned long long)ts.tv_sec,
+		 (unsigned long long)((uint64_t)ts.tv_nsec ^ (uint64_t)getpid()) & 0xffffff);
+	B.prefix_len = strlen(B.prefix);
+
+	B.base = event_base_new();
+	if (!B.base) {
+		snprintf(err, errlen, "cannot create an event loop");
+		return false;
+	}
+	B.http = calloc((size_t)B.o.connections, sizeof(*B.http));
+	B.idle = calloc((size_t)B.o.connections, sizeof(*B.idle));
+	B.n_ws = B.o.agents + 1;
+	B.ws = calloc((size_t)B.n_ws, sizeof(*B.ws));
+	for (int i = 0; i < B.o.connections; i++)
+		bench_http_connect(&B.http[i]);
+	for (int i = 0; i < B.n_ws; i++) {
+		bench_ws_t *w = &B.ws[i];
+		w->watcher = i == B.o.agents;
+		w->agent = w->watcher ? 1 : i + 1;
+		if (w->watcher)
+			snprintf(w->channel, sizeof(w->channel), "company:%ld", B.o.company);
+		else
+			snprintf(w->channel, sizeof(w->channel), "agent:%ld", w->agent);
+		bench_ws_connect(w);
+	}
+	struct timeval tv = {BENCH_CONNECT_TIMEOUT_S, 0}, sec = {1, 0};
+	B.connect_timer = evtimer_new(B.base, bench_connect_timeout_cb, NULL);
+	evtimer_add(B.connect_timer, &tv);
+	B.tick = event_new(B.base, -1, EV_PERSIST, bench_tick_cb, NULL);
+	B.progress = event_new(B.base, -1, EV_PERSIST, bench_progress_cb, NULL);
+	event_add(B.progress, &sec);
+	B.sigint = evsignal_new(B.base, SIGINT, bench_sigint_cb, NULL);
+	event_add(B.sigint, NULL);
+	return !B.fatal[0] || (snprintf(err, errlen, "%s", B.fatal), false);
+}
+
+/* Loads test/fixtures/corpus.jsonl texts as ready-to-paste JSON string literals, by domain, so the
+ * rules provider sees the intents it would see in production. A fixed text if it is missing. */
+static void bench_load_corpus(void)
+{
+	char path[1024], *line = NULL;
+	size_t cap = 0;
+	int n = 0;
+	FILE *f = fopen(proc_find_path("test/fixtures/corpus.jsonl", path, sizeof(path)), "r");
+	for (int d = 0; d <= CFG_MAX_DOMAINS; d++)
+		B.texts[d] = calloc(BENCH_MAX_TEXTS, sizeof(char *));
+	while (f && n < BENCH_MAX_TEXTS && getline(&line, &cap, f) > 0) {
+		cJSON *o = cJSON_Parse(line);
+		const cJSON *t = cJSON_GetObjectItem(o, "text"), *d = cJSON_GetObjectItem(o, "domain");
+		char *lit = cJSON_IsString(t) && t->valuestring[0] ? cJSON_PrintUnformatted(t) : NULL;
+		if (lit && strlen(lit) < 1024) {
+			int dom = cJSON_IsString(d) ? cfg_domain_index(d->valuestring) : -1;
+			B.texts[CFG_MAX_DOMAINS][B.n_texts[CFG_MAX_DOMAINS]++] = lit;
+			if (dom >= 0)
+				B.texts[dom][B.n_texts[dom]++] = lit;
+			n++;
+		} else {
+			free(lit);
+		}
+		cJSON_Delete(o);
+	}
+	free(line);
+	if (f)
+		fclose(f);
+	if (n == 0) {
+		fprintf(stderr, "bench: no corpus at %s, every message says the same thing\n", path);
+		B.texts[CFG_MAX_DOMAINS][B.n_texts[CFG_MAX_DOMAINS]++] = strdup(BENCH_FALLBACK_TEXT);
+	}
+}
+
+/* Frees what the run holds. WebSockets get a close handshake first (bounded by ws's own timer). */
+static void bench_teardown(void)
+{
+	if (B.base) {
+		if (B.tick)
+			event_del(B.tick);
+		if (B.progress)
+			event_del(B.progress);
+		if (B.connect_timer)
+			event_del(B.connect_timer);
+		for (int i = 0; B.ws && i < B.n_ws; i++) {
+			if (B.ws[i].ws)
+				ws_conn_close(B.ws[i].ws, WS_CLOSE_NORMAL, "bench done");
+			else if (B.ws[i].bev)
+				bufferevent_free(B.ws[i].bev);
+			B.ws[i].bev = NULL;
+		}
+		for (int i = 0; B.http && i < B.o.connections; i++)
+			if (B.http[i].bev)
+				bufferevent_free(B.http[i].bev);
+		B.phase = BP_DONE;
+		if (B.n_ws_open > 0) {
+			struct timeval tv = {3, 0};
+			event_base_loopexit(B.base, &tv);
+			event_base_dispatch(B.base); /* bench_ws_close breaks out when the last one is gone */
+		}
+		if (B.tick)
+			event_free(B.tick);
+		if (B.progress)
+			event_free(B.progress);
+		if (B.connect_timer)
+			event_free(B.connect_timer);
+		if (B.sigint)
+			event_free(B.sigint);
+		if (B.n_ws_open == 0)
+			event_base_free(B.base); /* else a socket still references it; the process ends anyway */
+	}
+	for (int i = 0; i < B.n_texts[CFG_MAX_DOMAINS]; i++)
+		free(B.texts[CFG_MAX_DOMAINS][i]);
+	for (int d = 0; d <= CFG_MAX_DOMAINS; d++)
+		free(B.texts[d]);
+	for (int i = 0; i < B.n_procs; i++)
+		free(B.procs[i].kids0);
+	free(B.procs);
+	free(B.chans);
+	free(B.http);
+	free(B.idle);
+	free(B.ws);
+	free(B.mstate);
+	free(B.ack_ms);
+	free(B.hint_ms);
+}
+
+/* Starts the clock once every socket is up and every subscription acknowledged, so connection
+ * set-up is never part of the measured window. */
+static void bench_maybe_start(void)
+{
+	if (B.phase != BP_CONNECT || B.n_http_up < B.o.connections || B.n_ws_ready < B.n_ws)
+		return;
+	struct timeval tick = {0, BENCH_TICK_US};
+	B.phase = BP_SEND;
+	evtimer_del(B.connect_timer);
+	B.t0 = bench_now();
+	B.t_measure = B.t0 + (double)B.warm_n / B.o.rate;
+	B.t_sched_end = B.t0 + (double)B.total / B.o.rate;
+	event_add(B.tick, &tick);
+	bench_tick_cb(-1, 0, NULL);
+}
+
+static void bench_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+	double now = bench_now();
+	time_t wall = time(NULL);
+	if (wall != B.wall_now) {
+		struct tm tm;
+		B.wall_now = wall;
+		gmtime_r(&wall, &tm);
+		strftime(B.date_time, sizeof(B.date_time), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+	}
+	if (B.phase == BP_SEND) {
+		if (!B.measuring && now >= B.t_measure) {
+			B.measuring = true;
+			bench_procs_start();
+		}
+		bench_pump(now);
+		if (B.next_send == B.total && B.inflight == 0) {
+			B.phase = BP_DRAIN;
+			B.t_drain_end = B.t_last_send + B.o.drain;
+		} else if (now > B.t_sched_end + BENCH_GIVEUP_S) {
+			fprintf(stderr, "bench: giving up on %llu unsent and %d unanswered messages\n",
+				(unsigned long long)(B.total - B.next_send), B.inflight);
+			B.phase = BP_DRAIN;
+			B.t_drain_end = now;
+		}
+	}
+	if (B.phase == BP_DRAIN && (B.acked_unhinted == 0 || now >= B.t_drain_end))
+		bench_finish();
+}
+
+static void bench_progress_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+	if (B.phase == BP_CONNECT) {
+		fprintf(stderr, "bench: connecting: %d/%d HTTP, %d/%d WebSocket subscribed\n", B.n_http_up, B.o.connections,
+			B.n_ws_ready, B.n_ws);
+		return;
+	}
+	double now = bench_now(), due_f = (now - B.t0) * B.o.rate;
+	uint64_t due = due_f < 0 ? 0 : (uint64_t)due_f + 1;
+	if (due > B.total)
+		due = B.total;
+	fprintf(stderr, "bench: %5.1fs %-7s sent=%llu acked=%llu rejected=%llu hinted=%llu queued=%llu inflight=%d\n",
+		now - B.t0, B.phase == BP_DRAIN ? "drain" : B.measuring ? "measure" : "warmup",
+		(unsigned long long)B.all_sent, (unsigned long long)B.all_acked, (unsigned long long)B.all_rejected,
+		(unsigned long long)B.all_hinted, (unsigned long long)(due > B.next_send ? due - B.next_send : 0), B.inflight);
+}
+
+static void bench_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+	bench_failf("timed out after %ds connecting: %d/%d HTTP connections to %s, %d/%d WebSockets subscribed on %s",
+		    BENCH_CONNECT_TIMEOUT_S, B.n_http_up, B.o.connections, B.cfg->ingress.listen, B.n_ws_ready, B.n_ws,
+		    B.cfg->notifier.listen);
+}
+
+/* Ctrl-C: stop now and still report what was measured. */
+static void bench_sigint_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+	if (B.phase == BP_CONNECT) {
+		bench_failf("interrupted while connecting");
+		return;
+	}
+	B.interrupted = true;
+	bench_finish();
+}
+
+static void bench_finish(void)
+{
+	if (B.phase == BP_DONE)
+		return;
+	B.phase = BP_DONE;
+	B.t_end = bench_now();
+	if (!B.measuring) {
+		B.measuring = true;
+		bench_procs_start();
+	}
+	event_base_loopbreak(B.base);
+}
+
+/* ---- webhooks ---- */
+
+/* Hands every due message to a free connection, oldest first; the rest wait for one. */
+static void bench_pump(double now)
+{
+	if (B.phase != BP_SEND)
+		return;
+	double due_f = (now - B.t0) * B.o.rate;
+	uint64_t due = due_f < 0 ? 0 : (uint64_t)due_f + 1;
+	if (due > B.total)
+		due = B.total;
+	while (B.next_send < due && B.n_idle > 0) {
+		bench_http_t *h = B.idle[--B.n_idle];
+		h->idle_listed = false;
+		bench_send(h, B.next_send++);
+		B.t_last_send = now;
+	}
+}
+
+static uint64_t bench_rand(void)
+{
+	B.rng ^= B.rng << 13;
+	B.rng ^= B.rng >> 7;
+	B.rng ^= B.rng << 17;
+	return B.rng;
+}
+
+static void bench_send(bench_http_t *h, uint64_t i)
+{
+	char body[4096], head[2048];
+	uint64_t r = bench_rand();
+	unsigned k = (unsigned)(r % BENCH_POOL);
+	/* A customer always writes to the same instance, as on a real phone line. */
+	const cfg_channel_t *ch = B.chans[k % (unsigned)B.n_chans];
+	int pool = ch->domain >= 0 && ch->domain < CFG_MAX_DOMAINS && B.n_texts[ch->domain] ? ch->domain : CFG_MAX_DOMAINS;
+	const char *text = B.texts[pool][(r >> 24) % (uint64_t)B.n_texts[pool]];
+	int blen = snprintf(body, sizeof(body),
+			    "{\"event\":\"messages.upsert\",\"instance\":\"%s\",\"data\":{\"key\":{\"remoteJid\":\"%lld@s.whatsapp.net\","
+			    "\"fromMe\":false,\"id\":\"%s%llu\"},\"pushName\":\"Cliente %u\",\"status\":\"DELIVERY_ACK\","
+			    "\"message\":{\"conversation\":%s},\"messageType\":\"conversation\",\"messageTimestamp\":%lld,"
+			    "\"source\":\"android\"},\"destination\":\"http://%s/webhooks/evolution\",\"date_time\":\"%s\","
+			    "\"sender\":\"5511988887777@s.whatsapp.net\",\"server_url\":\"%s\",\"apikey\":\"%s\"}",
+			    ch->name, BENCH_JID_BASE + (long long)k, B.prefix, (unsigned long long)i, k, text,
+			    (long long)B.wall_now, B.cfg->ingress.listen, B.date_time,
+			    ch->url && !strpbrk(ch->url, "\"\\") ? ch->url : "", ch->key);
+	int hlen = snprintf(head, sizeof(head),
+			    "POST /webhooks/evolution HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+			    "apikey: %s\r\nContent-Length: %d\r\n\r\n",
+			    B.cfg->ingress.listen, ch->key, blen);
+	struct evbuffer *out = bufferevent_get_output(h->bev);
+	evbuffer_add(out, head, (size_t)hlen);
+	evbuffer_add(out, body, (size_t)blen);
+	h->busy = true;
+	h->msg = i;
+	h->head_len = 0;
+	B.inflight++;
+	B.mstate[i] |= BM_SENT;
+	B.all_sent++;
+	if (i >= B.warm_n)
+		B.sent++;
+}
+
+/* A webhook's outcome: an HTTP status, 0 for a broken connection, -1 for no answer in time. */
+static void bench_answer(bench_http_t *h, int status)
+{
+	uint64_t i = h->msg;
+	bool measured = i >= B.warm_n;
+	double now = bench_now();
+	h->busy = false;
+	B.inflight--;
+	if (status == 200) {
+		B.mstate[i] |= BM_ACKED;
+		B.all_acked++;
+		if (measured) {
+			B.acked++;
+			B.ack_ms[B.n_ack_ms++] = (now - (B.t0 + (double)i / B.o.rate)) * 1000.0;
+			B.t_last_ack = now;
+			if (!(B.mstate[i] & BM_HINTED))
+				B.acked_unhinted++;
+		}
+		return;
+	}
+	B.all_rejected++;
+	if (!measured)
+		return;
+	B.rejected++;
+	if (status == 0)
+		B.by_error++;
+	else if (status < 0)
+		B.by_timeout++;
+	else
+		B.by_status[status < 600 ? status : 599]++;
+}
+
+static void bench_http_connect(bench_http_t *h)
+{
+	struct timeval tv = {BENCH_REQUEST_TIMEOUT_S, 0};
+	h->bev = bufferevent_socket_new(B.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!h->bev) {
+		bench_failf("cannot create a socket: %s", strerror(errno));
+		return;
+	}
+	bufferevent_setcb(h->bev, bench_http_read_cb, NULL, bench_http_event_cb, h);
+	bufferevent_set_timeouts(h->bev, &tv, NULL);
+	bufferevent_enable(h->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(h->bev, (struct sockaddr *)&B.ingress_sa, B.ingress_len) < 0) {
+		bufferevent_free(h->bev);
+		h->bev = NULL;
+		if (B.phase == BP_CONNECT)
+			bench_failf("cannot connect to the ingress at %s: %s", B.cfg->ingress.listen, strerror(errno));
+		else
+			event_base_once(B.base, -1, EV_TIMEOUT, bench_http_reconnect_cb, h,
+					&(struct timeval){0, BENCH_RECONNECT_MS * 1000});
+	}
+}
+
+/* Closes a connection (failing its request, if any) and dials again shortly, so a restarted
+ * ingress gets its load back. */
+static void bench_http_drop(bench_http_t *h)
+{
+	if (h->busy)
+		bench_answer(h, 0);
+	if (h->idle_listed) {
+		for (int k = 0; k < B.n_idle; k++)
+			if (B.idle[k] == h) {
+				B.idle[k] = B.idle[--B.n_idle];
+				break;
+			}
+		h->idle_listed = false;
+	}
+	if (h->connected)
+		B.n_http_up--;
+	h->connected = false;
+	bufferevent_free(h->bev);
+	h->bev = NULL;
+	if (B.phase == BP_SEND || B.phase == BP_DRAIN)
+		event_base_once(B.base, -1, EV_TIMEOUT, bench_http_reconnect_cb, h,
+				&(struct timeval){0, BENCH_RECONNECT_MS * 1000});
+}
+
+static void bench_http_reconnect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	bench_http_t *h = arg;
+	if (B.phase != BP_DONE && !h->bev)
+		bench_http_connect(h);
+}
+
+/* Makes h available for the next due message. */
+static void bench_http_idle(bench_http_t *h)
+{
+	if (!h->idle_listed) {
+		B.idle[B.n_idle++] = h;
+		h->idle_listed = true;
+	}
+	bench_pump(bench_now());
+}
+
+static void bench_http_read_cb(struct bufferevent *bev, void *arg)
+{
+	bench_http_t *h = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len = evbuffer_get_length(in);
+	if (!h->busy) { /* nothing asked: not ours to interpret */
+		evbuffer_drain(in, len);
+		return;
+	}
+	if (!h->head_len) {
+		struct evbuffer_ptr p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+		char head[BENCH_HEAD_MAX];
+		if (p.pos < 0) {
+			if (len > BENCH_HEAD_MAX)
+				bench_http_drop(h);
+			return;
+		}
+		size_t hl = (size_t)p.pos + 4, n = hl < sizeof(head) - 1 ? hl : sizeof(head) - 1;
+		evbuffer_copyout(in, head, n);
+		head[n] = 0;
+		h->status = strncmp(head, "HTTP/1.", 7) == 0 ? atoi(head + 9) : 0;
+		h->body_len = 0;
+		h->close_after = strncmp(head, "HTTP/1.0", 8) == 0;
+		for (char *l = strstr(head, "\r\n"); l && l[2]; l = strstr(l + 2, "\r\n")) {
+			const char *v = l + 2;
+			if (strncasecmp(v, "Content-Length:", 15) == 0)
+				h->body_len = strtoul(v + 15, NULL, 10);
+			else if (strncasecmp(v, "Connection:", 11) == 0)
+				h->close_after = strncasecmp(v + 11 + strspn(v + 11, " \t"), "close", 5) == 0;
+		}
+		if (h->status <= 0) { /* not HTTP: the connection is unusable */
+			bench_http_drop(h);
+			return;
+		}
+		h->head_len = hl;
+	}
+	if (len < h->head_len + h->body_len)
+		return;
+	evbuffer_drain(in, h->head_len + h->body_len);
+	h->head_len = 0;
+	bench_answer(h, h->status);
+	if (h->close_after)
+		bench_http_drop(h);
+	else
+		bench_http_idle(h);
+}
+
+static void bench_http_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	bench_http_t *h = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		int one = 1;
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		h->connected = true;
+		B.n_http_up++;
+		bench_http_idle(h);
+		bench_maybe_start();
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (!h->busy) { /* an idle keep-alive connection, nothing is late */
+			bufferevent_enable(bev, EV_READ);
+			return;
+		}
+		bench_answer(h, -1);
+		bench_http_drop(h); /* a late answer would be taken for the next request's */
+		return;
+	}
+	if (B.phase == BP_CONNECT) {
+		bench_failf("cannot connect to the ingress at %s: %s", B.cfg->ingress.listen,
+			    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		return;
+	}
+	bench_http_drop(h);
+}
+
+/* ---- WebSockets ---- */
+
+static void bench_ws_connect(bench_ws_t *w)
+{
+	w->bev = bufferevent_socket_new(B.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!w->bev) {
+		bench_failf("cannot create a socket: %s", strerror(errno));
+		return;
+	}
+	bufferevent_setcb(w->bev, bench_ws_hs_read_cb, NULL, bench_ws_hs_event_cb, w);
+	bufferevent_enable(w->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(w->bev, (struct sockaddr *)&B.notifier_sa, B.notifier_len) < 0)
+		bench_failf("cannot connect to the notifier at %s: %s", B.cfg->notifier.listen, strerror(errno));
+}
+
+static void bench_ws_hs_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	bench_ws_t *w = arg;
+	if (!(what & BEV_EVENT_CONNECTED)) {
+		bench_failf("cannot connect to the notifier at %s: %s", B.cfg->notifier.listen,
+			    what & BEV_EVENT_EOF ? "connection closed during the handshake"
+						 : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		return;
+	}
+	int one = 1;
+	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	token_claims_t claims = {.agent = w->agent, .company = B.o.company, .iat = (long)time(NULL)};
+	claims.exp = claims.iat + 86400;
+	snprintf(claims.role, sizeof(claims.role), "%s", w->watcher ? "supervisor" : "agent");
+	char *tok = token_sign(B.cfg->auth.token_secret, &claims);
+	if (!tok) {
+		bench_failf("cannot sign an agent token (is auth.token_secret empty?)");
+		return;
+	}
+	char path[TOKEN_MAX_LEN + 32], req[TOKEN_MAX_LEN + 1024];
+	snprintf(path, sizeof(path), "/ws?token=%s", tok);
+	free(tok);
+	ws_client_key(w->key);
+	int n = ws_client_request(req, sizeof(req), B.cfg->notifier.listen, path, w->key);
+	if (n < 0) {
+		bench_failf("WebSocket handshake request does not fit");
+		return;
+	}
+	bufferevent_write(bev, req, (size_t)n);
+}
+
+static void bench_ws_hs_read_cb(struct bufferevent *bev, void *arg)
+{
+	bench_ws_t *w = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len = evbuffer_get_length(in);
+	const char *buf = (const char *)evbuffer_pullup(in, -1);
+	int r = ws_client_check_response(buf, len, w->key);
+	if (r == 0 && len < BENCH_HEAD_MAX)
+		return;
+	if (r <= 0) {
+		const char *eol = memchr(buf, '\r', len);
+		bench_failf("the notifier at %s refused the WebSocket of %s: %.*s", B.cfg->notifier.listen, w->channel,
+			    (int)(eol ? eol - buf : (len < 80 ? (int)len : 80)), buf);
+		return;
+	}
+	evbuffer_drain(in, (size_t)r);
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	ws_limits_t lim = {.max_message_bytes = 1 << 20, .max_send_buffer = 0, .ping_interval_ms = 0};
+	ws_callbacks_t cb = {.on_message = bench_ws_message, .on_close = bench_ws_close};
+	w->bev = NULL;
+	w->ws = ws_conn_new(bev, true, &lim, &cb, w);
+	if (!w->ws) {
+		bench_failf("out of memory");
+		return;
+	}
+	B.n_ws_open++;
+	char frame[128];
+	int n = snprintf(frame, sizeof(frame), "{\"op\":\"subscribe\",\"channel\":\"%s\",\"id\":%d}", w->channel,
+			 (int)(w - B.ws));
+	if (!ws_conn_send_text(w->ws, frame, (size_t)n))
+		bench_failf("cannot send the subscription to %s", w->channel);
+}
+
+static void bench_ws_message(ws_conn_t *c, const char *data, size_t len, void *arg)
+{
+	bench_ws_t *w = arg;
+	(void)c;
+	if (!w->ready) {
+		if (memmem(data, len, "\"type\":\"ack\"", 12)) {
+			w->ready = true;
+			B.n_ws_ready++;
+			bench_maybe_start();
+			return;
+		}
+		if (memmem(data, len, "\"type\":\"error\"", 14)) {
+			bench_failf("subscribing to %s was refused: %.200s", w->channel, data);
+			return;
+		}
+	}
+	if (w->watcher)
+		bench_hint_frame(data, len);
+	else
+		B.agent_frames++;
+}
+
+static void bench_ws_close(ws_conn_t *c, int code, void *arg)
+{
+	bench_ws_t *w = arg;
+	(void)c;
+	w->ws = NULL;
+	B.n_ws_open--;
+	if (B.phase == BP_DONE) {
+		if (B.n_ws_open == 0)
+			event_base_loopbreak(B.base);
+		return;
+	}
+	if (B.phase == BP_CONNECT) {
+		bench_failf("the notifier closed the WebSocket of %s (code %d)", w->channel, code);
+		return;
+	}
+	/* Measuring goes on: lost hints show up as missing, the counter says why. */
+	B.ws_dropped++;
+	fprintf(stderr, "bench: the notifier closed the WebSocket of %s (code %d)%s\n", w->channel, code,
+		w->watcher ? ": hints are no longer counted" : "");
+}
+
+/* ---- hints ---- */
+
+/* A frame on company:C; only hint events matter. Cheap test first: message events are as frequent. */
+static void bench_hint_frame(const char *data, size_t len)
+{
+	if (!memmem(data, len, "\"type\":\"hint\"", 13))
+		return;
+	double now = bench_now();
+	cJSON *root = cJSON_ParseWithLength(data, len);
+	const cJSON *type = cJSON_GetObjectItem(root, "type"), *d = cJSON_GetObjectItem(root, "data");
+	if (cJSON_IsString(type) && strcmp(type->valuestring, "hint") == 0 && cJSON_IsObject(d)) {
+		const cJSON *ids = cJSON_GetObjectItem(d, "message_ids"), *id;
+		bool measured = false;
+		if (cJSON_IsArray(ids) && cJSON_GetArraySize(ids) > 0) {
+			cJSON_ArrayForEach(id, ids)
+				if (cJSON_IsString(id))
+					bench_hint_id(id->valuestring, now, &measured);
+		} else if (cJSON_IsString(id = cJSON_GetObjectItem(d, "message_id"))) {
+			bench_hint_id(id->valuestring, now, &measured);
+		}
+		if (measured)
+			B.hints++;
+	}
+	cJSON_Delete(root);
+}
+
+/* One message id a hint covers: ids of other runs are ignored; a second hint for one is a duplicate. */
+static void bench_hint_id(const char *id, double now, bool *measured)
+{
+	char *end;
+	if (strncmp(id, B.prefix, B.prefix_len) != 0 || !isdigit((unsigned char)id[B.prefix_len]))
+		return;
+	unsigned long long i = strtoull(id + B.prefix_len, &end, 10);
+	if (*end || i >= B.total)
+		return;
+	bool is_measured = i >= B.warm_n;
+	if (B.mstate[i] & BM_HINTED) {
+		if (is_measured)
+			B.duplicates++;
+		return;
+	}
+	B.mstate[i] |= BM_HINTED;
+	B.all_hinted++;
+	if (!is_measured)
+		return;
+	*measured = true;
+	B.hinted++;
+	B.hint_ms[B.n_hint_ms++] = (now - (B.t0 + (double)i / B.o.rate)) * 1000.0;
+	if (B.mstate[i] & BM_ACKED)
+		B.acked_unhinted--;
+}
+
+/* ---- processes ---- */
+
+static size_t bench_curl_sink(char *p, size_t sz, size_t n, void *arg)
+{
+	return fwrite(p, sz, n, (FILE *)arg);
+}
+
+/* The supervisor's /healthz (pids and roles of every process). Blocking, so only called outside the
+ * measured window. NULL with a reason when the system is not there. */
+static cJSON *bench_health(char *err, size_t errlen)
+{
+	char url[512], *body = NULL;
+	size_t len = 0;
+	snprintf(url, sizeof(url), "http://%s/healthz", B.cfg->metrics.listen);
+	FILE *mem = open_memstream(&body, &len);
+	CURL *c = curl_easy_init();
+	CURLcode rc = CURLE_FAILED_INIT;
+	if (c && mem) {
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, bench_curl_sink);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+		rc = curl_easy_perform(c);
+	}
+	if (c)
+		curl_easy_cleanup(c);
+	if (mem)
+		fclose(mem);
+	cJSON *root = rc == CURLE_OK ? cJSON_Parse(body) : NULL;
+	if (rc != CURLE_OK)
+		snprintf(err, errlen, "atende is not running at %s (%s)", B.cfg->metrics.listen, curl_easy_strerror(rc));
+	else if (!cJSON_IsArray(cJSON_GetObjectItem(root, "processes")))
+		snprintf(err, errlen, "http://%.300s/healthz did not answer a process list", B.cfg->metrics.listen);
+	free(body);
+	if (root && !cJSON_IsArray(cJSON_GetObjectItem(root, "processes"))) {
+		cJSON_Delete(root);
+		root = NULL;
+	}
+	return root;
+}
+
+static bench_proc_t *bench_proc_add(const char *role, int index, pid_t pid, bool children)
+{
+	bench_proc_t *p;
+	B.procs = realloc(B.procs, (size_t)(B.n_procs + 1) * sizeof(*B.procs));
+	p = &B.procs[B.n_procs++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->role, sizeof(p->role), "%s", role);
+	p->index = index;
+	p->pid = pid;
+	p->children = children;
+	return p;
+}
+
+/* Builds the list: every supervised process, the supervisor (their parent), the postgres
+ * children (backends and background processes, summed) and this bench itself. */
+static void bench_procs_init(const cJSON *health)
+{
+	const cJSON *p;
+	pid_t parent = 0;
+	cJSON_ArrayForEach(p, cJSON_GetObjectItem(health, "processes"))
+	{
+		const cJSON *role = cJSON_GetObjectItem(p, "role"), *pid = cJSON_GetObjectItem(p, "pid");
+		const cJSON *index = cJSON_GetObjectItem(p, "index"), *restarts = cJSON_GetObjectItem(p, "restarts");
+		if (!cJSON_IsString(role) || !cJSON_IsNumber(pid) || pid->valueint <= 0)
+			continue;
+		bench_proc_t *bp = bench_proc_add(role->valuestring, cJSON_IsNumber(index) ? index->valueint : 0,
+						  (pid_t)pid->valueint, false);
+		bp->restarts = cJSON_IsNumber(restarts) ? restarts->valueint : 0;
+		if (!parent)
+			bench_stat(bp->pid, &parent, NULL);
+		if (strcmp(role->valuestring, "postgres") == 0)
+			B.pg_pid = bp->pid;
+	}
+	if (parent > 1)
+		bench_proc_add("supervisor", 0, parent, false);
+	if (B.pg_pid)
+		bench_proc_add("postgres-children", 0, B.pg_pid, true);
+	bench_proc_add("bench", 0, getpid(), false);
+}
+
+static void bench_procs_start(void)
+{
+	for (int i = 0; i < B.n_procs; i++) {
+		bench_proc_t *p = &B.procs[i];
+		if (p->children) {
+			p->n_kids0 = bench_children(p->pid, &p->kids0);
+			p->ok = true;
+		} else {
+			p->ok = bench_stat(p->pid, NULL, &p->t0);
+		}
+	}
+}
+
+/* CPU over the measured window, RSS now, and whether the supervisor restarted anything meanwhile. */
+static void bench_procs_end(void)
+{
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	for (int i = 0; i < B.n_procs; i++) {
+		bench_proc_t *p = &B.procs[i];
+		unsigned long long t1;
+		p->cpu_s = -1;
+		if (p->children) {
+			bench_ticks_t *kids = NULL;
+			int n = bench_children(p->pid, &kids);
+			unsigned long long sum = 0;
+			double rss = 0;
+			for (int k = 0; k < n; k++) {
+				unsigned long long before = 0;
+				for (int j = 0; j < p->n_kids0; j++)
+					if (p->kids0[j].pid == kids[k].pid)
+						before = p->kids0[j].ticks;
+				sum += kids[k].ticks >= before ? kids[k].ticks - before : 0;
+				rss += bench_rss_mb(kids[k].pid);
+			}
+			free(kids);
+			p->count = n;
+			p->cpu_s = (double)sum / hz;
+			p->rss_mb = rss;
+		} else if (p->ok && bench_stat(p->pid, NULL, &t1)) {
+			p->cpu_s = (double)(t1 - p->t0) / hz;
+			p->rss_mb = bench_rss_mb(p->pid);
+			p->count = 1;
+		}
+	}
+	char err[256];
+	cJSON *health = bench_health(err, sizeof(err));
+	const cJSON *e, *list = health ? cJSON_GetObjectItem(health, "processes") : NULL;
+	cJSON_ArrayForEach(e, list)
+	{
+		const cJSON *role = cJSON_GetObjectItem(e, "role"), *pid = cJSON_GetObjectItem(e, "pid");
+		const cJSON *index = cJSON_GetObjectItem(e, "index"), *restarts = cJSON_GetObjectItem(e, "restarts");
+		for (int i = 0; i < B.n_procs; i++) {
+			bench_proc_t *p = &B.procs[i];
+			if (!p->children && cJSON_IsString(role) && strcmp(p->role, role->valuestring) == 0 &&
+			    cJSON_IsNumber(index) && p->index == index->valueint)
+				p->restarted = (cJSON_IsNumber(pid) && pid->valueint != p->pid) ||
+					       (cJSON_IsNumber(restarts) && restarts->valueint != p->restarts);
+		}
+	}
+	cJSON_Delete(health);
+}
+
+/* utime+stime (clock ticks) and parent of pid from /proc/<pid>/stat; either out may be NULL. */
+static bool bench_stat(pid_t pid, pid_t *ppid, unsigned long long *ticks)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	/* The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'. */
+	char *p = strrchr(buf, ')');
+	int pp;
+	unsigned long long ut, st;
+	if (!p || sscanf(p + 1, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &pp, &ut, &st) != 3)
+		return false;
+	if (ppid)
+		*ppid = pp;
+	if (ticks)
+		*ticks = ut + st;
+	return true;
+}
+
+static double bench_rss_mb(pid_t pid)
+{
+	char path[64], line[256];
+	double mb = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "VmRSS:", 6) == 0) {
+			mb = strtod(line + 6, NULL) / 1024.0;
+			break;
+		}
+	if (f)
+		fclose(f);
+	return mb;
+}
+
+/* Every child of parent with its CPU ticks (malloc'd into *out); returns how many. */
+static int bench_children(pid_t parent, bench_ticks_t **out)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0, cap = 0;
+	*out = NULL;
+	while (d && (e = readdir(d))) {
+		pid_t pid = (pid_t)atoi(e->d_name), pp;
+		unsigned long long t;
+		if (pid <= 0 || !bench_stat(pid, &pp, &t) || pp != parent)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			*out = realloc(*out, (size_t)cap * sizeof(**out));
+		}
+		(*out)[n++] = (bench_ticks_t){pid, t};
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* ---- report ---- */
+
+static int bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* {"p50":..,"p95":..,"p99":..,"max":..} in ms, nearest-rank; nulls when there is no sample. */
+static void bench_print_latency(FILE *f, const char *name, double *v, size_t n)
+{
+	static const double ps[] = {0.50, 0.95, 0.99};
+	static const char *const names[] = {"p50", "p95", "p99"};
+	fprintf(f, "\"%s\":{", name);
+	if (n == 0) {
+		fprintf(f, "\"p50\":null,\"p95\":null,\"p99\":null,\"max\":null}");
+		return;
+	}
+	qsort(v, n, sizeof(double), bench_cmp_double);
+	for (int k = 0; k < 3; k++) {
+		size_t rank = (size_t)ceil(ps[k] * (double)n);
+		fprintf(f, "\"%s\":%.2f,", names[k], v[(rank ? rank : 1) - 1]);
+	}
+	fprintf(f, "\"max\":%.2f}", v[n - 1]);
+}
+
+/* The one JSON line on stdout. */
+static void bench_report(void)
+{
+	char *out = NULL;
+	size_t outlen = 0;
+	FILE *f = open_memstream(&out, &outlen);
+	double window = B.t_end - B.t_measure, span = B.t_last_ack - B.t_measure;
+	if (!f)
+		return;
+	if (window <= 0)
+		window = 1e-9;
+	fprintf(f, "{\"rate\":%g,\"seconds\":%g,\"warmup\":%g,\"connections\":%d,\"agents\":%d,", B.o.rate, B.o.seconds,
+		B.o.warmup, B.o.connections, B.o.agents);
+	fprintf(f, "\"sent\":%llu,\"acked\":%llu,\"rejected\":%llu,\"rejected_by_status\":{", (unsigned long long)B.sent,
+		(unsigned long long)B.acked, (unsigned long long)B.rejected);
+	const char *sep = "";
+	for (int s = 0; s < 600; s++)
+		if (B.by_status[s]) {
+			fprintf(f, "%s\"%d\":%llu", sep, s, (unsigned long long)B.by_status[s]);
+			sep = ",";
+		}
+	if (B.by_error)
+		fprintf(f, "%s\"connection\":%llu", sep, (unsigned long long)B.by_error), sep = ",";
+	if (B.by_timeout)
+		fprintf(f, "%s\"timeout\":%llu", sep, (unsigned long long)B.by_timeout);
+	fprintf(f, "},\"unsent\":%llu,\"hints\":%llu,\"hinted\":%llu,\"missing\":%llu,\"duplicates\":%llu,",
+		(unsigned long long)(B.total - B.warm_n - B.sent), (unsigned long long)B.hints, (unsigned long long)B.hinted,
+		(unsigned long long)B.acked_unhinted, (unsigned long long)B.duplicates);
+	bench_print_latency(f, "ack_ms", B.ack_ms, B.n_ack_ms);
+	fputc(',', f);
+	bench_print_latency(f, "hint_ms", B.hint_ms, B.n_hint_ms);
+	fprintf(f, ",\"achieved_rate\":%.1f,\"window_s\":%.2f,\"ws_dropped\":%d,\"interrupted\":%s,\"processes\":[",
+		B.acked && span > 0 ? (double)B.acked / span : 0.0, window, B.ws_dropped, B.interrupted ? "true" : "false");
+	for (int i = 0; i < B.n_procs; i++) {
+		const bench_proc_t *p = &B.procs[i];
+		fprintf(f, "%s{\"role\":\"%s\",\"index\":%d,\"pid\":%d,", i ? "," : "", p->role, p->index, (int)p->pid);
+		if (p->cpu_s < 0)
+			fprintf(f, "\"cpu_s\":null,\"cpu_pct\":null,\"rss_mb\":null");
+		else
+			fprintf(f, "\"cpu_s\":%.2f,\"cpu_pct\":%.1f,\"rss_mb\":%.1f", p->cpu_s, 100.0 * p->cpu_s / window,
+				p->rss_mb);
+		if (p->children)
+			fprintf(f, ",\"count\":%d", p->count);
+		if (p->restarted)
+			fprintf(f, ",\"restarted\":true");
+		fputc('}', f);
+	}
+	fprintf(f, "]}\n");
+	fclose(f);
+	fputs(out, stdout);
+	fflush(stdout);
+	free(out);
+}

@@ -1,0 +1,93 @@
+#!/bin/sh
+# make bench: starts a fresh system on deploy/bench.conf in a temporary data_dir, runs
+# `atende bench` at each rate of $BENCH_RATES (default "500 2000") for $BENCH_SECONDS (default 20)
+# and prints each run's JSON line on stdout, also appending it to build/bench-results.jsonl.
+# The system is stopped (SIGTERM, then waited for) however the script ends.
+set -u
+
+cd "$(dirname "$0")/.." || exit 1
+RATES=${BENCH_RATES:-500 2000}
+SECONDS_PER_RUN=${BENCH_SECONDS:-20}
+CONF_SRC=deploy/bench.conf
+RESULTS=build/bench-results.jsonl
+
+# bench.conf uses the fixed sample ports; a system already on them would be benchmarked instead.
+# Listening sockets are read from /proc/net/tcp{,6} (state 0A), so no extra tool is needed.
+busy=""
+for port in 8080 8081 8082 9092 5433; do
+	hex=$(printf '%04X' "$port")
+	if cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+		awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }'; then
+		busy="$busy $port"
+	fi
+done
+if [ -n "$busy" ]; then
+	echo "bench: port(s)$busy already in use (is atende running? stop it first)" >&2
+	exit 1
+fi
+
+TMP=$(mktemp -d /tmp/atende-bench.XXXXXX) || exit 1
+# The embedded PostgreSQL runs as an unprivileged user: it must be able to enter the data dir.
+chmod 755 "$TMP"
+CONF="$TMP/bench.conf"
+LOG="$TMP/atende.log"
+PID=""
+
+cleanup() {
+	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+		kill -TERM "$PID" 2>/dev/null
+		wait "$PID" 2>/dev/null
+	fi
+	PID=""
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+sed "s|^data_dir = \"var\";|data_dir = \"$TMP\";|" "$CONF_SRC" >"$CONF"
+if ! grep -q "^data_dir = \"$TMP\";" "$CONF"; then
+	echo "bench: could not set data_dir in a copy of $CONF_SRC" >&2
+	exit 1
+fi
+
+bin/atende run -c "$CONF" >"$LOG" 2>&1 &
+PID=$!
+
+# The supervisor is healthy once every process is started; the ingress and notifier answer theirs
+# once they listen and reach the broker, which is what the bench needs.
+healthy() {
+	for port in 8082 8080 8081; do
+		curl -fs -m 2 -o /dev/null "http://127.0.0.1:$port/healthz" || return 1
+	done
+}
+waited=0
+until healthy; do
+	if ! kill -0 "$PID" 2>/dev/null; then
+		echo "bench: atende exited during start-up; last lines of its log:" >&2
+		tail -n 30 "$LOG" >&2
+		exit 1
+	fi
+	if [ "$waited" -ge 120 ]; then
+		echo "bench: atende not healthy after 120 s; last lines of its log:" >&2
+		tail -n 30 "$LOG" >&2
+		exit 1
+	fi
+	sleep 1
+	waited=$((waited + 1))
+done
+echo "bench: system up after ${waited}s (log: $LOG)" >&2
+
+mkdir -p build
+rc=0
+for rate in $RATES; do
+	if out=$(bin/atende bench -c "$CONF" --rate "$rate" --seconds "$SECONDS_PER_RUN"); then
+		echo "$out"
+		echo "$out" >>"$RESULTS"
+	else
+		echo "bench: run at $rate msg/s failed; last lines of the system log:" >&2
+		tail -n 20 "$LOG" >&2
+		rc=1
+	fi
+done
+exit $rc

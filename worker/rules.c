@@ -1,0 +1,794 @@
+/*
+ * rules: keyword classification and hint writing (see rules.h). Keywords are matched on
+ * text_normalize output padded with spaces, so a pattern " cobr" means "a word starting
+ * with cobr" and accents, case and punctuation never matter. Hints are templates whose
+ * [optional parts] appear only when the detail they name ({valor}, {protocolo}…) was found.
+ */
+#include "rules.h"
+
+#include "text.h"
+
+#include <ctype.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define RULES_NORM_MAX 2048 /* longer messages are classified on their first 2 KiB */
+#define RULES_DETAIL_MAX 48
+
+/* One keyword: its weight towards an intent and, optionally, a hint more precise than
+ * the intent's generic one (the matched keyword with a hint and the highest weight wins). */
+typedef struct {
+	const char *pattern;
+	rules_intent_t intent;
+	int weight;
+	const char *hint;
+} rules_keyword_t;
+
+typedef enum { REASON_HEALTH, REASON_FRAUD, REASON_LEGAL, REASON_URGENCY, REASON_COUNT } rules_reason_t;
+
+typedef struct {
+	const char *pattern;
+	rules_reason_t reason;
+	const char *const *not_after; /* NULL-terminated: right after one of these the phrase does not count */
+} rules_critical_t;
+
+/* Details lifted from the message to make hints concrete; empty string = not found. */
+typedef struct {
+	char valor[RULES_DETAIL_MAX];     /* "R$ 129,00" */
+	char protocolo[RULES_DETAIL_MAX]; /* "2024-88123" */
+	char bairro[RULES_DETAIL_MAX];    /* "Boa Viagem" */
+	char mega[RULES_DETAIL_MAX];      /* "300" (speed in Mbps) */
+	char mes[RULES_DETAIL_MAX];       /* "março" */
+	char dias[RULES_DETAIL_MAX];      /* "10" (days without service) */
+	char vezes[RULES_DETAIL_MAX];     /* "3" (previous contacts) */
+} rules_details_t;
+
+static const char *const rules_intent_names[] = {"billing", "sales", "outage", "complaint", "cancel", "other"};
+static const char *const rules_reason_names[REASON_COUNT] = {"health", "fraud", "legal", "urgency"};
+
+/* Domain of the queue a message came in on, and the intent it implies. */
+static const struct {
+	const char *domain;
+	rules_intent_t intent;
+} rules_domains[] = {
+	{"financeiro", INTENT_BILLING}, {"comercial", INTENT_SALES},   {"suporte", INTENT_OUTAGE},
+	{"ouvidoria", INTENT_COMPLAINT}, {"cancelamento", INTENT_CANCEL},
+};
+
+/* Without a domain to break a tie, the intent with the costlier miss wins: losing the
+ * customer, then an unhandled complaint, then a customer without service. */
+static const rules_intent_t rules_tie_order[] = {INTENT_CANCEL, INTENT_COMPLAINT, INTENT_OUTAGE, INTENT_BILLING,
+						 INTENT_SALES};
+
+static const char H_SEGUNDA_VIA[] =
+	"Envie a segunda via[ do boleto de {mes}] aqui mesmo, com a linha digitável ou o código PIX, e confirme o "
+	"e-mail cadastrado; se já venceu, informe os juros e a nova data de vencimento.";
+static const char H_PARCELAR[] =
+	"Consulte as condições de parcelamento da fatura em aberto e ofereça a proposta com entrada e número de "
+	"parcelas; lembre ao cliente que o acordo evita a suspensão do serviço.";
+static const char H_VALOR_ERRADO[] =
+	"Peça o mês de referência e compare a fatura[ de {valor}] com o plano contratado item por item; se houver "
+	"erro, abra a contestação e informe o protocolo e o prazo do crédito na próxima fatura.";
+static const char H_DUPLICIDADE[] =
+	"Verifique no histórico se houve cobrança em duplicidade[ de {valor}]; confirmando, registre o estorno ou "
+	"crédito na próxima fatura e passe o protocolo ao cliente.";
+static const char H_PAGAMENTO_NAO_BAIXADO[] =
+	"Localize o pagamento[ de {valor}] pela data e forma de pagamento; se não houver baixa, peça o comprovante "
+	"e abra a baixa manual para evitar bloqueio por inadimplência.";
+static const char H_PIX[] =
+	"Envie o código PIX copia e cola ou a linha digitável da fatura em aberto e peça o comprovante depois do "
+	"pagamento, para agilizar a baixa.";
+static const char H_DATA_VENCIMENTO[] =
+	"Consulte as datas de vencimento disponíveis e faça a troca; avise que a próxima fatura pode vir com "
+	"valor proporcional aos dias de diferença.";
+static const char H_NOTA_FISCAL[] =
+	"Envie a nota fiscal[ de {mes}] aqui no chat ou para o e-mail cadastrado e confirme se o CPF/CNPJ e o "
+	"endereço da nota estão corretos.";
+static const char H_ESTORNO[] =
+	"Confirme o valor[ ({valor})] e o motivo do estorno, registre a solicitação com protocolo e informe o prazo "
+	"e a forma de devolução (crédito em fatura ou depósito).";
+
+static const char H_PRECO[] =
+	"Informe o valor mensal do plano, o que está incluso e a fidelidade; peça o CEP para confirmar a cobertura "
+	"e já ofereça o agendamento da instalação.";
+static const char H_UPGRADE[] =
+	"Consulte o plano atual do cliente e ofereça o upgrade com a diferença de valor mensal; confirme se a troca "
+	"renova a fidelidade e em quanto tempo a nova velocidade é liberada.";
+static const char H_VELOCIDADES[] =
+	"Apresente os planos[ de {mega} mega] e a opção imediatamente acima, com preço e fidelidade; confirme a "
+	"cobertura no endereço antes de fechar.";
+static const char H_COBERTURA[] =
+	"Peça o CEP e o número do endereço para consultar a viabilidade[ no bairro {bairro}]; havendo cobertura, "
+	"apresente os planos e ofereça o agendamento da instalação.";
+static const char H_PROMOCAO[] =
+	"Apresente a promoção vigente para novos clientes (desconto e por quanto tempo vale) e peça CEP e CPF "
+	"para verificar a cobertura e seguir com a contratação.";
+static const char H_PORTABILIDADE_ENTRADA[] =
+	"Explique que a portabilidade é gratuita e leva até 3 dias úteis; peça o número e o CPF do titular e "
+	"faça a contratação do plano junto com o pedido.";
+
+static const char H_QUEDA[] =
+	"Verifique se há falha massiva ou manutenção na região do cliente; se não houver, peça para desligar o "
+	"roteador por 30 segundos e, se não voltar, abra chamado técnico.";
+static const char H_SEM_SINAL[] =
+	"Consulte se há rompimento ou manutenção na região e peça para conferir os cabos e as luzes do roteador; "
+	"sem sinal depois de reiniciar, abra visita técnica.";
+static const char H_LENTIDAO[] =
+	"Peça um teste de velocidade com o computador no cabo[ e compare com os {mega} mega contratados]; abaixo "
+	"de 80% do contratado, reinicie o equipamento remotamente e abra chamado se não normalizar.";
+static const char H_INSTAVEL[] =
+	"Pergunte se as quedas acontecem só no Wi-Fi ou também no cabo e confira o histórico de desconexões do "
+	"equipamento; quedas frequentes justificam troca do roteador ou visita técnica.";
+static const char H_ROTEADOR[] =
+	"Confirme o endereço e peça para reiniciar o roteador; se a luz continuar vermelha, abra chamado técnico "
+	"com prioridade.";
+static const char H_WIFI[] =
+	"Pergunte onde fica o roteador e quantos aparelhos estão conectados; oriente a usar a rede 5 GHz perto "
+	"do roteador e, se o sinal seguir fraco, ofereça um repetidor ou visita técnica.";
+
+static const char H_RECLAMACAO_FORMAL[] =
+	"Registre a reclamação formal, informe o número do protocolo e o prazo de resposta; pergunte o que "
+	"aconteceu para já encaminhar a solução.";
+static const char H_REINCIDENTE[] =
+	"Reconheça os contatos anteriores[ ({vezes} ligações)] sem pedir que o cliente repita tudo: leia o "
+	"histórico, assuma o caso e dê um prazo concreto de retorno.";
+static const char H_PROTOCOLO[] =
+	"Consulte o protocolo[ {protocolo}] e diga em que etapa está; se o prazo venceu, escale ao setor "
+	"responsável e combine com o cliente uma data de retorno.";
+static const char H_TECNICO_FALTOU[] =
+	"Peça desculpas pela visita perdida, verifique o motivo no agendamento e ofereça reagendamento prioritário "
+	"no primeiro horário disponível.";
+static const char H_INSATISFEITO[] =
+	"Ouça sem interromper, peça desculpas e pergunte o que gerou a insatisfação; registre o protocolo e "
+	"proponha uma solução concreta com prazo.";
+
+static const char H_MULTA[] =
+	"Consulte a data de fim da fidelidade e informe o valor exato da multa proporcional; apresente uma oferta "
+	"de retenção antes de confirmar o cancelamento.";
+static const char H_OPERADORA[] =
+	"Pergunte o que a outra operadora ofereceu e veja se há contraproposta de retenção; sem acordo, siga com o "
+	"cancelamento e informe multa, protocolo e data de retirada dos equipamentos.";
+static const char H_PORTABILIDADE_SAIDA[] =
+	"Explique que a portabilidade é pedida na nova operadora e não exige cancelar antes; pergunte o motivo da "
+	"saída e ofereça uma condição de retenção, informando se há multa de fidelidade.";
+
+/* Generic hint of each intent, used when no matched keyword carries its own. */
+static const char *const rules_generic_hints[] = {
+	[INTENT_BILLING] = "Abra a fatura do cliente no sistema e confira com ele[ o valor de {valor}] item por item; se "
+			   "houver erro, abra a contestação e informe o prazo do ajuste.",
+	[INTENT_SALES] = "Entenda o uso do cliente (quantas pessoas, home office, streaming) e apresente o plano "
+			 "adequado com preço, fidelidade e prazo de instalação.",
+	[INTENT_OUTAGE] = "Confirme o endereço e verifique se há falha na região; peça para reiniciar o roteador e, se "
+			  "o problema continuar, abra chamado técnico.",
+	[INTENT_COMPLAINT] = "Peça desculpas pelo transtorno, registre a reclamação com protocolo e assuma o caso até a "
+			     "solução, informando o próximo passo e o prazo.",
+	[INTENT_CANCEL] = "Antes de cancelar, pergunte o motivo e ofereça uma alternativa de retenção (desconto, troca "
+			  "de plano ou visita técnica); se o cliente mantiver o pedido, registre o cancelamento e "
+			  "informe o protocolo.",
+	[INTENT_OTHER] = "Pergunte de forma objetiva como pode ajudar e, se o assunto for de outro setor, transfira "
+			 "a conversa já com um resumo.",
+};
+
+static const char H_GREETING[] = "Cumprimente o cliente, apresente-se pelo nome e pergunte como pode ajudar.";
+static const char H_ACK[] =
+	"O cliente apenas confirmou; verifique se restou alguma dúvida e, se não, encerre com um resumo do que "
+	"foi combinado.";
+static const char H_EMPTY[] =
+	"Mensagem sem texto legível (emoji, pontuação ou mídia); pergunte educadamente como pode ajudar.";
+
+static const char *const rules_critical_hints[REASON_COUNT] = {
+	[REASON_HEALTH] = "Prioridade máxima: há risco à saúde de alguém que depende da conexão. Abra chamado técnico "
+			  "emergencial agora, informe o prazo ao cliente e acione o supervisor.",
+	[REASON_FRAUD] = "Possível fraude: não peça senhas nem dados completos do cartão; registre a contestação[ de "
+			 "{valor}], oriente o bloqueio do cartão no banco e encaminhe ao time de prevenção a fraudes.",
+	[REASON_LEGAL] = "Ameaça jurídica: mantenha tom formal, não discuta culpa nem prometa fora da política; registre "
+			 "tudo com protocolo e acione o supervisor ou a ouvidoria agora.",
+	[REASON_URGENCY] = "Cliente sinalizou urgência: priorize este atendimento, resolva ou escale agora e informe um "
+			   "prazo claro de retorno.",
+};
+static const char H_URGENT_OUTAGE[] =
+	"Urgente: cliente sem serviço[ há {dias} dias] e dependente da conexão; verifique falha na região, abra "
+	"chamado técnico com prioridade máxima e informe o prazo de atendimento.";
+
+/* The keyword table. Weights: 4-5 a phrase that settles the intent, 3 a strong word,
+ * 2 a word common to two intents, 1 a hint of context ("mega" is sales and outage). */
+static const rules_keyword_t rules_keywords[] = {
+	/* billing */
+	{" fatura", INTENT_BILLING, 3, NULL},
+	{" boleto", INTENT_BILLING, 3, NULL},
+	{" segunda via", INTENT_BILLING, 5, H_SEGUNDA_VIA},
+	{" 2 via", INTENT_BILLING, 5, H_SEGUNDA_VIA},
+	{" cobranca", INTENT_BILLING, 3, NULL},
+	{" cobrad", INTENT_BILLING, 3, NULL},
+	{" cobrando", INTENT_BILLING, 3, NULL},
+	{" cobraram", INTENT_BILLING, 3, NULL},
+	{" pagamento", INTENT_BILLING, 3, NULL},
+	{" paguei", INTENT_BILLING, 3, NULL},
+	{" pagar ", INTENT_BILLING, 2, NULL},
+	{" parcel", INTENT_BILLING, 3, H_PARCELAR},
+	{" acordo", INTENT_BILLING, 2, H_PARCELAR},
+	{" valor errado", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" veio errad", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" veio com valor", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" veio alt", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" duas vezes", INTENT_BILLING, 1, H_DUPLICIDADE},
+	{" duplicidade", INTENT_BILLING, 4, H_DUPLICIDADE},
+	{" duplicad", INTENT_BILLING, 3, H_DUPLICIDADE},
+	{" cobrado 2 vezes", INTENT_BILLING, 2, H_DUPLICIDADE},
+	{" nao foi reconhecid", INTENT_BILLING, 3, H_PAGAMENTO_NAO_BAIXADO},
+	{" nao caiu", INTENT_BILLING, 1, H_PAGAMENTO_NAO_BAIXADO},
+	{" nao consta", INTENT_BILLING, 2, H_PAGAMENTO_NAO_BAIXADO},
+	{" comprovante", INTENT_BILLING, 2, H_PAGAMENTO_NAO_BAIXADO},
+	{" estorno", INTENT_BILLING, 4, H_ESTORNO},
+	{" reembolso", INTENT_BILLING, 4, H_ESTORNO},
+	{" devolucao do valor", INTENT_BILLING, 4, H_ESTORNO},
+	{" debito automatico", INTENT_BILLING, 4, NULL},
+	{" vencimento", INTENT_BILLING, 3, NULL},
+	{" data de vencimento", INTENT_BILLING, 2, H_DATA_VENCIMENTO},
+	{" mudar o vencimento", INTENT_BILLING, 4, H_DATA_VENCIMENTO},
+	{" trocar o vencimento", INTENT_BILLING, 4, H_DATA_VENCIMENTO},
+	{" vencid", INTENT_BILLING, 2, H_SEGUNDA_VIA},
+	{" venceu", INTENT_BILLING, 2, H_SEGUNDA_VIA},
+	{" juros", INTENT_BILLING, 2, NULL},
+	{" atrasad", INTENT_BILLING, 1, NULL},
+	{" em atraso", INTENT_BILLING, 2, NULL},
+	{" nota fiscal", INTENT_BILLING, 4, H_NOTA_FISCAL},
+	{" pix", INTENT_BILLING, 2, H_PIX},
+	{" chave pix", INTENT_BILLING, 2, H_PIX},
+	{" codigo de barras", INTENT_BILLING, 3, H_SEGUNDA_VIA},
+	{" linha digitavel", INTENT_BILLING, 3, H_SEGUNDA_VIA},
+	{" conta veio", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" veio muito", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" conta desse mes", INTENT_BILLING, 2, NULL},
+	{" conta deste mes", INTENT_BILLING, 2, NULL},
+	{" valor ", INTENT_BILLING, 1, NULL},
+	/* sales */
+	{" plano", INTENT_SALES, 3, H_PRECO},
+	{" contratar", INTENT_SALES, 3, H_PROMOCAO},
+	{" contratacao", INTENT_SALES, 3, H_PROMOCAO},
+	{" assinar", INTENT_SALES, 2, H_PROMOCAO},
+	{" desconto", INTENT_SALES, 2, H_PROMOCAO},
+	{" promocao", INTENT_SALES, 3, H_PROMOCAO},
+	{" oferta", INTENT_SALES, 2, H_PROMOCAO},
+	{" upgrade", INTENT_SALES, 4, H_UPGRADE},
+	{" aumentar a velocidade", INTENT_SALES, 4, H_UPGRADE},
+	{" mudar de plano", INTENT_SALES, 3, H_UPGRADE},
+	{" trocar de plano", INTENT_SALES, 3, H_UPGRADE},
+	{" trocar o plano", INTENT_SALES, 3, H_UPGRADE},
+	{" planos de", INTENT_SALES, 2, H_VELOCIDADES},
+	{" mega ", INTENT_SALES, 1, NULL},
+	{" megas ", INTENT_SALES, 1, NULL},
+	{" giga", INTENT_SALES, 1, NULL},
+	{" fibra", INTENT_SALES, 2, NULL},
+	{" quanto custa", INTENT_SALES, 4, H_PRECO},
+	{" quanto e o plano", INTENT_SALES, 4, H_PRECO},
+	{" preco", INTENT_SALES, 3, H_PRECO},
+	{" mensalidade", INTENT_SALES, 2, H_PRECO},
+	{" combo", INTENT_SALES, 2, NULL},
+	{" pacote", INTENT_SALES, 2, NULL},
+	{" atendem no", INTENT_SALES, 4, H_COBERTURA},
+	{" atendem na", INTENT_SALES, 4, H_COBERTURA},
+	{" atendem em", INTENT_SALES, 4, H_COBERTURA},
+	{" atende no", INTENT_SALES, 4, H_COBERTURA},
+	{" atende na", INTENT_SALES, 4, H_COBERTURA},
+	{" bairro", INTENT_SALES, 2, H_COBERTURA},
+	{" cobertura", INTENT_SALES, 3, H_COBERTURA},
+	{" viabilidade", INTENT_SALES, 3, H_COBERTURA},
+	{" disponivel na minha", INTENT_SALES, 3, H_COBERTURA},
+	{" chega na minha rua", INTENT_SALES, 4, H_COBERTURA},
+	{" portabilidade", INTENT_SALES, 2, H_PORTABILIDADE_ENTRADA},
+	{" trazer meu numero", INTENT_SALES, 4, H_PORTABILIDADE_ENTRADA},
+	{" portabilidade para voces", INTENT_SALES, 4, H_PORTABILIDADE_ENTRADA},
+	{" quero ser cliente", INTENT_SALES, 4, H_PROMOCAO},
+	{" colocar internet", INTENT_SALES, 4, H_COBERTURA},
+	{" instalar internet", INTENT_SALES, 4, H_COBERTURA},
+	{" quero internet", INTENT_SALES, 4, H_COBERTURA},
+	{" internet na minha casa nova", INTENT_SALES, 2, H_COBERTURA},
+	/* outage */
+	{" internet caiu", INTENT_OUTAGE, 5, H_QUEDA},
+	{" caiu", INTENT_OUTAGE, 2, H_QUEDA},
+	{" sem internet", INTENT_OUTAGE, 5, H_QUEDA},
+	{" sem conexao", INTENT_OUTAGE, 5, H_QUEDA},
+	{" sem servico", INTENT_OUTAGE, 4, H_QUEDA},
+	{" fora do ar", INTENT_OUTAGE, 4, H_QUEDA},
+	{" parou de funcionar", INTENT_OUTAGE, 4, H_QUEDA},
+	{" nao funciona", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nao esta funcionando", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nao conecta", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nao carrega", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nao consigo acessar", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nao navega", INTENT_OUTAGE, 3, H_QUEDA},
+	{" internet", INTENT_OUTAGE, 1, NULL}, /* alone it is usually a complaint about the service */
+	{" sem sinal", INTENT_OUTAGE, 5, H_SEM_SINAL},
+	{" sinal", INTENT_OUTAGE, 1, H_SEM_SINAL},
+	{" lenta", INTENT_OUTAGE, 4, H_LENTIDAO},
+	{" lento", INTENT_OUTAGE, 4, H_LENTIDAO},
+	{" lentidao", INTENT_OUTAGE, 4, H_LENTIDAO},
+	{" nao passa de", INTENT_OUTAGE, 2, H_LENTIDAO},
+	{" velocidade baixa", INTENT_OUTAGE, 4, H_LENTIDAO},
+	{" teste de velocidade", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" ping", INTENT_OUTAGE, 2, H_LENTIDAO},
+	{" travando", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" conexao cai", INTENT_OUTAGE, 5, H_INSTAVEL},
+	{" cai toda hora", INTENT_OUTAGE, 4, H_INSTAVEL},
+	{" caindo", INTENT_OUTAGE, 4, H_INSTAVEL},
+	{" oscila", INTENT_OUTAGE, 4, H_INSTAVEL},
+	{" instavel", INTENT_OUTAGE, 4, H_INSTAVEL},
+	{" desconecta", INTENT_OUTAGE, 4, H_INSTAVEL},
+	{" queda", INTENT_OUTAGE, 3, H_INSTAVEL},
+	{" roteador", INTENT_OUTAGE, 3, H_ROTEADOR},
+	{" modem", INTENT_OUTAGE, 3, H_ROTEADOR},
+	{" luz vermelha", INTENT_OUTAGE, 5, H_ROTEADOR},
+	{" luz los", INTENT_OUTAGE, 5, H_ROTEADOR},
+	{" piscando", INTENT_OUTAGE, 2, H_ROTEADOR},
+	{" wifi", INTENT_OUTAGE, 2, H_WIFI},
+	{" wi fi", INTENT_OUTAGE, 2, H_WIFI},
+	{" sinal fraco", INTENT_OUTAGE, 3, H_WIFI},
+	/* complaint */
+	{" reclamacao", INTENT_COMPLAINT, 4, H_RECLAMACAO_FORMAL},
+	{" reclamar", INTENT_COMPLAINT, 4, H_RECLAMACAO_FORMAL},
+	{" ouvidoria", INTENT_COMPLAINT, 4, H_RECLAMACAO_FORMAL},
+	{" pessim", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" horrivel", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" absurdo", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" descaso", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" vergonha", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" falta de respeito", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" desrespeito", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" insatisfeit", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" mal atendid", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" atendimento ruim", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" ninguem resolve", INTENT_COMPLAINT, 5, H_REINCIDENTE},
+	{" nao resolve", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" nunca resolve", INTENT_COMPLAINT, 4, H_REINCIDENTE},
+	{" ja liguei", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" ja entrei em contato", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" toda vez", INTENT_COMPLAINT, 1, H_REINCIDENTE},
+	{" vez que", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" abri chamado", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" abri um chamado", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" abro chamado", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" e nada", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" atendente", INTENT_COMPLAINT, 2, H_INSATISFEITO},
+	{" desligou na minha cara", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" porcaria", INTENT_COMPLAINT, 2, H_INSATISFEITO},
+	{" protocolo", INTENT_COMPLAINT, 2, H_PROTOCOLO},
+	{" sem resposta", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" ninguem me retornou", INTENT_COMPLAINT, 4, H_PROTOCOLO},
+	{" ninguem retornou", INTENT_COMPLAINT, 4, H_PROTOCOLO},
+	{" nao apareceu", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" nao veio", INTENT_COMPLAINT, 2, H_TECNICO_FALTOU},
+	{" visita marcada", INTENT_COMPLAINT, 2, H_TECNICO_FALTOU},
+	{" furou", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
+	/* cancel */
+	{" cancel", INTENT_CANCEL, 5, NULL},
+	{" multa", INTENT_CANCEL, 3, H_MULTA},
+	{" fidelidade", INTENT_CANCEL, 2, H_MULTA},
+	{" rescindir", INTENT_CANCEL, 4, NULL},
+	{" rescisao", INTENT_CANCEL, 4, NULL},
+	{" encerrar o contrato", INTENT_CANCEL, 4, NULL},
+	{" encerrar meu contrato", INTENT_CANCEL, 4, NULL},
+	{" encerrar minha conta", INTENT_CANCEL, 4, NULL},
+	{" encerrar o servico", INTENT_CANCEL, 4, NULL},
+	{" sair da operadora", INTENT_CANCEL, 4, H_OPERADORA},
+	{" sair dessa operadora", INTENT_CANCEL, 4, H_OPERADORA},
+	{" desistir", INTENT_CANCEL, 3, NULL},
+	{" nao quero mais", INTENT_CANCEL, 3, NULL},
+	{" mudar de operadora", INTENT_CANCEL, 5, H_OPERADORA},
+	{" trocar de operadora", INTENT_CANCEL, 5, H_OPERADORA},
+	{" outra operadora", INTENT_CANCEL, 4, H_OPERADORA},
+	{" portabilidade", INTENT_CANCEL, 2, H_PORTABILIDADE_SAIDA},
+	{" levar meu numero", INTENT_CANCEL, 4, H_PORTABILIDADE_SAIDA},
+	{" retirar os equipamentos", INTENT_CANCEL, 3, NULL},
+	{" devolver o roteador", INTENT_CANCEL, 3, NULL},
+};
+
+/* "não é urgente", "sem urgência": the word is there, the urgency is not. */
+static const char *const rules_negations[] = {" nao e", " nao eh", " nada", " sem", " nao ha", " nao tem", NULL};
+/* "plano de saúde" is an insurance, not a risk to anyone's health. */
+static const char *const rules_not_health[] = {" plano de", " plano da", " agente de", NULL};
+
+/* Critical phrases; the most serious reason found is reported. */
+static const rules_critical_t rules_criticals[] = {
+	{" depende do aparelho", REASON_HEALTH, NULL},
+	{" depende de aparelho", REASON_HEALTH, NULL},
+	{" dependente de aparelho", REASON_HEALTH, NULL},
+	{" hospital", REASON_HEALTH, NULL},
+	{" oxigenio", REASON_HEALTH, NULL},
+	{" saude", REASON_HEALTH, rules_not_health},
+	{" respirador", REASON_HEALTH, NULL},
+	{" home care", REASON_HEALTH, NULL},
+	{" homecare", REASON_HEALTH, NULL},
+	{" ambulancia", REASON_HEALTH, NULL},
+	{" marcapasso", REASON_HEALTH, NULL},
+	{" clonaram", REASON_FRAUD, NULL},
+	{" clonad", REASON_FRAUD, NULL},
+	{" clonagem", REASON_FRAUD, NULL},
+	{" compra que nao fiz", REASON_FRAUD, NULL},
+	{" compras que nao fiz", REASON_FRAUD, NULL},
+	{" nao fiz essa compra", REASON_FRAUD, NULL},
+	{" nao reconhec", REASON_FRAUD, NULL}, /* "não reconheço", "não reconhecido"; not "não foi reconhecido" */
+	{" desconhecid", REASON_FRAUD, NULL},
+	{" nao autorizei", REASON_FRAUD, NULL},
+	{" fraude", REASON_FRAUD, NULL},
+	{" golpe", REASON_FRAUD, NULL},
+	{" hackearam", REASON_FRAUD, NULL},
+	{" invadiram minha conta", REASON_FRAUD, NULL},
+	{" justica", REASON_LEGAL, NULL},
+	{" procon", REASON_LEGAL, NULL},
+	{" advogad", REASON_LEGAL, NULL},
+	{" processar", REASON_LEGAL, NULL},
+	{" processo judicial", REASON_LEGAL, NULL},
+	{" acao judicial", REASON_LEGAL, NULL},
+	{" juizado", REASON_LEGAL, NULL},
+	{" pequenas causas", REASON_LEGAL, NULL},
+	{" anatel", REASON_LEGAL, NULL},
+	{" urgente", REASON_URGENCY, rules_negations},
+	{" urgencia", REASON_URGENCY, rules_negations},
+	{" emergencia", REASON_URGENCY, rules_negations},
+	{" emergencial", REASON_URGENCY, rules_negations},
+};
+
+/* A threat or fraud report says something about the intent too, when nothing else does. */
+static const rules_intent_t rules_reason_intent[REASON_COUNT] = {
+	[REASON_HEALTH] = INTENT_OTHER,
+	[REASON_FRAUD] = INTENT_BILLING,
+	[REASON_LEGAL] = INTENT_COMPLAINT,
+	[REASON_URGENCY] = INTENT_OTHER,
+};
+
+/* Whole messages that carry no request: answered with a greeting or closing hint. */
+static const char *const rules_greeting_words[] = {"oi", "ola", "opa", "bom", "boa", "dia", "tarde", "noite",
+						   "tudo", "bem", "e", "ai", "alo", "hello", "hi"};
+static const char *const rules_ack_words[] = {"ok", "okay", "blz", "beleza", "valeu", "vlw", "obrigado",
+					      "obrigada", "obg", "brigado", "sim", "nao", "certo", "entendi",
+					      "ta", "perfeito", "otimo", "combinado", "aguardo", "show", "joia",
+					      "tchau", "ate", "mais", "muito", "grato", "grata", "isso", "pode",
+					      "ser", "s", "n", "top"};
+
+static bool rules_contains(const char *padded, const char *pattern);
+static bool rules_critical_found(const char *padded, const rules_critical_t *c);
+static bool rules_only_words(const char *norm, const char *const *words, size_t n, const char *const *words2,
+			     size_t n2, bool *saw_first);
+static void rules_find_details(const char *raw, const char *padded, rules_details_t *d);
+static void rules_number_before(const char *padded, const char *suffix, char *out);
+static void rules_raw_after(const char *raw, const char *word, bool want_digit, char *out);
+static void rules_render(const char *tmpl, const rules_details_t *d, char *out, size_t cap);
+static const char *rules_detail(const rules_details_t *d, const char *name, size_t len);
+
+const char *rules_intent_name(rules_intent_t intent)
+{
+	if ((unsigned)intent > INTENT_OTHER)
+		return "other";
+	return rules_intent_names[intent];
+}
+
+bool rules_intent_parse(const char *name, rules_intent_t *out)
+{
+	for (int i = 0; name && i <= INTENT_OTHER; i++) {
+		if (strcmp(name, rules_intent_names[i]) == 0) {
+			*out = (rules_intent_t)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+void rules_classify(const char *text, const char *domain, rules_result_t *out)
+{
+	char padded[RULES_NORM_MAX + 2];
+	int score[INTENT_OTHER + 1] = {0};
+	const rules_keyword_t *best_kw[INTENT_OTHER + 1] = {0};
+	rules_details_t details;
+	int reason = REASON_COUNT;
+	const char *hint;
+
+	memset(out, 0, sizeof(*out));
+	padded[0] = ' ';
+	size_t n = text_normalize(text, padded + 1, RULES_NORM_MAX);
+	padded[n + 1] = ' ';
+	padded[n + 2] = '\0';
+	const char *norm_view = padded + 1; /* normalized text + one trailing space */
+
+	for (size_t i = 0; i < sizeof(rules_keywords) / sizeof(rules_keywords[0]); i++) {
+		const rules_keyword_t *kw = &rules_keywords[i];
+		if (!rules_contains(padded, kw->pattern))
+			continue;
+		score[kw->intent] += kw->weight;
+		if (kw->hint && (!best_kw[kw->intent] || kw->weight > best_kw[kw->intent]->weight))
+			best_kw[kw->intent] = kw;
+	}
+	for (size_t i = 0; i < sizeof(rules_criticals) / sizeof(rules_criticals[0]); i++) {
+		if (!rules_critical_found(padded, &rules_criticals[i]))
+			continue;
+		if ((int)rules_criticals[i].reason < reason)
+			reason = (int)rules_criticals[i].reason;
+	}
+	if (reason != REASON_COUNT && rules_reason_intent[reason] != INTENT_OTHER)
+		score[rules_reason_intent[reason]] += 1;
+
+	rules_intent_t dom = INTENT_OTHER;
+	for (size_t i = 0; domain && i < sizeof(rules_domains) / sizeof(rules_domains[0]); i++)
+		if (strcmp(domain, rules_domains[i].domain) == 0)
+			dom = rules_domains[i].intent;
+
+	int top = 0;
+	for (int i = 0; i < INTENT_OTHER; i++)
+		if (score[i] > top)
+			top = score[i];
+
+	rules_find_details(text ? text : "", padded, &details);
+	if (top > 0) {
+		if (dom != INTENT_OTHER && score[dom] == top) {
+			out->intent = dom;
+		} else {
+			for (size_t i = 0; i < sizeof(rules_tie_order) / sizeof(rules_tie_order[0]); i++) {
+				if (score[rules_tie_order[i]] == top) {
+					out->intent = rules_tie_order[i];
+					break;
+				}
+			}
+		}
+		hint = best_kw[out->intent] ? best_kw[out->intent]->hint : rules_generic_hints[out->intent];
+	} else {
+		bool greeting = false;
+		out->intent = dom;
+		hint = rules_generic_hints[dom];
+		if (n == 0) {
+			out->intent = INTENT_OTHER;
+			hint = H_EMPTY;
+		} else if (rules_only_words(norm_view, rules_greeting_words,
+					    sizeof(rules_greeting_words) / sizeof(rules_greeting_words[0]), rules_ack_words,
+					    sizeof(rules_ack_words) / sizeof(rules_ack_words[0]), &greeting)) {
+			out->intent = INTENT_OTHER;
+			hint = greeting ? H_GREETING : H_ACK;
+		}
+	}
+
+	if (reason != REASON_COUNT) {
+		out->critical = true;
+		out->critical_reason = rules_reason_names[reason];
+		hint = (reason == REASON_URGENCY && out->intent == INTENT_OUTAGE) ? H_URGENT_OUTAGE
+										  : rules_critical_hints[reason];
+	}
+	rules_render(hint, &details, out->text, sizeof(out->text));
+}
+
+static bool rules_contains(const char *padded, const char *pattern)
+{
+	return strstr(padded, pattern) != NULL;
+}
+
+/* True when the phrase occurs at least once not right after one of its not_after words. */
+static bool rules_critical_found(const char *padded, const rules_critical_t *c)
+{
+	for (const char *at = strstr(padded, c->pattern); at; at = strstr(at + 1, c->pattern)) {
+		bool excluded = false;
+		for (const char *const *w = c->not_after; w && *w && !excluded; w++) {
+			size_t len = strlen(*w);
+			excluded = (size_t)(at - padded) >= len && memcmp(at - len, *w, len) == 0;
+		}
+		if (!excluded)
+			return true;
+	}
+	return false;
+}
+
+/* True when every word of norm is in one of the two lists; *saw_first tells whether a
+ * word of the first list appeared (a greeting, as opposed to a mere acknowledgement). */
+static bool rules_only_words(const char *norm, const char *const *words, size_t n, const char *const *words2,
+			     size_t n2, bool *saw_first)
+{
+	const char *p = norm;
+	bool any = false;
+
+	*saw_first = false;
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		size_t len = strcspn(p, " ");
+		bool found = false;
+		for (size_t i = 0; i < n && !found; i++) {
+			if (strlen(words[i]) == len && memcmp(p, words[i], len) == 0) {
+				found = true;
+				*saw_first = true;
+			}
+		}
+		for (size_t i = 0; i < n2 && !found; i++)
+			found = strlen(words2[i]) == len && memcmp(p, words2[i], len) == 0;
+		if (!found) /* laughter: "kkkk", "hahaha", "rsrs" */
+			found = strspn(p, "k") >= len || strspn(p, "ha") >= len || strspn(p, "rs") >= len;
+		if (!found)
+			return false;
+		any = true;
+		p += len;
+	}
+	return any;
+}
+
+static void rules_find_details(const char *raw, const char *padded, rules_details_t *d)
+{
+	static const char *const months[][2] = {
+		{" janeiro ", "janeiro"}, {" fevereiro ", "fevereiro"}, {" marco ", "março"},   {" abril ", "abril"},
+		{" maio ", "maio"},       {" junho ", "junho"},         {" julho ", "julho"},   {" agosto ", "agosto"},
+		{" setembro ", "setembro"}, {" outubro ", "outubro"},   {" novembro ", "novembro"},
+		{" dezembro ", "dezembro"},
+	};
+
+	memset(d, 0, sizeof(*d));
+
+	/* Amount: "R$ 129,00", "r$129", "R$ 1.299,90" — kept as written, prefixed "R$ ". */
+	for (const char *p = raw; *p; p++) {
+		if ((p[0] == 'R' || p[0] == 'r') && p[1] == '$') {
+			const char *q = p + 2;
+			while (*q == ' ')
+				q++;
+			size_t len = strspn(q, "0123456789.,");
+			while (len > 0 && (q[len - 1] == '.' || q[len - 1] == ','))
+				len--;
+			if (len > 0 && len < RULES_DETAIL_MAX - 4 && isdigit((unsigned char)q[0])) {
+				snprintf(d->valor, sizeof(d->valor), "R$ %.*s", (int)len, q);
+				break;
+			}
+		}
+	}
+	rules_raw_after(raw, "protocolo", true, d->protocolo);
+	rules_raw_after(raw, "bairro", false, d->bairro);
+	rules_number_before(padded, " mega ", d->mega);
+	if (!d->mega[0])
+		rules_number_before(padded, " megas ", d->mega);
+	rules_number_before(padded, " dias ", d->dias);
+	rules_number_before(padded, " vezes ", d->vezes);
+	for (size_t i = 0; i < sizeof(months) / sizeof(months[0]); i++) {
+		if (strstr(padded, months[i][0])) {
+			snprintf(d->mes, sizeof(d->mes), "%s", months[i][1]);
+			break;
+		}
+	}
+}
+
+/* Copies the number right before suffix in the padded normalized text ("10" for
+ * " 10 dias "), if any; numbers of more than 6 digits are not speeds or day counts. */
+static void rules_number_before(const char *padded, const char *suffix, char *out)
+{
+	for (const char *at = strstr(padded, suffix); at; at = strstr(at + 1, suffix)) {
+		const char *start = at;
+		while (start > padded && isdigit((unsigned char)start[-1]))
+			start--;
+		size_t len = (size_t)(at - start);
+		if (len > 0 && len <= 6 && start > padded && start[-1] == ' ') {
+			memcpy(out, start, len);
+			out[len] = '\0';
+			return;
+		}
+	}
+}
+
+/* Copies the words after word (ASCII, any case) in the raw text, as the customer wrote
+ * them: a protocol id ([A-Za-z0-9./-], must hold a digit) or a neighbourhood name (up to
+ * the first punctuation). Skips "nº", ":", "#", "de/do/da". Leaves out empty when absent. */
+static void rules_raw_after(const char *raw, const char *word, bool want_digit, char *out)
+{
+	size_t wl = strlen(word);
+	for (const char *p = raw; *p; p++) {
+		if (strncasecmp(p, word, wl) != 0 || (p > raw && isalnum((unsigned char)p[-1])) ||
+		    isalnum((unsigned char)p[wl]))
+			continue;
+		const char *q = p + wl;
+		for (;;) {
+			if (*q == ' ' || *q == ':' || *q == '#' || *q == '.')
+				q++;
+			else if (strncmp(q, "nº", 3) == 0 || strncmp(q, "n°", 3) == 0)
+				q += 3;
+			else if ((strncasecmp(q, "de ", 3) == 0 || strncasecmp(q, "do ", 3) == 0 ||
+				  strncasecmp(q, "da ", 3) == 0) && !want_digit)
+				q += 3;
+			else
+				break;
+		}
+		size_t len = 0;
+		bool digit = false;
+		if (want_digit) {
+			while (isalnum((unsigned char)q[len]) || q[len] == '-' || q[len] == '/' || q[len] == '.') {
+				digit = digit || isdigit((unsigned char)q[len]);
+				len++;
+			}
+			while (len > 0 && (q[len - 1] == '.' || q[len - 1] == '-' || q[len - 1] == '/'))
+				len--;
+			if (!digit)
+				continue;
+		} else {
+			if (!isalpha((unsigned char)q[0]) && !((unsigned char)q[0] >= 0xC3 && (unsigned char)q[0] <= 0xC5))
+				continue;
+			len = strcspn(q, "?!.,;:()\"\n\r\t");
+			while (len > 0 && q[len - 1] == ' ')
+				len--;
+		}
+		if (len == 0)
+			continue;
+		if (len >= RULES_DETAIL_MAX) {
+			/* Too long to be a name or an id; cut at a code point boundary. */
+			len = RULES_DETAIL_MAX - 1;
+			while (len > 0 && ((unsigned char)q[len] & 0xC0) == 0x80)
+				len--;
+			if (want_digit)
+				continue;
+		}
+		memcpy(out, q, len);
+		out[len] = '\0';
+		return;
+	}
+}
+
+/* Expands {name} from d and keeps a [bracketed part] only if every {name} in it is known.
+ * Truncates at cap, on a code point boundary. */
+static void rules_render(const char *tmpl, const rules_details_t *d, char *out, size_t cap)
+{
+	size_t o = 0;
+	bool skipping = false;
+
+	for (const char *p = tmpl; *p && o + 1 < cap; p++) {
+		if (*p == '[') {
+			/* Look ahead: skip the part when one of its details is missing. */
+			skipping = false;
+			for (const char *q = p + 1; *q && *q != ']'; q++) {
+				if (*q == '{') {
+					size_t len = strcspn(q + 1, "}");
+					const char *v = rules_detail(d, q + 1, len);
+					if (!v || !*v)
+						skipping = true;
+				}
+			}
+			continue;
+		}
+		if (*p == ']') {
+			skipping = false;
+			continue;
+		}
+		if (skipping)
+			continue;
+		if (*p == '{') {
+			size_t len = strcspn(p + 1, "}");
+			const char *v = rules_detail(d, p + 1, len);
+			for (; v && *v && o + 1 < cap; v++)
+				out[o++] = *v;
+			p += len + (p[len + 1] == '}' ? 1 : 0);
+			continue;
+		}
+		out[o++] = *p;
+	}
+	if (o + 1 >= cap) {
+		/* Cut, maybe inside a multi-byte character: drop it if its bytes are not all there. */
+		size_t lead = o;
+		while (lead > 0 && ((unsigned char)out[lead - 1] & 0xC0) == 0x80)
+			lead--;
+		if (lead > 0 && (unsigned char)out[lead - 1] >= 0xC0) {
+			unsigned char b = (unsigned char)out[lead - 1];
+			size_t want = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
+			if (o - (lead - 1) < want)
+				o = lead - 1;
+		}
+	}
+	out[o] = '\0';
+}
+
+static const char *rules_detail(const rules_details_t *d, const char *name, size_t len)
+{
+	static const struct {
+		const char *name;
+		size_t offset;
+	} fields[] = {
+		{"valor", offsetof(rules_details_t, valor)}, {"protocolo", offsetof(rules_details_t, protocolo)},
+		{"bairro", offsetof(rules_details_t, bairro)}, {"mega", offsetof(rules_details_t, mega)},
+		{"mes", offsetof(rules_details_t, mes)},     {"dias", offsetof(rules_details_t, dias)},
+		{"vezes", offsetof(rules_details_t, vezes)},
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (strlen(fields[i].name) == len && memcmp(fields[i].name, name, len) == 0)
+			return (const char *)d + fields[i].offset;
+	return NULL;
+}
