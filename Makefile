@@ -55,7 +55,7 @@ bin/atende-notifier: $(NTF_OBJ) build/libatende.a
 
 build/test/%: test/unit/%.c test/unit/unit.h $(MODULE_OBJ) build/libatende.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itest/unit -o $@ $< $(MODULE_OBJ) build/libatende.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Itest/unit -Iingress -Iworker -Inotifier -Isupervisor -o $@ $< $(MODULE_OBJ) build/libatende.a $(LDLIBS)
 
 run: deps all
 	bin/atende run -c $(CONFIG)

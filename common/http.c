@@ -125,6 +125,7 @@ static void conn_shrink(http_conn_t *conn);
 static bool grow(char **buf, size_t *cap, size_t need);
 static size_t json_error_body(char *out, size_t cap, const char *message);
 static bool header_has_token(const char *value, const char *token);
+static char *cut_line(char *p, char *end, char **line_end);
 static bool is_tchar(unsigned char c);
 static int hexval(unsigned char c);
 
@@ -474,21 +475,6 @@ size_t http_find_head_end(const char *buf, size_t len, size_t *scan)
 	}
 	*scan = len;
 	return 0;
-}
-
-/* Cuts the line starting at p (ending at the next LF before end) and NUL-terminates it in place.
- * Returns the start of the next line, or NULL if there is no LF. *line_end gets the NUL position. */
-static char *cut_line(char *p, char *end, char **line_end)
-{
-	char *nl = memchr(p, '\n', (size_t)(end - p));
-	if (!nl)
-		return NULL;
-	char *le = nl;
-	if (le > p && le[-1] == '\r')
-		le--;
-	*le = 0;
-	*line_end = le;
-	return nl + 1;
 }
 
 int http_parse_request_head(char *buf, size_t len, http_head_t *out, http_header_t *headers, int max_headers)
@@ -1447,6 +1433,21 @@ static bool header_has_token(const char *value, const char *token)
 			return true;
 	}
 	return false;
+}
+
+/* Cuts the line starting at p (ending at the next LF before end) and NUL-terminates it in place.
+ * Returns the start of the next line, or NULL if there is no LF. *line_end gets the NUL position. */
+static char *cut_line(char *p, char *end, char **line_end)
+{
+	char *nl = memchr(p, '\n', (size_t)(end - p));
+	if (!nl)
+		return NULL;
+	char *le = nl;
+	if (le > p && le[-1] == '\r')
+		le--;
+	*le = 0;
+	*line_end = le;
+	return nl + 1;
 }
 
 static bool is_tchar(unsigned char c)

@@ -61,7 +61,8 @@ const char *http_request_path(const http_request_t *req);  /* without the query 
 const char *http_request_query(const http_request_t *req); /* raw query string after '?', "" if none */
 /* Copies the first parameter called name, percent- and '+'-decoded, into buf.
  * False if absent, if it does not fit (with its NUL) or if it decodes to a NUL byte. */
-bool http_request_query_param(const http_request_t *req, const char *name, char *buf, size_t buflen);
+bool http_request_query_param(const http_request_t *req, const char *name, char *buf, size_t buflen)
+	__attribute__((warn_unused_result));
 const char *http_request_header(const http_request_t *req, const char *name); /* case-insensitive; first one; NULL if absent */
 const char *http_request_body(const http_request_t *req, size_t *len);       /* always NUL-terminated (body[len] == 0) */
 const char *http_request_peer(const http_request_t *req);                    /* "127.0.0.1:5555", "[::1]:5555" */

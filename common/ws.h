@@ -38,7 +38,7 @@ enum {
 
 /* Sec-WebSocket-Accept for a client's Sec-WebSocket-Key: base64(SHA1(key + GUID)), NUL-terminated.
  * False if key is not 24 base64 characters encoding 16 bytes. */
-bool ws_accept_key(const char *client_key, char out[29]);
+bool ws_accept_key(const char *client_key, char out[29]) __attribute__((warn_unused_result));
 
 /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF, no truncated sequence. */
 bool ws_utf8_valid(const uint8_t *s, size_t len);
@@ -109,7 +109,7 @@ void ws_conn_set_arg(ws_conn_t *c, void *arg);
  * is not a valid upgrade (Upgrade lacks "websocket", Connection lacks "upgrade", bad Sec-WebSocket-Key,
  * Sec-WebSocket-Version not 13: answer 426 with "Sec-WebSocket-Version: 13") or out is too small. */
 bool ws_handshake_response(const char *upgrade, const char *connection, const char *key, const char *version,
-			   char *out, size_t cap, const char **reason);
+			   char *out, size_t cap, const char **reason) __attribute__((warn_unused_result));
 
 /* Client handshake request text. Returns its length, or -1 if it does not fit in cap. */
 int ws_client_request(char *out, size_t cap, const char *host, const char *path_and_query, const char *key);

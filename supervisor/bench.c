@@ -71,6 +71,9 @@ typedef struct {
 	long agent;
 	bool watcher;            /* the supervisor socket on company:C that counts hints */
 	bool ready;              /* its subscription was acknowledged */
+	bool have_seq;           /* last_seq/epoch are known: a reconnect resumes from there */
+	long long last_seq;      /* highest event seq received, to resume after a drop */
+	long long epoch;         /* the notifier's event-stream epoch, from the first ack */
 	char key[25];            /* Sec-WebSocket-Key sent, to check the answer */
 	char channel[48];
 } bench_ws_t;
@@ -130,7 +133,7 @@ static struct {
 	bench_http_t **idle; /* stack of connected, not busy connections */
 	int n_idle, n_http_up, inflight;
 	bench_ws_t *ws;
-	int n_ws, n_ws_ready, n_ws_open, ws_dropped;
+	int n_ws, n_ws_ready, n_ws_open, ws_dropped, ws_resets;
 
 	/* Counters over the measured messages. */
 	uint64_t sent, acked, rejected, hints, hinted, duplicates, acked_unhinted;
@@ -166,6 +169,8 @@ static void bench_http_reconnect_cb(evutil_socket_t fd, short what, void *arg);
 static void bench_http_read_cb(struct bufferevent *bev, void *arg);
 static void bench_http_event_cb(struct bufferevent *bev, short what, void *arg);
 static void bench_ws_connect(bench_ws_t *w);
+static void bench_ws_failed(bench_ws_t *w, const char *why);
+static void bench_ws_reconnect_cb(evutil_socket_t fd, short what, void *arg);
 static void bench_ws_hs_read_cb(struct bufferevent *bev, void *arg);
 static void bench_ws_hs_event_cb(struct bufferevent *bev, short what, void *arg);
 static void bench_ws_message(ws_conn_t *c, const char *data, size_t len, void *arg);
@@ -800,22 +805,45 @@ static void bench_ws_connect(bench_ws_t *w)
 {
 	w->bev = bufferevent_socket_new(B.base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!w->bev) {
-		bench_failf("cannot create a socket: %s", strerror(errno));
+		bench_ws_failed(w, strerror(errno));
 		return;
 	}
 	bufferevent_setcb(w->bev, bench_ws_hs_read_cb, NULL, bench_ws_hs_event_cb, w);
 	bufferevent_enable(w->bev, EV_READ | EV_WRITE);
 	if (bufferevent_socket_connect(w->bev, (struct sockaddr *)&B.notifier_sa, B.notifier_len) < 0)
-		bench_failf("cannot connect to the notifier at %s: %s", B.cfg->notifier.listen, strerror(errno));
+		bench_ws_failed(w, strerror(errno));
+}
+
+/* A socket that could not be (re)opened: fatal before the start, retried afterwards. */
+static void bench_ws_failed(bench_ws_t *w, const char *why)
+{
+	if (w->bev)
+		bufferevent_free(w->bev);
+	w->bev = NULL;
+	if (B.phase == BP_CONNECT) {
+		bench_failf("WebSocket %s on the notifier at %s: %s", w->channel, B.cfg->notifier.listen, why);
+		return;
+	}
+	if (B.phase == BP_DONE)
+		return;
+	fprintf(stderr, "bench: WebSocket %s: %s; retrying\n", w->channel, why);
+	event_base_once(B.base, -1, EV_TIMEOUT, bench_ws_reconnect_cb, w, &(struct timeval){1, 0});
+}
+
+static void bench_ws_reconnect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	bench_ws_t *w = arg;
+	if (B.phase != BP_DONE && !w->bev && !w->ws)
+		bench_ws_connect(w);
 }
 
 static void bench_ws_hs_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	bench_ws_t *w = arg;
 	if (!(what & BEV_EVENT_CONNECTED)) {
-		bench_failf("cannot connect to the notifier at %s: %s", B.cfg->notifier.listen,
-			    what & BEV_EVENT_EOF ? "connection closed during the handshake"
-						 : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		bench_ws_failed(w, what & BEV_EVENT_EOF ? "connection closed during the handshake"
+						      : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		return;
 	}
 	int one = 1;
@@ -850,9 +878,10 @@ static void bench_ws_hs_read_cb(struct bufferevent *bev, void *arg)
 	if (r == 0 && len < BENCH_HEAD_MAX)
 		return;
 	if (r <= 0) {
+		char why[160];
 		const char *eol = memchr(buf, '\r', len);
-		bench_failf("the notifier at %s refused the WebSocket of %s: %.*s", B.cfg->notifier.listen, w->channel,
-			    (int)(eol ? eol - buf : (len < 80 ? (int)len : 80)), buf);
+		snprintf(why, sizeof(why), "handshake refused: %.*s", (int)(eol ? eol - buf : (len < 80 ? (int)len : 80)), buf);
+		bench_ws_failed(w, why);
 		return;
 	}
 	evbuffer_drain(in, (size_t)r);
@@ -866,11 +895,22 @@ static void bench_ws_hs_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	B.n_ws_open++;
-	char frame[128];
-	int n = snprintf(frame, sizeof(frame), "{\"op\":\"subscribe\",\"channel\":\"%s\",\"id\":%d}", w->channel,
-			 (int)(w - B.ws));
+	/* After a drop, ask for exactly what was missed (the notifier's resume from its history). */
+	char frame[256];
+	int n = w->have_seq ? snprintf(frame, sizeof(frame), "{\"op\":\"subscribe\",\"channel\":\"%s\",\"since\":%lld,\"epoch\":%lld}",
+				       w->channel, w->last_seq, w->epoch)
+			    : snprintf(frame, sizeof(frame), "{\"op\":\"subscribe\",\"channel\":\"%s\"}", w->channel);
 	if (!ws_conn_send_text(w->ws, frame, (size_t)n))
-		bench_failf("cannot send the subscription to %s", w->channel);
+		ws_conn_close(w->ws, WS_CLOSE_INTERNAL, NULL);
+}
+
+/* The number after "key": in a frame, or def. */
+static long long bench_json_ll(const char *data, size_t len, const char *key, long long def)
+{
+	char pat[32];
+	int n = snprintf(pat, sizeof(pat), "\"%s\":", key);
+	const char *p = memmem(data, len, pat, (size_t)n);
+	return p ? strtoll(p + n, NULL, 10) : def;
 }
 
 static void bench_ws_message(ws_conn_t *c, const char *data, size_t len, void *arg)
@@ -880,14 +920,33 @@ static void bench_ws_message(ws_conn_t *c, const char *data, size_t len, void *a
 	if (!w->ready) {
 		if (memmem(data, len, "\"type\":\"ack\"", 12)) {
 			w->ready = true;
-			B.n_ws_ready++;
-			bench_maybe_start();
+			if (!w->have_seq) { /* events after this seq are the ones this socket will see */
+				w->last_seq = bench_json_ll(data, len, "seq", -1);
+				w->epoch = bench_json_ll(data, len, "epoch", 0);
+				w->have_seq = true;
+			}
+			if (B.phase == BP_CONNECT) {
+				B.n_ws_ready++;
+				bench_maybe_start();
+			}
 			return;
 		}
 		if (memmem(data, len, "\"type\":\"error\"", 14)) {
-			bench_failf("subscribing to %s was refused: %.200s", w->channel, data);
+			char why[256];
+			snprintf(why, sizeof(why), "subscription refused: %.200s", data);
+			if (B.phase == BP_CONNECT)
+				bench_failf("WebSocket %s: %s", w->channel, why);
+			else
+				fprintf(stderr, "bench: WebSocket %s: %s\n", w->channel, why);
 			return;
 		}
+	}
+	long long seq = bench_json_ll(data, len, "seq", -1);
+	if (seq > w->last_seq)
+		w->last_seq = seq;
+	if (memmem(data, len, "\"type\":\"reset\"", 14)) {
+		B.ws_resets++;
+		fprintf(stderr, "bench: WebSocket %s could not resume (%.200s): its missed events are lost\n", w->channel, data);
 	}
 	if (w->watcher)
 		bench_hint_frame(data, len);
@@ -900,6 +959,7 @@ static void bench_ws_close(ws_conn_t *c, int code, void *arg)
 	bench_ws_t *w = arg;
 	(void)c;
 	w->ws = NULL;
+	w->ready = false;
 	B.n_ws_open--;
 	if (B.phase == BP_DONE) {
 		if (B.n_ws_open == 0)
@@ -910,10 +970,11 @@ static void bench_ws_close(ws_conn_t *c, int code, void *arg)
 		bench_failf("the notifier closed the WebSocket of %s (code %d)", w->channel, code);
 		return;
 	}
-	/* Measuring goes on: lost hints show up as missing, the counter says why. */
+	/* Measuring goes on: reconnect and resume, as a console would; hints that come late count late. */
 	B.ws_dropped++;
-	fprintf(stderr, "bench: the notifier closed the WebSocket of %s (code %d)%s\n", w->channel, code,
-		w->watcher ? ": hints are no longer counted" : "");
+	fprintf(stderr, "bench: the notifier closed the WebSocket of %s (code %d); resuming after seq %lld\n", w->channel,
+		code, w->last_seq);
+	event_base_once(B.base, -1, EV_TIMEOUT, bench_ws_reconnect_cb, w, &(struct timeval){0, 200000});
 }
 
 /* ---- hints ---- */
@@ -1233,8 +1294,8 @@ static void bench_report(void)
 	bench_print_latency(f, "ack_ms", B.ack_ms, B.n_ack_ms);
 	fputc(',', f);
 	bench_print_latency(f, "hint_ms", B.hint_ms, B.n_hint_ms);
-	fprintf(f, ",\"achieved_rate\":%.1f,\"window_s\":%.2f,\"ws_dropped\":%d,\"interrupted\":%s,\"processes\":[",
-		B.acked && span > 0 ? (double)B.acked / span : 0.0, window, B.ws_dropped, B.interrupted ? "true" : "false");
+	fprintf(f, ",\"achieved_rate\":%.1f,\"window_s\":%.2f,\"ws_dropped\":%d,\"ws_resets\":%d,\"interrupted\":%s,\"processes\":[",
+		B.acked && span > 0 ? (double)B.acked / span : 0.0, window, B.ws_dropped, B.ws_resets, B.interrupted ? "true" : "false");
 	for (int i = 0; i < B.n_procs; i++) {
 		const bench_proc_t *p = &B.procs[i];
 		fprintf(f, "%s{\"role\":\"%s\",\"index\":%d,\"pid\":%d,", i ? "," : "", p->role, p->index, (int)p->pid);

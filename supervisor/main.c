@@ -11,6 +11,7 @@
 #include "proc.h"
 #include "sup.h"
 #include "token.h"
+#include "topics.h"
 
 #include <cJSON.h>
 #include <curl/curl.h>
@@ -35,6 +36,7 @@ static int main_psql(int argc, char **argv);
 static int main_check_config(int argc, char **argv);
 static int main_status(int argc, char **argv);
 static int main_embedded_broker(int argc, char **argv);
+static int main_topics(int argc, char **argv);
 static int main_bench(int argc, char **argv);
 static const char *main_opt(int argc, char **argv, const char *name);
 static bool main_has(int argc, char **argv, const char *name);
@@ -48,6 +50,8 @@ static const main_verb_t main_verbs[] = {
 	{"migrate", main_migrate, "migrate -c FILE [--wait SECONDS]", "apply schema migrations and seed companies/agents"},
 	{"check-config", main_check_config, "check-config -c FILE | check-config --docs",
 	 "validate a config file (every error as file:line: what), or print every key"},
+	{"topics", main_topics, "topics -c FILE [--json] [--create]",
+	 "list atende's topics (partitions, offsets, the workers' lag); --create makes missing ones"},
 	{"psql", main_psql, "psql -c FILE [-- psql args]", "open psql on the configured database (embedded or not)"},
 	{"bench", main_bench,
 	 "bench -c FILE [--rate N] [--seconds S] [--connections C] [--agents A] [--warmup S] [--drain S] [--company C]",
@@ -309,6 +313,23 @@ static int main_bench(int argc, char **argv)
 	if (!main_load(argc, argv, &cfg))
 		return 1;
 	int rc = bench_run(&cfg, &opts);
+	cfg_free(&cfg);
+	return rc;
+}
+
+static int main_topics(int argc, char **argv)
+{
+	cfg_t cfg;
+	char bootstrap[64];
+	if (!main_load(argc, argv, &cfg))
+		return 1;
+	if (!cfg.kafka.brokers[0]) {
+		/* the embedded broker answers on its fixed loopback port */
+		snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%d", cfg.kafka.embedded_port);
+		free(cfg.kafka.brokers);
+		cfg.kafka.brokers = strdup(bootstrap);
+	}
+	int rc = topics_run(&cfg, main_has(argc, argv, "--create"), main_has(argc, argv, "--json"));
 	cfg_free(&cfg);
 	return rc;
 }

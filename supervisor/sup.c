@@ -84,7 +84,7 @@ static void sup_stage_timeout_cb(evutil_socket_t fd, short what, void *arg);
 static bool sup_stage_has(sup_stage_t st, sup_role_t role);
 static void sup_reload(void);
 static void sup_http_cb(http_request_t *req, void *arg);
-static int sup_run_migrate(void);
+static int sup_run_tool(const char *what, char *const extra[]);
 static sup_child_t *sup_add_child(sup_role_t role, int index);
 static void sup_describe_status(int status, char *buf, size_t len);
 
@@ -169,7 +169,8 @@ static bool sup_start_infra(void)
 	} else {
 		snprintf(S.conninfo, sizeof(S.conninfo), "%s", S.cfg->postgres.conninfo);
 	}
-	if (sup_run_migrate() != 0) {
+	char *migrate[] = {"migrate", "--wait", "60", NULL};
+	if (sup_run_tool("migrate", migrate) != 0) {
 		log_error("cannot prepare the database; stopping");
 		return false;
 	}
@@ -183,20 +184,33 @@ static bool sup_start_infra(void)
 	} else {
 		snprintf(S.brokers, sizeof(S.brokers), "%s", S.cfg->kafka.brokers);
 		S.epoch = 1;
+		char *topics[] = {"topics", "--create", NULL};
+		if (sup_run_tool("topics", topics) != 0) {
+			log_error("cannot create the topics on %s; stopping", S.brokers);
+			return false;
+		}
 	}
 	return true;
 }
 
-/* Runs `atende migrate` in a child and waits for it (start-up step). */
-static int sup_run_migrate(void)
+/* Runs `atende VERB -c FILE extra...` in a child and waits for it: start-up steps that
+ * need libpq or librdkafka, of which the supervisor itself never holds a handle. */
+static int sup_run_tool(const char *what, char *const extra[])
 {
 	char exe[PATH_MAX + 16];
+	char *argv[16] = {exe};
+	int n = 1;
 	snprintf(exe, sizeof(exe), "%s/atende", S.self_dir);
+	argv[n++] = extra[0];
+	argv[n++] = "-c";
+	argv[n++] = S.cfg->path;
+	for (int i = 1; extra[i] && n < 15; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
 	pid_t pid = fork();
 	if (pid == 0) {
 		proc_child_setup();
 		setenv(PROC_ENV_CONNINFO, S.conninfo, 1);
-		char *argv[] = {exe, "migrate", "-c", S.cfg->path, "--wait", "60", NULL};
 		execv(exe, argv);
 		_exit(127);
 	}
@@ -207,16 +221,14 @@ static int sup_run_migrate(void)
 			break;
 		if (w < 0 && errno != EINTR)
 			return 1;
-		if (w > 0) {
-			for (int i = 0; i < S.n_children; i++)
-				if (S.children[i].pid == w) {
-					char why[64];
-					sup_describe_status(status, why, sizeof(why));
-					log_error("%s exited during start-up (%s)", sup_role_names[S.children[i].role], why);
-					S.children[i].pid = 0;
-					kill(pid, SIGTERM);
-				}
-		}
+		for (int i = 0; w > 0 && i < S.n_children; i++)
+			if (S.children[i].pid == w) {
+				char why[64];
+				sup_describe_status(status, why, sizeof(why));
+				log_error("%s exited while running %s (%s)", sup_role_names[S.children[i].role], what, why);
+				S.children[i].pid = 0;
+				kill(pid, SIGTERM);
+			}
 	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }

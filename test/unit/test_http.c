@@ -525,7 +525,8 @@ static void *client_main(void *arg)
 	close(c->fd);
 
 	free(c);
-	usleep(300000); /* let the /gone timer fire */
+	for (int i = 0; i < 300 && !atomic_load(&g_gone_checked); i++)
+		usleep(10000); /* the /gone timer answers 300 ms after the request */
 	atomic_store(&g_client_done, 1);
 	return NULL;
 }
