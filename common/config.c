@@ -54,6 +54,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("kafka.partitions", kafka.partitions, "4", 1, 1024, false, "partitions of each topic created by atende"),
 	K_STR("kafka.topic_prefix", kafka.topic_prefix, "atende", false, "topic names are <prefix>.inbound.<domain>, <prefix>.events, ..."),
 	K_STR("kafka.group", kafka.group, "atende-workers", false, "consumer group of the workers"),
+	K_INT("kafka.fetch_wait_max_ms", kafka.fetch_wait_max_ms, "10", 1, 10000, false, "longest a fetch waits for new data; the embedded broker never answers a fetch early, so this bounds its delivery latency"),
 	K_INT("kafka.session_timeout_ms", kafka.session_timeout_ms, "6000", 1000, 300000, false, "consumer group session timeout (rebalances wait about this long)"),
 
 	K_STR("postgres.conninfo", postgres.conninfo, "", false, "libpq connection string; empty = embedded PostgreSQL under data_dir"),

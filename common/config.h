@@ -51,7 +51,7 @@ typedef struct {
 	struct { char *listen; } metrics;
 	struct {
 		char *brokers, *topic_prefix, *group;
-		int embedded_port, partitions, session_timeout_ms;
+		int embedded_port, partitions, session_timeout_ms, fetch_wait_max_ms;
 	} kafka;
 	struct { char *conninfo, *user, *bin_dir; int embedded_port; } postgres;
 	struct { int count, batch_size; } workers;

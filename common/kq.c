@@ -185,7 +185,9 @@ static kq_t *kq_new(struct event_base *base, const kq_opts_t *opts, bool consume
 		     kq_set(conf, "compression.codec", "none", err, errlen) &&
 		     kq_set(conf, "queue.buffering.max.messages", "1000000", err, errlen);
 	} else if (ok) {
-		ok = kq_set(conf, "enable.auto.commit", "false", err, errlen) &&
+		snprintf(num, sizeof(num), "%d", opts->fetch_wait_max_ms > 0 ? opts->fetch_wait_max_ms : 100);
+		ok = kq_set(conf, "fetch.wait.max.ms", num, err, errlen) &&
+		     kq_set(conf, "enable.auto.commit", "false", err, errlen) &&
 		     kq_set(conf, "enable.auto.offset.store", "false", err, errlen) &&
 		     kq_set(conf, "auto.offset.reset", "earliest", err, errlen) &&
 		     kq_set(conf, "enable.partition.eof", "false", err, errlen);

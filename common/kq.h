@@ -29,6 +29,7 @@ typedef struct {
 	/* consumer: group NULL means no group (the caller assigns partitions itself) */
 	const char *group;
 	int session_timeout_ms;
+	int fetch_wait_max_ms;
 	kq_message_fn on_message;
 	kq_rebalance_fn on_rebalance;
 	void *arg;

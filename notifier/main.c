@@ -88,7 +88,8 @@ int main(int argc, char **argv)
 	cfg_topic(&N.cfg, "events", N.events_topic, sizeof(N.events_topic));
 	ntf_load_console();
 
-	kq_opts_t ko = {.brokers = N.cfg.kafka.brokers, .client_id = "atende-notifier", .on_message = ntf_on_event};
+	kq_opts_t ko = {.brokers = N.cfg.kafka.brokers, .client_id = "atende-notifier", .on_message = ntf_on_event,
+			.fetch_wait_max_ms = N.cfg.kafka.fetch_wait_max_ms};
 	N.consumer = kq_consumer_new(N.base, &ko, err, sizeof(err));
 	if (!N.consumer || !ntf_assign_all(err, sizeof(err))) {
 		log_error("kafka: %s", err);

@@ -93,7 +93,8 @@ int main(int argc, char **argv)
 			.on_delivery = wrk_on_delivery};
 	W.producer = kq_producer_new(W.base, &po, err, sizeof(err));
 	kq_opts_t co = {.brokers = W.cfg.kafka.brokers, .client_id = "atende-worker", .group = W.cfg.kafka.group,
-			.session_timeout_ms = W.cfg.kafka.session_timeout_ms, .on_message = wrk_on_message,
+			.session_timeout_ms = W.cfg.kafka.session_timeout_ms,
+			.fetch_wait_max_ms = W.cfg.kafka.fetch_wait_max_ms, .on_message = wrk_on_message,
 			.on_rebalance = wrk_on_rebalance};
 	W.consumer = W.producer ? kq_consumer_new(W.base, &co, err, sizeof(err)) : NULL;
 	if (!W.producer || !W.consumer) {

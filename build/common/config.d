@@ -1,3 +1,0 @@
-build/common/config.o: common/config.c common/config.h common/log.h
-common/config.h:
-common/log.h:

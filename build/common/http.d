@@ -1,3 +1,0 @@
-build/common/http.o: common/http.c common/http.h common/log.h
-common/http.h:
-common/log.h:

@@ -1,3 +1,0 @@
-build/common/ws.o: common/ws.c common/ws.h common/log.h
-common/ws.h:
-common/log.h:

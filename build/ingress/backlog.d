@@ -1,2 +1,0 @@
-build/ingress/backlog.o: ingress/backlog.c ingress/backlog.h
-ingress/backlog.h:

@@ -1,2 +1,0 @@
-build/ingress/dedup.o: ingress/dedup.c ingress/dedup.h
-ingress/dedup.h:

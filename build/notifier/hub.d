@@ -1,2 +1,0 @@
-build/notifier/hub.o: notifier/hub.c notifier/hub.h
-notifier/hub.h:

@@ -1,2 +1,0 @@
-build/worker/track.o: worker/track.c worker/track.h
-worker/track.h:
