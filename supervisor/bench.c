@@ -377,7 +377,11 @@ static bool bench_setup(char *err, size_t errlen)
 	event_add(B.progress, &sec);
 	B.sigint = evsignal_new(B.base, SIGINT, bench_sigint_cb, NULL);
 	event_add(B.sigint, NULL);
-	return !B.fatal[0] || (snprintf(err, errlen, "%s", B.fatal), false);
+	if (B.fatal[0]) { /* a socket could not even be created: the loop would never start */
+		snprintf(err, errlen, "%s", B.fatal);
+		return false;
+	}
+	return true;
 }
 
 /* Loads test/fixtures/corpus.jsonl texts as ready-to-paste JSON string literals, by domain, so the

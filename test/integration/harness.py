@@ -33,7 +33,7 @@ def fixture(name):
         return f.read()
 
 
-def wait_for(cond, timeout=20.0, what="condition", interval=0.02):
+def wait_for(cond, timeout=30.0, what="condition", interval=0.02):
     """Polls cond() until it returns a truthy value; fails with what after timeout."""
     deadline = time.monotonic() + timeout
     last = None
@@ -215,7 +215,7 @@ class Console:
         self.frames.append(frame)
         return frame
 
-    def wait(self, pred, timeout=10):
+    def wait(self, pred, timeout=30):
         for f in self.frames:
             if pred(f):
                 return f
