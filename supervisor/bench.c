@@ -3,6 +3,7 @@
  * system does; when every keep-alive connection is busy it waits its turn, and its latencies still
  * count from its due time. Hints are counted on one supervisor WebSocket on company:C, which sees
  * every hint of the company exactly once; the agent sockets are there to hold a realistic load.
+ * A dropped socket reconnects and resumes from its last seq, as a console would.
  */
 #include "bench.h"
 

@@ -23,7 +23,7 @@
 typedef struct {
 	struct event_base *base;
 	struct sockaddr_in upstream;
-	int n_conns;
+	rd_kafka_mock_cluster_t *mc;
 } broker_proxy_t;
 
 static void broker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg);
@@ -31,6 +31,7 @@ static void broker_pump_read_cb(struct bufferevent *bev, void *arg);
 static void broker_pump_write_cb(struct bufferevent *bev, void *arg);
 static void broker_pump_event_cb(struct bufferevent *bev, short what, void *arg);
 static void broker_signal_cb(evutil_socket_t sig, short what, void *arg);
+static void broker_outage_cb(evutil_socket_t sig, short what, void *arg);
 static bool broker_create_topics(rd_kafka_mock_cluster_t *mc, const cfg_t *cfg);
 
 int broker_main(const cfg_t *cfg, int ready_fd)
@@ -79,10 +80,15 @@ int broker_main(const cfg_t *cfg, int ready_fd)
 		rd_kafka_destroy(rk);
 		return 1;
 	}
+	proxy.mc = mc;
 	struct event *sigterm = evsignal_new(proxy.base, SIGTERM, broker_signal_cb, proxy.base);
 	struct event *sigint = evsignal_new(proxy.base, SIGINT, broker_signal_cb, proxy.base);
+	struct event *sigusr1 = evsignal_new(proxy.base, SIGUSR1, broker_outage_cb, &proxy);
+	struct event *sigusr2 = evsignal_new(proxy.base, SIGUSR2, broker_outage_cb, &proxy);
 	event_add(sigterm, NULL);
 	event_add(sigint, NULL);
+	event_add(sigusr1, NULL);
+	event_add(sigusr2, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	char line[256];
@@ -98,6 +104,8 @@ int broker_main(const cfg_t *cfg, int ready_fd)
 	evconnlistener_free(l);
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sigusr1);
+	event_free(sigusr2);
 	event_base_free(proxy.base);
 	rd_kafka_mock_cluster_destroy(mc);
 	rd_kafka_destroy(rk);
@@ -170,6 +178,22 @@ static void broker_pump_event_cb(struct bufferevent *bev, short what, void *arg)
 		bufferevent_free(bev);
 		bufferevent_setcb(other, NULL, NULL, NULL, NULL);
 		bufferevent_free(other);
+	}
+}
+
+/* Outage drill: SIGUSR1 takes the broker down (connections dropped and refused, data
+ * kept), SIGUSR2 brings it back. Lets ops and tests rehearse a broker outage without
+ * losing the in-memory data, which a restart would. */
+static void broker_outage_cb(evutil_socket_t sig, short what, void *arg)
+{
+	broker_proxy_t *p = arg;
+	(void)what;
+	if (sig == SIGUSR1) {
+		rd_kafka_mock_broker_set_down(p->mc, 1);
+		log_warn("embedded broker: outage drill: down (SIGUSR2 ends it)");
+	} else {
+		rd_kafka_mock_broker_set_up(p->mc, 1);
+		log_info("embedded broker: outage drill over: up");
 	}
 }
 
