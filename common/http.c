@@ -4,6 +4,8 @@
  * per-connection buffer and parsed in place, the body goes into another reused buffer.
  */
 #include "http.h"
+
+#include <sys/time.h>
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -49,6 +51,7 @@ typedef struct http_conn http_conn_t;
 
 struct http_request {
 	http_conn_t *conn;
+	struct timeval started;  /* when the handler got it, for the observer */
 	http_head_t head;
 	http_header_t headers[HTTP_MAX_HEADERS];
 	size_t body_len;
@@ -87,6 +90,8 @@ struct http_server {
 	struct timeval tv_request, tv_idle, tv_closing, tv_linger; /* libevent common timeouts: O(1) re-arming */
 	http_handler_fn handler;
 	void *arg;
+	http_observer_fn observer; /* told of every response the handler gives */
+	void *observer_arg;
 	http_conn_t *conns; /* every connection, including DEAD ones holding a pending request */
 	int nconns;
 	int port;
@@ -184,6 +189,24 @@ http_server_t *http_server_new(struct event_base *base, const char *listen_addr,
 			srv->port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
 	}
 	return srv;
+}
+
+void http_server_set_observer(http_server_t *srv, http_observer_fn fn, void *arg)
+{
+	srv->observer = fn;
+	srv->observer_arg = arg;
+}
+
+/* Reports one response to the observer (also for clients that left meanwhile). */
+static void http_observe(http_request_t *req, int status)
+{
+	http_server_t *srv = req->conn->srv;
+	struct timeval now;
+	if (!srv->observer)
+		return;
+	gettimeofday(&now, NULL);
+	double secs = (double)(now.tv_sec - req->started.tv_sec) + (double)(now.tv_usec - req->started.tv_usec) / 1e6;
+	srv->observer(req, status, secs, srv->observer_arg);
 }
 
 void http_server_set_limits(http_server_t *srv, const http_limits_t *limits)
@@ -329,6 +352,7 @@ void http_response_add_header(http_request_t *req, const char *name, const char 
 void http_respond(http_request_t *req, int status, const char *content_type, const char *body, size_t len)
 {
 	http_conn_t *conn = req->conn;
+	http_observe(req, status);
 	if (conn->state == CS_DEAD) {
 		conn_release(conn);
 		return;
@@ -348,6 +372,7 @@ void http_respond(http_request_t *req, int status, const char *content_type, con
 void http_respond_buffer(http_request_t *req, int status, const char *content_type, struct evbuffer *body)
 {
 	http_conn_t *conn = req->conn;
+	http_observe(req, status);
 	if (conn->state == CS_DEAD) {
 		conn_release(conn);
 		return;
@@ -1210,6 +1235,7 @@ static bool conn_dispatch(http_conn_t *conn)
 		conn->body_buf[req->body_len] = 0;
 	conn->state = CS_PENDING;
 	event_del(conn->timer); /* the handler may take as long as it needs */
+	gettimeofday(&req->started, NULL);
 	conn->srv->handler(req, conn->srv->arg);
 	return !conn->released && conn->state != CS_PENDING;
 }

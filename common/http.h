@@ -41,6 +41,11 @@ http_server_t *http_server_new(struct event_base *base, const char *listen_addr,
 /* Replaces the limits (config reload); they apply from the next request on. */
 void http_server_set_limits(http_server_t *srv, const http_limits_t *limits);
 
+/* Called for every response given to a handled request (status, seconds since the
+ * handler got it), e.g. to count requests by route and status. */
+typedef void (*http_observer_fn)(const http_request_t *req, int status, double seconds, void *arg);
+void http_server_set_observer(http_server_t *srv, http_observer_fn fn, void *arg);
+
 /* Closes the listener. Connections with a request in progress or pending finish it and then close
  * (their responses say Connection: close); idle keep-alive connections are closed now. */
 void http_server_stop_accepting(http_server_t *srv);

@@ -316,6 +316,20 @@ static int kq_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 	}
 	if (brokers)
 		kq->brokers_up = up;
+	if (kq->opts.on_lag) {
+		cJSON *topic, *part;
+		cJSON_ArrayForEach(topic, cJSON_GetObjectItem(root, "topics"))
+		{
+			cJSON_ArrayForEach(part, cJSON_GetObjectItem(topic, "partitions"))
+			{
+				cJSON *lag = cJSON_GetObjectItem(part, "consumer_lag");
+				int32_t p = (int32_t)atoi(part->string);
+				if (p >= 0 && cJSON_IsNumber(lag) && lag->valuedouble >= 0 &&
+				    cJSON_IsNumber(cJSON_GetObjectItem(part, "committed_offset")))
+					kq->opts.on_lag(topic->string, p, (int64_t)lag->valuedouble, kq->opts.arg);
+			}
+		}
+	}
 	cJSON_Delete(root);
 	return 0;
 }

@@ -32,6 +32,8 @@ typedef struct {
 	int fetch_wait_max_ms;
 	kq_message_fn on_message;
 	kq_rebalance_fn on_rebalance;
+	/* optional, every second from librdkafka's stats: a consumer's lag per partition */
+	void (*on_lag)(const char *topic, int32_t partition, int64_t lag, void *arg);
 	void *arg;
 } kq_opts_t;
 

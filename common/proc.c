@@ -87,3 +87,16 @@ void proc_load_config(int argc, char **argv, const char *process_name, cfg_t *ou
 	log_set_level((log_level_t)log_level_parse(out->log.level));
 	log_set_format(strcmp(out->log.format, "json") == 0 ? LOG_FMT_JSON : LOG_FMT_TEXT);
 }
+
+int proc_index(void)
+{
+	const char *idx = getenv(PROC_ENV_INDEX);
+	return idx ? atoi(idx) : 0;
+}
+
+const char *proc_metrics_path(const cfg_t *c, const char *role, int index, char *buf, size_t len)
+{
+	char sub[128];
+	snprintf(sub, sizeof(sub), "run/metrics/%s-%d.prom", role, index);
+	return cfg_data_path(c, sub, buf, len);
+}

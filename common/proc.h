@@ -35,4 +35,10 @@ void proc_child_setup(void);
  * overrides; on error prints every problem and exits 1. For the child programs' main(). */
 void proc_load_config(int argc, char **argv, const char *process_name, cfg_t *out);
 
+/* This process's index among its siblings (PROC_ENV_INDEX; 0 when unset). */
+int proc_index(void);
+
+/* Where a process exports its metrics: <data_dir>/run/metrics/<role>-<index>.prom. */
+const char *proc_metrics_path(const cfg_t *c, const char *role, int index, char *buf, size_t len);
+
 #endif

@@ -3,6 +3,7 @@
  * field ("data.key.id") so whoever wired a gateway can fix it from the answer alone.
  */
 #include "gateway.h"
+#include "json.h"
 
 #include <cJSON.h>
 #include <openssl/crypto.h>
@@ -32,7 +33,6 @@ typedef struct {
 static void gw_fail(gw_result_t *out, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static cJSON *gw_parse_json(const char *body, size_t len, gw_result_t *out);
 static void gw_add(gw_result_t *out, const gw_msg_t *m, const char *received_at);
-static const char *gw_str(const cJSON *obj, const char *name);
 static void gw_evolution_message(const cfg_channel_t *ch, const cJSON *data, int idx, bool array, const char *received_at,
 				 gw_result_t *out);
 static void gw_evolution_status(const cfg_channel_t *ch, const cJSON *data, const char *received_at, gw_result_t *out);
@@ -48,14 +48,14 @@ void gw_parse_evolution(const cfg_t *cfg, const char *apikey_header, const char 
 	cJSON *root = gw_parse_json(body, len, out);
 	if (!root)
 		return;
-	const char *event = gw_str(root, "event"), *instance = gw_str(root, "instance");
+	const char *event = json_str(root, "event"), *instance = json_str(root, "instance");
 	if (!event) {
 		gw_fail(out, 422, "missing field: event");
 	} else if (!instance) {
 		gw_fail(out, 422, "missing field: instance");
 	} else {
 		const cfg_channel_t *ch = cfg_channel_find(cfg, CHAN_EVOLUTION, instance);
-		const char *key = apikey_header ? apikey_header : gw_str(root, "apikey");
+		const char *key = apikey_header ? apikey_header : json_str(root, "apikey");
 		if (!ch)
 			gw_fail(out, 404, "unknown instance \"%s\"", instance);
 		else if (!key)
@@ -102,7 +102,7 @@ void gw_parse_cloud(const cfg_t *cfg, const char *signature, const char *body, s
 	cJSON *root = gw_parse_json(body, len, out);
 	if (!root)
 		return;
-	const char *object = gw_str(root, "object");
+	const char *object = json_str(root, "object");
 	cJSON *entries = cJSON_GetObjectItem(root, "entry"), *entry;
 	if (!object) {
 		gw_fail(out, 422, "missing field: object");
@@ -125,14 +125,14 @@ void gw_parse_cloud(const cfg_t *cfg, const char *signature, const char *body, s
 		cJSON_ArrayForEach(change, changes)
 		{
 			cJSON *value = cJSON_GetObjectItem(change, "value");
-			const char *field = gw_str(change, "field");
+			const char *field = json_str(change, "field");
 			if (out->status)
 				break;
 			if (field && strcmp(field, "messages") != 0) {
 				ci++;
 				continue;
 			}
-			const char *pnid = gw_str(cJSON_GetObjectItem(value, "metadata"), "phone_number_id");
+			const char *pnid = json_str(cJSON_GetObjectItem(value, "metadata"), "phone_number_id");
 			if (!cJSON_IsObject(value) || !pnid) {
 				gw_fail(out, 422, "missing field: entry[%d].changes[%d].value.metadata.phone_number_id", ei, ci);
 				break;
@@ -156,35 +156,35 @@ void gw_parse_cloud(const cfg_t *cfg, const char *signature, const char *body, s
 			cJSON_ArrayForEach(m, msgs)
 			{
 				gw_msg_t gm = {.ch = ch, .channel_prefix = "cloud"};
-				const char *type = gw_str(m, "type");
-				gm.customer = gw_str(m, "from");
-				gm.provider_id = gw_str(m, "id");
+				const char *type = json_str(m, "type");
+				gm.customer = json_str(m, "from");
+				gm.provider_id = json_str(m, "id");
 				if (!gm.customer || !gm.provider_id || !type) {
 					gw_fail(out, 422, "missing field: entry[%d].changes[%d].value.messages[%d].%s", ei, ci, mi,
 						!gm.customer ? "from" : !gm.provider_id ? "id" : "type");
 					break;
 				}
-				const char *ts = gw_str(m, "timestamp");
+				const char *ts = json_str(m, "timestamp");
 				gm.sent_at = ts ? atof(ts) : 0;
 				gm.kind = type;
 				if (strcmp(type, "text") == 0) {
-					gm.text = gw_str(cJSON_GetObjectItem(m, "text"), "body");
+					gm.text = json_str(cJSON_GetObjectItem(m, "text"), "body");
 					if (!gm.text) {
 						gw_fail(out, 422, "missing field: entry[%d].changes[%d].value.messages[%d].text.body", ei, ci, mi);
 						break;
 					}
 				} else {
 					cJSON *media = cJSON_GetObjectItem(m, type);
-					gm.text = gw_str(media, "caption");
+					gm.text = json_str(media, "caption");
 					if (cJSON_IsObject(media))
 						gm.media = media;
 				}
 				cJSON *c;
 				cJSON_ArrayForEach(c, contacts)
 				{
-					const char *wa = gw_str(c, "wa_id");
+					const char *wa = json_str(c, "wa_id");
 					if (wa && strcmp(wa, gm.customer) == 0)
-						gm.sender_name = gw_str(cJSON_GetObjectItem(c, "profile"), "name");
+						gm.sender_name = json_str(cJSON_GetObjectItem(c, "profile"), "name");
 				}
 				gw_add(out, &gm, received_at);
 				mi++;
@@ -193,10 +193,10 @@ void gw_parse_cloud(const cfg_t *cfg, const char *signature, const char *body, s
 			cJSON_ArrayForEach(s, statuses)
 			{
 				gw_msg_t gm = {.ch = ch, .channel_prefix = "cloud", .kind = "status"};
-				gm.provider_id = gw_str(s, "id");
-				gm.status = gw_str(s, "status");
-				gm.customer = gw_str(s, "recipient_id");
-				const char *ts = gw_str(s, "timestamp");
+				gm.provider_id = json_str(s, "id");
+				gm.status = json_str(s, "status");
+				gm.customer = json_str(s, "recipient_id");
+				const char *ts = json_str(s, "timestamp");
 				gm.sent_at = ts ? atof(ts) : 0;
 				if (!gm.provider_id || !gm.status || !gm.customer) {
 					gw_fail(out, 422, "missing field: statuses[].%s",
@@ -267,10 +267,10 @@ static void gw_api_message(const cfg_channel_t *ch, const cJSON *one, int idx, c
 		return;
 	}
 	gw_msg_t gm = {.ch = ch, .channel_prefix = "api", .kind = "text"};
-	gm.customer = gw_str(one, "customer");
-	gm.provider_id = gw_str(one, "id");
-	gm.text = gw_str(one, "text");
-	gm.sender_name = gw_str(one, "sender_name");
+	gm.customer = json_str(one, "customer");
+	gm.provider_id = json_str(one, "id");
+	gm.text = json_str(one, "text");
+	gm.sender_name = json_str(one, "sender_name");
 	gm.from_me = cJSON_IsTrue(cJSON_GetObjectItem(one, "from_me"));
 	cJSON *ts = cJSON_GetObjectItem(one, "timestamp");
 	gm.sent_at = cJSON_IsNumber(ts) ? ts->valuedouble : 0;
@@ -307,18 +307,6 @@ bool gw_secure_equal(const char *a, const char *b)
 	if (la != lb)
 		return false;
 	return CRYPTO_memcmp(a, b, la) == 0;
-}
-
-void gw_iso_time(double t, char *buf, size_t len)
-{
-	struct tm tm;
-	if (t > 1e11)
-		t /= 1000.0;
-	time_t s = (time_t)t;
-	int ms = (int)((t - (double)s) * 1000.0);
-	gmtime_r(&s, &tm);
-	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, len - n, ".%03dZ", ms);
 }
 
 static void gw_fail(gw_result_t *out, int status, const char *fmt, ...)
@@ -377,12 +365,6 @@ static cJSON *gw_parse_json(const char *body, size_t len, gw_result_t *out)
 	return root;
 }
 
-static const char *gw_str(const cJSON *obj, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItem(obj, name);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static void gw_evolution_message(const cfg_channel_t *ch, const cJSON *data, int idx, bool array, const char *received_at,
 				 gw_result_t *out)
 {
@@ -391,7 +373,7 @@ static void gw_evolution_message(const cfg_channel_t *ch, const cJSON *data, int
 	if (array)
 		snprintf(where, sizeof(where), "data[%d]", idx);
 	cJSON *key = cJSON_GetObjectItem(data, "key");
-	const char *jid = gw_str(key, "remoteJid"), *id = gw_str(key, "id");
+	const char *jid = json_str(key, "remoteJid"), *id = json_str(key, "id");
 	cJSON *message = cJSON_GetObjectItem(data, "message");
 	if (!cJSON_IsObject(key)) {
 		gw_fail(out, 422, "missing field: %s.key", where);
@@ -412,11 +394,11 @@ static void gw_evolution_message(const cfg_channel_t *ch, const cJSON *data, int
 	gw_strip_jid(jid, customer, sizeof(customer));
 	gw_msg_t gm = {.ch = ch, .channel_prefix = "evolution", .customer = customer, .provider_id = id};
 	gm.from_me = cJSON_IsTrue(cJSON_GetObjectItem(key, "fromMe"));
-	gm.sender_name = gw_str(data, "pushName");
+	gm.sender_name = json_str(data, "pushName");
 	cJSON *ts = cJSON_GetObjectItem(data, "messageTimestamp");
 	gm.sent_at = cJSON_IsNumber(ts) ? ts->valuedouble : cJSON_IsString(ts) ? atof(ts->valuestring) : 0;
-	const char *conv = gw_str(message, "conversation");
-	const char *ext = gw_str(cJSON_GetObjectItem(message, "extendedTextMessage"), "text");
+	const char *conv = json_str(message, "conversation");
+	const char *ext = json_str(cJSON_GetObjectItem(message, "extendedTextMessage"), "text");
 	if (conv) {
 		gm.kind = "text", gm.text = conv;
 	} else if (ext) {
@@ -428,13 +410,13 @@ static void gw_evolution_message(const cfg_channel_t *ch, const cJSON *data, int
 			const char *kind = gw_media_kind(part->string);
 			if (kind && cJSON_IsObject(part)) {
 				gm.kind = kind;
-				gm.text = gw_str(part, "caption");
+				gm.text = json_str(part, "caption");
 				gm.media = part;
 				break;
 			}
 		}
 		if (!gm.kind) {
-			const char *mt = gw_str(data, "messageType");
+			const char *mt = json_str(data, "messageType");
 			gm.kind = mt ? mt : "unknown";
 		}
 	}
@@ -444,11 +426,11 @@ static void gw_evolution_message(const cfg_channel_t *ch, const cJSON *data, int
 static void gw_evolution_status(const cfg_channel_t *ch, const cJSON *data, const char *received_at, gw_result_t *out)
 {
 	char customer[128];
-	const char *id = gw_str(data, "keyId");
-	const char *jid = gw_str(data, "remoteJid");
-	const char *status = gw_str(data, "status");
+	const char *id = json_str(data, "keyId");
+	const char *jid = json_str(data, "remoteJid");
+	const char *status = json_str(data, "status");
 	if (!id)
-		id = gw_str(data, "messageId");
+		id = json_str(data, "messageId");
 	if (!id || !jid || !status) {
 		gw_fail(out, 422, "missing field: data.%s", !id ? "keyId" : !jid ? "remoteJid" : "status");
 		return;
@@ -539,7 +521,7 @@ static void gw_add(gw_result_t *out, const gw_msg_t *m, const char *received_at)
 			cJSON_AddNullToObject(o, "sender_name");
 	}
 	if (m->sent_at > 0) {
-		gw_iso_time(m->sent_at, sent, sizeof(sent));
+		json_iso_time(m->sent_at, sent, sizeof(sent));
 		cJSON_AddStringToObject(o, "sent_at", sent);
 	} else {
 		cJSON_AddNullToObject(o, "sent_at");
@@ -547,11 +529,11 @@ static void gw_add(gw_result_t *out, const gw_msg_t *m, const char *received_at)
 	cJSON_AddStringToObject(o, "received_at", received_at);
 	if (m->media) {
 		cJSON *media = cJSON_AddObjectToObject(o, "media");
-		const char *mime = gw_str(m->media, "mimetype");
+		const char *mime = json_str(m->media, "mimetype");
 		cJSON *size = cJSON_GetObjectItem(m->media, "fileLength");
 		cJSON_AddStringToObject(media, "type", m->kind);
 		if (!mime)
-			mime = gw_str(m->media, "mime_type");
+			mime = json_str(m->media, "mime_type");
 		if (mime)
 			cJSON_AddStringToObject(media, "mimetype", mime);
 		if (m->text)
@@ -560,7 +542,7 @@ static void gw_add(gw_result_t *out, const gw_msg_t *m, const char *received_at)
 			cJSON_AddNumberToObject(media, "size", atof(size->valuestring));
 		else if (cJSON_IsNumber(size))
 			cJSON_AddNumberToObject(media, "size", size->valuedouble);
-		const char *mid = gw_str(m->media, "id");
+		const char *mid = json_str(m->media, "id");
 		if (mid)
 			cJSON_AddStringToObject(media, "id", mid);
 	}

@@ -53,7 +53,4 @@ void gw_result_free(gw_result_t *r);
 /* Constant-time string equality (length leaks, content does not). */
 bool gw_secure_equal(const char *a, const char *b);
 
-/* Formats unix seconds (or milliseconds when > 1e11) as an ISO-8601 UTC time. */
-void gw_iso_time(double unix_time, char *buf, size_t len);
-
 #endif

@@ -10,8 +10,10 @@
 #include "dedup.h"
 #include "gateway.h"
 #include "http.h"
+#include "json.h"
 #include "kq.h"
 #include "log.h"
+#include "metrics.h"
 #include "proc.h"
 
 #include <event2/event.h>
@@ -31,6 +33,7 @@ typedef struct {
 	char *dedup_key;
 	int domain;
 	size_t bytes;
+	struct timeval produced;
 } ing_msg_t;
 
 /* One webhook request awaiting acknowledgements. Freed when answered AND every
@@ -53,8 +56,11 @@ typedef struct {
 	bool lag_query_in_flight, draining;
 	struct event *lag_timer, *drain_timer;
 	char topics[CFG_MAX_DOMAINS][160];
-	uint64_t n_requests, n_accepted, n_duplicates, n_rejected_backpressure, n_timeouts, n_failed;
 	int n_pending;
+	/* metrics (hot-path series cached) */
+	metrics_family_t *m_requests, *m_request_seconds, *m_refused;
+	metrics_series_t *m_accepted, *m_duplicates, *m_delivery_failed, *m_produce_seconds;
+	metrics_series_t *m_pending, *m_connections, *m_backlog, *m_dedup_entries, *m_broker_up;
 } ing_t;
 
 static ing_t I;
@@ -70,8 +76,11 @@ static void ing_lag_result(rd_kafka_event_t *ev);
 static void ing_signal_cb(evutil_socket_t sig, short what, void *arg);
 static void ing_drain_cb(evutil_socket_t fd, short what, void *arg);
 static void ing_apply_limits(void);
-static void ing_now_iso(char *buf, size_t len);
 static void ing_metrics(http_request_t *req);
+static void ing_metrics_init(void);
+static void ing_metrics_refresh(void);
+static void ing_observe(const http_request_t *req, int status, double seconds, void *arg);
+static void ing_refuse(http_request_t *req, const char *reason, const char *message);
 
 int main(int argc, char **argv)
 {
@@ -101,6 +110,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ing_apply_limits();
+	ing_metrics_init();
+	http_server_set_observer(I.http, ing_observe, NULL);
+	char mpath[1200];
+	metrics_export_start(I.base, proc_metrics_path(&I.cfg, "ingress", proc_index(), mpath, sizeof(mpath)), 1000,
+			     ing_metrics_refresh);
 
 	int sigs[] = {SIGTERM, SIGINT, SIGHUP};
 	for (int i = 0; i < 3; i++)
@@ -117,8 +131,7 @@ int main(int argc, char **argv)
 	event_free(I.lag_timer);
 	rd_kafka_queue_destroy(I.admin_queue); /* librdkafka's destroy waits for every queue handle */
 	kq_free(I.producer, 5000);
-	log_info("stopped: %llu requests, %llu messages accepted", (unsigned long long)I.n_requests,
-		 (unsigned long long)I.n_accepted);
+	log_info("stopped");
 	return 0;
 }
 
@@ -137,7 +150,6 @@ static void ing_handle(http_request_t *req, void *arg)
 	(void)arg;
 	const char *path = http_request_path(req), *method = http_request_method(req);
 	bool post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-	I.n_requests++;
 
 	if (strcmp(path, "/healthz") == 0 && get) {
 		bool up = kq_brokers_up(I.producer) && !kq_fatal(I.producer) && !I.draining;
@@ -181,7 +193,7 @@ static void ing_handle(http_request_t *req, void *arg)
 	const char *body = http_request_body(req, &len);
 	char now[40];
 	gw_result_t res;
-	ing_now_iso(now, sizeof(now));
+	json_iso_now(now, sizeof(now));
 	if (evo)
 		gw_parse_evolution(&I.cfg, http_request_header(req, "apikey"), body, len, now, &res);
 	else if (cloud)
@@ -204,22 +216,19 @@ static void ing_webhook(http_request_t *req, gw_result_t *res, const char *recei
 		http_respond_json(req, 200, "{\"ignored\":true}");
 		return;
 	}
-	if (I.draining || !kq_brokers_up(I.producer)) {
-		I.n_failed++;
-		char ra[16];
-		snprintf(ra, sizeof(ra), "%d", I.cfg.ingress.retry_after_s);
-		http_response_add_header(req, "Retry-After", ra);
-		http_respond_error(req, 503, I.draining ? "shutting down" : "broker unavailable");
+	if (I.draining) {
+		ing_refuse(req, "draining", "shutting down");
+		return;
+	}
+	if (!kq_brokers_up(I.producer)) {
+		ing_refuse(req, "broker_down", "broker unavailable");
 		return;
 	}
 	size_t worst = backlog_max_bytes(I.backlog, which, sizeof(which));
 	if (I.cfg.ingress.max_partition_backlog_bytes > 0 && worst >= (size_t)I.cfg.ingress.max_partition_backlog_bytes) {
-		char msg[300], ra[16];
-		I.n_rejected_backpressure++;
-		snprintf(ra, sizeof(ra), "%d", I.cfg.ingress.retry_after_s);
+		char msg[300];
 		snprintf(msg, sizeof(msg), "backpressure: %s holds too many unprocessed messages; retry later", which);
-		http_response_add_header(req, "Retry-After", ra);
-		http_respond_error(req, 503, msg);
+		ing_refuse(req, "backpressure", msg);
 		return;
 	}
 
@@ -250,6 +259,7 @@ static void ing_webhook(http_request_t *req, gw_result_t *res, const char *recei
 		m->domain = e->domain;
 		m->dedup_key = strdup(e->dedup_key);
 		m->bytes = e->value_len + strlen(e->key) + strlen(e->channel) + strlen(e->provider_id) + 120;
+		gettimeofday(&m->produced, NULL);
 		if (!kq_produce(I.producer, I.topics[e->domain], e->key, strlen(e->key), e->value, e->value_len, h, m, err,
 				sizeof(err))) {
 			log_warn("%s (message %s)", err, e->provider_id);
@@ -260,7 +270,7 @@ static void ing_webhook(http_request_t *req, gw_result_t *res, const char *recei
 		}
 		p->total++;
 	}
-	I.n_duplicates += (uint64_t)p->duplicates;
+	metrics_add(I.m_duplicates, p->duplicates);
 	if (p->total == p->reported) {
 		ing_answer(p);
 		ing_maybe_free(p);
@@ -278,11 +288,16 @@ static void ing_delivery(void *opaque, rd_kafka_resp_err_t err, int32_t partitio
 	(void)arg;
 	if (err) {
 		p->failed++;
+		metrics_add(I.m_delivery_failed, 1);
 		log_warn("delivery failed: %s", rd_kafka_err2str(err));
 	} else {
+		struct timeval now;
+		gettimeofday(&now, NULL);
+		metrics_observe(I.m_produce_seconds, (double)(now.tv_sec - m->produced.tv_sec) +
+							     (double)(now.tv_usec - m->produced.tv_usec) / 1e6);
 		backlog_produced(I.backlog, I.topics[m->domain], partition, offset, m->bytes);
 		dedup_add(I.dedup, m->dedup_key);
-		I.n_accepted++;
+		metrics_add(I.m_accepted, 1);
 	}
 	free(m->dedup_key);
 	m->dedup_key = NULL;
@@ -296,13 +311,10 @@ static void ing_delivery(void *opaque, rd_kafka_resp_err_t err, int32_t partitio
 
 static void ing_answer(ing_pending_t *p)
 {
-	char body[128], ra[16];
+	char body[128];
 	if (p->failed) {
-		I.n_failed++;
-		snprintf(ra, sizeof(ra), "%d", I.cfg.ingress.retry_after_s);
-		http_response_add_header(p->req, "Retry-After", ra);
 		snprintf(body, sizeof(body), "%d message(s) were not acknowledged by the broker; retry", p->failed);
-		http_respond_error(p->req, 503, body);
+		ing_refuse(p->req, "not_acknowledged", body);
 	} else {
 		snprintf(body, sizeof(body), "{\"accepted\":%d,\"duplicates\":%d}", p->total, p->duplicates);
 		http_respond_json(p->req, 200, body);
@@ -324,14 +336,10 @@ static void ing_maybe_free(ing_pending_t *p)
 static void ing_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	ing_pending_t *p = arg;
-	char ra[16];
 	(void)fd, (void)what;
 	if (!p->req)
 		return;
-	I.n_timeouts++;
-	snprintf(ra, sizeof(ra), "%d", I.cfg.ingress.retry_after_s);
-	http_response_add_header(p->req, "Retry-After", ra);
-	http_respond_error(p->req, 503, "broker did not acknowledge in time; retry");
+	ing_refuse(p->req, "ack_timeout", "broker did not acknowledge in time; retry");
 	p->req = NULL;
 }
 
@@ -425,30 +433,75 @@ static void ing_drain_cb(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(I.base);
 }
 
-static void ing_now_iso(char *buf, size_t len)
+/* 503 + Retry-After, counted by reason: the gateway retries, nothing is lost. */
+static void ing_refuse(http_request_t *req, const char *reason, const char *message)
 {
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	gw_iso_time((double)tv.tv_sec + (double)tv.tv_usec / 1e6, buf, len);
+	char ra[16], labels[64];
+	snprintf(ra, sizeof(ra), "%d", I.cfg.ingress.retry_after_s);
+	snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+	metrics_inc(I.m_refused, labels);
+	http_response_add_header(req, "Retry-After", ra);
+	http_respond_error(req, 503, message);
+}
+
+static void ing_metrics_init(void)
+{
+	I.m_requests = metrics_family("atende_ingress_requests_total", METRICS_COUNTER, "HTTP requests by route and status.", NULL, 0);
+	I.m_request_seconds = metrics_family("atende_ingress_request_seconds", METRICS_HISTOGRAM,
+					     "Time from a complete request to its answer (webhooks wait for the broker's ack).",
+					     metrics_latency_buckets, metrics_latency_nbuckets);
+	I.m_refused = metrics_family("atende_ingress_refused_total", METRICS_COUNTER, "Webhooks answered 503, by reason.", NULL, 0);
+	I.m_accepted = metrics_series(metrics_family("atende_ingress_messages_accepted_total", METRICS_COUNTER,
+						     "Messages acknowledged by the broker.", NULL, 0), "");
+	I.m_duplicates = metrics_series(metrics_family("atende_ingress_duplicates_total", METRICS_COUNTER,
+						       "Redelivered messages answered from the dedup window.", NULL, 0), "");
+	I.m_delivery_failed = metrics_series(metrics_family("atende_ingress_delivery_failures_total", METRICS_COUNTER,
+							    "Messages the broker did not acknowledge.", NULL, 0), "");
+	I.m_produce_seconds = metrics_series(metrics_family("atende_ingress_produce_seconds", METRICS_HISTOGRAM,
+							    "Produce to broker acknowledgement.", metrics_latency_buckets,
+							    metrics_latency_nbuckets), "");
+	I.m_pending = metrics_series(metrics_family("atende_ingress_pending_requests", METRICS_GAUGE,
+						    "Webhooks awaiting the broker's acknowledgement.", NULL, 0), "");
+	I.m_connections = metrics_series(metrics_family("atende_ingress_connections", METRICS_GAUGE, "Open HTTP connections.", NULL, 0), "");
+	I.m_backlog = metrics_series(metrics_family("atende_ingress_partition_backlog_bytes", METRICS_GAUGE,
+						    "Unconsumed bytes of the fullest inbound partition (backpressure input).", NULL, 0), "");
+	I.m_dedup_entries = metrics_series(metrics_family("atende_ingress_dedup_entries", METRICS_GAUGE,
+							  "Message ids remembered for duplicate detection.", NULL, 0), "");
+	I.m_broker_up = metrics_series(metrics_family("atende_ingress_broker_up", METRICS_GAUGE,
+						      "Whether a broker is reachable.", NULL, 0), "");
+}
+
+static void ing_metrics_refresh(void)
+{
+	size_t worst = backlog_max_bytes(I.backlog, NULL, 0);
+	metrics_set(I.m_pending, I.n_pending);
+	metrics_set(I.m_connections, http_server_connection_count(I.http));
+	metrics_set(I.m_backlog, worst == SIZE_MAX ? -1 : (double)worst);
+	metrics_set(I.m_dedup_entries, (double)dedup_count(I.dedup));
+	metrics_set(I.m_broker_up, kq_brokers_up(I.producer));
+}
+
+/* Routes are a fixed set so the label cannot explode with arbitrary paths. */
+static void ing_observe(const http_request_t *req, int status, double seconds, void *arg)
+{
+	static const char *const routes[] = {"/webhooks/evolution", "/webhooks/whatsapp", "/v1/messages", "/healthz", "/metrics"};
+	const char *path = http_request_path(req), *route = "other";
+	char labels[128];
+	(void)arg;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(path, routes[i]) == 0)
+			route = routes[i];
+	snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%d\"", route, status);
+	metrics_inc(I.m_requests, labels);
+	snprintf(labels, sizeof(labels), "route=\"%s\"", route);
+	metrics_observe(metrics_series(I.m_request_seconds, labels), seconds);
 }
 
 static void ing_metrics(http_request_t *req)
 {
-	char buf[4096];
-	char which[200];
-	size_t worst = backlog_max_bytes(I.backlog, which, sizeof(which));
-	int n = snprintf(buf, sizeof(buf),
-			 "# TYPE atende_ingress_requests_total counter\natende_ingress_requests_total %llu\n"
-			 "# TYPE atende_ingress_messages_accepted_total counter\natende_ingress_messages_accepted_total %llu\n"
-			 "# TYPE atende_ingress_duplicates_total counter\natende_ingress_duplicates_total %llu\n"
-			 "# TYPE atende_ingress_backpressure_total counter\natende_ingress_backpressure_total %llu\n"
-			 "# TYPE atende_ingress_ack_timeouts_total counter\natende_ingress_ack_timeouts_total %llu\n"
-			 "# TYPE atende_ingress_pending_requests gauge\natende_ingress_pending_requests %d\n"
-			 "# TYPE atende_ingress_partition_backlog_bytes gauge\natende_ingress_partition_backlog_bytes %zu\n"
-			 "# TYPE atende_ingress_connections gauge\natende_ingress_connections %d\n",
-			 (unsigned long long)I.n_requests, (unsigned long long)I.n_accepted,
-			 (unsigned long long)I.n_duplicates, (unsigned long long)I.n_rejected_backpressure,
-			 (unsigned long long)I.n_timeouts, I.n_pending, worst == SIZE_MAX ? 0 : worst,
-			 http_server_connection_count(I.http));
-	http_respond(req, 200, "text/plain; version=0.0.4", buf, (size_t)n);
+	size_t len;
+	ing_metrics_refresh();
+	char *text = metrics_render(&len);
+	http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+	free(text);
 }

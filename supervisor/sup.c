@@ -6,6 +6,7 @@
 #include "sup.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "pgembed.h"
 #include "proc.h"
 
@@ -424,6 +425,10 @@ static void sup_child_exited(sup_child_t *c, int status)
 	pid_t pid = c->pid;
 	sup_describe_status(status, why, sizeof(why));
 	c->pid = 0;
+	if (c->role >= ROLE_INGRESS) {
+		char path[1200];
+		unlink(proc_metrics_path(S.cfg, sup_role_names[c->role], c->index, path, sizeof(path))); /* its numbers died with it */
+	}
 	if (S.stage != STAGE_RUNNING) {
 		log_info("%s stopped (%s)", sup_role_names[c->role], why);
 		return;
@@ -571,19 +576,28 @@ static void sup_http_cb(http_request_t *req, void *arg)
 		return;
 	}
 	if (strcmp(path, "/metrics") == 0) {
-		char buf[16384];
-		size_t n = 0;
-		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-				      "# HELP atende_process_up Whether the process is running.\n# TYPE atende_process_up gauge\n");
-		for (int i = 0; i < S.n_children && n < sizeof(buf) - 256; i++)
-			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "atende_process_up{process=\"%s\",index=\"%d\"} %d\n",
-					      sup_role_names[S.children[i].role], S.children[i].index, S.children[i].pid > 0);
-		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-				      "# HELP atende_process_restarts_total Crash restarts by the supervisor.\n# TYPE atende_process_restarts_total counter\n");
-		for (int i = 0; i < S.n_children && n < sizeof(buf) - 256; i++)
-			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "atende_process_restarts_total{process=\"%s\",index=\"%d\"} %d\n",
-					      sup_role_names[S.children[i].role], S.children[i].index, S.children[i].restarts);
-		http_respond(req, 200, "text/plain; version=0.0.4", buf, n);
+		/* every child's exported registry, labelled by process, plus our own view */
+		char dir[1024], *own = NULL;
+		size_t own_len = 0, len = 0;
+		FILE *f = open_memstream(&own, &own_len);
+		fprintf(f, "# HELP atende_process_up Whether the supervised process is running.\n"
+			   "# TYPE atende_process_up gauge\n");
+		for (int i = 0; i < S.n_children; i++)
+			fprintf(f, "atende_process_up{process=\"%s\",index=\"%d\"} %d\n", sup_role_names[S.children[i].role],
+				S.children[i].index, S.children[i].pid > 0);
+		fprintf(f, "# HELP atende_process_restarts_total Crash restarts by the supervisor.\n"
+			   "# TYPE atende_process_restarts_total counter\n");
+		for (int i = 0; i < S.n_children; i++)
+			fprintf(f, "atende_process_restarts_total{process=\"%s\",index=\"%d\"} %d\n",
+				sup_role_names[S.children[i].role], S.children[i].index, S.children[i].restarts);
+		fprintf(f, "# HELP atende_broker_epoch Incarnation of the broker's data (changes when it is lost).\n"
+			   "# TYPE atende_broker_epoch gauge\natende_broker_epoch %lld\n", S.epoch);
+		fclose(f);
+		cfg_data_path(S.cfg, "run/metrics", dir, sizeof(dir));
+		char *text = metrics_merge_dir(dir, 10, own, &len);
+		http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+		free(text);
+		free(own);
 		return;
 	}
 	http_respond_error(req, 404, "no such path (try /healthz or /metrics)");

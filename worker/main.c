@@ -6,8 +6,10 @@
  */
 #include "config.h"
 #include "db.h"
+#include "json.h"
 #include "kq.h"
 #include "log.h"
+#include "metrics.h"
 #include "proc.h"
 #include "rules.h"
 #include "text.h"
@@ -39,6 +41,7 @@ typedef struct {
 	int n;
 	int outstanding;       /* event deliveries not yet reported */
 	int attempts;
+	double sent_at;        /* when the store query was queued */
 } wrk_batch_t;
 
 typedef struct {
@@ -52,7 +55,10 @@ typedef struct {
 	char events_topic[160], dlq_topic[160];
 	bool draining, paused;
 	int index;
-	uint64_t n_stored, n_duplicates, n_hints, n_dlq, n_batches;
+	/* metrics */
+	metrics_series_t *m_stored, *m_duplicates, *m_hints_rules, *m_dlq, *m_batch_size, *m_db_seconds;
+	metrics_series_t *m_in_flight, *m_db_pending, *m_event_failures, *m_rebalances, *m_hint_latency;
+	metrics_family_t *m_lag;
 } wrk_t;
 
 static wrk_t W;
@@ -74,13 +80,15 @@ static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_flow_control(void);
 static bool wrk_coachable(const cJSON *ev);
 static double wrk_now(void);
+static void wrk_metrics_init(void);
+static void wrk_metrics_refresh(void);
+static void wrk_on_lag(const char *topic, int32_t partition, int64_t lag, void *arg);
 
 int main(int argc, char **argv)
 {
 	char err[512], topics[CFG_MAX_DOMAINS][160];
 	const char *topic_ptrs[CFG_MAX_DOMAINS];
-	const char *idx = getenv(PROC_ENV_INDEX);
-	W.index = idx ? atoi(idx) : 0;
+	W.index = proc_index();
 	proc_load_config(argc, argv, "worker", &W.cfg);
 	signal(SIGPIPE, SIG_IGN);
 	W.base = event_base_new();
@@ -95,7 +103,7 @@ int main(int argc, char **argv)
 	kq_opts_t co = {.brokers = W.cfg.kafka.brokers, .client_id = "atende-worker", .group = W.cfg.kafka.group,
 			.session_timeout_ms = W.cfg.kafka.session_timeout_ms,
 			.fetch_wait_max_ms = W.cfg.kafka.fetch_wait_max_ms, .on_message = wrk_on_message,
-			.on_rebalance = wrk_on_rebalance};
+			.on_rebalance = wrk_on_rebalance, .on_lag = wrk_on_lag};
 	W.consumer = W.producer ? kq_consumer_new(W.base, &co, err, sizeof(err)) : NULL;
 	if (!W.producer || !W.consumer) {
 		log_error("kafka: %s", err);
@@ -107,6 +115,10 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
+	wrk_metrics_init();
+	char mpath[1200];
+	metrics_export_start(W.base, proc_metrics_path(&W.cfg, "worker", W.index, mpath, sizeof(mpath)), 1000,
+			     wrk_metrics_refresh);
 	W.flush_ev = evtimer_new(W.base, wrk_flush_cb, NULL);
 	W.commit_ev = event_new(W.base, -1, EV_PERSIST, wrk_commit_cb, NULL);
 	struct timeval tv = {0, WRK_COMMIT_MS * 1000};
@@ -130,9 +142,7 @@ int main(int argc, char **argv)
 	kq_free(W.consumer, 0);
 	kq_free(W.producer, 5000);
 	db_free(W.db);
-	log_info("stopped: %llu stored, %llu duplicates, %llu hints, %llu dead-lettered",
-		 (unsigned long long)W.n_stored, (unsigned long long)W.n_duplicates, (unsigned long long)W.n_hints,
-		 (unsigned long long)W.n_dlq);
+	log_info("stopped");
 	return 0;
 }
 
@@ -218,7 +228,8 @@ static void wrk_store(wrk_batch_t *b)
 	cJSON_Delete(arr);
 	const char *params[1] = {json};
 	b->attempts++;
-	W.n_batches++;
+	b->sent_at = wrk_now();
+	metrics_observe(W.m_batch_size, b->n);
 	if (!db_query(W.db, "SELECT * FROM atende_ingest($1::jsonb)", 1, params, wrk_stored, b)) {
 		struct timeval later = {0, 100 * 1000};
 		log_error("database queue full: retrying a batch of %d in 100 ms", b->n);
@@ -266,6 +277,7 @@ static void wrk_stored(PGresult *res, void *arg)
 		free(b);
 		return;
 	}
+	metrics_observe(W.m_db_seconds, wrk_now() - b->sent_at);
 	b->outstanding = 1; /* held until every event below is queued */
 	for (int i = 0; i < b->n && i < PQntuples(res); i++)
 		wrk_publish(b, &b->items[i], res, i);
@@ -283,11 +295,7 @@ static void wrk_publish(wrk_batch_t *b, wrk_item_t *it, PGresult *res, int row)
 	double company_id = cJSON_GetObjectItem(ev, "company")->valuedouble;
 	double conversation_id = atof(PQgetvalue(res, row, 2));
 	snprintf(company, sizeof(company), "%.0f", company_id);
-	if (!inserted) {
-		W.n_duplicates++;
-	} else {
-		W.n_stored++;
-	}
+	metrics_add(inserted ? W.m_stored : W.m_duplicates, 1);
 	for (int kind = 0; kind < 2; kind++) {
 		if ((kind == 0 && !inserted) || (kind == 1 && !hint_inserted))
 			continue;
@@ -298,32 +306,28 @@ static void wrk_publish(wrk_batch_t *b, wrk_item_t *it, PGresult *res, int row)
 		if (agent)
 			cJSON_AddNumberToObject(out, "agent_id", atof(agent));
 		else
-			cJSON_AddNullToObject(out, "agent_id");
+			cJSON_AddNullToObject(out, "agent_id"); /* no agent in the company yet */
 		cJSON_AddStringToObject(data, "message_id", cJSON_GetObjectItem(ev, "provider_id")->valuestring);
 		cJSON_AddNumberToObject(data, "conversation_id", conversation_id);
-		cJSON_AddStringToObject(data, "conversation_key", cJSON_GetStringValue(cJSON_GetObjectItem(ev, "conversation")));
+		cJSON_AddStringToObject(data, "conversation_key", json_str(ev, "conversation"));
 		cJSON_AddNumberToObject(data, "company_id", company_id);
 		if (agent)
 			cJSON_AddNumberToObject(data, "agent_id", atof(agent));
 		else
 			cJSON_AddNullToObject(data, "agent_id");
-		cJSON_AddStringToObject(data, "domain", cJSON_GetStringValue(cJSON_GetObjectItem(ev, "domain")));
+		cJSON_AddStringToObject(data, "domain", json_str(ev, "domain"));
 		if (kind == 0) {
 			cJSON_AddNumberToObject(data, "db_id", atof(PQgetvalue(res, row, 1)));
-			cJSON_AddStringToObject(data, "channel", cJSON_GetStringValue(cJSON_GetObjectItem(ev, "channel")));
-			cJSON_AddStringToObject(data, "customer", cJSON_GetStringValue(cJSON_GetObjectItem(ev, "customer")));
-			cJSON *sn = cJSON_GetObjectItem(ev, "sender_name");
-			if (cJSON_IsString(sn))
-				cJSON_AddStringToObject(data, "sender_name", sn->valuestring);
-			else
-				cJSON_AddNullToObject(data, "sender_name");
+			cJSON_AddStringToObject(data, "channel", json_str(ev, "channel"));
+			cJSON_AddStringToObject(data, "customer", json_str(ev, "customer"));
+			json_add_str_or_null(data, "sender_name", json_str(ev, "sender_name"));
 			cJSON_AddBoolToObject(data, "from_me", cJSON_IsTrue(cJSON_GetObjectItem(ev, "from_me")));
-			cJSON_AddStringToObject(data, "kind", cJSON_GetStringValue(cJSON_GetObjectItem(ev, "kind")));
-			cJSON_AddStringToObject(data, "text", cJSON_GetStringValue(cJSON_GetObjectItem(ev, "text")));
+			cJSON_AddStringToObject(data, "kind", json_str(ev, "kind"));
+			cJSON_AddStringToObject(data, "text", json_str(ev, "text"));
 			cJSON *media = cJSON_GetObjectItem(ev, "media");
 			if (cJSON_IsObject(media))
 				cJSON_AddItemToObject(data, "media", cJSON_Duplicate(media, true));
-			cJSON_AddStringToObject(data, "created_at", cJSON_GetStringValue(cJSON_GetObjectItem(ev, "received_at")));
+			cJSON_AddStringToObject(data, "created_at", json_str(ev, "received_at"));
 		} else {
 			cJSON *ids = cJSON_AddArrayToObject(data, "message_ids");
 			cJSON_AddItemToArray(ids, cJSON_CreateString(cJSON_GetObjectItem(ev, "provider_id")->valuestring));
@@ -333,15 +337,11 @@ static void wrk_publish(wrk_batch_t *b, wrk_item_t *it, PGresult *res, int row)
 			cJSON_AddStringToObject(data, "text", it->rules.text);
 			cJSON_AddStringToObject(data, "source", "rules");
 			cJSON_AddBoolToObject(data, "from_cache", false);
-			struct timeval tv;
-			gettimeofday(&tv, NULL);
-			struct tm tm;
-			gmtime_r(&tv.tv_sec, &tm);
-			size_t n = strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%S", &tm);
-			snprintf(now + n, sizeof(now) - n, ".%03dZ", (int)(tv.tv_usec / 1000));
+			json_iso_now(now, sizeof(now));
 			cJSON_AddStringToObject(data, "created_at", now);
-			cJSON_AddStringToObject(data, "received_at", cJSON_GetStringValue(cJSON_GetObjectItem(ev, "received_at")));
-			W.n_hints++;
+			cJSON_AddStringToObject(data, "received_at", json_str(ev, "received_at"));
+			metrics_add(W.m_hints_rules, 1);
+			metrics_observe(W.m_hint_latency, wrk_now() - it->consumed_at);
 		}
 		cJSON_AddItemToObject(out, "data", data);
 		char *json = cJSON_PrintUnformatted(out);
@@ -352,8 +352,10 @@ static void wrk_publish(wrk_batch_t *b, wrk_item_t *it, PGresult *res, int row)
 		if (kq_produce_to(W.producer, W.events_topic, (int32_t)((long)company_id % W.cfg.kafka.partitions), company,
 				  strlen(company), json, strlen(json), h, b, err, sizeof(err)))
 			b->outstanding++;
-		else
-			log_error("event for message %s not published: %s", cJSON_GetObjectItem(ev, "provider_id")->valuestring, err);
+		else {
+			metrics_add(W.m_event_failures, 1);
+			log_error("event for message %s not published: %s", json_str(ev, "provider_id"), err);
+		}
 		free(json);
 	}
 }
@@ -361,8 +363,10 @@ static void wrk_publish(wrk_batch_t *b, wrk_item_t *it, PGresult *res, int row)
 static void wrk_on_delivery(void *opaque, rd_kafka_resp_err_t err, int32_t partition, int64_t offset, void *arg)
 {
 	(void)partition, (void)offset, (void)arg;
-	if (err)
+	if (err) {
+		metrics_add(W.m_event_failures, 1);
 		log_error("event delivery failed: %s", rd_kafka_err2str(err));
+	}
 	if (opaque)
 		wrk_batch_release(opaque);
 }
@@ -394,7 +398,7 @@ static void wrk_dead_letter(track_item_t *track, const void *value, size_t len, 
 	b->outstanding = 1;
 	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
 	rd_kafka_header_add(h, "error", -1, why, (ssize_t)strcspn(why, "\n"));
-	W.n_dlq++;
+	metrics_add(W.m_dlq, 1);
 	if (!kq_produce(W.producer, W.dlq_topic, NULL, 0, value, len, h, b, err, sizeof(err))) {
 		log_error("dead letter not queued: %s", err);
 		wrk_batch_release(b);
@@ -419,6 +423,7 @@ static void wrk_commit_cb(evutil_socket_t fd, short what, void *arg)
 static void wrk_on_rebalance(kq_t *kq, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *arg)
 {
 	(void)kq, (void)arg;
+	metrics_add(W.m_rebalances, 1);
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		log_info("assigned %d partitions", parts->cnt);
 		return;
@@ -490,4 +495,49 @@ static double wrk_now(void)
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static void wrk_metrics_init(void)
+{
+	metrics_family_t *msgs = metrics_family("atende_worker_messages_total", METRICS_COUNTER,
+						"Consumed messages by outcome: stored, or duplicate (already stored).", NULL, 0);
+	W.m_stored = metrics_series(msgs, "result=\"stored\"");
+	W.m_duplicates = metrics_series(msgs, "result=\"duplicate\"");
+	W.m_hints_rules = metrics_series(metrics_family("atende_worker_hints_total", METRICS_COUNTER,
+							"Hints stored, by source.", NULL, 0), "source=\"rules\"");
+	W.m_hint_latency = metrics_series(metrics_family("atende_worker_hint_seconds", METRICS_HISTOGRAM,
+							 "Consumed to hint stored.", metrics_latency_buckets,
+							 metrics_latency_nbuckets), "");
+	W.m_dlq = metrics_series(metrics_family("atende_worker_dead_letters_total", METRICS_COUNTER,
+						"Messages sent to the dead-letter topic.", NULL, 0), "");
+	W.m_batch_size = metrics_series(metrics_family("atende_worker_batch_size", METRICS_HISTOGRAM,
+						       "Messages per PostgreSQL round trip.", metrics_size_buckets,
+						       metrics_size_nbuckets), "");
+	W.m_db_seconds = metrics_series(metrics_family("atende_worker_db_seconds", METRICS_HISTOGRAM,
+						       "PostgreSQL round trip of a batch.", metrics_latency_buckets,
+						       metrics_latency_nbuckets), "");
+	W.m_in_flight = metrics_series(metrics_family("atende_worker_in_flight_messages", METRICS_GAUGE,
+						      "Consumed messages not fully handled (uncommitted).", NULL, 0), "");
+	W.m_db_pending = metrics_series(metrics_family("atende_worker_db_pending_queries", METRICS_GAUGE,
+						       "Queries queued or in flight on the PostgreSQL connection.", NULL, 0), "");
+	W.m_event_failures = metrics_series(metrics_family("atende_worker_event_failures_total", METRICS_COUNTER,
+							   "Events that could not be published.", NULL, 0), "");
+	W.m_rebalances = metrics_series(metrics_family("atende_worker_rebalances_total", METRICS_COUNTER,
+						       "Consumer group assignments and revocations.", NULL, 0), "");
+	W.m_lag = metrics_family("atende_worker_consumer_lag", METRICS_GAUGE,
+				 "Messages behind the end of each assigned inbound partition.", NULL, 0);
+}
+
+static void wrk_metrics_refresh(void)
+{
+	metrics_set(W.m_in_flight, track_in_flight(W.track));
+	metrics_set(W.m_db_pending, db_pending(W.db));
+}
+
+static void wrk_on_lag(const char *topic, int32_t partition, int64_t lag, void *arg)
+{
+	char labels[256];
+	(void)arg;
+	snprintf(labels, sizeof(labels), "topic=\"%s\",partition=\"%d\"", topic, (int)partition);
+	metrics_gauge_set(W.m_lag, labels, (double)lag);
 }

@@ -221,6 +221,15 @@ def test_console_page_health_and_kcat(system):
         assert f'topic "{t}"' in out, out
     metrics = http("GET", system.url("metrics", "/metrics")).body.decode()
     assert 'atende_process_up{process="worker",index="1"} 1' in metrics
+    # one target: every process's families, labelled by process (exported once a second)
+    merged = wait_for(lambda: (lambda t: t if 'atende_worker_messages_total{process="worker"' in t and
+                               'route="/webhooks/evolution",status="200"}' in t else None)(
+        http("GET", system.url("metrics", "/metrics")).body.decode()), what="merged metrics")
+    assert 'atende_ingress_requests_total{process="ingress",index="0",route="/webhooks/evolution",status="200"}' in merged
+    assert merged.count("# TYPE atende_worker_messages_total counter") == 1
+    assert 'atende_worker_batch_size_bucket{process="worker"' in merged
+    own = http("GET", system.url("ingress", "/metrics")).body.decode()
+    assert "atende_ingress_messages_accepted_total " in own
 
 
 def test_crashed_worker_is_restarted(system):
