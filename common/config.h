@@ -47,6 +47,8 @@ typedef struct {
 	struct {
 		char *listen, *console_dir, *allowed_origins;
 		int ping_interval_s, max_connections, history_events, max_send_buffer;
+		int typing_ttl_s, slow_consumer_ms, max_connections_per_token, ops_per_second, presence_heartbeat_s;
+		int poll_timeout_s, socket_send_buffer;
 	} notifier;
 	struct { char *listen; } metrics;
 	struct {
@@ -54,9 +56,9 @@ typedef struct {
 		int embedded_port, partitions, session_timeout_ms, fetch_wait_max_ms;
 	} kafka;
 	struct { char *conninfo, *user, *bin_dir; int embedded_port; } postgres;
-	struct { int count, batch_size; } workers;
+	struct { int count, batch_size, retries; } workers;
 	struct { bool enabled; int min_message_length; } coaching;
-	struct { char *provider, *base_url, *api_key, *model; int timeout_ms; } ai;
+	struct { char *provider, *base_url, *api_key, *model, *model_large, *prompts_dir; int timeout_ms, large_min_chars, large_min_words, max_retries, retry_base_ms, deadline_ms, max_in_flight, history_messages, history_max_tokens, price_small_in, price_small_out, price_large_in, price_large_out, breaker_window_s, breaker_min_calls, breaker_error_pct, breaker_open_s; bool large_when_critical; } ai;
 	struct { char *token_secret, *default_ttl; } auth;
 	struct { int backoff_initial_ms, backoff_max_ms, healthy_after_s, shutdown_timeout_s; } supervisor;
 

@@ -162,3 +162,49 @@ static int text_cmp_u32(const void *a, const void *b)
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return (x > y) - (x < y);
 }
+
+/* Length of the valid UTF-8 sequence starting at p (at most n bytes), 0 if invalid. */
+static size_t text_utf8_seq(const unsigned char *p, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xE0) == 0xC0)
+		len = 2, cp = p[0] & 0x1F;
+	else if ((p[0] & 0xF0) == 0xE0)
+		len = 3, cp = p[0] & 0x0F;
+	else if ((p[0] & 0xF8) == 0xF0)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3F);
+	}
+	static const uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+	if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+char *text_utf8_sanitize(const char *in, size_t len)
+{
+	char *out = malloc(len + 1);
+	const unsigned char *p = (const unsigned char *)in;
+	size_t i = 0;
+	while (i < len) {
+		size_t n = p[i] ? text_utf8_seq(p + i, len - i) : 0;
+		if (n == 0) {
+			out[i++] = '?';
+			continue;
+		}
+		memcpy(out + i, p + i, n);
+		i += n;
+	}
+	out[len] = 0;
+	return out;
+}

@@ -27,4 +27,8 @@ size_t text_utf8_length(const char *s);
  * that allocation fails). */
 double text_similarity(const char *a_norm, const char *b_norm);
 
+/* A malloc'd NUL-terminated copy of len bytes in which NULs and bytes that are not part of
+ * valid UTF-8 sequences are replaced by '?', so the result is storable as text anywhere. */
+char *text_utf8_sanitize(const char *in, size_t len);
+
 #endif

@@ -29,6 +29,9 @@
 /* One consumed message on its way through the batch. */
 typedef struct {
 	track_item_t *track;
+	char topic[128];       /* where it was consumed from (for the DLQ) */
+	int32_t partition;
+	int64_t offset;
 	cJSON *event;          /* the canonical inbound event */
 	bool hinted;           /* a hint was attached for storage */
 	rules_result_t rules;
@@ -72,7 +75,8 @@ static void wrk_stored(PGresult *res, void *arg);
 static void wrk_retry_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_publish(wrk_batch_t *b, wrk_item_t *it, PGresult *res, int row);
 static void wrk_batch_release(wrk_batch_t *b);
-static void wrk_dead_letter(track_item_t *track, const void *value, size_t len, const char *why);
+static void wrk_dead_letter(const wrk_item_t *it, const void *value, size_t len, const char *why, int attempts);
+static void wrk_dlq_stored(PGresult *res, void *arg);
 static void wrk_commit_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_commit_one(const char *topic, int32_t partition, int64_t next, void *arg);
 static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg);
@@ -149,12 +153,16 @@ int main(int argc, char **argv)
 static void wrk_on_message(rd_kafka_message_t *msg, void *arg)
 {
 	(void)arg;
-	track_item_t *tr = track_add(W.track, rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset);
+	wrk_item_t item = {.track = track_add(W.track, rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset),
+			   .partition = msg->partition, .offset = msg->offset};
+	track_item_t *tr = item.track;
+	snprintf(item.topic, sizeof(item.topic), "%s", rd_kafka_topic_name(msg->rkt));
 	cJSON *ev = cJSON_ParseWithLength(msg->payload, msg->len);
 	const cJSON *type = cJSON_GetObjectItem(ev, "type");
-	if (!ev || !cJSON_IsString(type) || !cJSON_IsString(cJSON_GetObjectItem(ev, "provider_id")) ||
-	    !cJSON_IsString(cJSON_GetObjectItem(ev, "channel"))) {
-		wrk_dead_letter(tr, msg->payload, msg->len, ev ? "missing type, provider_id or channel" : "not JSON");
+	if (!ev || !cJSON_IsString(type) || !json_str(ev, "provider_id") || !json_str(ev, "channel") ||
+	    !cJSON_IsNumber(cJSON_GetObjectItem(ev, "company"))) {
+		/* retrying cannot fix bad data: dead-letter at once */
+		wrk_dead_letter(&item, msg->payload, msg->len, ev ? "missing type, provider_id, channel or company" : "not JSON", 1);
 		cJSON_Delete(ev);
 		rd_kafka_message_destroy(msg);
 		return;
@@ -173,7 +181,7 @@ static void wrk_on_message(rd_kafka_message_t *msg, void *arg)
 		evtimer_add(W.flush_ev, &zero); /* runs after this drain pass: batches what arrived together */
 	}
 	wrk_item_t *it = &W.open->items[W.open->n++];
-	it->track = tr;
+	*it = item;
 	it->event = ev;
 	it->consumed_at = wrk_now();
 	if (wrk_coachable(ev)) {
@@ -269,8 +277,16 @@ static void wrk_stored(PGresult *res, void *arg)
 			free(b);
 			return;
 		}
+		if (b->attempts < W.cfg.workers.retries) {
+			int ms = 200 << (b->attempts - 1); /* 200 ms, 400 ms, ...: a lock or a restart may pass */
+			struct timeval later = {ms / 1000, (ms % 1000) * 1000};
+			log_warn("message %s failed (attempt %d of %d): %.*s", json_str(b->items[0].event, "provider_id"),
+				 b->attempts, W.cfg.workers.retries, (int)strcspn(e, "\n"), e);
+			event_base_once(W.base, -1, EV_TIMEOUT, wrk_retry_cb, b, &later);
+			return;
+		}
 		char *v = cJSON_PrintUnformatted(b->items[0].event);
-		wrk_dead_letter(b->items[0].track, v, strlen(v), e);
+		wrk_dead_letter(&b->items[0], v, strlen(v), e, b->attempts);
 		free(v);
 		cJSON_Delete(b->items[0].event);
 		free(b->items);
@@ -385,24 +401,56 @@ static void wrk_batch_release(wrk_batch_t *b)
 	wrk_flow_control();
 }
 
-/* A message that cannot be processed goes to atende.dlq with the reason in a header;
- * the partition moves on once the DLQ has it. */
-static void wrk_dead_letter(track_item_t *track, const void *value, size_t len, const char *why)
+/* A message that cannot be processed goes to atende.dlq (error, origin and attempts in
+ * headers) and to the dlq table; the partition moves on once both have it. */
+static void wrk_dead_letter(const wrk_item_t *it, const void *value, size_t len, const char *why, int attempts)
 {
-	char err[256];
-	log_error("dead-lettering a message: %.*s", (int)strcspn(why, "\n"), why);
+	char err[256], part[16], off[24], att[16], company[24] = "";
+	size_t why_len = strcspn(why, "\n");
+	log_error("dead-lettering %s[%d]@%lld after %d attempt(s): %.*s", it->topic, (int)it->partition,
+		  (long long)it->offset, attempts, (int)why_len, why);
 	wrk_batch_t *b = calloc(1, sizeof(*b));
 	b->items = calloc(1, sizeof(wrk_item_t));
-	b->items[0].track = track;
+	b->items[0].track = it->track;
 	b->n = 1;
-	b->outstanding = 1;
-	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-	rd_kafka_header_add(h, "error", -1, why, (ssize_t)strcspn(why, "\n"));
+	b->outstanding = 2; /* the topic's ack and the table's insert */
+	snprintf(part, sizeof(part), "%d", (int)it->partition);
+	snprintf(off, sizeof(off), "%lld", (long long)it->offset);
+	snprintf(att, sizeof(att), "%d", attempts);
+	rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+	rd_kafka_header_add(h, "error", -1, why, (ssize_t)why_len);
+	rd_kafka_header_add(h, "topic", -1, it->topic, -1);
+	rd_kafka_header_add(h, "partition", -1, part, -1);
+	rd_kafka_header_add(h, "offset", -1, off, -1);
+	rd_kafka_header_add(h, "attempts", -1, att, -1);
 	metrics_add(W.m_dlq, 1);
 	if (!kq_produce(W.producer, W.dlq_topic, NULL, 0, value, len, h, b, err, sizeof(err))) {
-		log_error("dead letter not queued: %s", err);
-		wrk_batch_release(b);
+		log_error("dead letter not queued on %s: %s", W.dlq_topic, err);
+		b->outstanding--;
 	}
+	/* the payload as text: a NUL or invalid UTF-8 would make the row unstorable */
+	char *payload = text_utf8_sanitize(value, len);
+	char *why_copy = strndup(why, why_len);
+	cJSON *ev = cJSON_ParseWithLength(value, len);
+	if (cJSON_IsNumber(cJSON_GetObjectItem(ev, "company")))
+		snprintf(company, sizeof(company), "%.0f", json_num(ev, "company", 0));
+	const char *params[9] = {it->topic, part, off, json_str(ev, "conversation"), payload, why_copy, att,
+				 company[0] ? company : NULL, json_str(ev, "provider_id")};
+	if (!db_query(W.db,
+		      "INSERT INTO dlq (topic, partition, \"offset\", msg_key, payload, error, attempts, company_id, provider_id) "
+		      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (topic, partition, \"offset\") DO NOTHING",
+		      9, params, wrk_dlq_stored, b))
+		wrk_dlq_stored(NULL, b);
+	cJSON_Delete(ev);
+	free(why_copy);
+	free(payload);
+}
+
+static void wrk_dlq_stored(PGresult *res, void *arg)
+{
+	if (!db_ok(res, "dlq insert"))
+		log_error("dead letter kept only on the topic (the table insert failed)");
+	wrk_batch_release(arg);
 }
 
 static void wrk_commit_one(const char *topic, int32_t partition, int64_t next, void *arg)

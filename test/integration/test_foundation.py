@@ -249,3 +249,32 @@ def test_crashed_worker_is_restarted(system):
     assert system.evolution(evolution_text("AFTER-CRASH", "vou mudar de operadora, quero cancelar")).status == 200
     console.wait(lambda f: f["type"] == "hint" and f["data"]["message_id"] == "AFTER-CRASH", timeout=30)
     console.close()
+
+
+def test_poison_messages_go_to_the_dead_letter_queue(system):
+    def kcat_produce(key, payload):
+        subprocess.run(["kcat", "-b", f"127.0.0.1:{system.ports['kafka']}", "-P", "-t", "atende.inbound.suporte",
+                        "-k", key], input=payload, text=True, check=True, timeout=30)
+
+    key = "evolution:demo:5511900009999"
+    kcat_produce(key, "this is not json {")
+    # the shape of a canonical event, with a value PostgreSQL refuses
+    bad = {"v": 1, "type": "message", "company": 1, "channel": "evolution:demo", "domain": "suporte",
+           "conversation": key, "customer": "5511900009999", "provider_id": "POISON-TS", "from_me": False,
+           "kind": "text", "text": "minha internet caiu desde ontem", "sender_name": None, "sent_at": None,
+           "received_at": "not a time"}
+    kcat_produce(key, json.dumps(bad))
+    # the partition moves on: a good message with the same key (same partition) is stored after them
+    assert system.evolution(evolution_text("AFTER-POISON", "minha internet caiu desde ontem",
+                                           customer="5511900009999")).status == 200
+    wait_for(lambda: count(system, "select count(*) from messages where provider_id = 'AFTER-POISON'") == 1,
+             what="the message after the poison ones")
+    wait_for(lambda: len(system.sql("select id from dlq")) == 2, what="both dead letters")
+    rows = system.sql("select error, attempts, topic, coalesce(provider_id, '-') from dlq order by id")
+    assert rows[0][0] == "not JSON" and rows[0][1] == "1" and rows[0][2] == "atende.inbound.suporte"
+    assert "not a time" in rows[1][0] and rows[1][1] == "3" and rows[1][3] == "POISON-TS"
+    out = subprocess.run(["kcat", "-b", f"127.0.0.1:{system.ports['kafka']}", "-C", "-t", "atende.dlq", "-o", "beginning",
+                          "-e", "-q", "-f", "%h\n"], stdout=subprocess.PIPE, text=True, timeout=30).stdout
+    assert "error=not JSON" in out and "attempts=3" in out and "topic=atende.inbound.suporte" in out
+    metrics = http("GET", system.url("metrics", "/metrics")).body.decode()
+    assert "atende_worker_dead_letters_total" in metrics
