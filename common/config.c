@@ -20,6 +20,7 @@ const char *const cfg_domains[CFG_MAX_DOMAINS] = {"financeiro", "comercial", "su
 
 #define K_INT(n, f, d, lo, hi, r, doc) {n, CFG_INT, offsetof(cfg_t, f), d, lo, hi, r, doc}
 #define K_BOOL(n, f, d, r, doc) {n, CFG_BOOL, offsetof(cfg_t, f), d, 0, 1, r, doc}
+#define K_DBL(n, f, d, lo, hi, r, doc) {n, CFG_DOUBLE, offsetof(cfg_t, f), d, lo, hi, r, doc}
 #define K_STR(n, f, d, r, doc) {n, CFG_STRING, offsetof(cfg_t, f), d, 0, 0, r, doc}
 
 const cfg_key_t cfg_keys[] = {
@@ -74,7 +75,18 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("workers.retries", workers.retries, "3", 1, 100, true, "attempts to store a message before it goes to the dead-letter topic and table"),
 
 	K_BOOL("coaching.enabled", coaching.enabled, "true", true, "make hints for customer messages"),
-	K_INT("coaching.min_message_length", coaching.min_message_length, "10", 0, 100000, true, "customer messages shorter than this (characters) get no hint"),
+	K_INT("coaching.min_message_length", coaching.min_message_length, "10", 0, 100000, true, "customer messages shorter than this (characters) get no hint (per company: companies.min_message_length)"),
+	K_INT("coaching.delay_ms", coaching.delay_ms, "0", 0, 60000, true, "debounce: wait this long after a customer message before analysing, collecting what else arrives"),
+	K_STR("coaching.critical_patterns", coaching.critical_patterns, "", true, "extra critical patterns, |-separated, matched on normalized text (urgency, fraud, legal, health are built in); critical messages are analysed first"),
+	K_INT("limits.agent_interval_s", limits.agent_interval_s, "10", 0, 86400, true, "an agent gets at most one hint per this many seconds, across all workers (per company: companies.agent_interval_s); 0 = off"),
+	K_INT("limits.analyses_per_minute", limits.analyses_per_minute, "0", 0, 10000000, true, "AI analyses per minute across all workers; over it hints come from the cache or the rules; 0 = off"),
+	K_DBL("limits.cost_per_hour_usd", limits.cost_per_hour_usd, "0", 0, 1000000, true, "AI spending cap per clock hour (USD); 0 = off"),
+	K_DBL("limits.cost_per_day_usd", limits.cost_per_day_usd, "0", 0, 10000000, true, "AI spending cap per day (USD, UTC); 0 = off"),
+	K_INT("limits.pending_analyses", limits.pending_analyses, "0", 0, 10000000, true, "AI analyses in flight across all workers at most; 0 = off"),
+	K_INT("buffer.max_wait_ms", buffer.max_wait_ms, "1500", 0, 60000, true, "smart buffer: while a conversation is being analysed, collect its new messages this long and analyse them together"),
+	K_BOOL("cache.enabled", cache.enabled, "true", true, "reuse a recent hint of a similar message (same company and domain) instead of an AI call"),
+	K_DBL("cache.similarity_threshold", cache.similarity_threshold, "0.85", 0, 1, true, "trigram similarity (0..1) of normalized texts for a cache hit"),
+	K_INT("cache.ttl_s", cache.ttl_s, "3600", 1, 31536000, true, "cached hints are reused for this long"),
 
 	K_STR("ai.provider", ai.provider, "rules", true, "rules (built-in, no network) | openai (any OpenAI-compatible endpoint)"),
 	K_STR("ai.base_url", ai.base_url, "", true, "e.g. http://127.0.0.1:18099/v1; the client POSTs to <base_url>/chat/completions"),
@@ -108,6 +120,13 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("supervisor.backoff_max_ms", supervisor.backoff_max_ms, "30000", 10, 3600000, true, "restart delay cap (doubles per crash)"),
 	K_INT("supervisor.healthy_after_s", supervisor.healthy_after_s, "60", 1, 86400, true, "a child up this long has its backoff reset"),
 	K_INT("supervisor.shutdown_timeout_s", supervisor.shutdown_timeout_s, "20", 1, 600, true, "per-stage drain time before escalating to SIGKILL"),
+	K_STR("supervisor.roles", supervisor.roles, "ingress worker notifier", false, "processes this machine runs (space-separated subset of ingress worker notifier); scale out by running several machines against the same Kafka and PostgreSQL"),
+
+	K_INT("retention.keep_days", retention.keep_days, "90", 0, 36500, true, "weekly partitions of messages and hints entirely older than this are archived and dropped; 0 = keep forever"),
+	K_INT("retention.weeks_ahead", retention.weeks_ahead, "4", 1, 520, true, "weekly partitions created ahead of time"),
+	K_STR("retention.archive_dir", retention.archive_dir, "archive", true, "where dropped partitions are exported as <table>-<week>.csv.gz (relative to data_dir)"),
+	K_INT("retention.interval_s", retention.interval_s, "3600", 10, 604800, false, "the supervisor runs `atende retention` at start and then this often"),
+	K_INT("retention.dedup_days", retention.dedup_days, "30", 1, 36500, true, "gateway message ids remembered for exactly-once storage (a redelivery older than this would be stored again)"),
 };
 const size_t cfg_n_keys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
 
@@ -126,6 +145,7 @@ static void cfg_read_key(const config_t *lc, cfg_t *c, const cfg_key_t *k, const
 static void cfg_read_channels(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e);
 static void cfg_read_companies(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e);
 static void cfg_validate(cfg_t *c, const config_t *lc, const char *file, cfg_errs_t *e);
+static bool cfg_roles_valid(const char *roles);
 static char *cfg_child_string(const config_setting_t *g, const char *name, const char *file, cfg_errs_t *e, bool required);
 
 bool cfg_load(const char *path, cfg_t *out, char *err, size_t errlen)
@@ -194,6 +214,8 @@ void cfg_apply_reload(cfg_t *dst, cfg_t *src)
 			*ss = NULL;
 		} else if (k->type == CFG_INT) {
 			*(int *)d = *(int *)s;
+		} else if (k->type == CFG_DOUBLE) {
+			*(double *)d = *(double *)s;
 		} else {
 			*(bool *)d = *(bool *)s;
 		}
@@ -233,7 +255,7 @@ int cfg_domain_index(const char *name)
 
 void cfg_print_docs(void)
 {
-	static const char *const tn[] = {"int", "bool", "string"};
+	static const char *const tn[] = {"int", "bool", "string", "number"};
 	for (size_t i = 0; i < cfg_n_keys; i++) {
 		const cfg_key_t *k = &cfg_keys[i];
 		printf("%-40s %-6s default=\"%s\"", k->name, tn[k->type], k->def);
@@ -241,6 +263,15 @@ void cfg_print_docs(void)
 			printf(" range=%ld..%ld", k->min, k->max);
 		printf("%s\n    %s\n", k->reloadable ? " (reloadable)" : "", k->doc);
 	}
+}
+
+bool cfg_has_role(const cfg_t *c, const char *role)
+{
+	size_t n = strlen(role);
+	for (const char *p = c->supervisor.roles; (p = strstr(p, role)); p += n)
+		if ((p == c->supervisor.roles || p[-1] == ' ') && (p[n] == 0 || p[n] == ' '))
+			return true;
+	return false;
 }
 
 const char *cfg_topic(const cfg_t *c, const char *suffix, char *buf, size_t len)
@@ -293,6 +324,8 @@ static void cfg_set_default(cfg_t *c, const cfg_key_t *k)
 		*(char **)f = strdup(k->def);
 	else if (k->type == CFG_INT)
 		*(int *)f = atoi(k->def);
+	else if (k->type == CFG_DOUBLE)
+		*(double *)f = atof(k->def);
 	else
 		*(bool *)f = strcmp(k->def, "true") == 0;
 }
@@ -363,6 +396,19 @@ static void cfg_read_key(const config_t *lc, cfg_t *c, const cfg_key_t *k, const
 			return;
 		}
 		*(int *)f = (int)v;
+		break;
+	}
+	case CFG_DOUBLE: {
+		if (t != CONFIG_TYPE_FLOAT && t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
+			cfg_err(e, file, line, "%s: expected a number", k->name);
+			return;
+		}
+		double v = t == CONFIG_TYPE_FLOAT ? config_setting_get_float(s) : (double)config_setting_get_int64(s);
+		if (v < (double)k->min || v > (double)k->max) {
+			cfg_err(e, file, line, "%s: %g is out of range %ld..%ld", k->name, v, k->min, k->max);
+			return;
+		}
+		*(double *)f = v;
 		break;
 	}
 	}
@@ -525,8 +571,22 @@ static void cfg_validate(cfg_t *c, const config_t *lc, const char *file, cfg_err
 	const char *pfx = c->kafka.topic_prefix;
 	if (!*pfx || strspn(pfx, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(pfx))
 		cfg_err(e, file, LINE_OF("kafka.topic_prefix"), "kafka.topic_prefix: \"%s\" is not a valid topic name", pfx);
+	if (!cfg_roles_valid(c->supervisor.roles))
+		cfg_err(e, file, LINE_OF("supervisor.roles"), "supervisor.roles: \"%s\" is not a non-empty subset of ingress worker notifier", c->supervisor.roles);
 	for (int i = 0; i < c->n_channels; i++)
 		if (!cfg_company_find(c, c->channels[i].company))
 			cfg_err(e, file, c->channels[i].line, "channels: company %ld is not in companies", c->channels[i].company);
 #undef LINE_OF
+}
+
+/* supervisor.roles: words among ingress, worker, notifier, at least one. */
+static bool cfg_roles_valid(const char *roles)
+{
+	char buf[256];
+	int n = 0;
+	snprintf(buf, sizeof(buf), "%s", roles);
+	for (char *save = NULL, *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save), n++)
+		if (strcmp(w, "ingress") != 0 && strcmp(w, "worker") != 0 && strcmp(w, "notifier") != 0)
+			return false;
+	return n > 0;
 }

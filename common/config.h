@@ -57,10 +57,14 @@ typedef struct {
 	} kafka;
 	struct { char *conninfo, *user, *bin_dir; int embedded_port; } postgres;
 	struct { int count, batch_size, retries; } workers;
-	struct { bool enabled; int min_message_length; } coaching;
+	struct { bool enabled; int min_message_length, delay_ms; char *critical_patterns; } coaching;
+	struct { int agent_interval_s, analyses_per_minute, pending_analyses; double cost_per_hour_usd, cost_per_day_usd; } limits;
+	struct { int max_wait_ms; } buffer;
+	struct { bool enabled; double similarity_threshold; int ttl_s; } cache;
 	struct { char *provider, *base_url, *api_key, *model, *model_large, *prompts_dir; int timeout_ms, large_min_chars, large_min_words, max_retries, retry_base_ms, deadline_ms, max_in_flight, history_messages, history_max_tokens, price_small_in, price_small_out, price_large_in, price_large_out, breaker_window_s, breaker_min_calls, breaker_error_pct, breaker_open_s; bool large_when_critical; } ai;
 	struct { char *token_secret, *default_ttl; } auth;
-	struct { int backoff_initial_ms, backoff_max_ms, healthy_after_s, shutdown_timeout_s; } supervisor;
+	struct { int backoff_initial_ms, backoff_max_ms, healthy_after_s, shutdown_timeout_s; char *roles; } supervisor;
+	struct { int keep_days, weeks_ahead, interval_s, dedup_days; char *archive_dir; } retention;
 
 	cfg_channel_t *channels;
 	int n_channels;
@@ -69,7 +73,7 @@ typedef struct {
 	char *path; /* the file this was loaded from */
 } cfg_t;
 
-typedef enum { CFG_INT, CFG_BOOL, CFG_STRING } cfg_type_t;
+typedef enum { CFG_INT, CFG_BOOL, CFG_STRING, CFG_DOUBLE } cfg_type_t;
 
 /* One row of the key table. */
 typedef struct {
@@ -105,6 +109,9 @@ int cfg_domain_index(const char *name);
 
 /* Prints the key table as documentation (name, type, default, range, reload, doc). */
 void cfg_print_docs(void);
+
+/* Whether supervisor.roles names role ("ingress", "worker", "notifier"). */
+bool cfg_has_role(const cfg_t *c, const char *role);
 
 /* Topic name for a domain's inbound stream ("atende.inbound.suporte"), or for
  * "events", "dlq", "outbound". Writes into buf. */

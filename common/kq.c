@@ -90,6 +90,25 @@ bool kq_subscribe(kq_t *kq, const char *const *topics, int n, char *err, size_t 
 	return true;
 }
 
+int kq_partition_count(kq_t *kq, const char *topic, int timeout_ms, char *err, size_t errlen)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *t = rd_kafka_topic_new(kq->rk, topic, NULL);
+	rd_kafka_resp_err_t e = rd_kafka_metadata(kq->rk, 0, t, &md, timeout_ms);
+	int n = -1;
+	if (e)
+		snprintf(err, errlen, "metadata of %s: %s", topic, rd_kafka_err2str(e));
+	else if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt <= 0)
+		snprintf(err, errlen, "topic %s: %s", topic,
+			 md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "not found");
+	else
+		n = md->topics[0].partition_cnt;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(t);
+	return n;
+}
+
 void kq_commit(kq_t *kq, const rd_kafka_topic_partition_list_t *offsets)
 {
 	rd_kafka_resp_err_t e = rd_kafka_commit(kq->rk, offsets, 1);

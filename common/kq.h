@@ -59,6 +59,10 @@ bool kq_produce_to(kq_t *kq, const char *topic, int32_t partition, const void *k
 /* Subscribes a group consumer to topics. */
 bool kq_subscribe(kq_t *kq, const char *const *topics, int n, char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* Number of partitions of topic (blocking metadata request: start-up only); -1 and err
+ * when the topic is unknown or the broker does not answer within timeout_ms. */
+int kq_partition_count(kq_t *kq, const char *topic, int timeout_ms, char *err, size_t errlen);
+
 /* Commits offsets (next offset to read, per partition) asynchronously; failures are logged. */
 void kq_commit(kq_t *kq, const rd_kafka_topic_partition_list_t *offsets);
 

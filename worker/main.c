@@ -1,9 +1,13 @@
 /*
  * atende-worker: one member of the workers' consumer group. Consumed messages are
- * stored in batches (one PostgreSQL round trip per batch, idempotent on redelivery),
- * hinted by the configured provider, published as `message` and `hint` events, and
- * their offsets committed only once all of that is durable.
+ * stored in batches (one PostgreSQL round trip per batch, idempotent on redelivery) and
+ * published as `message` events at once; customer messages then go through the coaching
+ * stage (worker/coach.c: filters, shared limits, smart buffer, cache, AI or rules) and
+ * their hints are published as `hint` events. A message's offset is committed only once
+ * everything about it is durable, so a crash redelivers exactly the unfinished work.
  */
+#include "ai.h"
+#include "coach.h"
 #include "config.h"
 #include "db.h"
 #include "json.h"
@@ -11,7 +15,6 @@
 #include "log.h"
 #include "metrics.h"
 #include "proc.h"
-#include "rules.h"
 #include "text.h"
 #include "track.h"
 
@@ -26,32 +29,43 @@
 #define WRK_MAX_IN_FLIGHT 20000
 #define WRK_COMMIT_MS 200
 
-/* One consumed message on its way through the batch. */
+typedef struct wrk_batch wrk_batch_t;
+
+/* One consumed message. refs counts what is still pending about it: its storage, its
+ * message event, its coaching, its hint event; at zero its offset may be committed. */
 typedef struct {
 	track_item_t *track;
+	wrk_batch_t *batch;    /* NULL for a dead letter */
 	char topic[128];       /* where it was consumed from (for the DLQ) */
 	int32_t partition;
 	int64_t offset;
 	cJSON *event;          /* the canonical inbound event */
-	bool hinted;           /* a hint was attached for storage */
-	rules_result_t rules;
+	int refs;
 	double consumed_at;
 } wrk_item_t;
 
-/* A batch stored in one round trip; freed when every event it produced is acknowledged. */
-typedef struct {
+/* Messages stored in one round trip; freed when the last of them is done. */
+struct wrk_batch {
 	wrk_item_t *items;
-	int n;
-	int outstanding;       /* event deliveries not yet reported */
+	int n, cap;
+	int items_left;
 	int attempts;
-	double sent_at;        /* when the store query was queued */
-} wrk_batch_t;
+	double sent_at;
+};
+
+/* What a delivery report releases: the items an event was about. */
+typedef struct {
+	int n;
+	wrk_item_t *items[];
+} wrk_ref_t;
 
 typedef struct {
 	cfg_t cfg;
 	struct event_base *base;
-	kq_t *consumer, *producer;
+	kq_t *consumer, *producer, *typing;
 	db_t *db;
+	ai_t *ai;
+	coach_t *coach;
 	track_t *track;
 	wrk_batch_t *open;      /* batch being filled */
 	struct event *flush_ev, *commit_ev, *drain_ev;
@@ -59,30 +73,40 @@ typedef struct {
 	bool draining, paused;
 	int index;
 	/* metrics */
-	metrics_series_t *m_stored, *m_duplicates, *m_hints_rules, *m_dlq, *m_batch_size, *m_db_seconds;
-	metrics_series_t *m_in_flight, *m_db_pending, *m_event_failures, *m_rebalances, *m_hint_latency;
-	metrics_family_t *m_lag;
+	metrics_series_t *m_stored, *m_duplicates, *m_dlq, *m_batch_size, *m_db_seconds, *m_in_flight;
+	metrics_series_t *m_db_pending, *m_event_failures, *m_rebalances, *m_coach_pending, *m_conversations;
+	metrics_family_t *m_lag, *m_hints, *m_skips, *m_refusals, *m_cache, *m_hint_seconds;
+	metrics_family_t *m_ai_calls, *m_ai_tokens, *m_ai_fallbacks;
+	metrics_series_t *m_ai_in_flight, *m_ai_max_in_flight, *m_ai_queued, *m_ai_cost, *m_ai_breaker;
+	metrics_series_t *m_ai_retries, *m_ai_rate_limited, *m_ai_breaker_opens;
 } wrk_t;
 
 static wrk_t W;
 
 static void wrk_on_message(rd_kafka_message_t *msg, void *arg);
+static void wrk_on_typing(rd_kafka_message_t *msg, void *arg);
 static void wrk_on_rebalance(kq_t *kq, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *arg);
 static void wrk_on_delivery(void *opaque, rd_kafka_resp_err_t err, int32_t partition, int64_t offset, void *arg);
 static void wrk_flush_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_store(wrk_batch_t *b);
 static void wrk_stored(PGresult *res, void *arg);
 static void wrk_retry_cb(evutil_socket_t fd, short what, void *arg);
-static void wrk_publish(wrk_batch_t *b, wrk_item_t *it, PGresult *res, int row);
-static void wrk_batch_release(wrk_batch_t *b);
-static void wrk_dead_letter(const wrk_item_t *it, const void *value, size_t len, const char *why, int attempts);
+static void wrk_after_store(wrk_item_t *it, PGresult *res, int row);
+static bool wrk_produce_event(const char *type, long company, int64_t conversation, int64_t agent, cJSON *data,
+			      wrk_ref_t *ref);
+static wrk_ref_t *wrk_ref(wrk_item_t *const *items, int n);
+static void wrk_release(wrk_item_t *it);
+static void wrk_dead_letter(wrk_item_t *it, const void *value, size_t len, const char *why, int attempts);
 static void wrk_dlq_stored(PGresult *res, void *arg);
+static void wrk_coach_hint(const coach_hint_t *h, void *arg);
+static void wrk_coach_done(void *token, void *arg);
+static void wrk_coach_count(const char *kind, const char *what, void *arg);
 static void wrk_commit_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_commit_one(const char *topic, int32_t partition, int64_t next, void *arg);
 static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg);
 static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_flow_control(void);
-static bool wrk_coachable(const cJSON *ev);
+static bool wrk_start_typing_reader(char *err, size_t errlen);
 static double wrk_now(void);
 static void wrk_metrics_init(void);
 static void wrk_metrics_refresh(void);
@@ -109,10 +133,21 @@ int main(int argc, char **argv)
 			.fetch_wait_max_ms = W.cfg.kafka.fetch_wait_max_ms, .on_message = wrk_on_message,
 			.on_rebalance = wrk_on_rebalance, .on_lag = wrk_on_lag};
 	W.consumer = W.producer ? kq_consumer_new(W.base, &co, err, sizeof(err)) : NULL;
-	if (!W.producer || !W.consumer) {
+	if (!W.producer || !W.consumer || !wrk_start_typing_reader(err, sizeof(err))) {
 		log_error("kafka: %s", err);
 		return 1;
 	}
+	if (strcmp(W.cfg.ai.provider, "openai") == 0) {
+		ai_config_t ac;
+		ai_config_from_cfg(&ac, &W.cfg);
+		W.ai = ai_new(W.base, &ac, err, sizeof(err));
+		if (!W.ai) {
+			log_error("ai: %s", err);
+			return 1;
+		}
+	}
+	coach_callbacks_t cb = {.publish_hint = wrk_coach_hint, .message_done = wrk_coach_done, .count = wrk_coach_count};
+	W.coach = coach_new(W.base, W.db, &W.cfg, W.ai, &cb, NULL);
 	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
 		topic_ptrs[d] = cfg_topic(&W.cfg, cfg_domains[d], topics[d], sizeof(topics[d]));
 	if (!kq_subscribe(W.consumer, topic_ptrs, CFG_MAX_DOMAINS, err, sizeof(err))) {
@@ -130,7 +165,8 @@ int main(int argc, char **argv)
 	int sigs[] = {SIGTERM, SIGINT, SIGHUP};
 	for (int i = 0; i < 3; i++)
 		event_add(evsignal_new(W.base, sigs[i], wrk_signal_cb, NULL), NULL);
-	log_info("worker %d consuming %s.inbound.* in group %s", W.index, W.cfg.kafka.topic_prefix, W.cfg.kafka.group);
+	log_info("worker %d consuming %s.inbound.* in group %s; hints from %s", W.index, W.cfg.kafka.topic_prefix,
+		 W.cfg.kafka.group, W.ai ? W.cfg.ai.base_url : "the built-in rules");
 
 	event_base_dispatch(W.base);
 
@@ -143,6 +179,8 @@ int main(int argc, char **argv)
 			log_warn("final commit: %s", rd_kafka_err2str(e));
 	}
 	rd_kafka_topic_partition_list_destroy(final);
+	ai_free(W.ai); /* unfinished analyses are cancelled: their messages stay uncommitted */
+	kq_free(W.typing, 0);
 	kq_free(W.consumer, 0);
 	kq_free(W.producer, 5000);
 	db_free(W.db);
@@ -150,72 +188,86 @@ int main(int argc, char **argv)
 	return 0;
 }
 
+/* Typing states come from the consoles through atende.events; every worker reads them
+ * all (no group) from the end: only what is happening now matters. */
+static bool wrk_start_typing_reader(char *err, size_t errlen)
+{
+	kq_opts_t to = {.brokers = W.cfg.kafka.brokers, .client_id = "atende-worker-typing",
+			.fetch_wait_max_ms = W.cfg.kafka.fetch_wait_max_ms, .on_message = wrk_on_typing};
+	W.typing = kq_consumer_new(W.base, &to, err, errlen);
+	if (!W.typing)
+		return false;
+	int n = kq_partition_count(W.typing, W.events_topic, 10000, err, errlen);
+	if (n <= 0)
+		return false;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+	for (int p = 0; p < n; p++)
+		rd_kafka_topic_partition_list_add(l, W.events_topic, p)->offset = RD_KAFKA_OFFSET_END;
+	rd_kafka_resp_err_t e = rd_kafka_assign(kq_handle(W.typing), l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e)
+		snprintf(err, errlen, "assign %s: %s", W.events_topic, rd_kafka_err2str(e));
+	return !e;
+}
+
+static void wrk_on_typing(rd_kafka_message_t *msg, void *arg)
+{
+	(void)arg;
+	cJSON *ev = cJSON_ParseWithLength(msg->payload, msg->len);
+	const char *type = json_str(ev, "type");
+	if (type && strcmp(type, "typing") == 0) {
+		cJSON *d = cJSON_GetObjectItem(ev, "data");
+		const char *state = json_str(d, "state");
+		coach_typing(W.coach, (int64_t)json_num(d, "conversation_id", 0), (int64_t)json_num(d, "agent_id", 0),
+			     state && strcmp(state, "start") == 0, wrk_now() + W.cfg.notifier.typing_ttl_s);
+	}
+	cJSON_Delete(ev);
+	rd_kafka_message_destroy(msg);
+}
+
 static void wrk_on_message(rd_kafka_message_t *msg, void *arg)
 {
 	(void)arg;
 	wrk_item_t item = {.track = track_add(W.track, rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset),
-			   .partition = msg->partition, .offset = msg->offset};
-	track_item_t *tr = item.track;
+			   .partition = msg->partition, .offset = msg->offset, .refs = 1, .consumed_at = wrk_now()};
 	snprintf(item.topic, sizeof(item.topic), "%s", rd_kafka_topic_name(msg->rkt));
 	cJSON *ev = cJSON_ParseWithLength(msg->payload, msg->len);
-	const cJSON *type = cJSON_GetObjectItem(ev, "type");
-	if (!ev || !cJSON_IsString(type) || !json_str(ev, "provider_id") || !json_str(ev, "channel") ||
+	const char *type = json_str(ev, "type");
+	if (!type || !json_str(ev, "provider_id") || !json_str(ev, "channel") || !json_str(ev, "conversation") ||
 	    !cJSON_IsNumber(cJSON_GetObjectItem(ev, "company"))) {
 		/* retrying cannot fix bad data: dead-letter at once */
-		wrk_dead_letter(&item, msg->payload, msg->len, ev ? "missing type, provider_id, channel or company" : "not JSON", 1);
+		wrk_item_t *dead = malloc(sizeof(*dead));
+		*dead = item;
+		wrk_dead_letter(dead, msg->payload, msg->len,
+				ev ? "missing type, provider_id, channel, conversation or company" : "not JSON", 1);
 		cJSON_Delete(ev);
 		rd_kafka_message_destroy(msg);
 		return;
 	}
 	rd_kafka_message_destroy(msg);
-	if (strcmp(type->valuestring, "message") != 0) {
+	if (strcmp(type, "message") != 0) {
 		/* delivery/read statuses are not stored yet: nothing to do but move on */
 		cJSON_Delete(ev);
-		track_done(W.track, tr);
+		track_done(W.track, item.track);
 		return;
 	}
 	if (!W.open) {
 		W.open = calloc(1, sizeof(wrk_batch_t));
-		W.open->items = calloc((size_t)W.cfg.workers.batch_size, sizeof(wrk_item_t));
+		W.open->cap = W.cfg.workers.batch_size;
+		W.open->items = calloc((size_t)W.open->cap, sizeof(wrk_item_t));
 		struct timeval zero = {0, 0};
 		evtimer_add(W.flush_ev, &zero); /* runs after this drain pass: batches what arrived together */
 	}
 	wrk_item_t *it = &W.open->items[W.open->n++];
 	*it = item;
+	it->batch = W.open;
 	it->event = ev;
-	it->consumed_at = wrk_now();
-	if (wrk_coachable(ev)) {
-		struct timeval t0, t1;
-		gettimeofday(&t0, NULL);
-		rules_classify(cJSON_GetObjectItem(ev, "text")->valuestring, cJSON_GetObjectItem(ev, "domain")->valuestring,
-			       &it->rules);
-		gettimeofday(&t1, NULL);
-		it->hinted = true;
-		cJSON *h = cJSON_AddObjectToObject(ev, "hint");
-		cJSON_AddStringToObject(h, "intent", rules_intent_name(it->rules.intent));
-		cJSON_AddBoolToObject(h, "critical", it->rules.critical);
-		cJSON_AddStringToObject(h, "text", it->rules.text);
-		cJSON_AddStringToObject(h, "source", "rules");
-		cJSON_AddNullToObject(h, "model");
-		cJSON_AddNumberToObject(h, "latency_ms",
-					(double)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000));
-	}
-	if (W.open->n == W.cfg.workers.batch_size) {
+	W.open->items_left++;
+	if (W.open->n == W.open->cap) {
 		evtimer_del(W.flush_ev);
 		wrk_flush_cb(-1, 0, NULL);
 	}
 	wrk_flow_control();
-}
-
-/* Customer text long enough to coach (characters, not bytes: Portuguese has accents). */
-static bool wrk_coachable(const cJSON *ev)
-{
-	const cJSON *text = cJSON_GetObjectItem(ev, "text");
-	if (!W.cfg.coaching.enabled || cJSON_IsTrue(cJSON_GetObjectItem(ev, "from_me")) || !cJSON_IsString(text) ||
-	    !cJSON_IsString(cJSON_GetObjectItem(ev, "domain")))
-		return false;
-	return text_utf8_length(text->valuestring) >= (size_t)W.cfg.coaching.min_message_length &&
-	       text->valuestring[0] != 0;
 }
 
 static void wrk_flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -270,7 +322,8 @@ static void wrk_stored(PGresult *res, void *arg)
 				wrk_batch_t *one = calloc(1, sizeof(*one));
 				one->items = calloc(1, sizeof(wrk_item_t));
 				one->items[0] = b->items[i];
-				one->n = 1;
+				one->items[0].batch = one;
+				one->n = one->cap = one->items_left = 1;
 				wrk_store(one);
 			}
 			free(b->items);
@@ -285,135 +338,217 @@ static void wrk_stored(PGresult *res, void *arg)
 			event_base_once(W.base, -1, EV_TIMEOUT, wrk_retry_cb, b, &later);
 			return;
 		}
-		char *v = cJSON_PrintUnformatted(b->items[0].event);
-		wrk_dead_letter(&b->items[0], v, strlen(v), e, b->attempts);
+		wrk_item_t *dead = malloc(sizeof(*dead));
+		*dead = b->items[0];
+		dead->batch = NULL;
+		char *v = cJSON_PrintUnformatted(dead->event);
+		wrk_dead_letter(dead, v, strlen(v), e, b->attempts);
 		free(v);
-		cJSON_Delete(b->items[0].event);
 		free(b->items);
 		free(b);
 		return;
 	}
 	metrics_observe(W.m_db_seconds, wrk_now() - b->sent_at);
-	b->outstanding = 1; /* held until every event below is queued */
-	for (int i = 0; i < b->n && i < PQntuples(res); i++)
-		wrk_publish(b, &b->items[i], res, i);
-	wrk_batch_release(b);
+	int rows = PQntuples(res);
+	for (int i = 0; i < b->n; i++)
+		if (i < rows)
+			wrk_after_store(&b->items[i], res, i);
+	for (int i = b->n - 1; i >= 0; i--)
+		wrk_release(&b->items[i]); /* the storage reference; may free b */
 }
 
-/* Row columns: r_idx, r_message_id, r_conversation_id, r_agent_id, r_inserted, r_hint_id, r_hint_inserted */
-static void wrk_publish(wrk_batch_t *b, wrk_item_t *it, PGresult *res, int row)
+/* Row columns: r_idx, r_message_id, r_conversation_id, r_agent_id, r_inserted, r_hint_id,
+ * r_hint_inserted. A new message is published; a customer message without a hint goes to
+ * the coach (also a redelivered one: the coach knows what was already decided). */
+static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 {
-	char err[256], company[24], now[40];
-	bool inserted = PQgetvalue(res, row, 4)[0] == 't';
-	bool hint_inserted = PQgetvalue(res, row, 6)[0] == 't';
-	const char *agent = PQgetisnull(res, row, 3) ? NULL : PQgetvalue(res, row, 3);
 	cJSON *ev = it->event;
-	double company_id = cJSON_GetObjectItem(ev, "company")->valuedouble;
-	double conversation_id = atof(PQgetvalue(res, row, 2));
-	snprintf(company, sizeof(company), "%.0f", company_id);
+	bool inserted = PQgetvalue(res, row, 4)[0] == 't';
+	bool hinted = !PQgetisnull(res, row, 5);
+	int64_t message_id = atoll(PQgetvalue(res, row, 1)), conversation = atoll(PQgetvalue(res, row, 2));
+	int64_t agent = PQgetisnull(res, row, 3) ? 0 : atoll(PQgetvalue(res, row, 3));
+	long company = (long)json_num(ev, "company", 0);
+	bool from_me = json_true(ev, "from_me");
 	metrics_add(inserted ? W.m_stored : W.m_duplicates, 1);
-	for (int kind = 0; kind < 2; kind++) {
-		if ((kind == 0 && !inserted) || (kind == 1 && !hint_inserted))
-			continue;
-		cJSON *out = cJSON_CreateObject(), *data = cJSON_CreateObject();
-		cJSON_AddStringToObject(out, "type", kind == 0 ? "message" : "hint");
-		cJSON_AddNumberToObject(out, "company_id", company_id);
-		cJSON_AddNumberToObject(out, "conversation_id", conversation_id);
-		if (agent)
-			cJSON_AddNumberToObject(out, "agent_id", atof(agent));
-		else
-			cJSON_AddNullToObject(out, "agent_id"); /* no agent in the company yet */
-		cJSON_AddStringToObject(data, "message_id", cJSON_GetObjectItem(ev, "provider_id")->valuestring);
-		cJSON_AddNumberToObject(data, "conversation_id", conversation_id);
+	if (inserted) {
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddStringToObject(data, "message_id", json_str(ev, "provider_id"));
+		cJSON_AddNumberToObject(data, "db_id", (double)message_id);
+		cJSON_AddNumberToObject(data, "conversation_id", (double)conversation);
 		cJSON_AddStringToObject(data, "conversation_key", json_str(ev, "conversation"));
-		cJSON_AddNumberToObject(data, "company_id", company_id);
+		cJSON_AddNumberToObject(data, "company_id", (double)company);
 		if (agent)
-			cJSON_AddNumberToObject(data, "agent_id", atof(agent));
+			cJSON_AddNumberToObject(data, "agent_id", (double)agent);
 		else
-			cJSON_AddNullToObject(data, "agent_id");
-		cJSON_AddStringToObject(data, "domain", json_str(ev, "domain"));
-		if (kind == 0) {
-			cJSON_AddNumberToObject(data, "db_id", atof(PQgetvalue(res, row, 1)));
-			cJSON_AddStringToObject(data, "channel", json_str(ev, "channel"));
-			cJSON_AddStringToObject(data, "customer", json_str(ev, "customer"));
-			json_add_str_or_null(data, "sender_name", json_str(ev, "sender_name"));
-			cJSON_AddBoolToObject(data, "from_me", cJSON_IsTrue(cJSON_GetObjectItem(ev, "from_me")));
-			cJSON_AddStringToObject(data, "kind", json_str(ev, "kind"));
-			cJSON_AddStringToObject(data, "text", json_str(ev, "text"));
-			cJSON *media = cJSON_GetObjectItem(ev, "media");
-			if (cJSON_IsObject(media))
-				cJSON_AddItemToObject(data, "media", cJSON_Duplicate(media, true));
-			cJSON_AddStringToObject(data, "created_at", json_str(ev, "received_at"));
-		} else {
-			cJSON *ids = cJSON_AddArrayToObject(data, "message_ids");
-			cJSON_AddItemToArray(ids, cJSON_CreateString(cJSON_GetObjectItem(ev, "provider_id")->valuestring));
-			cJSON_AddNumberToObject(data, "hint_id", atof(PQgetvalue(res, row, 5)));
-			cJSON_AddStringToObject(data, "intent", rules_intent_name(it->rules.intent));
-			cJSON_AddBoolToObject(data, "critical", it->rules.critical);
-			cJSON_AddStringToObject(data, "text", it->rules.text);
-			cJSON_AddStringToObject(data, "source", "rules");
-			cJSON_AddBoolToObject(data, "from_cache", false);
-			json_iso_now(now, sizeof(now));
-			cJSON_AddStringToObject(data, "created_at", now);
-			cJSON_AddStringToObject(data, "received_at", json_str(ev, "received_at"));
-			metrics_add(W.m_hints_rules, 1);
-			metrics_observe(W.m_hint_latency, wrk_now() - it->consumed_at);
-		}
-		cJSON_AddItemToObject(out, "data", data);
-		char *json = cJSON_PrintUnformatted(out);
-		cJSON_Delete(out);
-		rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-		rd_kafka_header_add(h, "type", -1, kind == 0 ? "message" : "hint", -1);
-		rd_kafka_header_add(h, "company", -1, company, -1);
-		if (kq_produce_to(W.producer, W.events_topic, (int32_t)((long)company_id % W.cfg.kafka.partitions), company,
-				  strlen(company), json, strlen(json), h, b, err, sizeof(err)))
-			b->outstanding++;
-		else {
-			metrics_add(W.m_event_failures, 1);
-			log_error("event for message %s not published: %s", json_str(ev, "provider_id"), err);
-		}
-		free(json);
+			cJSON_AddNullToObject(data, "agent_id"); /* no agent in the company yet */
+		json_add_str_or_null(data, "domain", json_str(ev, "domain"));
+		json_add_str_or_null(data, "channel", json_str(ev, "channel"));
+		json_add_str_or_null(data, "customer", json_str(ev, "customer"));
+		json_add_str_or_null(data, "sender_name", json_str(ev, "sender_name"));
+		cJSON_AddBoolToObject(data, "from_me", from_me);
+		json_add_str_or_null(data, "kind", json_str(ev, "kind"));
+		json_add_str_or_null(data, "text", json_str(ev, "text"));
+		cJSON *media = cJSON_GetObjectItem(ev, "media");
+		if (cJSON_IsObject(media))
+			cJSON_AddItemToObject(data, "media", cJSON_Duplicate(media, true));
+		json_add_str_or_null(data, "created_at", json_str(ev, "received_at"));
+		wrk_produce_event("message", company, conversation, agent, data, wrk_ref(&it, 1));
+		if (from_me)
+			coach_history(W.coach, json_str(ev, "conversation"), true, json_str(ev, "text"));
 	}
+	if (from_me || hinted)
+		return;
+	it->refs++;
+	coach_msg_t m = {.message_id = message_id, .conversation_id = conversation, .agent_id = agent, .company = company,
+			 .conversation_key = json_str(ev, "conversation"), .provider_id = json_str(ev, "provider_id"),
+			 .domain = json_str(ev, "domain"), .text = json_str(ev, "text"),
+			 .received_at = json_str(ev, "received_at"), .token = it};
+	coach_add(W.coach, &m);
+}
+
+/* Publishes one event to atende.events, in its company's partition (so every channel
+ * of a company has one ordered sequence). Takes data; ref (may be NULL) is released
+ * when the broker acknowledges. */
+static bool wrk_produce_event(const char *type, long company, int64_t conversation, int64_t agent, cJSON *data,
+			      wrk_ref_t *ref)
+{
+	char err[256], key[24];
+	cJSON *out = cJSON_CreateObject();
+	cJSON_AddStringToObject(out, "type", type);
+	cJSON_AddNumberToObject(out, "company_id", (double)company);
+	cJSON_AddNumberToObject(out, "conversation_id", (double)conversation);
+	if (agent)
+		cJSON_AddNumberToObject(out, "agent_id", (double)agent);
+	else
+		cJSON_AddNullToObject(out, "agent_id");
+	cJSON_AddItemToObject(out, "data", data);
+	char *json = cJSON_PrintUnformatted(out);
+	cJSON_Delete(out);
+	snprintf(key, sizeof(key), "%ld", company);
+	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+	rd_kafka_header_add(h, "type", -1, type, -1);
+	rd_kafka_header_add(h, "company", -1, key, -1);
+	bool ok = kq_produce_to(W.producer, W.events_topic, (int32_t)(company % W.cfg.kafka.partitions), key, strlen(key),
+				json, strlen(json), h, ref, err, sizeof(err));
+	if (!ok) {
+		metrics_add(W.m_event_failures, 1);
+		log_error("%s event of conversation %lld not published: %s", type, (long long)conversation, err);
+		wrk_on_delivery(ref, RD_KAFKA_RESP_ERR__FAIL, -1, -1, NULL);
+	}
+	free(json);
+	return ok;
+}
+
+/* A reference on each of items, released together by one delivery report. */
+static wrk_ref_t *wrk_ref(wrk_item_t *const *items, int n)
+{
+	wrk_ref_t *r = malloc(sizeof(*r) + (size_t)n * sizeof(wrk_item_t *));
+	r->n = n;
+	for (int i = 0; i < n; i++) {
+		r->items[i] = items[i];
+		items[i]->refs++;
+	}
+	return r;
 }
 
 static void wrk_on_delivery(void *opaque, rd_kafka_resp_err_t err, int32_t partition, int64_t offset, void *arg)
 {
+	wrk_ref_t *r = opaque;
 	(void)partition, (void)offset, (void)arg;
-	if (err) {
+	if (err && err != RD_KAFKA_RESP_ERR__FAIL) {
 		metrics_add(W.m_event_failures, 1);
 		log_error("event delivery failed: %s", rd_kafka_err2str(err));
 	}
-	if (opaque)
-		wrk_batch_release(opaque);
+	if (!r)
+		return;
+	for (int i = 0; i < r->n; i++)
+		wrk_release(r->items[i]);
+	free(r);
 }
 
-/* Drops one reference; the last one marks every message of the batch handled. */
-static void wrk_batch_release(wrk_batch_t *b)
+/* Drops one reference; at zero the message is fully handled and its offset committable. */
+static void wrk_release(wrk_item_t *it)
 {
-	if (--b->outstanding > 0)
+	if (--it->refs > 0)
 		return;
-	for (int i = 0; i < b->n; i++) {
-		track_done(W.track, b->items[i].track);
-		cJSON_Delete(b->items[i].event);
+	track_done(W.track, it->track);
+	cJSON_Delete(it->event);
+	it->event = NULL;
+	wrk_batch_t *b = it->batch;
+	if (!b) {
+		free(it); /* a dead letter */
+	} else if (--b->items_left == 0) {
+		free(b->items);
+		free(b);
 	}
-	free(b->items);
-	free(b);
 	wrk_flow_control();
 }
 
+static void wrk_coach_hint(const coach_hint_t *h, void *arg)
+{
+	(void)arg;
+	cJSON *data = cJSON_CreateObject(), *ids = cJSON_AddArrayToObject(data, "message_ids");
+	cJSON_AddStringToObject(data, "message_id", h->provider_ids[h->n_provider_ids - 1]);
+	for (int i = 0; i < h->n_provider_ids; i++)
+		cJSON_AddItemToArray(ids, cJSON_CreateString(h->provider_ids[i]));
+	cJSON_AddNumberToObject(data, "hint_id", (double)h->hint_id);
+	cJSON_AddNumberToObject(data, "conversation_id", (double)h->conversation_id);
+	cJSON_AddStringToObject(data, "conversation_key", h->conversation_key);
+	if (h->agent_id)
+		cJSON_AddNumberToObject(data, "agent_id", (double)h->agent_id);
+	else
+		cJSON_AddNullToObject(data, "agent_id");
+	cJSON_AddNumberToObject(data, "company_id", (double)h->company);
+	cJSON_AddStringToObject(data, "domain", h->domain);
+	cJSON_AddStringToObject(data, "intent", h->intent);
+	cJSON_AddBoolToObject(data, "critical", h->critical);
+	cJSON_AddStringToObject(data, "text", h->text);
+	cJSON_AddStringToObject(data, "source", h->source);
+	cJSON_AddBoolToObject(data, "from_cache", h->from_cache);
+	json_add_str_or_null(data, "model", h->model);
+	json_add_str_or_null(data, "created_at", h->created_at);
+	json_add_str_or_null(data, "received_at", h->received_at);
+	char labels[64];
+	snprintf(labels, sizeof(labels), "source=\"%s\"", h->source);
+	metrics_observe(metrics_series(W.m_hint_seconds, labels), h->seconds);
+	/* the hint's messages stay uncommitted until this event is acknowledged */
+	wrk_produce_event("hint", h->company, h->conversation_id, h->agent_id, data,
+			  wrk_ref((wrk_item_t *const *)h->tokens, h->n_tokens));
+}
+
+static void wrk_coach_done(void *token, void *arg)
+{
+	(void)arg;
+	wrk_release(token);
+}
+
+static void wrk_coach_count(const char *kind, const char *what, void *arg)
+{
+	char labels[96];
+	(void)arg;
+	if (strcmp(kind, "source") == 0) {
+		snprintf(labels, sizeof(labels), "source=\"%s\"", what);
+		metrics_inc(W.m_hints, labels);
+	} else if (strcmp(kind, "cache") == 0) {
+		snprintf(labels, sizeof(labels), "result=\"%s\"", what);
+		metrics_inc(W.m_cache, labels);
+	} else {
+		snprintf(labels, sizeof(labels), "reason=\"%s\"", what);
+		metrics_inc(strcmp(kind, "skip") == 0 ? W.m_skips : W.m_refusals, labels);
+	}
+}
+
 /* A message that cannot be processed goes to atende.dlq (error, origin and attempts in
- * headers) and to the dlq table; the partition moves on once both have it. */
-static void wrk_dead_letter(const wrk_item_t *it, const void *value, size_t len, const char *why, int attempts)
+ * headers) and to the dlq table; the partition moves on once both have it. it is a
+ * malloc'd item (batch NULL) freed when both are done. */
+static void wrk_dead_letter(wrk_item_t *it, const void *value, size_t len, const char *why, int attempts)
 {
 	char err[256], part[16], off[24], att[16], company[24] = "";
 	size_t why_len = strcspn(why, "\n");
 	log_error("dead-lettering %s[%d]@%lld after %d attempt(s): %.*s", it->topic, (int)it->partition,
 		  (long long)it->offset, attempts, (int)why_len, why);
-	wrk_batch_t *b = calloc(1, sizeof(*b));
-	b->items = calloc(1, sizeof(wrk_item_t));
-	b->items[0].track = it->track;
-	b->n = 1;
-	b->outstanding = 2; /* the topic's ack and the table's insert */
+	it->refs = 1;
+	wrk_ref_t *ref = wrk_ref(&it, 1); /* the topic's acknowledgement */
 	snprintf(part, sizeof(part), "%d", (int)it->partition);
 	snprintf(off, sizeof(off), "%lld", (long long)it->offset);
 	snprintf(att, sizeof(att), "%d", attempts);
@@ -424,9 +559,9 @@ static void wrk_dead_letter(const wrk_item_t *it, const void *value, size_t len,
 	rd_kafka_header_add(h, "offset", -1, off, -1);
 	rd_kafka_header_add(h, "attempts", -1, att, -1);
 	metrics_add(W.m_dlq, 1);
-	if (!kq_produce(W.producer, W.dlq_topic, NULL, 0, value, len, h, b, err, sizeof(err))) {
+	if (!kq_produce(W.producer, W.dlq_topic, NULL, 0, value, len, h, ref, err, sizeof(err))) {
 		log_error("dead letter not queued on %s: %s", W.dlq_topic, err);
-		b->outstanding--;
+		wrk_on_delivery(ref, RD_KAFKA_RESP_ERR__FAIL, -1, -1, NULL);
 	}
 	/* the payload as text: a NUL or invalid UTF-8 would make the row unstorable */
 	char *payload = text_utf8_sanitize(value, len);
@@ -439,8 +574,8 @@ static void wrk_dead_letter(const wrk_item_t *it, const void *value, size_t len,
 	if (!db_query(W.db,
 		      "INSERT INTO dlq (topic, partition, \"offset\", msg_key, payload, error, attempts, company_id, provider_id) "
 		      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (topic, partition, \"offset\") DO NOTHING",
-		      9, params, wrk_dlq_stored, b))
-		wrk_dlq_stored(NULL, b);
+		      9, params, wrk_dlq_stored, it))
+		wrk_dlq_stored(NULL, it);
 	cJSON_Delete(ev);
 	free(why_copy);
 	free(payload);
@@ -450,7 +585,7 @@ static void wrk_dlq_stored(PGresult *res, void *arg)
 {
 	if (!db_ok(res, "dlq insert"))
 		log_error("dead letter kept only on the topic (the table insert failed)");
-	wrk_batch_release(arg);
+	wrk_release(arg);
 }
 
 static void wrk_commit_one(const char *topic, int32_t partition, int64_t next, void *arg)
@@ -508,12 +643,18 @@ static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg)
 			return;
 		}
 		proc_apply_env(&scratch);
-		int old_batch = W.cfg.workers.batch_size;
 		cfg_apply_reload(&W.cfg, &scratch);
 		cfg_free(&scratch);
-		if (W.open && W.cfg.workers.batch_size < old_batch)
+		if (W.open && W.open->n >= W.cfg.workers.batch_size)
 			wrk_flush_cb(-1, 0, NULL); /* the open batch was sized for the old limit */
 		log_set_level((log_level_t)log_level_parse(W.cfg.log.level));
+		if (W.ai) {
+			ai_config_t ac;
+			ai_config_from_cfg(&ac, &W.cfg);
+			if (!ai_reconfigure(W.ai, &ac, err, sizeof(err)))
+				log_error("reload: AI settings kept: %s", err);
+		}
+		coach_reconfigure(W.coach, &W.cfg);
 		log_info("reload: applied");
 		return;
 	}
@@ -521,11 +662,11 @@ static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg)
 		event_base_loopbreak(W.base);
 		return;
 	}
-	/* drain: stop taking messages, finish what was consumed, commit, leave */
+	/* drain: stop taking messages, finish what was consumed (analyses included), commit, leave */
 	W.draining = true;
 	kq_pause(W.consumer, true);
 	wrk_flush_cb(-1, 0, NULL);
-	log_info("draining: %d messages in flight", track_in_flight(W.track));
+	log_info("draining: %d messages in flight, %d in coaching", track_in_flight(W.track), coach_pending(W.coach));
 	W.drain_ev = event_new(W.base, -1, EV_PERSIST, wrk_drain_cb, NULL);
 	struct timeval tv = {0, 20 * 1000};
 	event_add(W.drain_ev, &tv);
@@ -551,11 +692,19 @@ static void wrk_metrics_init(void)
 						"Consumed messages by outcome: stored, or duplicate (already stored).", NULL, 0);
 	W.m_stored = metrics_series(msgs, "result=\"stored\"");
 	W.m_duplicates = metrics_series(msgs, "result=\"duplicate\"");
-	W.m_hints_rules = metrics_series(metrics_family("atende_worker_hints_total", METRICS_COUNTER,
-							"Hints stored, by source.", NULL, 0), "source=\"rules\"");
-	W.m_hint_latency = metrics_series(metrics_family("atende_worker_hint_seconds", METRICS_HISTOGRAM,
-							 "Consumed to hint stored.", metrics_latency_buckets,
-							 metrics_latency_nbuckets), "");
+	W.m_hints = metrics_family("atende_worker_hints_total", METRICS_COUNTER,
+				   "Hints made, by source (ai, rules, cache, fallback).", NULL, 0);
+	W.m_hint_seconds = metrics_family("atende_worker_hint_seconds", METRICS_HISTOGRAM,
+					  "Stored customer message to hint stored, by source.", metrics_latency_buckets,
+					  metrics_latency_nbuckets);
+	W.m_skips = metrics_family("atende_worker_coaching_skipped_total", METRICS_COUNTER,
+				   "Customer messages not coached, by filter (disabled, short, agent_typing).", NULL, 0);
+	W.m_refusals = metrics_family("atende_worker_limit_refusals_total", METRICS_COUNTER,
+				      "Limit refusals by reason: agent_interval (no hint), or a budget limit "
+				      "(per_minute, cost_hour, cost_day, pending: hint from cache or rules).",
+				      NULL, 0);
+	W.m_cache = metrics_family("atende_worker_cache_lookups_total", METRICS_COUNTER,
+				   "Similarity cache lookups by result (hit, miss).", NULL, 0);
 	W.m_dlq = metrics_series(metrics_family("atende_worker_dead_letters_total", METRICS_COUNTER,
 						"Messages sent to the dead-letter topic.", NULL, 0), "");
 	W.m_batch_size = metrics_series(metrics_family("atende_worker_batch_size", METRICS_HISTOGRAM,
@@ -566,6 +715,10 @@ static void wrk_metrics_init(void)
 						       metrics_latency_nbuckets), "");
 	W.m_in_flight = metrics_series(metrics_family("atende_worker_in_flight_messages", METRICS_GAUGE,
 						      "Consumed messages not fully handled (uncommitted).", NULL, 0), "");
+	W.m_coach_pending = metrics_series(metrics_family("atende_worker_coaching_pending", METRICS_GAUGE,
+							  "Customer messages whose coaching is under way.", NULL, 0), "");
+	W.m_conversations = metrics_series(metrics_family("atende_worker_conversations", METRICS_GAUGE,
+							  "Conversations with history or buffered messages in memory.", NULL, 0), "");
 	W.m_db_pending = metrics_series(metrics_family("atende_worker_db_pending_queries", METRICS_GAUGE,
 						       "Queries queued or in flight on the PostgreSQL connection.", NULL, 0), "");
 	W.m_event_failures = metrics_series(metrics_family("atende_worker_event_failures_total", METRICS_COUNTER,
@@ -574,12 +727,62 @@ static void wrk_metrics_init(void)
 						       "Consumer group assignments and revocations.", NULL, 0), "");
 	W.m_lag = metrics_family("atende_worker_consumer_lag", METRICS_GAUGE,
 				 "Messages behind the end of each assigned inbound partition.", NULL, 0);
+	if (!W.ai)
+		return;
+	W.m_ai_calls = metrics_family("atende_worker_ai_calls_total", METRICS_COUNTER,
+				      "AI HTTP calls by model and outcome (2xx, 429, 4xx, 5xx, timeout, garbage, conn).", NULL, 0);
+	W.m_ai_tokens = metrics_family("atende_worker_ai_tokens_total", METRICS_COUNTER, "AI tokens by direction.", NULL, 0);
+	W.m_ai_fallbacks = metrics_family("atende_worker_ai_fallbacks_total", METRICS_COUNTER,
+					  "Analyses answered by the rules instead of the AI, by reason.", NULL, 0);
+	W.m_ai_in_flight = metrics_series(metrics_family("atende_worker_ai_in_flight", METRICS_GAUGE,
+							 "AI calls in flight.", NULL, 0), "");
+	W.m_ai_max_in_flight = metrics_series(metrics_family("atende_worker_ai_in_flight_max", METRICS_GAUGE,
+							     "Most AI calls in flight at once since start.", NULL, 0), "");
+	W.m_ai_queued = metrics_series(metrics_family("atende_worker_ai_queued", METRICS_GAUGE,
+						      "Analyses waiting for an AI slot, a 429 pause or a retry.", NULL, 0), "");
+	W.m_ai_cost = metrics_series(metrics_family("atende_worker_ai_cost_usd_total", METRICS_COUNTER,
+						    "AI spending (USD) from token usage and the price table.", NULL, 0), "");
+	W.m_ai_breaker = metrics_series(metrics_family("atende_worker_ai_breaker_state", METRICS_GAUGE,
+						       "Circuit breaker: 0 closed, 1 half-open, 2 open.", NULL, 0), "");
+	W.m_ai_breaker_opens = metrics_series(metrics_family("atende_worker_ai_breaker_opens_total", METRICS_COUNTER,
+							     "Times the circuit breaker opened.", NULL, 0), "");
+	W.m_ai_retries = metrics_series(metrics_family("atende_worker_ai_retries_total", METRICS_COUNTER,
+						       "AI calls that were retries.", NULL, 0), "");
+	W.m_ai_rate_limited = metrics_series(metrics_family("atende_worker_ai_rate_limited_total", METRICS_COUNTER,
+							    "429 answers that paused the provider.", NULL, 0), "");
 }
 
 static void wrk_metrics_refresh(void)
 {
 	metrics_set(W.m_in_flight, track_in_flight(W.track));
 	metrics_set(W.m_db_pending, db_pending(W.db));
+	metrics_set(W.m_coach_pending, coach_pending(W.coach));
+	metrics_set(W.m_conversations, coach_conversations(W.coach));
+	if (!W.ai)
+		return;
+	ai_stats_t st;
+	char labels[256];
+	ai_stats(W.ai, &st);
+	for (int tier = 0; tier < 2; tier++)
+		for (int k = 0; k < AI_CLASS_N; k++)
+			if (st.calls[tier][k]) {
+				snprintf(labels, sizeof(labels), "model=\"%s\",status=\"%s\"",
+					 tier ? W.cfg.ai.model_large : W.cfg.ai.model, ai_class_name((ai_class_t)k));
+				metrics_set(metrics_series(W.m_ai_calls, labels), (double)st.calls[tier][k]);
+			}
+	metrics_set(metrics_series(W.m_ai_tokens, "direction=\"in\""), (double)st.tokens_in);
+	metrics_set(metrics_series(W.m_ai_tokens, "direction=\"out\""), (double)st.tokens_out);
+	metrics_set(metrics_series(W.m_ai_fallbacks, "reason=\"breaker\""), (double)st.fallback_breaker);
+	metrics_set(metrics_series(W.m_ai_fallbacks, "reason=\"deadline\""), (double)st.fallback_deadline);
+	metrics_set(metrics_series(W.m_ai_fallbacks, "reason=\"failed\""), (double)st.fallback_failed);
+	metrics_set(W.m_ai_in_flight, st.in_flight);
+	metrics_set(W.m_ai_max_in_flight, st.max_in_flight_seen);
+	metrics_set(W.m_ai_queued, st.queued);
+	metrics_set(W.m_ai_cost, st.cost_usd);
+	metrics_set(W.m_ai_breaker, st.breaker == BREAKER_OPEN ? 2 : st.breaker == BREAKER_HALF_OPEN ? 1 : 0);
+	metrics_set(W.m_ai_breaker_opens, (double)st.breaker_opens);
+	metrics_set(W.m_ai_retries, (double)st.retries);
+	metrics_set(W.m_ai_rate_limited, (double)st.pauses_429);
 }
 
 static void wrk_on_lag(const char *topic, int32_t partition, int64_t lag, void *arg)

@@ -1,0 +1,301 @@
+#!/usr/bin/python3
+"""fakeai: a fake OpenAI-compatible chat-completions server for the integration tests and
+the benchmark. Its behaviour is switched at runtime, so one running atende can be driven
+through success, latency, 429, 500, garbage and hangs:
+
+  POST <any prefix>/chat/completions   the API (e.g. /v1/chat/completions)
+  POST /control  {"mode": "ok"|"429"|"500"|"garbage"|"hang", "latency_ms": N,
+                  "retry_after": S, "times": K}   (fields optional; "times": the mode
+                  applies to the next K calls, then "ok" returns)
+  GET  /calls    {"count": N, "models": [...], "by_model": {...}, "calls": [{"t", "model",
+                  "mode", "status", "user", "body"}, ...]}  (the last 10000 calls)
+  POST /reset    forgets the calls, back to "ok" with no latency
+  GET  /healthz
+
+"ok" answers derive the intent and the critical flag from Portuguese keywords in the new
+customer messages (the text after "Mensagens novas do cliente:", as worker/ai.c writes
+it), so hints are meaningful. Use it in-process (FakeAI().start()) or as a program:
+  python3 test/integration/fakeai.py --port 18099 [--latency-ms 1500]
+"""
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODES = ("ok", "429", "500", "garbage", "hang")
+NEW_MARKER = "Mensagens novas do cliente:"
+MAX_LOG = 10000
+
+# Checked in order: the first intent with a matching keyword wins.
+INTENT_KEYWORDS = [
+    ("cancel", ["cancelar", "cancelamento", "cancela ", "portabilidade", "encerrar o contrato", "rescindir"]),
+    ("complaint", ["reclama", "absurdo", "pessimo", "péssimo", "descaso", "ninguem resolve", "ninguém resolve",
+                   "vergonha", "insatisfeit", "procon", "anatel"]),
+    ("outage", ["sem internet", "internet caiu", "caiu", "sem sinal", "lenta", "lento", "nao funciona",
+                "não funciona", "sem conexao", "sem conexão", "oscilando", "roteador", "wifi", "wi-fi",
+                "sem linha", "linha muda"]),
+    ("billing", ["fatura", "boleto", "cobranca", "cobrança", "cobrado", "pagamento", "paguei", "pagar",
+                 "segunda via", "pix", "vencimento", "valor", "debito", "débito", "conta "]),
+    ("sales", ["plano", "planos", "contratar", "assinar", "upgrade", "mega", "giga", "preco", "preço",
+               "promocao", "promoção", "oferta", "combo", "instalacao", "instalação"]),
+]
+CRITICAL_KEYWORDS = ["urgente", "urgência", "urgencia", "emergencia", "emergência", "fraude", "golpe", "clonad",
+                     "procon", "advogado", "processo", "justica", "justiça", "juizado", "anatel", "hospital",
+                     "oxigenio", "oxigênio", "home care", "aparelho medico", "aparelho médico", "saude", "saúde"]
+HINTS = {
+    "billing": "Confirme o titular, localize a fatura do mês citado e explique cada cobrança; se houver valor "
+               "indevido, abra a contestação e informe o protocolo.",
+    "sales": "Pergunte como a internet é usada em casa e confirme a cobertura pelo CEP antes de apresentar o "
+             "plano mais adequado.",
+    "outage": "Verifique se há falha massiva na região e o status do equipamento; se não houver, oriente o teste "
+              "pelo cabo e agende a visita técnica com protocolo.",
+    "complaint": "Reconheça a frustração sem se defender, peça os protocolos anteriores e assuma o caso com um "
+                 "prazo de retorno real.",
+    "cancel": "Pergunte o motivo do cancelamento antes de qualquer oferta e, se o cliente mantiver a decisão, "
+              "conclua sem dificultar e informe o protocolo.",
+    "other": "Cumprimente o cliente pelo nome e pergunte como pode ajudar.",
+}
+
+
+def classify(text):
+    """(intent, critical) of a customer text, by keywords."""
+    t = " " + text.lower() + " "
+    intent = "other"
+    for name, words in INTENT_KEYWORDS:
+        if any(w in t for w in words):
+            intent = name
+            break
+    critical = any(w in t for w in CRITICAL_KEYWORDS)
+    return intent, critical
+
+
+def new_messages(body):
+    """The customer text the client asked about: after the marker in the last user message."""
+    msgs = body.get("messages") if isinstance(body, dict) else None
+    users = [m.get("content", "") for m in msgs or [] if isinstance(m, dict) and m.get("role") == "user"]
+    text = users[-1] if users else ""
+    if not isinstance(text, str):
+        text = json.dumps(text)
+    i = text.rfind(NEW_MARKER)
+    return text[i + len(NEW_MARKER):].strip() if i >= 0 else text
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 4096  # listen backlog: the worker opens hundreds of connections at once
+
+
+class FakeAI:
+    """The server; thread-safe state, one thread per connection."""
+
+    def __init__(self, host="127.0.0.1", port=0, latency_ms=0):
+        self.host = host
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.mode = "ok"
+        self.latency_ms = latency_ms
+        self.retry_after = 1
+        self.times = None  # calls left in the current mode, None = forever
+        self.count = 0
+        self.log = []
+        self.by_model = {}
+        # one thread per connection: small stacks so the benchmark's thousands of calls fit
+        # (process-wide setting, plenty for these handlers)
+        threading.stack_size(512 * 1024)
+        self.httpd = _Server((host, port), self._handler_class())
+        self.port = self.httpd.server_address[1]
+        self.base_url = f"http://{host}:{self.port}/v1"
+        self._thread = None
+
+    # ---- in-process control (the same as the HTTP endpoints)
+    def start(self):
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()  # releases hanging and delayed answers
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def control(self, mode=None, latency_ms=None, retry_after=None, times=None):
+        with self._lock:
+            if mode is not None:
+                if mode not in MODES:
+                    raise ValueError(f"mode must be one of {', '.join(MODES)}")
+                self.mode = mode
+                self.times = None
+            if latency_ms is not None:
+                self.latency_ms = max(0, int(latency_ms))
+            if retry_after is not None:
+                self.retry_after = max(0, int(retry_after))
+            if times is not None:
+                self.times = max(0, int(times))
+            return self.state()
+
+    def state(self):
+        return {"mode": self.mode, "latency_ms": self.latency_ms, "retry_after": self.retry_after,
+                "times": self.times, "count": self.count}
+
+    def reset(self):
+        with self._lock:
+            self.mode, self.latency_ms, self.retry_after, self.times = "ok", 0, 1, None
+            self.count, self.log, self.by_model = 0, [], {}
+
+    def calls(self):
+        with self._lock:
+            return {"count": self.count, "models": [c["model"] for c in self.log], "by_model": dict(self.by_model),
+                    "calls": list(self.log)}
+
+    # ---- the API
+    def _next_mode(self):
+        """Mode, latency and Retry-After for a new call (and counts it)."""
+        with self._lock:
+            mode = self.mode
+            if self.times is not None:
+                self.times -= 1
+                if self.times <= 0:
+                    self.mode, self.times = "ok", None
+            return mode, self.latency_ms, self.retry_after
+
+    def _record(self, body, mode):
+        model = body.get("model") if isinstance(body, dict) else None
+        entry = {"t": time.time(), "model": model, "mode": mode, "status": None, "user": new_messages(body),
+                 "body": body}
+        with self._lock:
+            self.count += 1
+            self.by_model[str(model)] = self.by_model.get(str(model), 0) + 1
+            self.log.append(entry)
+            if len(self.log) > MAX_LOG:
+                del self.log[: len(self.log) - MAX_LOG]
+        return entry
+
+    def _completion(self, body):
+        text = new_messages(body)
+        intent, critical = classify(text)
+        answer = json.dumps({"intent": intent, "critical": critical, "hint": HINTS[intent]}, ensure_ascii=False)
+        prompt_chars = sum(len(m.get("content", "")) for m in body.get("messages", []) if isinstance(m, dict)
+                           and isinstance(m.get("content"), str))
+        usage = {"prompt_tokens": max(1, prompt_chars // 4), "completion_tokens": max(1, len(answer) // 4)}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        return {"id": f"chatcmpl-fake-{self.count}", "object": "chat.completion", "created": int(time.time()),
+                "model": body.get("model"),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
+                             "finish_reason": "stop"}],
+                "usage": usage}
+
+    def _handler_class(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):  # quiet
+                pass
+
+            def _send(self, status, obj=None, raw=None, headers=None):
+                data = raw if raw is not None else json.dumps(obj, ensure_ascii=False).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json" if raw is None else "text/html")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    self.close_connection = True  # the client gave up (timeout)
+
+            def _body(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n) if n else b""
+                try:
+                    return json.loads(raw or b"{}")
+                except ValueError:
+                    return None
+
+            def do_GET(self):
+                path = self.path.split("?", 1)[0]
+                if path == "/calls":
+                    self._send(200, fake.calls())
+                elif path == "/healthz":
+                    self._send(200, {"ok": True})
+                elif path == "/control":
+                    with fake._lock:
+                        self._send(200, fake.state())
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self):
+                path = self.path.split("?", 1)[0]
+                body = self._body()
+                if path == "/control":
+                    if not isinstance(body, dict):
+                        return self._send(400, {"error": "body must be a JSON object"})
+                    try:
+                        state = fake.control(body.get("mode"), body.get("latency_ms"), body.get("retry_after"),
+                                             body.get("times"))
+                    except (ValueError, TypeError) as e:
+                        return self._send(400, {"error": str(e)})
+                    return self._send(200, state)
+                if path == "/reset":
+                    fake.reset()
+                    return self._send(200, fake.state())
+                if not path.endswith("/chat/completions"):
+                    return self._send(404, {"error": {"message": "not found"}})
+                if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+                    return self._send(400, {"error": {"message": "messages is required", "type": "invalid_request"}})
+                mode, latency_ms, retry_after = fake._next_mode()
+                entry = fake._record(body, mode)
+                if mode == "hang":
+                    fake._stop.wait(3600)  # until the server stops; the client times out first
+                    self.close_connection = True
+                    return
+                if latency_ms and fake._stop.wait(latency_ms / 1000.0):
+                    self.close_connection = True
+                    return
+                if mode == "ok":
+                    entry["status"] = 200
+                    self._send(200, fake._completion(body))
+                elif mode == "429":
+                    entry["status"] = 429
+                    self._send(429, {"error": {"message": "Rate limit reached", "type": "requests"}},
+                               headers={"Retry-After": str(retry_after)})
+                elif mode == "500":
+                    entry["status"] = 500
+                    self._send(500, {"error": {"message": "The server had an error", "type": "server_error"}})
+                else:  # garbage: 200 that is not a completion
+                    entry["status"] = 200
+                    self._send(200, raw=b"<html><body>upstream exploded</body></html>")
+
+        return Handler
+
+
+def main():
+    ap = argparse.ArgumentParser(description="fake OpenAI-compatible chat-completions server")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=18099)
+    ap.add_argument("--mode", default="ok", choices=MODES)
+    ap.add_argument("--latency-ms", type=int, default=0)
+    ap.add_argument("--retry-after", type=int, default=1)
+    args = ap.parse_args()
+    fake = FakeAI(args.host, args.port, args.latency_ms)
+    fake.control(mode=args.mode, retry_after=args.retry_after)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    fake.start()
+    print(f"fakeai listening on {fake.base_url}", flush=True)
+    stop.wait()
+    fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

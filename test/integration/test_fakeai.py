@@ -1,0 +1,157 @@
+"""Self-test of the fake AI server (fakeai.py) the other integration tests rely on: every
+mode, latency, the "times" switch-back, the control, calls and reset endpoints, and the
+command-line program. No atende process is started here."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from fakeai import FakeAI, classify  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def post(url, obj, timeout=5):
+    """(status, headers, body bytes) of a JSON POST; HTTP errors are returned, not raised."""
+    req = urllib.request.Request(url, data=json.dumps(obj).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer k"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def chat(fake, text, model="gpt-4o-mini", timeout=5):
+    body = {"model": model, "messages": [
+        {"role": "system", "content": "Responda SOMENTE com um objeto JSON"},
+        {"role": "user", "content": "Histórico recente da conversa (mais antigo primeiro):\nCliente: oi\n\n"
+                                    "Mensagens novas do cliente:\n" + text}]}
+    return post(fake.base_url + "/chat/completions", body, timeout)
+
+
+@pytest.fixture
+def fake():
+    f = FakeAI().start()
+    yield f
+    f.stop()
+
+
+def test_ok_answers_a_completion_derived_from_keywords(fake):
+    status, _, body = chat(fake, "minha fatura veio com valor errado")
+    assert status == 200
+    resp = json.loads(body)
+    content = json.loads(resp["choices"][0]["message"]["content"])
+    assert content["intent"] == "billing" and content["critical"] is False and content["hint"]
+    assert resp["usage"]["prompt_tokens"] > 0 and resp["usage"]["completion_tokens"] > 0
+    # the history ("oi") is not what is classified: only the new messages
+    status, _, body = chat(fake, "vou no procon, ninguém resolve meu problema", model="gpt-4o")
+    content = json.loads(json.loads(body)["choices"][0]["message"]["content"])
+    assert content["intent"] == "complaint" and content["critical"] is True
+    calls = get(f"http://127.0.0.1:{fake.port}/calls")
+    assert calls["count"] == 2
+    assert calls["models"] == ["gpt-4o-mini", "gpt-4o"]
+    assert calls["by_model"] == {"gpt-4o-mini": 1, "gpt-4o": 1}
+    assert calls["calls"][0]["user"] == "minha fatura veio com valor errado"
+    assert calls["calls"][0]["body"]["messages"][0]["role"] == "system"
+    assert calls["calls"][1]["status"] == 200
+
+
+def test_keyword_classifier():
+    assert classify("quero cancelar meu plano") == ("cancel", False)
+    assert classify("estou sem internet desde ontem, é urgente") == ("outage", True)
+    assert classify("quais planos de 500 mega vocês têm?") == ("sales", False)
+    assert classify("bom dia") == ("other", False)
+
+
+def test_429_carries_retry_after(fake):
+    state = post(f"http://127.0.0.1:{fake.port}/control", {"mode": "429", "retry_after": 2})
+    assert state[0] == 200 and json.loads(state[2])["mode"] == "429"
+    status, headers, _ = chat(fake, "minha internet caiu")
+    assert status == 429
+    assert headers.get("Retry-After") == "2"
+
+
+def test_500_and_garbage(fake):
+    fake.control(mode="500")
+    status, _, body = chat(fake, "minha internet caiu")
+    assert status == 500 and "error" in json.loads(body)
+    fake.control(mode="garbage")
+    status, _, body = chat(fake, "minha internet caiu")
+    assert status == 200
+    with pytest.raises(ValueError):
+        json.loads(body)
+    assert [c["mode"] for c in fake.calls()["calls"]] == ["500", "garbage"]
+
+
+def test_hang_outlasts_the_client_and_stop_releases_it():
+    f = FakeAI().start()
+    f.control(mode="hang")
+    t0 = time.monotonic()
+    with pytest.raises((socket.timeout, TimeoutError, urllib.error.URLError)):
+        chat(f, "alô", timeout=0.5)
+    assert time.monotonic() - t0 < 3
+    assert f.calls()["count"] == 1
+    t0 = time.monotonic()
+    f.stop()
+    assert time.monotonic() - t0 < 3
+
+
+def test_latency_and_times_switch_back(fake):
+    fake.control(latency_ms=300)
+    t0 = time.monotonic()
+    assert chat(fake, "oi")[0] == 200
+    assert time.monotonic() - t0 >= 0.3
+    post(f"http://127.0.0.1:{fake.port}/control", {"mode": "500", "times": 2, "latency_ms": 0})
+    assert [chat(fake, "oi")[0] for _ in range(3)] == [500, 500, 200]
+    assert get(f"http://127.0.0.1:{fake.port}/control")["mode"] == "ok"
+
+
+def test_control_validation_and_reset(fake):
+    assert post(f"http://127.0.0.1:{fake.port}/control", {"mode": "banana"})[0] == 400
+    assert post(f"http://127.0.0.1:{fake.port}/v1/chat/completions", {"model": "x"})[0] == 400
+    chat(fake, "oi")
+    fake.control(mode="500", latency_ms=10)
+    assert post(f"http://127.0.0.1:{fake.port}/reset", {})[0] == 200
+    assert fake.calls()["count"] == 0
+    assert fake.state()["mode"] == "ok" and fake.state()["latency_ms"] == 0
+
+
+def test_many_concurrent_calls_with_latency(fake):
+    import concurrent.futures
+    fake.control(latency_ms=300)
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=50) as ex:
+        statuses = list(ex.map(lambda i: chat(fake, f"fatura {i}")[0], range(50)))
+    assert statuses == [200] * 50
+    assert time.monotonic() - t0 < 5  # answered in parallel, not 15 s in a row
+    assert fake.calls()["count"] == 50
+
+
+def test_command_line_program():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "fakeai.py"), "--port", str(port), "--mode", "500"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/v1" in line
+        assert get(f"http://127.0.0.1:{port}/healthz") == {"ok": True}
+        assert get(f"http://127.0.0.1:{port}/control")["mode"] == "500"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=5) == 0

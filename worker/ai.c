@@ -1,0 +1,1154 @@
+/*
+ * ai: the OpenAI-compatible client (see ai.h). libcurl multi runs inside the caller's
+ * event_base in the "socket action" style: curl tells us which sockets to watch and when
+ * to wake it, libevent does the waiting. Requests move queue -> in flight -> (backoff ->
+ * queue)* -> done list; results are always delivered from a deferred event.
+ */
+#include "ai.h"
+#include "log.h"
+#include "text.h"
+
+#include <cJSON.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define AI_MAX_RESPONSE_BYTES (1024 * 1024) /* a completion bigger than this is garbage */
+#define AI_MAX_PROMPT_BYTES (64 * 1024)
+#define AI_COMPLETION_MAX_TOKENS 300        /* a hint is one or two sentences */
+#define AI_NEW_MARKER "Mensagens novas do cliente:"
+
+static const char ai_builtin_prompt[] =
+	"Você orienta um atendente humano de uma central de atendimento de telecom no Brasil. "
+	"Leia o histórico e as mensagens novas do cliente e responda SOMENTE com um objeto JSON "
+	"{\"intent\": \"billing|sales|outage|complaint|cancel|other\", \"critical\": true|false, "
+	"\"hint\": \"uma ou duas frases em português dizendo ao atendente o que fazer\"}.";
+
+typedef enum { REQ_QUEUED, REQ_RUNNING, REQ_BACKOFF, REQ_DONE } ai_req_state_t;
+
+typedef enum { FB_NONE, FB_BREAKER, FB_DEADLINE, FB_FAILED, FB_CANCELLED } ai_fallback_t;
+
+/* One analysis from ai_request to its callback. */
+typedef struct ai_req {
+	ai_t *ai;
+	struct ai_req *prev, *next;   /* in ai->all (every live request) */
+	struct ai_req *lprev, *lnext; /* in the queue or the done list, by state */
+	uint64_t seq;                 /* arrival order: the queue is kept sorted by it (FIFO fairness) */
+	ai_req_state_t state;
+	ai_done_fn done;
+	void *arg;
+	char *domain, *conversation;
+	long company;
+	char **texts;
+	int n_texts;
+	char *joined;                 /* texts joined by newlines: input of the fallback */
+	bool critical;
+	int tier;                     /* 0 small, 1 large */
+	char *model;
+	int64_t price_in, price_out;
+	char *body;                   /* the JSON request body, built once */
+	size_t body_len;
+	int64_t t_start, deadline;    /* monotonic ms */
+	int attempts, tokens_in, tokens_out;
+	double cost;
+	char error[128];              /* last call's error */
+	bool probe;                   /* the call in flight is the breaker's half-open probe */
+	/* current call */
+	CURL *easy;
+	struct curl_slist *headers;
+	char *resp;
+	size_t resp_len, resp_cap;
+	bool resp_overflow;
+	struct event *timer;          /* backoff delay */
+	/* result */
+	ai_fallback_t fallback;
+	bool from_ai;
+	rules_intent_t intent;
+	bool res_critical;
+	const char *critical_reason;
+	char hint[AI_HINT_MAX];
+	int latency_ms;
+} ai_req_t;
+
+/* A socket curl asked us to watch. */
+typedef struct ai_sock {
+	struct ai_sock *prev, *next;
+	struct event *ev;
+	curl_socket_t fd;
+} ai_sock_t;
+
+struct ai {
+	struct event_base *base;
+	ai_config_t cfg;                /* strings below are owned copies */
+	char *url;                      /* <base_url>/chat/completions */
+	char *auth;                     /* "Authorization: Bearer …" or NULL */
+	char *prompts[CFG_MAX_DOMAINS]; /* per domain; NULL = use prompt_default */
+	char *prompt_default;
+	CURLM *multi;
+	struct event *curl_timer;       /* curl's own timeouts */
+	struct event *pause_ev;         /* end of a 429 pause */
+	struct event *deliver_ev;       /* delivers the done list */
+	bool deliver_armed;
+	ai_sock_t *socks;
+	ai_req_t *all;
+	ai_req_t *q_head, *q_tail;      /* waiting to start, sorted by seq */
+	ai_req_t *d_head, *d_tail;      /* finished, waiting for delivery */
+	uint64_t next_seq;
+	int64_t paused_until;           /* monotonic ms; no call starts before */
+	breaker_t breaker;
+	bool closing;
+	ai_stats_t st;
+};
+
+static int64_t ai_now_ms(void);
+static char *ai_strdup(const char *s);
+static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t errlen);
+static void ai_free_config_strings(ai_t *ai);
+static char *ai_read_prompt(const char *dir, const char *name);
+static char *ai_build_body(const char *model, const char *system, const char *user, size_t *len);
+static void ai_queue_insert(ai_t *ai, ai_req_t *r);
+static void ai_queue_remove(ai_t *ai, ai_req_t *r);
+static void ai_enqueue(ai_t *ai, ai_req_t *r, int64_t now);
+static void ai_pump(ai_t *ai);
+static bool ai_start_call(ai_t *ai, ai_req_t *r, int64_t now);
+static void ai_call_done(ai_t *ai, ai_req_t *r, CURLcode rc);
+static void ai_pause(ai_t *ai, int64_t now, int64_t ms);
+static void ai_finish_ai(ai_t *ai, ai_req_t *r, const ai_parsed_t *p);
+static void ai_finish_fallback(ai_t *ai, ai_req_t *r, ai_fallback_t why, const char *reason);
+static void ai_finish(ai_t *ai, ai_req_t *r);
+static void ai_deliver_cb(evutil_socket_t fd, short what, void *arg);
+static void ai_deliver_one(ai_t *ai, ai_req_t *r);
+static void ai_req_free(ai_t *ai, ai_req_t *r);
+static void ai_release_call(ai_t *ai, ai_req_t *r);
+static void ai_record(ai_t *ai, ai_req_t *r, int64_t now, breaker_outcome_t o);
+static void ai_backoff_cb(evutil_socket_t fd, short what, void *arg);
+static void ai_pause_cb(evutil_socket_t fd, short what, void *arg);
+static int ai_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp);
+static int ai_timer_cb(CURLM *m, long timeout_ms, void *userp);
+static void ai_event_cb(evutil_socket_t fd, short what, void *arg);
+static void ai_curl_timeout_cb(evutil_socket_t fd, short what, void *arg);
+static void ai_check_multi(ai_t *ai);
+static size_t ai_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata);
+static int ai_count_words(const char *s);
+static void ai_copy_utf8(char *dst, size_t cap, const char *src);
+
+/* ------------------------------------------------------------------ public */
+
+void ai_config_from_cfg(ai_config_t *out, const cfg_t *c)
+{
+	memset(out, 0, sizeof(*out));
+	out->base_url = c->ai.base_url;
+	out->api_key = c->ai.api_key;
+	out->model_small = c->ai.model;
+	out->model_large = c->ai.model_large;
+	out->large_min_chars = c->ai.large_min_chars;
+	out->large_min_words = c->ai.large_min_words;
+	out->large_when_critical = c->ai.large_when_critical;
+	out->timeout_ms = c->ai.timeout_ms;
+	out->max_retries = c->ai.max_retries;
+	out->retry_base_ms = c->ai.retry_base_ms;
+	out->deadline_ms = c->ai.deadline_ms;
+	out->max_in_flight = c->ai.max_in_flight;
+	out->history_messages = c->ai.history_messages;
+	out->history_max_tokens = c->ai.history_max_tokens;
+	out->price_small_in = c->ai.price_small_in;
+	out->price_small_out = c->ai.price_small_out;
+	out->price_large_in = c->ai.price_large_in;
+	out->price_large_out = c->ai.price_large_out;
+	out->breaker.window_ms = (int64_t)c->ai.breaker_window_s * 1000;
+	out->breaker.min_calls = c->ai.breaker_min_calls;
+	out->breaker.error_pct = c->ai.breaker_error_pct;
+	out->breaker.open_ms = (int64_t)c->ai.breaker_open_s * 1000;
+	out->prompts_dir = c->ai.prompts_dir;
+}
+
+ai_t *ai_new(struct event_base *base, const ai_config_t *cfg, char *err, size_t errlen)
+{
+	static bool curl_ready;
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			snprintf(err, errlen, "ai: curl_global_init failed");
+			return NULL;
+		}
+		curl_ready = true;
+	}
+	ai_t *ai = calloc(1, sizeof(*ai));
+	if (!ai) {
+		snprintf(err, errlen, "ai: out of memory");
+		return NULL;
+	}
+	ai->base = base;
+	if (!ai_copy_config(ai, cfg, err, errlen)) {
+		free(ai);
+		return NULL;
+	}
+	breaker_init(&ai->breaker, &cfg->breaker);
+
+	const char *dir = cfg->prompts_dir && *cfg->prompts_dir ? cfg->prompts_dir : "deploy/prompts";
+	ai->prompt_default = ai_read_prompt(dir, "default");
+	if (!ai->prompt_default) {
+		log_warn("ai: no %s/default.txt, using the built-in prompt", dir);
+		ai->prompt_default = ai_strdup(ai_builtin_prompt);
+	}
+	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
+		ai->prompts[d] = ai_read_prompt(dir, cfg_domains[d]);
+
+	ai->multi = curl_multi_init();
+	ai->curl_timer = evtimer_new(base, ai_curl_timeout_cb, ai);
+	ai->pause_ev = evtimer_new(base, ai_pause_cb, ai);
+	ai->deliver_ev = event_new(base, -1, 0, ai_deliver_cb, ai);
+	if (!ai->multi || !ai->curl_timer || !ai->pause_ev || !ai->deliver_ev) {
+		snprintf(err, errlen, "ai: cannot create the curl multi handle or events");
+		ai_free(ai);
+		return NULL;
+	}
+	curl_multi_setopt(ai->multi, CURLMOPT_SOCKETFUNCTION, ai_sock_cb);
+	curl_multi_setopt(ai->multi, CURLMOPT_SOCKETDATA, ai);
+	curl_multi_setopt(ai->multi, CURLMOPT_TIMERFUNCTION, ai_timer_cb);
+	curl_multi_setopt(ai->multi, CURLMOPT_TIMERDATA, ai);
+	return ai;
+}
+
+bool ai_reconfigure(ai_t *ai, const ai_config_t *cfg, char *err, size_t errlen)
+{
+	ai_t scratch = {0};
+	if (!ai_copy_config(&scratch, cfg, err, errlen))
+		return false;
+	breaker_params_t keep_breaker = ai->cfg.breaker;
+	ai_free_config_strings(ai);
+	ai->cfg = scratch.cfg;
+	ai->cfg.breaker = keep_breaker;
+	ai->url = scratch.url;
+	ai->auth = scratch.auth;
+	ai_pump(ai); /* a larger max_in_flight may start waiting requests */
+	return true;
+}
+
+bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
+{
+	if (ai->closing || !req || req->n_texts < 1 || !req->texts)
+		return false;
+	for (int i = 0; i < req->n_texts; i++)
+		if (!req->texts[i])
+			return false;
+	ai_req_t *r = calloc(1, sizeof(*r));
+	if (!r)
+		return false;
+	int64_t now = ai_now_ms();
+	r->ai = ai;
+	r->done = done;
+	r->arg = arg;
+	r->seq = ai->next_seq++;
+	r->t_start = now;
+	r->deadline = now + ai->cfg.deadline_ms;
+	r->company = req->company;
+	r->critical = req->critical;
+	r->domain = req->domain ? ai_strdup(req->domain) : NULL;
+	r->conversation = ai_strdup(req->conversation ? req->conversation : "");
+	r->texts = calloc((size_t)req->n_texts, sizeof(char *));
+	r->n_texts = req->n_texts;
+	size_t total = 1;
+	for (int i = 0; i < req->n_texts; i++) {
+		if (r->texts)
+			r->texts[i] = ai_strdup(req->texts[i]);
+		total += strlen(req->texts[i]) + 1;
+	}
+	r->joined = malloc(total);
+	if (r->joined) {
+		char *p = r->joined;
+		for (int i = 0; i < req->n_texts; i++) {
+			size_t n = strlen(req->texts[i]);
+			if (i)
+				*p++ = '\n';
+			memcpy(p, req->texts[i], n);
+			p += n;
+		}
+		*p = 0;
+	}
+	r->tier = ai_use_large(&ai->cfg, req->texts, req->n_texts, req->critical) ? 1 : 0;
+	r->model = ai_strdup(r->tier ? ai->cfg.model_large : ai->cfg.model_small);
+	r->price_in = r->tier ? ai->cfg.price_large_in : ai->cfg.price_small_in;
+	r->price_out = r->tier ? ai->cfg.price_large_out : ai->cfg.price_small_out;
+	char *user = ai_build_user_content(req->history, req->n_history, ai->cfg.history_messages,
+					   ai->cfg.history_max_tokens, req->texts, req->n_texts);
+	if (user && r->model)
+		r->body = ai_build_body(r->model, ai_prompt(ai, req->domain), user, &r->body_len);
+	free(user);
+	bool complete = r->conversation && r->texts && r->joined && r->model && r->body;
+	for (int i = 0; complete && i < r->n_texts; i++)
+		complete = r->texts[i] != NULL;
+	if (!complete) {
+		r->state = REQ_DONE;
+		ai_req_free(ai, r);
+		return false;
+	}
+	r->next = ai->all;
+	if (ai->all)
+		ai->all->prev = r;
+	ai->all = r;
+	ai->st.requests++;
+	ai->st.pending++;
+	ai_enqueue(ai, r, now);
+	ai_pump(ai);
+	return true;
+}
+
+void ai_stats(const ai_t *ai, ai_stats_t *out)
+{
+	*out = ai->st;
+	out->models[0] = ai->cfg.model_small;
+	out->models[1] = ai->cfg.model_large;
+	out->breaker = breaker_state(&ai->breaker);
+	out->breaker_opens = ai->breaker.opens;
+	int64_t left = ai->paused_until - ai_now_ms();
+	out->paused_ms = left > 0 ? left : 0;
+}
+
+const char *ai_class_name(ai_class_t c)
+{
+	static const char *const names[AI_CLASS_N] = {"2xx", "429", "4xx", "5xx", "timeout", "garbage", "conn"};
+	return c >= 0 && c < AI_CLASS_N ? names[c] : "unknown";
+}
+
+const char *ai_prompt(const ai_t *ai, const char *domain)
+{
+	int d = domain ? cfg_domain_index(domain) : -1;
+	return d >= 0 && ai->prompts[d] ? ai->prompts[d] : ai->prompt_default;
+}
+
+void ai_free(ai_t *ai)
+{
+	if (!ai)
+		return;
+	ai->closing = true;
+	/* finished results first, as they are; then everything else is cancelled */
+	while (ai->d_head) {
+		ai_req_t *r = ai->d_head;
+		ai->d_head = r->lnext;
+		ai_deliver_one(ai, r);
+	}
+	ai->d_tail = NULL;
+	while (ai->all) {
+		ai_req_t *r = ai->all;
+		if (r->state == REQ_QUEUED)
+			ai_queue_remove(ai, r);
+		ai_release_call(ai, r);
+		r->fallback = FB_CANCELLED;
+		r->latency_ms = (int)(ai_now_ms() - r->t_start);
+		snprintf(r->error, sizeof(r->error), "cancelled");
+		r->state = REQ_DONE;
+		ai_deliver_one(ai, r);
+	}
+	if (ai->multi)
+		curl_multi_cleanup(ai->multi);
+	while (ai->socks) {
+		ai_sock_t *s = ai->socks;
+		ai->socks = s->next;
+		event_free(s->ev);
+		free(s);
+	}
+	if (ai->curl_timer)
+		event_free(ai->curl_timer);
+	if (ai->pause_ev)
+		event_free(ai->pause_ev);
+	if (ai->deliver_ev)
+		event_free(ai->deliver_ev);
+	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
+		free(ai->prompts[d]);
+	free(ai->prompt_default);
+	ai_free_config_strings(ai);
+	free(ai);
+}
+
+/* ------------------------------------------------------------------ pure pieces */
+
+bool ai_use_large(const ai_config_t *cfg, const char *const *texts, int n_texts, bool critical)
+{
+	if (!cfg->model_large || !*cfg->model_large)
+		return false;
+	if (critical && cfg->large_when_critical)
+		return true;
+	size_t chars = 0;
+	int words = 0;
+	for (int i = 0; i < n_texts; i++) {
+		chars += text_utf8_length(texts[i]);
+		words += ai_count_words(texts[i]);
+	}
+	if (cfg->large_min_chars > 0 && chars >= (size_t)cfg->large_min_chars)
+		return true;
+	return cfg->large_min_words > 0 && words >= cfg->large_min_words;
+}
+
+bool ai_parse_completion(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	if (!root) {
+		snprintf(err, errlen, "response is not JSON");
+		return false;
+	}
+	const cJSON *usage = cJSON_GetObjectItem(root, "usage");
+	const cJSON *pt = cJSON_GetObjectItem(usage, "prompt_tokens");
+	const cJSON *ct = cJSON_GetObjectItem(usage, "completion_tokens");
+	if (cJSON_IsNumber(pt) && pt->valuedouble >= 0 && pt->valuedouble < 1e9)
+		out->tokens_in = pt->valueint;
+	if (cJSON_IsNumber(ct) && ct->valuedouble >= 0 && ct->valuedouble < 1e9)
+		out->tokens_out = ct->valueint;
+
+	bool ok = false;
+	cJSON *obj = NULL;
+	const cJSON *choices = cJSON_GetObjectItem(root, "choices");
+	const cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(choices, 0), "message"), "content");
+	if (!cJSON_IsString(content)) {
+		snprintf(err, errlen, "no choices[0].message.content");
+		goto out;
+	}
+	/* the object may sit inside ``` fences or prose: take the outermost braces */
+	const char *open = strchr(content->valuestring, '{');
+	const char *close = strrchr(content->valuestring, '}');
+	if (!open || !close || close < open || !(obj = cJSON_ParseWithLength(open, (size_t)(close - open + 1))) ||
+	    !cJSON_IsObject(obj)) {
+		snprintf(err, errlen, "content is not a JSON object");
+		goto out;
+	}
+	const cJSON *intent = cJSON_GetObjectItem(obj, "intent");
+	char name[32];
+	size_t n = 0;
+	if (cJSON_IsString(intent)) {
+		const char *s = intent->valuestring;
+		while (isspace((unsigned char)*s))
+			s++;
+		while (*s && !isspace((unsigned char)*s) && n + 1 < sizeof(name))
+			name[n++] = (char)tolower((unsigned char)*s++);
+	}
+	name[n] = 0;
+	if (!rules_intent_parse(name, &out->intent)) {
+		snprintf(err, errlen, "bad or missing intent");
+		goto out;
+	}
+	const cJSON *crit = cJSON_GetObjectItem(obj, "critical");
+	if (cJSON_IsBool(crit))
+		out->critical = cJSON_IsTrue(crit);
+	else if (cJSON_IsString(crit))
+		out->critical = strcasecmp(crit->valuestring, "true") == 0;
+	else if (crit && !cJSON_IsNull(crit)) {
+		snprintf(err, errlen, "critical is not a boolean");
+		goto out;
+	}
+	const cJSON *hint = cJSON_GetObjectItem(obj, "hint");
+	const char *h = cJSON_IsString(hint) ? hint->valuestring : NULL;
+	while (h && isspace((unsigned char)*h))
+		h++;
+	if (!h || !*h) {
+		snprintf(err, errlen, "bad or missing hint");
+		goto out;
+	}
+	ai_copy_utf8(out->hint, sizeof(out->hint), h);
+	size_t hl = strlen(out->hint);
+	while (hl && isspace((unsigned char)out->hint[hl - 1]))
+		out->hint[--hl] = 0;
+	ok = true;
+out:
+	cJSON_Delete(obj);
+	cJSON_Delete(root);
+	return ok;
+}
+
+char *ai_build_user_content(const ai_turn_t *history, int n_history, int max_messages, int max_tokens,
+			    const char *const *texts, int n_texts)
+{
+	/* keep the newest history entries that fit both bounds */
+	int first = n_history;
+	long tokens = 0;
+	while (history && first > 0 && n_history - first < max_messages) {
+		const char *t = history[first - 1].text ? history[first - 1].text : "";
+		long cost = (long)(strlen(t) + 12 + 3) / 4; /* + the "Atendente: " label */
+		if (tokens + cost > max_tokens)
+			break;
+		tokens += cost;
+		first--;
+	}
+	size_t cap = 128;
+	for (int i = first; i < n_history; i++)
+		cap += strlen(history[i].text ? history[i].text : "") + 16;
+	for (int i = 0; i < n_texts; i++)
+		cap += strlen(texts[i]) + 2;
+	char *out = malloc(cap), *p = out;
+	if (!out)
+		return NULL;
+	if (first < n_history) {
+		p += sprintf(p, "Histórico recente da conversa (mais antigo primeiro):\n");
+		for (int i = first; i < n_history; i++)
+			p += sprintf(p, "%s: %s\n", history[i].role == AI_ROLE_AGENT ? "Atendente" : "Cliente",
+				     history[i].text ? history[i].text : "");
+		*p++ = '\n';
+	}
+	p += sprintf(p, "%s\n", AI_NEW_MARKER);
+	for (int i = 0; i < n_texts; i++)
+		p += sprintf(p, "%s%s", i ? "\n" : "", texts[i]);
+	*p = 0;
+	return out;
+}
+
+double ai_cost_usd(int tokens_in, int tokens_out, int64_t price_in, int64_t price_out)
+{
+	/* micro-USD per 1M tokens -> USD: / 1e6 (micro) / 1e6 (per million) */
+	return ((double)tokens_in * (double)price_in + (double)tokens_out * (double)price_out) / 1e12;
+}
+
+/* ------------------------------------------------------------------ queue and calls */
+
+/* Appends new requests, and puts retries back in arrival order, so no request overtakes an
+ * older one that is waiting. A request that cannot start before its deadline falls back now. */
+static void ai_enqueue(ai_t *ai, ai_req_t *r, int64_t now)
+{
+	if (ai->paused_until > now && ai->paused_until >= r->deadline) {
+		ai_finish_fallback(ai, r, FB_DEADLINE, "paused by 429 past the deadline");
+		return;
+	}
+	r->state = REQ_QUEUED;
+	ai_queue_insert(ai, r);
+}
+
+static void ai_queue_insert(ai_t *ai, ai_req_t *r)
+{
+	ai_req_t *at = ai->q_tail;
+	while (at && at->seq > r->seq)
+		at = at->lprev;
+	/* insert after at (or at the head when at is NULL) */
+	r->lprev = at;
+	r->lnext = at ? at->lnext : ai->q_head;
+	if (r->lnext)
+		r->lnext->lprev = r;
+	else
+		ai->q_tail = r;
+	if (at)
+		at->lnext = r;
+	else
+		ai->q_head = r;
+	ai->st.queued++;
+}
+
+static void ai_queue_remove(ai_t *ai, ai_req_t *r)
+{
+	if (r->lprev)
+		r->lprev->lnext = r->lnext;
+	else
+		ai->q_head = r->lnext;
+	if (r->lnext)
+		r->lnext->lprev = r->lprev;
+	else
+		ai->q_tail = r->lprev;
+	r->lprev = r->lnext = NULL;
+	ai->st.queued--;
+}
+
+/* Starts waiting requests while there is room, the provider is not paused and the breaker
+ * lets calls through; refused or expired ones fall back. */
+static void ai_pump(ai_t *ai)
+{
+	if (ai->closing)
+		return;
+	int64_t now = ai_now_ms();
+	while (ai->q_head && ai->st.in_flight < ai->cfg.max_in_flight) {
+		if (now < ai->paused_until) {
+			struct timeval tv = {(ai->paused_until - now) / 1000, ((ai->paused_until - now) % 1000) * 1000};
+			evtimer_add(ai->pause_ev, &tv);
+			return;
+		}
+		ai_req_t *r = ai->q_head;
+		ai_queue_remove(ai, r);
+		if (now >= r->deadline) {
+			ai_finish_fallback(ai, r, FB_DEADLINE, "deadline");
+			continue;
+		}
+		breaker_state_t before = breaker_state(&ai->breaker);
+		if (!breaker_allow(&ai->breaker, now, &r->probe)) {
+			ai_finish_fallback(ai, r, FB_BREAKER, "breaker open");
+			continue;
+		}
+		if (before != breaker_state(&ai->breaker))
+			log_info("ai: circuit breaker half-open, probing %s", ai->url);
+		if (!ai_start_call(ai, r, now)) {
+			breaker_record(&ai->breaker, now, BREAKER_NEUTRAL, r->probe);
+			r->probe = false;
+			ai_finish_fallback(ai, r, FB_FAILED, "cannot start the call");
+		}
+	}
+}
+
+static bool ai_start_call(ai_t *ai, ai_req_t *r, int64_t now)
+{
+	int64_t left = r->deadline - now;
+	long timeout = ai->cfg.timeout_ms < left ? ai->cfg.timeout_ms : (long)left;
+	CURL *e = curl_easy_init();
+	if (!e)
+		return false;
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	h = h ? curl_slist_append(h, "Expect:") : NULL; /* no 100-continue round trip */
+	if (h && ai->auth)
+		h = curl_slist_append(h, ai->auth);
+	if (!h) {
+		curl_easy_cleanup(e);
+		return false;
+	}
+	r->resp_len = 0;
+	r->resp_overflow = false;
+	curl_easy_setopt(e, CURLOPT_URL, ai->url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, ai_write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout > 0 ? timeout : 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* Debian's libcurl resolves names on a short-lived thread: keep answers long (IP literals never resolve) */
+	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 600L);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "atende-worker");
+	if (curl_multi_add_handle(ai->multi, e) != CURLM_OK) {
+		curl_slist_free_all(h);
+		curl_easy_cleanup(e);
+		return false;
+	}
+	r->easy = e;
+	r->headers = h;
+	r->state = REQ_RUNNING;
+	if (r->attempts++ > 0)
+		ai->st.retries++;
+	if (++ai->st.in_flight > ai->st.max_in_flight_seen)
+		ai->st.max_in_flight_seen = ai->st.in_flight;
+	return true;
+}
+
+/* One HTTP call ended: classify it, tell the breaker, then finish, retry or wait. */
+static void ai_call_done(ai_t *ai, ai_req_t *r, CURLcode rc)
+{
+	long status = 0;
+	curl_off_t retry_after = 0;
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(r->easy, CURLINFO_RETRY_AFTER, &retry_after);
+	ai_release_call(ai, r);
+	r->state = REQ_DONE; /* until decided below */
+	int64_t now = ai_now_ms();
+
+	ai_class_t cls;
+	ai_parsed_t parsed;
+	char why[96] = "";
+	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && r->resp_overflow)) {
+		cls = rc == CURLE_OPERATION_TIMEDOUT ? AI_CLASS_TIMEOUT : AI_CLASS_CONN;
+		snprintf(r->error, sizeof(r->error), "%s", rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : curl_easy_strerror(rc));
+	} else if (status >= 200 && status < 300) {
+		bool ok = !r->resp_overflow && ai_parse_completion(r->resp ? r->resp : "", r->resp_len, &parsed, why, sizeof(why));
+		if (r->resp_overflow)
+			snprintf(why, sizeof(why), "response over %d bytes", AI_MAX_RESPONSE_BYTES);
+		else {
+			r->tokens_in += parsed.tokens_in;
+			r->tokens_out += parsed.tokens_out;
+			double c = ai_cost_usd(parsed.tokens_in, parsed.tokens_out, r->price_in, r->price_out);
+			r->cost += c;
+			ai->st.tokens_in += (uint64_t)parsed.tokens_in;
+			ai->st.tokens_out += (uint64_t)parsed.tokens_out;
+			ai->st.cost_usd += c;
+		}
+		cls = ok ? AI_CLASS_2XX : AI_CLASS_GARBAGE;
+		if (!ok)
+			snprintf(r->error, sizeof(r->error), "garbage: %s", why);
+	} else {
+		cls = status == 429 ? AI_CLASS_429 : status >= 500 ? AI_CLASS_5XX : AI_CLASS_4XX;
+		snprintf(r->error, sizeof(r->error), "http %ld", status);
+	}
+	ai->st.calls[r->tier][cls]++;
+	ai_record(ai, r, now, cls == AI_CLASS_2XX ? BREAKER_OK : cls == AI_CLASS_429 ? BREAKER_NEUTRAL : BREAKER_FAIL);
+	log_debug("ai: call %d for company %ld conversation %s to %s: %s", r->attempts, r->company, r->conversation,
+		  r->model, cls == AI_CLASS_2XX ? "ok" : r->error);
+
+	if (cls == AI_CLASS_2XX) {
+		ai_finish_ai(ai, r, &parsed);
+	} else if (cls == AI_CLASS_4XX) {
+		ai_finish_fallback(ai, r, FB_FAILED, NULL);
+	} else if (r->attempts > ai->cfg.max_retries) {
+		if (cls == AI_CLASS_429)
+			ai_pause(ai, now, retry_after > 0 ? (int64_t)retry_after * 1000 : ai->cfg.retry_base_ms);
+		ai_finish_fallback(ai, r, FB_FAILED, NULL);
+	} else if (cls == AI_CLASS_429) {
+		ai_pause(ai, now, retry_after > 0 ? (int64_t)retry_after * 1000 : ai->cfg.retry_base_ms);
+		ai_enqueue(ai, r, now);
+	} else {
+		int shift = r->attempts - 1 < 20 ? r->attempts - 1 : 20;
+		int64_t delay = (int64_t)ai->cfg.retry_base_ms << shift;
+		if (breaker_state(&ai->breaker) == BREAKER_OPEN) {
+			ai_finish_fallback(ai, r, FB_BREAKER, "breaker open");
+		} else if (now + delay >= r->deadline) {
+			ai_finish_fallback(ai, r, FB_DEADLINE, "no time left to retry");
+		} else {
+			struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+			if (!r->timer)
+				r->timer = evtimer_new(ai->base, ai_backoff_cb, r);
+			if (!r->timer || evtimer_add(r->timer, &tv) != 0) {
+				ai_finish_fallback(ai, r, FB_FAILED, NULL);
+			} else {
+				r->state = REQ_BACKOFF;
+				ai->st.queued++;
+			}
+		}
+	}
+	ai_pump(ai);
+}
+
+/* Tells the breaker, logging when it opens or closes. */
+static void ai_record(ai_t *ai, ai_req_t *r, int64_t now, breaker_outcome_t o)
+{
+	breaker_state_t before = breaker_state(&ai->breaker);
+	breaker_record(&ai->breaker, now, o, r->probe);
+	r->probe = false;
+	breaker_state_t after = breaker_state(&ai->breaker);
+	if (after == before)
+		return;
+	if (after == BREAKER_OPEN)
+		log_warn("ai: circuit breaker open for %lld ms (last error: %s): hints come from the rules",
+			 (long long)ai->breaker.p.open_ms, r->error);
+	else if (after == BREAKER_CLOSED)
+		log_info("ai: circuit breaker closed, %s answers again", ai->url);
+}
+
+/* No call starts before now + ms (the whole provider); queued requests that cannot wait
+ * that long fall back now. */
+static void ai_pause(ai_t *ai, int64_t now, int64_t ms)
+{
+	ai->st.pauses_429++;
+	int64_t until = now + ms;
+	if (until <= ai->paused_until)
+		return;
+	if (ai->paused_until <= now)
+		log_warn("ai: 429 from %s: no call for %lld ms", ai->url, (long long)ms);
+	ai->paused_until = until;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(ai->pause_ev, &tv);
+	for (ai_req_t *r = ai->q_head, *next; r; r = next) {
+		next = r->lnext;
+		if (r->deadline <= until) {
+			ai_queue_remove(ai, r);
+			ai_finish_fallback(ai, r, FB_DEADLINE, "paused by 429 past the deadline");
+		}
+	}
+}
+
+static void ai_finish_ai(ai_t *ai, ai_req_t *r, const ai_parsed_t *p)
+{
+	r->from_ai = true;
+	r->intent = p->intent;
+	r->res_critical = p->critical || r->critical;
+	r->critical_reason = NULL;
+	memcpy(r->hint, p->hint, sizeof(r->hint));
+	r->error[0] = 0; /* earlier failed attempts are visible in attempts */
+	ai->st.answered_ai++;
+	ai_finish(ai, r);
+}
+
+static void ai_finish_fallback(ai_t *ai, ai_req_t *r, ai_fallback_t why, const char *reason)
+{
+	rules_result_t rr;
+	rules_classify(r->joined, r->domain, &rr);
+	r->from_ai = false;
+	r->fallback = why;
+	r->intent = rr.intent;
+	r->res_critical = rr.critical || r->critical;
+	r->critical_reason = rr.critical_reason;
+	ai_copy_utf8(r->hint, sizeof(r->hint), rr.text);
+	if (reason) {
+		char last[sizeof(r->error)];
+		memcpy(last, r->error, sizeof(last));
+		if (last[0])
+			snprintf(r->error, sizeof(r->error), "%.60s; %s", last, reason);
+		else
+			snprintf(r->error, sizeof(r->error), "%s", reason);
+	}
+	ai->st.fallbacks++;
+	if (why == FB_BREAKER)
+		ai->st.fallback_breaker++;
+	else if (why == FB_DEADLINE)
+		ai->st.fallback_deadline++;
+	else
+		ai->st.fallback_failed++;
+	log_debug("ai: fallback hint for company %ld conversation %s: %s", r->company, r->conversation, r->error);
+	ai_finish(ai, r);
+}
+
+/* Moves a finished request to the done list; the deferred event hands it over. */
+static void ai_finish(ai_t *ai, ai_req_t *r)
+{
+	r->state = REQ_DONE;
+	r->latency_ms = (int)(ai_now_ms() - r->t_start);
+	r->lnext = NULL;
+	r->lprev = ai->d_tail;
+	if (ai->d_tail)
+		ai->d_tail->lnext = r;
+	else
+		ai->d_head = r;
+	ai->d_tail = r;
+	if (!ai->deliver_armed && !ai->closing) {
+		ai->deliver_armed = true;
+		event_active(ai->deliver_ev, EV_TIMEOUT, 0);
+	}
+}
+
+static void ai_deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	ai_t *ai = arg;
+	ai_req_t *list = ai->d_head;
+	ai->d_head = ai->d_tail = NULL;
+	ai->deliver_armed = false; /* callbacks may finish more: they go to a fresh list and event */
+	while (list) {
+		ai_req_t *r = list;
+		list = r->lnext;
+		ai_deliver_one(ai, r);
+	}
+}
+
+static void ai_deliver_one(ai_t *ai, ai_req_t *r)
+{
+	ai_result_t res = {0};
+	bool cancelled = r->fallback == FB_CANCELLED;
+	res.ok = !cancelled;
+	res.intent = cancelled ? INTENT_OTHER : r->intent;
+	res.critical = !cancelled && r->res_critical;
+	res.critical_reason = cancelled ? NULL : r->critical_reason;
+	res.hint = cancelled ? "" : r->hint;
+	res.source = cancelled ? NULL : r->from_ai ? "ai" : "fallback";
+	res.model = r->attempts ? r->model : NULL;
+	res.tokens_in = r->tokens_in;
+	res.tokens_out = r->tokens_out;
+	res.cost_usd = r->cost;
+	res.latency_ms = r->latency_ms;
+	res.attempts = r->attempts;
+	res.error = r->error;
+	res.texts = (const char *const *)r->texts;
+	res.n_texts = r->n_texts;
+	ai->st.pending--;
+	if (r->done)
+		r->done(&res, r->arg);
+	ai_req_free(ai, r);
+}
+
+/* Unlinks from ai->all and frees (the request must be in no queue and have no call). */
+static void ai_req_free(ai_t *ai, ai_req_t *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (ai->all == r)
+		ai->all = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	if (r->timer)
+		event_free(r->timer);
+	for (int i = 0; r->texts && i < r->n_texts; i++)
+		free(r->texts[i]);
+	free(r->texts);
+	free(r->joined);
+	free(r->domain);
+	free(r->conversation);
+	free(r->model);
+	free(r->body);
+	free(r->resp);
+	free(r);
+}
+
+/* Drops the request's HTTP call (if any) and its backoff wait. */
+static void ai_release_call(ai_t *ai, ai_req_t *r)
+{
+	if (r->easy) {
+		curl_multi_remove_handle(ai->multi, r->easy);
+		curl_easy_cleanup(r->easy);
+		curl_slist_free_all(r->headers);
+		r->easy = NULL;
+		r->headers = NULL;
+		ai->st.in_flight--;
+	}
+	if (r->state == REQ_BACKOFF) {
+		evtimer_del(r->timer);
+		ai->st.queued--;
+	}
+}
+
+static void ai_backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	ai_req_t *r = arg;
+	ai_t *ai = r->ai;
+	ai->st.queued--;
+	r->state = REQ_DONE;
+	ai_enqueue(ai, r, ai_now_ms());
+	ai_pump(ai);
+}
+
+static void ai_pause_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	ai_pump(arg);
+}
+
+/* ------------------------------------------------------------------ curl <-> libevent */
+
+/* curl says which socket to watch for what (or to stop watching it). */
+static int ai_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	(void)e;
+	ai_t *ai = userp;
+	ai_sock_t *sk = socketp;
+	if (what == CURL_POLL_REMOVE) {
+		if (sk) {
+			if (sk->prev)
+				sk->prev->next = sk->next;
+			else
+				ai->socks = sk->next;
+			if (sk->next)
+				sk->next->prev = sk->prev;
+			event_free(sk->ev);
+			free(sk);
+			curl_multi_assign(ai->multi, s, NULL);
+		}
+		return 0;
+	}
+	short kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
+	if (!sk) {
+		sk = calloc(1, sizeof(*sk));
+		if (!sk)
+			return -1;
+		sk->fd = s;
+		sk->ev = event_new(ai->base, s, kind, ai_event_cb, ai);
+		if (!sk->ev) {
+			free(sk);
+			return -1;
+		}
+		sk->next = ai->socks;
+		if (ai->socks)
+			ai->socks->prev = sk;
+		ai->socks = sk;
+		curl_multi_assign(ai->multi, s, sk);
+	} else {
+		event_del(sk->ev);
+		event_assign(sk->ev, ai->base, s, kind, ai_event_cb, ai);
+	}
+	event_add(sk->ev, NULL);
+	return 0;
+}
+
+/* curl wants to be woken after timeout_ms (-1: never). Never call curl from here. */
+static int ai_timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	(void)m;
+	ai_t *ai = userp;
+	if (timeout_ms < 0) {
+		evtimer_del(ai->curl_timer);
+		return 0;
+	}
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+	evtimer_add(ai->curl_timer, &tv);
+	return 0;
+}
+
+static void ai_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	ai_t *ai = arg;
+	int running, action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+	curl_multi_socket_action(ai->multi, fd, action, &running);
+	ai_check_multi(ai);
+}
+
+static void ai_curl_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	ai_t *ai = arg;
+	int running;
+	curl_multi_socket_action(ai->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	ai_check_multi(ai);
+}
+
+static void ai_check_multi(ai_t *ai)
+{
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(ai->multi, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		ai_req_t *r = NULL;
+		CURLcode rc = msg->data.result;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		if (r)
+			ai_call_done(ai, r, rc);
+	}
+}
+
+static size_t ai_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	ai_req_t *r = userdata;
+	size_t n = size * nmemb;
+	if (r->resp_len + n + 1 > AI_MAX_RESPONSE_BYTES) {
+		r->resp_overflow = true;
+		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+	}
+	if (r->resp_len + n + 1 > r->resp_cap) {
+		size_t cap = r->resp_cap ? r->resp_cap : 4096;
+		while (cap < r->resp_len + n + 1)
+			cap *= 2;
+		char *p = realloc(r->resp, cap);
+		if (!p)
+			return 0;
+		r->resp = p;
+		r->resp_cap = cap;
+	}
+	memcpy(r->resp + r->resp_len, ptr, n);
+	r->resp_len += n;
+	r->resp[r->resp_len] = 0;
+	return n;
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static int64_t ai_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *ai_strdup(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+/* Copies cfg into ai->cfg with owned strings and builds the URL and auth header. */
+static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t errlen)
+{
+	if (!cfg->base_url || !*cfg->base_url || !cfg->model_small || !*cfg->model_small) {
+		snprintf(err, errlen, "ai: base_url and model must be set");
+		return false;
+	}
+	ai->cfg = *cfg;
+	ai->cfg.base_url = ai_strdup(cfg->base_url);
+	ai->cfg.api_key = ai_strdup(cfg->api_key);
+	ai->cfg.model_small = ai_strdup(cfg->model_small);
+	ai->cfg.model_large = ai_strdup(cfg->model_large);
+	ai->cfg.prompts_dir = ai_strdup(cfg->prompts_dir);
+	if (ai->cfg.max_in_flight < 1)
+		ai->cfg.max_in_flight = 1;
+	if (ai->cfg.max_retries < 0)
+		ai->cfg.max_retries = 0;
+	if (ai->cfg.retry_base_ms < 1)
+		ai->cfg.retry_base_ms = 1;
+	if (ai->cfg.timeout_ms < 1)
+		ai->cfg.timeout_ms = 1;
+	if (ai->cfg.deadline_ms < 1)
+		ai->cfg.deadline_ms = 1;
+	size_t n = strlen(cfg->base_url);
+	while (n && cfg->base_url[n - 1] == '/')
+		n--;
+	ai->url = malloc(n + sizeof("/chat/completions"));
+	if (ai->url)
+		sprintf(ai->url, "%.*s/chat/completions", (int)n, cfg->base_url);
+	if (cfg->api_key && *cfg->api_key) {
+		ai->auth = malloc(strlen(cfg->api_key) + sizeof("Authorization: Bearer "));
+		if (ai->auth)
+			sprintf(ai->auth, "Authorization: Bearer %s", cfg->api_key);
+	}
+	if (!ai->url || !ai->cfg.base_url || !ai->cfg.api_key || !ai->cfg.model_small || !ai->cfg.model_large ||
+	    !ai->cfg.prompts_dir || (cfg->api_key && *cfg->api_key && !ai->auth)) {
+		ai_free_config_strings(ai);
+		snprintf(err, errlen, "ai: out of memory");
+		return false;
+	}
+	return true;
+}
+
+static void ai_free_config_strings(ai_t *ai)
+{
+	free((char *)ai->cfg.base_url);
+	free((char *)ai->cfg.api_key);
+	free((char *)ai->cfg.model_small);
+	free((char *)ai->cfg.model_large);
+	free((char *)ai->cfg.prompts_dir);
+	free(ai->url);
+	free(ai->auth);
+	ai->cfg.base_url = ai->cfg.api_key = ai->cfg.model_small = ai->cfg.model_large = ai->cfg.prompts_dir = NULL;
+	ai->url = ai->auth = NULL;
+}
+
+/* Reads <dir>/<name>.txt (start-up only: blocking file I/O); NULL when absent or empty. */
+static char *ai_read_prompt(const char *dir, const char *name)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s.txt", dir, name);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	char *buf = malloc(AI_MAX_PROMPT_BYTES + 1);
+	size_t n = buf ? fread(buf, 1, AI_MAX_PROMPT_BYTES, f) : 0;
+	fclose(f);
+	if (!buf)
+		return NULL;
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	buf[n] = 0;
+	if (!n) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static char *ai_build_body(const char *model, const char *system, const char *user, size_t *len)
+{
+	cJSON *root = cJSON_CreateObject();
+	if (!root)
+		return NULL;
+	cJSON_AddStringToObject(root, "model", model);
+	cJSON *msgs = cJSON_AddArrayToObject(root, "messages");
+	cJSON *sys = cJSON_CreateObject(), *usr = cJSON_CreateObject();
+	cJSON_AddItemToArray(msgs, sys);
+	cJSON_AddItemToArray(msgs, usr);
+	cJSON_AddStringToObject(sys, "role", "system");
+	cJSON_AddStringToObject(sys, "content", system);
+	cJSON_AddStringToObject(usr, "role", "user");
+	cJSON_AddStringToObject(usr, "content", user);
+	cJSON_AddNumberToObject(root, "temperature", 0.2);
+	cJSON_AddNumberToObject(root, "max_tokens", AI_COMPLETION_MAX_TOKENS);
+	char *s = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (s)
+		*len = strlen(s);
+	return s;
+}
+
+static int ai_count_words(const char *s)
+{
+	int n = 0;
+	bool in = false;
+	for (; s && *s; s++) {
+		bool space = isspace((unsigned char)*s);
+		if (!space && !in)
+			n++;
+		in = !space;
+	}
+	return n;
+}
+
+/* Copies at most cap-1 bytes of src, never cutting a UTF-8 sequence in two. */
+static void ai_copy_utf8(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src);
+	if (n >= cap) {
+		n = cap - 1;
+		while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+			n--;
+	}
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}

@@ -1,0 +1,864 @@
+/*
+ * coach: the coaching stage (see coach.h). An analysis covers one or more messages of
+ * one conversation and moves through: filters -> admit (PostgreSQL: done already? cache
+ * hit? budget?) -> provider (AI, or rules) -> finish (PostgreSQL: per-agent interval, one
+ * hint per message, cache, cost settlement) -> publish. Admit and finish requests of one
+ * loop turn travel together in one query each.
+ */
+#include "coach.h"
+#include "json.h"
+#include "log.h"
+#include "rules.h"
+#include "text.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define COACH_BUCKETS 65536
+#define COACH_HISTORY_MAX 32
+#define COACH_TYPING_SLOTS 65536
+#define COACH_MAX_COMPANIES 1024
+#define COACH_IDLE_FORGET_S 600.0
+#define COACH_COMPLETION_TOKENS 300 /* upper bound the AI client asks for (max_tokens) */
+
+typedef struct coach_conv coach_conv_t;
+
+/* One message inside the coach: its own copies of the strings. */
+typedef struct {
+	coach_msg_t m;
+	double added_at;
+} coach_item_t;
+
+struct coach_conv {
+	coach_conv_t *next;      /* hash chain */
+	coach_t *coach;
+	char *key;
+	coach_item_t *pending;   /* waiting for the next analysis */
+	int n_pending, cap_pending;
+	bool busy;               /* an analysis of this conversation is under way */
+	struct event *timer;     /* debounce, or the smart buffer's collection window */
+	bool timer_armed;
+	struct { bool agent; char *text; } history[COACH_HISTORY_MAX];
+	int history_head, history_count;
+	double last_used;
+};
+
+typedef struct coach_analysis coach_analysis_t;
+struct coach_analysis {
+	coach_analysis_t *next;  /* in one of the queues */
+	coach_t *c;
+	coach_conv_t *conv;      /* NULL for a filtered single message */
+	coach_item_t *items;
+	int n;
+	bool critical;
+	char *norm;              /* normalized texts, for the cache */
+	char *skip;              /* a filter's reason: record it, no hint */
+	int64_t reservation;     /* ai_pending row, -1 when none */
+	/* the hint */
+	char intent[16];
+	bool hint_critical, from_cache, cache_it;
+	char *text, *model;
+	char source[12], limited_by[16];
+	int tokens_in, tokens_out, latency_ms;
+	double cost_usd;
+};
+
+typedef struct {
+	coach_analysis_t *head, *tail;
+	int n;
+} coach_queue_t;
+
+typedef struct {
+	long id;
+	bool enabled;
+	int min_length, agent_interval_s; /* -1: the config's */
+} coach_company_t;
+
+struct coach {
+	struct event_base *base;
+	db_t *db;
+	const cfg_t *cfg;
+	ai_t *ai;
+	coach_callbacks_t cb;
+	void *arg;
+	coach_conv_t *buckets[COACH_BUCKETS];
+	int n_convs, pending;
+	coach_queue_t admit_q, finish_q, ai_hi, ai_lo;
+	struct event *admit_ev, *finish_ev, *sweep_ev, *companies_ev;
+	bool admit_armed, finish_armed;
+	struct { int64_t conversation; int64_t agent; double until; } typing[COACH_TYPING_SLOTS];
+	coach_company_t companies[COACH_MAX_COMPANIES];
+	int n_companies;
+};
+
+static coach_conv_t *coach_conv(coach_t *c, const char *key, bool create);
+static void coach_copy_msg(coach_item_t *dst, const coach_msg_t *src);
+static void coach_free_item(coach_item_t *it);
+static void coach_conv_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void coach_arm(coach_conv_t *v, int ms);
+static void coach_start(coach_conv_t *v);
+static void coach_push(coach_queue_t *q, coach_analysis_t *a, bool front);
+static coach_analysis_t *coach_pop(coach_queue_t *q);
+static void coach_schedule(coach_t *c, bool finish);
+static void coach_admit_cb(evutil_socket_t fd, short what, void *arg);
+static void coach_admitted(PGresult *res, void *arg);
+static void coach_finish_cb(evutil_socket_t fd, short what, void *arg);
+static void coach_finished(PGresult *res, void *arg);
+static void coach_rules_hint(coach_analysis_t *a, const char *limited_by);
+static void coach_pump_ai(coach_t *c);
+static void coach_ai_done(const ai_result_t *res, void *arg);
+static void coach_complete(coach_analysis_t *a);
+static char *coach_join(const coach_analysis_t *a, const char *sep);
+static double coach_now(void);
+static const coach_company_t *coach_company(const coach_t *c, long id);
+static void coach_companies_cb(evutil_socket_t fd, short what, void *arg);
+static void coach_companies_loaded(PGresult *res, void *arg);
+static void coach_sweep_cb(evutil_socket_t fd, short what, void *arg);
+static void coach_count(coach_t *c, const char *kind, const char *what);
+static double coach_reserve_usd(const coach_t *c, const coach_analysis_t *a);
+
+coach_t *coach_new(struct event_base *base, db_t *db, const cfg_t *cfg, ai_t *ai, const coach_callbacks_t *cb,
+		   void *arg)
+{
+	coach_t *c = calloc(1, sizeof(*c));
+	c->base = base;
+	c->db = db;
+	c->cfg = cfg;
+	c->ai = ai;
+	c->cb = *cb;
+	c->arg = arg;
+	c->admit_ev = evtimer_new(base, coach_admit_cb, c);
+	c->finish_ev = evtimer_new(base, coach_finish_cb, c);
+	c->sweep_ev = event_new(base, -1, EV_PERSIST, coach_sweep_cb, c);
+	c->companies_ev = event_new(base, -1, EV_PERSIST, coach_companies_cb, c);
+	struct timeval sweep = {30, 0}, companies = {30, 0};
+	event_add(c->sweep_ev, &sweep);
+	event_add(c->companies_ev, &companies);
+	coach_companies_cb(-1, 0, c);
+	return c;
+}
+
+void coach_add(coach_t *c, const coach_msg_t *m)
+{
+	const coach_company_t *co = coach_company(c, m->company);
+	int min_len = co && co->min_length >= 0 ? co->min_length : c->cfg->coaching.min_message_length;
+	const char *skip = NULL;
+	c->pending++;
+	if (!c->cfg->coaching.enabled || (co && !co->enabled))
+		skip = "disabled";
+	else if (!m->text || !m->text[0] || text_utf8_length(m->text) < (size_t)min_len)
+		skip = "short";
+	if (skip) {
+		/* recorded, not analysed: one message, no conversation state */
+		coach_analysis_t *a = calloc(1, sizeof(*a));
+		a->c = c;
+		a->items = calloc(1, sizeof(coach_item_t));
+		coach_copy_msg(&a->items[0], m);
+		a->n = 1;
+		a->reservation = -1;
+		a->skip = strdup(skip);
+		coach_count(c, "skip", skip);
+		coach_push(&c->finish_q, a, false);
+		coach_schedule(c, true);
+		return;
+	}
+	coach_conv_t *v = coach_conv(c, m->conversation_key, true);
+	if (v->n_pending == v->cap_pending) {
+		v->cap_pending = v->cap_pending ? v->cap_pending * 2 : 4;
+		v->pending = realloc(v->pending, (size_t)v->cap_pending * sizeof(coach_item_t));
+	}
+	coach_copy_msg(&v->pending[v->n_pending++], m);
+	v->last_used = coach_now();
+	if (v->timer_armed)
+		return;
+	if (v->busy)
+		coach_arm(v, c->cfg->buffer.max_wait_ms); /* smart buffer: collect while it is analysed */
+	else
+		coach_arm(v, c->cfg->coaching.delay_ms);  /* 0: this loop turn's messages of it together */
+}
+
+void coach_history(coach_t *c, const char *conversation_key, bool from_agent, const char *text)
+{
+	int max = c->cfg->ai.history_messages < COACH_HISTORY_MAX ? c->cfg->ai.history_messages : COACH_HISTORY_MAX;
+	if (max <= 0 || !text || !text[0])
+		return;
+	coach_conv_t *v = coach_conv(c, conversation_key, true);
+	int slot = (v->history_head + v->history_count) % COACH_HISTORY_MAX;
+	if (v->history_count == max) {
+		slot = (v->history_head + max) % COACH_HISTORY_MAX; /* overwrite the oldest kept */
+		free(v->history[v->history_head].text);
+		v->history[v->history_head].text = NULL;
+		v->history_head = (v->history_head + 1) % COACH_HISTORY_MAX;
+		v->history_count--;
+	}
+	free(v->history[slot].text);
+	v->history[slot].agent = from_agent;
+	v->history[slot].text = strdup(text);
+	v->history_count++;
+	v->last_used = coach_now();
+}
+
+void coach_typing(coach_t *c, int64_t conversation_id, int64_t agent_id, bool typing, double until_unix)
+{
+	int slot = (int)((uint64_t)conversation_id % COACH_TYPING_SLOTS);
+	c->typing[slot].conversation = conversation_id;
+	c->typing[slot].agent = agent_id;
+	c->typing[slot].until = typing ? until_unix : 0;
+}
+
+int coach_pending(const coach_t *c)
+{
+	return c->pending;
+}
+
+int coach_conversations(const coach_t *c)
+{
+	return c->n_convs;
+}
+
+void coach_reconfigure(coach_t *c, const cfg_t *cfg)
+{
+	c->cfg = cfg;
+}
+
+void coach_free(coach_t *c)
+{
+	if (!c)
+		return;
+	for (int b = 0; b < COACH_BUCKETS; b++)
+		for (coach_conv_t *v = c->buckets[b], *n; v; v = n) {
+			n = v->next;
+			for (int i = 0; i < v->n_pending; i++)
+				coach_free_item(&v->pending[i]);
+			for (int i = 0; i < COACH_HISTORY_MAX; i++)
+				free(v->history[i].text);
+			event_free(v->timer);
+			free(v->pending);
+			free(v->key);
+			free(v);
+		}
+	event_free(c->admit_ev);
+	event_free(c->finish_ev);
+	event_free(c->sweep_ev);
+	event_free(c->companies_ev);
+	free(c);
+}
+
+bool coach_is_critical(const char *text, const char *patterns)
+{
+	rules_result_t r;
+	char norm[4096], pat[1024];
+	rules_classify(text, NULL, &r);
+	if (r.critical)
+		return true;
+	if (!patterns || !patterns[0])
+		return false;
+	text_normalize(text, norm, sizeof(norm));
+	snprintf(pat, sizeof(pat), "%s", patterns);
+	for (char *save, *p = strtok_r(pat, "|", &save); p; p = strtok_r(NULL, "|", &save)) {
+		char np[256];
+		text_normalize(p, np, sizeof(np));
+		if (np[0] && strstr(norm, np))
+			return true;
+	}
+	return false;
+}
+
+/* ---- conversations ---- */
+
+static uint64_t coach_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static coach_conv_t *coach_conv(coach_t *c, const char *key, bool create)
+{
+	uint64_t b = coach_hash(key) % COACH_BUCKETS;
+	for (coach_conv_t *v = c->buckets[b]; v; v = v->next)
+		if (strcmp(v->key, key) == 0)
+			return v;
+	if (!create)
+		return NULL;
+	coach_conv_t *v = calloc(1, sizeof(*v));
+	v->coach = c;
+	v->key = strdup(key);
+	v->timer = evtimer_new(c->base, coach_conv_timer_cb, v);
+	v->next = c->buckets[b];
+	c->buckets[b] = v;
+	c->n_convs++;
+	return v;
+}
+
+static void coach_arm(coach_conv_t *v, int ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	v->timer_armed = true;
+	evtimer_add(v->timer, &tv);
+}
+
+static void coach_conv_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	coach_conv_t *v = arg;
+	(void)fd, (void)what;
+	v->timer_armed = false;
+	if (!v->busy && v->n_pending)
+		coach_start(v);
+	/* busy: the running analysis starts this one when it completes */
+}
+
+/* Forgets idle conversations (their history too) so memory follows the active ones. */
+static void coach_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	coach_t *c = arg;
+	double cutoff = coach_now() - COACH_IDLE_FORGET_S;
+	(void)fd, (void)what;
+	for (int b = 0; b < COACH_BUCKETS; b++)
+		for (coach_conv_t **link = &c->buckets[b]; *link;) {
+			coach_conv_t *v = *link;
+			if (v->busy || v->n_pending || v->timer_armed || v->last_used > cutoff) {
+				link = &v->next;
+				continue;
+			}
+			*link = v->next;
+			for (int i = 0; i < COACH_HISTORY_MAX; i++)
+				free(v->history[i].text);
+			event_free(v->timer);
+			free(v->pending);
+			free(v->key);
+			free(v);
+			c->n_convs--;
+		}
+}
+
+static void coach_copy_msg(coach_item_t *dst, const coach_msg_t *src)
+{
+	dst->m = *src;
+	dst->m.conversation_key = strdup(src->conversation_key ? src->conversation_key : "");
+	dst->m.provider_id = strdup(src->provider_id ? src->provider_id : "");
+	dst->m.domain = strdup(src->domain ? src->domain : "");
+	dst->m.text = strdup(src->text ? src->text : "");
+	dst->m.received_at = strdup(src->received_at ? src->received_at : "");
+	dst->added_at = coach_now();
+}
+
+static void coach_free_item(coach_item_t *it)
+{
+	free((char *)it->m.conversation_key);
+	free((char *)it->m.provider_id);
+	free((char *)it->m.domain);
+	free((char *)it->m.text);
+	free((char *)it->m.received_at);
+}
+
+/* ---- analyses ---- */
+
+/* Takes every pending message of the conversation into one analysis. */
+static void coach_start(coach_conv_t *v)
+{
+	coach_t *c = v->coach;
+	coach_analysis_t *a = calloc(1, sizeof(*a));
+	a->c = c;
+	a->conv = v;
+	a->items = v->pending;
+	a->n = v->n_pending;
+	a->reservation = -1;
+	v->pending = NULL;
+	v->n_pending = v->cap_pending = 0;
+	v->busy = true;
+	for (int i = 0; i < a->n; i++)
+		a->critical |= coach_is_critical(a->items[i].m.text, c->cfg->coaching.critical_patterns);
+	char *joined = coach_join(a, " ");
+	size_t cap = strlen(joined) + 16;
+	a->norm = malloc(cap);
+	text_normalize(joined, a->norm, cap);
+	free(joined);
+
+	/* the agent is already answering: a hint now would only interrupt */
+	int64_t conv_id = a->items[a->n - 1].m.conversation_id, agent = a->items[a->n - 1].m.agent_id;
+	int slot = (int)((uint64_t)conv_id % COACH_TYPING_SLOTS);
+	if (agent && c->typing[slot].conversation == conv_id && c->typing[slot].agent == agent &&
+	    c->typing[slot].until > coach_now()) {
+		a->skip = strdup("agent_typing");
+		coach_count(c, "skip", "agent_typing");
+		coach_push(&c->finish_q, a, false);
+		coach_schedule(c, true);
+		return;
+	}
+	if (!c->ai) {
+		coach_rules_hint(a, NULL);
+		coach_push(&c->finish_q, a, false);
+		coach_schedule(c, true);
+		return;
+	}
+	coach_push(&c->admit_q, a, a->critical);
+	coach_schedule(c, false);
+}
+
+static void coach_push(coach_queue_t *q, coach_analysis_t *a, bool front)
+{
+	a->next = NULL;
+	if (front && q->head) {
+		a->next = q->head;
+		q->head = a;
+	} else if (q->tail) {
+		q->tail->next = a;
+		q->tail = a;
+	} else {
+		q->head = q->tail = a;
+	}
+	if (!a->next)
+		q->tail = a;
+	q->n++;
+}
+
+static coach_analysis_t *coach_pop(coach_queue_t *q)
+{
+	coach_analysis_t *a = q->head;
+	if (!a)
+		return NULL;
+	q->head = a->next;
+	if (!q->head)
+		q->tail = NULL;
+	q->n--;
+	a->next = NULL;
+	return a;
+}
+
+/* Batches a queue's requests of this loop turn into one query, run right after it. */
+static void coach_schedule(coach_t *c, bool finish)
+{
+	bool *armed = finish ? &c->finish_armed : &c->admit_armed;
+	if (*armed)
+		return;
+	*armed = true;
+	struct timeval zero = {0, 0};
+	evtimer_add(finish ? c->finish_ev : c->admit_ev, &zero);
+}
+
+typedef struct {
+	coach_t *c;
+	coach_analysis_t **list;
+	int n;
+	const char *what;
+} coach_batch_t;
+
+static void coach_admit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	coach_t *c = arg;
+	(void)fd, (void)what;
+	c->admit_armed = false;
+	if (!c->admit_q.n)
+		return;
+	coach_batch_t *b = calloc(1, sizeof(*b));
+	b->c = c;
+	b->what = "admit";
+	b->list = calloc((size_t)c->admit_q.n, sizeof(coach_analysis_t *));
+	cJSON *arr = cJSON_CreateArray();
+	const cfg_t *cfg = c->cfg;
+	coach_analysis_t *a;
+	while ((a = coach_pop(&c->admit_q))) {
+		cJSON *o = cJSON_CreateObject(), *ids = cJSON_AddArrayToObject(o, "ids");
+		for (int i = 0; i < a->n; i++)
+			cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)a->items[i].m.message_id));
+		cJSON_AddNumberToObject(o, "company", (double)a->items[0].m.company);
+		cJSON_AddStringToObject(o, "domain", a->items[0].m.domain);
+		cJSON_AddStringToObject(o, "norm", a->norm);
+		if (cfg->cache.enabled && a->norm[0]) {
+			cJSON *cache = cJSON_AddObjectToObject(o, "cache");
+			cJSON_AddNumberToObject(cache, "threshold", cfg->cache.similarity_threshold);
+			cJSON_AddNumberToObject(cache, "ttl_s", cfg->cache.ttl_s);
+		} else {
+			cJSON_AddNullToObject(o, "cache");
+		}
+		cJSON *lim = cJSON_AddObjectToObject(o, "limits");
+		cJSON_AddNumberToObject(lim, "per_minute", cfg->limits.analyses_per_minute);
+		cJSON_AddNumberToObject(lim, "cost_hour", cfg->limits.cost_per_hour_usd);
+		cJSON_AddNumberToObject(lim, "cost_day", cfg->limits.cost_per_day_usd);
+		cJSON_AddNumberToObject(lim, "pending", cfg->limits.pending_analyses);
+		cJSON_AddNumberToObject(o, "reserve_usd", coach_reserve_usd(c, a));
+		cJSON_AddNumberToObject(o, "deadline_s", cfg->ai.deadline_ms / 1000 + 30);
+		cJSON_AddItemToArray(arr, o);
+		b->list[b->n++] = a;
+	}
+	char *json = cJSON_PrintUnformatted(arr);
+	cJSON_Delete(arr);
+	const char *params[1] = {json};
+	if (!db_query(c->db, "SELECT atende_coach_admit($1::jsonb)", 1, params, coach_admitted, b))
+		coach_admitted(NULL, b);
+	free(json);
+}
+
+/* An upper bound of the analysis's cost, reserved against the budget at admission: a
+ * token is at least one byte, and the answer is capped at COACH_COMPLETION_TOKENS. */
+static double coach_reserve_usd(const coach_t *c, const coach_analysis_t *a)
+{
+	const cfg_t *cfg = c->cfg;
+	size_t bytes = strlen(ai_prompt(c->ai, a->items[0].m.domain)) + 512;
+	for (int i = 0; i < a->n; i++)
+		bytes += strlen(a->items[i].m.text) + 8;
+	if (a->conv)
+		for (int i = 0; i < a->conv->history_count; i++)
+			bytes += strlen(a->conv->history[(a->conv->history_head + i) % COACH_HISTORY_MAX].text) + 16;
+	double in = (double)(cfg->ai.price_small_in > cfg->ai.price_large_in ? cfg->ai.price_small_in : cfg->ai.price_large_in);
+	double out = (double)(cfg->ai.price_small_out > cfg->ai.price_large_out ? cfg->ai.price_small_out : cfg->ai.price_large_out);
+	/* prices are micro-USD per million tokens */
+	return ((double)bytes * in + COACH_COMPLETION_TOKENS * out) / 1e12;
+}
+
+static void coach_admitted(PGresult *res, void *arg)
+{
+	coach_batch_t *b = arg;
+	coach_t *c = b->c;
+	cJSON *out = NULL;
+	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		out = cJSON_Parse(PQgetvalue(res, 0, 0));
+	if (!out) {
+		/* unknown outcome (connection lost or an error): ask again; admission is idempotent
+		 * for 'done', and an extra reservation expires by itself */
+		if (res)
+			db_ok(res, "coach admit");
+		for (int i = 0; i < b->n; i++)
+			coach_push(&c->admit_q, b->list[i], false);
+		coach_schedule(c, false);
+		free(b->list);
+		free(b);
+		return;
+	}
+	for (int i = 0; i < b->n; i++) {
+		coach_analysis_t *a = b->list[i];
+		cJSON *r = cJSON_GetArrayItem(out, i);
+		const char *decision = json_str(r, "decision");
+		if (!decision || strcmp(decision, "done") == 0) {
+			coach_complete(a); /* a redelivery of something already coached */
+		} else if (strcmp(decision, "cache") == 0) {
+			cJSON *h = cJSON_GetObjectItem(r, "hint");
+			snprintf(a->intent, sizeof(a->intent), "%s", json_str(h, "intent") ? json_str(h, "intent") : "other");
+			a->hint_critical = json_true(h, "critical") || a->critical;
+			a->text = strdup(json_str(h, "text") ? json_str(h, "text") : "");
+			snprintf(a->source, sizeof(a->source), "cache");
+			a->from_cache = true;
+			coach_count(c, "source", "cache");
+			coach_count(c, "cache", "hit");
+			coach_push(&c->finish_q, a, false);
+		} else if (strcmp(decision, "limited") == 0) {
+			const char *why = json_str(r, "reason");
+			if (c->cfg->cache.enabled)
+				coach_count(c, "cache", "miss");
+			coach_count(c, "refusal", why ? why : "limit");
+			coach_rules_hint(a, why ? why : "limit");
+			coach_push(&c->finish_q, a, false);
+		} else {
+			if (c->cfg->cache.enabled)
+				coach_count(c, "cache", "miss");
+			a->reservation = (int64_t)json_num(r, "reservation", -1);
+			coach_push(a->critical ? &c->ai_hi : &c->ai_lo, a, false);
+		}
+	}
+	cJSON_Delete(out);
+	free(b->list);
+	free(b);
+	coach_pump_ai(c);
+	if (c->finish_q.n)
+		coach_schedule(c, true);
+}
+
+/* Starts AI calls while the client has room, critical analyses first. */
+static void coach_pump_ai(coach_t *c)
+{
+	ai_stats_t st;
+	for (;;) {
+		ai_stats(c->ai, &st);
+		if (st.pending >= c->cfg->ai.max_in_flight)
+			return;
+		coach_analysis_t *a = coach_pop(&c->ai_hi);
+		if (!a)
+			a = coach_pop(&c->ai_lo);
+		if (!a)
+			return;
+		const char **texts = calloc((size_t)a->n, sizeof(char *));
+		for (int i = 0; i < a->n; i++)
+			texts[i] = a->items[i].m.text;
+		ai_turn_t hist[COACH_HISTORY_MAX];
+		int nh = 0;
+		if (a->conv)
+			for (int i = 0; i < a->conv->history_count; i++) {
+				int slot = (a->conv->history_head + i) % COACH_HISTORY_MAX;
+				hist[nh].role = a->conv->history[slot].agent ? AI_ROLE_AGENT : AI_ROLE_CUSTOMER;
+				hist[nh++].text = a->conv->history[slot].text;
+			}
+		ai_request_t req = {.domain = a->items[0].m.domain, .company = a->items[0].m.company,
+				    .conversation = a->items[0].m.conversation_key, .texts = texts, .n_texts = a->n,
+				    .history = hist, .n_history = nh, .critical = a->critical};
+		bool ok = ai_request(c->ai, &req, coach_ai_done, a);
+		free(texts);
+		if (!ok) {
+			coach_rules_hint(a, NULL);
+			snprintf(a->source, sizeof(a->source), "fallback");
+			coach_push(&c->finish_q, a, false);
+			coach_schedule(c, true);
+		}
+	}
+}
+
+static void coach_ai_done(const ai_result_t *res, void *arg)
+{
+	coach_analysis_t *a = arg;
+	coach_t *c = a->c;
+	if (!res->ok) { /* cancelled at shutdown: not done, so uncommitted, so redelivered */
+		for (int i = 0; i < a->n; i++)
+			coach_free_item(&a->items[i]);
+		c->pending -= a->n;
+		if (a->conv)
+			a->conv->busy = false;
+		free(a->items);
+		free(a->norm);
+		free(a);
+		return;
+	}
+	snprintf(a->intent, sizeof(a->intent), "%s", rules_intent_name(res->intent));
+	a->hint_critical = res->critical;
+	a->text = strdup(res->hint);
+	snprintf(a->source, sizeof(a->source), "%s", res->source);
+	a->model = res->model ? strdup(res->model) : NULL;
+	a->tokens_in = res->tokens_in;
+	a->tokens_out = res->tokens_out;
+	a->cost_usd = res->cost_usd;
+	a->latency_ms = res->latency_ms;
+	a->cache_it = strcmp(res->source, "ai") == 0;
+	coach_count(c, "source", res->source);
+	coach_push(&c->finish_q, a, false);
+	coach_schedule(c, true);
+	coach_pump_ai(c);
+}
+
+static void coach_rules_hint(coach_analysis_t *a, const char *limited_by)
+{
+	rules_result_t r;
+	char *joined = coach_join(a, "\n");
+	struct timeval t0, t1;
+	gettimeofday(&t0, NULL);
+	rules_classify(joined, a->items[0].m.domain, &r);
+	gettimeofday(&t1, NULL);
+	free(joined);
+	snprintf(a->intent, sizeof(a->intent), "%s", rules_intent_name(r.intent));
+	a->hint_critical = r.critical || a->critical;
+	a->text = strdup(r.text);
+	snprintf(a->source, sizeof(a->source), "rules");
+	a->latency_ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000);
+	if (limited_by)
+		snprintf(a->limited_by, sizeof(a->limited_by), "%s", limited_by);
+	coach_count(a->c, "source", "rules");
+}
+
+static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
+{
+	coach_t *c = arg;
+	(void)fd, (void)what;
+	c->finish_armed = false;
+	if (!c->finish_q.n)
+		return;
+	coach_batch_t *b = calloc(1, sizeof(*b));
+	b->c = c;
+	b->what = "finish";
+	b->list = calloc((size_t)c->finish_q.n, sizeof(coach_analysis_t *));
+	cJSON *arr = cJSON_CreateArray();
+	coach_analysis_t *a;
+	while ((a = coach_pop(&c->finish_q))) {
+		const coach_msg_t *last = &a->items[a->n - 1].m;
+		const coach_company_t *co = coach_company(c, last->company);
+		cJSON *o = cJSON_CreateObject(), *ids = cJSON_AddArrayToObject(o, "ids");
+		cJSON *pids = cJSON_AddArrayToObject(o, "provider_ids");
+		for (int i = 0; i < a->n; i++) {
+			cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)a->items[i].m.message_id));
+			cJSON_AddItemToArray(pids, cJSON_CreateString(a->items[i].m.provider_id));
+		}
+		cJSON_AddNumberToObject(o, "conversation_id", (double)last->conversation_id);
+		cJSON_AddNumberToObject(o, "company", (double)last->company);
+		if (last->agent_id)
+			cJSON_AddNumberToObject(o, "agent", (double)last->agent_id);
+		else
+			cJSON_AddNullToObject(o, "agent");
+		cJSON_AddStringToObject(o, "domain", last->domain);
+		cJSON_AddNumberToObject(o, "agent_interval_s",
+					co && co->agent_interval_s >= 0 ? co->agent_interval_s : c->cfg->limits.agent_interval_s);
+		cJSON_AddStringToObject(o, "norm", a->norm ? a->norm : "");
+		cJSON_AddBoolToObject(o, "cache_it", a->cache_it && c->cfg->cache.enabled);
+		if (a->reservation >= 0)
+			cJSON_AddNumberToObject(o, "reservation", (double)a->reservation);
+		else
+			cJSON_AddNullToObject(o, "reservation");
+		json_add_str_or_null(o, "skip", a->skip);
+		if (!a->skip) {
+			cJSON *h = cJSON_AddObjectToObject(o, "hint");
+			cJSON_AddStringToObject(h, "intent", a->intent);
+			cJSON_AddBoolToObject(h, "critical", a->hint_critical);
+			cJSON_AddStringToObject(h, "text", a->text ? a->text : "");
+			cJSON_AddStringToObject(h, "source", a->source);
+			json_add_str_or_null(h, "model", a->model);
+			cJSON_AddNumberToObject(h, "tokens_in", a->tokens_in);
+			cJSON_AddNumberToObject(h, "tokens_out", a->tokens_out);
+			cJSON_AddNumberToObject(h, "cost_usd", a->cost_usd);
+			cJSON_AddNumberToObject(h, "latency_ms", a->latency_ms);
+			json_add_str_or_null(h, "limited_by", a->limited_by[0] ? a->limited_by : NULL);
+		} else {
+			cJSON_AddNullToObject(o, "hint");
+		}
+		cJSON_AddItemToArray(arr, o);
+		b->list[b->n++] = a;
+	}
+	char *json = cJSON_PrintUnformatted(arr);
+	cJSON_Delete(arr);
+	const char *params[1] = {json};
+	if (!db_query(c->db, "SELECT atende_coach_finish($1::jsonb)", 1, params, coach_finished, b))
+		coach_finished(NULL, b);
+	free(json);
+}
+
+static void coach_finished(PGresult *res, void *arg)
+{
+	coach_batch_t *b = arg;
+	coach_t *c = b->c;
+	cJSON *out = NULL;
+	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		out = cJSON_Parse(PQgetvalue(res, 0, 0));
+	if (!out) {
+		/* finishing is idempotent (messages already hinted are skipped): try again */
+		if (res)
+			db_ok(res, "coach finish");
+		for (int i = 0; i < b->n; i++)
+			coach_push(&c->finish_q, b->list[i], false);
+		coach_schedule(c, true);
+		free(b->list);
+		free(b);
+		return;
+	}
+	for (int i = 0; i < b->n; i++) {
+		coach_analysis_t *a = b->list[i];
+		cJSON *r = cJSON_GetArrayItem(out, i);
+		const char *decision = json_str(r, "decision");
+		if (decision && strcmp(decision, "hinted") == 0) {
+			cJSON *covered = cJSON_GetObjectItem(r, "covered"), *id;
+			const char *pids[256];
+			void *tokens[256];
+			int np = 0, nt = 0;
+			for (int k = 0; k < a->n && nt < 256; k++)
+				tokens[nt++] = a->items[k].m.token;
+			cJSON_ArrayForEach(id, covered)
+			{
+				for (int k = 0; k < a->n && np < 256; k++)
+					if (a->items[k].m.message_id == (int64_t)id->valuedouble)
+						pids[np++] = a->items[k].m.provider_id;
+			}
+			const coach_msg_t *last = &a->items[a->n - 1].m;
+			coach_hint_t h = {.company = last->company, .conversation_id = last->conversation_id,
+					  .agent_id = last->agent_id, .hint_id = (int64_t)json_num(r, "hint_id", 0),
+					  .conversation_key = last->conversation_key, .domain = last->domain,
+					  .intent = a->intent, .text = a->text, .source = a->source, .model = a->model,
+					  .created_at = json_str(r, "created_at"), .received_at = a->items[0].m.received_at,
+					  .critical = a->hint_critical, .from_cache = a->from_cache, .provider_ids = pids,
+					  .n_provider_ids = np, .tokens = tokens, .n_tokens = nt,
+					  .seconds = coach_now() - a->items[0].added_at};
+			c->cb.publish_hint(&h, c->arg);
+		} else if (decision && strcmp(decision, "refused") == 0) {
+			coach_count(c, "refusal", json_str(r, "reason") ? json_str(r, "reason") : "agent_interval");
+		}
+		coach_complete(a);
+	}
+	cJSON_Delete(out);
+	free(b->list);
+	free(b);
+}
+
+/* The analysis is over: hand its messages back, and start the conversation's next one
+ * if messages are waiting and the smart buffer's window has passed. */
+static void coach_complete(coach_analysis_t *a)
+{
+	coach_t *c = a->c;
+	coach_conv_t *v = a->conv;
+	for (int i = 0; i < a->n; i++) {
+		/* analysed messages join the history that the next analysis sends */
+		coach_history(c, a->items[i].m.conversation_key, false, a->items[i].m.text);
+		c->cb.message_done(a->items[i].m.token, c->arg);
+		coach_free_item(&a->items[i]);
+		c->pending--;
+	}
+	if (v) {
+		v->busy = false;
+		v->last_used = coach_now();
+		if (v->n_pending && !v->timer_armed)
+			coach_start(v);
+	}
+	free(a->items);
+	free(a->norm);
+	free(a->skip);
+	free(a->text);
+	free(a->model);
+	free(a);
+}
+
+static char *coach_join(const coach_analysis_t *a, const char *sep)
+{
+	size_t len = 1;
+	for (int i = 0; i < a->n; i++)
+		len += strlen(a->items[i].m.text) + strlen(sep);
+	char *s = malloc(len), *p = s;
+	*p = 0;
+	for (int i = 0; i < a->n; i++)
+		p += sprintf(p, "%s%s", i ? sep : "", a->items[i].m.text);
+	return s;
+}
+
+static void coach_count(coach_t *c, const char *kind, const char *what)
+{
+	if (c->cb.count)
+		c->cb.count(kind, what, c->arg);
+}
+
+/* ---- per-company overrides, refreshed from PostgreSQL ---- */
+
+static const coach_company_t *coach_company(const coach_t *c, long id)
+{
+	for (int i = 0; i < c->n_companies; i++)
+		if (c->companies[i].id == id)
+			return &c->companies[i];
+	return NULL;
+}
+
+static void coach_companies_cb(evutil_socket_t fd, short what, void *arg)
+{
+	coach_t *c = arg;
+	(void)fd, (void)what;
+	if (!db_query(c->db,
+		      "SELECT id, coaching_enabled, coalesce(min_message_length, -1), coalesce(agent_interval_s, -1) "
+		      "FROM companies ORDER BY id LIMIT 1024",
+		      0, NULL, coach_companies_loaded, c))
+		log_warn("coach: database queue full; company settings not refreshed");
+}
+
+static void coach_companies_loaded(PGresult *res, void *arg)
+{
+	coach_t *c = arg;
+	if (!db_ok(res, "company settings"))
+		return;
+	int n = PQntuples(res);
+	for (int i = 0; i < n && i < COACH_MAX_COMPANIES; i++) {
+		c->companies[i].id = atol(PQgetvalue(res, i, 0));
+		c->companies[i].enabled = PQgetvalue(res, i, 1)[0] == 't';
+		c->companies[i].min_length = atoi(PQgetvalue(res, i, 2));
+		c->companies[i].agent_interval_s = atoi(PQgetvalue(res, i, 3));
+	}
+	c->n_companies = n < COACH_MAX_COMPANIES ? n : COACH_MAX_COMPANIES;
+}
+
+static double coach_now(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}

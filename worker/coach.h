@@ -1,0 +1,89 @@
+/*
+ * coach: the coaching stage of a worker, between "a customer message is stored" and
+ * "its hint is stored and published". Per conversation it keeps the recent history (for
+ * the AI prompt) and a smart buffer (messages arriving while the conversation is being
+ * analysed are analysed together once). Filters, the shared limits (through PostgreSQL),
+ * the similarity cache and the AI or rules provider are applied here; the PostgreSQL
+ * work is batched: one admit and one finish round trip per loop turn, whatever the load.
+ */
+#ifndef ATENDE_COACH_H
+#define ATENDE_COACH_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ai.h"
+#include "config.h"
+#include "db.h"
+
+typedef struct coach coach_t;
+
+/* A stored customer message handed to the coach. Strings are copied. */
+typedef struct {
+	int64_t message_id;          /* messages.id */
+	int64_t conversation_id;
+	int64_t agent_id;            /* assigned agent, 0 when none */
+	long company;
+	const char *conversation_key;
+	const char *provider_id;     /* the gateway's id, used in events */
+	const char *domain;
+	const char *text;
+	const char *received_at;     /* ISO time the ingress accepted it */
+	void *token;                 /* the caller's: handed back to message_done */
+} coach_msg_t;
+
+/* A hint stored and ready to publish; valid during the callback only. */
+typedef struct {
+	long company;
+	int64_t conversation_id, agent_id, hint_id;
+	const char *conversation_key, *domain, *intent, *text, *source, *model, *created_at, *received_at;
+	bool critical, from_cache;
+	const char *const *provider_ids; /* every message it covers, oldest first */
+	int n_provider_ids;
+	void *const *tokens;             /* the tokens of every message of the analysis: a caller
+					  * may hold them until the hint event is acknowledged */
+	int n_tokens;
+	double seconds;                  /* first covered message consumed -> hint stored */
+} coach_hint_t;
+
+typedef struct {
+	void (*publish_hint)(const coach_hint_t *hint, void *arg);
+	/* Every message given to coach_add comes back here exactly once, after its outcome
+	 * (hint, skip, refusal) is stored: only then may its offset be committed. */
+	void (*message_done)(void *token, void *arg);
+	/* Outcome counters for metrics: kind is "source" (ai|rules|cache|fallback),
+	 * "skip" (disabled|short|agent_typing) or "refusal" (agent_interval|per_minute|
+	 * cost_hour|cost_day|pending). */
+	void (*count)(const char *kind, const char *what, void *arg);
+} coach_callbacks_t;
+
+/* ai NULL: the built-in rules provider (no budget, no cache). The coach borrows cfg (it
+ * must outlive the coach; call coach_reconfigure after a reload). */
+coach_t *coach_new(struct event_base *base, db_t *db, const cfg_t *cfg, ai_t *ai, const coach_callbacks_t *cb,
+		   void *arg);
+
+/* A stored customer message whose coaching is not decided yet. */
+void coach_add(coach_t *c, const coach_msg_t *m);
+
+/* A stored agent message (customer messages join the history once coached): feeds the
+ * history window sent with the next analysis. */
+void coach_history(coach_t *c, const char *conversation_key, bool from_agent, const char *text);
+
+/* An agent's typing state in a conversation (from the consoles, through Kafka). */
+void coach_typing(coach_t *c, int64_t conversation_id, int64_t agent_id, bool typing, double until_unix);
+
+/* Messages handed in and not yet done. */
+int coach_pending(const coach_t *c);
+
+/* Conversations currently remembered. */
+int coach_conversations(const coach_t *c);
+
+void coach_reconfigure(coach_t *c, const cfg_t *cfg);
+void coach_free(coach_t *c);
+
+/* True when text matches a built-in critical pattern or one of patterns ("a|b|c",
+ * matched on normalized text). Pure; exposed for tests. */
+bool coach_is_critical(const char *text, const char *patterns);
+
+#endif
