@@ -105,6 +105,13 @@ BEGIN
              LIMIT 1 FOR UPDATE SKIP LOCKED;
             IF aid IS NOT NULL THEN
                 UPDATE agents SET last_assigned_at = clock_timestamp() WHERE id = aid;
+            ELSE
+                -- every agent is being assigned by another worker right now: take the least
+                -- recently assigned one without waiting (round robin is approximate then)
+                SELECT a.id INTO aid FROM agents a WHERE a.company_id = conv.company_id AND a.active
+                 ORDER BY a.last_assigned_at NULLS FIRST, a.id LIMIT 1;
+            END IF;
+            IF aid IS NOT NULL THEN
                 UPDATE conversations SET agent_id = aid WHERE id = conv.id;
                 r_agent_id := aid;
             END IF;

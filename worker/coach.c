@@ -222,6 +222,7 @@ int coach_conversations(const coach_t *c)
 void coach_reconfigure(coach_t *c, const cfg_t *cfg)
 {
 	c->cfg = cfg;
+	coach_companies_cb(-1, 0, c); /* a reload is also when operators expect overrides to apply */
 }
 
 void coach_free(coach_t *c)
