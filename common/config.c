@@ -66,6 +66,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("kafka.session_timeout_ms", kafka.session_timeout_ms, "6000", 1000, 300000, false, "consumer group session timeout (rebalances wait about this long)"),
 
 	K_STR("postgres.conninfo", postgres.conninfo, "", false, "libpq connection string; empty = embedded PostgreSQL under data_dir"),
+	K_STR("postgres.admin_conninfo", postgres.admin_conninfo, "", false, "direct connection for migrate and retention (session advisory locks, DDL) when postgres.conninfo goes through PgBouncer in transaction mode; empty = postgres.conninfo"),
 	K_INT("postgres.embedded_port", postgres.embedded_port, "5433", 1, 65535, false, "loopback port of the embedded PostgreSQL"),
 	K_STR("postgres.user", postgres.user, "atende", false, "unprivileged system user that runs the embedded PostgreSQL when started as root"),
 	K_STR("postgres.bin_dir", postgres.bin_dir, "", false, "folder of initdb/postgres; empty = newest /usr/lib/postgresql/*/bin"),
@@ -144,6 +145,7 @@ static void cfg_check_unknown(const config_setting_t *s, const char *file, cfg_e
 static void cfg_read_key(const config_t *lc, cfg_t *c, const cfg_key_t *k, const char *file, cfg_errs_t *e);
 static void cfg_read_channels(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e);
 static void cfg_read_companies(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e);
+static void cfg_read_pools(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e);
 static void cfg_validate(cfg_t *c, const config_t *lc, const char *file, cfg_errs_t *e);
 static bool cfg_roles_valid(const char *roles);
 static char *cfg_child_string(const config_setting_t *g, const char *name, const char *file, cfg_errs_t *e, bool required);
@@ -174,6 +176,7 @@ bool cfg_load(const char *path, cfg_t *out, char *err, size_t errlen)
 		cfg_read_key(&lc, out, &cfg_keys[i], path, &e);
 	cfg_read_channels(&lc, out, path, &e);
 	cfg_read_companies(&lc, out, path, &e);
+	cfg_read_pools(&lc, out, path, &e);
 	cfg_validate(out, &lc, path, &e);
 	config_destroy(&lc);
 	return e.count == 0;
@@ -196,6 +199,9 @@ void cfg_free(cfg_t *c)
 	for (int i = 0; i < c->n_companies; i++)
 		free(c->companies[i].name);
 	free(c->companies);
+	for (int i = 0; i < c->n_pools; i++)
+		free(c->pools[i].name);
+	free(c->pools);
 	free(c->path);
 	memset(c, 0, sizeof(*c));
 }
@@ -235,6 +241,31 @@ const cfg_channel_t *cfg_channel_find(const cfg_t *c, cfg_channel_type_t type, c
 		if (c->channels[i].type == type && strcmp(c->channels[i].name, name) == 0)
 			return &c->channels[i];
 	return NULL;
+}
+
+const cfg_pool_t *cfg_pool_find(const cfg_t *c, const char *name)
+{
+	for (int i = 0; i < c->n_pools; i++)
+		if (strcmp(c->pools[i].name, name) == 0)
+			return &c->pools[i];
+	return NULL;
+}
+
+const cfg_pool_t *cfg_pool_of_domain(const cfg_t *c, int domain)
+{
+	for (int i = 0; i < c->n_pools; i++)
+		if (c->pools[i].domains[domain])
+			return &c->pools[i];
+	return NULL;
+}
+
+const char *cfg_pool_group(const cfg_t *c, const cfg_pool_t *p, char *buf, size_t len)
+{
+	if (c->n_pools == 1 && strcmp(p->name, "main") == 0)
+		snprintf(buf, len, "%s", c->kafka.group);
+	else
+		snprintf(buf, len, "%s-%s", c->kafka.group, p->name);
+	return buf;
 }
 
 const cfg_company_t *cfg_company_find(const cfg_t *c, long id)
@@ -343,7 +374,8 @@ static void cfg_check_unknown(const config_setting_t *s, const char *file, cfg_e
 			snprintf(path, sizeof(path), "%s.%s", config_setting_name(p), name);
 		else
 			snprintf(path, sizeof(path), "%s", name);
-		if (config_setting_is_root(s) && (strcmp(name, "channels") == 0 || strcmp(name, "companies") == 0))
+		if (config_setting_is_root(s) &&
+		    (strcmp(name, "channels") == 0 || strcmp(name, "companies") == 0 || strcmp(name, "pools") == 0))
 			continue;
 		if (config_setting_is_group(ch)) {
 			bool known = false;
@@ -513,6 +545,68 @@ static void cfg_read_channels(const config_t *lc, cfg_t *c, const char *file, cf
 }
 
 /* companies = ( { id = 1; name = "Demo"; agents = [1, 5]; } )  -- agents: first and last id. */
+/* pools = ( { name = "vip"; domains = ["ouvidoria", "cancelamento"]; count = 1; priority = 0; }, ... ) */
+static void cfg_read_pools(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e)
+{
+	const config_setting_t *list = config_lookup(lc, "pools");
+	bool covered[CFG_MAX_DOMAINS] = {false};
+	if (!list) {
+		c->pools = calloc(1, sizeof(cfg_pool_t));
+		c->pools[0].name = strdup("main");
+		for (int d = 0; d < CFG_MAX_DOMAINS; d++)
+			c->pools[0].domains[d] = true;
+		c->pools[0].count = c->workers.count;
+		c->n_pools = 1;
+		return;
+	}
+	if (!config_setting_is_list(list)) {
+		cfg_err(e, file, config_setting_source_line(list), "pools: expected a list ( {...}, ... )");
+		return;
+	}
+	int n = config_setting_length(list);
+	c->pools = calloc((size_t)n + 1, sizeof(cfg_pool_t));
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		int line = config_setting_source_line(g);
+		cfg_pool_t *p = &c->pools[c->n_pools];
+		long count = 0, prio = 0;
+		if (!config_setting_is_group(g) || !(p->name = cfg_child_string(g, "name", file, e, true)))
+			continue;
+		p->line = line;
+		if (strspn(p->name, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(p->name) || !p->name[0])
+			cfg_err(e, file, line, "pools: name \"%s\" must be lowercase letters, digits or _", p->name);
+		if (cfg_child_long(g, "count", &count, file, e) && (count < 1 || count > 256))
+			cfg_err(e, file, line, "pools: count %ld is out of range 1..256", count);
+		if (config_setting_get_member(g, "priority") && cfg_child_long(g, "priority", &prio, file, e) &&
+		    (prio < -20 || prio > 19))
+			cfg_err(e, file, line, "pools: priority %ld is out of range -20..19 (a nice value)", prio);
+		p->count = (int)count;
+		p->priority = (int)prio;
+		const config_setting_t *ds = config_setting_get_member(g, "domains");
+		if (!ds || !config_setting_is_array(ds) || config_setting_length(ds) == 0) {
+			cfg_err(e, file, line, "pools: \"domains\" must be a non-empty list of domain names");
+		} else {
+			for (int k = 0; k < config_setting_length(ds); k++) {
+				const char *dn = config_setting_get_string_elem(ds, (unsigned)k);
+				int d = dn ? cfg_domain_index(dn) : -1;
+				if (d < 0)
+					cfg_err(e, file, line, "pools: unknown domain \"%s\"", dn ? dn : "?");
+				else if (covered[d])
+					cfg_err(e, file, line, "pools: domain %s is in two pools", dn);
+				else
+					p->domains[d] = covered[d] = true;
+			}
+		}
+		if (cfg_pool_find(c, p->name) != p && cfg_pool_find(c, p->name))
+			cfg_err(e, file, line, "pools: \"%s\" is defined twice", p->name);
+		c->n_pools++;
+	}
+	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
+		if (!covered[d])
+			cfg_err(e, file, config_setting_source_line(list), "pools: domain %s is in no pool (its messages would never be stored)",
+				cfg_domains[d]);
+}
+
 static void cfg_read_companies(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e)
 {
 	const config_setting_t *list = config_lookup(lc, "companies");

@@ -28,6 +28,17 @@ typedef struct {
 	int line;            /* line in the config file, for errors */
 } cfg_channel_t;
 
+/* A pool of workers: its own consumer group over some domains' topics, so one domain's
+ * backlog never starves another's. Without a pools list, one pool "main" holds every
+ * domain with workers.count workers. */
+typedef struct {
+	char *name;
+	bool domains[CFG_MAX_DOMAINS];
+	int count;
+	int priority;        /* nice value of its processes (-20..19; below 0 needs root) */
+	int line;
+} cfg_pool_t;
+
 /* A company and the range of agent ids that work for it. */
 typedef struct {
 	long id;
@@ -55,7 +66,7 @@ typedef struct {
 		char *brokers, *topic_prefix, *group;
 		int embedded_port, partitions, session_timeout_ms, fetch_wait_max_ms;
 	} kafka;
-	struct { char *conninfo, *user, *bin_dir; int embedded_port; } postgres;
+	struct { char *conninfo, *admin_conninfo, *user, *bin_dir; int embedded_port; } postgres;
 	struct { int count, batch_size, retries; } workers;
 	struct { bool enabled; int min_message_length, delay_ms; char *critical_patterns; } coaching;
 	struct { int agent_interval_s, analyses_per_minute, pending_analyses; double cost_per_hour_usd, cost_per_day_usd; } limits;
@@ -70,6 +81,8 @@ typedef struct {
 	int n_channels;
 	cfg_company_t *companies;
 	int n_companies;
+	cfg_pool_t *pools;  /* never empty after cfg_load */
+	int n_pools;
 	char *path; /* the file this was loaded from */
 } cfg_t;
 
@@ -103,6 +116,11 @@ void cfg_apply_reload(cfg_t *dst, cfg_t *src);
 /* Lookups; NULL when absent. */
 const cfg_channel_t *cfg_channel_find(const cfg_t *c, cfg_channel_type_t type, const char *name);
 const cfg_company_t *cfg_company_find(const cfg_t *c, long id);
+const cfg_pool_t *cfg_pool_find(const cfg_t *c, const char *name);
+/* The pool whose workers consume a domain (every domain has one after cfg_load). */
+const cfg_pool_t *cfg_pool_of_domain(const cfg_t *c, int domain);
+/* A pool's consumer group: kafka.group for the implicit pool, <kafka.group>-<name> otherwise. */
+const char *cfg_pool_group(const cfg_t *c, const cfg_pool_t *p, char *buf, size_t len);
 
 /* Index of a domain name, -1 if unknown. */
 int cfg_domain_index(const char *name);

@@ -16,6 +16,7 @@
 #define PROC_ENV_CONNINFO "ATENDE_PG_CONNINFO"    /* conninfo of the embedded PostgreSQL */
 #define PROC_ENV_EPOCH "ATENDE_EPOCH"             /* broker incarnation: changes when its data is gone */
 #define PROC_ENV_INDEX "ATENDE_INDEX"             /* index of a worker among its siblings */
+#define PROC_ENV_POOL "ATENDE_POOL"               /* the worker pool a worker belongs to */
 
 /* Resolves rel (e.g. "schema") against the working directory if it exists there,
  * else against the executable's parent folder (bin/..). Writes into buf. */

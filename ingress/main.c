@@ -54,6 +54,7 @@ typedef struct {
 	backlog_t *backlog;
 	rd_kafka_queue_t *admin_queue;
 	bool lag_query_in_flight, draining;
+	int lag_pool;            /* the pool whose group is asked next */
 	struct event *lag_timer, *drain_timer;
 	char topics[CFG_MAX_DOMAINS][160];
 	int n_pending;
@@ -356,14 +357,24 @@ static void ing_lag_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (I.lag_query_in_flight || backlog_count(I.backlog) == 0 || I.cfg.ingress.max_partition_backlog_bytes == 0)
 		return;
+	/* one pool (consumer group) per query, in turn: the Admin API takes one group at a time */
+	const cfg_pool_t *pool = &I.cfg.pools[I.lag_pool++ % I.cfg.n_pools];
+	char group[256];
 	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(backlog_count(I.backlog));
 	for (int i = 0; i < backlog_count(I.backlog); i++) {
 		const char *topic;
 		int32_t partition;
 		backlog_get(I.backlog, i, &topic, &partition);
-		rd_kafka_topic_partition_list_add(parts, topic, partition);
+		for (int d = 0; d < CFG_MAX_DOMAINS; d++)
+			if (pool->domains[d] && strcmp(topic, I.topics[d]) == 0)
+				rd_kafka_topic_partition_list_add(parts, topic, partition);
 	}
-	rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(I.cfg.kafka.group, parts);
+	if (parts->cnt == 0) {
+		rd_kafka_topic_partition_list_destroy(parts);
+		return;
+	}
+	rd_kafka_ListConsumerGroupOffsets_t *req =
+		rd_kafka_ListConsumerGroupOffsets_new(cfg_pool_group(&I.cfg, pool, group, sizeof(group)), parts);
 	rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(kq_handle(I.producer), RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
 	char err[256];
 	rd_kafka_AdminOptions_set_request_timeout(opts, 5000, err, sizeof(err));

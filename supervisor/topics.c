@@ -64,7 +64,10 @@ int topics_run(const cfg_t *cfg, bool create, bool json)
 	for (int i = 0; i < TOPICS_N; i++)
 		for (int p = 0; p < partitions[i]; p++)
 			rd_kafka_topic_partition_list_add(parts, names[i], p)->offset = RD_KAFKA_OFFSET_INVALID;
-	topics_committed(rk, cfg->kafka.group, parts);
+	for (int p = 0; p < cfg->n_pools; p++) { /* each pool commits in its own group */
+		char group[256];
+		topics_committed(rk, cfg_pool_group(cfg, &cfg->pools[p], group, sizeof(group)), parts);
+	}
 	cJSON *out = cJSON_CreateArray();
 	if (!json)
 		printf("%-32s %5s %12s %12s %10s\n", "TOPIC", "PARTS", "MESSAGES", "COMMITTED", "LAG");
@@ -144,7 +147,7 @@ static void topics_committed(rd_kafka_t *rk, const char *group, rd_kafka_topic_p
 			for (int k = 0; got && k < got->cnt; k++) {
 				rd_kafka_topic_partition_t *tp =
 					rd_kafka_topic_partition_list_find(parts, got->elems[k].topic, got->elems[k].partition);
-				if (tp && !got->elems[k].err)
+				if (tp && !got->elems[k].err && got->elems[k].offset >= 0)
 					tp->offset = got->elems[k].offset;
 			}
 		}

@@ -128,7 +128,15 @@ int main(int argc, char **argv)
 	kq_opts_t po = {.brokers = W.cfg.kafka.brokers, .client_id = "atende-worker", .linger_ms = 2,
 			.on_delivery = wrk_on_delivery};
 	W.producer = kq_producer_new(W.base, &po, err, sizeof(err));
-	kq_opts_t co = {.brokers = W.cfg.kafka.brokers, .client_id = "atende-worker", .group = W.cfg.kafka.group,
+	const char *pool_name = getenv(PROC_ENV_POOL);
+	const cfg_pool_t *pool = cfg_pool_find(&W.cfg, pool_name ? pool_name : W.cfg.pools[0].name);
+	char group[256];
+	if (!pool) {
+		log_error("unknown worker pool \"%s\"", pool_name);
+		return 1;
+	}
+	cfg_pool_group(&W.cfg, pool, group, sizeof(group));
+	kq_opts_t co = {.brokers = W.cfg.kafka.brokers, .client_id = "atende-worker", .group = group,
 			.session_timeout_ms = W.cfg.kafka.session_timeout_ms,
 			.fetch_wait_max_ms = W.cfg.kafka.fetch_wait_max_ms, .on_message = wrk_on_message,
 			.on_rebalance = wrk_on_rebalance, .on_lag = wrk_on_lag};
@@ -148,9 +156,11 @@ int main(int argc, char **argv)
 	}
 	coach_callbacks_t cb = {.publish_hint = wrk_coach_hint, .message_done = wrk_coach_done, .count = wrk_coach_count};
 	W.coach = coach_new(W.base, W.db, &W.cfg, W.ai, &cb, NULL);
+	int n_topics = 0;
 	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
-		topic_ptrs[d] = cfg_topic(&W.cfg, cfg_domains[d], topics[d], sizeof(topics[d]));
-	if (!kq_subscribe(W.consumer, topic_ptrs, CFG_MAX_DOMAINS, err, sizeof(err))) {
+		if (pool->domains[d])
+			topic_ptrs[n_topics++] = cfg_topic(&W.cfg, cfg_domains[d], topics[d], sizeof(topics[d]));
+	if (!kq_subscribe(W.consumer, topic_ptrs, n_topics, err, sizeof(err))) {
 		log_error("%s", err);
 		return 1;
 	}
@@ -165,8 +175,8 @@ int main(int argc, char **argv)
 	int sigs[] = {SIGTERM, SIGINT, SIGHUP};
 	for (int i = 0; i < 3; i++)
 		event_add(evsignal_new(W.base, sigs[i], wrk_signal_cb, NULL), NULL);
-	log_info("worker %d consuming %s.inbound.* in group %s; hints from %s", W.index, W.cfg.kafka.topic_prefix,
-		 W.cfg.kafka.group, W.ai ? W.cfg.ai.base_url : "the built-in rules");
+	log_info("worker %d of pool %s consuming %d domain topics in group %s; hints from %s", W.index, pool->name,
+		 n_topics, group, W.ai ? W.cfg.ai.base_url : "the built-in rules");
 
 	event_base_dispatch(W.base);
 

@@ -86,7 +86,7 @@ class System:
             r'(metrics: \{\s*listen = )"[^"]*"': rf'\1"127.0.0.1:{p["metrics"]}"',
             r"embedded_port = 9092;": f"embedded_port = {p['kafka']};",
             r"embedded_port = 5433;": f"embedded_port = {p['pg']};",
-            r"count = 2;": f"count = {self.workers};",
+            r"(?m)^  count = 2;": f"  count = {self.workers};",
             # limits off unless a module turns them on (test_coaching does): tests post
             # many messages to few agents within seconds
             r"agent_interval_s = 10;": "agent_interval_s = 0;",

@@ -53,3 +53,38 @@ def test_cli_help_and_token():
     bad = subprocess.run([os.path.join(BIN, "atende"), "token", "-c", "deploy/atende.conf", "--agent", "x",
                           "--company", "1"], cwd=os.path.dirname(BIN), stderr=subprocess.PIPE, text=True)
     assert bad.returncode != 0 and "--agent" in bad.stderr
+
+
+def test_worker_pools_each_serve_their_domains():
+    from test_foundation import evolution_text
+    s = System(name="pools", extra={
+        r"companies = \(\n": 'pools = (\n  { name = "urgent"; domains = ["ouvidoria", "cancelamento"]; count = 1; '
+                             'priority = 5; },\n  { name = "rest"; domains = ["financeiro", "comercial", "suporte"]; '
+                             'count = 2; }\n);\n\ncompanies = (\n',
+        r"channels = \(\n": 'channels = (\n  { type = "evolution"; instance = "canc"; key = "canc-key"; company = 1; '
+                            'domain = "cancelamento"; },\n',
+    })
+    try:
+        s.start()
+        status = __import__("json").loads(s.cli("status", "--json").stdout)
+        workers = [p for p in status["processes"] if p["role"] == "worker"]
+        assert len(workers) == 3
+        nice = [int(open(f"/proc/{p['pid']}/stat").read().split(")")[1].split()[16]) for p in workers]
+        assert sorted(nice) == [0, 0, 5]  # the urgent pool's worker runs at its priority
+        assert s.evolution(evolution_text("POOL-S", "minha internet caiu desde ontem")).status == 200
+        canc = dict(evolution_text("POOL-C", "quero cancelar meu contrato", instance="canc"), apikey="canc-key")
+        assert s.evolution(canc, key="canc-key").status == 200
+        wait_for(lambda: s.sql("select count(*) from messages m join hints h on h.id = m.hint_id "
+                               "where m.provider_id in ('POOL-S', 'POOL-C')") == [["2"]], what="both domains hinted")
+        log = s.log_text()
+        assert "of pool urgent consuming 2 domain topics in group atende-workers-urgent" in log
+        assert "of pool rest consuming 3 domain topics in group atende-workers-rest" in log
+        def committed():  # by the pool's own group (commits run every 200 ms)
+            topics = __import__("json").loads(s.cli("topics", "--json").stdout)
+            parts = [t for t in topics if t["topic"] == "atende.inbound.cancelamento"][0]["partition_offsets"]
+            return sum(p["committed"] for p in parts) >= 1
+
+        wait_for(committed, what="the urgent pool's commit")
+        assert s.stop() == 0
+    finally:
+        s.destroy()

@@ -105,6 +105,34 @@ TEST(reload_swaps_only_reloadable_keys)
 	cfg_free(&b);
 }
 
+TEST(pools_cover_every_domain_once)
+{
+	cfg_t c;
+	char err[4096];
+	CHECK(cfg_load("deploy/atende.conf", &c, err, sizeof(err)));
+	CHECK(c.n_pools == 1 && strcmp(c.pools[0].name, "main") == 0 && c.pools[0].count == c.workers.count);
+	char group[128];
+	CHECK_STR(cfg_pool_group(&c, &c.pools[0], group, sizeof(group)), "atende-workers");
+	cfg_free(&c);
+	CHECK(cfg_load(write_tmp("auth: { token_secret = \"0123456789abcdef\"; };\n"
+				 "pools = ( { name = \"vip\"; domains = [\"ouvidoria\", \"cancelamento\"]; count = 1; priority = 5; },\n"
+				 "          { name = \"rest\"; domains = [\"financeiro\", \"comercial\", \"suporte\"]; count = 2; } );\n"),
+		       &c, err, sizeof(err)));
+	CHECK(c.n_pools == 2 && c.pools[0].priority == 5 && c.pools[1].count == 2);
+	CHECK(cfg_pool_of_domain(&c, cfg_domain_index("cancelamento")) == &c.pools[0]);
+	CHECK_STR(cfg_pool_group(&c, &c.pools[1], group, sizeof(group)), "atende-workers-rest");
+	cfg_free(&c);
+	CHECK(!cfg_load(write_tmp("auth: { token_secret = \"0123456789abcdef\"; };\n"
+				  "pools = ( { name = \"a\"; domains = [\"suporte\", \"suporte\"]; count = 1; },\n"
+				  "          { name = \"b\"; domains = [\"nope\"]; count = 0; } );\n"),
+			&c, err, sizeof(err)));
+	CHECK(strstr(err, "domain suporte is in two pools") != NULL);
+	CHECK(strstr(err, "unknown domain \"nope\"") != NULL);
+	CHECK(strstr(err, "count 0 is out of range") != NULL);
+	CHECK(strstr(err, "domain financeiro is in no pool") != NULL);
+	cfg_free(&c);
+}
+
 int main(void)
 {
 	RUN(sample_config_loads);
@@ -112,5 +140,6 @@ int main(void)
 	RUN(defaults_apply_to_an_empty_file);
 	RUN(errors_name_file_and_line);
 	RUN(reload_swaps_only_reloadable_keys);
+	RUN(pools_cover_every_domain_once);
 	return unit_done();
 }
