@@ -80,8 +80,13 @@ bool db_query(db_t *db, const char *sql, int nparams, const char *const *params,
 		db->queue_head = r;
 	db->queue_tail = r;
 	db->n_queue++;
-	if (db->state == DB_UP)
+	if (db->state == DB_UP) {
 		db_send_queued(db);
+		/* a large query may not fit the socket at once: watch for writability until
+		 * libpq has sent all of it */
+		if (db->state == DB_UP)
+			db_watch(db);
+	}
 	return true;
 }
 

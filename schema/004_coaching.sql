@@ -56,14 +56,16 @@ CREATE TABLE hint_cache (
 CREATE INDEX hint_cache_norm ON hint_cache USING gin (norm gin_trgm_ops);
 CREATE INDEX hint_cache_recent ON hint_cache (company_id, domain, created_at);
 
--- Input: JSON array of {"ids":[message ids], "company", "domain", "norm", "critical",
+-- "ids" travel with "received_at" (each message's, the partition key of messages once it is
+-- partitioned by week) so that lookups touch one partition instead of all of them.
+-- Input: JSON array of {"ids":[message ids], "received_at":[...], "company", "domain", "norm", "critical",
 --   "cache": {"threshold", "ttl_s"} | null, "limits": {"per_minute","cost_hour","cost_day",
 --   "pending"} (0 = off), "reserve_usd", "deadline_s"}.
 -- Output: JSON array, same order, of {"decision": "done"|"cache"|"ai"|"limited",
 --   "reason", "reservation", "hint": {...} (cache)}.
 CREATE FUNCTION atende_coach_admit(batch jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-    r jsonb; out jsonb := '[]'::jsonb; lim jsonb; c record;
+    r jsonb; out jsonb[] := '{}'; lim jsonb; c record;
     now_ts timestamptz := now();
     minute_ts timestamptz := date_trunc('minute', now());
     hour_ts timestamptz := date_trunc('hour', now());
@@ -74,9 +76,10 @@ BEGIN
     FOR r IN SELECT value FROM jsonb_array_elements(batch) LOOP
         -- already handled (a redelivery after a crash): nothing to do
         IF NOT EXISTS (SELECT 1 FROM messages m
-                        WHERE m.id IN (SELECT (jsonb_array_elements_text(r->'ids'))::bigint)
+                        WHERE m.id = ANY(ARRAY(SELECT (jsonb_array_elements_text(r->'ids'))::bigint))
+                          AND m.received_at = ANY(ARRAY(SELECT (jsonb_array_elements_text(r->'received_at'))::timestamptz))
                           AND m.hint_id IS NULL AND m.coaching IS NULL) THEN
-            out := out || jsonb_build_object('decision', 'done');
+            out := array_append(out, jsonb_build_object('decision', 'done'));
             CONTINUE;
         END IF;
         IF jsonb_typeof(r->'cache') = 'object' THEN
@@ -89,9 +92,9 @@ BEGIN
              ORDER BY similarity(h.norm, r->>'norm') DESC, h.id DESC
              LIMIT 1;
             IF FOUND THEN
-                out := out || jsonb_build_object('decision', 'cache', 'hint',
+                out := array_append(out, jsonb_build_object('decision', 'cache', 'hint',
                     jsonb_build_object('hint_id', c.hint_id, 'intent', c.intent, 'critical', c.critical,
-                                       'text', c.text, 'similarity', c.sim));
+                                       'text', c.text, 'similarity', c.sim)));
                 CONTINUE;
             END IF;
         END IF;
@@ -120,7 +123,7 @@ BEGIN
             IF pending + 1 > (lim->>'pending')::int THEN reason := 'pending'; END IF;
         END IF;
         IF reason IS NOT NULL THEN
-            out := out || jsonb_build_object('decision', 'limited', 'reason', reason);
+            out := array_append(out, jsonb_build_object('decision', 'limited', 'reason', reason));
             CONTINUE;
         END IF;
         INSERT INTO ai_budget AS b (kind, window_start, calls) VALUES ('minute', minute_ts, 1)
@@ -132,9 +135,9 @@ BEGIN
         INSERT INTO ai_pending (reserved_usd, hour_start, day_start, expires_at)
         VALUES (reserve, hour_ts, day_ts, now_ts + make_interval(secs => coalesce((r->>'deadline_s')::int, 120)))
         RETURNING id INTO res_id;
-        out := out || jsonb_build_object('decision', 'ai', 'reservation', res_id);
+        out := array_append(out, jsonb_build_object('decision', 'ai', 'reservation', res_id));
     END LOOP;
-    RETURN out;
+    RETURN to_jsonb(out);  -- built as an array: appending to a jsonb value would copy it every time
 END;
 $$;
 
@@ -146,8 +149,9 @@ $$;
 --   "covered": [ids that got this hint], "created_at"}.
 CREATE FUNCTION atende_coach_finish(batch jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-    r jsonb; h jsonb; out jsonb := '[]'::jsonb; ids bigint[]; open_ids bigint[];
-    hid bigint; ok_agent boolean; res record; created timestamptz;
+    r jsonb; h jsonb; out jsonb[] := '{}'; ids bigint[]; open_ids bigint[];
+    hid bigint; ok_agent boolean; res record; created timestamptz; rats timestamptz[];
+    seq text := pg_get_serial_sequence('hints', 'id');
 BEGIN
     FOR r IN SELECT value FROM jsonb_array_elements(batch) LOOP
         -- settle the AI reservation whatever happens next: the call was made
@@ -162,16 +166,13 @@ BEGIN
             END IF;
         END IF;
         ids := ARRAY(SELECT (jsonb_array_elements_text(r->'ids'))::bigint);
-        -- one hint per message at most: lock the messages, keep those still open
-        open_ids := ARRAY(SELECT m.id FROM messages m WHERE m.id = ANY(ids)
-                             AND m.hint_id IS NULL AND m.coaching IS NULL ORDER BY m.id FOR UPDATE);
-        IF cardinality(open_ids) = 0 THEN
-            out := out || jsonb_build_object('decision', 'done');
-            CONTINUE;
-        END IF;
+        rats := ARRAY(SELECT (jsonb_array_elements_text(r->'received_at'))::timestamptz);
+        -- each statement below claims only messages still open (hint_id and coaching NULL),
+        -- atomically: a redelivered or concurrent finish finds nothing left to claim
         IF r->>'skip' IS NOT NULL THEN
-            UPDATE messages SET coaching = 'skipped:' || (r->>'skip') WHERE id = ANY(open_ids);
-            out := out || jsonb_build_object('decision', 'skipped');
+            UPDATE messages SET coaching = 'skipped:' || (r->>'skip')
+             WHERE id = ANY(ids) AND received_at = ANY(rats) AND hint_id IS NULL AND coaching IS NULL;
+            out := array_append(out, jsonb_build_object('decision', CASE WHEN FOUND THEN 'skipped' ELSE 'done' END));
             CONTINUE;
         END IF;
         ok_agent := true;
@@ -183,32 +184,42 @@ BEGIN
             ok_agent := coalesce(ok_agent, false);
         END IF;
         IF NOT ok_agent THEN
-            UPDATE messages SET coaching = 'refused:agent_interval' WHERE id = ANY(open_ids);
-            out := out || jsonb_build_object('decision', 'refused', 'reason', 'agent_interval');
+            UPDATE messages SET coaching = 'refused:agent_interval'
+             WHERE id = ANY(ids) AND received_at = ANY(rats) AND hint_id IS NULL AND coaching IS NULL;
+            out := array_append(out, jsonb_build_object('decision', CASE WHEN FOUND THEN 'refused' ELSE 'done' END,
+                                                       'reason', 'agent_interval'));
+            CONTINUE;
+        END IF;
+        hid := nextval(seq);
+        WITH claimed AS (
+            UPDATE messages SET hint_id = hid,
+                   coaching = CASE WHEN id = (SELECT max(x) FROM unnest(ids) x) THEN 'hinted' ELSE 'covered' END
+             WHERE id = ANY(ids) AND received_at = ANY(rats) AND hint_id IS NULL AND coaching IS NULL
+            RETURNING id)
+        SELECT coalesce(array_agg(id ORDER BY id), '{}') INTO open_ids FROM claimed;
+        IF cardinality(open_ids) = 0 THEN
+            out := array_append(out, jsonb_build_object('decision', 'done'));
             CONTINUE;
         END IF;
         h := r->'hint';
-        INSERT INTO hints (message_id, message_ids, provider_ids, conversation_id, company_id, agent_id, domain,
+        INSERT INTO hints (id, message_id, message_ids, provider_ids, conversation_id, company_id, agent_id, domain,
                            intent, critical, text, source, model, tokens_in, tokens_out, cost_usd, latency_ms,
                            limited_by)
-        VALUES (open_ids[cardinality(open_ids)], open_ids,
+        VALUES (hid, open_ids[cardinality(open_ids)], open_ids,
                 ARRAY(SELECT jsonb_array_elements_text(r->'provider_ids')),
                 (r->>'conversation_id')::bigint, (r->>'company')::bigint, (r->>'agent')::bigint, r->>'domain',
                 h->>'intent', coalesce((h->>'critical')::boolean, false), h->>'text', h->>'source', h->>'model',
                 coalesce((h->>'tokens_in')::int, 0), coalesce((h->>'tokens_out')::int, 0),
                 coalesce((h->>'cost_usd')::numeric, 0), coalesce((h->>'latency_ms')::int, 0), h->>'limited_by')
-        RETURNING id, hints.created_at INTO hid, created;
-        UPDATE messages SET hint_id = hid,
-               coaching = CASE WHEN id = open_ids[cardinality(open_ids)] THEN 'hinted' ELSE 'covered' END
-         WHERE id = ANY(open_ids);
+        RETURNING hints.created_at INTO created;
         IF coalesce((r->>'cache_it')::boolean, false) THEN
             INSERT INTO hint_cache (company_id, domain, norm, hint_id, intent, critical, text)
             VALUES ((r->>'company')::bigint, r->>'domain', r->>'norm', hid, h->>'intent',
                     coalesce((h->>'critical')::boolean, false), h->>'text');
         END IF;
-        out := out || jsonb_build_object('decision', 'hinted', 'hint_id', hid, 'covered', to_jsonb(open_ids),
-                                         'created_at', created);
+        out := array_append(out, jsonb_build_object('decision', 'hinted', 'hint_id', hid, 'covered', to_jsonb(open_ids),
+                                                   'created_at', created));
     END LOOP;
-    RETURN out;
+    RETURN to_jsonb(out);  -- built as an array: appending to a jsonb value would copy it every time
 END;
 $$;

@@ -6,7 +6,11 @@
 set -u
 
 cd "$(dirname "$0")/.." || exit 1
-RATES=${BENCH_RATES:-500 2000}
+RATES=${BENCH_RATES-500 2000}
+# BENCH_AI_LATENCY_MS=1500: hints come from a fake OpenAI-compatible server (started here,
+# answering after that many ms) instead of the built-in rules.
+AI_LATENCY=${BENCH_AI_LATENCY_MS:-}
+AI_PID=""
 SECONDS_PER_RUN=${BENCH_SECONDS:-20}
 CONF_SRC=deploy/bench.conf
 RESULTS=build/bench-results.jsonl
@@ -34,6 +38,10 @@ LOG="$TMP/atende.log"
 PID=""
 
 cleanup() {
+	if [ -n "$AI_PID" ]; then
+		kill "$AI_PID" 2>/dev/null
+		wait "$AI_PID" 2>/dev/null
+	fi
 	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
 		kill -TERM "$PID" 2>/dev/null
 		wait "$PID" 2>/dev/null
@@ -46,6 +54,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 sed "s|^data_dir = \"var\";|data_dir = \"$TMP\";|" "$CONF_SRC" >"$CONF"
+if [ -n "$AI_LATENCY" ]; then
+	/usr/bin/python3 test/integration/fakeai.py --port 18099 --latency-ms "$AI_LATENCY" >"$TMP/fakeai.log" 2>&1 &
+	AI_PID=$!
+	sed -i -e 's|^  provider = "rules";|  provider = "openai";|' \
+		-e 's|^  base_url = "";|  base_url = "http://127.0.0.1:18099/v1";|' \
+		-e 's|^  max_in_flight = 1000;|  max_in_flight = 4000;|' "$CONF"
+	echo "bench: AI hints from a fake server answering after ${AI_LATENCY} ms" >&2
+fi
 if ! grep -q "^data_dir = \"$TMP\";" "$CONF"; then
 	echo "bench: could not set data_dir in a copy of $CONF_SRC" >&2
 	exit 1
@@ -82,6 +98,11 @@ mkdir -p build
 rc=0
 for rate in $RATES; do
 	if out=$(bin/atende bench -c "$CONF" --rate "$rate" --seconds "$SECONDS_PER_RUN"); then
+		if [ -n "$AI_LATENCY" ]; then
+			# most AI calls each worker had in flight at once, from the merged metrics
+			inflight=$(curl -fs http://127.0.0.1:8082/metrics | awk '/^atende_worker_ai_in_flight_max\{/ { printf "%s%s", sep, $2; sep = "," }')
+			out=$(echo "$out" | sed "s|}\$|,\"ai_latency_ms\":$AI_LATENCY,\"ai_max_in_flight_per_worker\":[$inflight]}|")
+		fi
 		echo "$out"
 		echo "$out" >>"$RESULTS"
 	else

@@ -89,6 +89,7 @@ struct coach {
 	coach_queue_t admit_q, finish_q, ai_hi, ai_lo;
 	struct event *admit_ev, *finish_ev, *sweep_ev, *companies_ev;
 	bool admit_armed, finish_armed;
+	bool admit_in_flight, finish_in_flight; /* one query of each kind at a time: batches grow with load */
 	struct { int64_t conversation; int64_t agent; double until; } typing[COACH_TYPING_SLOTS];
 	coach_company_t companies[COACH_MAX_COMPANIES];
 	int n_companies;
@@ -119,6 +120,7 @@ static void coach_companies_loaded(PGresult *res, void *arg);
 static void coach_sweep_cb(evutil_socket_t fd, short what, void *arg);
 static void coach_count(coach_t *c, const char *kind, const char *what);
 static double coach_reserve_usd(const coach_t *c, const coach_analysis_t *a);
+static void coach_add_ids(cJSON *o, const coach_analysis_t *a);
 
 coach_t *coach_new(struct event_base *base, db_t *db, const cfg_t *cfg, ai_t *ai, const coach_callbacks_t *cb,
 		   void *arg)
@@ -454,8 +456,9 @@ static void coach_admit_cb(evutil_socket_t fd, short what, void *arg)
 	coach_t *c = arg;
 	(void)fd, (void)what;
 	c->admit_armed = false;
-	if (!c->admit_q.n)
+	if (!c->admit_q.n || c->admit_in_flight)
 		return;
+	c->admit_in_flight = true;
 	coach_batch_t *b = calloc(1, sizeof(*b));
 	b->c = c;
 	b->what = "admit";
@@ -464,9 +467,8 @@ static void coach_admit_cb(evutil_socket_t fd, short what, void *arg)
 	const cfg_t *cfg = c->cfg;
 	coach_analysis_t *a;
 	while ((a = coach_pop(&c->admit_q))) {
-		cJSON *o = cJSON_CreateObject(), *ids = cJSON_AddArrayToObject(o, "ids");
-		for (int i = 0; i < a->n; i++)
-			cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)a->items[i].m.message_id));
+		cJSON *o = cJSON_CreateObject();
+		coach_add_ids(o, a);
 		cJSON_AddNumberToObject(o, "company", (double)a->items[0].m.company);
 		cJSON_AddStringToObject(o, "domain", a->items[0].m.domain);
 		cJSON_AddStringToObject(o, "norm", a->norm);
@@ -512,11 +514,24 @@ static double coach_reserve_usd(const coach_t *c, const coach_analysis_t *a)
 	return ((double)bytes * in + COACH_COMPLETION_TOKENS * out) / 1e12;
 }
 
+/* The messages' ids and their received_at: the pair finds a row in one partition. */
+static void coach_add_ids(cJSON *o, const coach_analysis_t *a)
+{
+	cJSON *ids = cJSON_AddArrayToObject(o, "ids"), *rats = cJSON_AddArrayToObject(o, "received_at");
+	for (int i = 0; i < a->n; i++) {
+		cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)a->items[i].m.message_id));
+		cJSON_AddItemToArray(rats, cJSON_CreateString(a->items[i].m.received_at));
+	}
+}
+
 static void coach_admitted(PGresult *res, void *arg)
 {
 	coach_batch_t *b = arg;
 	coach_t *c = b->c;
 	cJSON *out = NULL;
+	c->admit_in_flight = false;
+	if (c->admit_q.n)
+		coach_schedule(c, false);
 	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 		out = cJSON_Parse(PQgetvalue(res, 0, 0));
 	if (!out) {
@@ -662,8 +677,9 @@ static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
 	coach_t *c = arg;
 	(void)fd, (void)what;
 	c->finish_armed = false;
-	if (!c->finish_q.n)
+	if (!c->finish_q.n || c->finish_in_flight)
 		return;
+	c->finish_in_flight = true;
 	coach_batch_t *b = calloc(1, sizeof(*b));
 	b->c = c;
 	b->what = "finish";
@@ -673,12 +689,11 @@ static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
 	while ((a = coach_pop(&c->finish_q))) {
 		const coach_msg_t *last = &a->items[a->n - 1].m;
 		const coach_company_t *co = coach_company(c, last->company);
-		cJSON *o = cJSON_CreateObject(), *ids = cJSON_AddArrayToObject(o, "ids");
+		cJSON *o = cJSON_CreateObject();
 		cJSON *pids = cJSON_AddArrayToObject(o, "provider_ids");
-		for (int i = 0; i < a->n; i++) {
-			cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)a->items[i].m.message_id));
+		coach_add_ids(o, a);
+		for (int i = 0; i < a->n; i++)
 			cJSON_AddItemToArray(pids, cJSON_CreateString(a->items[i].m.provider_id));
-		}
 		cJSON_AddNumberToObject(o, "conversation_id", (double)last->conversation_id);
 		cJSON_AddNumberToObject(o, "company", (double)last->company);
 		if (last->agent_id)
@@ -726,6 +741,9 @@ static void coach_finished(PGresult *res, void *arg)
 	coach_batch_t *b = arg;
 	coach_t *c = b->c;
 	cJSON *out = NULL;
+	c->finish_in_flight = false;
+	if (c->finish_q.n)
+		coach_schedule(c, true);
 	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 		out = cJSON_Parse(PQgetvalue(res, 0, 0));
 	if (!out) {

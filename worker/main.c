@@ -63,7 +63,9 @@ typedef struct {
 	cfg_t cfg;
 	struct event_base *base;
 	kq_t *consumer, *producer, *typing;
-	db_t *db;
+	db_t *db;               /* storage (and dead letters) */
+	db_t *db_coach;         /* the coaching stage's queries, so they never queue ahead of storage */
+	int store_in_flight;    /* storage queries sent and not answered */
 	ai_t *ai;
 	coach_t *coach;
 	track_t *track;
@@ -125,6 +127,7 @@ int main(int argc, char **argv)
 	cfg_topic(&W.cfg, "dlq", W.dlq_topic, sizeof(W.dlq_topic));
 
 	W.db = db_new(W.base, W.cfg.postgres.conninfo, "worker");
+	W.db_coach = db_new(W.base, W.cfg.postgres.conninfo, "worker-coach");
 	kq_opts_t po = {.brokers = W.cfg.kafka.brokers, .client_id = "atende-worker", .linger_ms = 2,
 			.on_delivery = wrk_on_delivery};
 	W.producer = kq_producer_new(W.base, &po, err, sizeof(err));
@@ -155,7 +158,7 @@ int main(int argc, char **argv)
 		}
 	}
 	coach_callbacks_t cb = {.publish_hint = wrk_coach_hint, .message_done = wrk_coach_done, .count = wrk_coach_count};
-	W.coach = coach_new(W.base, W.db, &W.cfg, W.ai, &cb, NULL);
+	W.coach = coach_new(W.base, W.db_coach, &W.cfg, W.ai, &cb, NULL);
 	int n_topics = 0;
 	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
 		if (pool->domains[d])
@@ -194,6 +197,7 @@ int main(int argc, char **argv)
 	kq_free(W.consumer, 0);
 	kq_free(W.producer, 5000);
 	db_free(W.db);
+	db_free(W.db_coach);
 	log_info("stopped");
 	return 0;
 }
@@ -280,13 +284,19 @@ static void wrk_on_message(rd_kafka_message_t *msg, void *arg)
 	wrk_flow_control();
 }
 
+/* Sends the open batch, unless a storage query is still in flight and the batch has
+ * room: then it keeps filling and goes when that query returns. Under load batches
+ * grow by themselves, so round trips stay few; when idle a message goes at once. */
 static void wrk_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what, (void)arg;
 	wrk_batch_t *b = W.open;
+	if (!b || !b->n)
+		return;
+	if (W.store_in_flight > 0 && b->n < b->cap && fd != -2)
+		return;
 	W.open = NULL;
-	if (b && b->n)
-		wrk_store(b);
+	wrk_store(b);
 }
 
 static void wrk_store(wrk_batch_t *b)
@@ -299,8 +309,10 @@ static void wrk_store(wrk_batch_t *b)
 	const char *params[1] = {json};
 	b->attempts++;
 	b->sent_at = wrk_now();
+	W.store_in_flight++;
 	metrics_observe(W.m_batch_size, b->n);
 	if (!db_query(W.db, "SELECT * FROM atende_ingest($1::jsonb)", 1, params, wrk_stored, b)) {
+		W.store_in_flight--;
 		struct timeval later = {0, 100 * 1000};
 		log_error("database queue full: retrying a batch of %d in 100 ms", b->n);
 		event_base_once(W.base, -1, EV_TIMEOUT, wrk_retry_cb, b, &later);
@@ -317,6 +329,9 @@ static void wrk_retry_cb(evutil_socket_t fd, short what, void *arg)
 static void wrk_stored(PGresult *res, void *arg)
 {
 	wrk_batch_t *b = arg;
+	W.store_in_flight--;
+	if (W.open && W.store_in_flight == 0)
+		wrk_flush_cb(-1, 0, NULL); /* what accumulated meanwhile goes now */
 	if (!res) {
 		/* connection lost: the batch may or may not have run; storing is idempotent, so
 		 * queue it again (db holds it until the connection is back) */
@@ -675,7 +690,7 @@ static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg)
 	/* drain: stop taking messages, finish what was consumed (analyses included), commit, leave */
 	W.draining = true;
 	kq_pause(W.consumer, true);
-	wrk_flush_cb(-1, 0, NULL);
+	wrk_flush_cb(-2, 0, NULL); /* at once */
 	log_info("draining: %d messages in flight, %d in coaching", track_in_flight(W.track), coach_pending(W.coach));
 	W.drain_ev = event_new(W.base, -1, EV_PERSIST, wrk_drain_cb, NULL);
 	struct timeval tv = {0, 20 * 1000};
