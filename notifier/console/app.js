@@ -9,7 +9,12 @@
 
 	var TOKEN_KEY = 'atende.token';
 	var TYPING_IDLE_MS = 3000;      // send "stop" after this long without a keystroke
-	var TYPING_SHOW_MS = 8000;      // hide a colleague's indicator if their "stop" never comes
+	var TYPING_REFRESH_MS = 3000;   // repeat "start" while typing: the server ends it after typing_ttl_s
+	var TYPING_SHOW_MS = 8000;      // hide a colleague's indicator if neither expires_at nor "stop" says so
+	var MAX_CONV_CHANNELS = 20;     // conversation:ID channels kept subscribed (typing), most recent first
+	var SEEN_SEQS = 5000;           // recent seqs remembered to drop the same event from another channel
+	var WS_FAILURES_BEFORE_POLL = 2; // WebSocket attempts that never open before trying long-poll
+	var WS_PROBE_MS = 60000;        // while on long-poll, try WebSocket again this often
 	var BACKOFF_MIN_MS = 500;
 	var BACKOFF_MAX_MS = 30000;
 	var MAX_MESSAGES = 500;         // per conversation, oldest dropped: the page runs all day
@@ -32,10 +37,12 @@
 		token: null,
 		me: null,               // {agent, company, role, exp} decoded from the token
 		connected: false,
+		transport: 'ws',        // 'ws', or 'poll' on networks that block WebSocket (GET /poll + POST /op)
+		wsFailures: 0,          // WebSocket attempts in a row that never opened
 		everConnected: false,
 		reconnectAttempt: 0,
 		nextRetryAt: 0,
-		channels: [],           // channels this page keeps subscribed
+		channels: [],           // channels this page keeps subscribed (base ones, then conversations)
 		lastSeq: {},            // channel -> last seq seen (resume point)
 		epoch: {},              // channel -> epoch of that seq
 		conversations: {},      // conversation id (string) -> conversation
@@ -53,10 +60,16 @@
 	var nextOpId = 1;
 	var pendingOps = {};         // op id -> {op, conversation, localId}
 	var typingSentFor = null;    // conversation we told the server we are typing in
+	var typingSentAt = 0;
+	var seenSeqs = {};           // seq -> true: one event reaches us through several channels
+	var seenOrder = [];
 	var typingIdleTimer = null;
 	var renderQueued = false;
 	var resetTimes = [];
 	var manualClose = false;
+	var pollGen = 0;             // bumped to stop every long-poll loop
+	var polling = {};            // channel -> pollGen of its running loop
+	var probeTimer = null;
 
 	var $ = function (id) { return document.getElementById(id); };
 
@@ -110,12 +123,16 @@
 		if (remember !== false) {
 			try { localStorage.setItem(TOKEN_KEY, token); } catch (e) { /* private mode: session only */ }
 		}
-		S.channels = ['agent:' + me.agent, 'company:' + me.company, 'presence:' + me.company];
+		S.channels = baseChannels();
 		showLoginError('');
 		showApp(true);
 		manualClose = false;
 		connect();
 		return true;
+	}
+
+	function baseChannels() {
+		return ['agent:' + S.me.agent, 'company:' + S.me.company, 'presence:' + S.me.company];
 	}
 
 	function logout() {
@@ -124,6 +141,9 @@
 		clearTimeout(retryTimer);
 		if (ws) { try { ws.close(1000, 'logout'); } catch (e) { /* already closed */ } }
 		ws = null;
+		stopPolling();
+		S.transport = 'ws';
+		S.wsFailures = 0;
 		try { localStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
 		S.token = null;
 		S.me = null;
@@ -138,6 +158,8 @@
 	}
 
 	function clearData() {
+		seenSeqs = {};
+		seenOrder = [];
 		S.lastSeq = {};
 		S.epoch = {};
 		S.conversations = {};
@@ -182,16 +204,23 @@
 			showLoginError('Sua sessão expirou. Cole um novo token para continuar.');
 			return;
 		}
-		var sock;
+		var sock, opened = false;
 		try {
 			sock = new WebSocket(wsUrl());
 		} catch (e) {
-			scheduleReconnect();
+			if (S.transport === 'poll') scheduleWsProbe();
+			else scheduleReconnect();
 			return;
 		}
 		ws = sock;
 		sock.onopen = function () {
 			if (ws !== sock) return;
+			opened = true;
+			S.wsFailures = 0;
+			if (S.transport === 'poll') { // WebSocket works again: the polls stop, the socket resumes from their seqs
+				stopPolling();
+				S.transport = 'ws';
+			}
 			S.connected = true;
 			if (S.everConnected) S.stats.reconnects++;
 			S.everConnected = true;
@@ -207,10 +236,17 @@
 		sock.onclose = function () {
 			if (ws !== sock) return;
 			ws = null;
+			if (!opened) S.wsFailures++;
+			if (S.transport === 'poll') { // a probe that failed: long-poll goes on
+				scheduleWsProbe();
+				return;
+			}
 			S.connected = false;
 			S.typing = {}; // nobody's "typing" survives a gap in what we hear
 			render();
-			if (!manualClose) scheduleReconnect();
+			if (manualClose) return;
+			if (!opened && S.wsFailures >= WS_FAILURES_BEFORE_POLL) tryPolling();
+			else scheduleReconnect();
 		};
 		sock.onerror = function () { /* onclose follows and decides */ };
 	}
@@ -233,15 +269,30 @@
 		return true;
 	}
 
-	/* Sends an op with a fresh id and remembers it until its ack or error. */
+	/* Sends an op with a fresh id and remembers it until its ack or error (over long-poll,
+	 * POST /op answers with that same ack or error frame). */
 	function sendOp(obj, meta) {
 		obj.id = nextOpId++;
+		if (S.transport === 'poll') {
+			if (!S.connected) return null;
+			pendingOps[obj.id] = Object.assign({ op: obj.op }, meta || {});
+			fetch('/op?token=' + encodeURIComponent(S.token), {
+				method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(obj)
+			}).then(function (r) { return r.text(); }).then(onFrame).catch(function () {
+				onOpError({ type: 'error', id: obj.id, error: 'sem conexão' });
+			});
+			return obj.id;
+		}
 		if (!send(obj)) return null;
 		pendingOps[obj.id] = Object.assign({ op: obj.op }, meta || {});
 		return obj.id;
 	}
 
 	function subscribe(ch, resume) {
+		if (S.transport === 'poll') {
+			if (polling[ch] !== pollGen) pollLoop(ch, pollGen); // a poll resumes from S.lastSeq by itself
+			return;
+		}
 		var op = { op: 'subscribe', channel: ch };
 		if (resume && S.lastSeq[ch] !== undefined) {
 			op.since = S.lastSeq[ch];
@@ -250,15 +301,108 @@
 		sendOp(op, { channel: ch, resume: op.since !== undefined });
 	}
 
+	/* ---------- long-poll fallback ---------- */
+
+	/* WebSocket never opened: if plain HTTP reaches the notifier, the network blocks WebSocket
+	 * (or our token is refused, which only HTTP can tell). */
+	function tryPolling() {
+		fetch('/poll?token=' + encodeURIComponent(S.token) + '&channel=' + encodeURIComponent(S.channels[0]), { cache: 'no-store' })
+			.then(function (r) {
+				if (r.status === 401) sessionRefused();
+				else if (r.status === 200) startPolling();
+				else scheduleReconnect();
+			}).catch(function () { scheduleReconnect(); });
+	}
+
+	function startPolling() {
+		if (!S.token) return;
+		S.transport = 'poll';
+		pollGen++;
+		S.channels.forEach(function (ch) { pollLoop(ch, pollGen); });
+		scheduleWsProbe();
+		render();
+	}
+
+	function stopPolling() {
+		pollGen++;
+		polling = {};
+		clearTimeout(probeTimer);
+		probeTimer = null;
+	}
+
+	function scheduleWsProbe() {
+		clearTimeout(probeTimer);
+		probeTimer = setTimeout(function () {
+			probeTimer = null;
+			if (S.token && S.transport === 'poll' && !ws) connect();
+		}, WS_PROBE_MS);
+	}
+
+	/* One channel: GET /poll from the last seq, handle the frames, again. The frames are the
+	 * WebSocket's, so everything downstream (dedup, resume, reset) is the same. */
+	function pollLoop(ch, gen) {
+		if (gen !== pollGen || S.channels.indexOf(ch) < 0) {
+			if (polling[ch] === gen) delete polling[ch];
+			return;
+		}
+		polling[ch] = gen;
+		var url = '/poll?token=' + encodeURIComponent(S.token) + '&channel=' + encodeURIComponent(ch);
+		if (S.lastSeq[ch] !== undefined) {
+			url += '&since=' + S.lastSeq[ch];
+			if (S.epoch[ch] !== undefined) url += '&epoch=' + S.epoch[ch];
+		}
+		fetch(url, { cache: 'no-store' }).then(function (r) {
+			return r.json().then(function (body) { return { status: r.status, body: body }; });
+		}).then(function (res) {
+			if (gen !== pollGen) return;
+			if (res.status === 401) { sessionRefused(); return; }
+			if (res.status === 403) { delete polling[ch]; dropChannel(ch); return; }
+			if (res.status !== 200) throw new Error('HTTP ' + res.status);
+			var b = res.body;
+			if (!S.connected) {
+				S.connected = true;
+				if (S.everConnected) S.stats.reconnects++;
+				S.everConnected = true;
+				S.reconnectAttempt = 0;
+				scheduleRender();
+			}
+			if (S.lastSeq[ch] === undefined) { // first poll: like a subscribe's ack
+				S.lastSeq[ch] = b.seq;
+				S.epoch[ch] = b.epoch;
+			}
+			b.events.forEach(onEvent);
+			if (S.lastSeq[ch] === undefined || b.seq > S.lastSeq[ch]) S.lastSeq[ch] = b.seq;
+			S.epoch[ch] = b.epoch;
+			pollLoop(ch, gen);
+		}).catch(function () {
+			if (gen !== pollGen) return;
+			if (S.connected) {
+				S.connected = false;
+				S.typing = {};
+				scheduleRender();
+			}
+			setTimeout(function () { pollLoop(ch, gen); }, 1500 + Math.random() * 1000);
+		});
+	}
+
+	function sessionRefused() {
+		logout();
+		showLoginError('O servidor recusou o token (expirado ou inválido). Cole um novo para continuar.');
+	}
+
 	/* ---------- incoming frames ---------- */
 
 	function onFrame(raw) {
 		var ev;
 		try { ev = JSON.parse(raw); } catch (e) { return; }
+		onEvent(ev);
+	}
+
+	function onEvent(ev) {
 		if (!ev || typeof ev !== 'object') return;
 		if (ev.type === 'ack') { onAck(ev); return; }
 		if (ev.type === 'error' && ev.data === undefined) { onOpError(ev); return; }
-		if (!accept(ev)) { S.stats.duplicates++; return; }
+		if (!accept(ev) || seenElsewhere(ev)) { S.stats.duplicates++; return; }
 		S.stats.events++;
 		var d = ev.data || {};
 		switch (ev.type) {
@@ -279,7 +423,12 @@
 	 * we had); a new epoch means the server restarted its numbering. */
 	function accept(ev) {
 		var ch = ev.channel, seq = ev.seq;
-		if (typeof ch !== 'string' || typeof seq !== 'number' || seq <= 0 || ev.type === 'reset') return true;
+		if (typeof ch !== 'string' || typeof seq !== 'number' || seq < 0 || ev.type === 'reset') return true;
+		if (isPresenceList(ev)) {
+			// the whole list (after a subscribe it carries the subscribe's own seq): a state, never a duplicate
+			if (S.lastSeq[ch] === undefined || seq > S.lastSeq[ch]) S.lastSeq[ch] = seq;
+			return true;
+		}
 		if (ev.epoch !== undefined && S.epoch[ch] !== undefined && ev.epoch !== S.epoch[ch]) {
 			S.epoch[ch] = ev.epoch;
 			S.lastSeq[ch] = seq;
@@ -289,6 +438,22 @@
 		S.lastSeq[ch] = seq;
 		if (ev.epoch !== undefined) S.epoch[ch] = ev.epoch;
 		return true;
+	}
+
+	function isPresenceList(ev) {
+		return ev.type === 'presence' && ev.data && Array.isArray(ev.data.agents);
+	}
+
+	/* The same event comes through company:, agent: and conversation: with the same seq
+	 * (its offset in the company's partition): handle it once. */
+	function seenElsewhere(ev) {
+		if (typeof ev.seq !== 'number' || ev.seq < 0 || ev.type === 'reset' || isPresenceList(ev)) return false;
+		var key = ev.epoch + ':' + ev.seq + ':' + ev.type;
+		if (seenSeqs[key]) return true;
+		seenSeqs[key] = true;
+		seenOrder.push(key);
+		if (seenOrder.length > SEEN_SEQS) delete seenSeqs[seenOrder.shift()];
+		return false;
 	}
 
 	function onAck(ev) {
@@ -324,6 +489,8 @@
 			toast('Resposta não enviada: ' + what, 'error');
 		} else if (p && p.op === 'typing') {
 			return; // best effort; not worth a toast on every keystroke
+		} else if (p && p.op === 'subscribe' && /^conversation:/.test(p.channel)) {
+			dropChannel(p.channel); // typing of an old conversation the server no longer knows: not worth a toast
 		} else if (p && p.op === 'subscribe') {
 			toast('Não foi possível assinar ' + p.channel + ': ' + what, 'error');
 		} else if (p && p.op === 'transfer') {
@@ -484,8 +651,11 @@
 		if (id === null) return;
 		if (S.me && d.agent_id === S.me.agent) return;
 		if (d.state === 'start') {
-			S.typing[id] = { agent_id: d.agent_id !== undefined ? d.agent_id : null, until: Date.now() + TYPING_SHOW_MS };
-			setTimeout(scheduleRender, TYPING_SHOW_MS + 50);
+			// the server's expiry, bounded: a skewed clock must neither hide it at once nor keep it forever
+			var until = parseTime(d.expires_at) || Date.now() + TYPING_SHOW_MS;
+			until = Math.max(Date.now() + 1000, Math.min(until, Date.now() + 2 * TYPING_SHOW_MS));
+			S.typing[id] = { agent_id: d.agent_id !== undefined ? d.agent_id : null, until: until };
+			setTimeout(scheduleRender, until - Date.now() + 50);
 		} else {
 			delete S.typing[id];
 		}
@@ -536,6 +706,7 @@
 			toast('O servidor reiniciou o fluxo várias vezes seguidas; recarregue a página.', 'error');
 		} else {
 			toast('Fluxo de eventos reiniciado' + (reason ? ' (' + reason + ')' : '') + '; recarregando.', 'info');
+			S.channels = baseChannels();
 			S.channels.forEach(function (ch) { subscribe(ch, false); });
 		}
 		render();
@@ -587,9 +758,12 @@
 			stopTyping();
 			return;
 		}
-		if (typingSentFor !== c.id) {
-			stopTyping();
-			if (sendOp({ op: 'typing', conversation: c.rawId, state: 'start' }) !== null) typingSentFor = c.id;
+		if (typingSentFor !== c.id || Date.now() - typingSentAt >= TYPING_REFRESH_MS) {
+			if (typingSentFor !== c.id) stopTyping();
+			if (sendOp({ op: 'typing', conversation: c.rawId, state: 'start' }) !== null) {
+				typingSentFor = c.id;
+				typingSentAt = Date.now();
+			}
 		}
 		clearTimeout(typingIdleTimer);
 		typingIdleTimer = setTimeout(stopTyping, TYPING_IDLE_MS);
@@ -631,6 +805,30 @@
 		$('transfer-domain').value = '';
 	}
 
+	/* Typing reaches only conversation:ID: keep the recently opened conversations subscribed. */
+	function watchConversation(ch) {
+		var i = S.channels.indexOf(ch);
+		if (i >= 0) {
+			S.channels.splice(i, 1);
+			S.channels.push(ch); // most recent last
+			return;
+		}
+		S.channels.push(ch);
+		if (S.connected) subscribe(ch, false);
+		var convs = S.channels.filter(function (x) { return /^conversation:/.test(x); });
+		if (convs.length > MAX_CONV_CHANNELS) {
+			send({ op: 'unsubscribe', channel: convs[0], id: nextOpId++ });
+			dropChannel(convs[0]);
+		}
+	}
+
+	function dropChannel(ch) {
+		var i = S.channels.indexOf(ch);
+		if (i >= 0) S.channels.splice(i, 1);
+		delete S.lastSeq[ch];
+		delete S.epoch[ch];
+	}
+
 	function useHint(h) {
 		var input = $('reply-input');
 		if (h.conversation_id !== S.selected) selectConversation(h.conversation_id);
@@ -645,6 +843,7 @@
 		S.selected = id;
 		var c = S.conversations[id];
 		if (c) c.unread = 0;
+		if (c && typeof c.rawId === 'number') watchConversation('conversation:' + c.rawId);
 		if (!quiet) {
 			render();
 			scrollTimelineToEnd();
@@ -692,7 +891,11 @@
 				banner.textContent = 'Conectando…';
 		}
 		status.dataset.state = S.connected ? 'online' : 'offline';
-		status.querySelector('.conn-label').textContent = S.connected ? 'Conectado' : 'Desconectado';
+		status.dataset.transport = S.transport;
+		$('app-view').classList.toggle('offline', loggedIn && !S.connected); // what we show may be stale
+		status.title = S.transport === 'poll' ? 'A rede bloqueia WebSocket: recebendo por long-poll' : '';
+		status.querySelector('.conn-label').textContent = !S.connected ? 'Desconectado' :
+			S.transport === 'poll' ? 'Conectado (long-poll)' : 'Conectado';
 	}
 
 	function visibleConversations() {
