@@ -6,7 +6,7 @@ PKGS    := libevent libpq rdkafka libcurl libcjson libconfig libcrypto
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Icommon \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_pthreads -lpthread -lm
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_pthreads -lpthread -lm -lz
 CONFIG  ?= deploy/atende.conf
 
 COMMON_SRC := $(wildcard common/*.c)
@@ -27,11 +27,14 @@ UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/%)
 
 BINS := bin/atende bin/atende-ingress bin/atende-worker bin/atende-notifier
 
-.PHONY: all deps run test unit integration bench clean
+.PHONY: all deps deps-test run test unit integration bench clean
 all: $(BINS)
 
 deps:
 	@sh deploy/deps.sh
+
+deps-test:
+	@sh deploy/deps.sh test
 
 build/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -62,11 +65,15 @@ run: deps all
 
 unit: all $(UNIT_BIN)
 
-test: deps all $(UNIT_BIN)
+test: deps-test all $(UNIT_BIN)
 	@/usr/bin/python3 test/run.py
 
-bench: deps all
+# rules at 500 and 2,000 msg/s, the ingress alone with wrk, the AI path (fake AI after
+# 1.5 s) at 500/1,000/2,000 msg/s, and the labelled corpus on the seed defaults
+bench: deps-test all
 	@sh test/bench.sh
+	@BENCH_AI_LATENCY_MS=1500 BENCH_RATES="500 1000 2000" BENCH_WRK=0 sh test/bench.sh
+	@/usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
 
 clean:
 	rm -rf build bin

@@ -1,9 +1,17 @@
 #!/bin/sh
-# Installs the Debian packages atende needs to build, run and test (as root),
-# or prints the exact apt-get line to run (as anyone else). Quiet when all are present.
+# Installs the Debian packages atende needs (as root), or prints the exact apt-get line
+# to run (as anyone else). Quiet when all are present.
+#   deploy/deps.sh        build and run: compilers, libraries, PostgreSQL, kcat
+#   deploy/deps.sh test   also what the tests and benchmarks use: pytest, WebSocket client,
+#                         wrk, promtool (prometheus), headless Chromium, Node.js for the
+#                         browser test (only when no node/npm is on the PATH already)
 PKGS="build-essential pkg-config libevent-dev libpq-dev librdkafka-dev libcurl4-openssl-dev
-libcjson-dev libconfig-dev libssl-dev postgresql postgresql-client kcat python3 python3-pytest
-python3-websocket wrk"
+libcjson-dev libconfig-dev libssl-dev zlib1g-dev postgresql postgresql-client kcat python3 curl"
+if [ "${1:-}" = test ]; then
+	PKGS="$PKGS python3-pytest python3-websocket wrk prometheus chromium"
+	command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
+	command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
+fi
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -5,16 +5,18 @@
 #include "bench.h"
 #include "broker.h"
 #include "config.h"
+#include "dlq.h"
 #include "log.h"
 #include "migrate.h"
 #include "pgembed.h"
 #include "proc.h"
+#include "retention.h"
+#include "status.h"
 #include "sup.h"
 #include "token.h"
 #include "topics.h"
 
 #include <cJSON.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,9 @@ static int main_status(int argc, char **argv);
 static int main_embedded_broker(int argc, char **argv);
 static int main_topics(int argc, char **argv);
 static int main_bench(int argc, char **argv);
+static int main_dlq(int argc, char **argv);
+static int main_retention(int argc, char **argv);
+static bool main_resolve(int argc, char **argv, cfg_t *cfg, bool kafka, bool admin);
 static const char *main_opt(int argc, char **argv, const char *name);
 static bool main_has(int argc, char **argv, const char *name);
 static bool main_load(int argc, char **argv, cfg_t *cfg);
@@ -46,12 +51,17 @@ static const main_verb_t main_verbs[] = {
 	{"run", main_run, "run -c FILE", "run the whole system in the foreground (logs on stderr)"},
 	{"token", main_token, "token -c FILE --agent A --company C [--role agent|supervisor] [--ttl 8h]",
 	 "print a signed agent token (last line)"},
-	{"status", main_status, "status -c FILE [--json]", "show each process of a running system"},
+	{"status", main_status, "status -c FILE [--json] [--interval SECONDS]",
+	 "each process (up, restarts, rates over the interval), consumer lag, pending dead letters, limits used"},
 	{"migrate", main_migrate, "migrate -c FILE [--wait SECONDS]", "apply schema migrations and seed companies/agents"},
 	{"check-config", main_check_config, "check-config -c FILE | check-config --docs",
 	 "validate a config file (every error as file:line: what), or print every key"},
 	{"topics", main_topics, "topics -c FILE [--json] [--create]",
 	 "list atende's topics (partitions, offsets, the workers' lag); --create makes missing ones"},
+	{"dlq", main_dlq, "dlq list [--all] | dlq show ID | dlq replay ID|--all  -c FILE [--json]",
+	 "dead letters: list the pending ones (--all: replayed too), show one, replay to the original topic"},
+	{"retention", main_retention, "retention -c FILE [--json] [--dry-run]",
+	 "create weekly partitions ahead; archive (csv.gz) and drop those older than retention.keep_days"},
 	{"psql", main_psql, "psql -c FILE [-- psql args]", "open psql on the configured database (embedded or not)"},
 	{"bench", main_bench,
 	 "bench -c FILE [--rate N] [--seconds S] [--connections C] [--agents A] [--warmup S] [--drain S] [--company C]",
@@ -185,9 +195,10 @@ static int main_migrate(int argc, char **argv)
 	char ci[1024];
 	if (!main_load(argc, argv, &cfg))
 		return 1;
-	if (!cfg.postgres.conninfo[0]) {
+	if (!cfg.postgres.conninfo[0] || cfg.postgres.admin_conninfo[0]) {
 		free(cfg.postgres.conninfo);
-		cfg.postgres.conninfo = strdup(pgembed_conninfo(&cfg, ci, sizeof(ci)));
+		cfg.postgres.conninfo = strdup(cfg.postgres.admin_conninfo[0] ? cfg.postgres.admin_conninfo
+									: pgembed_conninfo(&cfg, ci, sizeof(ci)));
 	}
 	const char *wait = main_opt(argc, argv, "--wait");
 	int rc = migrate_run(&cfg, wait ? atoi(wait) : 5);
@@ -237,55 +248,17 @@ static int main_check_config(int argc, char **argv)
 	return 0;
 }
 
-static size_t main_curl_sink(char *p, size_t sz, size_t n, void *arg)
-{
-	FILE *f = arg;
-	return fwrite(p, sz, n, f);
-}
-
-/* Asks the running supervisor for its processes (its /healthz on metrics.listen). */
+/* Asks the running supervisor (metrics.listen) and PostgreSQL; see supervisor/status.h. */
 static int main_status(int argc, char **argv)
 {
 	cfg_t cfg;
-	char url[512], *body = NULL;
-	size_t len = 0;
-	long code = 0;
 	if (!main_load(argc, argv, &cfg))
 		return 1;
-	snprintf(url, sizeof(url), "http://%s/healthz", cfg.metrics.listen);
-	FILE *mem = open_memstream(&body, &len);
-	CURL *c = curl_easy_init();
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, main_curl_sink);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
-	CURLcode rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_cleanup(c);
-	fclose(mem);
-	if (rc != CURLE_OK) {
-		fprintf(stderr, "status: atende is not running at %s (%s)\n", cfg.metrics.listen, curl_easy_strerror(rc));
-		free(body);
-		cfg_free(&cfg);
-		return 1;
-	}
-	if (main_has(argc, argv, "--json")) {
-		printf("%s\n", body);
-	} else {
-		cJSON *root = cJSON_Parse(body), *p;
-		printf("%-10s %-6s %-8s %-8s %s\n", "PROCESS", "INDEX", "PID", "UP", "RESTARTS");
-		cJSON_ArrayForEach(p, cJSON_GetObjectItem(root, "processes"))
-		{
-			printf("%-10s %-6d %-8d %-8s %d\n", cJSON_GetObjectItem(p, "role")->valuestring,
-			       cJSON_GetObjectItem(p, "index")->valueint, cJSON_GetObjectItem(p, "pid")->valueint,
-			       cJSON_IsTrue(cJSON_GetObjectItem(p, "up")) ? "yes" : "NO",
-			       cJSON_GetObjectItem(p, "restarts")->valueint);
-		}
-		cJSON_Delete(root);
-	}
-	free(body);
+	const char *interval = main_opt(argc, argv, "--interval");
+	double s = interval ? atof(interval) : 1.0;
+	int rc = status_run(&cfg, main_has(argc, argv, "--json"), s > 0 && s <= 60 ? s : 1.0);
 	cfg_free(&cfg);
-	return code == 200 ? 0 : 1;
+	return rc;
 }
 
 static int main_embedded_broker(int argc, char **argv)
@@ -330,6 +303,72 @@ static int main_topics(int argc, char **argv)
 		cfg.kafka.brokers = strdup(bootstrap);
 	}
 	int rc = topics_run(&cfg, main_has(argc, argv, "--create"), main_has(argc, argv, "--json"));
+	cfg_free(&cfg);
+	return rc;
+}
+
+/* Points cfg at the embedded PostgreSQL (and broker, when kafka) when none is configured,
+ * as the supervisor's children see them; admin: the direct connection when one is set
+ * (retention needs a session, which PgBouncer in transaction mode does not keep). */
+static bool main_resolve(int argc, char **argv, cfg_t *cfg, bool kafka, bool admin)
+{
+	char ci[1024], bootstrap[64];
+	if (!main_load(argc, argv, cfg))
+		return false;
+	if (!cfg->postgres.conninfo[0] || (admin && cfg->postgres.admin_conninfo[0])) {
+		free(cfg->postgres.conninfo);
+		cfg->postgres.conninfo = strdup(admin && cfg->postgres.admin_conninfo[0] ? cfg->postgres.admin_conninfo
+											 : pgembed_conninfo(cfg, ci, sizeof(ci)));
+	}
+	if (kafka && !cfg->kafka.brokers[0]) {
+		snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%d", cfg->kafka.embedded_port);
+		free(cfg->kafka.brokers);
+		cfg->kafka.brokers = strdup(bootstrap);
+	}
+	return true;
+}
+
+static int main_dlq(int argc, char **argv)
+{
+	const char *pos[2] = {NULL, NULL};
+	int npos = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0)
+			i++;
+		else if (argv[i][0] != '-' && npos < 2)
+			pos[npos++] = argv[i];
+	}
+	bool json = main_has(argc, argv, "--json"), all = main_has(argc, argv, "--all");
+	long long id = pos[1] ? strtoll(pos[1], NULL, 10) : 0;
+	const char *sub = pos[0] ? pos[0] : "";
+	bool list = strcmp(sub, "list") == 0, show = strcmp(sub, "show") == 0, replay = strcmp(sub, "replay") == 0;
+	if (!list && !show && !replay) {
+		fprintf(stderr, "dlq: expected list, show ID or replay ID|--all (atende dlq --help)\n");
+		return 2;
+	}
+	if ((show || (replay && !all)) && id <= 0) {
+		fprintf(stderr, "dlq: %s needs a dead letter id%s\n", sub, replay ? " (or --all)" : "");
+		return 2;
+	}
+	cfg_t cfg;
+	if (!main_resolve(argc, argv, &cfg, replay, false))
+		return 1;
+	int rc = list ? dlq_list(&cfg, all, json) : show ? dlq_show(&cfg, id, json) : dlq_replay(&cfg, all ? 0 : id, json);
+	cfg_free(&cfg);
+	return rc;
+}
+
+/* --log (used by the supervisor's schedule): report as log lines, not a table. */
+static int main_retention(int argc, char **argv)
+{
+	cfg_t cfg;
+	retention_opts_t opts = {.dry_run = main_has(argc, argv, "--dry-run"), .json = main_has(argc, argv, "--json"),
+				 .log = main_has(argc, argv, "--log")};
+	if (opts.log)
+		log_init("retention");
+	if (!main_resolve(argc, argv, &cfg, false, true))
+		return 1;
+	int rc = retention_run(&cfg, &opts);
 	cfg_free(&cfg);
 	return rc;
 }

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -32,7 +33,8 @@ static const char *const sup_role_names[] = {"postgres", "broker", "ingress", "w
 
 typedef struct {
 	sup_role_t role;
-	int index;               /* worker index */
+	int index;               /* worker index (across pools) */
+	const cfg_pool_t *pool;  /* workers: their pool */
 	pid_t pid;               /* 0 while not running */
 	int restarts;
 	int backoff_ms;          /* delay before the next restart after a crash */
@@ -64,6 +66,10 @@ typedef struct {
 	http_server_t *http;
 	int exit_status;
 	char self_dir[PATH_MAX]; /* folder of the atende executables */
+	struct event *retention_ev; /* every retention.interval_s */
+	pid_t retention_pid;     /* `atende retention` running, else 0 (not a supervised child) */
+	int retention_runs[2];   /* finished runs: [0] ok, [1] failed */
+	time_t retention_last_ok;
 } sup_t;
 
 static sup_t S;
@@ -88,6 +94,7 @@ static void sup_http_cb(http_request_t *req, void *arg);
 static int sup_run_tool(const char *what, char *const extra[]);
 static sup_child_t *sup_add_child(sup_role_t role, int index);
 static void sup_describe_status(int status, char *buf, size_t len);
+static void sup_retention_cb(evutil_socket_t fd, short what, void *arg);
 
 int sup_run(cfg_t *cfg)
 {
@@ -129,22 +136,33 @@ int sup_run(cfg_t *cfg)
 		log_error("metrics.listen %s: %s", cfg->metrics.listen, err);
 		return 1;
 	}
-	S.children = calloc((size_t)cfg->workers.count + 8, sizeof(sup_child_t));
+	int n_workers = 0;
+	for (int p = 0; p < cfg->n_pools; p++)
+		n_workers += cfg->pools[p].count;
+	S.children = calloc((size_t)n_workers + 8, sizeof(sup_child_t));
 	if (!sup_start_infra()) {
 		S.exit_status = 1;
 		sup_begin_shutdown();
 	} else {
-		sup_add_child(ROLE_INGRESS, 0);
-		for (int i = 0; i < cfg->workers.count; i++)
-			sup_add_child(ROLE_WORKER, i);
-		sup_add_child(ROLE_NOTIFIER, 0);
+		if (cfg_has_role(cfg, "ingress"))
+			sup_add_child(ROLE_INGRESS, 0);
+		for (int p = 0, i = 0; cfg_has_role(cfg, "worker") && p < cfg->n_pools; p++)
+			for (int k = 0; k < cfg->pools[p].count; k++)
+				sup_add_child(ROLE_WORKER, i++)->pool = &cfg->pools[p];
+		if (cfg_has_role(cfg, "notifier"))
+			sup_add_child(ROLE_NOTIFIER, 0);
 		for (int i = 0; i < S.n_children; i++)
 			if (S.children[i].role >= ROLE_INGRESS)
 				sup_spawn(&S.children[i]);
-		log_info("atende running: ingress %s, notifier %s, metrics %s, %d workers, broker %s%s, postgres %s",
-			 cfg->ingress.listen, cfg->notifier.listen, cfg->metrics.listen, cfg->workers.count,
-			 S.embedded_broker ? "embedded (in-memory) " : "", S.brokers,
-			 S.embedded_pg ? "embedded" : "external");
+		log_info("atende running (%s): ingress %s, notifier %s, metrics %s, %d workers, broker %s%s, postgres %s",
+			 cfg->supervisor.roles, cfg->ingress.listen, cfg->notifier.listen, cfg->metrics.listen,
+			 cfg_has_role(cfg, "worker") ? n_workers : 0, S.embedded_broker ? "embedded (in-memory) " : "",
+			 S.brokers, S.embedded_pg ? "embedded" : "external");
+		/* retention now (partitions ahead are ensured at every start), then on schedule */
+		S.retention_ev = event_new(S.base, -1, EV_PERSIST, sup_retention_cb, NULL);
+		struct timeval every = {cfg->retention.interval_s, 0};
+		event_add(S.retention_ev, &every);
+		sup_retention_cb(-1, 0, NULL);
 	}
 	if (S.stage != STAGE_DONE)
 		event_base_dispatch(S.base);
@@ -211,7 +229,7 @@ static int sup_run_tool(const char *what, char *const extra[])
 	pid_t pid = fork();
 	if (pid == 0) {
 		proc_child_setup();
-		setenv(PROC_ENV_CONNINFO, S.conninfo, 1);
+		setenv(PROC_ENV_CONNINFO, S.cfg->postgres.admin_conninfo[0] ? S.cfg->postgres.admin_conninfo : S.conninfo, 1);
 		execv(exe, argv);
 		_exit(127);
 	}
@@ -263,6 +281,13 @@ static void sup_spawn(sup_child_t *c)
 			setenv(PROC_ENV_CONNINFO, S.conninfo, 1);
 			setenv(PROC_ENV_EPOCH, epoch, 1);
 			setenv(PROC_ENV_INDEX, idx, 1);
+			if (c->pool) {
+				setenv(PROC_ENV_POOL, c->pool->name, 1);
+				/* the pool's priority is its processes' nice value */
+				if (c->pool->priority && setpriority(PRIO_PROCESS, 0, c->pool->priority) != 0)
+					fprintf(stderr, "pool %s: cannot set priority %d: %s\n", c->pool->name,
+						c->pool->priority, strerror(errno));
+			}
 			char *argv[] = {exe, "-c", S.cfg->path, NULL};
 			execv(exe, argv);
 			fprintf(stderr, "exec %s: %s\n", exe, strerror(errno));
@@ -411,10 +436,23 @@ static void sup_reap(void)
 {
 	int status;
 	pid_t pid;
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == S.retention_pid) {
+			char why[64];
+			sup_describe_status(status, why, sizeof(why));
+			S.retention_runs[status != 0]++;
+			if (status == 0) {
+				S.retention_last_ok = time(NULL);
+				log_info("retention pid %d done", (int)pid);
+			} else {
+				log_error("retention pid %d failed (%s); next run in %d s", (int)pid, why, S.cfg->retention.interval_s);
+			}
+			S.retention_pid = 0;
+		}
 		for (int i = 0; i < S.n_children; i++)
 			if (S.children[i].pid == pid)
 				sup_child_exited(&S.children[i], status);
+	}
 	if (S.stage != STAGE_RUNNING)
 		sup_advance_stage();
 }
@@ -460,6 +498,10 @@ static void sup_begin_shutdown(void)
 {
 	for (int i = 0; i < S.n_children; i++)
 		evtimer_del(S.children[i].restart_ev);
+	if (S.retention_ev)
+		event_del(S.retention_ev);
+	if (S.retention_pid > 0)
+		kill(S.retention_pid, SIGTERM); /* an interrupted run is completed by the next one */
 	S.stage = STAGE_RUNNING;
 	S.stage_timer = evtimer_new(S.base, sup_stage_timeout_cb, NULL);
 	http_server_stop_accepting(S.http);
@@ -592,6 +634,12 @@ static void sup_http_cb(http_request_t *req, void *arg)
 				sup_role_names[S.children[i].role], S.children[i].index, S.children[i].restarts);
 		fprintf(f, "# HELP atende_broker_epoch Incarnation of the broker's data (changes when it is lost).\n"
 			   "# TYPE atende_broker_epoch gauge\natende_broker_epoch %lld\n", S.epoch);
+		fprintf(f, "# HELP atende_retention_runs_total Scheduled retention runs by result.\n"
+			   "# TYPE atende_retention_runs_total counter\n"
+			   "atende_retention_runs_total{result=\"ok\"} %d\natende_retention_runs_total{result=\"failed\"} %d\n"
+			   "# HELP atende_retention_last_success_seconds Unix time of the last successful retention run (0: none yet).\n"
+			   "# TYPE atende_retention_last_success_seconds gauge\natende_retention_last_success_seconds %lld\n",
+			S.retention_runs[0], S.retention_runs[1], (long long)S.retention_last_ok);
 		fclose(f);
 		cfg_data_path(S.cfg, "run/metrics", dir, sizeof(dir));
 		char *text = metrics_merge_dir(dir, 10, own, &len);
@@ -611,4 +659,32 @@ static void sup_describe_status(int status, char *buf, size_t len)
 		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
 	else
 		snprintf(buf, len, "status 0x%x", status);
+}
+
+/* Starts `atende retention --log` without waiting: the SIGCHLD reaper collects it. It is
+ * not a supervised child (no restart, no stage); a run still going is not doubled. */
+static void sup_retention_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char exe[PATH_MAX + 16];
+	(void)fd, (void)what, (void)arg;
+	if (S.stage != STAGE_RUNNING)
+		return;
+	if (S.retention_pid > 0) {
+		log_warn("retention pid %d still running: skipping this round", (int)S.retention_pid);
+		return;
+	}
+	snprintf(exe, sizeof(exe), "%s/atende", S.self_dir);
+	pid_t pid = fork();
+	if (pid == 0) {
+		proc_child_setup();
+		setenv(PROC_ENV_CONNINFO, S.cfg->postgres.admin_conninfo[0] ? S.cfg->postgres.admin_conninfo : S.conninfo, 1);
+		char *argv[] = {exe, "retention", "-c", S.cfg->path, "--log", NULL};
+		execv(exe, argv);
+		_exit(127);
+	}
+	if (pid < 0) {
+		log_error("cannot start retention: %s", strerror(errno));
+		return;
+	}
+	S.retention_pid = pid;
 }
