@@ -60,8 +60,8 @@ CREATE INDEX hint_cache_recent ON hint_cache (company_id, domain, created_at);
 -- partitioned by week) so that lookups touch one partition instead of all of them.
 -- Input: JSON array of {"ids":[message ids], "received_at":[...], "company", "domain", "norm", "critical",
 --   "cache": {"threshold", "ttl_s"} | null, "limits": {"per_minute","cost_hour","cost_day",
---   "pending"} (0 = off), "reserve_usd", "deadline_s"}.
--- Output: JSON array, same order, of {"decision": "done"|"cache"|"ai"|"limited",
+--   "pending"} (0 = off), "reserve_usd", "deadline_s", "agent", "agent_interval_s"}.
+-- Output: JSON array, same order, of {"decision": "done"|"refused"|"cache"|"ai"|"limited",
 --   "reason", "reservation", "hint": {...} (cache)}.
 CREATE FUNCTION atende_coach_admit(batch jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -80,6 +80,14 @@ BEGIN
                           AND m.received_at = ANY(ARRAY(SELECT (jsonb_array_elements_text(r->'received_at'))::timestamptz))
                           AND m.hint_id IS NULL AND m.coaching IS NULL) THEN
             out := array_append(out, jsonb_build_object('decision', 'done'));
+            CONTINUE;
+        END IF;
+        -- the agent had a hint moments ago: no hint can be shown, so spend nothing on one
+        -- (finish checks again atomically; this only saves AI calls)
+        IF r->>'agent' IS NOT NULL AND coalesce((r->>'agent_interval_s')::int, 0) > 0 AND EXISTS (
+               SELECT 1 FROM agent_hint_state s WHERE s.agent_id = (r->>'agent')::bigint
+                  AND s.last_hint_at > clock_timestamp() - make_interval(secs => (r->>'agent_interval_s')::int)) THEN
+            out := array_append(out, jsonb_build_object('decision', 'refused', 'reason', 'agent_interval'));
             CONTINUE;
         END IF;
         IF jsonb_typeof(r->'cache') = 'object' THEN
@@ -144,7 +152,8 @@ $$;
 -- Input: JSON array of {"ids":[message ids], "provider_ids":[...], "conversation_id", "company",
 --   "agent" (or null), "domain", "agent_interval_s", "norm", "cache_it" (bool),
 --   "reservation" (or null), "hint": {"intent","critical","text","source","model","tokens_in",
---   "tokens_out","cost_usd","latency_ms","limited_by"} | null, "skip": reason | null}.
+--   "tokens_out","cost_usd","latency_ms","limited_by"} | null, "skip": reason | null,
+--   "refuse": reason | null}.
 -- Output: JSON array of {"decision": "hinted"|"refused"|"skipped"|"done", "hint_id",
 --   "covered": [ids that got this hint], "created_at"}.
 CREATE FUNCTION atende_coach_finish(batch jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -169,6 +178,13 @@ BEGIN
         rats := ARRAY(SELECT (jsonb_array_elements_text(r->'received_at'))::timestamptz);
         -- each statement below claims only messages still open (hint_id and coaching NULL),
         -- atomically: a redelivered or concurrent finish finds nothing left to claim
+        IF r->>'refuse' IS NOT NULL THEN
+            UPDATE messages SET coaching = 'refused:' || (r->>'refuse')
+             WHERE id = ANY(ids) AND received_at = ANY(rats) AND hint_id IS NULL AND coaching IS NULL;
+            out := array_append(out, jsonb_build_object('decision', CASE WHEN FOUND THEN 'refused' ELSE 'done' END,
+                                                       'reason', r->>'refuse'));
+            CONTINUE;
+        END IF;
         IF r->>'skip' IS NOT NULL THEN
             UPDATE messages SET coaching = 'skipped:' || (r->>'skip')
              WHERE id = ANY(ids) AND received_at = ANY(rats) AND hint_id IS NULL AND coaching IS NULL;

@@ -56,6 +56,7 @@ struct coach_analysis {
 	bool critical;
 	char *norm;              /* normalized texts, for the cache */
 	char *skip;              /* a filter's reason: record it, no hint */
+	char *refuse;            /* a limit's reason found at admission: record it, no hint */
 	int64_t reservation;     /* ai_pending row, -1 when none */
 	/* the hint */
 	char intent[16];
@@ -121,6 +122,7 @@ static void coach_sweep_cb(evutil_socket_t fd, short what, void *arg);
 static void coach_count(coach_t *c, const char *kind, const char *what);
 static double coach_reserve_usd(const coach_t *c, const coach_analysis_t *a);
 static void coach_add_ids(cJSON *o, const coach_analysis_t *a);
+static void coach_add_agent(const coach_t *c, cJSON *o, const coach_analysis_t *a);
 
 coach_t *coach_new(struct event_base *base, db_t *db, const cfg_t *cfg, ai_t *ai, const coach_callbacks_t *cb,
 		   void *arg)
@@ -485,6 +487,7 @@ static void coach_admit_cb(evutil_socket_t fd, short what, void *arg)
 		cJSON_AddNumberToObject(lim, "cost_day", cfg->limits.cost_per_day_usd);
 		cJSON_AddNumberToObject(lim, "pending", cfg->limits.pending_analyses);
 		cJSON_AddNumberToObject(o, "reserve_usd", coach_reserve_usd(c, a));
+		coach_add_agent(c, o, a);
 		cJSON_AddNumberToObject(o, "deadline_s", cfg->ai.deadline_ms / 1000 + 30);
 		cJSON_AddItemToArray(arr, o);
 		b->list[b->n++] = a;
@@ -524,6 +527,19 @@ static void coach_add_ids(cJSON *o, const coach_analysis_t *a)
 	}
 }
 
+/* The assigned agent and the interval that applies to it (company override or config). */
+static void coach_add_agent(const coach_t *c, cJSON *o, const coach_analysis_t *a)
+{
+	const coach_msg_t *last = &a->items[a->n - 1].m;
+	const coach_company_t *co = coach_company(c, last->company);
+	if (last->agent_id)
+		cJSON_AddNumberToObject(o, "agent", (double)last->agent_id);
+	else
+		cJSON_AddNullToObject(o, "agent");
+	cJSON_AddNumberToObject(o, "agent_interval_s",
+				co && co->agent_interval_s >= 0 ? co->agent_interval_s : c->cfg->limits.agent_interval_s);
+}
+
 static void coach_admitted(PGresult *res, void *arg)
 {
 	coach_batch_t *b = arg;
@@ -552,6 +568,9 @@ static void coach_admitted(PGresult *res, void *arg)
 		const char *decision = json_str(r, "decision");
 		if (!decision || strcmp(decision, "done") == 0) {
 			coach_complete(a); /* a redelivery of something already coached */
+		} else if (strcmp(decision, "refused") == 0) {
+			a->refuse = strdup(json_str(r, "reason") ? json_str(r, "reason") : "agent_interval");
+			coach_push(&c->finish_q, a, false); /* recorded there; counted when finish confirms */
 		} else if (strcmp(decision, "cache") == 0) {
 			cJSON *h = cJSON_GetObjectItem(r, "hint");
 			snprintf(a->intent, sizeof(a->intent), "%s", json_str(h, "intent") ? json_str(h, "intent") : "other");
@@ -688,7 +707,6 @@ static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
 	coach_analysis_t *a;
 	while ((a = coach_pop(&c->finish_q))) {
 		const coach_msg_t *last = &a->items[a->n - 1].m;
-		const coach_company_t *co = coach_company(c, last->company);
 		cJSON *o = cJSON_CreateObject();
 		cJSON *pids = cJSON_AddArrayToObject(o, "provider_ids");
 		coach_add_ids(o, a);
@@ -696,13 +714,8 @@ static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
 			cJSON_AddItemToArray(pids, cJSON_CreateString(a->items[i].m.provider_id));
 		cJSON_AddNumberToObject(o, "conversation_id", (double)last->conversation_id);
 		cJSON_AddNumberToObject(o, "company", (double)last->company);
-		if (last->agent_id)
-			cJSON_AddNumberToObject(o, "agent", (double)last->agent_id);
-		else
-			cJSON_AddNullToObject(o, "agent");
 		cJSON_AddStringToObject(o, "domain", last->domain);
-		cJSON_AddNumberToObject(o, "agent_interval_s",
-					co && co->agent_interval_s >= 0 ? co->agent_interval_s : c->cfg->limits.agent_interval_s);
+		coach_add_agent(c, o, a);
 		cJSON_AddStringToObject(o, "norm", a->norm ? a->norm : "");
 		cJSON_AddBoolToObject(o, "cache_it", a->cache_it && c->cfg->cache.enabled);
 		if (a->reservation >= 0)
@@ -710,7 +723,8 @@ static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
 		else
 			cJSON_AddNullToObject(o, "reservation");
 		json_add_str_or_null(o, "skip", a->skip);
-		if (!a->skip) {
+		json_add_str_or_null(o, "refuse", a->refuse);
+		if (!a->skip && !a->refuse) {
 			cJSON *h = cJSON_AddObjectToObject(o, "hint");
 			cJSON_AddStringToObject(h, "intent", a->intent);
 			cJSON_AddBoolToObject(h, "critical", a->hint_critical);
@@ -816,6 +830,7 @@ static void coach_complete(coach_analysis_t *a)
 	free(a->items);
 	free(a->norm);
 	free(a->skip);
+	free(a->refuse);
 	free(a->text);
 	free(a->model);
 	free(a);

@@ -191,8 +191,9 @@ def test_resume_gives_exactly_the_missed_events(system):
     h0 = console.wait(lambda f: f["type"] == "hint" and f["data"]["message_id"] == "RESUME-0")
     last = max(f["seq"] for f in console.events(channel="company:1"))
     console.close()
-    for i in (1, 2):
-        assert system.evolution(evolution_text(f"RESUME-{i}", "minha internet caiu desde ontem")).status == 200
+    for i in (1, 2):  # two customers: the smart buffer would group one customer's quick messages
+        assert system.evolution(evolution_text(f"RESUME-{i}", "minha internet caiu desde ontem",
+                                               customer=f"55119777700{i:02d}")).status == 200
     wait_for(lambda: count(system, "select count(*) from hints h join messages m on m.id = h.message_id "
                                    "where m.provider_id in ('RESUME-1','RESUME-2')") == 2, what="both hints stored")
     back = system.ws(system.token(1, 1))

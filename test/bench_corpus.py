@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""make bench, coaching part: the 2,000 labelled corpus messages (test/fixtures/corpus.jsonl)
+through a fresh system on the seed defaults of deploy/atende.conf (per-agent interval,
+similarity cache, min length), with the AI answered by the fake server after
+$BENCH_CORPUS_AI_MS (default 1500) ms. Prints one JSON line: AI calls per 1,000 messages,
+cache hit rate, cost, hints by source, refusals, and intent agreement with the labels."""
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "integration"))
+from fakeai import FakeAI  # noqa: E402
+from harness import FIXTURES, System, wait_for  # noqa: E402
+
+RATE = float(os.environ.get("BENCH_CORPUS_RATE", "100"))
+
+
+def main():
+    ai = FakeAI(latency_ms=int(os.environ.get("BENCH_CORPUS_AI_MS", "1500"))).start()
+    s = System(name="corpus", extra={
+        r'provider = "rules";': 'provider = "openai";',
+        r'base_url = "";': f'base_url = "{ai.base_url}";',
+        r"agent_interval_s = 10;": "agent_interval_s = 10;",  # the seed default, kept on purpose
+        r"companies = \(\n  \{ id = 1; name = \"Demo Telecom\"; agents = \[1, 5\]; \}":
+            'companies = (\n  { id = 1; name = "Demo Telecom"; agents = [1, 100]; }',
+        r"channels = \(\n": "channels = (\n" + "".join(
+            f'  {{ type = "evolution"; instance = "{d}"; key = "k"; company = 1; domain = "{d}"; }},\n'
+            for d in ("financeiro", "comercial", "suporte", "ouvidoria", "cancelamento")),
+    })
+    try:
+        s.start()
+        rows = [json.loads(l) for l in open(os.path.join(FIXTURES, "corpus.jsonl"))]
+        t0 = time.monotonic()
+        for i, r in enumerate(rows):
+            due = t0 + i / RATE
+            while time.monotonic() < due:
+                time.sleep(0.0005)  # pacing the load generator itself, not a wait for the system
+            body = {"event": "messages.upsert", "instance": r["domain"], "apikey": "k",
+                    "data": {"key": {"remoteJid": f"{r['conversation']}@s.whatsapp.net", "fromMe": False,
+                                     "id": f"CORPUS-{i}"}, "pushName": "Cliente",
+                             "message": {"conversation": r["text"]}, "messageType": "conversation",
+                             "messageTimestamp": int(time.time())}}
+            assert s.evolution(body, key="k").status == 200
+        n = len(rows)
+        wait_for(lambda: int(s.sql("select count(*) from messages where provider_id like 'CORPUS-%' and "
+                                   "(coaching is not null or hint_id is not null)")[0][0]) >= n, timeout=300,
+                 what="every corpus message decided")
+        by_source = dict((k, int(v)) for k, v in s.sql("select source, count(*) from hints group by 1"))
+        coaching = dict((k, int(v)) for k, v in s.sql(
+            "select split_part(coalesce(coaching, 'none'), ':', 1) || ':' || split_part(coalesce(coaching, ''), ':', 2), "
+            "count(*) from messages group by 1"))
+        cost = float(s.sql("select coalesce(sum(cost_usd), 0) from hints")[0][0])
+        labelled = {f"CORPUS-{i}": r for i, r in enumerate(rows)}
+        agree = total = 0
+        for pid, intent in s.sql("select m.provider_id, h.intent from messages m join hints h on h.id = m.hint_id "
+                                 "where m.provider_id like 'CORPUS-%' and m.coaching = 'hinted'"):
+            label = labelled[pid]["intent"]
+            if label in ("billing", "sales", "outage", "complaint", "cancel"):
+                total += 1
+                agree += label == intent
+        calls = ai.calls()["count"]
+        analyses = by_source.get("ai", 0) + by_source.get("cache", 0) + by_source.get("fallback", 0)
+        print(json.dumps({
+            "bench": "corpus", "messages": n, "rate": RATE, "seconds": round(time.monotonic() - t0, 1),
+            "ai_calls": calls, "ai_calls_per_1000": round(calls * 1000 / n, 1),
+            "cache_hit_rate": round(by_source.get("cache", 0) / analyses, 3) if analyses else None,
+            "cost_usd": round(cost, 6), "cost_usd_per_1000": round(cost * 1000 / n, 6),
+            "hints_by_source": by_source, "coaching_outcomes": coaching,
+            "intent_agreement": round(agree / total, 3) if total else None}))
+    finally:
+        s.destroy()
+        ai.stop()
+
+
+if __name__ == "__main__":
+    main()
