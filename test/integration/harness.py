@@ -189,6 +189,21 @@ class System:
         return Console(f"ws://127.0.0.1:{self.ports['notifier']}/ws?token={token}", timeout)
 
 
+def serve(system):
+    """Body of a module fixture: starts system, yields it, stops and removes it. On a
+    failed start or a non-zero exit the log's tail is printed for the report."""
+    try:
+        system.start()
+    except Exception:
+        print(system.tail(200))
+        system.destroy()
+        raise
+    yield system
+    if system.proc and system.proc.poll() is None and system.stop() != 0:
+        print(system.tail(100))
+    system.destroy()
+
+
 class Console:
     """A WebSocket client speaking the console protocol."""
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from fakeai import FakeAI
-from harness import System, wait_for
+from harness import System, serve, wait_for
 from test_foundation import evolution_text
 
 AI = FakeAI().start()
@@ -24,7 +24,7 @@ def system():
         r'base_url = "";': f'base_url = "{AI.base_url}";',
         r"retry_base_ms = 2000;": "retry_base_ms = 100;",
         r"max_retries = 3;": "max_retries = 1;",
-        r"(?m)^  timeout_ms = 10000;": "  timeout_ms = 1000;",
+        r"(?m)^  timeout_ms = 10000;( +# \(reload\) per call)": r"  timeout_ms = 1000;\1",
         r"deadline_ms = 60000;": "deadline_ms = 10000;",
         r"breaker_min_calls = 10;": "breaker_min_calls = 4;",
         r"breaker_open_s = 30;": "breaker_open_s = 2;",
@@ -33,14 +33,7 @@ def system():
         r"channels = \(\n": 'channels = (\n  { type = "evolution"; instance = "solo"; key = "solo-key"; company = 2; '
                             'domain = "financeiro"; },\n',
     })
-    try:
-        s.start()
-    except Exception:
-        print(s.tail(200))
-        s.destroy()
-        raise
-    yield s
-    s.destroy()
+    yield from serve(s)
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from harness import System, fixture, http, wait_for
+from harness import System, fixture, http, wait_for, serve
 from test_foundation import evolution_text
 
 
@@ -23,14 +23,7 @@ def system():
         r"ack_timeout_ms = 5000;": "ack_timeout_ms = 1500;",
         r"max_partition_backlog_bytes = 3145728;": "max_partition_backlog_bytes = 20000;",
     })
-    try:
-        s.start()
-    except Exception:
-        print(s.tail(200))
-        s.destroy()
-        raise
-    yield s
-    s.destroy()
+    yield from serve(s)
 
 
 def signed(body, secret=b"demo-app-secret"):

@@ -16,7 +16,7 @@ import time
 import pytest
 import websocket
 
-from harness import BIN, ROOT, System, free_port, http, wait_for
+from harness import BIN, ROOT, System, free_port, http, wait_for, serve
 from test_foundation import evolution_text, jwt
 
 SECRET = "demo-secret-change-me-in-production"
@@ -38,16 +38,7 @@ def system():
     })
     port = s.ports["notifier"]
     s.write_config(**{r'allowed_origins = "";': f'allowed_origins = "http://127.0.0.1:{port} http://console.example";'})
-    try:
-        s.start()
-    except Exception:
-        print(s.tail(200))
-        s.destroy()
-        raise
-    yield s
-    if s.proc and s.proc.poll() is None:
-        s.stop()
-    s.destroy()
+    yield from serve(s)
 
 
 def metric(system, name, port=None):

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from harness import BIN, ROOT, System, fixture, http, wait_for
+from harness import BIN, ROOT, System, fixture, http, wait_for, serve
 from test_foundation import evolution_text
 
 try:
@@ -37,16 +37,7 @@ def system():
         extra.update({r'provider = "rules";': 'provider = "openai";',
                       r'base_url = "";': f'base_url = "{AI.base_url}";'})
     s = System(name="ops", extra=extra)
-    try:
-        s.start()
-    except Exception:
-        print(s.tail(200))
-        s.destroy()
-        raise
-    yield s
-    if s.proc and s.proc.poll() is None and s.stop() != 0:
-        print(s.tail(100))
-    s.destroy()
+    yield from serve(s)
 
 
 def count(system, sql):
