@@ -453,6 +453,8 @@ typedef struct {
 	const char *what;
 } coach_batch_t;
 
+static cJSON *coach_batch_answer(coach_batch_t *b, PGresult *res);
+
 static void coach_admit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	coach_t *c = arg;
@@ -540,28 +542,40 @@ static void coach_add_agent(const coach_t *c, cJSON *o, const coach_analysis_t *
 				co && co->agent_interval_s >= 0 ? co->agent_interval_s : c->cfg->limits.agent_interval_s);
 }
 
+/* The answer to a batched admit or finish query: the JSON array of per-analysis results,
+ * or NULL when there is none (connection lost or an error). Then the batch's analyses go
+ * back to their queue to be asked again, which both steps allow: admission is idempotent
+ * for what is done (an extra reservation expires by itself), and finishing skips messages
+ * that already have their outcome. */
+static cJSON *coach_batch_answer(coach_batch_t *b, PGresult *res)
+{
+	coach_t *c = b->c;
+	bool finish = strcmp(b->what, "finish") == 0;
+	coach_queue_t *q = finish ? &c->finish_q : &c->admit_q;
+	cJSON *out = NULL;
+	*(finish ? &c->finish_in_flight : &c->admit_in_flight) = false;
+	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		out = cJSON_Parse(PQgetvalue(res, 0, 0));
+	if (!out) {
+		if (res)
+			db_ok(res, finish ? "coach finish" : "coach admit");
+		for (int i = 0; i < b->n; i++)
+			coach_push(q, b->list[i], false);
+		free(b->list);
+		free(b);
+	}
+	if (q->n)
+		coach_schedule(c, finish);
+	return out;
+}
+
 static void coach_admitted(PGresult *res, void *arg)
 {
 	coach_batch_t *b = arg;
 	coach_t *c = b->c;
-	cJSON *out = NULL;
-	c->admit_in_flight = false;
-	if (c->admit_q.n)
-		coach_schedule(c, false);
-	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-		out = cJSON_Parse(PQgetvalue(res, 0, 0));
-	if (!out) {
-		/* unknown outcome (connection lost or an error): ask again; admission is idempotent
-		 * for 'done', and an extra reservation expires by itself */
-		if (res)
-			db_ok(res, "coach admit");
-		for (int i = 0; i < b->n; i++)
-			coach_push(&c->admit_q, b->list[i], false);
-		coach_schedule(c, false);
-		free(b->list);
-		free(b);
+	cJSON *out = coach_batch_answer(b, res);
+	if (!out)
 		return;
-	}
 	for (int i = 0; i < b->n; i++) {
 		coach_analysis_t *a = b->list[i];
 		cJSON *r = cJSON_GetArrayItem(out, i);
@@ -754,23 +768,9 @@ static void coach_finished(PGresult *res, void *arg)
 {
 	coach_batch_t *b = arg;
 	coach_t *c = b->c;
-	cJSON *out = NULL;
-	c->finish_in_flight = false;
-	if (c->finish_q.n)
-		coach_schedule(c, true);
-	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-		out = cJSON_Parse(PQgetvalue(res, 0, 0));
-	if (!out) {
-		/* finishing is idempotent (messages already hinted are skipped): try again */
-		if (res)
-			db_ok(res, "coach finish");
-		for (int i = 0; i < b->n; i++)
-			coach_push(&c->finish_q, b->list[i], false);
-		coach_schedule(c, true);
-		free(b->list);
-		free(b);
+	cJSON *out = coach_batch_answer(b, res);
+	if (!out)
 		return;
-	}
 	for (int i = 0; i < b->n; i++) {
 		coach_analysis_t *a = b->list[i];
 		cJSON *r = cJSON_GetArrayItem(out, i);
