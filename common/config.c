@@ -114,6 +114,10 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("ai.breaker_error_pct", ai.breaker_error_pct, "50", 1, 100, false, "circuit breaker: opens at this error percentage"),
 	K_INT("ai.breaker_open_s", ai.breaker_open_s, "30", 1, 3600, false, "circuit breaker: open this long, then one probe call (half-open)"),
 
+	K_INT("outbound.timeout_ms", outbound.timeout_ms, "10000", 100, 600000, true, "per-call timeout of a reply sent to a gateway (Evolution sendText, Cloud API messages)"),
+	K_INT("outbound.retries", outbound.retries, "3", 0, 10, true, "retries of a reply after a 5xx, 429, timeout or connection error; then it is recorded as failed"),
+	K_INT("outbound.retry_base_ms", outbound.retry_base_ms, "1000", 1, 600000, true, "first retry delay of a reply, doubled per retry (1, 2, 4 s)"),
+
 	K_STR("auth.token_secret", auth.token_secret, "", true, "HS256 secret of agent tokens (at least 16 characters)"),
 	K_STR("auth.default_ttl", auth.default_ttl, "8h", true, "token lifetime when --ttl is not given"),
 

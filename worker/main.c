@@ -14,6 +14,7 @@
 #include "kq.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbound.h"
 #include "proc.h"
 #include "text.h"
 #include "track.h"
@@ -55,6 +56,8 @@ struct wrk_batch {
 
 /* What a delivery report releases: the items an event was about. */
 typedef struct {
+	outbound_acked_fn acked; /* an outbound event: told of the report instead */
+	void *acked_ctx;
 	int n;
 	wrk_item_t *items[];
 } wrk_ref_t;
@@ -68,10 +71,11 @@ typedef struct {
 	int store_in_flight;    /* storage queries sent and not answered */
 	ai_t *ai;
 	coach_t *coach;
+	outbound_t *outbound;   /* replies and transfers (workers of the first pool only) */
 	track_t *track;
 	wrk_batch_t *open;      /* batch being filled */
 	struct event *flush_ev, *commit_ev, *drain_ev;
-	char events_topic[160], dlq_topic[160];
+	char events_topic[160], dlq_topic[160], outbound_topic[160];
 	bool draining, paused;
 	int index;
 	/* metrics */
@@ -113,11 +117,14 @@ static double wrk_now(void);
 static void wrk_metrics_init(void);
 static void wrk_metrics_refresh(void);
 static void wrk_on_lag(const char *topic, int32_t partition, int64_t lag, void *arg);
+static void wrk_outbound_publish(const char *type, long company, int64_t conversation, int64_t agent, cJSON *data,
+				 outbound_acked_fn acked, void *ctx, void *arg);
+static void wrk_outbound_done(void *token, bool ok, const char *why);
 
 int main(int argc, char **argv)
 {
 	char err[512], topics[CFG_MAX_DOMAINS][160];
-	const char *topic_ptrs[CFG_MAX_DOMAINS];
+	const char *topic_ptrs[CFG_MAX_DOMAINS + 1];
 	W.index = proc_index();
 	proc_load_config(argc, argv, "worker", &W.cfg);
 	signal(SIGPIPE, SIG_IGN);
@@ -163,6 +170,14 @@ int main(int argc, char **argv)
 	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
 		if (pool->domains[d])
 			topic_ptrs[n_topics++] = cfg_topic(&W.cfg, cfg_domains[d], topics[d], sizeof(topics[d]));
+	if (pool == &W.cfg.pools[0]) {
+		W.outbound = outbound_new(W.base, W.db, &W.cfg, wrk_outbound_publish, NULL, err, sizeof(err));
+		if (!W.outbound) {
+			log_error("outbound: %s", err);
+			return 1;
+		}
+		topic_ptrs[n_topics++] = cfg_topic(&W.cfg, "outbound", W.outbound_topic, sizeof(W.outbound_topic));
+	}
 	if (!kq_subscribe(W.consumer, topic_ptrs, n_topics, err, sizeof(err))) {
 		log_error("%s", err);
 		return 1;
@@ -196,6 +211,7 @@ int main(int argc, char **argv)
 	kq_free(W.typing, 0);
 	kq_free(W.consumer, 0);
 	kq_free(W.producer, 5000);
+	outbound_free(W.outbound); /* unfinished requests stay uncommitted */
 	db_free(W.db);
 	db_free(W.db_coach);
 	log_info("stopped");
@@ -246,6 +262,16 @@ static void wrk_on_message(rd_kafka_message_t *msg, void *arg)
 			   .partition = msg->partition, .offset = msg->offset, .refs = 1, .consumed_at = wrk_now()};
 	snprintf(item.topic, sizeof(item.topic), "%s", rd_kafka_topic_name(msg->rkt));
 	cJSON *ev = cJSON_ParseWithLength(msg->payload, msg->len);
+	if (W.outbound && ev && strcmp(item.topic, W.outbound_topic) == 0) {
+		/* a reply or transfer from a console (not JSON: dead-lettered below) */
+		wrk_item_t *out = malloc(sizeof(*out));
+		*out = item;
+		out->event = ev;
+		rd_kafka_message_destroy(msg);
+		outbound_handle(W.outbound, ev, wrk_outbound_done, out);
+		wrk_flow_control();
+		return;
+	}
 	const char *type = json_str(ev, "type");
 	if (!type || !json_str(ev, "provider_id") || !json_str(ev, "channel") || !json_str(ev, "conversation") ||
 	    !cJSON_IsNumber(cJSON_GetObjectItem(ev, "company"))) {
@@ -468,6 +494,7 @@ static bool wrk_produce_event(const char *type, long company, int64_t conversati
 static wrk_ref_t *wrk_ref(wrk_item_t *const *items, int n)
 {
 	wrk_ref_t *r = malloc(sizeof(*r) + (size_t)n * sizeof(wrk_item_t *));
+	r->acked = NULL;
 	r->n = n;
 	for (int i = 0; i < n; i++) {
 		r->items[i] = items[i];
@@ -486,6 +513,8 @@ static void wrk_on_delivery(void *opaque, rd_kafka_resp_err_t err, int32_t parti
 	}
 	if (!r)
 		return;
+	if (r->acked)
+		r->acked(r->acked_ctx, !err);
 	for (int i = 0; i < r->n; i++)
 		wrk_release(r->items[i]);
 	free(r);
@@ -539,6 +568,33 @@ static void wrk_coach_hint(const coach_hint_t *h, void *arg)
 	/* the hint's messages stay uncommitted until this event is acknowledged */
 	wrk_produce_event("hint", h->company, h->conversation_id, h->agent_id, data,
 			  wrk_ref((wrk_item_t *const *)h->tokens, h->n_tokens));
+}
+
+/* An event about a reply or transfer; outbound learns of the broker's report. A stored reply
+ * also joins the conversation's history for the next analysis. */
+static void wrk_outbound_publish(const char *type, long company, int64_t conversation, int64_t agent, cJSON *data,
+				 outbound_acked_fn acked, void *ctx, void *arg)
+{
+	(void)arg;
+	wrk_ref_t *ref = wrk_ref(NULL, 0);
+	ref->acked = acked;
+	ref->acked_ctx = ctx;
+	if (strcmp(type, "message") == 0 && json_true(data, "from_me") && json_str(data, "message_id"))
+		coach_history(W.coach, json_str(data, "conversation_key"), true, json_str(data, "text"));
+	wrk_produce_event(type, company, conversation, agent, data, ref);
+}
+
+/* A reply or transfer is finished: committable, or dead-lettered when it never can be. */
+static void wrk_outbound_done(void *token, bool ok, const char *why)
+{
+	wrk_item_t *it = token;
+	if (ok) {
+		wrk_release(it);
+		return;
+	}
+	char *json = cJSON_PrintUnformatted(it->event);
+	wrk_dead_letter(it, json, strlen(json), why ? why : "outbound request cannot be handled", 1);
+	free(json);
 }
 
 static void wrk_coach_done(void *token, void *arg)

@@ -554,6 +554,10 @@
 		if (id === null) return;
 		var c = ensureConv(id, d);
 		if (d.message_id && c.seen[d.message_id]) return; // same message through agent: and company:
+		if (d.request_id && c.seen['req:' + d.request_id + ':' + (d.status || '')]) return;
+		if (d.request_id) c.seen['req:' + d.request_id + ':' + (d.status || '')] = true;
+		// a reply that did not go out: mark its bubble, never as sent
+		var notSent = d.status === 'failed' || d.status === 'unknown';
 		if (!d.from_me && d.sender_name) c.name = d.sender_name;
 		if (d.agent_id !== undefined && d.agent_id !== null) c.agent_id = d.agent_id;
 		var at = parseTime(d.created_at) || Date.now();
@@ -565,11 +569,19 @@
 				if (m.local && m.status !== 'failed' && m.text === (d.text || '')) { msg = m; break; }
 			}
 		}
+		if (msg && notSent) {
+			msg.status = 'failed';
+			msg.error = d.status === 'unknown' ? 'talvez não enviada (verifique no WhatsApp)' : (d.error || 'não enviada');
+			scheduleRender();
+			return;
+		}
 		if (msg) {
 			msg.local = false;
-			msg.status = 'sent';
+			msg.status = d.status === 'not_sent' ? 'failed' : 'sent';
 			msg.message_id = d.message_id || msg.message_id;
 			msg.at = at;
+		} else if (notSent) {
+			return; // a failure report for a reply this console did not send
 		} else {
 			msg = {
 				message_id: d.message_id || null,
@@ -675,6 +687,9 @@
 		var id = convKey(d);
 		if (id === null) return;
 		var c = ensureConv(id, d);
+		// one copy goes to each agent involved: a company console sees it twice
+		if (d.request_id && c.seen['assign:' + d.request_id]) return;
+		if (d.request_id) c.seen['assign:' + d.request_id] = true;
 		var to = d.to_agent !== undefined ? d.to_agent : d.agent_id;
 		if (to !== undefined) c.agent_id = to;
 		if (d.to_domain || d.domain) c.domain = d.to_domain || d.domain;

@@ -1,0 +1,106 @@
+"""A fake WhatsApp gateway for tests: answers Evolution API's sendText and the Cloud API's
+messages endpoint like the samples in test/fixtures (evolution-send-text.json,
+whatsapp-cloud-send-text.json), records every request it gets, and can be told to fail
+(an HTTP status N times) or to be slow."""
+import itertools
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeGateway:
+    def __init__(self, port=0):
+        self.lock = threading.Lock()
+        self.requests = []          # dicts: method, path, headers, body (parsed JSON or None), at
+        self._fail = []             # statuses still to answer, in order
+        self._delay = []            # seconds to wait before answering, per coming request
+        self._ids = itertools.count(1)
+        gw = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n)
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+                status, answer, delay = gw._record(self.command, self.path, dict(self.headers), body)
+                if delay:
+                    time.sleep(delay)
+                data = json.dumps(answer).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # the client is gone (e.g. a killed worker)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- control ---------------------------------------------------------
+    def fail_next(self, n, status=500):
+        """The next n requests are answered with status (and an error body)."""
+        with self.lock:
+            self._fail.extend([status] * n)
+
+    def delay_next(self, seconds, n=1):
+        """The next n requests are answered only after seconds (recorded at once)."""
+        with self.lock:
+            self._delay.extend([seconds] * n)
+
+    def sent(self, text=None, path_prefix=None):
+        """Recorded requests, optionally only those carrying text (Evolution or Cloud shape)."""
+        with self.lock:
+            reqs = list(self.requests)
+        out = []
+        for r in reqs:
+            b = r["body"] if isinstance(r["body"], dict) else {}
+            t = b.get("text")
+            if isinstance(t, dict):
+                t = t.get("body")
+            if (text is None or t == text) and (path_prefix is None or r["path"].startswith(path_prefix)):
+                out.append(r)
+        return out
+
+    # --- answers ---------------------------------------------------------
+    def _record(self, method, path, headers, body):
+        with self.lock:
+            n = next(self._ids)
+            self.requests.append({"method": method, "path": path, "headers": headers, "body": body,
+                                  "at": time.time(), "n": n})
+            fail = self._fail.pop(0) if self._fail else None
+            delay = self._delay.pop(0) if self._delay else 0
+        if fail:
+            return fail, {"status": fail, "error": "Internal Server Error", "response": {"message": ["fake failure"]}}, delay
+        b = body if isinstance(body, dict) else {}
+        if path.startswith("/message/sendText/"):
+            number = str(b.get("number", ""))
+            return 201, {"key": {"remoteJid": f"{number}@s.whatsapp.net", "fromMe": True, "id": f"3EB0FAKE{n:012d}"},
+                         "message": {"conversation": b.get("text")}, "messageTimestamp": str(int(time.time())),
+                         "status": "PENDING"}, delay
+        if path.endswith("/messages"):
+            to = str(b.get("to", ""))
+            return 200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
+                         "messages": [{"id": f"wamid.FAKE{n:08d}"}]}, delay
+        return 404, {"error": f"no route {path}"}, delay

@@ -1,0 +1,847 @@
+/*
+ * outbound: replies and transfers from the consoles (see outbound.h). Each request walks
+ * claim -> [send to the gateway, retried] -> record -> publish -> mark published, every
+ * step re-runnable: the claim row in outbound_requests decides who works on a request and
+ * whether its reply may still go out, so a crash or a rebalance never sends one twice.
+ */
+#include "outbound.h"
+#include "hc.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define OB_MAX_RESPONSE (256 * 1024)
+#define OB_LEASE_MARGIN_MS 3000  /* on top of the longest a send can take (timeouts and backoffs) */
+#define OB_WAIT_POLL_MS 1000     /* while another worker holds a request: look again this often */
+#define OB_REPUBLISH_MS 1000     /* an event the broker did not take: publish it again after this */
+#define OB_CLOUD_URL "https://graph.facebook.com"
+#define OB_CLOUD_VERSION "v21.0"
+
+typedef enum { OB_REPLY, OB_TRANSFER } ob_kind_t;
+
+typedef struct ob_req ob_req_t;
+typedef void (*ob_step_fn)(ob_req_t *r);
+typedef void (*ob_result_fn)(ob_req_t *r, PGresult *res);
+
+/* One request being handled. */
+struct ob_req {
+	outbound_t *o;
+	ob_req_t *prev, *next;      /* o->reqs */
+	outbound_done_fn done;
+	void *token;
+	ob_kind_t kind;
+	char request_id[128];
+	char owner[160];            /* this handling's identity in outbound_requests.owner */
+	unsigned long long seq;     /* arrival order in this process */
+	bool queued;                /* behind an earlier request of the same conversation */
+	long company;
+	int64_t conversation, agent;
+	char *request_json;         /* the consumed message, the claim's parameter */
+	char *text;                 /* reply */
+	cJSON *client_id;           /* the console's op id, echoed in events */
+	/* the conversation, from the claim */
+	char *channel, *customer, *domain, *agent_name;
+	int64_t conv_agent;
+	/* the gateway call */
+	hc_call_t *call;
+	int attempts;               /* gateway calls made */
+	char error[320];
+	/* recording: kept so a lost connection can re-run the query */
+	char *rec_event, *rec_events, *rec_status;
+	/* publishing */
+	cJSON *events;              /* [{"type","company_id","conversation_id","agent_id","data"}] */
+	bool *acked;
+	int unacked;
+	bool publishing, pub_failed;
+	/* plumbing */
+	struct event *timer;
+	ob_step_fn timer_fn;
+	ob_step_fn again;           /* re-runs the query in flight (connection lost, or refused) */
+	ob_result_fn on_result;
+	int db_errors;
+	int ext;                    /* database answers and broker acknowledgements pending */
+	bool orphan;                /* outbound_free ran: free at ext 0, touch nothing else */
+};
+
+/* One published event awaiting its acknowledgement. */
+typedef struct {
+	ob_req_t *r;
+	int index;
+} ob_pub_t;
+
+struct outbound {
+	struct event_base *base;
+	db_t *db;
+	const cfg_t *cfg;
+	outbound_publish_fn publish;
+	void *arg;
+	hc_t *hc;
+	ob_req_t *reqs;
+	int n_reqs;
+	unsigned long long seq;
+	char identity[96];          /* host:pid:start */
+	metrics_family_t *m_requests, *m_calls;
+	metrics_series_t *m_call_seconds;
+};
+
+static void ob_claim(ob_req_t *r);
+static void ob_claimed(ob_req_t *r, PGresult *res);
+static void ob_send(ob_req_t *r);
+static void ob_answer(const hc_result_t *res, void *arg);
+static void ob_record_sent(ob_req_t *r, const char *provider_id, const char *status);
+static void ob_run_sent(ob_req_t *r);
+static void ob_sent(ob_req_t *r, PGresult *res);
+static void ob_fail(ob_req_t *r, const char *status, const char *why);
+static void ob_run_fail(ob_req_t *r);
+static void ob_failed(ob_req_t *r, PGresult *res);
+static void ob_publish(ob_req_t *r);
+static void ob_acked(void *ctx, bool ok);
+static void ob_all_acked(ob_req_t *r);
+static void ob_mark(ob_req_t *r);
+static void ob_marked(ob_req_t *r, PGresult *res);
+static void ob_complete(ob_req_t *r, bool ok, const char *why);
+static void ob_malformed(ob_req_t *r);
+static void ob_query(ob_req_t *r, const char *sql, int n, const char *const *params, ob_result_fn on, ob_step_fn again);
+static void ob_db_cb(PGresult *res, void *arg);
+static void ob_later(ob_req_t *r, ob_step_fn fn, long ms);
+static void ob_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void ob_req_free(ob_req_t *r);
+static void ob_set_events(ob_req_t *r, cJSON *events);
+static cJSON *ob_message_event(ob_req_t *r, const char *provider_id, const char *status, const char *at);
+static void ob_count(outbound_t *o, const ob_req_t *r, const char *result);
+static long ob_lease_ms(const outbound_t *o);
+static char *ob_dup(const char *s);
+static void ob_url_escape(const char *s, char *out, size_t len);
+static double ob_now(void);
+
+outbound_t *outbound_new(struct event_base *base, db_t *db, const cfg_t *cfg, outbound_publish_fn publish, void *arg,
+			 char *err, size_t errlen)
+{
+	char host[64] = "host";
+	outbound_t *o = calloc(1, sizeof(*o));
+	if (!o) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	o->base = base;
+	o->db = db;
+	o->cfg = cfg;
+	o->publish = publish;
+	o->arg = arg;
+	o->hc = hc_new(base, "atende-worker", err, errlen);
+	if (!o->hc) {
+		free(o);
+		return NULL;
+	}
+	gethostname(host, sizeof(host) - 1);
+	snprintf(o->identity, sizeof(o->identity), "%.40s:%d:%lld", host, (int)getpid(), (long long)(ob_now() * 1000));
+	o->m_requests = metrics_family("atende_worker_outbound_total", METRICS_COUNTER,
+				       "Console requests handled, by kind (reply, transfer) and result (sent, not_sent, "
+				       "failed, unknown, transferred, refused, duplicate).",
+				       NULL, 0);
+	o->m_calls = metrics_family("atende_worker_outbound_calls_total", METRICS_COUNTER,
+				    "Gateway calls for replies by outcome (2xx, 4xx, 5xx, timeout, conn).", NULL, 0);
+	o->m_call_seconds = metrics_series(metrics_family("atende_worker_outbound_call_seconds", METRICS_HISTOGRAM,
+							  "Duration of gateway calls for replies.", metrics_latency_buckets,
+							  metrics_latency_nbuckets),
+					   "");
+	return o;
+}
+
+void outbound_handle(outbound_t *o, const cJSON *msg, outbound_done_fn done, void *token)
+{
+	ob_req_t *r = calloc(1, sizeof(*r));
+	r->o = o;
+	r->done = done;
+	r->token = token;
+	r->timer = evtimer_new(o->base, ob_timer_cb, r);
+	r->next = o->reqs;
+	if (o->reqs)
+		o->reqs->prev = r;
+	o->reqs = r;
+	o->n_reqs++;
+	r->seq = ++o->seq;
+	snprintf(r->owner, sizeof(r->owner), "%s:%llu", o->identity, r->seq);
+
+	const char *type = json_str(msg, "type"), *rid = json_str(msg, "request_id");
+	const cJSON *to_agent = cJSON_GetObjectItem(msg, "to_agent"), *to_domain = cJSON_GetObjectItem(msg, "to_domain");
+	const char *bad = NULL;
+	double company = json_num(msg, "company_id", 0), conv = json_num(msg, "conversation_id", 0);
+	r->kind = type && strcmp(type, "transfer") == 0 ? OB_TRANSFER : OB_REPLY;
+	if (!type || (strcmp(type, "reply") != 0 && strcmp(type, "transfer") != 0))
+		bad = "type is not reply or transfer";
+	else if (!rid || !*rid || strlen(rid) >= sizeof(r->request_id))
+		bad = "missing request_id";
+	else if (company < 1 || company != (double)(long)company)
+		bad = "missing company_id";
+	else if (conv < 1 || conv != (double)(int64_t)conv)
+		bad = "missing conversation_id";
+	else if (r->kind == OB_REPLY && !json_str(msg, "text"))
+		bad = "missing text";
+	else if (r->kind == OB_TRANSFER && !cJSON_IsNumber(to_agent) && !cJSON_IsString(to_domain))
+		bad = "missing to_agent or to_domain";
+	if (bad) {
+		snprintf(r->error, sizeof(r->error), "outbound %s: %s", type ? type : "message", bad);
+		ob_later(r, ob_malformed, 0); /* done is never called from inside outbound_handle */
+		return;
+	}
+	snprintf(r->request_id, sizeof(r->request_id), "%s", rid);
+	r->company = (long)company;
+	r->conversation = (int64_t)conv;
+	r->agent = (int64_t)json_num(msg, "agent_id", 0);
+	r->text = ob_dup(json_str(msg, "text"));
+	const cJSON *cid = cJSON_GetObjectItem(msg, "client_id");
+	r->client_id = cid ? cJSON_Duplicate(cid, true) : cJSON_CreateNull();
+	r->request_json = cJSON_PrintUnformatted(msg);
+	/* one request of a conversation at a time, in arrival order: replies reach the
+	 * customer in the order they were written */
+	for (ob_req_t *x = o->reqs; x; x = x->next)
+		if (x != r && x->conversation == r->conversation)
+			r->queued = true;
+	if (!r->queued)
+		ob_claim(r);
+}
+
+int outbound_pending(const outbound_t *o)
+{
+	return o->n_reqs;
+}
+
+void outbound_free(outbound_t *o)
+{
+	if (!o)
+		return;
+	hc_free(o->hc); /* no callbacks: the calls are simply dropped */
+	while (o->reqs) {
+		ob_req_t *r = o->reqs;
+		o->reqs = r->next;
+		r->call = NULL;
+		event_free(r->timer);
+		r->timer = NULL;
+		r->o = NULL;
+		if (r->ext > 0)
+			r->orphan = true; /* its database answer or acknowledgement frees it */
+		else
+			ob_req_free(r);
+	}
+	free(o);
+}
+
+/* ------------------------------------------------------------------ claim */
+
+static void ob_claim(ob_req_t *r)
+{
+	char lease[24];
+	snprintf(lease, sizeof(lease), "%ld", ob_lease_ms(r->o));
+	const char *params[3] = {r->request_json, r->owner, lease};
+	ob_query(r, "SELECT atende_outbound_claim($1::jsonb, $2, $3)", 3, params, ob_claimed, ob_claim);
+}
+
+static void ob_claimed(ob_req_t *r, PGresult *res)
+{
+	cJSON *c = PQntuples(res) == 1 ? cJSON_Parse(PQgetvalue(res, 0, 0)) : NULL;
+	const char *status = json_str(c, "status");
+	if (!c || !status) {
+		cJSON_Delete(c);
+		ob_complete(r, false, "atende_outbound_claim answered nothing usable");
+		return;
+	}
+	if (!json_true(c, "claimed")) {
+		if (json_true(c, "published")) {
+			/* a redelivery of something finished: nothing to do */
+			log_debug("outbound %s: already handled (%s)", r->request_id, status);
+			ob_count(r->o, r, "duplicate");
+			ob_complete(r, true, NULL);
+		} else {
+			/* another worker (or one that died) holds it until its lease ends */
+			long wait = (long)json_num(c, "wait_ms", OB_WAIT_POLL_MS);
+			log_debug("outbound %s: held by another worker for %ld ms more", r->request_id, wait);
+			ob_later(r, ob_claim, wait < OB_WAIT_POLL_MS ? wait + 20 : OB_WAIT_POLL_MS);
+		}
+		cJSON_Delete(c);
+		return;
+	}
+	if (strcmp(status, "sending") == 0) {
+		const cJSON *conv = cJSON_GetObjectItem(c, "conversation");
+		free(r->channel), free(r->customer), free(r->domain), free(r->agent_name);
+		r->channel = ob_dup(json_str(conv, "channel"));
+		r->customer = ob_dup(json_str(conv, "customer"));
+		r->domain = ob_dup(json_str(conv, "domain"));
+		r->agent_name = ob_dup(json_str(c, "agent_name"));
+		r->conv_agent = (int64_t)json_num(conv, "agent_id", 0);
+		r->attempts = (int)json_num(c, "attempts", 0);
+		bool fresh = json_true(c, "fresh");
+		cJSON_Delete(c);
+		if (!r->channel || !r->customer) {
+			ob_complete(r, false, "atende_outbound_claim returned no conversation");
+		} else if (fresh) {
+			ob_send(r);
+		} else {
+			/* a worker claimed it and stopped before recording the gateway's answer: it may
+			 * have gone out (the gateway's echo would then store it); sending again could
+			 * make the customer read it twice */
+			ob_fail(r, "unknown", "the worker sending it stopped before the gateway's answer was recorded; "
+					      "it may or may not have been sent, and is not sent again");
+		}
+		return;
+	}
+	/* the outcome is known (now, or by an earlier handling): publish it */
+	ob_set_events(r, cJSON_DetachItemFromObject(c, "events"));
+	const char *err = json_str(c, "error");
+	if (strcmp(status, "refused") == 0 && json_true(c, "fresh"))
+		log_info("outbound %s: %s of agent %lld in conversation %lld refused: %s", r->request_id,
+			 r->kind == OB_REPLY ? "reply" : "transfer", (long long)r->agent, (long long)r->conversation,
+			 err ? err : "?");
+	ob_count(r->o, r, status);
+	cJSON_Delete(c);
+	ob_publish(r);
+}
+
+/* ------------------------------------------------------------------ the gateway */
+
+/* Sends the reply to the conversation's channel, as the channel's type wants it. */
+static void ob_send(ob_req_t *r)
+{
+	const cfg_t *cfg = r->o->cfg;
+	char url[2048], auth[1200], name[256], esc[768], err[256];
+	const char *headers[2] = {"Content-Type: application/json", auth};
+	size_t plen = strcspn(r->channel, ":");
+	snprintf(name, sizeof(name), "%s", r->channel[plen] ? r->channel + plen + 1 : "");
+	cfg_channel_type_t type = strncmp(r->channel, "evolution", plen) == 0 && plen == 9 ? CHAN_EVOLUTION
+				  : strncmp(r->channel, "cloud", plen) == 0 && plen == 5   ? CHAN_CLOUD
+											   : CHAN_API;
+	const cfg_channel_t *ch = cfg_channel_find(cfg, type, name);
+	if (!ch) {
+		snprintf(err, sizeof(err), "channel %s is not in the configuration", r->channel);
+		ob_fail(r, "failed", err);
+		return;
+	}
+	const char *base = ch->url && *ch->url ? ch->url : type == CHAN_CLOUD ? OB_CLOUD_URL : NULL;
+	size_t blen = base ? strlen(base) : 0;
+	while (blen > 0 && base[blen - 1] == '/')
+		blen--;
+	cJSON *body = cJSON_CreateObject();
+	if (type == CHAN_EVOLUTION) {
+		if (!base) {
+			cJSON_Delete(body);
+			snprintf(err, sizeof(err), "channel %s has no url to send replies to", r->channel);
+			ob_fail(r, "failed", err);
+			return;
+		}
+		ob_url_escape(ch->name, esc, sizeof(esc));
+		snprintf(url, sizeof(url), "%.*s/message/sendText/%s", (int)blen, base, esc);
+		snprintf(auth, sizeof(auth), "apikey: %s", ch->key ? ch->key : "");
+		cJSON_AddStringToObject(body, "number", r->customer);
+		cJSON_AddStringToObject(body, "text", r->text);
+	} else if (type == CHAN_CLOUD) {
+		if (!ch->access_token || !*ch->access_token) {
+			cJSON_Delete(body);
+			snprintf(err, sizeof(err), "channel %s has no access_token to send replies with", r->channel);
+			ob_fail(r, "failed", err);
+			return;
+		}
+		ob_url_escape(ch->name, esc, sizeof(esc));
+		snprintf(url, sizeof(url), "%.*s/" OB_CLOUD_VERSION "/%s/messages", (int)blen, base, esc);
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ch->access_token);
+		cJSON_AddStringToObject(body, "messaging_product", "whatsapp");
+		cJSON_AddStringToObject(body, "recipient_type", "individual");
+		cJSON_AddStringToObject(body, "to", r->customer);
+		cJSON_AddStringToObject(body, "type", "text");
+		cJSON *t = cJSON_AddObjectToObject(body, "text");
+		cJSON_AddBoolToObject(t, "preview_url", false);
+		cJSON_AddStringToObject(t, "body", r->text);
+	} else {
+		char id[192];
+		snprintf(id, sizeof(id), "atende-%s", r->request_id);
+		if (!base) {
+			/* a neutral channel with nowhere to send to: stored, for its owner to fetch */
+			cJSON_Delete(body);
+			ob_record_sent(r, id, "not_sent");
+			return;
+		}
+		snprintf(url, sizeof(url), "%.*s", (int)blen, base);
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ch->key ? ch->key : "");
+		cJSON_AddStringToObject(body, "id", id);
+		cJSON_AddStringToObject(body, "customer", r->customer);
+		cJSON_AddStringToObject(body, "text", r->text);
+		json_add_str_or_null(body, "sender_name", r->agent_name);
+		cJSON_AddNumberToObject(body, "conversation_id", (double)r->conversation);
+		cJSON_AddNumberToObject(body, "agent_id", (double)r->agent);
+		cJSON_AddStringToObject(body, "request_id", r->request_id);
+	}
+	char *json = cJSON_PrintUnformatted(body);
+	cJSON_Delete(body);
+	r->attempts++;
+	r->call = hc_post(r->o->hc, url, headers, 2, json, strlen(json), r->o->cfg->outbound.timeout_ms,
+			  OB_MAX_RESPONSE, ob_answer, r, err, sizeof(err));
+	free(json);
+	if (!r->call) {
+		hc_result_t fake = {.error = err, .body = ""};
+		log_warn("outbound %s: cannot start the call to %s: %s", r->request_id, url, err);
+		ob_answer(&fake, r);
+	}
+}
+
+/* The gateway answered (or did not): record a success, retry what may succeed later,
+ * give up on the rest. */
+static void ob_answer(const hc_result_t *res, void *arg)
+{
+	ob_req_t *r = arg;
+	outbound_t *o = r->o;
+	const cfg_t *cfg = o->cfg;
+	char why[300];
+	r->call = NULL;
+	metrics_observe(o->m_call_seconds, res->seconds);
+	const char *cls = res->status >= 200 && res->status < 300 ? "2xx"
+			  : res->status >= 500			   ? "5xx"
+			  : res->status > 0			   ? "4xx"
+			  : res->timed_out			   ? "timeout"
+								   : "conn";
+	char labels[48];
+	snprintf(labels, sizeof(labels), "status=\"%s\"", cls);
+	metrics_inc(o->m_calls, labels);
+	if (res->status >= 200 && res->status < 300) {
+		cJSON *a = cJSON_ParseWithLength(res->body, res->len);
+		const char *id = NULL;
+		if (strncmp(r->channel, "evolution:", 10) == 0)
+			id = json_str(cJSON_GetObjectItem(a, "key"), "id");
+		else if (strncmp(r->channel, "cloud:", 6) == 0)
+			id = json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(a, "messages"), 0), "id");
+		else
+			id = json_str(a, "id");
+		char gen[192];
+		if (!id || !*id) {
+			/* accepted: sending again could duplicate it, so it is recorded under our own id */
+			snprintf(gen, sizeof(gen), "atende-%s", r->request_id);
+			log_warn("outbound %s: the gateway of %s accepted the reply (HTTP %ld) without a message id; "
+				 "stored as %s",
+				 r->request_id, r->channel, res->status, gen);
+			id = gen;
+		}
+		log_debug("outbound %s: sent to %s in %.3f s (attempt %d), gateway id %s", r->request_id, r->channel,
+			  res->seconds, r->attempts, id);
+		ob_record_sent(r, id, "sent");
+		cJSON_Delete(a);
+		return;
+	}
+	if (res->status > 0)
+		snprintf(why, sizeof(why), "the gateway answered HTTP %ld: %.200s", res->status, res->body);
+	else
+		snprintf(why, sizeof(why), "the gateway did not answer: %s", res->error);
+	for (char *p = why; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	bool retryable = res->status == 0 || res->status >= 500 || res->status == 429 || res->status == 408;
+	if (retryable && r->attempts <= cfg->outbound.retries) {
+		int shift = r->attempts - 1 < 16 ? r->attempts - 1 : 16;
+		long delay = (long)cfg->outbound.retry_base_ms << shift;
+		log_warn("outbound %s: attempt %d to %s failed (%s); retrying in %ld ms", r->request_id, r->attempts,
+			 r->channel, why, delay);
+		ob_later(r, ob_send, delay);
+		return;
+	}
+	ob_fail(r, "failed", why);
+}
+
+/* ------------------------------------------------------------------ recording the outcome */
+
+/* The data of a reply's message event: what an inbound message event carries, plus the
+ * outcome; db_id and agent_id are completed by atende_outbound_sent. */
+static cJSON *ob_message_event(ob_req_t *r, const char *provider_id, const char *status, const char *at)
+{
+	char key[512];
+	snprintf(key, sizeof(key), "%s:%s", r->channel, r->customer);
+	cJSON *ev = cJSON_CreateObject(), *d = cJSON_CreateObject();
+	bool stored = provider_id != NULL;
+	int64_t route = stored ? r->conv_agent : r->agent;
+	cJSON_AddStringToObject(ev, "type", "message");
+	cJSON_AddNumberToObject(ev, "company_id", (double)r->company);
+	cJSON_AddNumberToObject(ev, "conversation_id", (double)r->conversation);
+	if (route)
+		cJSON_AddNumberToObject(ev, "agent_id", (double)route);
+	else
+		cJSON_AddNullToObject(ev, "agent_id");
+	json_add_str_or_null(d, "message_id", provider_id);
+	cJSON_AddNullToObject(d, "db_id");
+	cJSON_AddNumberToObject(d, "conversation_id", (double)r->conversation);
+	cJSON_AddStringToObject(d, "conversation_key", key);
+	cJSON_AddNumberToObject(d, "company_id", (double)r->company);
+	if (r->conv_agent)
+		cJSON_AddNumberToObject(d, "agent_id", (double)r->conv_agent);
+	else
+		cJSON_AddNullToObject(d, "agent_id");
+	json_add_str_or_null(d, "domain", r->domain);
+	cJSON_AddStringToObject(d, "channel", r->channel);
+	cJSON_AddStringToObject(d, "customer", r->customer);
+	json_add_str_or_null(d, "sender_name", r->agent_name);
+	cJSON_AddBoolToObject(d, "from_me", true);
+	cJSON_AddStringToObject(d, "kind", "text");
+	cJSON_AddStringToObject(d, "text", r->text);
+	cJSON_AddStringToObject(d, "created_at", at);
+	cJSON_AddStringToObject(d, "status", status);
+	if (!stored)
+		cJSON_AddStringToObject(d, "error", r->error);
+	cJSON_AddStringToObject(d, "request_id", r->request_id);
+	cJSON_AddItemToObject(d, "client_id", cJSON_Duplicate(r->client_id, true));
+	if (r->agent)
+		cJSON_AddNumberToObject(d, "by_agent", (double)r->agent);
+	else
+		cJSON_AddNullToObject(d, "by_agent");
+	cJSON_AddNumberToObject(d, "attempts", r->attempts);
+	cJSON_AddItemToObject(ev, "data", d);
+	return ev;
+}
+
+/* Stores the reply as an agent message (the canonical event the ingress would have
+ * built for it) and records the outcome, in one transaction. */
+static void ob_record_sent(ob_req_t *r, const char *provider_id, const char *status)
+{
+	char now[40];
+	json_iso_now(now, sizeof(now));
+	cJSON *ev = cJSON_CreateObject();
+	char key[512];
+	snprintf(key, sizeof(key), "%s:%s", r->channel, r->customer);
+	cJSON_AddNumberToObject(ev, "v", 1);
+	cJSON_AddStringToObject(ev, "type", "message");
+	cJSON_AddNumberToObject(ev, "company", (double)r->company);
+	cJSON_AddStringToObject(ev, "channel", r->channel);
+	json_add_str_or_null(ev, "domain", r->domain);
+	cJSON_AddStringToObject(ev, "conversation", key);
+	cJSON_AddStringToObject(ev, "customer", r->customer);
+	cJSON_AddStringToObject(ev, "provider_id", provider_id);
+	cJSON_AddBoolToObject(ev, "from_me", true);
+	cJSON_AddStringToObject(ev, "kind", "text");
+	cJSON_AddStringToObject(ev, "text", r->text);
+	json_add_str_or_null(ev, "sender_name", r->agent_name);
+	cJSON_AddStringToObject(ev, "sent_at", now);
+	cJSON_AddStringToObject(ev, "received_at", now);
+	cJSON *events = cJSON_CreateArray();
+	cJSON_AddItemToArray(events, ob_message_event(r, provider_id, status, now));
+	free(r->rec_event), free(r->rec_events), free(r->rec_status);
+	r->rec_event = cJSON_PrintUnformatted(ev);
+	r->rec_events = cJSON_PrintUnformatted(events);
+	r->rec_status = ob_dup(status);
+	cJSON_Delete(ev);
+	cJSON_Delete(events);
+	ob_run_sent(r);
+}
+
+static void ob_run_sent(ob_req_t *r)
+{
+	char attempts[16];
+	snprintf(attempts, sizeof(attempts), "%d", r->attempts);
+	const char *params[5] = {r->request_id, r->rec_event, r->rec_events, r->rec_status, attempts};
+	ob_query(r, "SELECT atende_outbound_sent($1, $2::jsonb, $3::jsonb, $4, $5)", 5, params, ob_sent, ob_run_sent);
+}
+
+static void ob_sent(ob_req_t *r, PGresult *res)
+{
+	cJSON *a = PQntuples(res) == 1 ? cJSON_Parse(PQgetvalue(res, 0, 0)) : NULL;
+	cJSON *events = cJSON_DetachItemFromObject(a, "events");
+	if (!cJSON_IsArray(events)) {
+		cJSON_Delete(a);
+		cJSON_Delete(events);
+		ob_complete(r, false, "atende_outbound_sent answered nothing usable");
+		return;
+	}
+	if (!json_true(a, "inserted"))
+		log_debug("outbound %s: the reply was already stored (the gateway's echo came first)", r->request_id);
+	ob_count(r->o, r, r->rec_status);
+	cJSON_Delete(a);
+	ob_set_events(r, events);
+	ob_publish(r);
+}
+
+/* The reply did not go out (failed) or may not have (unknown): recorded, and the requester told. */
+static void ob_fail(ob_req_t *r, const char *status, const char *why)
+{
+	char now[40];
+	json_iso_now(now, sizeof(now));
+	snprintf(r->error, sizeof(r->error), "%s", why);
+	log_warn("outbound %s: reply of agent %lld in conversation %lld %s (%d gateway call(s) here): %s",
+		 r->request_id, (long long)r->agent, (long long)r->conversation, status, r->attempts, why);
+	cJSON *events = cJSON_CreateArray();
+	cJSON_AddItemToArray(events, ob_message_event(r, NULL, status, now));
+	free(r->rec_events), free(r->rec_status);
+	r->rec_events = cJSON_PrintUnformatted(events);
+	r->rec_status = ob_dup(status);
+	ob_set_events(r, events);
+	ob_run_fail(r);
+}
+
+static void ob_run_fail(ob_req_t *r)
+{
+	char attempts[16];
+	snprintf(attempts, sizeof(attempts), "%d", r->attempts);
+	const char *params[5] = {r->request_id, r->rec_status, r->error, r->rec_events, attempts};
+	/* only a request still being sent: anything else was decided by someone else meanwhile */
+	ob_query(r,
+		 "UPDATE outbound_requests SET status = $2, error = $3, events = $4::jsonb, attempts = $5, "
+		 "updated_at = now() WHERE request_id = $1 AND status = 'sending'",
+		 5, params, ob_failed, ob_run_fail);
+}
+
+static void ob_failed(ob_req_t *r, PGresult *res)
+{
+	if (strcmp(PQcmdTuples(res), "1") != 0) {
+		ob_claim(r); /* see what happened instead, and go on from there */
+		return;
+	}
+	ob_count(r->o, r, r->rec_status);
+	ob_publish(r);
+}
+
+/* ------------------------------------------------------------------ publishing */
+
+/* Publishes every event not yet acknowledged; the request is marked published when the
+ * broker has them all. */
+static void ob_publish(ob_req_t *r)
+{
+	int n = cJSON_GetArraySize(r->events);
+	if (!r->acked)
+		r->acked = calloc((size_t)n + 1, sizeof(bool));
+	r->publishing = true;
+	r->pub_failed = false;
+	for (int i = 0; i < n; i++) {
+		if (r->acked[i])
+			continue;
+		const cJSON *e = cJSON_GetArrayItem(r->events, i);
+		const char *type = json_str(e, "type");
+		cJSON *data = cJSON_GetObjectItem(e, "data");
+		if (!type || !cJSON_IsObject(data)) {
+			r->acked[i] = true; /* nothing publishable: never will be */
+			continue;
+		}
+		ob_pub_t *p = malloc(sizeof(*p));
+		p->r = r;
+		p->index = i;
+		r->unacked++;
+		r->ext++;
+		r->o->publish(type, (long)json_num(e, "company_id", (double)r->company),
+			      (int64_t)json_num(e, "conversation_id", 0), (int64_t)json_num(e, "agent_id", 0),
+			      cJSON_Duplicate(data, true), ob_acked, p, r->o->arg);
+	}
+	r->publishing = false;
+	if (r->unacked == 0)
+		ob_all_acked(r);
+}
+
+static void ob_acked(void *ctx, bool ok)
+{
+	ob_pub_t *p = ctx;
+	ob_req_t *r = p->r;
+	int i = p->index;
+	free(p);
+	r->ext--;
+	if (r->orphan) {
+		if (r->ext == 0)
+			ob_req_free(r);
+		return;
+	}
+	r->unacked--;
+	if (ok)
+		r->acked[i] = true;
+	else
+		r->pub_failed = true;
+	if (r->unacked == 0 && !r->publishing)
+		ob_all_acked(r);
+}
+
+static void ob_all_acked(ob_req_t *r)
+{
+	if (r->pub_failed) {
+		log_warn("outbound %s: an event was not taken by the broker; publishing it again in %d ms", r->request_id,
+			 OB_REPUBLISH_MS);
+		ob_later(r, ob_publish, OB_REPUBLISH_MS);
+		return;
+	}
+	ob_later(r, ob_mark, 0); /* out of the delivery report's call stack */
+}
+
+static void ob_mark(ob_req_t *r)
+{
+	const char *params[1] = {r->request_id};
+	ob_query(r, "UPDATE outbound_requests SET published_at = now(), lease_until = now() WHERE request_id = $1", 1,
+		 params, ob_marked, ob_mark);
+}
+
+static void ob_marked(ob_req_t *r, PGresult *res)
+{
+	(void)res;
+	ob_complete(r, true, NULL);
+}
+
+/* ------------------------------------------------------------------ plumbing */
+
+static void ob_malformed(ob_req_t *r)
+{
+	ob_complete(r, false, r->error); /* the caller logs it as it dead-letters it */
+}
+
+/* Finishes a request: unlinked, reported, freed. */
+static void ob_complete(ob_req_t *r, bool ok, const char *why)
+{
+	outbound_t *o = r->o;
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		o->reqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	o->n_reqs--;
+	if (r->call)
+		hc_cancel(o->hc, r->call);
+	ob_req_t *next = NULL;
+	for (ob_req_t *x = o->reqs; x; x = x->next)
+		if (x->queued && x->conversation == r->conversation && r->conversation && (!next || x->seq < next->seq))
+			next = x;
+	if (next) {
+		next->queued = false;
+		ob_later(next, ob_claim, 0);
+	}
+	char reason[400];
+	snprintf(reason, sizeof(reason), "%s", why ? why : "");
+	outbound_done_fn done = r->done;
+	void *token = r->token;
+	event_free(r->timer);
+	r->timer = NULL;
+	ob_req_free(r);
+	done(token, ok, ok ? NULL : reason);
+}
+
+/* Queues a query whose answer goes to on; again re-runs it after a lost connection or a
+ * refusal (every query here may run twice harmlessly). */
+static void ob_query(ob_req_t *r, const char *sql, int n, const char *const *params, ob_result_fn on, ob_step_fn again)
+{
+	r->on_result = on;
+	r->again = again;
+	if (!db_query(r->o->db, sql, n, params, ob_db_cb, r)) {
+		ob_later(r, again, 100); /* the connection's queue is full */
+		return;
+	}
+	r->ext++;
+}
+
+static void ob_db_cb(PGresult *res, void *arg)
+{
+	ob_req_t *r = arg;
+	r->ext--;
+	if (r->orphan) {
+		if (r->ext == 0)
+			ob_req_free(r);
+		return;
+	}
+	if (!res) {
+		/* connection lost: the query may or may not have run; db holds the next one until it is back */
+		ob_later(r, r->again, 0);
+		return;
+	}
+	ExecStatusType st = PQresultStatus(res);
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		char why[400];
+		const char *e = PQresultErrorMessage(res);
+		snprintf(why, sizeof(why), "outbound %s: %.*s", r->request_id, (int)strcspn(e, "\n"), e);
+		if (++r->db_errors >= r->o->cfg->workers.retries) {
+			ob_complete(r, false, why); /* dead-lettered, and logged, by the caller */
+			return;
+		}
+		log_warn("%s (attempt %d; retrying)", why, r->db_errors);
+		ob_later(r, r->again, 100L << (r->db_errors < 10 ? r->db_errors : 10));
+		return;
+	}
+	r->on_result(r, res);
+}
+
+static void ob_later(ob_req_t *r, ob_step_fn fn, long ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	r->timer_fn = fn;
+	evtimer_add(r->timer, &tv);
+}
+
+static void ob_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	ob_req_t *r = arg;
+	r->timer_fn(r);
+}
+
+static void ob_req_free(ob_req_t *r)
+{
+	if (r->timer)
+		event_free(r->timer);
+	free(r->request_json);
+	free(r->text);
+	cJSON_Delete(r->client_id);
+	free(r->channel), free(r->customer), free(r->domain), free(r->agent_name);
+	free(r->rec_event), free(r->rec_events), free(r->rec_status);
+	cJSON_Delete(r->events);
+	free(r->acked);
+	free(r);
+}
+
+/* Takes events (an array, or anything else meaning none) as what to publish, none acknowledged yet. */
+static void ob_set_events(ob_req_t *r, cJSON *events)
+{
+	cJSON_Delete(r->events);
+	free(r->acked);
+	r->acked = NULL;
+	if (!cJSON_IsArray(events)) {
+		cJSON_Delete(events);
+		events = cJSON_CreateArray();
+	}
+	r->events = events;
+}
+
+static void ob_count(outbound_t *o, const ob_req_t *r, const char *result)
+{
+	char labels[96];
+	snprintf(labels, sizeof(labels), "kind=\"%s\",result=\"%s\"", r->kind == OB_REPLY ? "reply" : "transfer", result);
+	metrics_inc(o->m_requests, labels);
+}
+
+/* The longest one handling may hold a request: every attempt timing out, plus the
+ * backoffs between them, plus a margin for the database. */
+static long ob_lease_ms(const outbound_t *o)
+{
+	const cfg_t *c = o->cfg;
+	long total = (long)c->outbound.timeout_ms * (c->outbound.retries + 1);
+	for (int i = 0; i < c->outbound.retries; i++)
+		total += (long)c->outbound.retry_base_ms << (i < 16 ? i : 16);
+	return total + OB_LEASE_MARGIN_MS;
+}
+
+static char *ob_dup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* Percent-encodes everything but RFC 3986's unreserved characters (a path segment). */
+static void ob_url_escape(const char *s, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p && o + 4 < len; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	out[o] = 0;
+}
+
+static double ob_now(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}

@@ -1,0 +1,69 @@
+/*
+ * outbound: the workers' side of the consoles' replies and transfers (atende.outbound,
+ * written by the notifier). A reply is sent to the conversation's gateway (Evolution
+ * sendText, Cloud API messages, or an api channel's url) and stored as an agent message;
+ * a transfer changes the conversation's agent (and domain). Every request is claimed in
+ * PostgreSQL (outbound_requests, schema/005_outbound.sql) before anything leaves, so a
+ * redelivered one is never sent or applied twice.
+ *
+ * Events published (type, routing agent_id, data):
+ *   message     reply stored (data.status "sent", or "not_sent" on an api channel without
+ *               url): the same data as an inbound message event (from_me true, message_id =
+ *               the gateway's id, db_id, agent_id = the conversation's agent, sender_name =
+ *               the requester's name) plus status, request_id, client_id, by_agent; routed
+ *               to the conversation's agent.
+ *   message     reply not stored (data.status "failed": the gateway refused it or was
+ *               unreachable after outbound.retries; "unknown": the worker sending it died
+ *               before the answer was recorded, so it is not sent again): message_id and
+ *               db_id null, error, text; routed to the requester.
+ *   assignment  transfer applied: {request_id, client_id, conversation_id, conversation_key,
+ *               company_id, channel, customer, from_agent, to_agent, agent_id (= to_agent),
+ *               from_domain, domain, to_domain, by_agent, at, created_at}; published twice,
+ *               routed to the old and to the new agent (once when they are the same).
+ *   error       request refused (conversation not of the requester's company, agent not an
+ *               active agent of the company): {op, status "refused", error, request_id,
+ *               client_id, conversation_id, company_id, agent_id, at}; routed to the requester.
+ */
+#ifndef ATENDE_OUTBOUND_H
+#define ATENDE_OUTBOUND_H
+
+#include "config.h"
+#include "db.h"
+
+#include <cJSON.h>
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct outbound outbound_t;
+
+/* The broker acknowledged (ok) or gave up on (!ok) one published event. */
+typedef void (*outbound_acked_fn)(void *ctx, bool ok);
+
+/* Publishes one event to atende.events (the worker's producer): takes data; calls
+ * acked(ctx, ok) exactly once, possibly before returning. agent_id 0 = none. */
+typedef void (*outbound_publish_fn)(const char *type, long company, int64_t conversation_id, int64_t agent_id,
+				    cJSON *data, outbound_acked_fn acked, void *ctx, void *arg);
+
+/* The request is finished: ok when everything about it is durable (recorded, events
+ * acknowledged), so its offset may be committed; !ok only for a request that can never
+ * succeed (malformed, or the database kept refusing it): why says what, for the DLQ. */
+typedef void (*outbound_done_fn)(void *token, bool ok, const char *why);
+
+/* A handler on base, using db for its queries and cfg (read at each use, so reloads of
+ * the outbound.* keys and the channels apply) for the gateways. NULL + err on failure. */
+outbound_t *outbound_new(struct event_base *base, db_t *db, const cfg_t *cfg, outbound_publish_fn publish, void *arg,
+			 char *err, size_t errlen);
+
+/* Handles one consumed atende.outbound message (msg is not kept). done(token, …) is
+ * called exactly once, never from inside this call. */
+void outbound_handle(outbound_t *o, const cJSON *msg, outbound_done_fn done, void *token);
+
+/* Requests being handled. */
+int outbound_pending(const outbound_t *o);
+
+/* Abandons what is under way (no done callbacks: those messages stay uncommitted and
+ * are redelivered) and frees. Queries still pending on db are answered harmlessly later. */
+void outbound_free(outbound_t *o);
+
+#endif
