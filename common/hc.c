@@ -5,11 +5,14 @@
  */
 #include "hc.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
+#include <time.h>
 
 struct hc_call {
 	hc_t *hc;
@@ -21,6 +24,7 @@ struct hc_call {
 	char *resp;
 	size_t resp_len, resp_cap, max_response;
 	bool overflow;
+	long retry_after;         /* seconds; -1 when the answer has no Retry-After */
 	bool finished;            /* curl is done with it; the callback is pending */
 	bool cancelled;
 	CURLcode rc;
@@ -51,8 +55,11 @@ static int hc_timer_cb(CURLM *m, long timeout_ms, void *userp);
 static void hc_event_cb(evutil_socket_t fd, short what, void *arg);
 static void hc_timeout_cb(evutil_socket_t fd, short what, void *arg);
 static void hc_check(hc_t *hc);
+static void hc_detach(hc_t *hc, hc_call_t *c);
 static void hc_call_free(hc_call_t *c);
 static size_t hc_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata);
+static size_t hc_header_cb(char *ptr, size_t size, size_t nitems, void *userdata);
+static long hc_parse_retry_after(const char *v, size_t n);
 static double hc_now(void);
 
 hc_t *hc_new(struct event_base *base, const char *user_agent, char *err, size_t errlen)
@@ -98,6 +105,7 @@ hc_call_t *hc_post(hc_t *hc, const char *url, const char *const *headers, int n,
 	c->cb = cb;
 	c->arg = arg;
 	c->max_response = max_response ? max_response : 1 << 20;
+	c->retry_after = -1;
 	c->body = malloc(len + 1);
 	c->easy = curl_easy_init();
 	struct curl_slist *h = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
@@ -123,6 +131,8 @@ hc_call_t *hc_post(hc_t *hc, const char *url, const char *const *headers, int n,
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, hc_write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, hc_header_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, c);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
@@ -152,14 +162,7 @@ void hc_cancel(hc_t *hc, hc_call_t *c)
 	c->cancelled = true;
 	if (c->finished)
 		return; /* hc_check holds it and frees it without calling back */
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		hc->calls = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	hc->in_flight--;
-	curl_multi_remove_handle(hc->multi, c->easy);
+	hc_detach(hc, c);
 	hc_call_free(c);
 }
 
@@ -186,6 +189,20 @@ void hc_free(hc_t *hc)
 		event_free(hc->timer);
 	free(hc->user_agent);
 	free(hc);
+}
+
+/* Takes a call out of hc->calls and out of curl (it is no longer in flight). */
+static void hc_detach(hc_t *hc, hc_call_t *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		hc->calls = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	hc->in_flight--;
+	curl_multi_remove_handle(hc->multi, c->easy);
 }
 
 static void hc_call_free(hc_call_t *c)
@@ -216,30 +233,26 @@ static void hc_check(hc_t *hc)
 		*tail = c;
 		tail = &c->done_next;
 	}
-	for (hc_call_t *c = done; c; c = c->done_next) {
-		if (c->prev)
-			c->prev->next = c->next;
-		else
-			hc->calls = c->next;
-		if (c->next)
-			c->next->prev = c->prev;
-		c->prev = c->next = NULL;
-		hc->in_flight--;
-		curl_multi_remove_handle(hc->multi, c->easy);
-	}
+	for (hc_call_t *c = done; c; c = c->done_next)
+		hc_detach(hc, c);
 	while (done) {
 		hc_call_t *c = done;
 		done = c->done_next;
 		if (!c->cancelled) {
 			char error[CURL_ERROR_SIZE + 64] = "";
-			hc_result_t r = {.body = c->resp ? c->resp : "", .len = c->resp_len, .seconds = hc_now() - c->started};
+			hc_result_t r = {.body = c->resp ? c->resp : "",
+					 .len = c->resp_len,
+					 .seconds = hc_now() - c->started,
+					 .retry_after_s = c->retry_after,
+					 .too_big = c->overflow};
+			curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &r.status_line);
 			if (c->overflow) {
 				snprintf(error, sizeof(error), "answer over %zu bytes", c->max_response);
 			} else if (c->rc != CURLE_OK) {
 				r.timed_out = c->rc == CURLE_OPERATION_TIMEDOUT;
 				snprintf(error, sizeof(error), "%s", r.timed_out ? "timeout" : curl_easy_strerror(c->rc));
 			} else {
-				curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &r.status);
+				r.status = r.status_line;
 			}
 			r.error = error;
 			c->cb(&r, c->arg);
@@ -345,6 +358,48 @@ static size_t hc_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	c->resp_len += n;
 	c->resp[c->resp_len] = 0;
 	return n;
+}
+
+/* Each header line of the answer; a status line starts a new answer (1xx), so it resets. */
+static size_t hc_header_cb(char *ptr, size_t size, size_t nitems, void *userdata)
+{
+	hc_call_t *c = userdata;
+	size_t n = size * nitems;
+	static const char name[] = "Retry-After:";
+	if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0)
+		c->retry_after = -1;
+	else if (n >= sizeof(name) - 1 && strncasecmp(ptr, name, sizeof(name) - 1) == 0)
+		c->retry_after = hc_parse_retry_after(ptr + sizeof(name) - 1, n - (sizeof(name) - 1));
+	return n;
+}
+
+/* Retry-After = delay-seconds / HTTP-date (RFC 9110 10.2.3); -1 when neither. */
+static long hc_parse_retry_after(const char *v, size_t n)
+{
+	char buf[64];
+	while (n && (*v == ' ' || *v == '\t'))
+		v++, n--;
+	while (n && isspace((unsigned char)v[n - 1]))
+		n--;
+	if (!n || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, v, n);
+	buf[n] = 0;
+	if (isdigit((unsigned char)buf[0])) {
+		long s = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (!isdigit((unsigned char)buf[i]))
+				return -1;
+			if (s < 100000000) /* stops growing past ~3 years: no overflow */
+				s = s * 10 + (buf[i] - '0');
+		}
+		return s;
+	}
+	time_t at = curl_getdate(buf, NULL);
+	if (at == -1)
+		return -1;
+	time_t now = time(NULL);
+	return at > now ? (long)(at - now) : 0;
 }
 
 static double hc_now(void)

@@ -22,6 +22,11 @@ typedef struct {
 	const char *body;   /* the answer's body, NUL-terminated ("" when none) */
 	size_t len;
 	double seconds;     /* how long the call took */
+	long retry_after_s; /* the answer's Retry-After in seconds (delta-seconds, or an HTTP date
+			       counted from now, 0 when past); -1 when absent */
+	bool too_big;       /* the answer ran over max_response (error says so; status stays 0) */
+	long status_line;   /* the status code that came even when the call then failed (too_big,
+			       timeout, reset); 0 when none did */
 } hc_result_t;
 
 typedef void (*hc_done_fn)(const hc_result_t *res, void *arg);

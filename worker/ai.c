@@ -1,16 +1,15 @@
 /*
- * ai: the OpenAI-compatible client (see ai.h). libcurl multi runs inside the caller's
- * event_base in the "socket action" style: curl tells us which sockets to watch and when
- * to wake it, libevent does the waiting. Requests move queue -> in flight -> (backoff ->
- * queue)* -> done list; results are always delivered from a deferred event.
+ * ai: the OpenAI-compatible client (see ai.h). The HTTP calls go through hc (libcurl multi
+ * on the caller's event_base); the policy is here. Requests move queue -> in flight ->
+ * (backoff -> queue)* -> done list; results are always delivered from a deferred event.
  */
 #include "ai.h"
+#include "hc.h"
 #include "log.h"
 #include "text.h"
 
 #include <cJSON.h>
 #include <ctype.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,12 +57,7 @@ typedef struct ai_req {
 	double cost;
 	char error[128];              /* last call's error */
 	bool probe;                   /* the call in flight is the breaker's half-open probe */
-	/* current call */
-	CURL *easy;
-	struct curl_slist *headers;
-	char *resp;
-	size_t resp_len, resp_cap;
-	bool resp_overflow;
+	hc_call_t *call;              /* the call in flight (REQ_RUNNING) */
 	struct event *timer;          /* backoff delay */
 	/* result */
 	ai_fallback_t fallback;
@@ -75,13 +69,6 @@ typedef struct ai_req {
 	int latency_ms;
 } ai_req_t;
 
-/* A socket curl asked us to watch. */
-typedef struct ai_sock {
-	struct ai_sock *prev, *next;
-	struct event *ev;
-	curl_socket_t fd;
-} ai_sock_t;
-
 struct ai {
 	struct event_base *base;
 	ai_config_t cfg;                /* strings below are owned copies */
@@ -89,12 +76,10 @@ struct ai {
 	char *auth;                     /* "Authorization: Bearer …" or NULL */
 	char *prompts[CFG_MAX_DOMAINS]; /* per domain; NULL = use prompt_default */
 	char *prompt_default;
-	CURLM *multi;
-	struct event *curl_timer;       /* curl's own timeouts */
+	hc_t *hc;                       /* NULL once ai_free has begun */
 	struct event *pause_ev;         /* end of a 429 pause */
 	struct event *deliver_ev;       /* delivers the done list */
 	bool deliver_armed;
-	ai_sock_t *socks;
 	ai_req_t *all;
 	ai_req_t *q_head, *q_tail;      /* waiting to start, sorted by seq */
 	ai_req_t *d_head, *d_tail;      /* finished, waiting for delivery */
@@ -116,7 +101,7 @@ static void ai_queue_remove(ai_t *ai, ai_req_t *r);
 static void ai_enqueue(ai_t *ai, ai_req_t *r, int64_t now);
 static void ai_pump(ai_t *ai);
 static bool ai_start_call(ai_t *ai, ai_req_t *r, int64_t now);
-static void ai_call_done(ai_t *ai, ai_req_t *r, CURLcode rc);
+static void ai_call_done(const hc_result_t *res, void *arg);
 static void ai_pause(ai_t *ai, int64_t now, int64_t ms);
 static void ai_finish_ai(ai_t *ai, ai_req_t *r, const ai_parsed_t *p);
 static void ai_finish_fallback(ai_t *ai, ai_req_t *r, ai_fallback_t why, const char *reason);
@@ -128,12 +113,6 @@ static void ai_release_call(ai_t *ai, ai_req_t *r);
 static void ai_record(ai_t *ai, ai_req_t *r, int64_t now, breaker_outcome_t o);
 static void ai_backoff_cb(evutil_socket_t fd, short what, void *arg);
 static void ai_pause_cb(evutil_socket_t fd, short what, void *arg);
-static int ai_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp);
-static int ai_timer_cb(CURLM *m, long timeout_ms, void *userp);
-static void ai_event_cb(evutil_socket_t fd, short what, void *arg);
-static void ai_curl_timeout_cb(evutil_socket_t fd, short what, void *arg);
-static void ai_check_multi(ai_t *ai);
-static size_t ai_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata);
 static int ai_count_words(const char *s);
 static void ai_copy_utf8(char *dst, size_t cap, const char *src);
 
@@ -169,14 +148,6 @@ void ai_config_from_cfg(ai_config_t *out, const cfg_t *c)
 
 ai_t *ai_new(struct event_base *base, const ai_config_t *cfg, char *err, size_t errlen)
 {
-	static bool curl_ready;
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-			snprintf(err, errlen, "ai: curl_global_init failed");
-			return NULL;
-		}
-		curl_ready = true;
-	}
 	ai_t *ai = calloc(1, sizeof(*ai));
 	if (!ai) {
 		snprintf(err, errlen, "ai: out of memory");
@@ -198,19 +169,15 @@ ai_t *ai_new(struct event_base *base, const ai_config_t *cfg, char *err, size_t 
 	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
 		ai->prompts[d] = ai_read_prompt(dir, cfg_domains[d]);
 
-	ai->multi = curl_multi_init();
-	ai->curl_timer = evtimer_new(base, ai_curl_timeout_cb, ai);
+	char why[256];
+	ai->hc = hc_new(base, "atende-worker", why, sizeof(why));
 	ai->pause_ev = evtimer_new(base, ai_pause_cb, ai);
 	ai->deliver_ev = event_new(base, -1, 0, ai_deliver_cb, ai);
-	if (!ai->multi || !ai->curl_timer || !ai->pause_ev || !ai->deliver_ev) {
-		snprintf(err, errlen, "ai: cannot create the curl multi handle or events");
+	if (!ai->hc || !ai->pause_ev || !ai->deliver_ev) {
+		snprintf(err, errlen, "ai: %s", ai->hc ? "cannot create events" : why);
 		ai_free(ai);
 		return NULL;
 	}
-	curl_multi_setopt(ai->multi, CURLMOPT_SOCKETFUNCTION, ai_sock_cb);
-	curl_multi_setopt(ai->multi, CURLMOPT_SOCKETDATA, ai);
-	curl_multi_setopt(ai->multi, CURLMOPT_TIMERFUNCTION, ai_timer_cb);
-	curl_multi_setopt(ai->multi, CURLMOPT_TIMERDATA, ai);
 	return ai;
 }
 
@@ -326,6 +293,8 @@ void ai_free(ai_t *ai)
 	if (!ai)
 		return;
 	ai->closing = true;
+	hc_free(ai->hc); /* drops every call without callbacks; the requests are cancelled below */
+	ai->hc = NULL;
 	/* finished results first, as they are; then everything else is cancelled */
 	while (ai->d_head) {
 		ai_req_t *r = ai->d_head;
@@ -344,16 +313,6 @@ void ai_free(ai_t *ai)
 		r->state = REQ_DONE;
 		ai_deliver_one(ai, r);
 	}
-	if (ai->multi)
-		curl_multi_cleanup(ai->multi);
-	while (ai->socks) {
-		ai_sock_t *s = ai->socks;
-		ai->socks = s->next;
-		event_free(s->ev);
-		free(s);
-	}
-	if (ai->curl_timer)
-		event_free(ai->curl_timer);
 	if (ai->pause_ev)
 		event_free(ai->pause_ev);
 	if (ai->deliver_ev)
@@ -586,39 +545,14 @@ static bool ai_start_call(ai_t *ai, ai_req_t *r, int64_t now)
 {
 	int64_t left = r->deadline - now;
 	long timeout = ai->cfg.timeout_ms < left ? ai->cfg.timeout_ms : (long)left;
-	CURL *e = curl_easy_init();
-	if (!e)
-		return false;
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-	h = h ? curl_slist_append(h, "Expect:") : NULL; /* no 100-continue round trip */
-	if (h && ai->auth)
-		h = curl_slist_append(h, ai->auth);
-	if (!h) {
-		curl_easy_cleanup(e);
+	const char *headers[] = {"Content-Type: application/json", ai->auth};
+	char err[256];
+	r->call = hc_post(ai->hc, ai->url, headers, ai->auth ? 2 : 1, r->body, r->body_len, timeout,
+			  AI_MAX_RESPONSE_BYTES, ai_call_done, r, err, sizeof(err));
+	if (!r->call) {
+		log_debug("ai: call for company %ld conversation %s not started: %s", r->company, r->conversation, err);
 		return false;
 	}
-	r->resp_len = 0;
-	r->resp_overflow = false;
-	curl_easy_setopt(e, CURLOPT_URL, ai->url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, ai_write_cb);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout > 0 ? timeout : 1L);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	/* Debian's libcurl resolves names on a short-lived thread: keep answers long (IP literals never resolve) */
-	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 600L);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "atende-worker");
-	if (curl_multi_add_handle(ai->multi, e) != CURLM_OK) {
-		curl_slist_free_all(h);
-		curl_easy_cleanup(e);
-		return false;
-	}
-	r->easy = e;
-	r->headers = h;
 	r->state = REQ_RUNNING;
 	if (r->attempts++ > 0)
 		ai->st.retries++;
@@ -627,13 +561,15 @@ static bool ai_start_call(ai_t *ai, ai_req_t *r, int64_t now)
 	return true;
 }
 
-/* One HTTP call ended: classify it, tell the breaker, then finish, retry or wait. */
-static void ai_call_done(ai_t *ai, ai_req_t *r, CURLcode rc)
+/* One HTTP call ended (hc callback): classify it, tell the breaker, then finish, retry or
+ * wait. An answer over AI_MAX_RESPONSE_BYTES is classified by its status line. */
+static void ai_call_done(const hc_result_t *res, void *arg)
 {
-	long status = 0;
-	curl_off_t retry_after = 0;
-	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_getinfo(r->easy, CURLINFO_RETRY_AFTER, &retry_after);
+	ai_req_t *r = arg;
+	ai_t *ai = r->ai;
+	long status = res->too_big ? res->status_line : res->status;
+	long retry_after = res->retry_after_s;
+	r->call = NULL; /* hc is done with it */
 	ai_release_call(ai, r);
 	r->state = REQ_DONE; /* until decided below */
 	int64_t now = ai_now_ms();
@@ -641,12 +577,12 @@ static void ai_call_done(ai_t *ai, ai_req_t *r, CURLcode rc)
 	ai_class_t cls;
 	ai_parsed_t parsed;
 	char why[96] = "";
-	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && r->resp_overflow)) {
-		cls = rc == CURLE_OPERATION_TIMEDOUT ? AI_CLASS_TIMEOUT : AI_CLASS_CONN;
-		snprintf(r->error, sizeof(r->error), "%s", rc == CURLE_OPERATION_TIMEDOUT ? "timeout" : curl_easy_strerror(rc));
+	if (status == 0) {
+		cls = res->timed_out ? AI_CLASS_TIMEOUT : AI_CLASS_CONN;
+		snprintf(r->error, sizeof(r->error), "%s", res->error[0] ? res->error : "no answer");
 	} else if (status >= 200 && status < 300) {
-		bool ok = !r->resp_overflow && ai_parse_completion(r->resp ? r->resp : "", r->resp_len, &parsed, why, sizeof(why));
-		if (r->resp_overflow)
+		bool ok = !res->too_big && ai_parse_completion(res->body, res->len, &parsed, why, sizeof(why));
+		if (res->too_big)
 			snprintf(why, sizeof(why), "response over %d bytes", AI_MAX_RESPONSE_BYTES);
 		else {
 			r->tokens_in += parsed.tokens_in;
@@ -857,19 +793,17 @@ static void ai_req_free(ai_t *ai, ai_req_t *r)
 	free(r->conversation);
 	free(r->model);
 	free(r->body);
-	free(r->resp);
 	free(r);
 }
 
-/* Drops the request's HTTP call (if any) and its backoff wait. */
+/* Drops the request's HTTP call (if any: hc has already dropped it when it called back or
+ * was freed) and its backoff wait. */
 static void ai_release_call(ai_t *ai, ai_req_t *r)
 {
-	if (r->easy) {
-		curl_multi_remove_handle(ai->multi, r->easy);
-		curl_easy_cleanup(r->easy);
-		curl_slist_free_all(r->headers);
-		r->easy = NULL;
-		r->headers = NULL;
+	if (r->state == REQ_RUNNING) {
+		if (ai->hc && r->call)
+			hc_cancel(ai->hc, r->call);
+		r->call = NULL;
 		ai->st.in_flight--;
 	}
 	if (r->state == REQ_BACKOFF) {
@@ -893,122 +827,6 @@ static void ai_pause_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	ai_pump(arg);
-}
-
-/* ------------------------------------------------------------------ curl <-> libevent */
-
-/* curl says which socket to watch for what (or to stop watching it). */
-static int ai_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	(void)e;
-	ai_t *ai = userp;
-	ai_sock_t *sk = socketp;
-	if (what == CURL_POLL_REMOVE) {
-		if (sk) {
-			if (sk->prev)
-				sk->prev->next = sk->next;
-			else
-				ai->socks = sk->next;
-			if (sk->next)
-				sk->next->prev = sk->prev;
-			event_free(sk->ev);
-			free(sk);
-			curl_multi_assign(ai->multi, s, NULL);
-		}
-		return 0;
-	}
-	short kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
-	if (!sk) {
-		sk = calloc(1, sizeof(*sk));
-		if (!sk)
-			return -1;
-		sk->fd = s;
-		sk->ev = event_new(ai->base, s, kind, ai_event_cb, ai);
-		if (!sk->ev) {
-			free(sk);
-			return -1;
-		}
-		sk->next = ai->socks;
-		if (ai->socks)
-			ai->socks->prev = sk;
-		ai->socks = sk;
-		curl_multi_assign(ai->multi, s, sk);
-	} else {
-		event_del(sk->ev);
-		event_assign(sk->ev, ai->base, s, kind, ai_event_cb, ai);
-	}
-	event_add(sk->ev, NULL);
-	return 0;
-}
-
-/* curl wants to be woken after timeout_ms (-1: never). Never call curl from here. */
-static int ai_timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
-	(void)m;
-	ai_t *ai = userp;
-	if (timeout_ms < 0) {
-		evtimer_del(ai->curl_timer);
-		return 0;
-	}
-	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-	evtimer_add(ai->curl_timer, &tv);
-	return 0;
-}
-
-static void ai_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-	ai_t *ai = arg;
-	int running, action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-	curl_multi_socket_action(ai->multi, fd, action, &running);
-	ai_check_multi(ai);
-}
-
-static void ai_curl_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd, (void)what;
-	ai_t *ai = arg;
-	int running;
-	curl_multi_socket_action(ai->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	ai_check_multi(ai);
-}
-
-static void ai_check_multi(ai_t *ai)
-{
-	CURLMsg *msg;
-	int left;
-	while ((msg = curl_multi_info_read(ai->multi, &left))) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		ai_req_t *r = NULL;
-		CURLcode rc = msg->data.result;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-		if (r)
-			ai_call_done(ai, r, rc);
-	}
-}
-
-static size_t ai_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	ai_req_t *r = userdata;
-	size_t n = size * nmemb;
-	if (r->resp_len + n + 1 > AI_MAX_RESPONSE_BYTES) {
-		r->resp_overflow = true;
-		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
-	}
-	if (r->resp_len + n + 1 > r->resp_cap) {
-		size_t cap = r->resp_cap ? r->resp_cap : 4096;
-		while (cap < r->resp_len + n + 1)
-			cap *= 2;
-		char *p = realloc(r->resp, cap);
-		if (!p)
-			return 0;
-		r->resp = p;
-		r->resp_cap = cap;
-	}
-	memcpy(r->resp + r->resp_len, ptr, n);
-	r->resp_len += n;
-	r->resp[r->resp_len] = 0;
-	return n;
 }
 
 /* ------------------------------------------------------------------ helpers */
