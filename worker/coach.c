@@ -455,18 +455,41 @@ typedef struct {
 
 static cJSON *coach_batch_answer(coach_batch_t *b, PGresult *res);
 
+/* Starts a batch of the queue's requests unless one of its kind is in flight (then the
+ * queue keeps filling and goes when the answer comes): NULL when nothing is to be sent. */
+static coach_batch_t *coach_batch_begin(coach_t *c, bool finish)
+{
+	coach_queue_t *q = finish ? &c->finish_q : &c->admit_q;
+	bool *in_flight = finish ? &c->finish_in_flight : &c->admit_in_flight;
+	*(finish ? &c->finish_armed : &c->admit_armed) = false;
+	if (!q->n || *in_flight)
+		return NULL;
+	*in_flight = true;
+	coach_batch_t *b = calloc(1, sizeof(*b));
+	b->c = c;
+	b->what = finish ? "finish" : "admit";
+	b->list = calloc((size_t)q->n, sizeof(coach_analysis_t *));
+	return b;
+}
+
+/* Sends the batch's requests (arr, taken) as the one parameter of sql; cb gets the answer. */
+static void coach_batch_send(coach_batch_t *b, cJSON *arr, const char *sql, db_result_fn cb)
+{
+	char *json = cJSON_PrintUnformatted(arr);
+	cJSON_Delete(arr);
+	const char *params[1] = {json};
+	if (!db_query(b->c->db, sql, 1, params, cb, b))
+		cb(NULL, b);
+	free(json);
+}
+
 static void coach_admit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	coach_t *c = arg;
 	(void)fd, (void)what;
-	c->admit_armed = false;
-	if (!c->admit_q.n || c->admit_in_flight)
+	coach_batch_t *b = coach_batch_begin(c, false);
+	if (!b)
 		return;
-	c->admit_in_flight = true;
-	coach_batch_t *b = calloc(1, sizeof(*b));
-	b->c = c;
-	b->what = "admit";
-	b->list = calloc((size_t)c->admit_q.n, sizeof(coach_analysis_t *));
 	cJSON *arr = cJSON_CreateArray();
 	const cfg_t *cfg = c->cfg;
 	coach_analysis_t *a;
@@ -494,12 +517,7 @@ static void coach_admit_cb(evutil_socket_t fd, short what, void *arg)
 		cJSON_AddItemToArray(arr, o);
 		b->list[b->n++] = a;
 	}
-	char *json = cJSON_PrintUnformatted(arr);
-	cJSON_Delete(arr);
-	const char *params[1] = {json};
-	if (!db_query(c->db, "SELECT atende_coach_admit($1::jsonb)", 1, params, coach_admitted, b))
-		coach_admitted(NULL, b);
-	free(json);
+	coach_batch_send(b, arr, "SELECT atende_coach_admit($1::jsonb)", coach_admitted);
 }
 
 /* An upper bound of the analysis's cost, reserved against the budget at admission: a
@@ -709,14 +727,9 @@ static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
 {
 	coach_t *c = arg;
 	(void)fd, (void)what;
-	c->finish_armed = false;
-	if (!c->finish_q.n || c->finish_in_flight)
+	coach_batch_t *b = coach_batch_begin(c, true);
+	if (!b)
 		return;
-	c->finish_in_flight = true;
-	coach_batch_t *b = calloc(1, sizeof(*b));
-	b->c = c;
-	b->what = "finish";
-	b->list = calloc((size_t)c->finish_q.n, sizeof(coach_analysis_t *));
 	cJSON *arr = cJSON_CreateArray();
 	coach_analysis_t *a;
 	while ((a = coach_pop(&c->finish_q))) {
@@ -756,12 +769,7 @@ static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
 		cJSON_AddItemToArray(arr, o);
 		b->list[b->n++] = a;
 	}
-	char *json = cJSON_PrintUnformatted(arr);
-	cJSON_Delete(arr);
-	const char *params[1] = {json};
-	if (!db_query(c->db, "SELECT atende_coach_finish($1::jsonb)", 1, params, coach_finished, b))
-		coach_finished(NULL, b);
-	free(json);
+	coach_batch_send(b, arr, "SELECT atende_coach_finish($1::jsonb)", coach_finished);
 }
 
 static void coach_finished(PGresult *res, void *arg)
