@@ -193,8 +193,9 @@ int main(int argc, char **argv)
 	int sigs[] = {SIGTERM, SIGINT, SIGHUP};
 	for (int i = 0; i < 3; i++)
 		event_add(evsignal_new(W.base, sigs[i], wrk_signal_cb, NULL), NULL);
-	log_info("worker %d of pool %s consuming %d domain topics in group %s; hints from %s", W.index, pool->name,
-		 n_topics, group, W.ai ? W.cfg.ai.base_url : "the built-in rules");
+	log_info("worker %d of pool %s consuming %d domain topics%s in group %s; hints from %s", W.index, pool->name,
+		 n_topics - (W.outbound ? 1 : 0), W.outbound ? " and the outbound replies" : "", group,
+		 W.ai ? W.cfg.ai.base_url : "the built-in rules");
 
 	event_base_dispatch(W.base);
 

@@ -77,7 +77,7 @@ def test_worker_pools_each_serve_their_domains():
         wait_for(lambda: s.sql("select count(*) from messages m join hints h on h.id = m.hint_id "
                                "where m.provider_id in ('POOL-S', 'POOL-C')") == [["2"]], what="both domains hinted")
         log = s.log_text()
-        assert "of pool urgent consuming 2 domain topics in group atende-workers-urgent" in log
+        assert "of pool urgent consuming 2 domain topics and the outbound replies in group atende-workers-urgent" in log
         assert "of pool rest consuming 3 domain topics in group atende-workers-rest" in log
         def committed():  # by the pool's own group (commits run every 200 ms)
             topics = __import__("json").loads(s.cli("topics", "--json").stdout)
