@@ -24,6 +24,7 @@
 #define WS_CLOSE_WAIT_MS 2000   /* bound on waiting for the peer's close frame and FIN */
 #define WS_KEEP_MSG_BUF 16384   /* reassembly buffers larger than this are freed after each message */
 #define WS_MAX_RESPONSE_HEAD 8192
+#define WS_REFILL_BYTES 65536   /* shared frames are copied into the output while it holds less */
 
 typedef enum {
 	WS_OPEN,       /* frames flow both ways */
@@ -49,6 +50,8 @@ struct ws_conn {
 	bool ping_outstanding; /* we pinged and nothing arrived since */
 	struct event *close_timer;
 	bool drain_wanted; /* output went above half of max_send_buffer: on_drain is owed */
+	struct ws_shared **q; /* shared frames queued by reference, oldest at q_head */
+	size_t q_head, q_len, q_cap, q_bytes;
 	int busy;          /* >0 while ws_process is on the stack: the struct is freed by it */
 	bool dead;         /* gone while busy */
 };
@@ -378,6 +381,91 @@ bool ws_conn_send_text(ws_conn_t *c, const char *data, size_t len)
 	return true;
 }
 
+struct ws_shared {
+	int refs;
+	size_t len;
+	uint8_t bytes[];
+};
+
+ws_shared_t *ws_shared_text(const char *data, size_t len)
+{
+	ws_shared_t *f = malloc(sizeof(*f) + 14 + len);
+	if (!f)
+		return NULL;
+	size_t hl = ws_build_header(f->bytes, WS_OP_TEXT, true, len, NULL);
+	memcpy(f->bytes + hl, data, len);
+	f->len = hl + len;
+	f->refs = 1;
+	return f;
+}
+
+void ws_shared_release(ws_shared_t *f)
+{
+	if (f && --f->refs == 0)
+		free(f);
+}
+
+/* Copies queued shared frames into the output while it is short of WS_REFILL_BYTES (all when all). */
+static void ws_refill(ws_conn_t *c, bool all)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	while (c->q_len && (all || evbuffer_get_length(out) < WS_REFILL_BYTES)) {
+		ws_shared_t *f = c->q[c->q_head];
+		evbuffer_add(out, f->bytes, f->len);
+		c->q_bytes -= f->len;
+		ws_shared_release(f);
+		c->q_head = (c->q_head + 1) % c->q_cap;
+		c->q_len--;
+	}
+}
+
+static void ws_queue_free(ws_conn_t *c)
+{
+	while (c->q_len) {
+		ws_shared_release(c->q[c->q_head]);
+		c->q_head = (c->q_head + 1) % c->q_cap;
+		c->q_len--;
+	}
+	free(c->q);
+	c->q = NULL;
+	c->q_cap = c->q_bytes = 0;
+}
+
+bool ws_conn_send_shared(ws_conn_t *c, ws_shared_t *f)
+{
+	if (c->state != WS_OPEN || c->is_client || !f)
+		return false;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t pending = evbuffer_get_length(out) + c->q_bytes, max = c->limits.max_send_buffer;
+	if (max && pending + f->len > max) {
+		c->drain_wanted = true;
+		return false;
+	}
+	if (c->q_len == 0 && evbuffer_get_length(out) < WS_REFILL_BYTES) {
+		evbuffer_add(out, f->bytes, f->len);
+	} else {
+		if (c->q_len == c->q_cap) {
+			size_t cap = c->q_cap ? c->q_cap * 2 : 64;
+			ws_shared_t **q = malloc(cap * sizeof(*q));
+			if (!q)
+				return false;
+			for (size_t i = 0; i < c->q_len; i++)
+				q[i] = c->q[(c->q_head + i) % c->q_cap];
+			free(c->q);
+			c->q = q;
+			c->q_head = 0;
+			c->q_cap = cap;
+		}
+		c->q[(c->q_head + c->q_len) % c->q_cap] = f;
+		c->q_len++;
+		c->q_bytes += f->len;
+		f->refs++;
+	}
+	if (max && pending + f->len > max / 2)
+		c->drain_wanted = true;
+	return true;
+}
+
 void ws_conn_close(ws_conn_t *c, int code, const char *reason)
 {
 	if (c->state != WS_OPEN)
@@ -393,7 +481,7 @@ void ws_conn_close(ws_conn_t *c, int code, const char *reason)
 
 size_t ws_conn_pending_bytes(const ws_conn_t *c)
 {
-	return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+	return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) + c->q_bytes : 0;
 }
 
 void ws_conn_set_arg(ws_conn_t *c, void *arg)
@@ -417,7 +505,9 @@ static void ws_read_cb(struct bufferevent *bev, void *arg)
 static void ws_write_cb(struct bufferevent *bev, void *arg)
 {
 	ws_conn_t *c = arg;
-	size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
+	if (c->q_len)
+		ws_refill(c, false);
+	size_t pending = evbuffer_get_length(bufferevent_get_output(bev)) + c->q_bytes;
 	if (c->state == WS_FLUSHING) {
 		if (pending == 0)
 			ws_after_flush(c);
@@ -632,6 +722,7 @@ static void ws_send_frame(ws_conn_t *c, uint8_t opcode, const void *data, size_t
 
 static void ws_send_close(ws_conn_t *c, int code, const char *reason)
 {
+	ws_refill(c, true); /* the close frame goes after every data frame queued */
 	uint8_t payload[125];
 	size_t n = 0;
 	if (code) {
@@ -709,6 +800,7 @@ static void ws_gone(ws_conn_t *c, int code)
 
 static void ws_free(ws_conn_t *c)
 {
+	ws_queue_free(c);
 	event_free(c->close_timer);
 	if (c->ping_timer)
 		event_free(c->ping_timer);

@@ -95,6 +95,17 @@ ws_conn_t *ws_conn_new(struct bufferevent *bev, bool is_client, const ws_limits_
  * be validated here: it is the caller's UTF-8. */
 bool ws_conn_send_text(ws_conn_t *c, const char *data, size_t len) __attribute__((warn_unused_result));
 
+/* A server text frame built once and queued to many connections by reference: fan-out
+ * to N consoles costs one copy of the frame, not N. Reference counted. */
+typedef struct ws_shared ws_shared_t;
+/* A frame of data (copied), holding one reference owned by the caller. */
+ws_shared_t *ws_shared_text(const char *data, size_t len);
+/* Drops one reference; the frame is freed with its last one. */
+void ws_shared_release(ws_shared_t *f);
+/* Like ws_conn_send_text for a server connection, queueing f by reference (the connection
+ * takes its own reference and copies bytes into the socket buffer only as it drains). */
+bool ws_conn_send_shared(ws_conn_t *c, ws_shared_t *f) __attribute__((warn_unused_result));
+
 /* Sends a close frame (code 0: none; reason may be NULL, cut to 123 bytes), waits up to ~2 s for the
  * peer's close, then frees the connection (on_close called, asynchronously). No-op once closing. */
 void ws_conn_close(ws_conn_t *c, int code, const char *reason);

@@ -38,6 +38,7 @@ struct hub {
 	long long epoch;
 	char *frame;
 	size_t frame_cap;
+	uint64_t frame_gen;
 };
 
 static hub_chan_t *hub_chan(const hub_t *h, const char *name, bool create);
@@ -196,8 +197,14 @@ size_t hub_frame(char *buf, size_t cap, const char *type, const char *channel, i
 	return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 
+uint64_t hub_frame_gen(const hub_t *h)
+{
+	return h->frame_gen;
+}
+
 static const char *hub_format(hub_t *h, const hub_event_t *e, const char *channel, size_t *len)
 {
+	h->frame_gen++;
 	size_t need = strlen(e->data) + strlen(channel) + strlen(e->type) + 96;
 	if (need > h->frame_cap) {
 		h->frame_cap = need * 2;

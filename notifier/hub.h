@@ -39,6 +39,10 @@ size_t hub_publish(hub_t *h, int32_t partition, int64_t seq, const char *type, c
 bool hub_replay(hub_t *h, const char *channel, int32_t partition, int64_t since, void *conn, hub_deliver_fn deliver,
 		void *arg);
 
+/* Changes every time a frame is formatted for delivery: a deliver callback seeing the same value
+ * gets the same bytes. */
+uint64_t hub_frame_gen(const hub_t *h);
+
 /* Highest seq seen on a partition (-1 if none). */
 int64_t hub_last_seq(const hub_t *h, int32_t partition);
 

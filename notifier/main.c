@@ -82,6 +82,9 @@ typedef struct ntf_conn {
 	bool tab;                     /* counted as a presence tab */
 	guard_bucket_t ops;           /* op rate limit */
 	struct event *slow_timer;     /* armed when the output went over max_send_buffer */
+	size_t slow_ref;              /* output to judge it against: the most queued in the first period, then
+					 the backlog at the last judgement (a backlog below it is draining) */
+	bool slow_again;              /* judged once already: slow_ref is fixed */
 	/* long-poll, and POST /op */
 	bool op_request;              /* a POST /op: answered by its op's ack or error */
 	http_request_t *req;
@@ -136,6 +139,9 @@ typedef struct {
 } ntf_t;
 
 static ntf_t N;
+static ws_shared_t *ntf_shared;
+static uint64_t ntf_shared_gen;
+static void ntf_send_ex(ntf_conn_t *c, const char *frame, size_t len, ws_shared_t *shared);
 
 static void ntf_http(http_request_t *req, void *arg);
 static void ntf_upgrade(http_request_t *req);
@@ -409,7 +415,18 @@ static void ntf_presence_changed(long company, long agent, bool online, void *ar
 
 static void ntf_deliver(void *conn, const char *frame, size_t len, void *arg)
 {
+	ntf_conn_t *c = conn;
 	(void)arg;
+	if (c->ws && !c->cut && !c->gone) {
+		uint64_t gen = hub_frame_gen(N.hub);
+		if (!ntf_shared || ntf_shared_gen != gen) {
+			ws_shared_release(ntf_shared);
+			ntf_shared = ws_shared_text(frame, len);
+			ntf_shared_gen = gen;
+		}
+		ntf_send_ex(c, frame, len, ntf_shared);
+		return;
+	}
 	ntf_send(conn, frame, len);
 }
 
@@ -417,6 +434,11 @@ static void ntf_deliver(void *conn, const char *frame, size_t len, void *arg)
  * max_send_buffer for slow_consumer_ms, or reaches NTF_HARD_BUFFER_FACTOR times it, is closed
  * with 1008: it cannot make the notifier buffer without bound or slow anyone else. */
 static void ntf_send(ntf_conn_t *c, const char *frame, size_t len)
+{
+	ntf_send_ex(c, frame, len, NULL);
+}
+
+static void ntf_send_ex(ntf_conn_t *c, const char *frame, size_t len, ws_shared_t *shared)
 {
 	if (c->cut || c->gone)
 		return;
@@ -430,7 +452,8 @@ static void ntf_send(ntf_conn_t *c, const char *frame, size_t len)
 		return;
 	}
 	size_t soft = (size_t)N.cfg.notifier.max_send_buffer, pending = ws_conn_pending_bytes(c->ws);
-	if (pending > soft * NTF_HARD_BUFFER_FACTOR || !ws_conn_send_text(c->ws, frame, len)) {
+	if (pending > soft * NTF_HARD_BUFFER_FACTOR ||
+	    !(shared ? ws_conn_send_shared(c->ws, shared) : ws_conn_send_text(c->ws, frame, len))) {
 		c->cut = true;
 		N.n_slow_cuts++;
 		log_warn("agent %ld (company %ld): slow consumer (%zu bytes queued): closing", c->claims.agent,
@@ -438,13 +461,22 @@ static void ntf_send(ntf_conn_t *c, const char *frame, size_t len)
 		ws_conn_close(c->ws, WS_CLOSE_POLICY, "slow consumer");
 		return;
 	}
-	if (pending + len > soft && !evtimer_pending(c->slow_timer, NULL)) {
-		struct timeval tv = {N.cfg.notifier.slow_consumer_ms / 1000, (N.cfg.notifier.slow_consumer_ms % 1000) * 1000};
-		evtimer_add(c->slow_timer, &tv);
+	if (pending + len > soft) {
+		if (!evtimer_pending(c->slow_timer, NULL)) {
+			struct timeval tv = {N.cfg.notifier.slow_consumer_ms / 1000, (N.cfg.notifier.slow_consumer_ms % 1000) * 1000};
+			evtimer_add(c->slow_timer, &tv);
+			c->slow_ref = 0;
+			c->slow_again = false;
+		}
+		if (!c->slow_again && pending + len > c->slow_ref)
+			c->slow_ref = pending + len;
 	}
 }
 
-/* slow_consumer_ms after the output went over max_send_buffer: still over means slow. */
+/* slow_consumer_ms after the output went over max_send_buffer: still over, and no smaller than the
+ * most it held meanwhile (later: than at the last judgement), means slow. A client whose backlog
+ * shrinks is reading, only behind a burst, or behind this process, busy fanning a batch out to
+ * everyone: it is judged again a period later. */
 static void ntf_slow_cb(evutil_socket_t fd, short what, void *arg)
 {
 	ntf_conn_t *c = arg;
@@ -454,6 +486,13 @@ static void ntf_slow_cb(evutil_socket_t fd, short what, void *arg)
 	size_t pending = ws_conn_pending_bytes(c->ws);
 	if (pending <= (size_t)N.cfg.notifier.max_send_buffer)
 		return;
+	if (pending < c->slow_ref) {
+		struct timeval tv = {N.cfg.notifier.slow_consumer_ms / 1000, (N.cfg.notifier.slow_consumer_ms % 1000) * 1000};
+		c->slow_ref = pending;
+		c->slow_again = true;
+		evtimer_add(c->slow_timer, &tv);
+		return;
+	}
 	c->cut = true;
 	N.n_slow_cuts++;
 	log_warn("agent %ld (company %ld): slow consumer (%zu bytes queued for %d ms): closing", c->claims.agent,

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -31,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +47,13 @@
 #define BENCH_GIVEUP_S 40                   /* after the schedule ends, stop waiting for unsent/unanswered */
 #define BENCH_RECONNECT_MS 100
 #define BENCH_HEAD_MAX 16384
+#define BENCH_SPARE_FDS 64                  /* descriptors beyond the sockets: files, the loop, curl */
+#define BENCH_RAMP_WINDOW 200               /* notifier runs: handshakes in flight at once (its accept backlog is 1024) */
+#define BENCH_STALL_S 20                    /* --idle: no socket up or refused for this long ends the ramp */
+#define BENCH_IDLE_SETTLE_S 5               /* --idle: from the last socket up to the memory reading */
+#define BENCH_HIST_BUCKETS (1 << 20)        /* --fanout: latency histogram, 0.1 ms buckets (up to ~105 s) */
+#define BENCH_FAN_QUIET_S 3                 /* --fanout: no frame of the run for this long ends the wait */
+#define BENCH_FAN_EXTRA_S 30                /* --fanout: the most it waits for frames after the drain */
 #define BENCH_FALLBACK_TEXT "\"Oi, minha internet caiu desde ontem e preciso trabalhar hoje\""
 
 /* Per-message state bits (one byte per message of the run, indexed by i). */
@@ -149,6 +158,59 @@ static struct {
 	pid_t pg_pid;
 } B;
 
+/* One WebSocket of the notifier runs (--idle, --fanout): dialled once, never resumed, so a cut
+ * is seen as a cut. */
+typedef struct {
+	struct bufferevent *bev; /* during the handshake; ws owns it afterwards */
+	ws_conn_t *ws;           /* NULL before the handshake and once closed */
+	long agent;              /* the token's agent (role F.role, company --company) */
+	bool ready;              /* its subscription was acknowledged */
+	bool done;               /* refused or failed before it was ready: not counted again */
+	uint64_t frames;         /* --fanout: frames of the run received */
+	char key[25];            /* Sec-WebSocket-Key sent, to check the answer */
+	char channel[48];
+} bench_sub_t;
+
+typedef enum { FP_CONNECT, FP_SETTLE, FP_HOLD, FP_DONE } bench_fphase_t;
+
+/* State of the notifier runs. The fan-out run also uses B (webhooks, the watcher socket, which
+ * is its first subscriber); the idle run uses B only for the loop, addresses and processes. */
+static struct {
+	bool fanout;
+	long fd_limit;          /* RLIMIT_NOFILE after raising it */
+	char role[16];
+	bench_sub_t *subs;
+	int n, next_dial;       /* subscribers, and the next one to dial */
+	int in_flight;          /* dialled, not yet ready or refused */
+	int ready, failed, open, dropped;
+	bool ramping, closing;
+	char first_error[200];
+	double t_dial0, t_progress; /* monotonic */
+	double t_last_ready;    /* when the last socket came up */
+	bench_fphase_t phase;   /* --idle */
+	struct event *timer;    /* --idle: settle, then hold */
+	pid_t ntf_pid;
+	long ntf_fd_limit;
+	double rss_before, rss_settled, rss_end;
+	unsigned long long ticks0, ticks1;
+	double t_hold0, t_hold1;
+	uint64_t idle_frames;
+	/* --fanout */
+	uint64_t deliveries, other_frames, watcher_frames;
+	double t_send0_ms, t_first_ms, t_last_ms; /* wall clock, ms */
+	uint32_t *hist;         /* publish->deliver of message events, 0.1 ms buckets */
+	uint64_t n_lat;
+	double lat_max;
+	long long seq_base;     /* first seq the run's events can have */
+	bool have_base;
+	uint32_t *seq_count;    /* per event (seq - seq_base): subscribers that received it */
+	double *seq_first, *seq_last;
+	size_t seq_cap;
+	uint64_t events_msg, events_hint; /* distinct events of the run seen */
+	char ts_prefix[20];     /* "YYYY-MM-DDTHH:MM:SS" last parsed, and its Unix time */
+	long long ts_sec;
+} F;
+
 static double bench_now(void);
 static void bench_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static bool bench_addr(const char *listen, struct sockaddr_storage *ss, int *len);
@@ -187,12 +249,38 @@ static double bench_rss_mb(pid_t pid);
 static int bench_children(pid_t parent, bench_ticks_t **out);
 static void bench_report(void);
 static void bench_print_latency(FILE *f, const char *name, double *v, size_t n);
+static long bench_raise_nofile(long want);
+static long bench_proc_nofile(pid_t pid);
+static double bench_wall_ms(void);
+static bool bench_ws_request(struct bufferevent *bev, long agent, const char *role, char key[25]);
+static void bench_sub_ramp(void);
+static void bench_sub_dial(bench_sub_t *s);
+static void bench_sub_failed(bench_sub_t *s, const char *why);
+static void bench_sub_hs_event_cb(struct bufferevent *bev, short what, void *arg);
+static void bench_sub_hs_read_cb(struct bufferevent *bev, void *arg);
+static void bench_sub_message(ws_conn_t *c, const char *data, size_t len, void *arg);
+static void bench_sub_close(ws_conn_t *c, int code, void *arg);
+static void bench_subs_close(void);
+static int bench_idle_run(void);
+static void bench_idle_connected(void);
+static void bench_idle_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void bench_idle_progress_cb(evutil_socket_t fd, short what, void *arg);
+static void bench_idle_sigint_cb(evutil_socket_t fd, short what, void *arg);
+static void bench_idle_report(void);
+static void bench_fan_ack_seq(long long seq);
+static void bench_fan_frame(const char *data, size_t len, uint64_t *sub_frames);
+static void bench_fan_seq(long long seq, double now_ms, bool is_msg);
+static double bench_fan_created_ms(const char *data, size_t len);
+static bool bench_fan_settled(double now);
+static void bench_fan_print_hist(FILE *f, const char *name);
+static const bench_proc_t *bench_proc_role(const char *role);
+static void bench_fan_report(void);
 
 /* ---- options ---- */
 
 bool bench_parse_args(int argc, char **argv, bench_opts_t *o, char *err, size_t errlen)
 {
-	double connections = 64, agents = 100, company = 1;
+	double connections = 64, agents = 100, company = 1, idle = 0, fanout = 0, messages = 2000;
 	struct {
 		const char *name;
 		double *target;
@@ -206,8 +294,12 @@ bool bench_parse_args(int argc, char **argv, bench_opts_t *o, char *err, size_t 
 		{"--connections", &connections, 1, 4096, true},
 		{"--agents", &agents, 0, 100000, true},
 		{"--company", &company, 1, 1e15, true},
+		{"--idle", &idle, 1, 1000000, true},
+		{"--hold", &o->hold, 0, 86400, false},
+		{"--fanout", &fanout, 1, 1000000, true},
+		{"--messages", &messages, 1, (double)BENCH_MAX_TOTAL, true},
 	};
-	*o = (bench_opts_t){.rate = 500, .seconds = 20, .warmup = 2, .drain = 10};
+	*o = (bench_opts_t){.rate = 500, .seconds = 20, .warmup = 2, .drain = 10, .hold = 10};
 	for (int i = 1; i < argc; i++) {
 		size_t k;
 		if (strcmp(argv[i], "-c") == 0) {
@@ -235,6 +327,18 @@ bool bench_parse_args(int argc, char **argv, bench_opts_t *o, char *err, size_t 
 	o->connections = (int)connections;
 	o->agents = (int)agents;
 	o->company = (long)company;
+	o->idle = (int)idle;
+	o->fanout = (int)fanout;
+	o->messages = (long)messages;
+	if (o->idle && o->fanout) {
+		snprintf(err, errlen, "--idle and --fanout are separate runs");
+		return false;
+	}
+	if (o->fanout) { /* exactly M messages from the first one, and only the subscribers' sockets */
+		o->warmup = 0;
+		o->seconds = (double)o->messages / o->rate;
+		o->agents = 0;
+	}
 	if ((o->warmup + o->seconds) * o->rate > (double)BENCH_MAX_TOTAL) {
 		snprintf(err, errlen, "(warmup + seconds) * rate is over %llu messages", BENCH_MAX_TOTAL);
 		return false;
@@ -248,16 +352,29 @@ int bench_run(const cfg_t *cfg, const bench_opts_t *opts)
 {
 	char err[512];
 	memset(&B, 0, sizeof(B));
+	memset(&F, 0, sizeof(F));
 	B.cfg = cfg;
 	B.o = *opts;
 	signal(SIGPIPE, SIG_IGN);
+	long want = (opts->idle ? opts->idle : (long)opts->connections + opts->agents + opts->fanout + 1) + BENCH_SPARE_FDS;
+	F.fd_limit = bench_raise_nofile(want);
+	if (F.fd_limit >= 0 && F.fd_limit < want)
+		fprintf(stderr, "bench: open files are limited to %ld (RLIMIT_NOFILE hard limit): the %ld sockets asked for "
+				"cannot all be opened; raise it (ulimit -Hn, as root)\n",
+			F.fd_limit, want - BENCH_SPARE_FDS);
+	if (opts->idle)
+		return bench_idle_run();
 	if (!bench_setup(err, sizeof(err))) {
 		fprintf(stderr, "bench: %s\n", err);
 		bench_teardown();
 		return 1;
 	}
-	fprintf(stderr, "bench: %d HTTP connections to %s, %d agent WebSockets + 1 watcher on %s; %.0f msg/s for %gs (+%gs warm-up)\n",
-		B.o.connections, cfg->ingress.listen, B.o.agents, cfg->notifier.listen, B.o.rate, B.o.seconds, B.o.warmup);
+	if (B.o.fanout)
+		fprintf(stderr, "bench: %d HTTP connections to %s, %d supervisor WebSockets on company:%ld of %s; %ld messages at %.0f msg/s\n",
+			B.o.connections, cfg->ingress.listen, B.o.fanout, B.o.company, cfg->notifier.listen, B.o.messages, B.o.rate);
+	else
+		fprintf(stderr, "bench: %d HTTP connections to %s, %d agent WebSockets + 1 watcher on %s; %.0f msg/s for %gs (+%gs warm-up)\n",
+			B.o.connections, cfg->ingress.listen, B.o.agents, cfg->notifier.listen, B.o.rate, B.o.seconds, B.o.warmup);
 	event_base_dispatch(B.base);
 	if (B.fatal[0]) {
 		fprintf(stderr, "bench: %s\n", B.fatal);
@@ -265,7 +382,10 @@ int bench_run(const cfg_t *cfg, const bench_opts_t *opts)
 		return 1;
 	}
 	bench_procs_end();
-	bench_report();
+	if (B.o.fanout)
+		bench_fan_report();
+	else
+		bench_report();
 	bench_teardown();
 	return 0;
 }
@@ -370,7 +490,24 @@ static bool bench_setup(char *err, size_t errlen)
 			snprintf(w->channel, sizeof(w->channel), "agent:%ld", w->agent);
 		bench_ws_connect(w);
 	}
-	struct timeval tv = {BENCH_CONNECT_TIMEOUT_S, 0}, sec = {1, 0};
+	if (B.o.fanout) { /* the watcher is subscriber 1 (agent 1); agents 2..S are the others */
+		F.fanout = true;
+		F.n = B.o.fanout - 1;
+		F.subs = calloc((size_t)F.n + 1, sizeof(*F.subs));
+		F.hist = calloc(BENCH_HIST_BUCKETS, sizeof(*F.hist));
+		if (!F.subs || !F.hist) {
+			snprintf(err, errlen, "out of memory for %d subscribers", B.o.fanout);
+			return false;
+		}
+		for (int i = 0; i < F.n; i++) {
+			F.subs[i].agent = i + 2;
+			snprintf(F.subs[i].channel, sizeof(F.subs[i].channel), "company:%ld", B.o.company);
+		}
+		snprintf(F.role, sizeof(F.role), "supervisor");
+		F.t_progress = bench_now();
+		bench_sub_ramp();
+	}
+	struct timeval tv = {BENCH_CONNECT_TIMEOUT_S + F.n / BENCH_RAMP_WINDOW, 0}, sec = {1, 0};
 	B.connect_timer = evtimer_new(B.base, bench_connect_timeout_cb, NULL);
 	evtimer_add(B.connect_timer, &tv);
 	B.tick = event_new(B.base, -1, EV_PERSIST, bench_tick_cb, NULL);
@@ -436,12 +573,14 @@ static void bench_teardown(void)
 				bufferevent_free(B.ws[i].bev);
 			B.ws[i].bev = NULL;
 		}
+		bench_subs_close();
 		for (int i = 0; B.http && i < B.o.connections; i++)
 			if (B.http[i].bev)
 				bufferevent_free(B.http[i].bev);
 		B.phase = BP_DONE;
-		if (B.n_ws_open > 0) {
-			struct timeval tv = {3, 0};
+		if (B.n_ws_open > 0 || F.open > 0) {
+			/* many sockets close at once: give the notifier time to answer every close frame */
+			struct timeval tv = {3 + F.open / 5000, 0};
 			event_base_loopexit(B.base, &tv);
 			event_base_dispatch(B.base); /* bench_ws_close breaks out when the last one is gone */
 		}
@@ -453,7 +592,9 @@ static void bench_teardown(void)
 			event_free(B.connect_timer);
 		if (B.sigint)
 			event_free(B.sigint);
-		if (B.n_ws_open == 0)
+		if (F.timer)
+			event_free(F.timer);
+		if (B.n_ws_open == 0 && F.open == 0)
 			event_base_free(B.base); /* else a socket still references it; the process ends anyway */
 	}
 	for (int i = 0; i < B.n_texts[CFG_MAX_DOMAINS]; i++)
@@ -470,13 +611,19 @@ static void bench_teardown(void)
 	free(B.mstate);
 	free(B.ack_ms);
 	free(B.hint_ms);
+	if (B.n_ws_open == 0 && F.open == 0) /* else a closing socket still points into it */
+		free(F.subs);
+	free(F.hist);
+	free(F.seq_count);
+	free(F.seq_first);
+	free(F.seq_last);
 }
 
 /* Starts the clock once every socket is up and every subscription acknowledged, so connection
  * set-up is never part of the measured window. */
 static void bench_maybe_start(void)
 {
-	if (B.phase != BP_CONNECT || B.n_http_up < B.o.connections || B.n_ws_ready < B.n_ws)
+	if (B.phase != BP_CONNECT || B.n_http_up < B.o.connections || B.n_ws_ready < B.n_ws || F.ready < F.n)
 		return;
 	struct timeval tick = {0, BENCH_TICK_US};
 	B.phase = BP_SEND;
@@ -484,6 +631,10 @@ static void bench_maybe_start(void)
 	B.t0 = bench_now();
 	B.t_measure = B.t0 + (double)B.warm_n / B.o.rate;
 	B.t_sched_end = B.t0 + (double)B.total / B.o.rate;
+	if (F.fanout) { /* events of the run come after every subscription's seq */
+		bench_fan_ack_seq(B.ws[0].last_seq);
+		F.t_send0_ms = bench_wall_ms();
+	}
 	event_add(B.tick, &tick);
 	bench_tick_cb(-1, 0, NULL);
 }
@@ -515,7 +666,7 @@ static void bench_tick_cb(evutil_socket_t fd, short what, void *arg)
 			B.t_drain_end = now;
 		}
 	}
-	if (B.phase == BP_DRAIN && (B.acked_unhinted == 0 || now >= B.t_drain_end))
+	if (B.phase == BP_DRAIN && (B.acked_unhinted == 0 || now >= B.t_drain_end) && (!F.fanout || bench_fan_settled(now)))
 		bench_finish();
 }
 
@@ -524,17 +675,21 @@ static void bench_progress_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what, (void)arg;
 	if (B.phase == BP_CONNECT) {
 		fprintf(stderr, "bench: connecting: %d/%d HTTP, %d/%d WebSocket subscribed\n", B.n_http_up, B.o.connections,
-			B.n_ws_ready, B.n_ws);
+			B.n_ws_ready + F.ready, B.n_ws + F.n);
 		return;
 	}
 	double now = bench_now(), due_f = (now - B.t0) * B.o.rate;
 	uint64_t due = due_f < 0 ? 0 : (uint64_t)due_f + 1;
 	if (due > B.total)
 		due = B.total;
-	fprintf(stderr, "bench: %5.1fs %-7s sent=%llu acked=%llu rejected=%llu hinted=%llu queued=%llu inflight=%d\n",
+	char fan[96] = "";
+	if (F.fanout)
+		snprintf(fan, sizeof(fan), " deliveries=%llu cut=%d", (unsigned long long)F.deliveries, F.dropped + B.ws_dropped);
+	fprintf(stderr, "bench: %5.1fs %-7s sent=%llu acked=%llu rejected=%llu hinted=%llu queued=%llu inflight=%d%s\n",
 		now - B.t0, B.phase == BP_DRAIN ? "drain" : B.measuring ? "measure" : "warmup",
 		(unsigned long long)B.all_sent, (unsigned long long)B.all_acked, (unsigned long long)B.all_rejected,
-		(unsigned long long)B.all_hinted, (unsigned long long)(due > B.next_send ? due - B.next_send : 0), B.inflight);
+		(unsigned long long)B.all_hinted, (unsigned long long)(due > B.next_send ? due - B.next_send : 0), B.inflight,
+		fan);
 }
 
 static void bench_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -853,24 +1008,32 @@ static void bench_ws_hs_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	int one = 1;
 	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	token_claims_t claims = {.agent = w->agent, .company = B.o.company, .iat = (long)time(NULL)};
+	bench_ws_request(bev, w->agent, w->watcher ? "supervisor" : "agent", w->key);
+}
+
+/* Writes the upgrade request, with a fresh token for agent (role, --company), and keeps its key to
+ * check the answer. False (the run fails) when no token can be signed. */
+static bool bench_ws_request(struct bufferevent *bev, long agent, const char *role, char key[25])
+{
+	token_claims_t claims = {.agent = agent, .company = B.o.company, .iat = (long)time(NULL)};
 	claims.exp = claims.iat + 86400;
-	snprintf(claims.role, sizeof(claims.role), "%s", w->watcher ? "supervisor" : "agent");
+	snprintf(claims.role, sizeof(claims.role), "%s", role);
 	char *tok = token_sign(B.cfg->auth.token_secret, &claims);
 	if (!tok) {
 		bench_failf("cannot sign an agent token (is auth.token_secret empty?)");
-		return;
+		return false;
 	}
 	char path[TOKEN_MAX_LEN + 32], req[TOKEN_MAX_LEN + 1024];
 	snprintf(path, sizeof(path), "/ws?token=%s", tok);
 	free(tok);
-	ws_client_key(w->key);
-	int n = ws_client_request(req, sizeof(req), B.cfg->notifier.listen, path, w->key);
+	ws_client_key(key);
+	int n = ws_client_request(req, sizeof(req), B.cfg->notifier.listen, path, key);
 	if (n < 0) {
 		bench_failf("WebSocket handshake request does not fit");
-		return;
+		return false;
 	}
 	bufferevent_write(bev, req, (size_t)n);
+	return true;
 }
 
 static void bench_ws_hs_read_cb(struct bufferevent *bev, void *arg)
@@ -953,10 +1116,13 @@ static void bench_ws_message(ws_conn_t *c, const char *data, size_t len, void *a
 		B.ws_resets++;
 		fprintf(stderr, "bench: WebSocket %s could not resume (%.200s): its missed events are lost\n", w->channel, data);
 	}
-	if (w->watcher)
+	if (w->watcher) {
+		if (F.fanout)
+			bench_fan_frame(data, len, &F.watcher_frames);
 		bench_hint_frame(data, len);
-	else
+	} else {
 		B.agent_frames++;
+	}
 }
 
 static void bench_ws_close(ws_conn_t *c, int code, void *arg)
@@ -967,7 +1133,7 @@ static void bench_ws_close(ws_conn_t *c, int code, void *arg)
 	w->ready = false;
 	B.n_ws_open--;
 	if (B.phase == BP_DONE) {
-		if (B.n_ws_open == 0)
+		if (B.n_ws_open == 0 && F.open == 0)
 			event_base_loopbreak(B.base);
 		return;
 	}
@@ -1032,6 +1198,566 @@ static void bench_hint_id(const char *id, double now, bool *measured)
 	B.hint_ms[B.n_hint_ms++] = (now - (B.t0 + (double)i / B.o.rate)) * 1000.0;
 	if (B.mstate[i] & BM_ACKED)
 		B.acked_unhinted--;
+}
+
+/* ---- notifier runs: subscriber sockets ---- */
+
+/* Dials the next subscribers, at most BENCH_RAMP_WINDOW handshakes at a time, so the notifier's
+ * accept queue never overflows (a SYN dropped there costs a second of retransmission). */
+static void bench_sub_ramp(void)
+{
+	if (F.ramping)
+		return; /* a dial that failed at once lands back here: the loop below goes on */
+	F.ramping = true;
+	while (F.in_flight < BENCH_RAMP_WINDOW && F.next_dial < F.n && !B.fatal[0] && !F.closing)
+		bench_sub_dial(&F.subs[F.next_dial++]);
+	F.ramping = false;
+	if (!F.fanout && F.phase == FP_CONNECT && F.ready + F.failed == F.n)
+		bench_idle_connected();
+}
+
+static void bench_sub_dial(bench_sub_t *s)
+{
+	F.in_flight++;
+	s->bev = bufferevent_socket_new(B.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!s->bev) {
+		bench_sub_failed(s, strerror(errno));
+		return;
+	}
+	bufferevent_setcb(s->bev, bench_sub_hs_read_cb, NULL, bench_sub_hs_event_cb, s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&B.notifier_sa, B.notifier_len) < 0)
+		bench_sub_failed(s, strerror(errno));
+}
+
+/* A subscriber refused or failed before it was ready. The fan-out run needs every one; the idle
+ * run counts it and goes on (its report says how many got in). */
+static void bench_sub_failed(bench_sub_t *s, const char *why)
+{
+	if (s->bev)
+		bufferevent_free(s->bev);
+	s->bev = NULL;
+	if (s->done || s->ready)
+		return;
+	s->done = true;
+	F.in_flight--;
+	F.failed++;
+	F.t_progress = bench_now();
+	if (!F.first_error[0])
+		snprintf(F.first_error, sizeof(F.first_error), "agent %ld: %s", s->agent, why);
+	if (F.fanout) {
+		bench_failf("WebSocket %s of agent %ld on the notifier at %s: %s", s->channel, s->agent, B.cfg->notifier.listen,
+			    why);
+		return;
+	}
+	if (F.failed <= 3)
+		fprintf(stderr, "bench: WebSocket of agent %ld: %s\n", s->agent, why);
+	bench_sub_ramp();
+}
+
+static void bench_sub_hs_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	bench_sub_t *s = arg;
+	if (!(what & BEV_EVENT_CONNECTED)) {
+		bench_sub_failed(s, what & BEV_EVENT_EOF ? "connection closed during the handshake"
+						     : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		return;
+	}
+	int one = 1;
+	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	bench_ws_request(bev, s->agent, F.role, s->key);
+}
+
+static void bench_sub_hs_read_cb(struct bufferevent *bev, void *arg)
+{
+	bench_sub_t *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len = evbuffer_get_length(in);
+	const char *buf = (const char *)evbuffer_pullup(in, -1);
+	int r = ws_client_check_response(buf, len, s->key);
+	if (r == 0 && len < BENCH_HEAD_MAX)
+		return;
+	if (r <= 0) {
+		char why[160];
+		const char *eol = memchr(buf, '\r', len);
+		snprintf(why, sizeof(why), "handshake refused: %.*s", (int)(eol ? eol - buf : (len < 80 ? (int)len : 80)), buf);
+		bench_sub_failed(s, why);
+		return;
+	}
+	evbuffer_drain(in, (size_t)r);
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	ws_limits_t lim = {.max_message_bytes = 1 << 20, .max_send_buffer = 0, .ping_interval_ms = 0};
+	ws_callbacks_t cb = {.on_message = bench_sub_message, .on_close = bench_sub_close};
+	s->bev = NULL;
+	s->ws = ws_conn_new(bev, true, &lim, &cb, s);
+	if (!s->ws) {
+		bench_failf("out of memory");
+		return;
+	}
+	F.open++;
+	char frame[128];
+	int n = snprintf(frame, sizeof(frame), "{\"op\":\"subscribe\",\"channel\":\"%s\"}", s->channel);
+	if (!ws_conn_send_text(s->ws, frame, (size_t)n))
+		ws_conn_close(s->ws, WS_CLOSE_INTERNAL, NULL);
+}
+
+static void bench_sub_message(ws_conn_t *c, const char *data, size_t len, void *arg)
+{
+	bench_sub_t *s = arg;
+	if (s->ready) {
+		if (F.fanout)
+			bench_fan_frame(data, len, &s->frames);
+		else
+			F.idle_frames++;
+		return;
+	}
+	if (memmem(data, len, "\"type\":\"ack\"", 12)) {
+		s->ready = true;
+		F.in_flight--;
+		F.ready++;
+		F.t_progress = F.t_last_ready = bench_now();
+		if (F.fanout) {
+			bench_fan_ack_seq(bench_json_ll(data, len, "seq", -1));
+			bench_maybe_start();
+		}
+		bench_sub_ramp();
+		return;
+	}
+	if (memmem(data, len, "\"type\":\"error\"", 14)) {
+		char why[256];
+		snprintf(why, sizeof(why), "subscription refused: %.200s", data);
+		ws_conn_close(c, WS_CLOSE_NORMAL, NULL);
+		bench_sub_failed(s, why);
+	}
+}
+
+/* The notifier closed a socket: before its ack it is a refusal, after it a drop (a cut). */
+static void bench_sub_close(ws_conn_t *c, int code, void *arg)
+{
+	bench_sub_t *s = arg;
+	(void)c;
+	s->ws = NULL;
+	F.open--;
+	if (s->ready) {
+		s->ready = false;
+		s->done = true;
+		if (!F.closing) {
+			F.dropped++;
+			if (F.dropped <= 3)
+				fprintf(stderr, "bench: the notifier closed the WebSocket of agent %ld (code %d)\n", s->agent, code);
+		}
+	} else if (!s->done) {
+		char why[96];
+		snprintf(why, sizeof(why), "closed (code %d) before its subscription was acknowledged", code);
+		bench_sub_failed(s, why);
+	}
+	if (F.closing && F.open == 0 && B.n_ws_open == 0)
+		event_base_loopbreak(B.base);
+}
+
+/* Starts the close handshake of every subscriber (bench_teardown waits for them, bounded). */
+static void bench_subs_close(void)
+{
+	F.closing = true;
+	for (int i = 0; F.subs && i < F.n; i++) {
+		bench_sub_t *s = &F.subs[i];
+		if (s->ws) {
+			ws_conn_close(s->ws, WS_CLOSE_NORMAL, "bench done");
+		} else if (s->bev) {
+			bufferevent_free(s->bev);
+			s->bev = NULL;
+		}
+	}
+}
+
+/* ---- notifier run: idle connections ---- */
+
+/* --idle N: agents 1..N, each on its own agent:A, dialled through the window. Once every one is up
+ * (or refused), BENCH_IDLE_SETTLE_S later the notifier's VmRSS is read; the sockets are then held
+ * --hold seconds and any the notifier closes meanwhile is a drop. */
+static int bench_idle_run(void)
+{
+	char err[512];
+	const cfg_t *cfg = B.cfg;
+	if (!bench_addr(cfg->notifier.listen, &B.notifier_sa, &B.notifier_len)) {
+		fprintf(stderr, "bench: cannot parse notifier.listen \"%s\"\n", cfg->notifier.listen);
+		return 1;
+	}
+	cJSON *health = bench_health(err, sizeof(err));
+	if (!health) {
+		fprintf(stderr, "bench: %s\n", err);
+		return 1;
+	}
+	bench_procs_init(health);
+	cJSON_Delete(health);
+	for (int i = 0; i < B.n_procs && !F.ntf_pid; i++)
+		if (strcmp(B.procs[i].role, "notifier") == 0)
+			F.ntf_pid = B.procs[i].pid;
+	if (!F.ntf_pid) {
+		fprintf(stderr, "bench: http://%s/healthz lists no notifier (supervisor.roles?)\n", cfg->metrics.listen);
+		bench_teardown();
+		return 1;
+	}
+	F.rss_before = bench_rss_mb(F.ntf_pid);
+	F.ntf_fd_limit = bench_proc_nofile(F.ntf_pid);
+	if (F.ntf_fd_limit >= 0 && F.ntf_fd_limit < (long)B.o.idle + BENCH_SPARE_FDS)
+		fprintf(stderr, "bench: the notifier (pid %d) may open only %ld files: not all %d connections will fit "
+				"(raise the limit atende runs with: ulimit -n)\n",
+			(int)F.ntf_pid, F.ntf_fd_limit, B.o.idle);
+	F.n = B.o.idle;
+	F.subs = calloc((size_t)F.n, sizeof(*F.subs));
+	B.base = event_base_new();
+	if (!F.subs || !B.base) {
+		fprintf(stderr, "bench: out of memory for %d connections\n", F.n);
+		bench_teardown();
+		return 1;
+	}
+	for (int i = 0; i < F.n; i++) {
+		F.subs[i].agent = i + 1;
+		snprintf(F.subs[i].channel, sizeof(F.subs[i].channel), "agent:%ld", F.subs[i].agent);
+	}
+	snprintf(F.role, sizeof(F.role), "agent");
+	struct timeval sec = {1, 0};
+	F.timer = evtimer_new(B.base, bench_idle_timer_cb, NULL);
+	B.progress = event_new(B.base, -1, EV_PERSIST, bench_idle_progress_cb, NULL);
+	event_add(B.progress, &sec);
+	B.sigint = evsignal_new(B.base, SIGINT, bench_idle_sigint_cb, NULL);
+	event_add(B.sigint, NULL);
+	fprintf(stderr, "bench: %d idle agent WebSockets to %s (%d handshakes at a time), held %gs; notifier pid %d at %.1f MB\n",
+		F.n, cfg->notifier.listen, BENCH_RAMP_WINDOW, B.o.hold, (int)F.ntf_pid, F.rss_before);
+	F.t_dial0 = F.t_progress = bench_now();
+	bench_sub_ramp();
+	if (!B.fatal[0])
+		event_base_dispatch(B.base);
+	if (B.fatal[0]) {
+		fprintf(stderr, "bench: %s\n", B.fatal);
+		bench_teardown();
+		return 1;
+	}
+	bench_procs_end(); /* only for "restarted": the CPU of the hold is measured apart */
+	bench_idle_report();
+	bench_teardown();
+	return 0;
+}
+
+static void bench_idle_connected(void)
+{
+	struct timeval tv = {BENCH_IDLE_SETTLE_S, 0};
+	F.phase = FP_SETTLE;
+	fprintf(stderr, "bench: %d/%d WebSockets up in %.1fs (%d failed); reading the notifier's memory in %ds\n", F.ready,
+		F.n, F.ready ? F.t_last_ready - F.t_dial0 : 0.0, F.failed, BENCH_IDLE_SETTLE_S);
+	evtimer_add(F.timer, &tv);
+}
+
+/* Settled: read the memory and start the hold. Held: read the CPU it took and stop. */
+static void bench_idle_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+	if (F.phase == FP_SETTLE) {
+		struct timeval tv = {(time_t)B.o.hold, (suseconds_t)((B.o.hold - floor(B.o.hold)) * 1e6)};
+		F.rss_settled = bench_rss_mb(F.ntf_pid);
+		bench_stat(F.ntf_pid, NULL, &F.ticks0);
+		F.t_hold0 = bench_now();
+		F.phase = FP_HOLD;
+		fprintf(stderr, "bench: notifier at %.1f MB with %d connections; holding them %gs\n", F.rss_settled, F.open,
+			B.o.hold);
+		evtimer_add(F.timer, &tv);
+		return;
+	}
+	bench_stat(F.ntf_pid, NULL, &F.ticks1);
+	F.t_hold1 = bench_now();
+	F.rss_end = bench_rss_mb(F.ntf_pid);
+	F.phase = FP_DONE;
+	event_base_loopbreak(B.base);
+}
+
+static void bench_idle_progress_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+	double now = bench_now();
+	if (F.phase != FP_CONNECT) {
+		fprintf(stderr, "bench: %s: %d open, %d dropped\n", F.phase == FP_SETTLE ? "settling" : "holding", F.open,
+			F.dropped);
+		return;
+	}
+	fprintf(stderr, "bench: %5.1fs connecting: %d/%d up, %d failed, %d in flight\n", now - F.t_dial0, F.ready, F.n,
+		F.failed, F.in_flight);
+	if (now - F.t_progress < BENCH_STALL_S)
+		return;
+	/* Nothing moves (the notifier stopped accepting?): measure what is up. */
+	fprintf(stderr, "bench: no WebSocket came up or was refused for %ds: going on with %d\n", BENCH_STALL_S, F.ready);
+	if (!F.first_error[0])
+		snprintf(F.first_error, sizeof(F.first_error), "handshakes stalled for %ds", BENCH_STALL_S);
+	for (int i = 0; i < F.n; i++) {
+		bench_sub_t *s = &F.subs[i];
+		if (s->ready || s->done)
+			continue;
+		s->done = true;
+		F.failed++;
+		if (s->bev) {
+			bufferevent_free(s->bev);
+			s->bev = NULL;
+		}
+		if (s->ws)
+			ws_conn_close(s->ws, WS_CLOSE_NORMAL, NULL);
+	}
+	F.next_dial = F.n;
+	F.in_flight = 0;
+	bench_idle_connected();
+}
+
+static void bench_idle_sigint_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+	bench_failf("interrupted");
+}
+
+/* The one JSON line of --idle. kb_per_connection is the growth from before the first socket to the
+ * settled reading, over the sockets that got in; seconds_to_connect ends when the last one got in
+ * (a stall's wait is not counted); failed = refused, or could not be opened (either side's limit). */
+static void bench_idle_report(void)
+{
+	double hz = (double)sysconf(_SC_CLK_TCK), held = F.t_hold1 - F.t_hold0;
+	double kb = F.ready ? (F.rss_settled - F.rss_before) * 1024.0 / F.ready : 0;
+	bool restarted = false;
+	char error[sizeof(F.first_error)];
+	for (int i = 0; i < B.n_procs; i++)
+		restarted |= B.procs[i].pid == F.ntf_pid && B.procs[i].restarted;
+	snprintf(error, sizeof(error), "%s", F.first_error);
+	for (char *p = error; *p; p++) /* a server's words, kept JSON-safe */
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+			*p = '\'';
+	printf("{\"bench\":\"idle\",\"connections\":%d,\"established\":%d,\"failed\":%d,\"dropped\":%d,"
+	       "\"notifier_rss_mb\":%.1f,\"notifier_rss_kb_per_connection\":%.2f,\"seconds_to_connect\":%.2f,"
+	       "\"notifier_rss_mb_before\":%.1f,\"notifier_rss_mb_after_hold\":%.1f,\"hold_s\":%.1f,"
+	       "\"notifier_cpu_pct_idle\":%.2f,\"frames\":%llu,\"fd_limit\":%ld,\"notifier_fd_limit\":%ld,"
+	       "\"notifier_restarted\":%s",
+	       F.n, F.ready, F.failed, F.dropped, F.rss_settled, kb, F.ready ? F.t_last_ready - F.t_dial0 : 0.0, F.rss_before, F.rss_end,
+	       held, held > 0 ? 100.0 * (double)(F.ticks1 - F.ticks0) / hz / held : 0.0, (unsigned long long)F.idle_frames,
+	       F.fd_limit, F.ntf_fd_limit, restarted ? "true" : "false");
+	if (error[0])
+		printf(",\"first_error\":\"%s\"", error);
+	printf("}\n");
+	fflush(stdout);
+}
+
+/* ---- notifier run: fan-out ---- */
+
+static double bench_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/* A subscription's seq: every event of the run comes after the lowest one. */
+static void bench_fan_ack_seq(long long seq)
+{
+	if (!F.have_base || seq + 1 < F.seq_base)
+		F.seq_base = seq + 1;
+	F.have_base = true;
+}
+
+/* One frame on company:C. Kept cheap, it runs for every delivery: the type from the frame's fixed
+ * start, the run's id prefix near the start (message_id / message_ids come first in data), the
+ * seq, and for message events data.created_at from the frame's tail. */
+static void bench_fan_frame(const char *data, size_t len, uint64_t *sub_frames)
+{
+	bool is_msg;
+	if (len > 40 && memcmp(data, "{\"type\":\"message\"", 17) == 0)
+		is_msg = true;
+	else if (len > 40 && memcmp(data, "{\"type\":\"hint\"", 14) == 0)
+		is_msg = false;
+	else {
+		F.other_frames++;
+		return;
+	}
+	size_t head = len < 384 ? len : 384;
+	if (!memmem(data, head, B.prefix, B.prefix_len)) {
+		F.other_frames++; /* another run's, or another gateway's */
+		return;
+	}
+	double now = bench_wall_ms();
+	F.deliveries++;
+	(*sub_frames)++;
+	if (F.t_first_ms == 0)
+		F.t_first_ms = now;
+	F.t_last_ms = now;
+	const char *p = memmem(data, head, "\"seq\":", 6);
+	if (p)
+		bench_fan_seq(strtoll(p + 6, NULL, 10), now, is_msg);
+	if (!is_msg)
+		return;
+	double created = bench_fan_created_ms(data, len);
+	if (created <= 0)
+		return;
+	double lat = now - created;
+	size_t b = lat > 0 ? (size_t)(lat * 10.0) : 0;
+	F.hist[b < BENCH_HIST_BUCKETS ? b : BENCH_HIST_BUCKETS - 1]++;
+	F.n_lat++;
+	if (lat > F.lat_max)
+		F.lat_max = lat;
+}
+
+/* Counts a delivery of event seq: how many subscribers got it, the first and the last time. */
+static void bench_fan_seq(long long seq, double now_ms, bool is_msg)
+{
+	if (!F.have_base || seq < F.seq_base)
+		return;
+	size_t i = (size_t)(seq - F.seq_base);
+	if (i >= F.seq_cap) {
+		size_t cap = F.seq_cap ? F.seq_cap : 4096;
+		while (cap <= i)
+			cap *= 2;
+		if (cap > ((size_t)1 << 26))
+			return; /* a seq far beyond the run's: not tracked */
+		uint32_t *c = realloc(F.seq_count, cap * sizeof(*c));
+		if (!c)
+			return;
+		F.seq_count = c;
+		double *fi = realloc(F.seq_first, cap * sizeof(*fi));
+		if (!fi)
+			return;
+		F.seq_first = fi;
+		double *la = realloc(F.seq_last, cap * sizeof(*la));
+		if (!la)
+			return;
+		F.seq_last = la;
+		memset(c + F.seq_cap, 0, (cap - F.seq_cap) * sizeof(*c));
+		F.seq_cap = cap;
+	}
+	if (F.seq_count[i]++ == 0) {
+		F.seq_first[i] = now_ms;
+		if (is_msg)
+			F.events_msg++;
+		else
+			F.events_hint++;
+	}
+	F.seq_last[i] = now_ms;
+}
+
+/* data.created_at of a message event (the ingress's receive time, ISO with ms) in Unix ms, -1 when
+ * absent. The worker writes it last in data: the frame's tail is tried before a search, and the
+ * seconds part is converted once per second of timestamps. */
+static double bench_fan_created_ms(const char *data, size_t len)
+{
+	static const char key[] = "\"created_at\":\"";
+	const size_t kl = sizeof(key) - 1;
+	const char *v = NULL;
+	if (len >= kl + 27 && memcmp(data + len - 27 - kl, key, kl) == 0) { /* ..."created_at":"<24>"}} */
+		v = data + len - 27;
+	} else {
+		const char *k = memmem(data, len, key, kl);
+		if (k && (size_t)(data + len - (k + kl)) >= 24)
+			v = k + kl;
+	}
+	if (!v || v[4] != '-' || v[10] != 'T' || v[19] != '.' || v[23] != 'Z')
+		return -1;
+	if (memcmp(v, F.ts_prefix, 19) != 0) {
+		struct tm tm;
+		memset(&tm, 0, sizeof(tm));
+		if (sscanf(v, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+			   &tm.tm_sec) != 6)
+			return -1;
+		tm.tm_year -= 1900;
+		tm.tm_mon -= 1;
+		F.ts_sec = (long long)timegm(&tm);
+		memcpy(F.ts_prefix, v, 19);
+	}
+	return (double)F.ts_sec * 1e3 + (v[20] - '0') * 100 + (v[21] - '0') * 10 + (v[22] - '0');
+}
+
+/* Whether the fan-out run may end: every subscriber has every event of the run, or none came for
+ * BENCH_FAN_QUIET_S, or the wait after the drain ran out. */
+static bool bench_fan_settled(double now)
+{
+	uint64_t events = (B.acked > F.events_msg ? B.acked : F.events_msg) + (B.hints > F.events_hint ? B.hints : F.events_hint);
+	if (B.acked_unhinted == 0 && F.deliveries >= events * (uint64_t)B.o.fanout)
+		return true;
+	double last = F.t_last_ms > 0 ? F.t_last_ms : F.t_send0_ms;
+	return bench_wall_ms() - last >= BENCH_FAN_QUIET_S * 1000.0 || now >= B.t_drain_end + BENCH_FAN_EXTRA_S;
+}
+
+/* {"p50","p95","p99","max"} of the publish->deliver histogram: bucket lower bounds (0.1 ms). */
+static void bench_fan_print_hist(FILE *f, const char *name)
+{
+	static const double ps[] = {0.50, 0.95, 0.99};
+	static const char *const names[] = {"p50", "p95", "p99"};
+	fprintf(f, "\"%s\":{", name);
+	if (F.n_lat == 0) {
+		fprintf(f, "\"p50\":null,\"p95\":null,\"p99\":null,\"max\":null}");
+		return;
+	}
+	size_t b = 0;
+	uint64_t below = 0; /* deliveries in the buckets before b */
+	for (int k = 0; k < 3; k++) {
+		uint64_t rank = (uint64_t)ceil(ps[k] * (double)F.n_lat);
+		if (rank == 0)
+			rank = 1;
+		while (below + F.hist[b] < rank)
+			below += F.hist[b++];
+		fprintf(f, "\"%s\":%.1f,", names[k], (double)b / 10.0);
+	}
+	fprintf(f, "\"max\":%.1f}", F.lat_max);
+}
+
+static const bench_proc_t *bench_proc_role(const char *role)
+{
+	for (int i = 0; i < B.n_procs; i++)
+		if (strcmp(B.procs[i].role, role) == 0)
+			return &B.procs[i];
+	return NULL;
+}
+
+/* The one JSON line of --fanout. The subscribers are the watcher (agent 1) and agents 2..S.
+ * expected = S x the run's events (one message event per acknowledged webhook, and the hint
+ * events, fewer when the smart buffer grouped messages); spread = last minus first subscriber
+ * to get an event. */
+static void bench_fan_report(void)
+{
+	char *out = NULL;
+	size_t outlen = 0;
+	FILE *f = open_memstream(&out, &outlen);
+	if (!f)
+		return;
+	uint64_t ev_msg = B.acked > F.events_msg ? B.acked : F.events_msg;
+	uint64_t ev_hint = B.hints > F.events_hint ? B.hints : F.events_hint;
+	uint64_t expected = (ev_msg + ev_hint) * (uint64_t)B.o.fanout;
+	double span = (F.t_last_ms - F.t_first_ms) / 1000.0, window = B.t_end - B.t_measure;
+	int complete = F.watcher_frames >= ev_msg + ev_hint;
+	for (int i = 0; i < F.n; i++)
+		complete += F.subs[i].frames >= ev_msg + ev_hint;
+	if (window <= 0)
+		window = 1e-9;
+	fprintf(f, "{\"bench\":\"fanout\",\"subscribers\":%d,\"messages\":%ld,\"rate\":%g,\"acked\":%llu,\"rejected\":%llu,"
+		   "\"events\":{\"message\":%llu,\"hint\":%llu},\"deliveries\":%llu,\"expected\":%llu,\"missing\":%llu,"
+		   "\"subscribers_complete\":%d,\"cut\":%d,\"deliveries_per_s\":%.0f,\"delivery_window_s\":%.3f,",
+		B.o.fanout, B.o.messages, B.o.rate, (unsigned long long)B.acked, (unsigned long long)B.rejected,
+		(unsigned long long)ev_msg, (unsigned long long)ev_hint, (unsigned long long)F.deliveries,
+		(unsigned long long)expected, (unsigned long long)(expected > F.deliveries ? expected - F.deliveries : 0),
+		complete, F.dropped + B.ws_dropped, span > 0 ? (double)F.deliveries / span : 0.0, span > 0 ? span : 0.0);
+	bench_fan_print_hist(f, "deliver_ms");
+	size_t n = 0;
+	double *spread = malloc((F.seq_cap ? F.seq_cap : 1) * sizeof(double));
+	for (size_t i = 0; spread && i < F.seq_cap; i++)
+		if (F.seq_count[i])
+			spread[n++] = F.seq_last[i] - F.seq_first[i];
+	fputc(',', f);
+	bench_print_latency(f, "spread_ms", spread, n);
+	free(spread);
+	const bench_proc_t *ntf = bench_proc_role("notifier"), *self = bench_proc_role("bench");
+	if (ntf && ntf->cpu_s >= 0)
+		fprintf(f, ",\"notifier_cpu_pct\":%.1f,\"notifier_rss_mb\":%.1f", 100.0 * ntf->cpu_s / window, ntf->rss_mb);
+	else
+		fprintf(f, ",\"notifier_cpu_pct\":null,\"notifier_rss_mb\":null");
+	if (self && self->cpu_s >= 0)
+		fprintf(f, ",\"bench_cpu_pct\":%.1f", 100.0 * self->cpu_s / window);
+	fprintf(f, ",\"window_s\":%.2f,\"other_frames\":%llu,\"notifier_restarted\":%s,\"interrupted\":%s}\n", window,
+		(unsigned long long)F.other_frames, ntf && ntf->restarted ? "true" : "false", B.interrupted ? "true" : "false");
+	fclose(f);
+	fputs(out, stdout);
+	fflush(stdout);
+	free(out);
 }
 
 /* ---- processes ---- */
@@ -1240,6 +1966,44 @@ static int bench_children(pid_t parent, bench_ticks_t **out)
 	if (d)
 		closedir(d);
 	return n;
+}
+
+/* Raises RLIMIT_NOFILE to want: above the hard limit when allowed (root), else to the hard limit.
+ * Returns the soft limit in force, -1 if it cannot be read. */
+static long bench_raise_nofile(long want)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return -1;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (rlim_t)want) {
+		struct rlimit up = {(rlim_t)want, (rlim_t)want};
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			return want;
+	}
+	if (rl.rlim_cur != rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)LONG_MAX ? LONG_MAX : (long)rl.rlim_cur;
+}
+
+/* The soft "Max open files" of another process (/proc/<pid>/limits), -1 if unreadable. */
+static long bench_proc_nofile(pid_t pid)
+{
+	char path[64], line[256];
+	long v = -1;
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	FILE *f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "Max open files", 14) == 0) {
+			const char *p = line + 14 + strspn(line + 14, " ");
+			v = strncmp(p, "unlimited", 9) == 0 ? LONG_MAX : strtol(p, NULL, 10);
+			break;
+		}
+	if (f)
+		fclose(f);
+	return v;
 }
 
 /* ---- report ---- */
