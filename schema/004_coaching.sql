@@ -53,6 +53,9 @@ CREATE TABLE hint_cache (
     text       text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+-- one row per normalized text: a repeated question refreshes its row instead of adding
+-- another, so a lookup never has to rank a pile of identical candidates
+CREATE UNIQUE INDEX hint_cache_text ON hint_cache (company_id, domain, norm);
 CREATE INDEX hint_cache_norm ON hint_cache USING gin (norm gin_trgm_ops);
 CREATE INDEX hint_cache_recent ON hint_cache (company_id, domain, created_at);
 
@@ -91,6 +94,12 @@ BEGIN
             CONTINUE;
         END IF;
         IF jsonb_typeof(r->'cache') = 'object' THEN
+            -- the same text asked again: one index probe, no ranking
+            SELECT h.hint_id, h.intent, h.critical, h.text, 1.0::real AS sim INTO c
+              FROM hint_cache h
+             WHERE h.company_id = (r->>'company')::bigint AND h.domain = r->>'domain' AND h.norm = r->>'norm'
+               AND h.created_at > now_ts - make_interval(secs => (r->'cache'->>'ttl_s')::int);
+            IF NOT FOUND THEN
             PERFORM set_config('pg_trgm.similarity_threshold', r->'cache'->>'threshold', true);
             SELECT h.hint_id, h.intent, h.critical, h.text, similarity(h.norm, r->>'norm') AS sim INTO c
               FROM hint_cache h
@@ -99,6 +108,7 @@ BEGIN
                AND h.norm % (r->>'norm')
              ORDER BY similarity(h.norm, r->>'norm') DESC, h.id DESC
              LIMIT 1;
+            END IF;
             IF FOUND THEN
                 out := array_append(out, jsonb_build_object('decision', 'cache', 'hint',
                     jsonb_build_object('hint_id', c.hint_id, 'intent', c.intent, 'critical', c.critical,
@@ -109,6 +119,12 @@ BEGIN
         lim := r->'limits';
         reserve := coalesce((r->>'reserve_usd')::numeric, 0);
         reason := NULL;
+        -- every budget limit off: nothing to count or reserve (the hint rows keep the cost)
+        IF coalesce((lim->>'per_minute')::int, 0) = 0 AND coalesce((lim->>'cost_hour')::numeric, 0) = 0
+           AND coalesce((lim->>'cost_day')::numeric, 0) = 0 AND coalesce((lim->>'pending')::int, 0) = 0 THEN
+            out := array_append(out, jsonb_build_object('decision', 'ai'));
+            CONTINUE;
+        END IF;
         -- serialise admissions so two workers cannot both take the last unit of a cap
         PERFORM pg_advisory_xact_lock(727100002);
         IF coalesce((lim->>'per_minute')::int, 0) > 0 THEN
@@ -229,9 +245,12 @@ BEGIN
                 coalesce((h->>'cost_usd')::numeric, 0), coalesce((h->>'latency_ms')::int, 0), h->>'limited_by')
         RETURNING hints.created_at INTO created;
         IF coalesce((r->>'cache_it')::boolean, false) THEN
-            INSERT INTO hint_cache (company_id, domain, norm, hint_id, intent, critical, text)
+            INSERT INTO hint_cache AS hc (company_id, domain, norm, hint_id, intent, critical, text)
             VALUES ((r->>'company')::bigint, r->>'domain', r->>'norm', hid, h->>'intent',
-                    coalesce((h->>'critical')::boolean, false), h->>'text');
+                    coalesce((h->>'critical')::boolean, false), h->>'text')
+            ON CONFLICT (company_id, domain, norm) DO UPDATE
+               SET hint_id = EXCLUDED.hint_id, intent = EXCLUDED.intent, critical = EXCLUDED.critical,
+                   text = EXCLUDED.text, created_at = now();
         END IF;
         out := array_append(out, jsonb_build_object('decision', 'hinted', 'hint_id', hid, 'covered', to_jsonb(open_ids),
                                                    'created_at', created));
