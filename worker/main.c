@@ -223,8 +223,11 @@ int main(int argc, char **argv)
  * all (no group) from the end: only what is happening now matters. */
 static bool wrk_start_typing_reader(char *err, size_t errlen)
 {
+	/* typing matters at human speed: a longer fetch wait than the pipeline's costs nothing
+	 * here, and every fetch of a busy topic costs the embedded broker a scan of its log */
 	kq_opts_t to = {.brokers = W.cfg.kafka.brokers, .client_id = "atende-worker-typing",
-			.fetch_wait_max_ms = W.cfg.kafka.fetch_wait_max_ms, .on_message = wrk_on_typing};
+			.fetch_wait_max_ms = W.cfg.kafka.fetch_wait_max_ms > 100 ? W.cfg.kafka.fetch_wait_max_ms : 100,
+			.on_message = wrk_on_typing};
 	W.typing = kq_consumer_new(W.base, &to, err, errlen);
 	if (!W.typing)
 		return false;
