@@ -84,8 +84,29 @@ void proc_load_config(int argc, char **argv, const char *process_name, cfg_t *ou
 		exit(1);
 	}
 	proc_apply_env(out);
-	log_set_level((log_level_t)log_level_parse(out->log.level));
-	log_set_format(strcmp(out->log.format, "json") == 0 ? LOG_FMT_JSON : LOG_FMT_TEXT);
+	proc_apply_log(out);
+}
+
+void proc_apply_log(const cfg_t *c)
+{
+	log_set_level((log_level_t)log_level_parse(c->log.level));
+	log_set_format(strcmp(c->log.format, "json") == 0 ? LOG_FMT_JSON : LOG_FMT_TEXT);
+}
+
+bool proc_reload_config(cfg_t *c)
+{
+	cfg_t scratch;
+	char err[8192];
+	bool ok = cfg_load(c->path, &scratch, err, sizeof(err));
+	if (ok) {
+		proc_apply_env(&scratch);
+		cfg_apply_reload(c, &scratch);
+		proc_apply_log(c);
+	} else {
+		log_error("reload: keeping the current configuration:\n%s", err);
+	}
+	cfg_free(&scratch);
+	return ok;
 }
 
 int proc_index(void)

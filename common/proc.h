@@ -32,6 +32,14 @@ long long proc_epoch(void);
  * group, and death with the parent. */
 void proc_child_setup(void);
 
+/* Applies the config's log.level and log.format to this process's logging. */
+void proc_apply_log(const cfg_t *c);
+
+/* SIGHUP: parses c->path into a scratch copy; only a fully valid file replaces the
+ * reloadable keys of c (env overrides kept) and the log settings. On error logs every
+ * problem, keeps c as it is and returns false. */
+bool proc_reload_config(cfg_t *c);
+
 /* Loads the config named by -c (default deploy/atende.conf), applies log settings and env
  * overrides; on error prints every problem and exits 1. For the child programs' main(). */
 void proc_load_config(int argc, char **argv, const char *process_name, cfg_t *out);

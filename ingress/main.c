@@ -407,17 +407,8 @@ static void ing_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what, (void)arg;
 	if (sig == SIGHUP) {
-		cfg_t scratch;
-		char err[8192];
-		if (!cfg_load(I.cfg.path, &scratch, err, sizeof(err))) {
-			log_error("reload: keeping the current configuration:\n%s", err);
-			cfg_free(&scratch);
+		if (!proc_reload_config(&I.cfg))
 			return;
-		}
-		proc_apply_env(&scratch);
-		cfg_apply_reload(&I.cfg, &scratch);
-		cfg_free(&scratch);
-		log_set_level((log_level_t)log_level_parse(I.cfg.log.level));
 		ing_apply_limits();
 		dedup_resize(I.dedup, (size_t)I.cfg.ingress.dedup_window);
 		log_info("reload: %d channels", I.cfg.n_channels);

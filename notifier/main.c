@@ -1312,17 +1312,8 @@ static void ntf_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what, (void)arg;
 	if (sig == SIGHUP) {
-		cfg_t scratch;
-		char err[8192];
-		if (!cfg_load(N.cfg.path, &scratch, err, sizeof(err))) {
-			log_error("reload: keeping the current configuration:\n%s", err);
-			cfg_free(&scratch);
+		if (!proc_reload_config(&N.cfg))
 			return;
-		}
-		proc_apply_env(&scratch);
-		cfg_apply_reload(&N.cfg, &scratch);
-		cfg_free(&scratch);
-		log_set_level((log_level_t)log_level_parse(N.cfg.log.level));
 		ntf_load_console();
 		log_info("reload: applied");
 		return;

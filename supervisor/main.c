@@ -136,8 +136,7 @@ static bool main_load(int argc, char **argv, cfg_t *cfg)
 		return false;
 	}
 	proc_apply_env(cfg);
-	log_set_level((log_level_t)log_level_parse(cfg->log.level));
-	log_set_format(strcmp(cfg->log.format, "json") == 0 ? LOG_FMT_JSON : LOG_FMT_TEXT);
+	proc_apply_log(cfg);
 	return true;
 }
 

@@ -572,17 +572,8 @@ static void sup_stage_timeout_cb(evutil_socket_t fd, short what, void *arg)
 /* SIGHUP: parse into a scratch copy; only a fully valid file replaces the reloadable keys. */
 static void sup_reload(void)
 {
-	cfg_t scratch;
-	char err[8192];
-	if (!cfg_load(S.cfg->path, &scratch, err, sizeof(err))) {
-		log_error("reload: keeping the current configuration:\n%s", err);
-		cfg_free(&scratch);
+	if (!proc_reload_config(S.cfg))
 		return;
-	}
-	cfg_apply_reload(S.cfg, &scratch);
-	cfg_free(&scratch);
-	log_set_level((log_level_t)log_level_parse(S.cfg->log.level));
-	log_set_format(strcmp(S.cfg->log.format, "json") == 0 ? LOG_FMT_JSON : LOG_FMT_TEXT);
 	for (int i = 0; i < S.n_children; i++)
 		if (S.children[i].pid > 0 && S.children[i].role >= ROLE_INGRESS)
 			kill(S.children[i].pid, SIGHUP);

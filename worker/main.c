@@ -720,19 +720,11 @@ static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what, (void)arg;
 	if (sig == SIGHUP) {
-		cfg_t scratch;
-		char err[8192];
-		if (!cfg_load(W.cfg.path, &scratch, err, sizeof(err))) {
-			log_error("reload: keeping the current configuration:\n%s", err);
-			cfg_free(&scratch);
+		char err[512];
+		if (!proc_reload_config(&W.cfg))
 			return;
-		}
-		proc_apply_env(&scratch);
-		cfg_apply_reload(&W.cfg, &scratch);
-		cfg_free(&scratch);
 		if (W.open && W.open->n >= W.cfg.workers.batch_size)
 			wrk_flush_cb(-1, 0, NULL); /* the open batch was sized for the old limit */
-		log_set_level((log_level_t)log_level_parse(W.cfg.log.level));
 		if (W.ai) {
 			ai_config_t ac;
 			ai_config_from_cfg(&ac, &W.cfg);
