@@ -246,7 +246,17 @@ static bool wrk_start_typing_reader(char *err, size_t errlen)
 
 static void wrk_on_typing(rd_kafka_message_t *msg, void *arg)
 {
+	rd_kafka_headers_t *hdrs = NULL;
+	const void *type_hdr = NULL;
+	size_t type_len = 0;
 	(void)arg;
+	/* most of this topic is messages and hints: the type header spares parsing them */
+	if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    rd_kafka_header_get_last(hdrs, "type", &type_hdr, &type_len) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    !(type_len == 6 && memcmp(type_hdr, "typing", 6) == 0)) {
+		rd_kafka_message_destroy(msg);
+		return;
+	}
 	cJSON *ev = cJSON_ParseWithLength(msg->payload, msg->len);
 	const char *type = json_str(ev, "type");
 	if (type && strcmp(type, "typing") == 0) {
