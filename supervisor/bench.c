@@ -1036,32 +1036,46 @@ static bool bench_ws_request(struct bufferevent *bev, long agent, const char *ro
 	return true;
 }
 
-static void bench_ws_hs_read_cb(struct bufferevent *bev, void *arg)
+/* Reads the notifier's answer to a handshake sent with key: 1 when bev is now the
+ * WebSocket *ws (bev handed over to it, callbacks cb with arg), 0 when more of the answer
+ * is needed, -1 when it was refused (why says how). */
+static int bench_ws_upgrade(struct bufferevent *bev, const char *key, const ws_callbacks_t *cb, void *arg,
+			    ws_conn_t **ws, char *why, size_t whylen)
 {
-	bench_ws_t *w = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t len = evbuffer_get_length(in);
 	const char *buf = (const char *)evbuffer_pullup(in, -1);
-	int r = ws_client_check_response(buf, len, w->key);
+	int r = ws_client_check_response(buf, len, key);
 	if (r == 0 && len < BENCH_HEAD_MAX)
-		return;
+		return 0;
 	if (r <= 0) {
-		char why[160];
 		const char *eol = memchr(buf, '\r', len);
-		snprintf(why, sizeof(why), "handshake refused: %.*s", (int)(eol ? eol - buf : (len < 80 ? (int)len : 80)), buf);
-		bench_ws_failed(w, why);
-		return;
+		snprintf(why, whylen, "handshake refused: %.*s", (int)(eol ? eol - buf : (len < 80 ? (int)len : 80)), buf);
+		return -1;
 	}
 	evbuffer_drain(in, (size_t)r);
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	ws_limits_t lim = {.max_message_bytes = 1 << 20, .max_send_buffer = 0, .ping_interval_ms = 0};
-	ws_callbacks_t cb = {.on_message = bench_ws_message, .on_close = bench_ws_close};
-	w->bev = NULL;
-	w->ws = ws_conn_new(bev, true, &lim, &cb, w);
-	if (!w->ws) {
+	*ws = ws_conn_new(bev, true, &lim, cb, arg);
+	if (!*ws) {
 		bench_failf("out of memory");
+		return -1;
+	}
+	return 1;
+}
+
+static void bench_ws_hs_read_cb(struct bufferevent *bev, void *arg)
+{
+	bench_ws_t *w = arg;
+	char why[160] = "";
+	ws_callbacks_t cb = {.on_message = bench_ws_message, .on_close = bench_ws_close};
+	int r = bench_ws_upgrade(bev, w->key, &cb, w, &w->ws, why, sizeof(why));
+	if (r <= 0) {
+		if (r < 0 && why[0])
+			bench_ws_failed(w, why);
 		return;
 	}
+	w->bev = NULL;
 	B.n_ws_open++;
 	/* After a drop, ask for exactly what was missed (the notifier's resume from its history). */
 	char frame[256];
@@ -1271,29 +1285,15 @@ static void bench_sub_hs_event_cb(struct bufferevent *bev, short what, void *arg
 static void bench_sub_hs_read_cb(struct bufferevent *bev, void *arg)
 {
 	bench_sub_t *s = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t len = evbuffer_get_length(in);
-	const char *buf = (const char *)evbuffer_pullup(in, -1);
-	int r = ws_client_check_response(buf, len, s->key);
-	if (r == 0 && len < BENCH_HEAD_MAX)
-		return;
-	if (r <= 0) {
-		char why[160];
-		const char *eol = memchr(buf, '\r', len);
-		snprintf(why, sizeof(why), "handshake refused: %.*s", (int)(eol ? eol - buf : (len < 80 ? (int)len : 80)), buf);
-		bench_sub_failed(s, why);
-		return;
-	}
-	evbuffer_drain(in, (size_t)r);
-	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-	ws_limits_t lim = {.max_message_bytes = 1 << 20, .max_send_buffer = 0, .ping_interval_ms = 0};
+	char why[160] = "";
 	ws_callbacks_t cb = {.on_message = bench_sub_message, .on_close = bench_sub_close};
-	s->bev = NULL;
-	s->ws = ws_conn_new(bev, true, &lim, &cb, s);
-	if (!s->ws) {
-		bench_failf("out of memory");
+	int r = bench_ws_upgrade(bev, s->key, &cb, s, &s->ws, why, sizeof(why));
+	if (r <= 0) {
+		if (r < 0 && why[0])
+			bench_sub_failed(s, why);
 		return;
 	}
+	s->bev = NULL;
 	F.open++;
 	char frame[128];
 	int n = snprintf(frame, sizeof(frame), "{\"op\":\"subscribe\",\"channel\":\"%s\"}", s->channel);
