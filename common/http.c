@@ -369,26 +369,6 @@ void http_respond(http_request_t *req, int status, const char *content_type, con
 	conn_after_response(conn, keep);
 }
 
-void http_respond_buffer(http_request_t *req, int status, const char *content_type, struct evbuffer *body)
-{
-	http_conn_t *conn = req->conn;
-	http_observe(req, status);
-	if (conn->state == CS_DEAD) {
-		conn_release(conn);
-		return;
-	}
-	if (conn->state != CS_PENDING) {
-		log_error("http: response %d for a request that is not pending (state %d)", status, conn->state);
-		return;
-	}
-	size_t len = evbuffer_get_length(body);
-	bool keep = response_keep_alive(conn);
-	conn_write_head(conn, status, content_type, len, status >= 200 && status != 204 && status != 304, keep);
-	if (response_has_body(req, status))
-		evbuffer_add_buffer(bufferevent_get_output(conn->bev), body);
-	conn_after_response(conn, keep);
-}
-
 void http_respond_json(http_request_t *req, int status, const char *json)
 {
 	http_respond(req, status, "application/json", json, strlen(json));

@@ -84,8 +84,6 @@ void http_response_add_header(http_request_t *req, const char *name, const char 
  * meanwhile it just frees. content_type may be NULL (no Content-Type header). For HEAD requests
  * and 1xx/204/304 statuses no body is sent. body is copied. */
 void http_respond(http_request_t *req, int status, const char *content_type, const char *body, size_t len);
-/* Same, moving the whole content of body (e.g. filled by evbuffer_add_file) into the connection. */
-void http_respond_buffer(http_request_t *req, int status, const char *content_type, struct evbuffer *body);
 void http_respond_json(http_request_t *req, int status, const char *json); /* application/json */
 void http_respond_error(http_request_t *req, int status, const char *message); /* {"error":"<message JSON-escaped>"} */
 
