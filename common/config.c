@@ -70,10 +70,12 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("postgres.embedded_port", postgres.embedded_port, "5433", 1, 65535, false, "loopback port of the embedded PostgreSQL"),
 	K_STR("postgres.user", postgres.user, "atende", false, "unprivileged system user that runs the embedded PostgreSQL when started as root"),
 	K_STR("postgres.bin_dir", postgres.bin_dir, "", false, "folder of initdb/postgres; empty = newest /usr/lib/postgresql/*/bin"),
+	K_INT("postgres.priority", postgres.priority, "10", -20, 19, false, "nice value of the embedded PostgreSQL and its backends: on a shared box the webhook answers keep the CPU while storage catches up from Kafka (below 0 needs root)"),
 
 	K_INT("workers.count", workers.count, "2", 1, 256, false, "worker processes in the consumer group"),
 	K_INT("workers.batch_size", workers.batch_size, "500", 1, 100000, true, "messages stored per PostgreSQL round trip at most"),
 	K_INT("workers.retries", workers.retries, "3", 1, 100, true, "attempts to store a message before it goes to the dead-letter topic and table"),
+	K_INT("workers.priority", workers.priority, "10", -20, 19, false, "nice value of the workers (without pools): under a burst the ingress keeps answering within milliseconds while the workers drain Kafka (below 0 needs root)"),
 
 	K_BOOL("coaching.enabled", coaching.enabled, "true", true, "make hints for customer messages"),
 	K_INT("coaching.min_message_length", coaching.min_message_length, "10", 0, 100000, true, "customer messages shorter than this (characters) get no hint (per company: companies.min_message_length)"),
@@ -560,6 +562,7 @@ static void cfg_read_pools(const config_t *lc, cfg_t *c, const char *file, cfg_e
 		for (int d = 0; d < CFG_MAX_DOMAINS; d++)
 			c->pools[0].domains[d] = true;
 		c->pools[0].count = c->workers.count;
+		c->pools[0].priority = c->workers.priority;
 		c->n_pools = 1;
 		return;
 	}
@@ -573,7 +576,7 @@ static void cfg_read_pools(const config_t *lc, cfg_t *c, const char *file, cfg_e
 		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
 		int line = config_setting_source_line(g);
 		cfg_pool_t *p = &c->pools[c->n_pools];
-		long count = 0, prio = 0;
+		long count = 0, prio = c->workers.priority;
 		if (!config_setting_is_group(g) || !(p->name = cfg_child_string(g, "name", file, e, true)))
 			continue;
 		p->line = line;

@@ -66,8 +66,8 @@ typedef struct {
 		char *brokers, *topic_prefix, *group;
 		int embedded_port, partitions, session_timeout_ms, fetch_wait_max_ms;
 	} kafka;
-	struct { char *conninfo, *admin_conninfo, *user, *bin_dir; int embedded_port; } postgres;
-	struct { int count, batch_size, retries; } workers;
+	struct { char *conninfo, *admin_conninfo, *user, *bin_dir; int embedded_port, priority; } postgres;
+	struct { int count, batch_size, retries, priority; } workers;
 	struct { bool enabled; int min_message_length, delay_ms; char *critical_patterns; } coaching;
 	struct { int agent_interval_s, analyses_per_minute, pending_analyses; double cost_per_hour_usd, cost_per_day_usd; } limits;
 	struct { int max_wait_ms; } buffer;

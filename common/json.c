@@ -4,6 +4,8 @@
 #include "json.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -49,4 +51,131 @@ void json_iso_now(char *buf, size_t len)
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	json_iso_time((double)tv.tv_sec + (double)tv.tv_usec / 1e6, buf, len);
+}
+
+/* Makes room for n more bytes plus a NUL. */
+static bool json_out_reserve(json_out_t *o, size_t n)
+{
+	if (o->failed)
+		return false;
+	if (o->len + n + 1 <= o->cap)
+		return true;
+	size_t cap = o->cap ? o->cap : 512;
+	while (cap < o->len + n + 1)
+		cap *= 2;
+	char *b = realloc(o->buf, cap);
+	if (!b) {
+		o->failed = true;
+		return false;
+	}
+	o->buf = b;
+	o->cap = cap;
+	return true;
+}
+
+static void json_out_raw(json_out_t *o, const char *s, size_t n)
+{
+	if (!json_out_reserve(o, n))
+		return;
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+	o->buf[o->len] = 0;
+}
+
+static void json_out_string(json_out_t *o, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strlen(s);
+	if (!json_out_reserve(o, 6 * n + 2)) /* worst case: every byte becomes \u00XX */
+		return;
+	char *d = o->buf + o->len;
+	*d++ = '"';
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '"': *d++ = '\\'; *d++ = '"'; break;
+		case '\\': *d++ = '\\'; *d++ = '\\'; break;
+		case '\b': *d++ = '\\'; *d++ = 'b'; break;
+		case '\f': *d++ = '\\'; *d++ = 'f'; break;
+		case '\n': *d++ = '\\'; *d++ = 'n'; break;
+		case '\r': *d++ = '\\'; *d++ = 'r'; break;
+		case '\t': *d++ = '\\'; *d++ = 't'; break;
+		default:
+			if (*p < 0x20) {
+				memcpy(d, "\\u00", 4);
+				d[4] = hex[*p >> 4];
+				d[5] = hex[*p & 15];
+				d += 6;
+			} else {
+				*d++ = (char)*p;
+			}
+		}
+	}
+	*d++ = '"';
+	o->len = (size_t)(d - o->buf);
+	o->buf[o->len] = 0;
+}
+
+static void json_out_name(json_out_t *o, const char *name)
+{
+	if (o->need_comma)
+		json_out_raw(o, ",", 1);
+	json_out_string(o, name);
+	json_out_raw(o, ":", 1);
+	o->need_comma = true;
+}
+
+void json_out_begin(json_out_t *o)
+{
+	memset(o, 0, sizeof(*o));
+	json_out_raw(o, "{", 1);
+}
+
+void json_out_str(json_out_t *o, const char *name, const char *value)
+{
+	json_out_name(o, name);
+	if (value)
+		json_out_string(o, value);
+	else
+		json_out_raw(o, "null", 4);
+}
+
+void json_out_num(json_out_t *o, const char *name, double value)
+{
+	char num[40];
+	int n = value == (double)(long long)value && value > -1e15 && value < 1e15
+			? snprintf(num, sizeof(num), "%lld", (long long)value)
+			: snprintf(num, sizeof(num), "%.17g", value);
+	json_out_name(o, name);
+	json_out_raw(o, num, (size_t)n);
+}
+
+void json_out_bool(json_out_t *o, const char *name, bool value)
+{
+	json_out_name(o, name);
+	json_out_raw(o, value ? "true" : "false", value ? 4 : 5);
+}
+
+void json_out_object(json_out_t *o, const char *name)
+{
+	json_out_name(o, name);
+	json_out_raw(o, "{", 1);
+	o->need_comma = false;
+}
+
+void json_out_end(json_out_t *o)
+{
+	json_out_raw(o, "}", 1);
+	o->need_comma = true;
+}
+
+char *json_out_finish(json_out_t *o, size_t *len)
+{
+	json_out_raw(o, "}", 1);
+	if (o->failed) {
+		free(o->buf);
+		o->buf = NULL;
+		return NULL;
+	}
+	*len = o->len;
+	return o->buf;
 }

@@ -28,4 +28,34 @@ void json_iso_time(double unix_time, char *buf, size_t len);
 /* The current time, formatted as json_iso_time does. */
 void json_iso_now(char *buf, size_t len);
 
+/* A JSON object written straight into one growing buffer: for documents built per request
+ * on a hot path, where a cJSON tree would cost a malloc per member. Members appear in the
+ * order written; strings are escaped as cJSON escapes them. Out of memory leaves failed set
+ * and json_out_finish returning NULL. */
+typedef struct {
+	char *buf;
+	size_t len, cap;
+	bool need_comma;
+	bool failed;
+} json_out_t;
+
+/* Starts the outermost object. */
+void json_out_begin(json_out_t *o);
+
+/* name: "value" (escaped), or name: null when value is NULL. */
+void json_out_str(json_out_t *o, const char *name, const char *value);
+
+/* name: number (integers without a fraction). */
+void json_out_num(json_out_t *o, const char *name, double value);
+
+void json_out_bool(json_out_t *o, const char *name, bool value);
+
+/* name: { ... opens a nested object, closed by json_out_end. */
+void json_out_object(json_out_t *o, const char *name);
+void json_out_end(json_out_t *o);
+
+/* Closes the outermost object; returns the malloc'd, NUL-terminated document (the caller
+ * frees it) and its length, or NULL when memory ran out. */
+char *json_out_finish(json_out_t *o, size_t *len);
+
 #endif

@@ -500,53 +500,48 @@ static void gw_add(gw_result_t *out, const gw_msg_t *m, const char *received_at)
 	e->company = m->ch->company;
 	e->domain = m->ch->domain;
 
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "v", 1);
-	cJSON_AddStringToObject(o, "type", e->type);
-	cJSON_AddNumberToObject(o, "company", (double)e->company);
-	cJSON_AddStringToObject(o, "channel", e->channel);
-	cJSON_AddStringToObject(o, "domain", cfg_domains[e->domain]);
-	cJSON_AddStringToObject(o, "conversation", e->key);
-	cJSON_AddStringToObject(o, "customer", m->customer);
-	cJSON_AddStringToObject(o, "provider_id", m->provider_id);
-	cJSON_AddBoolToObject(o, "from_me", m->from_me);
+	/* written straight into one buffer: this runs for every message on the hot path */
+	json_out_t o;
+	json_out_begin(&o);
+	json_out_num(&o, "v", 1);
+	json_out_str(&o, "type", e->type);
+	json_out_num(&o, "company", (double)e->company);
+	json_out_str(&o, "channel", e->channel);
+	json_out_str(&o, "domain", cfg_domains[e->domain]);
+	json_out_str(&o, "conversation", e->key);
+	json_out_str(&o, "customer", m->customer);
+	json_out_str(&o, "provider_id", m->provider_id);
+	json_out_bool(&o, "from_me", m->from_me);
 	if (m->status) {
-		cJSON_AddStringToObject(o, "status", m->status);
+		json_out_str(&o, "status", m->status);
 	} else {
-		cJSON_AddStringToObject(o, "kind", m->kind ? m->kind : "text");
-		cJSON_AddStringToObject(o, "text", m->text ? m->text : "");
-		if (m->sender_name)
-			cJSON_AddStringToObject(o, "sender_name", m->sender_name);
-		else
-			cJSON_AddNullToObject(o, "sender_name");
+		json_out_str(&o, "kind", m->kind ? m->kind : "text");
+		json_out_str(&o, "text", m->text ? m->text : "");
+		json_out_str(&o, "sender_name", m->sender_name);
 	}
-	if (m->sent_at > 0) {
+	if (m->sent_at > 0)
 		json_iso_time(m->sent_at, sent, sizeof(sent));
-		cJSON_AddStringToObject(o, "sent_at", sent);
-	} else {
-		cJSON_AddNullToObject(o, "sent_at");
-	}
-	cJSON_AddStringToObject(o, "received_at", received_at);
+	json_out_str(&o, "sent_at", m->sent_at > 0 ? sent : NULL);
+	json_out_str(&o, "received_at", received_at);
 	if (m->media) {
-		cJSON *media = cJSON_AddObjectToObject(o, "media");
+		json_out_object(&o, "media");
 		const char *mime = json_str(m->media, "mimetype");
 		cJSON *size = cJSON_GetObjectItem(m->media, "fileLength");
-		cJSON_AddStringToObject(media, "type", m->kind);
+		json_out_str(&o, "type", m->kind);
 		if (!mime)
 			mime = json_str(m->media, "mime_type");
 		if (mime)
-			cJSON_AddStringToObject(media, "mimetype", mime);
+			json_out_str(&o, "mimetype", mime);
 		if (m->text)
-			cJSON_AddStringToObject(media, "caption", m->text);
+			json_out_str(&o, "caption", m->text);
 		if (cJSON_IsString(size))
-			cJSON_AddNumberToObject(media, "size", atof(size->valuestring));
+			json_out_num(&o, "size", atof(size->valuestring));
 		else if (cJSON_IsNumber(size))
-			cJSON_AddNumberToObject(media, "size", size->valuedouble);
+			json_out_num(&o, "size", size->valuedouble);
 		const char *mid = json_str(m->media, "id");
 		if (mid)
-			cJSON_AddStringToObject(media, "id", mid);
+			json_out_str(&o, "id", mid);
+		json_out_end(&o);
 	}
-	e->value = cJSON_PrintUnformatted(o);
-	e->value_len = strlen(e->value);
-	cJSON_Delete(o);
+	e->value = json_out_finish(&o, &e->value_len);
 }

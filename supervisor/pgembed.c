@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,6 +93,9 @@ pid_t pgembed_spawn(const cfg_t *cfg)
 	if (pid != 0)
 		return pid;
 	proc_child_setup();
+	/* before dropping privileges: a negative (higher) priority needs root */
+	if (cfg->postgres.priority && setpriority(PRIO_PROCESS, 0, cfg->postgres.priority) != 0)
+		fprintf(stderr, "embedded PostgreSQL: cannot set priority %d: %s\n", cfg->postgres.priority, strerror(errno));
 	if (pw && !pgembed_drop_to(pw))
 		_exit(126);
 	char *argv[] = {tool, "-D", pgdir, "-k", rundir, "-p", port, "-h", "127.0.0.1",
@@ -101,6 +105,43 @@ pid_t pgembed_spawn(const cfg_t *cfg)
 	execv(tool, argv);
 	fprintf(stderr, "exec %s: %s\n", tool, strerror(errno));
 	_exit(127);
+}
+
+int pgembed_renice_backends(pid_t postmaster, int priority)
+{
+	char path[64], line[512];
+	int changed = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		int pid = atoi(e->d_name);
+		if (pid <= 0)
+			continue;
+		/* /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so parse after ')' */
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		char *close_paren = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+		fclose(f);
+		int ppid = 0;
+		if (!close_paren || sscanf(close_paren + 1, " %*c %d", &ppid) != 1 || ppid != postmaster)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/autogroup", pid);
+		f = fopen(path, "r+e");
+		if (!f)
+			continue; /* kernel without autogroup, or the backend just exited */
+		int nice = 0;
+		if (fgets(line, sizeof(line), f) && sscanf(line, "%*s nice %d", &nice) == 1 && nice != priority) {
+			rewind(f);
+			if (fprintf(f, "%d", priority) > 0 && fflush(f) == 0)
+				changed++;
+		}
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return changed;
 }
 
 const char *pgembed_conninfo(const cfg_t *cfg, char *buf, size_t len)

@@ -67,6 +67,7 @@ typedef struct {
 	int exit_status;
 	char self_dir[PATH_MAX]; /* folder of the atende executables */
 	struct event *retention_ev; /* every retention.interval_s */
+	struct event *renice_ev;    /* every second with the embedded PostgreSQL: its new backends' priority */
 	pid_t retention_pid;     /* `atende retention` running, else 0 (not a supervised child) */
 	int retention_runs[2];   /* finished runs: [0] ok, [1] failed */
 	time_t retention_last_ok;
@@ -95,6 +96,7 @@ static int sup_run_tool(const char *what, char *const extra[]);
 static sup_child_t *sup_add_child(sup_role_t role, int index);
 static void sup_describe_status(int status, char *buf, size_t len);
 static void sup_retention_cb(evutil_socket_t fd, short what, void *arg);
+static void sup_renice_cb(evutil_socket_t fd, short what, void *arg);
 
 int sup_run(cfg_t *cfg)
 {
@@ -163,6 +165,12 @@ int sup_run(cfg_t *cfg)
 		struct timeval every = {cfg->retention.interval_s, 0};
 		event_add(S.retention_ev, &every);
 		sup_retention_cb(-1, 0, NULL);
+		if (S.embedded_pg && cfg->postgres.priority) {
+			S.renice_ev = event_new(S.base, -1, EV_PERSIST, sup_renice_cb, NULL);
+			struct timeval second = {1, 0};
+			event_add(S.renice_ev, &second);
+			sup_renice_cb(-1, 0, NULL);
+		}
 	}
 	if (S.stage != STAGE_DONE)
 		event_base_dispatch(S.base);
@@ -654,6 +662,14 @@ static void sup_describe_status(int status, char *buf, size_t len)
 
 /* Starts `atende retention --log` without waiting: the SIGCHLD reaper collects it. It is
  * not a supervised child (no restart, no stage); a run still going is not doubled. */
+static void sup_renice_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+	for (int i = 0; i < S.n_children; i++)
+		if (S.children[i].role == ROLE_POSTGRES && S.children[i].pid > 0)
+			pgembed_renice_backends(S.children[i].pid, S.cfg->postgres.priority);
+}
+
 static void sup_retention_cb(evutil_socket_t fd, short what, void *arg)
 {
 	char exe[PATH_MAX + 16];

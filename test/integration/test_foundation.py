@@ -236,6 +236,39 @@ def test_console_page_health_and_kcat(system):
     assert "atende_ingress_messages_accepted_total " in own
 
 
+def nice_of(pid):
+    """The nice value of a process (field 19 of /proc/<pid>/stat)."""
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])
+
+
+def test_webhook_answers_have_cpu_priority_over_storage(system):
+    # workers.priority and postgres.priority (10 in deploy/atende.conf): the ingress, the
+    # notifier and the broker keep nice 0; the workers and the embedded PostgreSQL yield.
+    status = json.loads(system.cli("status", "--json").stdout)
+    by_role = {}
+    for p in status["processes"]:
+        by_role.setdefault(p["role"], []).append(p["pid"])
+    assert [nice_of(p) for p in by_role["worker"]] == [10, 10]
+    assert nice_of(by_role["ingress"][0]) == 0 and nice_of(by_role["notifier"][0]) == 0
+    postmaster = by_role["postgres"][0]
+    assert nice_of(postmaster) == 10
+    # every backend is its own session, hence its own autogroup: the supervisor gives that
+    # group the priority too, or the backend would compete as a whole session
+    backends = [int(d) for d in os.listdir("/proc") if d.isdigit() and os.path.exists(f"/proc/{d}/stat")
+                and int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1]) == postmaster]
+    assert backends, "the embedded PostgreSQL has child processes"
+    if os.path.exists(f"/proc/{backends[0]}/autogroup"):
+        def all_reniced():
+            groups = []
+            for b in backends:
+                try:
+                    groups.append(open(f"/proc/{b}/autogroup").read().split())
+                except OSError:  # a backend that ended meanwhile
+                    pass
+            return groups and all(g[-1] == "10" for g in groups)
+        wait_for(all_reniced, timeout=10, what="every backend's autogroup at nice 10")
+
+
 def test_crashed_worker_is_restarted(system):
     status = json.loads(system.cli("status", "--json").stdout)
     worker = [p for p in status["processes"] if p["role"] == "worker" and p["index"] == 0][0]

@@ -70,7 +70,7 @@ def test_worker_pools_each_serve_their_domains():
         workers = [p for p in status["processes"] if p["role"] == "worker"]
         assert len(workers) == 3
         nice = [int(open(f"/proc/{p['pid']}/stat").read().split(")")[1].split()[16]) for p in workers]
-        assert sorted(nice) == [0, 0, 5]  # the urgent pool's worker runs at its priority
+        assert sorted(nice) == [5, 10, 10]  # urgent runs at its priority; rest takes workers.priority
         assert s.evolution(evolution_text("POOL-S", "minha internet caiu desde ontem")).status == 200
         canc = dict(evolution_text("POOL-C", "quero cancelar meu contrato", instance="canc"), apikey="canc-key")
         assert s.evolution(canc, key="canc-key").status == 200
