@@ -4,8 +4,9 @@
 # then the notifier runs (--idle $BENCH_IDLE, default 20000; --fanout $BENCH_FANOUT subscribers,
 # default 1000, of $BENCH_FANOUT_MESSAGES messages, default 2000, at each rate of
 # $BENCH_FANOUT_RATES, default "100 1000"; BENCH_NOTIFIER=0 or BENCH_AI_LATENCY_MS skips them),
-# after wrk on the ingress (first), and prints each run's JSON line on stdout, also appending it to
-# build/bench-results.jsonl.
+# after wrk on the ingress (first, on the fresh system: 64 connections, then 16 once the embedded
+# broker holds those messages; BENCH_WRK_CONNECTIONS, each run starting with the workers drained),
+# and prints each run's JSON line on stdout, also appending it to build/bench-results.jsonl.
 # The system is stopped (SIGTERM, then waited for) however the script ends.
 set -u
 
@@ -102,6 +103,22 @@ until healthy; do
 done
 echo "bench: system up after ${waited}s (log: $LOG)" >&2
 
+# Waits (at most $1 s) until the workers have consumed every inbound message; prints the
+# seconds it took, with one decimal.
+wait_drained() {
+	python3 - "$1" <<'PY'
+import sys, time, urllib.request
+limit, start = float(sys.argv[1]), time.monotonic()
+while True:
+    text = urllib.request.urlopen("http://127.0.0.1:8082/metrics", timeout=5).read().decode()
+    lag = sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith("atende_worker_consumer_lag{"))
+    if lag == 0 or time.monotonic() - start > limit:
+        print(round(time.monotonic() - start, 1) if lag == 0 else -1)
+        break
+    time.sleep(0.2)
+PY
+}
+
 mkdir -p build
 rc=0
 # Healthy comes before the workers' consumer group has formed: wait for their assignments, or
@@ -116,17 +133,20 @@ done
 # ingress's CPU per 1,000 requests). Each request is a distinct message (test/bench_ingress.lua).
 if [ "${BENCH_WRK:-1}" = 1 ] && command -v wrk >/dev/null; then
 	ingress_pid=$(bin/atende status -c "$CONF" --json | python3 -c 'import json,sys; print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"]=="ingress"][0])')
-	for conns in ${BENCH_WRK_CONNECTIONS:-16 64}; do
+	# The first seconds after start (first connections, the start-up retention run) are not
+	# what is measured: warm the HTTP path up on /healthz, which puts nothing in Kafka.
+	wrk -t1 -c64 -d3s http://127.0.0.1:8080/healthz >/dev/null
+	for conns in ${BENCH_WRK_CONNECTIONS:-64 16}; do
+		# each run starts with the workers caught up; how long they take to store the burst
+		# afterwards is reported as drain_s
+		wait_drained 120 >/dev/null
 		before=$(awk '{print $14+$15}' "/proc/$ingress_pid/stat")
+		curl -fs http://127.0.0.1:8082/metrics >"$TMP/metrics.before"
 		out=$(wrk -t1 -c"$conns" -d"${BENCH_WRK_SECONDS:-5}"s -s test/bench_ingress.lua http://127.0.0.1:8080 | tail -n 1)
 		after=$(awk '{print $14+$15}' "/proc/$ingress_pid/stat")
-		line=$(echo "$out" | python3 -c "
-import json, os, sys
-r = json.loads(sys.stdin.read())
-ticks = os.sysconf('SC_CLK_TCK')
-r.update(tool='wrk', connections=$conns, ingress_cpu_s=round(($after - $before) / ticks, 2))
-r['ingress_cpu_ms_per_1000'] = round(r['ingress_cpu_s'] * 1e6 / max(r['requests'], 1), 1)
-print(json.dumps(r))")
+		curl -fs http://127.0.0.1:8082/metrics >"$TMP/metrics.after"
+		drain=$(wait_drained 300)
+		line=$(echo "$out" | python3 test/bench_wrk_line.py "$conns" "$((after - before))" "$drain" "$TMP/metrics.before" "$TMP/metrics.after")
 		echo "$line"
 		echo "$line" >>"$RESULTS"
 	done

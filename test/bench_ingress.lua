@@ -38,8 +38,8 @@ function done(summary, latency, requests)
   for _, t in ipairs(threads) do refused = refused + t:get("non200") end
   local secs = summary.duration / 1e6
   io.write(string.format(
-    '{"requests":%d,"seconds":%.2f,"acked":%d,"refused":%d,"acked_per_s":%.0f,"latency_ms":{"p50":%.3f,"p90":%.3f,"p99":%.3f,"max":%.3f},"socket_errors":%d}\n',
+    '{"requests":%d,"seconds":%.2f,"acked":%d,"refused":%d,"acked_per_s":%.0f,"latency_ms":{"mean":%.3f,"p50":%.3f,"p90":%.3f,"p99":%.3f,"max":%.3f},"socket_errors":%d}\n',
     summary.requests, secs, summary.requests - refused, refused, (summary.requests - refused) / secs,
-    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
+    latency.mean / 1000, latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
     latency.max / 1000, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
