@@ -4,6 +4,7 @@
  * per-connection buffer and parsed in place, the body goes into another reused buffer.
  */
 #include "http.h"
+#include "json.h"
 
 #include <sys/time.h>
 #include "log.h"
@@ -1395,30 +1396,10 @@ static bool grow(char **buf, size_t *cap, size_t need)
 /* {"error":"<message>"} with JSON escaping; cap must allow 16 + 6*strlen(message) to fit all. */
 static size_t json_error_body(char *out, size_t cap, const char *message)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-	const char *pre = "{\"error\":\"";
-	memcpy(out, pre, 10);
-	o = 10;
-	for (const unsigned char *p = (const unsigned char *)message; *p && o + 8 < cap; p++) {
-		if (*p == '"' || *p == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)*p;
-		} else if (*p < 0x20) {
-			out[o++] = '\\';
-			out[o++] = 'u';
-			out[o++] = '0';
-			out[o++] = '0';
-			out[o++] = hex[*p >> 4];
-			out[o++] = hex[*p & 15];
-		} else {
-			out[o++] = (char)*p;
-		}
-	}
-	out[o++] = '"';
-	out[o++] = '}';
-	out[o] = 0;
-	return o;
+	memcpy(out, "{\"error\":\"", 10);
+	size_t o = 10 + json_escape(out + 10, cap - 12, message);
+	memcpy(out + o, "\"}", 3);
+	return o + 2;
 }
 
 /* Whether a comma-separated header value holds token (case-insensitive), e.g. "keep-alive, Upgrade". */

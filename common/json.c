@@ -53,6 +53,41 @@ void json_iso_now(char *buf, size_t len)
 	json_iso_time((double)tv.tv_sec + (double)tv.tv_usec / 1e6, buf, len);
 }
 
+size_t json_escape(char *dst, size_t cap, const char *src)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)src; *p; p++) {
+		char two = 0;
+		switch (*p) {
+		case '"': two = '"'; break;
+		case '\\': two = '\\'; break;
+		case '\b': two = 'b'; break;
+		case '\f': two = 'f'; break;
+		case '\n': two = 'n'; break;
+		case '\r': two = 'r'; break;
+		case '\t': two = 't'; break;
+		}
+		size_t need = two ? 2 : *p < 0x20 ? 6 : 1;
+		if (o + need + 1 > cap)
+			break;
+		if (two) {
+			dst[o++] = '\\';
+			dst[o++] = two;
+		} else if (*p < 0x20) {
+			memcpy(dst + o, "\\u00", 4);
+			dst[o + 4] = hex[*p >> 4];
+			dst[o + 5] = hex[*p & 15];
+			o += 6;
+		} else {
+			dst[o++] = (char)*p;
+		}
+	}
+	if (cap)
+		dst[o] = 0;
+	return o;
+}
+
 /* Makes room for n more bytes plus a NUL. */
 static bool json_out_reserve(json_out_t *o, size_t n)
 {
@@ -84,34 +119,12 @@ static void json_out_raw(json_out_t *o, const char *s, size_t n)
 
 static void json_out_string(json_out_t *o, const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t n = strlen(s);
-	if (!json_out_reserve(o, 6 * n + 2)) /* worst case: every byte becomes \u00XX */
+	size_t cap = 6 * strlen(s) + 1; /* worst case: every byte becomes \u00XX */
+	if (!json_out_reserve(o, cap + 2))
 		return;
-	char *d = o->buf + o->len;
-	*d++ = '"';
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"': *d++ = '\\'; *d++ = '"'; break;
-		case '\\': *d++ = '\\'; *d++ = '\\'; break;
-		case '\b': *d++ = '\\'; *d++ = 'b'; break;
-		case '\f': *d++ = '\\'; *d++ = 'f'; break;
-		case '\n': *d++ = '\\'; *d++ = 'n'; break;
-		case '\r': *d++ = '\\'; *d++ = 'r'; break;
-		case '\t': *d++ = '\\'; *d++ = 't'; break;
-		default:
-			if (*p < 0x20) {
-				memcpy(d, "\\u00", 4);
-				d[4] = hex[*p >> 4];
-				d[5] = hex[*p & 15];
-				d += 6;
-			} else {
-				*d++ = (char)*p;
-			}
-		}
-	}
-	*d++ = '"';
-	o->len = (size_t)(d - o->buf);
+	o->buf[o->len++] = '"';
+	o->len += json_escape(o->buf + o->len, cap, s);
+	o->buf[o->len++] = '"';
 	o->buf[o->len] = 0;
 }
 

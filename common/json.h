@@ -28,6 +28,12 @@ void json_iso_time(double unix_time, char *buf, size_t len);
 /* The current time, formatted as json_iso_time does. */
 void json_iso_now(char *buf, size_t len);
 
+/* Writes src escaped for the inside of a JSON string (as cJSON escapes: \" \\ \b \f \n \r \t,
+ * other control bytes as \u00XX, UTF-8 as is) into dst, NUL-terminated; stops before an
+ * escape that would not fit, so cap = 6 * strlen(src) + 1 always holds all of it. Returns the
+ * length written. */
+size_t json_escape(char *dst, size_t cap, const char *src);
+
 /* A JSON object written straight into one growing buffer: for documents built per request
  * on a hot path, where a cJSON tree would cost a malloc per member. Members appear in the
  * order written; strings are escaped as cJSON escapes them. Out of memory leaves failed set

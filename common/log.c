@@ -3,6 +3,7 @@
  * lines of concurrently logging processes sharing stderr do not interleave.
  */
 #include "log.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -16,7 +17,6 @@ static const char *log_process = "atende";
 static log_format_t log_format = LOG_FMT_TEXT;
 static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
 
-static size_t log_json_escape(char *dst, size_t cap, const char *src);
 
 void log_init(const char *process_name)
 {
@@ -60,7 +60,7 @@ void log_write(log_level_t level, const char *fmt, ...)
 
 	if (log_format == LOG_FMT_JSON) {
 		char esc[8192];
-		log_json_escape(esc, sizeof(esc), msg);
+		json_escape(esc, sizeof(esc), msg);
 		n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"proc\":\"%s\",\"pid\":%d,\"msg\":\"%s\"}\n",
 			     ts, log_level_names[level], log_process, (int)getpid(), esc);
 	} else {
@@ -73,20 +73,3 @@ void log_write(log_level_t level, const char *fmt, ...)
 	(void)w;
 }
 
-/* Escapes a message for a JSON string; truncates rather than overflow. */
-static size_t log_json_escape(char *dst, size_t cap, const char *src)
-{
-	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)src; *p && o + 7 < cap; p++) {
-		if (*p == '"' || *p == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = (char)*p;
-		} else if (*p < 0x20) {
-			o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", *p);
-		} else {
-			dst[o++] = (char)*p;
-		}
-	}
-	dst[o] = 0;
-	return o;
-}

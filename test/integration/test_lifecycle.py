@@ -56,7 +56,7 @@ def test_cli_help_and_token():
 
 
 def test_worker_pools_each_serve_their_domains():
-    from test_foundation import evolution_text
+    from test_foundation import evolution_text, nice_of
     s = System(name="pools", extra={
         r"companies = \(\n": 'pools = (\n  { name = "urgent"; domains = ["ouvidoria", "cancelamento"]; count = 1; '
                              'priority = 5; },\n  { name = "rest"; domains = ["financeiro", "comercial", "suporte"]; '
@@ -69,7 +69,7 @@ def test_worker_pools_each_serve_their_domains():
         status = __import__("json").loads(s.cli("status", "--json").stdout)
         workers = [p for p in status["processes"] if p["role"] == "worker"]
         assert len(workers) == 3
-        nice = [int(open(f"/proc/{p['pid']}/stat").read().split(")")[1].split()[16]) for p in workers]
+        nice = [nice_of(p["pid"]) for p in workers]
         assert sorted(nice) == [5, 10, 10]  # urgent runs at its priority; rest takes workers.priority
         assert s.evolution(evolution_text("POOL-S", "minha internet caiu desde ontem")).status == 200
         canc = dict(evolution_text("POOL-C", "quero cancelar meu contrato", instance="canc"), apikey="canc-key")

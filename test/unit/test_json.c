@@ -65,6 +65,16 @@ TEST(writer_grows)
 	free(doc);
 }
 
+/* Stops before an escape that does not fit, always NUL-terminated. */
+TEST(escape_truncates_whole_escapes)
+{
+	char small[8];
+	CHECK(json_escape(small, sizeof(small), "ab\ncd\x01") == 6);
+	CHECK_STR(small, "ab\\ncd");
+	CHECK(json_escape(small, sizeof(small), "\x01\x02") == 6);
+	CHECK_STR(small, "\\u0001");
+}
+
 TEST(iso_time)
 {
 	char buf[40];
@@ -79,6 +89,7 @@ int main(void)
 	RUN(writer_exact_text);
 	RUN(writer_round_trips_every_byte);
 	RUN(writer_grows);
+	RUN(escape_truncates_whole_escapes);
 	RUN(iso_time);
 	return unit_done();
 }
