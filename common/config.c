@@ -38,7 +38,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("ingress.retry_after_s", ingress.retry_after_s, "2", 1, 3600, true, "Retry-After sent with 503"),
 	K_INT("ingress.max_partition_backlog_bytes", ingress.max_partition_backlog_bytes, "3145728", 0, INT_MAX, true, "refuse (503) while any inbound partition holds this many unconsumed bytes; 0 = off (the embedded broker keeps ~5 MiB per partition)"),
 	K_INT("ingress.dedup_window", ingress.dedup_window, "100000", 0, 10000000, true, "recent message ids remembered to answer duplicates without producing; 0 = off"),
-	K_INT("ingress.linger_ms", ingress.linger_ms, "1", 0, 1000, false, "producer batching delay"),
+	K_INT("ingress.linger_ms", ingress.linger_ms, "0", 0, 1000, false, "producer batching delay; 0 = send at once (batches still form while requests are in flight)"),
 
 	K_STR("notifier.listen", notifier.listen, "127.0.0.1:8081", false, "WebSocket, console and long-poll listener"),
 	K_STR("notifier.console_dir", notifier.console_dir, "notifier/console", false, "folder of the agent console page"),

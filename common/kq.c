@@ -26,6 +26,8 @@ struct kq {
 	int pipefd[2];
 	bool consumer, paused, fatal;
 	int brokers_up;          /* -1 unknown, 0 down, 1 up */
+	rd_kafka_topic_t **known_topics; /* held so librdkafka keeps their metadata (kq_known_topics) */
+	int n_known_topics;
 	kq_opts_t opts;
 };
 
@@ -74,6 +76,13 @@ bool kq_produce_to(kq_t *kq, const char *topic, int32_t partition, const void *k
 		return false;
 	}
 	return true;
+}
+
+void kq_known_topics(kq_t *kq, const char *const *topics, int n)
+{
+	kq->known_topics = realloc(kq->known_topics, sizeof(*kq->known_topics) * (size_t)(kq->n_known_topics + n));
+	for (int i = 0; i < n; i++)
+		kq->known_topics[kq->n_known_topics++] = rd_kafka_topic_new(kq->rk, topics[i], NULL);
 }
 
 bool kq_subscribe(kq_t *kq, const char *const *topics, int n, char *err, size_t errlen)
@@ -163,6 +172,9 @@ void kq_free(kq_t *kq, int flush_ms)
 		event_free(kq->wake_ev);
 	if (kq->tick_ev)
 		event_free(kq->tick_ev);
+	for (int i = 0; i < kq->n_known_topics; i++)
+		rd_kafka_topic_destroy(kq->known_topics[i]);
+	free(kq->known_topics);
 	rd_kafka_queue_destroy(kq->queue);
 	rd_kafka_destroy(kq->rk);
 	close(kq->pipefd[0]);

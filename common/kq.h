@@ -56,6 +56,10 @@ bool kq_produce_to(kq_t *kq, const char *topic, int32_t partition, const void *k
 		   size_t len, rd_kafka_headers_t *hdrs, void *opaque, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* Makes a producer fetch and keep up to date the metadata of topics it is about to write to,
+ * so the first message to each does not wait for a metadata request (about a second). */
+void kq_known_topics(kq_t *kq, const char *const *topics, int n);
+
 /* Subscribes a group consumer to topics. */
 bool kq_subscribe(kq_t *kq, const char *const *topics, int n, char *err, size_t errlen) __attribute__((warn_unused_result));
 

@@ -100,6 +100,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	I.admin_queue = rd_kafka_queue_new(kq_handle(I.producer));
+	/* without this the first message to each domain waits about a second for its topic's metadata */
+	const char *topics[CFG_MAX_DOMAINS];
+	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
+		topics[d] = I.topics[d];
+	kq_known_topics(I.producer, topics, CFG_MAX_DOMAINS);
 	I.dedup = dedup_new((size_t)I.cfg.ingress.dedup_window);
 	I.backlog = backlog_new();
 

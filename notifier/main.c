@@ -223,6 +223,7 @@ int main(int argc, char **argv)
 		log_error("kafka producer: %s", err);
 		return 1;
 	}
+	kq_known_topics(N.producer, (const char *const[]){N.events_topic, N.outbound_topic}, 2);
 	http_limits_t lim;
 	http_limits_default(&lim);
 	lim.max_connections = N.cfg.notifier.max_connections;

@@ -4,9 +4,12 @@
 # then the notifier runs (--idle $BENCH_IDLE, default 20000; --fanout $BENCH_FANOUT subscribers,
 # default 1000, of $BENCH_FANOUT_MESSAGES messages, default 2000, at each rate of
 # $BENCH_FANOUT_RATES, default "100 1000"; BENCH_NOTIFIER=0 or BENCH_AI_LATENCY_MS skips them),
-# after wrk on the ingress (first, on the fresh system: 64 connections, then 16 once the embedded
-# broker holds those messages; BENCH_WRK_CONNECTIONS, each run starting with the workers drained),
-# and prints each run's JSON line on stdout, also appending it to build/bench-results.jsonl.
+# after the ingress: the answer time of the first message to each domain after start, then wrk
+# (first, on the fresh system: 64 connections, then 8 once the embedded broker holds those
+# messages; BENCH_WRK_CONNECTIONS, each run starting with the workers drained), then one
+# diagnostic wrk run with the workers stopped (SIGSTOP; BENCH_WRK_DIAGNOSTIC=0 skips it), which
+# shows the ingress and broker without the workers' reads; and prints each run's JSON line on
+# stdout, also appending it to build/bench-results.jsonl.
 # The system is stopped (SIGTERM, then waited for) however the script ends.
 set -u
 
@@ -103,17 +106,21 @@ until healthy; do
 done
 echo "bench: system up after ${waited}s (log: $LOG)" >&2
 
-# Waits (at most $1 s) until the workers have consumed every inbound message; prints the
-# seconds it took, with one decimal.
+# Waits (at most $1 s) until the workers have consumed every inbound message (no lag, and as many
+# consumed as the ingress accepted: a stopped worker's lag is stale); prints the seconds it took,
+# with one decimal.
 wait_drained() {
 	python3 - "$1" <<'PY'
 import sys, time, urllib.request
 limit, start = float(sys.argv[1]), time.monotonic()
+def total(lines, prefix):
+    return sum(float(l.rsplit(" ", 1)[1]) for l in lines if l.startswith(prefix))
 while True:
-    text = urllib.request.urlopen("http://127.0.0.1:8082/metrics", timeout=5).read().decode()
-    lag = sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith("atende_worker_consumer_lag{"))
-    if lag == 0 or time.monotonic() - start > limit:
-        print(round(time.monotonic() - start, 1) if lag == 0 else -1)
+    lines = urllib.request.urlopen("http://127.0.0.1:8082/metrics", timeout=5).read().decode().splitlines()
+    lag = total(lines, "atende_worker_consumer_lag{")
+    behind = total(lines, "atende_ingress_messages_accepted_total{") - total(lines, "atende_worker_messages_total{")
+    if (lag == 0 and behind <= 0) or time.monotonic() - start > limit:
+        print(round(time.monotonic() - start, 1) if lag == 0 and behind <= 0 else -1)
         break
     time.sleep(0.2)
 PY
@@ -131,25 +138,64 @@ done
 # The ingress alone, closed loop with wrk, first, on the fresh system (the embedded broker
 # slows as its partitions fill) (issue: acked webhooks/s with ack p99 < 5 ms, and the
 # ingress's CPU per 1,000 requests). Each request is a distinct message (test/bench_ingress.lua).
+# pids of the processes of one role, from `atende status --json`
+pids_of() {
+	bin/atende status -c "$CONF" --json |
+		python3 -c 'import json,sys; print(" ".join(str(p["pid"]) for p in json.load(sys.stdin)["processes"] if p["role"]==sys.argv[1]))' "$1"
+}
+
+# One wrk run of $1 connections (the workers drained first), printed and recorded as one JSON line;
+# $2 is extra JSON fields for the line (e.g. ',"workers":"stopped"').
+wrk_run() {
+	wait_drained 120 >/dev/null
+	before=$(awk '{print $14+$15}' "/proc/$ingress_pid/stat")
+	curl -fs http://127.0.0.1:8082/metrics >"$TMP/metrics.before"
+	# shellcheck disable=SC2046 # one pid per word
+	[ -n "$2" ] && kill -STOP $(pids_of worker)
+	out=$(wrk -t1 -c"$1" -d"${BENCH_WRK_SECONDS:-5}"s -s test/bench_ingress.lua http://127.0.0.1:8080 | tail -n 1)
+	after=$(awk '{print $14+$15}' "/proc/$ingress_pid/stat")
+	curl -fs http://127.0.0.1:8082/metrics >"$TMP/metrics.after"
+	# shellcheck disable=SC2046
+	[ -n "$2" ] && kill -CONT $(pids_of worker)
+	drain=$(wait_drained 300)
+	line=$(echo "$out" | python3 test/bench_wrk_line.py "$1" "$((after - before))" "$drain" "$TMP/metrics.before" "$TMP/metrics.after" | sed "s|}\$|$2}|")
+	echo "$line"
+	echo "$line" >>"$RESULTS"
+}
+
+# The first message to each domain after start: answered without waiting for topic metadata.
+line=$(python3 - <<'PY'
+import json, time, urllib.request
+out = {}
+for d in ("financeiro", "comercial", "suporte", "ouvidoria", "cancelamento"):
+    body = json.dumps({"event": "messages.upsert", "instance": d, "apikey": "bench-key",
+                       "data": {"key": {"remoteJid": "5511988887777@s.whatsapp.net", "fromMe": False,
+                                        "id": f"FIRST-{d}-{time.time_ns()}"},
+                                "message": {"conversation": "primeira mensagem"}, "messageTimestamp": 1763800000}})
+    req = urllib.request.Request("http://127.0.0.1:8080/webhooks/evolution", body.encode(),
+                                 {"Content-Type": "application/json"})
+    start = time.monotonic()
+    urllib.request.urlopen(req, timeout=10).read()
+    out[d] = round((time.monotonic() - start) * 1000, 1)
+print(json.dumps({"tool": "urllib", "first_message_ack_ms": out}))
+PY
+)
+echo "$line"
+echo "$line" >>"$RESULTS"
+
 if [ "${BENCH_WRK:-1}" = 1 ] && command -v wrk >/dev/null; then
-	ingress_pid=$(bin/atende status -c "$CONF" --json | python3 -c 'import json,sys; print([p["pid"] for p in json.load(sys.stdin)["processes"] if p["role"]=="ingress"][0])')
+	ingress_pid=$(pids_of ingress)
 	# The first seconds after start (first connections, the start-up retention run) are not
 	# what is measured: warm the HTTP path up on /healthz, which puts nothing in Kafka.
 	wrk -t1 -c64 -d3s http://127.0.0.1:8080/healthz >/dev/null
-	for conns in ${BENCH_WRK_CONNECTIONS:-64 16}; do
-		# each run starts with the workers caught up; how long they take to store the burst
-		# afterwards is reported as drain_s
-		wait_drained 120 >/dev/null
-		before=$(awk '{print $14+$15}' "/proc/$ingress_pid/stat")
-		curl -fs http://127.0.0.1:8082/metrics >"$TMP/metrics.before"
-		out=$(wrk -t1 -c"$conns" -d"${BENCH_WRK_SECONDS:-5}"s -s test/bench_ingress.lua http://127.0.0.1:8080 | tail -n 1)
-		after=$(awk '{print $14+$15}' "/proc/$ingress_pid/stat")
-		curl -fs http://127.0.0.1:8082/metrics >"$TMP/metrics.after"
-		drain=$(wait_drained 300)
-		line=$(echo "$out" | python3 test/bench_wrk_line.py "$conns" "$((after - before))" "$drain" "$TMP/metrics.before" "$TMP/metrics.after")
-		echo "$line"
-		echo "$line" >>"$RESULTS"
+	# each run starts with the workers caught up; how long they take to store the burst
+	# afterwards is reported as drain_s
+	for conns in ${BENCH_WRK_CONNECTIONS:-64 8}; do
+		wrk_run "$conns" ""
 	done
+	if [ "${BENCH_WRK_DIAGNOSTIC:-1}" = 1 ]; then
+		wrk_run 8 ',"workers":"stopped"'
+	fi
 fi
 for rate in $RATES; do
 	if out=$(bin/atende bench -c "$CONF" --rate "$rate" --seconds "$SECONDS_PER_RUN"); then

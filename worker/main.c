@@ -138,6 +138,8 @@ int main(int argc, char **argv)
 	kq_opts_t po = {.brokers = W.cfg.kafka.brokers, .client_id = "atende-worker", .linger_ms = 2,
 			.on_delivery = wrk_on_delivery};
 	W.producer = kq_producer_new(W.base, &po, err, sizeof(err));
+	if (W.producer)
+		kq_known_topics(W.producer, (const char *const[]){W.events_topic, W.dlq_topic}, 2);
 	const char *pool_name = getenv(PROC_ENV_POOL);
 	const cfg_pool_t *pool = cfg_pool_find(&W.cfg, pool_name ? pool_name : W.cfg.pools[0].name);
 	char group[256];
