@@ -149,6 +149,12 @@ start_system
 # The ingress alone, closed loop with wrk, first, on the fresh system (the embedded broker
 # slows as its partitions fill) (issue: acked webhooks/s with ack p99 < 5 ms, and the
 # ingress's CPU per 1,000 requests). Each request is a distinct message (test/bench_ingress.lua).
+# Prints one result line and appends it to $RESULTS.
+record() {
+	echo "$1"
+	echo "$1" >>"$RESULTS"
+}
+
 # pids of the processes of one role, from `atende status --json`
 pids_of() {
 	bin/atende status -c "$CONF" --json |
@@ -170,8 +176,7 @@ wrk_run() {
 	[ -n "$2" ] && kill -CONT $(pids_of worker)
 	drain=$(wait_drained 300)
 	line=$(echo "$out" | python3 test/bench_wrk_line.py "$1" "$((after - before))" "$drain" "$TMP/metrics.before" "$TMP/metrics.after" | sed "s|}\$|$2}|")
-	echo "$line"
-	echo "$line" >>"$RESULTS"
+	record "$line"
 }
 
 # The first message to each domain after start: answered without waiting for topic metadata.
@@ -191,8 +196,7 @@ for d in ("financeiro", "comercial", "suporte", "ouvidoria", "cancelamento"):
 print(json.dumps({"tool": "urllib", "first_message_ack_ms": out}))
 PY
 )
-echo "$line"
-echo "$line" >>"$RESULTS"
+record "$line"
 
 if [ "${BENCH_WRK:-1}" = 1 ] && command -v wrk >/dev/null; then
 	ingress_pid=$(pids_of ingress)
@@ -221,8 +225,7 @@ for rate in $RATES; do
 			inflight=$(curl -fs http://127.0.0.1:8082/metrics | awk '/^atende_worker_ai_in_flight_max\{/ { printf "%s%s", sep, $2; sep = "," }')
 			out=$(echo "$out" | sed "s|}\$|,\"ai_latency_ms\":$AI_LATENCY,\"ai_max_in_flight_per_worker\":[$inflight]}|")
 		fi
-		echo "$out"
-		echo "$out" >>"$RESULTS"
+		record "$out"
 	else
 		echo "bench: run at $rate msg/s failed; last lines of the system log:" >&2
 		tail -n 20 "$LOG" >&2
@@ -247,8 +250,7 @@ if [ "${BENCH_NOTIFIER:-1}" = 1 ] && [ -z "$AI_LATENCY" ]; then
 		IFS=$old_ifs
 		# shellcheck disable=SC2086 # $args is a list of options
 		if out=$(bin/atende bench -c "$CONF" $args); then
-			echo "$out"
-			echo "$out" >>"$RESULTS"
+			record "$out"
 		else
 			echo "bench: notifier run ($args) failed; last lines of the system log:" >&2
 			tail -n 20 "$LOG" >&2
