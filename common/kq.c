@@ -207,6 +207,8 @@ static kq_t *kq_new(struct event_base *base, const kq_opts_t *opts, bool consume
 	bool ok = kq_set(conf, "bootstrap.servers", opts->brokers, err, errlen) &&
 		  kq_set(conf, "client.id", opts->client_id ? opts->client_id : "atende", err, errlen) &&
 		  kq_set(conf, "statistics.interval.ms", "1000", err, errlen) &&
+		  /* small requests, several in flight: Nagle would hold one until the previous is ACKed */
+		  kq_set(conf, "socket.nagle.disable", "true", err, errlen) &&
 		  kq_set(conf, "reconnect.backoff.max.ms", "1000", err, errlen);
 	if (ok && !consumer) {
 		snprintf(num, sizeof(num), "%d", opts->linger_ms);

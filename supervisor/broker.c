@@ -40,6 +40,10 @@ int broker_main(const cfg_t *cfg, int ready_fd)
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	/* this handle only hosts the mock cluster; it never connects, so hush its config notice */
 	rd_kafka_conf_set(conf, "log_level", "4", err, sizeof(err));
+	/* The mock's sockets take this handle's settings. With Nagle on, a response written while the
+	 * client still had an unacknowledged request in flight waited for that ACK: at 500 msg/s half
+	 * of the ingress's acks took ~4 ms instead of ~0.5 ms. */
+	rd_kafka_conf_set(conf, "socket.nagle.disable", "true", err, sizeof(err));
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	if (!rk) {
 		log_error("embedded broker: %s", err);
