@@ -68,16 +68,21 @@ int dlq_list(const cfg_t *cfg, bool all, bool json)
 	return 0;
 }
 
-int dlq_show(const cfg_t *cfg, long long id, bool json)
+/* The dead letter with this id (no rows when there is none). */
+static PGresult *dlq_select_id(PGconn *pg, long long id)
 {
 	char ids[32];
 	snprintf(ids, sizeof(ids), "%lld", id);
 	const char *params[1] = {ids};
+	return PQexecParams(pg, "SELECT " DLQ_COLUMNS " FROM dlq WHERE id = $1::bigint", 1, NULL, params, NULL, NULL, 0);
+}
+
+int dlq_show(const cfg_t *cfg, long long id, bool json)
+{
 	PGconn *pg = dlq_connect(cfg);
 	if (!pg)
 		return 1;
-	PGresult *res = PQexecParams(pg, "SELECT " DLQ_COLUMNS " FROM dlq WHERE id = $1::bigint", 1, NULL, params, NULL,
-				     NULL, 0);
+	PGresult *res = dlq_select_id(pg, id);
 	int rc = 0;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "dlq: %s", PQresultErrorMessage(res));
@@ -105,14 +110,10 @@ int dlq_show(const cfg_t *cfg, long long id, bool json)
 
 int dlq_replay(const cfg_t *cfg, long long id, bool json)
 {
-	char ids[32];
-	snprintf(ids, sizeof(ids), "%lld", id);
-	const char *params[1] = {ids};
 	PGconn *pg = dlq_connect(cfg);
 	if (!pg)
 		return 1;
-	PGresult *res = id > 0 ? PQexecParams(pg, "SELECT " DLQ_COLUMNS " FROM dlq WHERE id = $1::bigint", 1, NULL,
-					      params, NULL, NULL, 0)
+	PGresult *res = id > 0 ? dlq_select_id(pg, id)
 			       : PQexec(pg, "SELECT " DLQ_COLUMNS " FROM dlq WHERE replayed_at IS NULL ORDER BY id");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || (id > 0 && PQntuples(res) == 0)) {
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
