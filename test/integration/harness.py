@@ -157,6 +157,13 @@ class System:
     def url(self, which, path):
         return f"http://127.0.0.1:{self.ports[which]}{path}"
 
+    def metric(self, which, name):
+        """The value of an unlabelled series on a process's own /metrics."""
+        for line in http("GET", self.url(which, "/metrics")).body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"{name} not in {which}'s /metrics")
+
     def post(self, path, body, headers=None, content_type="application/json"):
         h = {"Content-Type": content_type} if content_type else {}
         h.update(headers or {})

@@ -162,6 +162,9 @@ def test_backpressure_refuses_before_the_broker_could_drop(system):
              what="every accepted message stored")
     for mid in accepted:
         assert stored(system, mid) == 1
+    # stored is not yet committed (hint events come first): the next test needs the backlog gone
+    wait_for(lambda: system.metric("ingress", "atende_ingress_partition_backlog_bytes") == 0,
+             what="the workers' commits to reach the ingress")
 
 
 def test_reload_keeps_dedup_and_adds_channels_without_dropping_connections(system):

@@ -41,12 +41,8 @@ def system():
     yield from serve(s)
 
 
-def metric(system, name, port=None):
-    body = http("GET", f"http://127.0.0.1:{port or system.ports['notifier']}/metrics").body.decode()
-    for line in body.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
+def metric(system, name):
+    return system.metric("notifier", name)
 
 
 def settle(system):
