@@ -133,7 +133,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("retention.weeks_ahead", retention.weeks_ahead, "4", 1, 520, true, "weekly partitions created ahead of time"),
 	K_STR("retention.archive_dir", retention.archive_dir, "archive", true, "where dropped partitions are exported as <table>-<week>.csv.gz (relative to data_dir)"),
 	K_INT("retention.interval_s", retention.interval_s, "3600", 10, 604800, false, "the supervisor runs `atende retention` at start and then this often"),
-	K_INT("retention.dedup_days", retention.dedup_days, "30", 1, 36500, true, "gateway message ids remembered for exactly-once storage (a redelivery older than this would be stored again)"),
+	K_INT("retention.dedup_days", retention.dedup_days, "30", 1, 36500, true, "gateway message ids and finished console requests remembered for exactly-once handling (a redelivery older than this would be stored or sent again)"),
 };
 const size_t cfg_n_keys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
 

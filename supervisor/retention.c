@@ -103,11 +103,20 @@ int retention_run(const cfg_t *cfg, const retention_opts_t *opts)
 								  RETENTION_PRUNE_BATCH_S "))",
 								  cfg->retention.keep_days)
 						: 0;
+			/* a finished console request is only looked up when its Kafka message is
+			 * redelivered: the same horizon as the gateway ids; unfinished ones stay */
+			long long outbound = retention_prune(r,
+				"DELETE FROM outbound_requests WHERE ctid = ANY (ARRAY (SELECT ctid FROM outbound_requests "
+				"WHERE published_at IS NOT NULL AND created_at < now() - make_interval(days => $1::int) LIMIT "
+				RETENTION_PRUNE_BATCH_S "))",
+				cfg->retention.dedup_days);
 			cJSON_AddNumberToObject(r->out, "keys_pruned", (double)keys);
+			cJSON_AddNumberToObject(r->out, "outbound_pruned", (double)outbound);
 			cJSON_AddNumberToObject(r->out, "dlq_pruned", (double)dlq);
-			if (keys || dlq)
-				retention_report(r, "retention: pruned %lld message keys older than %d days, %lld replayed dead letters",
-						 keys, cfg->retention.dedup_days, dlq);
+			if (keys || outbound || dlq)
+				retention_report(r, "retention: pruned %lld message keys and %lld finished console requests "
+						 "older than %d days, %lld replayed dead letters",
+						 keys, outbound, cfg->retention.dedup_days, dlq);
 		}
 		PGresult *n = retention_exec(r, "SELECT count(*) FILTER (WHERE attached), "
 						"to_char(max(week_start) AT TIME ZONE 'UTC', 'IYYY\"w\"IW') FROM atende_partitions(0)",

@@ -3,7 +3,7 @@
  * schema/003_retention.sql): creates retention.weeks_ahead weeks ahead, exports every
  * partition older than retention.keep_days to <archive_dir>/<table>-<week>.csv.gz, checks
  * the file, then detaches (CONCURRENTLY: inserts keep flowing) and drops it; prunes old
- * message keys and replayed dead letters. Blocking: a CLI verb, which the supervisor also
+ * message keys, finished console requests and replayed dead letters. Blocking: a CLI verb, which the supervisor also
  * runs as a child every retention.interval_s. Several machines may run it at once: an
  * advisory lock lets one work and the others return.
  */

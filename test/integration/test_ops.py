@@ -347,6 +347,21 @@ def test_retention_archives_and_drops_exactly_the_old_partitions(system):
     assert "partitions, newest week" in system.cli("retention").stdout
 
 
+def test_retention_prunes_finished_console_requests_after_dedup_days(system):
+    """outbound_requests only answers redeliveries: finished ones go with the gateway ids, unfinished stay."""
+    rows = {"OPS-OUT-OLD-DONE": ("40 days", True), "OPS-OUT-OLD-OPEN": ("40 days", False),
+            "OPS-OUT-NEW-DONE": ("1 day", True)}
+    for rid, (age, done) in rows.items():
+        published = f"now() - interval '{age}'" if done else "null"
+        system.sql("insert into outbound_requests (request_id, kind, company_id, conversation_id, status, owner, "
+                   "lease_until, request, created_at, published_at) values "
+                   f"('{rid}', 'reply', 1, 1, 'sent', 'test', now(), '{{}}', now() - interval '{age}', {published})")
+    report = json.loads(system.cli("retention", "--json").stdout)
+    assert report["ok"] and report["outbound_pruned"] >= 1, report
+    left = {r[0] for r in system.sql("select request_id from outbound_requests where request_id like 'OPS-OUT-%'")}
+    assert left == {"OPS-OUT-OLD-OPEN", "OPS-OUT-NEW-DONE"}
+
+
 def test_exactly_once_storage_after_retention(system):
     """The same gateway message twice, past the ingress's memory (straight to Kafka): one row."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
