@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -107,6 +109,39 @@ bool proc_reload_config(cfg_t *c)
 	}
 	cfg_free(&scratch);
 	return ok;
+}
+
+long proc_fd_limit(long connections, const char *key)
+{
+	long want = connections + PROC_FD_RESERVE;
+	long got = proc_raise_nofile(want);
+	if (got >= 0 && got < want)
+		log_warn("%s = %ld needs %ld open files but the hard limit is %ld: connections past about %ld wait "
+			 "unaccepted; raise it (systemd LimitNOFILE, supervisord minfds, ulimit -Hn)",
+			 key, connections, want, got, got > PROC_FD_RESERVE ? got - PROC_FD_RESERVE : 0);
+	return got;
+}
+
+long proc_raise_nofile(long want)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return -1;
+	}
+	if (rl.rlim_cur < (rlim_t)want && rl.rlim_max < (rlim_t)want) {
+		struct rlimit both = {(rlim_t)want, (rlim_t)want};
+		if (setrlimit(RLIMIT_NOFILE, &both) == 0) /* CAP_SYS_RESOURCE: root under a low hard limit */
+			return want;
+	}
+	if (rl.rlim_cur < (rlim_t)want) {
+		struct rlimit soft = {rl.rlim_max < (rlim_t)want ? rl.rlim_max : (rlim_t)want, rl.rlim_max};
+		if (setrlimit(RLIMIT_NOFILE, &soft) == 0)
+			rl = soft;
+		else
+			log_warn("setrlimit(RLIMIT_NOFILE, %llu): %s", (unsigned long long)soft.rlim_cur, strerror(errno));
+	}
+	return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)LONG_MAX ? LONG_MAX : (long)rl.rlim_cur;
 }
 
 int proc_index(void)

@@ -44,6 +44,19 @@ bool proc_reload_config(cfg_t *c);
  * overrides; on error prints every problem and exits 1. For the child programs' main(). */
 void proc_load_config(int argc, char **argv, const char *process_name, cfg_t *out);
 
+/* Makes room under RLIMIT_NOFILE for `connections` client sockets (the value of the
+ * config key named by key) plus PROC_FD_RESERVE for Kafka, PostgreSQL, listeners and
+ * files: raises the soft limit, and the hard one too when privileged. Where the hard
+ * limit stays lower, warns with both numbers and what raises it: past it, accepts pause
+ * instead of the 503 max_connections promises. Returns the soft limit in force. For
+ * start and reload of the programs that hold many connections. */
+#define PROC_FD_RESERVE 256
+long proc_fd_limit(long connections, const char *key);
+
+/* Raises RLIMIT_NOFILE toward want: the soft limit up to the hard one, both when
+ * privileged. Returns the soft limit in force (LONG_MAX when unlimited), -1 on error. */
+long proc_raise_nofile(long want);
+
 /* This process's index among its siblings (PROC_ENV_INDEX; 0 when unset). */
 int proc_index(void);
 

@@ -149,6 +149,7 @@ static void ing_apply_limits(void)
 			     .request_timeout_ms = I.cfg.ingress.request_timeout_ms,
 			     .idle_timeout_ms = I.cfg.ingress.idle_timeout_ms};
 	http_server_set_limits(I.http, &lim);
+	proc_fd_limit(I.cfg.ingress.max_connections, "ingress.max_connections");
 }
 
 static void ing_handle(http_request_t *req, void *arg)

@@ -227,6 +227,7 @@ int main(int argc, char **argv)
 	http_limits_t lim;
 	http_limits_default(&lim);
 	lim.max_connections = N.cfg.notifier.max_connections;
+	proc_fd_limit(N.cfg.notifier.max_connections, "notifier.max_connections");
 	lim.max_body_bytes = 65536;
 	lim.request_timeout_ms = 10000;
 	lim.idle_timeout_ms = (N.cfg.notifier.poll_timeout_s + 30) * 1000; /* a long-poll client comes back */
@@ -1316,6 +1317,7 @@ static void ntf_signal_cb(evutil_socket_t sig, short what, void *arg)
 		if (!proc_reload_config(&N.cfg))
 			return;
 		ntf_load_console();
+		proc_fd_limit(N.cfg.notifier.max_connections, "notifier.max_connections");
 		log_info("reload: applied");
 		return;
 	}

@@ -250,7 +250,6 @@ static double bench_rss_mb(pid_t pid);
 static int bench_children(pid_t parent, bench_ticks_t **out);
 static void bench_report(void);
 static void bench_print_latency(FILE *f, const char *name, double *v, size_t n);
-static long bench_raise_nofile(long want);
 static long bench_proc_nofile(pid_t pid);
 static double bench_wall_ms(void);
 static bool bench_ws_request(struct bufferevent *bev, long agent, const char *role, char key[25]);
@@ -358,7 +357,7 @@ int bench_run(const cfg_t *cfg, const bench_opts_t *opts)
 	B.o = *opts;
 	signal(SIGPIPE, SIG_IGN);
 	long want = (opts->idle ? opts->idle : (long)opts->connections + opts->agents + opts->fanout + 1) + BENCH_SPARE_FDS;
-	F.fd_limit = bench_raise_nofile(want);
+	F.fd_limit = proc_raise_nofile(want);
 	if (F.fd_limit >= 0 && F.fd_limit < want)
 		fprintf(stderr, "bench: open files are limited to %ld (RLIMIT_NOFILE hard limit): the %ld sockets asked for "
 				"cannot all be opened; raise it (ulimit -Hn, as root)\n",
@@ -1984,24 +1983,6 @@ static int bench_children(pid_t parent, bench_ticks_t **out)
 
 /* Raises RLIMIT_NOFILE to want: above the hard limit when allowed (root), else to the hard limit.
  * Returns the soft limit in force, -1 if it cannot be read. */
-static long bench_raise_nofile(long want)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return -1;
-	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (rlim_t)want) {
-		struct rlimit up = {(rlim_t)want, (rlim_t)want};
-		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
-			return want;
-	}
-	if (rl.rlim_cur != rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-			getrlimit(RLIMIT_NOFILE, &rl);
-	}
-	return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)LONG_MAX ? LONG_MAX : (long)rl.rlim_cur;
-}
-
 /* The soft "Max open files" of another process (/proc/<pid>/limits), -1 if unreadable. */
 static long bench_proc_nofile(pid_t pid)
 {

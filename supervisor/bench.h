@@ -40,8 +40,8 @@ bool bench_parse_args(int argc, char **argv, bench_opts_t *opts, char *err, size
 /* Runs one benchmark against the system described by cfg (its ingress, notifier and supervisor
  * ports; auth.token_secret for agent tokens; the Evolution channels of opts->company). Progress goes
  * to stderr once per second; exactly one JSON line goes to stdout at the end ({"bench":"idle",...}
- * and {"bench":"fanout",...} for the notifier runs). RLIMIT_NOFILE is raised first (to the hard
- * limit, or above it when allowed); stderr says so when the sockets asked for cannot all fit.
+ * and {"bench":"fanout",...} for the notifier runs). RLIMIT_NOFILE is raised first (to what the
+ * sockets need, above the hard limit when allowed); stderr says so when the sockets asked for cannot all fit.
  * Returns 0 when it ran (even with rejected or missing messages, refused or dropped sockets), 1 with
  * a one-line reason on stderr when it could not reach the system or set itself up. */
 int bench_run(const cfg_t *cfg, const bench_opts_t *opts);

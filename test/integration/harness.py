@@ -73,6 +73,7 @@ class System:
         self.log_path = os.path.join(self.dir, "atende.log")
         self.workers = workers
         self.extra = extra or {}
+        self.preexec = None  # run in the supervisor's process before exec (limits, say)
         self.proc = None
         self.write_config()
 
@@ -103,7 +104,8 @@ class System:
     def start(self, timeout=90):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([os.path.join(BIN, "atende"), "run", "-c", self.conf], cwd=self.dir,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=self.preexec)
         wait_for(lambda: self.healthy() or self.proc.poll() is not None, timeout, "the system to become healthy")
         if self.proc.poll() is not None:
             raise AssertionError(f"atende exited with {self.proc.returncode}:\n{self.tail()}")
@@ -156,6 +158,11 @@ class System:
     # --- clients ---------------------------------------------------------
     def url(self, which, path):
         return f"http://127.0.0.1:{self.ports[which]}{path}"
+
+    def pid(self, role, index=0):
+        """The pid of a running child process, from `atende status`."""
+        s = json.loads(self.cli("status", "--json").stdout)
+        return [p["pid"] for p in s["processes"] if p["role"] == role and p["index"] == index][0]
 
     def metric(self, which, name):
         """The value of an unlabelled series on a process's own /metrics."""

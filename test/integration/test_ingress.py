@@ -30,11 +30,6 @@ def signed(body, secret=b"demo-app-secret"):
     return {"X-Hub-Signature-256": "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()}
 
 
-def pid_of(system, role, index=0):
-    s = json.loads(system.cli("status", "--json").stdout)
-    return [p["pid"] for p in s["processes"] if p["role"] == role and p["index"] == index][0]
-
-
 def stored(system, provider_id):
     return int(system.sql(f"select count(*) from messages where provider_id = '{provider_id}'")[0][0])
 
@@ -115,7 +110,7 @@ def test_limits_headers_slow_clients_connections(system):
 
 
 def test_broker_outage_answers_503_and_loses_nothing(system):
-    broker = pid_of(system, "broker")
+    broker = system.pid("broker")
     answers = {}
     os.kill(broker, signal.SIGUSR1)
     try:
@@ -139,7 +134,7 @@ def test_broker_outage_answers_503_and_loses_nothing(system):
 
 
 def test_backpressure_refuses_before_the_broker_could_drop(system):
-    workers = [pid_of(system, "worker", i) for i in (0, 1)]
+    workers = [system.pid("worker", i) for i in (0, 1)]
     for w in workers:
         os.kill(w, signal.SIGSTOP)
     statuses = []

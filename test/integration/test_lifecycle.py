@@ -1,6 +1,9 @@
 """Start, stop and restart: a clean drain leaves nothing behind and var/ is reusable;
 bad configs are refused with file:line."""
 import os
+import resource
+import signal
+import socket
 import subprocess
 
 from harness import BIN, System, fixture, wait_for
@@ -87,4 +90,45 @@ def test_worker_pools_each_serve_their_domains():
         wait_for(committed, what="the urgent pool's commit")
         assert s.stop() == 0
     finally:
+        s.destroy()
+
+
+def open_files(pid):
+    """(soft, hard) "Max open files" of a process."""
+    with open(f"/proc/{pid}/limits") as f:
+        line = [l for l in f if l.startswith("Max open files")][0]
+    return tuple(int(v) for v in line.split()[3:5])
+
+
+def test_open_files_limit_is_raised_for_the_connections_configured():
+    """Started as a service manager without LimitNOFILE leaves it (soft 1024, hard 4096): the
+    ingress raises its soft limit to hold ingress.max_connections, at start and on reload; the
+    notifier's 50,000 cannot fit under the hard limit and the log says what to raise."""
+    s = System(name="nofile", extra={r"max_connections = 10000;": "max_connections = 2000;"})
+    s.preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 4096))
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # this test's own 1,500 sockets
+    socks = []
+    try:
+        s.start()
+        ingress, notifier = s.pid("ingress"), s.pid("notifier")
+        assert open_files(ingress) == (2256, 4096)
+        assert open_files(notifier) == (4096, 4096)
+        assert ("notifier.max_connections = 50000 needs 50256 open files but the hard limit is 4096"
+                in s.log_text())
+        for _ in range(1500):  # more than the 1024 it was started with, all held open at once
+            socks.append(socket.create_connection(("127.0.0.1", s.ports["ingress"]), timeout=10))
+        for c in socks:
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert all(c.recv(12) == b"HTTP/1.1 200" for c in socks)
+        s.write_config(**{r"max_connections = 10000;": "max_connections = 3000;"})
+        os.kill(s.proc.pid, signal.SIGHUP)
+        wait_for(lambda: open_files(ingress) == (3256, 4096), what="the reload to raise the limit")
+        for c in socks:
+            c.close()
+        socks = []
+        assert s.stop() == 0
+    finally:
+        for c in socks:
+            c.close()
         s.destroy()

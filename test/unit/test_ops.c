@@ -1,11 +1,15 @@
 /* Unit tests of the ops CLI's pure parts: the Prometheus text reader behind `atende
- * status` (samples, labels with escapes) and the CSV record counter that retention uses
- * to check an archive before dropping its partition. */
+ * status` (samples, labels with escapes), the CSV record counter that retention uses
+ * to check an archive before dropping its partition, and the open-files limit raise. */
+#include "proc.h"
 #include "retention.h"
 #include "status.h"
 #include "unit.h"
 
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 TEST(parse_prometheus_text)
 {
@@ -52,9 +56,48 @@ TEST(csv_records_ignore_newlines_in_quotes)
 	CHECK(n == 3 && !quoted);
 }
 
+/* Whether this process may raise hard limits (CAP_SYS_RESOURCE, bit 24 of CapEff):
+ * root in a container often may not. */
+static int may_raise_hard_limits(void)
+{
+	char line[256];
+	unsigned long long eff = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (eff >> 24) & 1;
+}
+
+/* In a child, as limits are per process: the soft limit rises to what is asked within the
+ * hard one and is never lowered; above the hard one, both move only when privileged. */
+TEST(raise_nofile_within_and_above_the_hard_limit)
+{
+	int privileged = may_raise_hard_limits();
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct rlimit low = {64, 128}, now;
+		int bad = setrlimit(RLIMIT_NOFILE, &low) != 0;
+		bad += proc_raise_nofile(100) != 100;
+		getrlimit(RLIMIT_NOFILE, &now);
+		bad += now.rlim_cur != 100 || now.rlim_max != 128;
+		bad += proc_raise_nofile(50) != 100;
+		long got = proc_raise_nofile(500);
+		getrlimit(RLIMIT_NOFILE, &now);
+		bad += privileged ? got != 500 || now.rlim_max != 500 : got != 128 || now.rlim_cur != 128 || now.rlim_max != 128;
+		_exit(bad);
+	}
+	int status = -1;
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
 	RUN(parse_prometheus_text);
 	RUN(csv_records_ignore_newlines_in_quotes);
+	RUN(raise_nofile_within_and_above_the_hard_limit);
 	return unit_done();
 }
