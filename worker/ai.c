@@ -6,6 +6,7 @@
 #include "ai.h"
 #include "hc.h"
 #include "log.h"
+#include "metrics.h"
 #include "text.h"
 
 #include <cJSON.h>
@@ -88,6 +89,7 @@ struct ai {
 	breaker_t breaker;
 	bool closing;
 	ai_stats_t st;
+	metrics_family_t *m_call_seconds; /* per model: the provider's speed, retries and failures included */
 };
 
 static int64_t ai_now_ms(void);
@@ -159,6 +161,9 @@ ai_t *ai_new(struct event_base *base, const ai_config_t *cfg, char *err, size_t 
 		return NULL;
 	}
 	breaker_init(&ai->breaker, &cfg->breaker);
+	ai->m_call_seconds = metrics_family("atende_worker_ai_call_seconds", METRICS_HISTOGRAM,
+					    "Duration of AI HTTP calls by model, whatever their outcome.",
+					    metrics_latency_buckets, metrics_latency_nbuckets);
 
 	const char *dir = cfg->prompts_dir && *cfg->prompts_dir ? cfg->prompts_dir : "deploy/prompts";
 	ai->prompt_default = ai_read_prompt(dir, "default");
@@ -601,6 +606,9 @@ static void ai_call_done(const hc_result_t *res, void *arg)
 		snprintf(r->error, sizeof(r->error), "http %ld", status);
 	}
 	ai->st.calls[r->tier][cls]++;
+	char labels[160];
+	snprintf(labels, sizeof(labels), "model=\"%s\"", r->model);
+	metrics_observe(metrics_series(ai->m_call_seconds, labels), res->seconds);
 	ai_record(ai, r, now, cls == AI_CLASS_2XX ? BREAKER_OK : cls == AI_CLASS_429 ? BREAKER_NEUTRAL : BREAKER_FAIL);
 	log_debug("ai: call %d for company %ld conversation %s to %s: %s", r->attempts, r->company, r->conversation,
 		  r->model, cls == AI_CLASS_2XX ? "ok" : r->error);

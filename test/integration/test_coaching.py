@@ -67,6 +67,15 @@ def reload(system, **changes):
     wait_for(lambda: system.log_text().count("reload: applied") >= before + 3, what="the workers and notifier to reload")
 
 
+def ai_call_seconds(system):
+    """atende_worker_ai_call_seconds over every worker: (calls, calls within 0.5 s, seconds)."""
+    text = __import__("harness").http("GET", system.url("metrics", "/metrics")).body.decode()
+    def total(prefix, suffix=""):
+        return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+                   if l.startswith("atende_worker_ai_call_seconds" + prefix) and l.split(" ")[0].endswith(suffix))
+    return total("_count{"), total("_bucket{", 'le="0.5"}'), total("_sum{")
+
+
 def test_ai_hint_records_model_tokens_cost_latency(system):
     console = system.ws(system.token(1, 1))
     console.subscribe("company:1")
@@ -101,6 +110,7 @@ def test_near_duplicate_in_another_conversation_is_answered_from_the_cache(syste
 
 
 def test_smart_buffer_groups_quick_messages_into_one_call(system):
+    calls_before, fast_before, seconds_before = ai_call_seconds(system)
     AI.control(latency_ms=800)
     customer = "5511800000021"
     console = system.ws(system.token(1, 1))
@@ -121,6 +131,10 @@ def test_smart_buffer_groups_quick_messages_into_one_call(system):
     assert "internet caiu" in sent  # the history window travels with it
     assert [coaching_of(system, f"BUF-{i}") for i in (2, 3, 4)] == ["covered", "covered", "hinted"]
     console.close()
+    # both calls, each at least the 800 ms the provider took, in the call-duration histogram
+    wait_for(lambda: ai_call_seconds(system)[0] == calls_before + 2, what="the calls in the merged metrics")
+    _, fast, seconds = ai_call_seconds(system)
+    assert fast == fast_before and seconds - seconds_before >= 1.6
 
 
 def test_429_pauses_the_provider_then_the_ai_answers(system):
