@@ -75,6 +75,7 @@ typedef struct ntf_conn {
 	token_claims_t claims;
 	char token_key[64];           /* the token's signature: connections are counted per token */
 	char *channels[NTF_MAX_SUBSCRIPTIONS];
+	int32_t partitions[NTF_MAX_SUBSCRIPTIONS]; /* each channel's partition of atende.events */
 	int n_channels;
 	bool cut;                     /* being closed: deliver nothing more */
 	bool gone;                    /* closed (ws) or answered (poll); freed when refs reaches 0 */
@@ -90,7 +91,6 @@ typedef struct ntf_conn {
 	http_request_t *req;
 	poll_batch_t batch;
 	struct event *poll_timer;     /* the poll's timeout; activated early to answer events */
-	int32_t partition;
 } ntf_conn_t;
 
 /* An outbound message (reply, transfer) whose broker acknowledgement the op's ack waits for. */
@@ -127,6 +127,7 @@ typedef struct {
 	char instance[PRESENCE_INSTANCE_MAX];
 	char events_topic[160], outbound_topic[160];
 	int partitions;
+	int64_t *next_offset;         /* per partition: the offset the next event should have */
 	struct { int64_t conversation; long company; } conv[NTF_CONV_SLOTS]; /* conversation -> company cache */
 	ntf_file_t files[3];
 	struct ntf_conn *conns;
@@ -135,7 +136,7 @@ typedef struct {
 	bool draining;
 	uint64_t request_seq;
 	uint64_t n_events, n_deliveries, n_slow_cuts, n_refused, n_limited, n_rate_limited, n_replies, n_transfers,
-		n_typing, n_polls_answered, n_produce_errors;
+		n_typing, n_polls_answered, n_produce_errors, n_events_lost;
 } ntf_t;
 
 static ntf_t N;
@@ -175,6 +176,7 @@ static long ntf_channel_company(const token_claims_t *claims, const char *channe
 static long ntf_conversation_company(int64_t conversation);
 static void ntf_send_presence_list(ntf_conn_t *c, const char *channel, long company, int64_t seq);
 static void ntf_on_event(rd_kafka_message_t *msg, void *arg);
+static void ntf_check_continuity(int32_t partition, int64_t offset);
 static void ntf_on_presence(rd_kafka_message_t *msg, long company, const cJSON *data);
 static void ntf_presence_changed(long company, long agent, bool online, void *arg);
 static void ntf_tab(ntf_conn_t *c, bool join);
@@ -260,6 +262,7 @@ int main(int argc, char **argv)
 	event_free(N.tick);
 	event_free(N.heartbeat);
 	hub_free(N.hub);
+	free(N.next_offset);
 	presence_free(N.presence);
 	typing_free(N.typing);
 	guard_counts_free(N.per_token);
@@ -291,6 +294,7 @@ static bool ntf_assign_all(char *err, size_t errlen)
 	}
 	N.partitions = md->topics[0].partition_cnt;
 	rd_kafka_metadata_destroy(md);
+	N.next_offset = calloc((size_t)N.partitions, sizeof(*N.next_offset));
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(N.partitions);
 	for (int p = 0; p < N.partitions; p++) {
 		int64_t lo = 0, hi = 0;
@@ -302,6 +306,7 @@ static bool ntf_assign_all(char *err, size_t errlen)
 		}
 		int64_t start = hi - N.cfg.notifier.history_events > lo ? hi - N.cfg.notifier.history_events : lo;
 		hub_set_start(N.hub, p, start);
+		N.next_offset[p] = start;
 		rd_kafka_topic_partition_list_add(l, N.events_topic, p)->offset = start;
 	}
 	e = rd_kafka_assign(rk, l);
@@ -321,6 +326,7 @@ static bool ntf_assign_all(char *err, size_t errlen)
 static void ntf_on_event(rd_kafka_message_t *msg, void *arg)
 {
 	(void)arg;
+	ntf_check_continuity(msg->partition, msg->offset);
 	cJSON *ev = cJSON_ParseWithLength(msg->payload, msg->len);
 	const cJSON *type = cJSON_GetObjectItem(ev, "type"), *data = cJSON_GetObjectItem(ev, "data");
 	const cJSON *company = cJSON_GetObjectItem(ev, "company_id"), *conv = cJSON_GetObjectItem(ev, "conversation_id");
@@ -362,6 +368,35 @@ static void ntf_on_event(rd_kafka_message_t *msg, void *arg)
 	free(data_json);
 	cJSON_Delete(ev);
 	rd_kafka_message_destroy(msg);
+}
+
+/* Offsets of a partition are consecutive (no compaction, no transactions): a jump means the
+ * broker dropped events before this notifier read them (the embedded broker keeps about 5 MiB
+ * a partition; a real one, retention.ms). The history cannot cover them, so a resume from
+ * before the jump gets a reset, and every console on that partition is told to reload now. */
+static void ntf_check_continuity(int32_t partition, int64_t offset)
+{
+	if (partition < 0 || partition >= N.partitions)
+		return;
+	int64_t expected = N.next_offset[partition];
+	N.next_offset[partition] = offset + 1;
+	if (offset <= expected)
+		return;
+	N.n_events_lost += (uint64_t)(offset - expected);
+	log_warn("%s[%d]: events %lld..%lld were gone before this notifier read them; telling the consoles of that "
+		 "partition to reload", N.events_topic, (int)partition, (long long)expected, (long long)offset - 1);
+	hub_set_start(N.hub, partition, offset);
+	char frame[512];
+	const char *data = "{\"reason\":\"events were lost before delivery: reload\"}";
+	ntf_conn_t *next;
+	for (ntf_conn_t *c = N.conns; c; c = next) {
+		next = c->next; /* a send may cut and unlink c */
+		for (int i = 0; i < c->n_channels; i++)
+			if (c->partitions[i] == partition) {
+				size_t n = hub_frame(frame, sizeof(frame), "reset", c->channels[i], offset - 1, hub_epoch(N.hub), data);
+				ntf_send(c, frame, n);
+			}
+	}
 }
 
 /* Applies one presence message to the union; what changed goes to presence:C with the
@@ -757,11 +792,11 @@ static void ntf_poll(http_request_t *req)
 		return;
 	ntf_conn_t *c = ntf_conn_new(&claims, token_key);
 	c->req = req;
-	c->partition = (int32_t)(company % N.partitions);
 	c->poll_timer = evtimer_new(N.base, ntf_poll_answer_cb, c);
+	c->partitions[0] = (int32_t)(company % N.partitions);
 	c->channels[c->n_channels++] = strdup(channel);
 	N.n_polls++;
-	int64_t last = hub_last_seq(N.hub, c->partition);
+	int64_t last = hub_last_seq(N.hub, c->partitions[0]);
 	const char *reset = NULL;
 	if (since == -2) {
 		if (strncmp(channel, "presence:", 9) == 0)
@@ -771,7 +806,7 @@ static void ntf_poll(http_request_t *req)
 	}
 	if (epoch >= 0 && epoch != hub_epoch(N.hub))
 		reset = "epoch changed: the event stream was reset";
-	else if (!hub_replay(N.hub, channel, c->partition, since, c, ntf_deliver, NULL))
+	else if (!hub_replay(N.hub, channel, c->partitions[0], since, c, ntf_deliver, NULL))
 		reset = "history no longer covers the requested seq";
 	if (reset) {
 		char frame[512], data[128];
@@ -802,7 +837,7 @@ static void ntf_poll_answer(ntf_conn_t *c)
 	if (c->gone)
 		return;
 	evtimer_del(c->poll_timer);
-	char *body = poll_render(&c->batch, c->channels[0], hub_epoch(N.hub), hub_last_seq(N.hub, c->partition), &len);
+	char *body = poll_render(&c->batch, c->channels[0], hub_epoch(N.hub), hub_last_seq(N.hub, c->partitions[0]), &len);
 	http_response_add_header(c->req, "Cache-Control", "no-store");
 	http_respond(c->req, 200, "application/json", body, len);
 	free(body);
@@ -954,6 +989,7 @@ static void ntf_op_subscribe(ntf_conn_t *c, const cJSON *msg, const char *id_jso
 		ntf_send_error(c, id_json, "subscribe", why);
 		return;
 	}
+	int32_t partition = (int32_t)(company % N.partitions);
 	bool already = false;
 	for (int i = 0; i < c->n_channels; i++)
 		already |= strcmp(c->channels[i], ch->valuestring) == 0;
@@ -962,10 +998,10 @@ static void ntf_op_subscribe(ntf_conn_t *c, const cJSON *msg, const char *id_jso
 			ntf_send_error(c, id_json, "subscribe", "too many subscriptions on one connection");
 			return;
 		}
+		c->partitions[c->n_channels] = partition;
 		c->channels[c->n_channels++] = strdup(ch->valuestring);
 		hub_subscribe(N.hub, ch->valuestring, c);
 	}
-	int32_t partition = (int32_t)(company % N.partitions);
 	int64_t last = hub_last_seq(N.hub, partition);
 	snprintf(frame, sizeof(frame), "{\"type\":\"ack\",\"op\":\"subscribe\",\"id\":%s,\"channel\":\"%s\",\"seq\":%lld,\"epoch\":%lld}",
 		 id_json ? id_json : "null", ch->valuestring, (long long)last, hub_epoch(N.hub));
@@ -1017,6 +1053,7 @@ static void ntf_op_unsubscribe(ntf_conn_t *c, const cJSON *msg, const char *id_j
 			hub_unsubscribe(N.hub, c->channels[i], c);
 			free(c->channels[i]);
 			c->channels[i] = c->channels[--c->n_channels];
+			c->partitions[i] = c->partitions[c->n_channels];
 			break;
 		}
 	snprintf(frame, sizeof(frame), "{\"type\":\"ack\",\"op\":\"unsubscribe\",\"id\":%s,\"channel\":\"%.100s\"}",
@@ -1373,11 +1410,12 @@ static void ntf_metrics_refresh(void)
 		{"atende_notifier_typing_ops_total", "Typing ops accepted.", true},
 		{"atende_notifier_polls_answered_total", "Long-poll requests answered.", true},
 		{"atende_notifier_produce_errors_total", "Messages the notifier could not produce.", true},
+		{"atende_notifier_events_lost_total", "Events the broker dropped before this notifier read them (consoles told to reset).", true},
 	};
 	const double values[] = {N.n_ws, N.n_polls, typing_count(N.typing), (double)N.n_events, (double)N.n_deliveries,
 				 (double)N.n_slow_cuts, (double)N.n_refused, (double)N.n_limited, (double)N.n_rate_limited,
 				 (double)N.n_replies, (double)N.n_transfers, (double)N.n_typing, (double)N.n_polls_answered,
-				 (double)N.n_produce_errors};
+				 (double)N.n_produce_errors, (double)N.n_events_lost};
 	for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
 		metrics_set(metrics_series(metrics_family(defs[i].name, defs[i].counter ? METRICS_COUNTER : METRICS_GAUGE,
 							  defs[i].help, NULL, 0), ""), values[i]);

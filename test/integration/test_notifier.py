@@ -625,3 +625,41 @@ def test_ops_over_http_for_long_poll_clients(system):
     replies = [p for _, p in kcat(system, "atende.outbound") if p.get("conversation_id") == conv]
     assert [p["text"] for p in replies] == ["Oi, sigo por aqui."] and replies[0]["client_id"] == 7
     viewer.close()
+
+
+# ---------------------------------------------------------------- events lost by the broker
+
+def test_events_dropped_before_delivery_tell_consoles_to_reset(system):
+    """The embedded broker keeps about 5 MiB a partition: 8 MiB written while the notifier is
+    stopped drops events it never read. Its consoles are told to reset, a resume from before the
+    gap gets reset too, and live delivery goes on after it. Last in the module: it resets company 1."""
+    settle(system)
+    console = system.ws(system.token(1, 1))
+    ack = console.subscribe("company:1")
+    seq, epoch = ack["seq"], ack["epoch"]
+    meta = subprocess.run(["kcat", "-b", f"127.0.0.1:{system.ports['kafka']}", "-L", "-t", "atende.events"],
+                          stdout=subprocess.PIPE, text=True, check=True, timeout=30).stdout
+    partition = 1 % meta.count("partition ")
+    filler = "\n".join(json.dumps({"type": "filler", "company_id": 999, "data": {"n": i, "pad": "x" * 100000}})
+                       for i in range(80))  # company 999: no console sees them
+    notifier = system.pid("notifier")
+    lost_before = metric(system, "atende_notifier_events_lost_total")
+    os.kill(notifier, signal.SIGSTOP)
+    try:
+        subprocess.run(["kcat", "-b", f"127.0.0.1:{system.ports['kafka']}", "-P", "-t", "atende.events",
+                        "-p", str(partition)], input=filler, text=True, check=True, timeout=60)
+    finally:
+        os.kill(notifier, signal.SIGCONT)
+    reset = console.wait(lambda f: f["type"] == "reset" and f["channel"] == "company:1")
+    assert reset["data"]["reason"] == "events were lost before delivery: reload" and reset["seq"] > seq
+    assert metric(system, "atende_notifier_events_lost_total") > lost_before
+    assert "were gone before this notifier read them" in system.log_text()
+    late = system.ws(system.token(1, 1))  # a console that was away over the gap
+    late.subscribe("company:1", since=seq, epoch=epoch)
+    assert late.wait(lambda f: f["type"] == "reset")["channel"] == "company:1"
+    # what comes after the gap is delivered live, after the reset
+    assert system.evolution(evolution_text("GAP-1", "minha fatura veio com valor errado")).status == 200
+    msg = console.wait(lambda f: f["type"] == "message" and f["data"].get("message_id") == "GAP-1")
+    assert msg["seq"] > reset["seq"]
+    for c in (console, late):
+        c.close()
