@@ -4,12 +4,12 @@
 #include "proc.h"
 #include "log.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
