@@ -253,6 +253,8 @@ static void bench_print_latency(FILE *f, const char *name, double *v, size_t n);
 static long bench_proc_nofile(pid_t pid);
 static double bench_wall_ms(void);
 static bool bench_ws_request(struct bufferevent *bev, long agent, const char *role, char key[25]);
+static const char *bench_ws_dial(struct bufferevent **bev, bufferevent_data_cb rd, bufferevent_event_cb ev, void *arg);
+static const char *bench_ws_connected(struct bufferevent *bev, short what, long agent, const char *role, char key[25]);
 static void bench_sub_ramp(void);
 static void bench_sub_dial(bench_sub_t *s);
 static void bench_sub_failed(bench_sub_t *s, const char *why);
@@ -974,17 +976,37 @@ static void bench_http_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- WebSockets ---- */
 
+/* Starts a TCP connection to the notifier into *bev, for a WebSocket handshake (callbacks rd and
+ * ev with arg). NULL when under way; else why not (*bev may be set: the failure path frees it). */
+static const char *bench_ws_dial(struct bufferevent **bev, bufferevent_data_cb rd, bufferevent_event_cb ev, void *arg)
+{
+	*bev = bufferevent_socket_new(B.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!*bev)
+		return strerror(errno);
+	bufferevent_setcb(*bev, rd, NULL, ev, arg);
+	bufferevent_enable(*bev, EV_READ | EV_WRITE);
+	return bufferevent_socket_connect(*bev, (struct sockaddr *)&B.notifier_sa, B.notifier_len) < 0 ? strerror(errno)
+													: NULL;
+}
+
+/* A dialled socket's event: once connected, sends the upgrade request of agent (role) and
+ * returns NULL; otherwise returns why the connection failed. */
+static const char *bench_ws_connected(struct bufferevent *bev, short what, long agent, const char *role, char key[25])
+{
+	if (!(what & BEV_EVENT_CONNECTED))
+		return what & BEV_EVENT_EOF ? "connection closed during the handshake"
+					    : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+	int one = 1;
+	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	bench_ws_request(bev, agent, role, key);
+	return NULL;
+}
+
 static void bench_ws_connect(bench_ws_t *w)
 {
-	w->bev = bufferevent_socket_new(B.base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (!w->bev) {
-		bench_ws_failed(w, strerror(errno));
-		return;
-	}
-	bufferevent_setcb(w->bev, bench_ws_hs_read_cb, NULL, bench_ws_hs_event_cb, w);
-	bufferevent_enable(w->bev, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect(w->bev, (struct sockaddr *)&B.notifier_sa, B.notifier_len) < 0)
-		bench_ws_failed(w, strerror(errno));
+	const char *why = bench_ws_dial(&w->bev, bench_ws_hs_read_cb, bench_ws_hs_event_cb, w);
+	if (why)
+		bench_ws_failed(w, why);
 }
 
 /* A socket that could not be (re)opened: fatal before the start, retried afterwards. */
@@ -1014,14 +1036,9 @@ static void bench_ws_reconnect_cb(evutil_socket_t fd, short what, void *arg)
 static void bench_ws_hs_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	bench_ws_t *w = arg;
-	if (!(what & BEV_EVENT_CONNECTED)) {
-		bench_ws_failed(w, what & BEV_EVENT_EOF ? "connection closed during the handshake"
-						      : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		return;
-	}
-	int one = 1;
-	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	bench_ws_request(bev, w->agent, w->watcher ? "supervisor" : "agent", w->key);
+	const char *why = bench_ws_connected(bev, what, w->agent, w->watcher ? "supervisor" : "agent", w->key);
+	if (why)
+		bench_ws_failed(w, why);
 }
 
 /* Writes the upgrade request, with a fresh token for agent (role, --company), and keeps its key to
@@ -1246,15 +1263,9 @@ static void bench_sub_ramp(void)
 static void bench_sub_dial(bench_sub_t *s)
 {
 	F.in_flight++;
-	s->bev = bufferevent_socket_new(B.base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (!s->bev) {
-		bench_sub_failed(s, strerror(errno));
-		return;
-	}
-	bufferevent_setcb(s->bev, bench_sub_hs_read_cb, NULL, bench_sub_hs_event_cb, s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&B.notifier_sa, B.notifier_len) < 0)
-		bench_sub_failed(s, strerror(errno));
+	const char *why = bench_ws_dial(&s->bev, bench_sub_hs_read_cb, bench_sub_hs_event_cb, s);
+	if (why)
+		bench_sub_failed(s, why);
 }
 
 /* A subscriber refused or failed before it was ready. The fan-out run needs every one; the idle
@@ -1285,14 +1296,9 @@ static void bench_sub_failed(bench_sub_t *s, const char *why)
 static void bench_sub_hs_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	bench_sub_t *s = arg;
-	if (!(what & BEV_EVENT_CONNECTED)) {
-		bench_sub_failed(s, what & BEV_EVENT_EOF ? "connection closed during the handshake"
-						     : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		return;
-	}
-	int one = 1;
-	setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	bench_ws_request(bev, s->agent, F.role, s->key);
+	const char *why = bench_ws_connected(bev, what, s->agent, F.role, s->key);
+	if (why)
+		bench_sub_failed(s, why);
 }
 
 static void bench_sub_hs_read_cb(struct bufferevent *bev, void *arg)

@@ -47,7 +47,8 @@ static long long retention_count(retention_t *r, const char *ident);
 static long long retention_export(retention_t *r, const char *ident, const char *path, long long *bytes);
 static bool retention_copy_to(retention_t *r, const char *ident, gzFile gz, long long *rows, long long *bytes);
 static bool retention_verify(const char *path, long long rows, long long bytes, char *err, size_t errlen);
-static long long retention_prune(retention_t *r, const char *sql, int days);
+static long long retention_prune(retention_t *r, const char *table, const char *age_column, const char *also,
+				 int days);
 static bool retention_mkdirs(const char *path);
 
 int retention_run(const cfg_t *cfg, const retention_opts_t *opts)
@@ -92,24 +93,14 @@ int retention_run(const cfg_t *cfg, const retention_opts_t *opts)
 			retention_create_ahead(r);
 		retention_expire(r);
 		if (!opts->dry_run) {
-			long long keys = retention_prune(r,
-				"DELETE FROM message_keys WHERE ctid = ANY (ARRAY (SELECT ctid FROM message_keys "
-				"WHERE received_at < now() - make_interval(days => $1::int) LIMIT " RETENTION_PRUNE_BATCH_S "))",
-				cfg->retention.dedup_days);
+			long long keys = retention_prune(r, "message_keys", "received_at", NULL, cfg->retention.dedup_days);
 			long long dlq = cfg->retention.keep_days > 0
-						? retention_prune(r,
-								  "DELETE FROM dlq WHERE ctid = ANY (ARRAY (SELECT ctid FROM dlq "
-								  "WHERE replayed_at < now() - make_interval(days => $1::int) LIMIT "
-								  RETENTION_PRUNE_BATCH_S "))",
-								  cfg->retention.keep_days)
+						? retention_prune(r, "dlq", "replayed_at", NULL, cfg->retention.keep_days)
 						: 0;
 			/* a finished console request is only looked up when its Kafka message is
 			 * redelivered: the same horizon as the gateway ids; unfinished ones stay */
-			long long outbound = retention_prune(r,
-				"DELETE FROM outbound_requests WHERE ctid = ANY (ARRAY (SELECT ctid FROM outbound_requests "
-				"WHERE published_at IS NOT NULL AND created_at < now() - make_interval(days => $1::int) LIMIT "
-				RETENTION_PRUNE_BATCH_S "))",
-				cfg->retention.dedup_days);
+			long long outbound = retention_prune(r, "outbound_requests", "created_at",
+							     "published_at IS NOT NULL", cfg->retention.dedup_days);
 			cJSON_AddNumberToObject(r->out, "keys_pruned", (double)keys);
 			cJSON_AddNumberToObject(r->out, "outbound_pruned", (double)outbound);
 			cJSON_AddNumberToObject(r->out, "dlq_pruned", (double)dlq);
@@ -442,11 +433,18 @@ static bool retention_verify(const char *path, long long rows, long long bytes, 
 
 /* Repeats a bounded DELETE ($1 = days) until it removes less than a batch: short
  * transactions that never hold many row locks while traffic flows. */
-static long long retention_prune(retention_t *r, const char *sql, int days)
+/* Deletes the rows of table whose age_column is older than days (and that match also, when
+ * given) in batches of RETENTION_PRUNE_BATCH_S, so no statement holds many locks; returns how many. */
+static long long retention_prune(retention_t *r, const char *table, const char *age_column, const char *also,
+				 int days)
 {
-	char d[16];
+	char d[16], sql[512];
 	long long total = 0;
 	snprintf(d, sizeof(d), "%d", days);
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM %s WHERE ctid = ANY (ARRAY (SELECT ctid FROM %s WHERE %s%s%s < now() - "
+		 "make_interval(days => $1::int) LIMIT " RETENTION_PRUNE_BATCH_S "))",
+		 table, table, also ? also : "", also ? " AND " : "", age_column);
 	const char *params[1] = {d};
 	for (;;) {
 		PGresult *res = retention_exec(r, sql, 1, params, "pruning");

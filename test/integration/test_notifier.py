@@ -41,13 +41,9 @@ def system():
     yield from serve(s)
 
 
-def metric(system, name):
-    return system.metric("notifier", name)
-
-
 def settle(system):
     """Waits until every console of earlier tests is gone on the server side."""
-    wait_for(lambda: metric(system, "atende_notifier_connections") == 0, 10, "earlier connections to close")
+    wait_for(lambda: system.metric("notifier", "atende_notifier_connections") == 0, 10, "earlier connections to close")
 
 
 _conversations = {}
@@ -117,7 +113,7 @@ def test_handshake_checks(system):
     # the long-poll checks the same token
     r = http("GET", system.url("notifier", f"/poll?token={forged}&channel=company:1"))
     assert r.status == 401
-    assert metric(system, "atende_notifier_handshakes_refused_total") >= 5
+    assert system.metric("notifier", "atende_notifier_handshakes_refused_total") >= 5
 
 
 def test_cross_company_is_refused_everywhere(system):
@@ -165,7 +161,7 @@ def test_presence_counts_tabs(system):
 
     # closing one of two tabs changes nothing; agent 4 arriving afterwards marks the moment
     tab_a.close()
-    wait_for(lambda: metric(system, "atende_notifier_connections") == 3, 10, "tab A to close")
+    wait_for(lambda: system.metric("notifier", "atende_notifier_connections") == 3, 10, "tab A to close")
     marker = system.ws(system.token(4, 1))
     watcher.wait(lambda f: (4, "online") in presence_changes(watcher))
     assert (3, "offline") not in presence_changes(watcher)
@@ -238,7 +234,7 @@ def test_presence_across_two_instances(system):
 
         # agent 5 closes the tab on A: still online everywhere (B holds a tab)
         five_a.close()
-        wait_for(lambda: metric(system, "atende_notifier_connections") == 1, 10, "5's tab on A to close")
+        wait_for(lambda: system.metric("notifier", "atende_notifier_connections") == 1, 10, "5's tab on A to close")
         marker = b.ws(system.token(4, 1))
         for w in (watch_a, watch_b):
             w.wait(lambda f: (4, "online") in presence_changes(w))
@@ -458,7 +454,7 @@ def raw_ws_frames(s, timeout=10):
 
 def test_slow_consumer_is_cut_and_others_keep_receiving(system):
     settle(system)
-    cuts = metric(system, "atende_notifier_slow_consumer_cuts_total")
+    cuts = system.metric("notifier", "atende_notifier_slow_consumer_cuts_total")
     normal = system.ws(system.token(1, 1))
     normal.subscribe("company:1")
     slow = raw_ws_open(system, system.token(2, 1))
@@ -475,7 +471,7 @@ def test_slow_consumer_is_cut_and_others_keep_receiving(system):
               "sender_name": "Cliente"} for i, mid in enumerate(ids)]
     r = system.post("/v1/messages", batch, {"Authorization": "Bearer demo-api-key"})
     assert r.status == 200 and r.json()["accepted"] == count
-    wait_for(lambda: metric(system, "atende_notifier_slow_consumer_cuts_total") > cuts, 20, "the slow consumer cut")
+    wait_for(lambda: system.metric("notifier", "atende_notifier_slow_consumer_cuts_total") > cuts, 20, "the slow consumer cut")
     frames = raw_ws_frames(slow)
     closes = [p for op, p in frames if op == 0x8]
     assert closes and struct.unpack(">H", closes[0][:2])[0] == 1008 and b"slow consumer" in closes[0]
@@ -512,7 +508,7 @@ def test_connection_limits(system):
     with pytest.raises(websocket.WebSocketBadStatusException) as e:
         system.ws(system.token(1, 1, ttl="99h"))
     assert e.value.status_code == 503
-    assert metric(system, "atende_notifier_connections_limited_total") >= 3
+    assert system.metric("notifier", "atende_notifier_connections_limited_total") >= 3
     for c in tabs + others:
         c.close()
 
@@ -561,7 +557,7 @@ def test_long_poll_sees_the_same_events(system):
                                                            epoch=start["epoch"])))
     t0 = time.monotonic()
     t.start()
-    wait_for(lambda: metric(system, "atende_notifier_polls_waiting") == 1, 10, "the poll to wait")
+    wait_for(lambda: system.metric("notifier", "atende_notifier_polls_waiting") == 1, 10, "the poll to wait")
     assert system.evolution(evolution_text("POLL-1", "quero mudar meu plano para o de 1 giga")).status == 200
     t.join(15)
     assert result["events"] and time.monotonic() - t0 < 6  # before poll_timeout_s
@@ -643,7 +639,7 @@ def test_events_dropped_before_delivery_tell_consoles_to_reset(system):
     filler = "\n".join(json.dumps({"type": "filler", "company_id": 999, "data": {"n": i, "pad": "x" * 100000}})
                        for i in range(80))  # company 999: no console sees them
     notifier = system.pid("notifier")
-    lost_before = metric(system, "atende_notifier_events_lost_total")
+    lost_before = system.metric("notifier", "atende_notifier_events_lost_total")
     os.kill(notifier, signal.SIGSTOP)
     try:
         subprocess.run(["kcat", "-b", f"127.0.0.1:{system.ports['kafka']}", "-P", "-t", "atende.events",
@@ -652,7 +648,7 @@ def test_events_dropped_before_delivery_tell_consoles_to_reset(system):
         os.kill(notifier, signal.SIGCONT)
     reset = console.wait(lambda f: f["type"] == "reset" and f["channel"] == "company:1")
     assert reset["data"]["reason"] == "events were lost before delivery: reload" and reset["seq"] > seq
-    assert metric(system, "atende_notifier_events_lost_total") > lost_before
+    assert system.metric("notifier", "atende_notifier_events_lost_total") > lost_before
     assert "were gone before this notifier read them" in system.log_text()
     late = system.ws(system.token(1, 1))  # a console that was away over the gap
     late.subscribe("company:1", since=seq, epoch=epoch)
