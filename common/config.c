@@ -126,7 +126,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("supervisor.backoff_initial_ms", supervisor.backoff_initial_ms, "500", 10, 600000, true, "first restart delay of a crashed child"),
 	K_INT("supervisor.backoff_max_ms", supervisor.backoff_max_ms, "30000", 10, 3600000, true, "restart delay cap (doubles per crash)"),
 	K_INT("supervisor.healthy_after_s", supervisor.healthy_after_s, "60", 1, 86400, true, "a child up this long has its backoff reset"),
-	K_INT("supervisor.shutdown_timeout_s", supervisor.shutdown_timeout_s, "20", 1, 600, true, "per-stage drain time before escalating to SIGKILL"),
+	K_INT("supervisor.shutdown_timeout_s", supervisor.shutdown_timeout_s, "20", 1, 600, true, "the whole stop's drain time: each stage gets what is left of it (a second kept for each later stage), then SIGKILL; workers give up on analyses 5 s before it (at half of it below 10 s); service managers must wait longer"),
 	K_STR("supervisor.roles", supervisor.roles, "ingress worker notifier", false, "processes this machine runs (space-separated subset of ingress worker notifier); scale out by running several machines against the same Kafka and PostgreSQL"),
 
 	K_INT("retention.keep_days", retention.keep_days, "90", 0, 36500, true, "weekly partitions of messages and hints entirely older than this are archived and dropped; 0 = keep forever"),

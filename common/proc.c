@@ -4,6 +4,7 @@
 #include "proc.h"
 #include "log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -59,7 +60,7 @@ long long proc_epoch(void)
 	return v ? atoll(v) : 0;
 }
 
-void proc_child_setup(void)
+void proc_child_setup(pid_t parent)
 {
 	sigset_t none;
 	for (int s = 1; s < NSIG; s++)
@@ -70,7 +71,13 @@ void proc_child_setup(void)
 	/* own process group: a Ctrl-C or a group-wide signal reaches only the supervisor,
 	 * which then stops the children in order */
 	setpgid(0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	proc_die_with_parent(parent, SIGTERM);
+}
+
+void proc_die_with_parent(pid_t parent, int sig)
+{
+	if (prctl(PR_SET_PDEATHSIG, sig) != 0 || getppid() != parent)
+		_exit(127);
 }
 
 void proc_load_config(int argc, char **argv, const char *process_name, cfg_t *out)
@@ -155,4 +162,131 @@ const char *proc_metrics_path(const cfg_t *c, const char *role, int index, char 
 	char sub[128];
 	snprintf(sub, sizeof(sub), "run/metrics/%s-%d.prom", role, index);
 	return cfg_data_path(c, sub, buf, len);
+}
+
+/* Calls found(inode, arg) for each TCP socket on local port port in state state, from
+ * /proc/net/tcp and tcp6; returns how many matched, -1 when neither can be read. */
+static int proc_tcp_scan(int port, int state, void (*found)(unsigned long inode, void *arg), void *arg)
+{
+	static const char *const tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+	char line[512];
+	int matched = 0, readable = 0;
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+		FILE *f = fopen(tables[t], "re");
+		if (!f)
+			continue;
+		readable++;
+		/* "sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ..." */
+		while (fgets(line, sizeof(line), f)) {
+			char local[64];
+			unsigned st, local_port;
+			unsigned long inode;
+			if (sscanf(line, " %*d: %63s %*s %x %*s %*s %*s %*d %*d %lu", local, &st, &inode) != 3)
+				continue; /* the header */
+			const char *colon = strrchr(local, ':');
+			if (!colon || sscanf(colon + 1, "%x", &local_port) != 1)
+				continue;
+			if ((int)local_port == port && (int)st == state) {
+				matched++;
+				if (found)
+					found(inode, arg);
+			}
+		}
+		fclose(f);
+	}
+	return readable ? matched : -1;
+}
+
+int proc_tcp_count(int port, int state)
+{
+	return proc_tcp_scan(port, state, NULL, NULL);
+}
+
+static void proc_keep_inode(unsigned long inode, void *arg)
+{
+	*(unsigned long *)arg = inode;
+}
+
+pid_t proc_port_holder(int port, char *name, size_t len)
+{
+	unsigned long inode = 0;
+	char want[64], path[300], link[64];
+	pid_t holder = -1;
+	if (proc_tcp_scan(port, PROC_TCP_LISTEN, proc_keep_inode, &inode) <= 0)
+		return 0;
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	snprintf(name, len, "?");
+	DIR *procs = opendir("/proc");
+	struct dirent *p;
+	while (holder < 0 && procs && (p = readdir(procs))) {
+		pid_t pid = (pid_t)atoi(p->d_name);
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+		DIR *fds = opendir(path);
+		struct dirent *fd;
+		while (holder < 0 && fds && (fd = readdir(fds))) {
+			snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)pid, fd->d_name);
+			ssize_t n = readlink(path, link, sizeof(link) - 1);
+			if (n > 0 && (link[n] = 0, strcmp(link, want) == 0))
+				holder = pid;
+		}
+		if (fds)
+			closedir(fds);
+	}
+	if (procs)
+		closedir(procs);
+	if (holder > 0) {
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)holder);
+		FILE *f = fopen(path, "re");
+		if (f && fgets(name, (int)len, f))
+			name[strcspn(name, "\n")] = 0;
+		if (f)
+			fclose(f);
+	}
+	return holder;
+}
+
+static const char *proc_pidfile_path(const cfg_t *c, const char *role, char *buf, size_t len)
+{
+	char sub[128];
+	snprintf(sub, sizeof(sub), "run/%s.pid", role);
+	return cfg_data_path(c, sub, buf, len);
+}
+
+void proc_pidfile_write(const cfg_t *c, const char *role)
+{
+	char path[1200];
+	FILE *f = fopen(proc_pidfile_path(c, role, path, sizeof(path)), "we");
+	if (!f || fprintf(f, "%d\n", (int)getpid()) < 0)
+		log_warn("%s: cannot write: %s", path, strerror(errno));
+	if (f)
+		fclose(f);
+}
+
+void proc_pidfile_remove(const cfg_t *c, const char *role)
+{
+	char path[1200];
+	unlink(proc_pidfile_path(c, role, path, sizeof(path)));
+}
+
+bool proc_pidfile_alive(const cfg_t *c, const char *role, const char *comm)
+{
+	char path[1200], name[64] = "";
+	int pid = 0;
+	FILE *f = fopen(proc_pidfile_path(c, role, path, sizeof(path)), "re");
+	if (!f)
+		return false;
+	if (fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	if (pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool same = fgets(name, sizeof(name), f) && (name[strcspn(name, "\n")] = 0, strcmp(name, comm) == 0);
+	fclose(f);
+	return same;
 }

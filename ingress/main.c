@@ -131,8 +131,10 @@ int main(int argc, char **argv)
 	log_info("listening on %s, producing to %s.inbound.* via %s", I.cfg.ingress.listen, I.cfg.kafka.topic_prefix,
 		 I.cfg.kafka.brokers);
 
+	proc_pidfile_write(&I.cfg, "ingress");
 	event_base_dispatch(I.base);
 
+	proc_pidfile_remove(&I.cfg, "ingress");
 	http_server_free(I.http);
 	event_free(I.lag_timer);
 	rd_kafka_queue_destroy(I.admin_queue); /* librdkafka's destroy waits for every queue handle */

@@ -5,6 +5,7 @@
  */
 #include "broker.h"
 #include "log.h"
+#include "proc.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define BROKER_PIPE_HIGH (4 * 1024 * 1024)
@@ -24,6 +26,11 @@ typedef struct {
 	struct event_base *base;
 	struct sockaddr_in upstream;
 	rd_kafka_mock_cluster_t *mc;
+	struct evconnlistener *listener; /* NULL once stopping */
+	int proxy_port;
+	int linger_s;                    /* how long a stop waits for the clients to leave */
+	struct event *linger_ev;         /* while stopping: polls for clients still connected */
+	struct timeval stop_at;
 } broker_proxy_t;
 
 static void broker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg);
@@ -33,6 +40,7 @@ static void broker_pump_event_cb(struct bufferevent *bev, short what, void *arg)
 static void broker_signal_cb(evutil_socket_t sig, short what, void *arg);
 static void broker_outage_cb(evutil_socket_t sig, short what, void *arg);
 static bool broker_create_topics(rd_kafka_mock_cluster_t *mc, const cfg_t *cfg);
+static void broker_linger_cb(evutil_socket_t fd, short what, void *arg);
 
 int broker_main(const cfg_t *cfg, int ready_fd)
 {
@@ -85,8 +93,11 @@ int broker_main(const cfg_t *cfg, int ready_fd)
 		return 1;
 	}
 	proxy.mc = mc;
-	struct event *sigterm = evsignal_new(proxy.base, SIGTERM, broker_signal_cb, proxy.base);
-	struct event *sigint = evsignal_new(proxy.base, SIGINT, broker_signal_cb, proxy.base);
+	proxy.listener = l;
+	proxy.proxy_port = cfg->kafka.embedded_port;
+	proxy.linger_s = cfg->supervisor.shutdown_timeout_s;
+	struct event *sigterm = evsignal_new(proxy.base, SIGTERM, broker_signal_cb, &proxy);
+	struct event *sigint = evsignal_new(proxy.base, SIGINT, broker_signal_cb, &proxy);
 	struct event *sigusr1 = evsignal_new(proxy.base, SIGUSR1, broker_outage_cb, &proxy);
 	struct event *sigusr2 = evsignal_new(proxy.base, SIGUSR2, broker_outage_cb, &proxy);
 	event_add(sigterm, NULL);
@@ -105,7 +116,10 @@ int broker_main(const cfg_t *cfg, int ready_fd)
 	event_base_dispatch(proxy.base);
 
 	log_info("embedded broker stopping (its data is in memory and is gone)");
-	evconnlistener_free(l);
+	if (proxy.listener)
+		evconnlistener_free(proxy.listener);
+	if (proxy.linger_ev)
+		event_free(proxy.linger_ev);
 	event_free(sigterm);
 	event_free(sigint);
 	event_free(sigusr1);
@@ -201,8 +215,45 @@ static void broker_outage_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/* SIGTERM or SIGINT: refuse new connections and stop when the last client has gone
+ * (bounded by supervisor.shutdown_timeout_s); a second signal stops at once. The
+ * supervisor stops the broker after the workers, so normally no client is left; but
+ * when the supervisor is killed every child gets SIGTERM together, and the workers
+ * still draining must be able to commit and publish what they finish. */
 static void broker_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
-	(void)sig, (void)what;
-	event_base_loopbreak(arg);
+	broker_proxy_t *p = arg;
+	(void)what;
+	if (!p->listener) {
+		event_base_loopbreak(p->base);
+		return;
+	}
+	evconnlistener_free(p->listener);
+	p->listener = NULL;
+	log_info("signal %d: embedded broker stopping once its clients have left (at most %d s)", (int)sig, p->linger_s);
+	gettimeofday(&p->stop_at, NULL);
+	p->stop_at.tv_sec += p->linger_s;
+	p->linger_ev = event_new(p->base, -1, EV_PERSIST, broker_linger_cb, p);
+	struct timeval every = {0, 100 * 1000};
+	event_add(p->linger_ev, &every);
+	broker_linger_cb(-1, 0, p);
+}
+
+/* Clients connect to the mock's own port (its metadata names it), not through the
+ * proxy: count the connections the kernel holds on either port. */
+static void broker_linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	broker_proxy_t *p = arg;
+	struct timeval now;
+	(void)fd, (void)what;
+	int clients = proc_tcp_count(ntohs(p->upstream.sin_port), PROC_TCP_ESTABLISHED) +
+		      proc_tcp_count(p->proxy_port, PROC_TCP_ESTABLISHED);
+	gettimeofday(&now, NULL);
+	if (clients <= 0) {
+		log_info("embedded broker: no client left");
+		event_base_loopbreak(p->base);
+	} else if (!timercmp(&now, &p->stop_at, <)) {
+		log_warn("embedded broker: %d connections still open after %d s: stopping anyway", clients, p->linger_s);
+		event_base_loopbreak(p->base);
+	}
 }

@@ -10,7 +10,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
+#include <poll.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +82,58 @@ bool pgembed_prepare(const cfg_t *cfg, char *err, size_t errlen)
 	return true;
 }
 
+bool pgembed_stop_leftover(const cfg_t *cfg, char *err, size_t errlen)
+{
+	char pgdir[1024], lockfile[1100], path[64], line[1024], real_pgdir[PATH_MAX], real_cwd[PATH_MAX], exe[PATH_MAX];
+	cfg_data_path(cfg, "pg", pgdir, sizeof(pgdir));
+	snprintf(lockfile, sizeof(lockfile), "%s/postmaster.pid", pgdir);
+	FILE *f = fopen(lockfile, "re");
+	if (!f)
+		return true;
+	int pid = fgets(line, sizeof(line), f) ? atoi(line) : 0;
+	fclose(f);
+	if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH))
+		return true; /* its process is gone: PostgreSQL recovers from the stale file itself */
+	/* ours if it is a postgres whose working directory is our data directory (the
+	 * postmaster chdirs there), not merely a live process that reuses the pid */
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	ssize_t n = readlink(path, exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = 0;
+	const char *base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
+	snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
+	n = readlink(path, real_cwd, sizeof(real_cwd) - 1);
+	real_cwd[n > 0 ? n : 0] = 0;
+	bool ours = strncmp(base, "postgres", 8) == 0 && realpath(pgdir, real_pgdir) && strcmp(real_cwd, real_pgdir) == 0;
+	if (!ours) {
+		log_warn("embedded PostgreSQL: %s names pid %d, which is not a postgres on this data directory "
+			 "(%s): removing the stale lock file", lockfile, pid, exe[0] ? exe : "unknown program");
+		if (unlink(lockfile) != 0) {
+			snprintf(err, errlen, "cannot remove the stale %s: %s", lockfile, strerror(errno));
+			return false;
+		}
+		return true;
+	}
+	log_warn("embedded PostgreSQL: pid %d, left running on %s by an earlier run, is stopped first (fast shutdown)",
+		 pid, pgdir);
+	static const struct { int sig; int wait_s; } steps[] = {{SIGINT, 60}, {SIGQUIT, 10}};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		kill(pid, steps[i].sig);
+		/* not our child: no waitpid, so watch /proc until it is gone */
+		snprintf(path, sizeof(path), "/proc/%d", pid);
+		struct stat st;
+		for (int tick = 0; tick < steps[i].wait_s * 10; tick++) {
+			if (stat(path, &st) != 0) {
+				log_info("embedded PostgreSQL: the earlier run's pid %d has stopped", pid);
+				return true;
+			}
+			poll(NULL, 0, 100); /* start-up only: nothing else runs yet */
+		}
+		log_warn("embedded PostgreSQL: pid %d still running after %d s", pid, steps[i].wait_s);
+	}
+	snprintf(err, errlen, "PostgreSQL pid %d, left running on %s by an earlier run, does not stop", pid, pgdir);
+	return false;
+}
+
 pid_t pgembed_spawn(const cfg_t *cfg)
 {
 	char bindir[512], pgdir[1024], rundir[1024], tool[1100], port[16];
@@ -89,15 +144,19 @@ pid_t pgembed_spawn(const cfg_t *cfg)
 	cfg_data_path(cfg, "run", rundir, sizeof(rundir));
 	snprintf(tool, sizeof(tool), "%s/postgres", bindir);
 	snprintf(port, sizeof(port), "%d", cfg->postgres.embedded_port);
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 	if (pid != 0)
 		return pid;
-	proc_child_setup();
+	proc_child_setup(parent);
 	/* before dropping privileges: a negative (higher) priority needs root */
 	if (cfg->postgres.priority && setpriority(PRIO_PROCESS, 0, cfg->postgres.priority) != 0)
 		fprintf(stderr, "embedded PostgreSQL: cannot set priority %d: %s\n", cfg->postgres.priority, strerror(errno));
 	if (pw && !pgembed_drop_to(pw))
 		_exit(126);
+	/* setuid cleared the parent-death signal. SIGTERM is PostgreSQL's smart shutdown: it
+	 * lets the workers' sessions finish their drain, then checkpoints and exits, so a
+	 * killed supervisor never leaves a postmaster holding our data_dir. */
+	proc_die_with_parent(parent, SIGTERM);
 	char *argv[] = {tool, "-D", pgdir, "-k", rundir, "-p", port, "-h", "127.0.0.1",
 			"-c", "max_connections=200", "-c", "shared_buffers=128MB",
 			"-c", "log_min_messages=warning", "-c", "log_line_prefix=ts=%m proc=postgres pid=%p ",
@@ -182,13 +241,15 @@ static bool pgembed_bin_dir(const cfg_t *cfg, char *buf, size_t len)
 /* Runs argv to completion, optionally as another user; returns its exit status. */
 static int pgembed_run(char *const argv[], const struct passwd *as)
 {
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		proc_child_setup();
+		proc_child_setup(parent);
 		if (as && !pgembed_drop_to(as))
 			_exit(126);
+		if (as)
+			proc_die_with_parent(parent, SIGTERM);
 		execvp(argv[0], argv);
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);

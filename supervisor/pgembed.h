@@ -16,7 +16,16 @@
  * start-up only. Returns false with a one-line reason in err. */
 bool pgembed_prepare(const cfg_t *cfg, char *err, size_t errlen) __attribute__((warn_unused_result));
 
-/* Forks and execs postgres; returns its pid or -1. */
+/* A postmaster of an earlier run that outlived its supervisor (postmaster.pid names a
+ * live postgres whose data directory is ours) is shut down cleanly (fast shutdown,
+ * immediate after a minute) before we start ours. A postmaster.pid naming a process that
+ * is not a postgres on our data directory is a stale lock: removed. One whose process
+ * is gone is left to PostgreSQL. Blocking; start-up only. Returns false with a one-line
+ * reason in err when the leftover does not stop. */
+bool pgembed_stop_leftover(const cfg_t *cfg, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Forks and execs postgres; returns its pid or -1. The server gets SIGTERM (smart
+ * shutdown) if the supervisor dies. */
 pid_t pgembed_spawn(const cfg_t *cfg);
 
 /* Linux autogroup puts every session in its own scheduling group, and each PostgreSQL

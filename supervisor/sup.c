@@ -43,8 +43,9 @@ typedef struct {
 	struct event *restart_ev;
 } sup_child_t;
 
-/* Shutdown stages, in order: each waits for its children to exit (or escalates after
- * supervisor.shutdown_timeout_s) before the next starts. */
+/* Shutdown stages, in order: each waits for its children to exit (or escalates) before
+ * the next starts. The whole stop fits in supervisor.shutdown_timeout_s (sup_stage_budget),
+ * so whoever stops us can be told how long to wait. */
 typedef enum {
 	STAGE_RUNNING, STAGE_INGRESS, STAGE_WORKERS, STAGE_NOTIFIER, STAGE_BROKER, STAGE_POSTGRES, STAGE_DONE
 } sup_stage_t;
@@ -63,9 +64,11 @@ typedef struct {
 	sup_stage_t stage;
 	bool immediate;          /* second signal: kill everything now */
 	struct event *stage_timer;
+	struct timespec stop_deadline; /* CLOCK_MONOTONIC: when the whole stop must be done */
 	http_server_t *http;
 	int exit_status;
 	char self_dir[PATH_MAX]; /* folder of the atende executables */
+	pid_t pid;               /* ours: children die with it (proc_child_setup) */
 	struct event *retention_ev; /* every retention.interval_s */
 	struct event *renice_ev;    /* every second with the embedded PostgreSQL: its new backends' priority */
 	pid_t retention_pid;     /* `atende retention` running, else 0 (not a supervised child) */
@@ -79,6 +82,7 @@ static bool sup_start_infra(void);
 static void sup_spawn(sup_child_t *c);
 static void sup_spawn_broker(sup_child_t *c);
 static bool sup_wait_broker_line(int fd, int timeout_ms);
+static void sup_reap_infra(void);
 static void sup_broker_line_cb(evutil_socket_t fd, short what, void *arg);
 static void sup_handle_broker_line(const char *line);
 static void sup_restart_pipeline(void);
@@ -90,6 +94,7 @@ static void sup_begin_shutdown(void);
 static void sup_advance_stage(void);
 static void sup_stage_timeout_cb(evutil_socket_t fd, short what, void *arg);
 static bool sup_stage_has(sup_stage_t st, sup_role_t role);
+static struct timeval sup_stage_budget(void);
 static void sup_reload(void);
 static void sup_http_cb(http_request_t *req, void *arg);
 static int sup_run_tool(const char *what, char *const extra[]);
@@ -97,12 +102,14 @@ static sup_child_t *sup_add_child(sup_role_t role, int index);
 static void sup_describe_status(int status, char *buf, size_t len);
 static void sup_retention_cb(evutil_socket_t fd, short what, void *arg);
 static void sup_renice_cb(evutil_socket_t fd, short what, void *arg);
+static bool sup_ports_free(char *err, size_t errlen);
 
 int sup_run(cfg_t *cfg)
 {
 	char path[PATH_MAX], err[512];
 	memset(&S, 0, sizeof(S));
 	S.cfg = cfg;
+	S.pid = getpid();
 	S.broker_pipe = -1;
 	S.embedded_pg = !cfg->postgres.conninfo[0];
 	S.embedded_broker = !cfg->kafka.brokers[0];
@@ -121,6 +128,16 @@ int sup_run(cfg_t *cfg)
 	int lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {
 		log_error("%s: another atende run is using this data_dir", path);
+		return 1;
+	}
+
+	/* what an earlier run left behind, then anyone else on our ports: named, not guessed */
+	if (S.embedded_pg && !pgembed_stop_leftover(cfg, err, sizeof(err))) {
+		log_error("embedded PostgreSQL: %s", err);
+		return 1;
+	}
+	if (!sup_ports_free(err, sizeof(err))) {
+		log_error("%s", err);
 		return 1;
 	}
 
@@ -181,6 +198,33 @@ int sup_run(cfg_t *cfg)
 	return S.exit_status;
 }
 
+/* Every port this run will listen on must be free: a holder is named with its pid. */
+static bool sup_ports_free(char *err, size_t errlen)
+{
+	struct { const char *key; const char *listen; int port; bool used; } ports[] = {
+		{"metrics.listen", S.cfg->metrics.listen, 0, true},
+		{"ingress.listen", S.cfg->ingress.listen, 0, cfg_has_role(S.cfg, "ingress")},
+		{"notifier.listen", S.cfg->notifier.listen, 0, cfg_has_role(S.cfg, "notifier")},
+		{"kafka.embedded_port", NULL, S.cfg->kafka.embedded_port, S.embedded_broker},
+		{"postgres.embedded_port", NULL, S.cfg->postgres.embedded_port, S.embedded_pg},
+	};
+	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
+		char name[64];
+		if (!ports[i].used)
+			continue;
+		int port = ports[i].listen ? atoi(strrchr(ports[i].listen, ':') ? strrchr(ports[i].listen, ':') + 1 : "0")
+					   : ports[i].port;
+		pid_t holder = port > 0 ? proc_port_holder(port, name, sizeof(name)) : 0;
+		if (holder > 0)
+			snprintf(err, errlen, "port %d is held by pid %d (%s); %s needs it", port, (int)holder, name, ports[i].key);
+		else if (holder < 0)
+			snprintf(err, errlen, "port %d is held by a process not visible here; %s needs it", port, ports[i].key);
+		if (holder != 0)
+			return false;
+	}
+	return true;
+}
+
 /* Starts the embedded PostgreSQL and broker (as configured) and applies migrations.
  * Blocking: this runs before the loop, when nothing else is up yet. */
 static bool sup_start_infra(void)
@@ -205,7 +249,9 @@ static bool sup_start_infra(void)
 		sup_child_t *b = sup_add_child(ROLE_BROKER, 0);
 		sup_spawn(b);
 		if (b->pid <= 0 || !sup_wait_broker_line(S.broker_pipe, 15000)) {
-			log_error("the embedded broker did not start; stopping");
+			sup_reap_infra();
+			if (b->pid > 0)
+				log_error("the embedded broker did not report its address within 15 s; stopping");
 			return false;
 		}
 	} else {
@@ -236,7 +282,7 @@ static int sup_run_tool(const char *what, char *const extra[])
 	argv[n] = NULL;
 	pid_t pid = fork();
 	if (pid == 0) {
-		proc_child_setup();
+		proc_child_setup(S.pid);
 		setenv(PROC_ENV_CONNINFO, S.cfg->postgres.admin_conninfo[0] ? S.cfg->postgres.admin_conninfo : S.conninfo, 1);
 		execv(exe, argv);
 		_exit(127);
@@ -258,6 +304,23 @@ static int sup_run_tool(const char *what, char *const extra[])
 			}
 	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+/* Start-up failed: reaps the embedded PostgreSQL or broker if either has exited and
+ * says so, so the error names the part that failed. */
+static void sup_reap_infra(void)
+{
+	int status;
+	for (int i = 0; i < S.n_children; i++) {
+		sup_child_t *c = &S.children[i];
+		if (c->pid > 0 && waitpid(c->pid, &status, WNOHANG) == c->pid) {
+			char why[64];
+			sup_describe_status(status, why, sizeof(why));
+			log_error("the embedded %s exited during start-up (%s); see its lines above; stopping",
+				  c->role == ROLE_POSTGRES ? "PostgreSQL" : "broker", why);
+			c->pid = 0;
+		}
+	}
 }
 
 static sup_child_t *sup_add_child(sup_role_t role, int index)
@@ -284,11 +347,13 @@ static void sup_spawn(sup_child_t *c)
 		snprintf(epoch, sizeof(epoch), "%lld", S.epoch);
 		c->pid = fork();
 		if (c->pid == 0) {
-			proc_child_setup();
+			proc_child_setup(S.pid);
 			setenv(PROC_ENV_BROKERS, S.brokers, 1);
 			setenv(PROC_ENV_CONNINFO, S.conninfo, 1);
 			setenv(PROC_ENV_EPOCH, epoch, 1);
 			setenv(PROC_ENV_INDEX, idx, 1);
+			if (S.embedded_broker)
+				setenv(PROC_ENV_BROKER_IN_MEMORY, "1", 1);
 			if (c->pool) {
 				setenv(PROC_ENV_POOL, c->pool->name, 1);
 				/* the pool's priority is its processes' nice value */
@@ -325,7 +390,7 @@ static void sup_spawn_broker(sup_child_t *c)
 	snprintf(exe, sizeof(exe), "%s/atende", S.self_dir);
 	c->pid = fork();
 	if (c->pid == 0) {
-		proc_child_setup();
+		proc_child_setup(S.pid);
 		close(p[0]);
 		fcntl(p[1], F_SETFD, 0);
 		snprintf(fdnum, sizeof(fdnum), "%d", p[1]);
@@ -354,8 +419,16 @@ static bool sup_wait_broker_line(int fd, int timeout_ms)
 	char line[512];
 	size_t got = 0;
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	struct timespec now, until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
 	while (got < sizeof(line) - 1) {
-		if (poll(&pfd, 1, timeout_ms) <= 0)
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		int left = (int)((until.tv_sec - now.tv_sec) * 1000 + (until.tv_nsec - now.tv_nsec) / 1000000);
+		int ready = left > 0 ? poll(&pfd, 1, left) : 0;
+		if (ready < 0 && errno == EINTR)
+			continue; /* SIGCHLD: sup_reap_infra says who exited */
+		if (ready <= 0)
 			return false;
 		ssize_t r = read(fd, line + got, sizeof(line) - 1 - got);
 		if (r <= 0)
@@ -512,6 +585,8 @@ static void sup_begin_shutdown(void)
 		kill(S.retention_pid, SIGTERM); /* an interrupted run is completed by the next one */
 	S.stage = STAGE_RUNNING;
 	S.stage_timer = evtimer_new(S.base, sup_stage_timeout_cb, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &S.stop_deadline);
+	S.stop_deadline.tv_sec += S.cfg->supervisor.shutdown_timeout_s;
 	http_server_stop_accepting(S.http);
 	sup_advance_stage();
 }
@@ -557,11 +632,31 @@ static void sup_advance_stage(void)
 			}
 		}
 		if (any) {
-			struct timeval tv = {S.cfg->supervisor.shutdown_timeout_s, 0};
+			struct timeval tv = sup_stage_budget();
 			evtimer_add(S.stage_timer, &tv);
 			return;
 		}
 	}
+}
+
+/* What is left of the stop's deadline for the current stage: one second is kept back for
+ * each later stage that still has a process to stop (at least 100 ms for this one). */
+static struct timeval sup_stage_budget(void)
+{
+	struct timespec now;
+	long later = 0;
+	for (sup_stage_t st = S.stage + 1; st < STAGE_DONE; st++)
+		for (int i = 0; i < S.n_children; i++)
+			if (S.children[i].pid > 0 && sup_stage_has(st, S.children[i].role)) {
+				later++;
+				break;
+			}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long ms = (S.stop_deadline.tv_sec - now.tv_sec) * 1000 + (S.stop_deadline.tv_nsec - now.tv_nsec) / 1000000 -
+		  later * 1000;
+	if (ms < 100)
+		ms = 100;
+	return (struct timeval){ms / 1000, (ms % 1000) * 1000};
 }
 
 static void sup_stage_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -570,8 +665,8 @@ static void sup_stage_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	for (int i = 0; i < S.n_children; i++) {
 		sup_child_t *c = &S.children[i];
 		if (c->pid > 0 && sup_stage_has(S.stage, c->role)) {
-			log_warn("%s pid %d did not stop within %ds: killing it", sup_role_names[c->role], (int)c->pid,
-				 S.cfg->supervisor.shutdown_timeout_s);
+			log_warn("%s pid %d did not stop in its share of supervisor.shutdown_timeout_s (%d s): killing it",
+				 sup_role_names[c->role], (int)c->pid, S.cfg->supervisor.shutdown_timeout_s);
 			kill(c->pid, c->role == ROLE_POSTGRES ? SIGQUIT : SIGKILL);
 		}
 	}
@@ -683,7 +778,7 @@ static void sup_retention_cb(evutil_socket_t fd, short what, void *arg)
 	snprintf(exe, sizeof(exe), "%s/atende", S.self_dir);
 	pid_t pid = fork();
 	if (pid == 0) {
-		proc_child_setup();
+		proc_child_setup(S.pid);
 		setenv(PROC_ENV_CONNINFO, S.cfg->postgres.admin_conninfo[0] ? S.cfg->postgres.admin_conninfo : S.conninfo, 1);
 		char *argv[] = {exe, "retention", "-c", S.cfg->path, "--log", NULL};
 		execv(exe, argv);

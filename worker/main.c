@@ -77,6 +77,11 @@ typedef struct {
 	struct event *flush_ev, *commit_ev, *drain_ev;
 	char events_topic[160], dlq_topic[160], outbound_topic[160];
 	bool draining, paused;
+	bool drain_to_end;      /* the broker's data dies with it: a drain consumes all it holds */
+	bool assigned;          /* the group gave us our partitions (none is a valid share) and is
+				   not rebalancing: only then does an assignment say what is ours */
+	double drain_deadline;  /* wrk_now() after which a drain stops waiting for analyses */
+	double drain_next_check; /* drain_to_end: when to ask the broker for its watermarks again */
 	int index;
 	/* metrics */
 	metrics_series_t *m_stored, *m_duplicates, *m_dlq, *m_batch_size, *m_db_seconds, *m_in_flight;
@@ -111,6 +116,7 @@ static void wrk_commit_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_commit_one(const char *topic, int32_t partition, int64_t next, void *arg);
 static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg);
 static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg);
+static bool wrk_caught_up(int64_t *unread);
 static void wrk_flow_control(void);
 static bool wrk_start_typing_reader(char *err, size_t errlen);
 static double wrk_now(void);
@@ -706,8 +712,10 @@ static void wrk_on_rebalance(kq_t *kq, rd_kafka_resp_err_t err, rd_kafka_topic_p
 	metrics_add(W.m_rebalances, 1);
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		log_info("assigned %d partitions", parts->cnt);
+		W.assigned = true;
 		return;
 	}
+	W.assigned = false;
 	/* commit what is finished (may fail while the group rebalances: the new owner then
 	 * redelivers it, and storing is idempotent), then forget the partitions */
 	wrk_commit_cb(-1, 0, NULL);
@@ -722,7 +730,7 @@ static void wrk_flow_control(void)
 	if (!W.paused && n >= WRK_MAX_IN_FLIGHT) {
 		W.paused = true;
 		kq_pause(W.consumer, true);
-	} else if (W.paused && !W.draining && n < WRK_MAX_IN_FLIGHT / 2) {
+	} else if (W.paused && (!W.draining || W.drain_to_end) && n < WRK_MAX_IN_FLIGHT / 2) {
 		W.paused = false;
 		kq_pause(W.consumer, false);
 	}
@@ -753,9 +761,16 @@ static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	/* drain: stop taking messages, finish what was consumed (analyses included), commit, leave */
 	W.draining = true;
-	kq_pause(W.consumer, true);
+	W.drain_to_end = getenv(PROC_ENV_BROKER_IN_MEMORY) != NULL;
+	/* the supervisor's whole stop has shutdown_timeout_s and keeps a second of it for each
+	 * of the notifier, broker and PostgreSQL behind us: leave it 5 s (half of a short one) */
+	int budget = W.cfg.supervisor.shutdown_timeout_s;
+	W.drain_deadline = wrk_now() + (budget >= 10 ? budget - 5 : budget / 2.0);
+	if (!W.drain_to_end)
+		kq_pause(W.consumer, true); /* what is not consumed stays in the broker for the next start */
 	wrk_flush_cb(-2, 0, NULL); /* at once */
-	log_info("draining: %d messages in flight, %d in coaching", track_in_flight(W.track), coach_pending(W.coach));
+	log_info("draining: %d messages in flight, %d in coaching%s", track_in_flight(W.track), coach_pending(W.coach),
+		 W.drain_to_end ? "; consuming what the in-memory broker still holds once the ingress has gone" : "");
 	W.drain_ev = event_new(W.base, -1, EV_PERSIST, wrk_drain_cb, NULL);
 	struct timeval tv = {0, 20 * 1000};
 	event_add(W.drain_ev, &tv);
@@ -764,8 +779,69 @@ static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg)
 static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what, (void)arg;
-	if (track_in_flight(W.track) == 0)
+	double now = wrk_now();
+	int64_t unread = 0;
+	if (now >= W.drain_deadline) {
+		/* they stay uncommitted: a broker that keeps its data redelivers them */
+		if (W.drain_to_end && !wrk_caught_up(&unread) && unread > 0)
+			log_error("drain: %lld acknowledged messages not yet consumed are lost with the in-memory broker",
+				  (long long)unread);
+		log_warn("drain: stopping with %d messages unfinished (%d in coaching) to stop within "
+			 "supervisor.shutdown_timeout_s; they are not committed", track_in_flight(W.track),
+			 coach_pending(W.coach));
 		event_base_loopbreak(W.base);
+		return;
+	}
+	if (W.drain_to_end && !kq_brokers_up(W.consumer)) {
+		log_warn("drain: the in-memory broker is gone, and what it held with it: finishing what is in flight only");
+		W.drain_to_end = false;
+	}
+	if (track_in_flight(W.track) > 0)
+		return;
+	if (!W.drain_to_end) {
+		event_base_loopbreak(W.base);
+		return;
+	}
+	/* Once the ingress has gone nothing new arrives (it answers 200 only after the broker
+	 * acknowledged); we are done when our partitions hold nothing we have not consumed. */
+	if (now < W.drain_next_check)
+		return;
+	W.drain_next_check = now + 0.1;
+	if (!proc_pidfile_alive(&W.cfg, "ingress", "atende-ingress") && wrk_caught_up(&unread)) {
+		log_info("drain: every message the broker holds for our partitions is handled");
+		event_base_loopbreak(W.base);
+	}
+}
+
+/* Whether this worker has consumed everything its assigned partitions hold, by the
+ * broker's own high watermarks (asked now, not a cached figure); *unread counts what is
+ * left. Blocking round trips to the broker: for the drain only. */
+static bool wrk_caught_up(int64_t *unread)
+{
+	rd_kafka_t *rk = kq_handle(W.consumer);
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	*unread = 0;
+	if (!W.assigned || rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+		return false;
+	rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
+	bool known = rd_kafka_position(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+		     rd_kafka_committed(rk, committed, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+	for (int i = 0; known && i < parts->cnt; i++) {
+		rd_kafka_topic_partition_t *p = &parts->elems[i];
+		int64_t low, high;
+		if (rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &low, &high, 2000)) {
+			known = false;
+			break;
+		}
+		/* nothing consumed since the assignment: the position is the committed offset,
+		 * or the beginning (auto.offset.reset = earliest) */
+		int64_t at = p->offset >= 0 ? p->offset : committed->elems[i].offset >= 0 ? committed->elems[i].offset : low;
+		if (high > at)
+			*unread += high - at;
+	}
+	rd_kafka_topic_partition_list_destroy(committed);
+	rd_kafka_topic_partition_list_destroy(parts);
+	return known && *unread == 0;
 }
 
 static double wrk_now(void)

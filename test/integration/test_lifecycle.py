@@ -5,8 +5,12 @@ import resource
 import signal
 import socket
 import subprocess
+import threading
+import time
 
+from fakeai import FakeAI
 from harness import BIN, System, fixture, wait_for
+from test_foundation import evolution_text
 
 
 def test_sigterm_stops_everything_and_var_is_reusable():
@@ -132,3 +136,138 @@ def test_open_files_limit_is_raised_for_the_connections_configured():
         for c in socks:
             c.close()
         s.destroy()
+
+
+def descendants(root):
+    """Every process below root (pids), from /proc's parent links."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            found.append(c)
+            todo.append(c)
+    return found
+
+
+def running(pid):
+    """Whether pid is a live process (a zombie no longer runs)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_kill_9_of_the_supervisor_leaves_nothing_and_the_next_start_recovers():
+    """Under load, kill -9 the supervisor: every child, the embedded PostgreSQL included,
+    stops by itself, after storing every message the ingress acknowledged; one psql
+    session keeps the old PostgreSQL alive (its smart shutdown waits for it), and the next
+    start stops that leftover first and is healthy within 30 s."""
+    s = System(name="kill9")
+    try:
+        s.start()
+        psql = subprocess.Popen([os.path.join(BIN, "atende"), "psql", "-c", s.conf, "--", "-X", "-q"], cwd=s.dir,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        psql.stdin.write(b"select 'session-open';\n")
+        psql.stdin.flush()
+        assert b"session-open" in psql.stdout.readline() + psql.stdout.readline() + psql.stdout.readline()
+        postmaster = s.pid("postgres")
+        tree = descendants(s.proc.pid)
+        assert postmaster in tree and s.pid("broker") in tree and len(tree) >= 6
+
+        acked, stop_posting = [], threading.Event()
+
+        def post():
+            for i in range(100000):
+                if stop_posting.is_set():
+                    return
+                mid = f"K9-{i}"
+                try:
+                    r = s.evolution(evolution_text(mid, f"quero a segunda via do boleto {i}",
+                                                   customer=f"55119{i % 40:08d}"))
+                except OSError:
+                    return  # the ingress is gone
+                if r.status == 200:
+                    acked.append(mid)
+        poster = threading.Thread(target=post)
+        poster.start()
+        wait_for(lambda: len(acked) >= 200, what="200 acknowledged messages")
+        os.kill(s.proc.pid, signal.SIGKILL)
+        s.proc.wait()
+        stop_posting.set()
+        poster.join(30)
+        old = [p for p in tree if p != psql.pid]
+        # everything but the PostgreSQL that the open session holds ends by itself
+        wait_for(lambda: [p for p in old if running(p) and p not in descendants(postmaster) and p != postmaster] == [],
+                 what="the supervisor's children to stop")
+        assert running(postmaster), "the open psql session should keep the smart shutdown waiting"
+
+        s.start(timeout=30)
+        assert not running(postmaster)
+        assert f"pid {postmaster}, left running on" in s.log_text()
+        assert [p for p in old if running(p)] == []
+        psql.kill()
+        psql.wait()
+        stored = dict(s.sql("select provider_id, count(*) from messages where provider_id like 'K9-%' "
+                            "group by provider_id"))
+        missing = [m for m in acked if m not in stored]
+        assert missing == [], f"{len(missing)} of {len(acked)} acknowledged messages not stored:\n{s.tail(80)}"
+        assert [m for m, n in stored.items() if n != "1"] == []
+        assert s.stop() == 0
+        assert s.leftover_processes() == []
+    finally:
+        s.destroy()
+
+
+def test_a_port_held_by_another_process_is_named():
+    s = System(name="ports")
+    try:
+        holder = socket.socket()
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", s.ports["pg"]))
+        holder.listen(1)
+        r = subprocess.run([os.path.join(BIN, "atende"), "run", "-c", s.conf], cwd=s.dir, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=60)
+        holder.close()
+        assert r.returncode != 0
+        assert f"port {s.ports['pg']} is held by pid {os.getpid()} (" in r.stdout
+        assert "postgres.embedded_port needs it" in r.stdout
+        assert "broker" not in r.stdout
+    finally:
+        s.destroy()
+
+
+def test_a_stop_with_analyses_in_flight_ends_within_shutdown_timeout():
+    ai = FakeAI().start()
+    s = System(name="slowstop", extra={
+        r'provider = "rules";': 'provider = "openai";',
+        r'base_url = "";': f'base_url = "{ai.base_url}";',
+        r"shutdown_timeout_s = 20;": "shutdown_timeout_s = 8;",
+    })
+    try:
+        s.start()
+        ai.control(mode="hang")
+        for i in range(20):
+            assert s.evolution(evolution_text(f"SLOW-{i}", "minha internet caiu de novo, preciso de ajuda",
+                                              customer=f"55118{i:08d}")).status == 200
+        wait_for(lambda: s.sql("select count(*) from messages where provider_id like 'SLOW-%'") == [["20"]],
+                 what="the messages stored")
+        wait_for(lambda: ai.calls()["count"] > 0, what="analyses in flight")
+        started = time.monotonic()
+        assert s.stop() == 0
+        took = time.monotonic() - started
+        assert took < 8 + 1.5, f"the stop took {took:.1f} s with shutdown_timeout_s = 8"
+        log = s.log_text()
+        assert "messages unfinished" in log, log[-4000:]
+        assert s.leftover_processes() == []
+    finally:
+        s.destroy()
+        ai.stop()

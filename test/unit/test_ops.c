@@ -1,12 +1,16 @@
 /* Unit tests of the ops CLI's pure parts: the Prometheus text reader behind `atende
  * status` (samples, labels with escapes), the CSV record counter that retention uses
- * to check an archive before dropping its partition, and the open-files limit raise. */
+ * to check an archive before dropping its partition, the open-files limit raise, and
+ * the /proc socket readers behind the start-up port check and the broker's stop. */
 #include "proc.h"
 #include "retention.h"
 #include "status.h"
 #include "unit.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -94,10 +98,35 @@ TEST(raise_nofile_within_and_above_the_hard_limit)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+TEST(port_holder_and_connections_from_proc)
+{
+	char name[64];
+	int listener = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	CHECK(bind(listener, (struct sockaddr *)&sin, sizeof(sin)) == 0 && listen(listener, 4) == 0);
+	CHECK(getsockname(listener, (struct sockaddr *)&sin, &len) == 0);
+	int port = ntohs(sin.sin_port);
+	CHECK(proc_port_holder(port, name, sizeof(name)) == getpid());
+	CHECK_STR(name, "test_ops");
+	CHECK(proc_tcp_count(port, PROC_TCP_LISTEN) == 1);
+	CHECK(proc_tcp_count(port, PROC_TCP_ESTABLISHED) == 0);
+	int client = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(client, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	int served = accept(listener, NULL, NULL);
+	CHECK(proc_tcp_count(port, PROC_TCP_ESTABLISHED) == 1); /* the served end; the client's is another port */
+	close(client);
+	close(served);
+	close(listener);
+	CHECK(proc_port_holder(port, name, sizeof(name)) == 0);
+	CHECK(proc_tcp_count(port, PROC_TCP_LISTEN) == 0);
+}
+
 int main(void)
 {
 	RUN(parse_prometheus_text);
 	RUN(csv_records_ignore_newlines_in_quotes);
 	RUN(raise_nofile_within_and_above_the_hard_limit);
+	RUN(port_holder_and_connections_from_proc);
 	return unit_done();
 }
