@@ -1,12 +1,28 @@
 # atende: top-level build. `make all` builds the four programs into bin/;
-# `make run`, `make test` and `make bench` install missing Debian packages first.
+# `make run`, `make test` and `make bench` install missing Debian packages first
+# (DEPS_SCRIPT), then build in a second make, which reads the packages' pkg-config
+# data only once they are there.
 
 CC      ?= cc
+PKG_CONFIG  ?= pkg-config
+DEPS_SCRIPT ?= deploy/deps.sh
 PKGS    := libevent libpq rdkafka libcurl libcjson libconfig libcrypto
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Icommon \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_pthreads -lpthread -lm -lz
+
+# Goals that compile nothing themselves: they read no pkg-config data (the packages may
+# not be installed yet). Every other goal, `make` alone included, needs all of PKGS.
+SETUP_GOALS := deps deps-test setup setup-test run test bench clean
+ifneq ($(filter-out $(SETUP_GOALS),$(or $(MAKECMDGOALS),all)),)
+PKGS_MISSING := $(shell for p in $(PKGS); do $(PKG_CONFIG) --exists $$p 2>/dev/null || printf '%s ' $$p; done)
+ifneq ($(strip $(PKGS_MISSING)),)
+$(error no pkg-config data for $(strip $(PKGS_MISSING)): the Debian -dev packages are missing; \
+run `make deps` (or `sh $(DEPS_SCRIPT)` as root), or `make run`/`make test`, which install them first)
+endif
+PKGS_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKGS_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS))
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Icommon $(PKGS_CFLAGS)
+LDLIBS  := $(PKGS_LIBS) -levent_pthreads -lpthread -lm -lz
+endif
 CONFIG  ?= deploy/atende.conf
 
 COMMON_SRC := $(wildcard common/*.c)
@@ -27,14 +43,22 @@ UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/%)
 
 BINS := bin/atende bin/atende-ingress bin/atende-worker bin/atende-notifier
 
-.PHONY: all deps deps-test run test unit integration bench clean
+.PHONY: all deps deps-test setup setup-test run test unit integration bench clean
 all: $(BINS)
 
 deps:
-	@sh deploy/deps.sh
+	@sh $(DEPS_SCRIPT)
 
 deps-test:
-	@sh deploy/deps.sh test
+	@sh $(DEPS_SCRIPT) test
+
+# What run, test and bench do before their own recipe: install, then build in a second
+# make, whose pkg-config calls see what was just installed (this make's were made before).
+setup: deps
+	@$(MAKE) --no-print-directory all
+
+setup-test: deps-test
+	@$(MAKE) --no-print-directory unit
 
 build/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -60,17 +84,17 @@ build/test/%: test/unit/%.c test/unit/unit.h $(MODULE_OBJ) build/libatende.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itest/unit -Iingress -Iworker -Inotifier -Isupervisor -o $@ $< $(MODULE_OBJ) build/libatende.a $(LDLIBS)
 
-run: deps all
+run: setup
 	bin/atende run -c $(CONFIG)
 
 unit: all $(UNIT_BIN)
 
-test: deps-test all $(UNIT_BIN)
+test: setup-test
 	@/usr/bin/python3 test/run.py
 
 # rules at 500 and 2,000 msg/s, the ingress alone with wrk, the AI path (fake AI after
 # 1.5 s) at 500/1,000/2,000 msg/s, and the labelled corpus on the seed defaults
-bench: deps-test all
+bench: setup-test
 	@sh test/bench.sh
 	@BENCH_AI_LATENCY_MS=1500 BENCH_RATES="500 1000 2000" BENCH_WRK=0 sh test/bench.sh
 	@/usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
