@@ -423,13 +423,17 @@ def test_supervisord_and_systemd_units_run_atende_in_the_foreground():
     ini.read(os.path.join(ROOT, "deploy", "supervisord.conf"))
     prog = ini["program:atende"]
     assert re.search(r"bin/atende run -c \S+", prog["command"])
-    assert prog["stopsignal"] == "TERM" and int(prog["stopwaitsecs"]) >= 60
+    # a service manager must wait longer than the whole drain, or its SIGKILL cuts it short
+    with open(os.path.join(ROOT, "deploy", "atende.production.conf")) as f:
+        drain = int(re.search(r"shutdown_timeout_s = (\d+);", f.read()).group(1))
+    assert prog["stopsignal"] == "TERM" and int(prog["stopwaitsecs"]) >= drain + 5
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.optionxform = str
     unit.read(os.path.join(ROOT, "deploy", "atende.service"))
     svc = unit["Service"]
     assert svc["Type"] == "simple" and re.search(r"bin/atende run -c \S+", svc["ExecStart"])
     assert "HUP" in svc["ExecReload"] and svc["KillMode"] == "mixed"
+    assert int(svc["TimeoutStopSec"]) >= drain + 5
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 
 
