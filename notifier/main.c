@@ -6,38 +6,21 @@
  * agrees and they get seqs like any event; replies and transfers go to atende.outbound for
  * the workers (the notifier never writes to PostgreSQL). Also serves the console page.
  *
- * What the notifier writes (ISO = "2024-05-01T12:00:00.000Z", ID = instance id):
- *   atende.events, partition company_id % partitions, key = company id, headers type, company:
- *     presence transition  {"type":"presence","company_id":C,"data":{"agent_id":A,"company_id":C,
- *                           "status":"online"|"offline","instance":ID,"tabs":N,"at":ISO}}
- *     presence heartbeat   {"type":"presence","company_id":C,"data":{"company_id":C,"instance":ID,
- *                           "heartbeat":true,"agents":[{"agent_id":A,"tabs":N},...],"at":ISO}}
- *                           (every presence_heartbeat_s per company where ID holds tabs: ID's full state)
- *     presence expiry      {"type":"presence","company_id":C,"data":{"agent_id":A,"company_id":C,
- *                           "status":"offline","instance":DEAD,"tabs":0,"expired":true,
- *                           "last_seen":MS,"by":ID,"at":ISO}} (DEAD silent for 3 heartbeats)
- *     typing               {"type":"typing","company_id":C,"conversation_id":V,"agent_id":A,"data":{
- *                           "conversation_id":V,"agent_id":A,"company_id":C,"state":"start"|"stop",
- *                           "expires_at":ISO,"instance":ID[,"reason":"expired"|"disconnected"]}}
- *   atende.outbound, key = conversation id (default partitioner), headers type, company:
- *     {"type":"reply","company_id":C,"conversation_id":V,"agent_id":A,"text":T,"client_id":<op id>,
- *      "request_id":"<ID>-<n>","requested_at":ISO}
- *     {"type":"transfer","company_id":C,"conversation_id":V,"agent_id":A,"to_agent":B | "to_domain":D,
- *      "client_id":<op id>,"request_id":"<ID>-<n>","requested_at":ISO}
- *     The op is acked once the broker acknowledged the message; the worker sends the reply and
- *     stores it as an agent message (a "message" event with from_me), or updates the assignment
- *     and publishes an "assignment" event that reaches both agents.
+ * What it writes and reads on atende.events (presence, typing; every other type is read
+ * and passed on) is common/event.h's; what it writes to atende.outbound, notifier/wire.h's.
+ * A reply or transfer op is acked once the broker acknowledged the message; the worker sends
+ * the reply and stores it as an agent message (a "message" event with from_me), or updates
+ * the assignment and publishes an "assignment" event that reaches both agents.
  * HTTP: GET /ws?token=T (WebSocket), GET /poll?token=T&channel=CH[&since=S&epoch=E][&timeout=s]
  * (long-poll: the same frames, for networks that block WebSocket), POST /op?token=T (one op
  * as the body, for long-poll clients), GET / (console page), /healthz, /metrics.
- * What consoles get: presence:C carries {"agent_id","company_id","status"} per change of the
- * union over instances, or {"agents":[ids],"company_id":C} (the whole list: right after a
- * subscribe, and when one message changed several agents); typing goes to conversation:V only.
  */
 #include "config.h"
+#include "event.h"
 #include "guard.h"
 #include "http.h"
 #include "hub.h"
+#include "json.h"
 #include "kq.h"
 #include "log.h"
 #include "metrics.h"
@@ -177,7 +160,7 @@ static long ntf_conversation_company(int64_t conversation);
 static void ntf_send_presence_list(ntf_conn_t *c, const char *channel, long company, int64_t seq);
 static void ntf_on_event(rd_kafka_message_t *msg, void *arg);
 static void ntf_check_continuity(int32_t partition, int64_t offset);
-static void ntf_on_presence(rd_kafka_message_t *msg, long company, const cJSON *data);
+static void ntf_on_presence(rd_kafka_message_t *msg, const evt_presence_t *p);
 static void ntf_presence_changed(long company, long agent, bool online, void *arg);
 static void ntf_tab(ntf_conn_t *c, bool join);
 static void ntf_typing_ended(int64_t conversation, long agent, long company, void *arg);
@@ -320,53 +303,48 @@ static bool ntf_assign_all(char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- events in */
 
-/* An event: {"type","company_id","conversation_id","agent_id","data":{...}}. Worker events go
- * to company:C, agent:A and conversation:V; typing to conversation:V; presence to presence:C
- * when it changes the union. */
+/* An event (common/event.h). Worker events go to company:C, agent:A and conversation:V;
+ * typing to conversation:V; presence to presence:C when it changes the union. */
 static void ntf_on_event(rd_kafka_message_t *msg, void *arg)
 {
+	evt_t ev;
+	char why[160];
 	(void)arg;
 	ntf_check_continuity(msg->partition, msg->offset);
-	cJSON *ev = cJSON_ParseWithLength(msg->payload, msg->len);
-	const cJSON *type = cJSON_GetObjectItem(ev, "type"), *data = cJSON_GetObjectItem(ev, "data");
-	const cJSON *company = cJSON_GetObjectItem(ev, "company_id"), *conv = cJSON_GetObjectItem(ev, "conversation_id");
-	const cJSON *agent = cJSON_GetObjectItem(ev, "agent_id");
-	if (!cJSON_IsString(type) || !cJSON_IsObject(data) || !cJSON_IsNumber(company) || company->valuedouble < 1) {
-		log_warn("skipping malformed event at %s[%d]@%lld", N.events_topic, (int)msg->partition, (long long)msg->offset);
-		cJSON_Delete(ev);
+	if (!evt_parse(&ev, msg->payload, msg->len, why, sizeof(why))) {
+		log_warn("skipping malformed event at %s[%d]@%lld: %s", N.events_topic, (int)msg->partition,
+			 (long long)msg->offset, why);
 		rd_kafka_message_destroy(msg);
 		return;
 	}
 	N.n_events++;
-	if (strcmp(type->valuestring, "presence") == 0) {
-		ntf_on_presence(msg, (long)company->valuedouble, data);
-		cJSON_Delete(ev);
+	if (ev.type == EVT_PRESENCE) {
+		ntf_on_presence(msg, &ev.presence);
+		evt_free(&ev);
 		rd_kafka_message_destroy(msg);
 		return;
 	}
-	bool typing = strcmp(type->valuestring, "typing") == 0;
+	bool typing = ev.type == EVT_TYPING;
 	char ch[3][64];
 	const char *channels[3];
 	int n = 0;
 	if (!typing)
-		snprintf(ch[n], sizeof(ch[n]), "company:%.0f", company->valuedouble), channels[n] = ch[n], n++;
-	if (!typing && cJSON_IsNumber(agent))
-		snprintf(ch[n], sizeof(ch[n]), "agent:%.0f", agent->valuedouble), channels[n] = ch[n], n++;
-	if (cJSON_IsNumber(conv)) {
-		int64_t id = (int64_t)conv->valuedouble;
+		snprintf(ch[n], sizeof(ch[n]), "company:%ld", ev.route.company), channels[n] = ch[n], n++;
+	if (!typing && ev.route.agent)
+		snprintf(ch[n], sizeof(ch[n]), "agent:%lld", (long long)ev.route.agent), channels[n] = ch[n], n++;
+	if (ev.route.conversation) {
+		int64_t id = ev.route.conversation;
 		snprintf(ch[n], sizeof(ch[n]), "conversation:%lld", (long long)id), channels[n] = ch[n], n++;
 		N.conv[(uint64_t)id % NTF_CONV_SLOTS].conversation = id;
-		N.conv[(uint64_t)id % NTF_CONV_SLOTS].company = (long)company->valuedouble;
+		N.conv[(uint64_t)id % NTF_CONV_SLOTS].company = ev.route.company;
 		/* a stop published by another instance (the console moved) ends the state we hold */
-		const cJSON *inst = cJSON_GetObjectItem(data, "instance"), *state = cJSON_GetObjectItem(data, "state");
-		if (typing && cJSON_IsNumber(agent) && cJSON_IsString(inst) && strcmp(inst->valuestring, N.instance) != 0 &&
-		    cJSON_IsString(state) && strcmp(state->valuestring, "stop") == 0)
-			typing_stop(N.typing, id, (long)agent->valuedouble);
+		if (typing && !ev.typing.start && ev.typing.instance && strcmp(ev.typing.instance, N.instance) != 0)
+			typing_stop(N.typing, id, (long)ev.typing.agent_id);
 	}
-	char *data_json = cJSON_PrintUnformatted(data);
-	N.n_deliveries += hub_publish(N.hub, msg->partition, msg->offset, type->valuestring, channels, n, data_json, ntf_deliver, NULL);
+	char *data_json = evt_data_json(&ev);
+	N.n_deliveries += hub_publish(N.hub, msg->partition, msg->offset, ev.type_name, channels, n, data_json, ntf_deliver, NULL);
 	free(data_json);
-	cJSON_Delete(ev);
+	evt_free(&ev);
 	rd_kafka_message_destroy(msg);
 }
 
@@ -386,8 +364,7 @@ static void ntf_check_continuity(int32_t partition, int64_t offset)
 	log_warn("%s[%d]: events %lld..%lld were gone before this notifier read them; telling the consoles of that "
 		 "partition to reload", N.events_topic, (int)partition, (long long)expected, (long long)offset - 1);
 	hub_set_start(N.hub, partition, offset);
-	char frame[512];
-	const char *data = "{\"reason\":\"events were lost before delivery: reload\"}";
+	char frame[512], *data = evt_reset_data("events were lost before delivery: reload");
 	ntf_conn_t *next;
 	for (ntf_conn_t *c = N.conns; c; c = next) {
 		next = c->next; /* a send may cut and unlink c */
@@ -397,43 +374,37 @@ static void ntf_check_continuity(int32_t partition, int64_t offset)
 				ntf_send(c, frame, n);
 			}
 	}
+	free(data);
 }
 
 /* Applies one presence message to the union; what changed goes to presence:C with the
  * message's offset as seq, so every instance numbers it alike. */
-static void ntf_on_presence(rd_kafka_message_t *msg, long company, const cJSON *data)
+static void ntf_on_presence(rd_kafka_message_t *msg, const evt_presence_t *p)
 {
-	char *text = cJSON_PrintUnformatted(data);
-	wire_presence_t p;
-	wire_presence_parse(text, strlen(text), &p);
-	free(text);
+	long company = p->company_id;
 	rd_kafka_timestamp_type_t tstype;
 	long long ts = rd_kafka_message_timestamp(msg, &tstype);
 	if (ts <= 0)
 		ts = ntf_now_ms();
 	ntf_changes_t ch = {.company = company};
-	if (p.kind == WIRE_PRESENCE_BAD || p.company != company) {
-		log_warn("skipping malformed presence message at %s[%d]@%lld", N.events_topic, (int)msg->partition,
-			 (long long)msg->offset);
-	} else if (p.kind == WIRE_PRESENCE_REPORT) {
-		presence_report(N.presence, company, p.agent, p.instance, p.tabs, ts, ntf_presence_changed, &ch);
-	} else if (p.kind == WIRE_PRESENCE_HEARTBEAT) {
-		presence_snapshot(N.presence, company, p.instance, p.agents, p.agent_tabs, p.n_agents, ts, ntf_presence_changed, &ch);
-	} else {
-		presence_expire(N.presence, company, p.agent, p.instance, p.last_seen_ms, ntf_presence_changed, &ch);
-	}
-	wire_presence_free(&p);
+	if (p->kind == EVT_PRESENCE_REPORT)
+		presence_report(N.presence, company, p->agent_id, p->instance, p->tabs, ts, ntf_presence_changed, &ch);
+	else if (p->kind == EVT_PRESENCE_HEARTBEAT)
+		presence_snapshot(N.presence, company, p->instance, p->agents, p->agent_tabs, p->n_agents, ts,
+				  ntf_presence_changed, &ch);
+	else
+		presence_expire(N.presence, company, p->agent_id, p->instance, p->last_seen_ms, ntf_presence_changed, &ch);
 	if (ch.n == 0)
 		return;
 	char channel[64], *out;
 	snprintf(channel, sizeof(channel), "presence:%ld", company);
 	if (ch.n == 1) {
-		out = wire_presence_change_data(company, ch.agent, ch.online);
+		out = evt_presence_change_data(company, ch.agent, ch.online);
 	} else {
 		int n = presence_list(N.presence, company, NULL, 0);
 		long *ids = malloc(((size_t)n + 1) * sizeof(long));
 		n = presence_list(N.presence, company, ids, n);
-		out = wire_presence_list_data(company, ids, n);
+		out = evt_presence_list_data(company, ids, n);
 		free(ids);
 	}
 	const char *channels[1] = {channel};
@@ -751,9 +722,11 @@ static void ntf_tab(ntf_conn_t *c, bool join)
 	c->tab = join;
 	int tabs = join ? presence_local_join(N.presence, c->claims.company, c->claims.agent)
 			: presence_local_leave(N.presence, c->claims.company, c->claims.agent);
-	if ((join && tabs == 1) || (!join && tabs == 0))
-		ntf_produce_event(c->claims.company, "presence",
-				  wire_presence(c->claims.company, c->claims.agent, join, N.instance, tabs, ntf_now_ms()));
+	if ((join && tabs == 1) || (!join && tabs == 0)) {
+		evt_presence_t p = {.kind = EVT_PRESENCE_REPORT, .company_id = c->claims.company, .agent_id = c->claims.agent,
+				    .online = join, .instance = N.instance, .tabs = tabs, .at_ms = ntf_now_ms()};
+		ntf_produce_event(c->claims.company, "presence", evt_presence(&p, NULL));
+	}
 }
 
 /* ---------------------------------------------------------------- long-poll */
@@ -809,10 +782,10 @@ static void ntf_poll(http_request_t *req)
 	else if (!hub_replay(N.hub, channel, c->partitions[0], since, c, ntf_deliver, NULL))
 		reset = "history no longer covers the requested seq";
 	if (reset) {
-		char frame[512], data[128];
-		snprintf(data, sizeof(data), "{\"reason\":\"%s\"}", reset);
+		char frame[512], *data = evt_reset_data(reset);
 		size_t n = hub_frame(frame, sizeof(frame), "reset", channel, last, hub_epoch(N.hub), data);
 		poll_batch_add(&c->batch, frame, n);
+		free(data);
 	}
 	if (c->batch.n || timeout == 0) {
 		ntf_poll_answer(c);
@@ -1013,10 +986,10 @@ static void ntf_op_subscribe(ntf_conn_t *c, const cJSON *msg, const char *id_jso
 		else if (!hub_replay(N.hub, ch->valuestring, partition, (int64_t)since->valuedouble, c, ntf_deliver, NULL))
 			reason = "history no longer covers the requested seq";
 		if (reason) {
-			char data[128];
-			snprintf(data, sizeof(data), "{\"reason\":\"%s\"}", reason);
+			char *data = evt_reset_data(reason);
 			size_t n = hub_frame(frame, sizeof(frame), "reset", ch->valuestring, last, hub_epoch(N.hub), data);
 			ntf_send(c, frame, n);
+			free(data);
 		}
 	}
 	if (strncmp(ch->valuestring, "presence:", 9) == 0)
@@ -1030,7 +1003,7 @@ static void ntf_send_presence_list(ntf_conn_t *c, const char *channel, long comp
 	int n = presence_list(N.presence, company, NULL, 0);
 	long *ids = malloc(((size_t)n + 1) * sizeof(long));
 	n = presence_list(N.presence, company, ids, n);
-	char *data = wire_presence_list_data(company, ids, n);
+	char *data = evt_presence_list_data(company, ids, n);
 	size_t cap = strlen(data) + strlen(channel) + 128;
 	char *frame = malloc(cap);
 	size_t len = hub_frame(frame, cap, "presence", channel, seq, hub_epoch(N.hub), data);
@@ -1099,21 +1072,23 @@ static void ntf_op_typing(ntf_conn_t *c, const cJSON *msg, const char *id_json)
 	else
 		typing_stop(N.typing, conv, c->claims.agent);
 	N.n_typing++;
-	if (!ntf_produce_event(c->claims.company, "typing",
-			       wire_typing(c->claims.company, conv, c->claims.agent, start, expires, N.instance, NULL))) {
+	evt_typing_t t = {.conversation_id = conv, .agent_id = c->claims.agent, .company_id = c->claims.company,
+			  .start = start, .expires_ms = expires, .instance = N.instance};
+	if (!ntf_produce_event(c->claims.company, "typing", evt_typing(&t, NULL))) {
 		ntf_send_error(c, id_json, "typing", "could not publish (broker unavailable)");
 		return;
 	}
 	char at[32], extra[64];
-	snprintf(extra, sizeof(extra), ",\"expires_at\":\"%s\"", wire_iso(expires, at));
+	snprintf(extra, sizeof(extra), ",\"expires_at\":\"%s\"", json_iso_ms(expires, at));
 	ntf_send_ack(c, id_json, "typing", extra);
 }
 
 /* A typing state ended without a stop from its console: expired, or the console went away. */
 static void ntf_typing_ended(int64_t conversation, long agent, long company, void *arg)
 {
-	ntf_produce_event(company, "typing",
-			  wire_typing(company, conversation, agent, false, ntf_now_ms(), N.instance, (const char *)arg));
+	evt_typing_t t = {.conversation_id = conversation, .agent_id = agent, .company_id = company,
+			  .expires_ms = ntf_now_ms(), .instance = N.instance, .reason = arg};
+	ntf_produce_event(company, "typing", evt_typing(&t, NULL));
 }
 
 /* Queues an outbound message whose op is acked (or refused) on the broker's report. */
@@ -1297,7 +1272,9 @@ static void ntf_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 static void ntf_heartbeat_company(long company, const long *agents, const int *tabs, int n, void *arg)
 {
 	(void)arg;
-	ntf_produce_event(company, "presence", wire_heartbeat(company, N.instance, agents, tabs, n, ntf_now_ms()));
+	evt_presence_t p = {.kind = EVT_PRESENCE_HEARTBEAT, .company_id = company, .instance = N.instance,
+			    .agents = agents, .agent_tabs = tabs, .n_agents = n, .at_ms = ntf_now_ms()};
+	ntf_produce_event(company, "presence", evt_presence(&p, NULL));
 }
 
 static void ntf_presence_stale(long company, long agent, const char *instance, long long last_seen_ms, void *arg)
@@ -1305,8 +1282,9 @@ static void ntf_presence_stale(long company, long agent, const char *instance, l
 	(void)arg;
 	log_info("presence: instance %s silent since %lld ms ago: agent %ld of company %ld expires", instance,
 		 ntf_now_ms() - last_seen_ms, agent, company);
-	ntf_produce_event(company, "presence",
-			  wire_presence_expiry(company, agent, instance, last_seen_ms, N.instance, ntf_now_ms()));
+	evt_presence_t p = {.kind = EVT_PRESENCE_EXPIRY, .company_id = company, .agent_id = agent, .instance = instance,
+			    .last_seen_ms = last_seen_ms, .by = N.instance, .at_ms = ntf_now_ms()};
+	ntf_produce_event(company, "presence", evt_presence(&p, NULL));
 }
 
 static long long ntf_now_ms(void)

@@ -6,7 +6,7 @@
  * PostgreSQL (outbound_requests, schema/005_outbound.sql) before anything leaves, so a
  * redelivered one is never sent or applied twice.
  *
- * Events published (type, routing agent_id, data):
+ * Events published (type, routing agent_id, data; the fields are event.h's):
  *   message     reply stored (data.status "sent", or "not_sent" on an api channel without
  *               url): the same data as an inbound message event (from_me true, message_id =
  *               the gateway's id, db_id, agent_id = the conversation's agent, sender_name =
@@ -29,6 +29,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "event.h"
 
 #include <cJSON.h>
 #include <event2/event.h>
@@ -40,10 +41,9 @@ typedef struct outbound outbound_t;
 /* The broker acknowledged (ok) or gave up on (!ok) one published event. */
 typedef void (*outbound_acked_fn)(void *ctx, bool ok);
 
-/* Publishes one event to atende.events (the worker's producer): takes data; calls
- * acked(ctx, ok) exactly once, possibly before returning. agent_id 0 = none. */
-typedef void (*outbound_publish_fn)(const char *type, long company, int64_t conversation_id, int64_t agent_id,
-				    cJSON *data, outbound_acked_fn acked, void *ctx, void *arg);
+/* Publishes one event to atende.events (the worker's producer; event is only borrowed);
+ * calls acked(ctx, ok) exactly once, possibly before returning. */
+typedef void (*outbound_publish_fn)(const evt_t *event, outbound_acked_fn acked, void *ctx, void *arg);
 
 /* The request is finished: ok when everything about it is durable (recorded, events
  * acknowledged), so its offset may be committed; !ok only for a request that can never
