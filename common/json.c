@@ -46,6 +46,37 @@ void json_iso_time(double t, char *buf, size_t len)
 	snprintf(buf + n, len - n, ".%03dZ", ms);
 }
 
+const char *json_iso_ms(long long ms, char buf[32])
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+	return buf;
+}
+
+bool json_iso_parse_ms(const char *s, long long *ms)
+{
+	struct tm tm = {0};
+	int frac = 0, used = 0;
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+			 &tm.tm_sec, &used) != 6)
+		return false;
+	s += used;
+	if (*s == '.') {
+		if (sscanf(s + 1, "%3d%n", &frac, &used) != 1 || used != 3)
+			return false;
+		s += 1 + used;
+	}
+	if (strcmp(s, "Z") != 0)
+		return false;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	*ms = (long long)timegm(&tm) * 1000 + frac;
+	return true;
+}
+
 void json_iso_now(char *buf, size_t len)
 {
 	struct timeval tv;
@@ -132,8 +163,10 @@ static void json_out_name(json_out_t *o, const char *name)
 {
 	if (o->need_comma)
 		json_out_raw(o, ",", 1);
-	json_out_string(o, name);
-	json_out_raw(o, ":", 1);
+	if (name) {
+		json_out_string(o, name);
+		json_out_raw(o, ":", 1);
+	}
 	o->need_comma = true;
 }
 
@@ -168,17 +201,44 @@ void json_out_bool(json_out_t *o, const char *name, bool value)
 	json_out_raw(o, value ? "true" : "false", value ? 4 : 5);
 }
 
-void json_out_object(json_out_t *o, const char *name)
+/* Opens a nested object or array ("{" or "["). */
+static void json_out_open(json_out_t *o, const char *name, const char *bracket)
 {
 	json_out_name(o, name);
-	json_out_raw(o, "{", 1);
+	json_out_raw(o, bracket, 1);
 	o->need_comma = false;
+}
+
+static void json_out_close(json_out_t *o, const char *bracket)
+{
+	json_out_raw(o, bracket, 1);
+	o->need_comma = true;
+}
+
+void json_out_object(json_out_t *o, const char *name)
+{
+	json_out_open(o, name, "{");
 }
 
 void json_out_end(json_out_t *o)
 {
-	json_out_raw(o, "}", 1);
-	o->need_comma = true;
+	json_out_close(o, "}");
+}
+
+void json_out_array(json_out_t *o, const char *name)
+{
+	json_out_open(o, name, "[");
+}
+
+void json_out_array_end(json_out_t *o)
+{
+	json_out_close(o, "]");
+}
+
+void json_out_json(json_out_t *o, const char *name, const char *json)
+{
+	json_out_name(o, name);
+	json_out_raw(o, json, strlen(json));
 }
 
 char *json_out_finish(json_out_t *o, size_t *len)

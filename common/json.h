@@ -25,6 +25,14 @@ void json_add_str_or_null(cJSON *obj, const char *name, const char *value);
 /* Formats unix seconds (milliseconds when > 1e11) as "2026-11-23T10:00:00.000Z". */
 void json_iso_time(double unix_time, char *buf, size_t len);
 
+/* Unix time in milliseconds, formatted as json_iso_time does but with integer arithmetic (no
+ * rounding of the milliseconds); returns buf. */
+const char *json_iso_ms(long long ms, char buf[32]);
+
+/* Parses what json_iso_ms writes (also without milliseconds) back to Unix ms; false when s is
+ * not such a time. */
+bool json_iso_parse_ms(const char *s, long long *ms) __attribute__((warn_unused_result));
+
 /* The current time, formatted as json_iso_time does. */
 void json_iso_now(char *buf, size_t len);
 
@@ -45,6 +53,8 @@ typedef struct {
 	bool failed;
 } json_out_t;
 
+/* Every member writer takes name NULL for an element of the array being written. */
+
 /* Starts the outermost object. */
 void json_out_begin(json_out_t *o);
 
@@ -59,6 +69,13 @@ void json_out_bool(json_out_t *o, const char *name, bool value);
 /* name: { ... opens a nested object, closed by json_out_end. */
 void json_out_object(json_out_t *o, const char *name);
 void json_out_end(json_out_t *o);
+
+/* name: [ ... opens an array, closed by json_out_array_end. */
+void json_out_array(json_out_t *o, const char *name);
+void json_out_array_end(json_out_t *o);
+
+/* name: followed by json, a JSON value's text written as is (the caller vouches for it). */
+void json_out_json(json_out_t *o, const char *name, const char *json);
 
 /* Closes the outermost object; returns the malloc'd, NUL-terminated document (the caller
  * frees it) and its length, or NULL when memory ran out. */

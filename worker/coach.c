@@ -797,14 +797,16 @@ static void coach_finished(PGresult *res, void *arg)
 						pids[np++] = a->items[k].m.provider_id;
 			}
 			const coach_msg_t *last = &a->items[a->n - 1].m;
-			coach_hint_t h = {.company = last->company, .conversation_id = last->conversation_id,
-					  .agent_id = last->agent_id, .hint_id = (int64_t)json_num(r, "hint_id", 0),
-					  .conversation_key = last->conversation_key, .domain = last->domain,
-					  .intent = a->intent, .text = a->text, .source = a->source, .model = a->model,
-					  .created_at = json_str(r, "created_at"), .received_at = a->items[0].m.received_at,
-					  .critical = a->hint_critical, .from_cache = a->from_cache, .provider_ids = pids,
-					  .n_provider_ids = np, .tokens = tokens, .n_tokens = nt,
-					  .seconds = coach_now() - a->items[0].added_at};
+			coach_hint_t h = {.event = {.message_ids = pids, .n_message_ids = np,
+						    .hint_id = (int64_t)json_num(r, "hint_id", 0),
+						    .conversation_id = last->conversation_id,
+						    .conversation_key = last->conversation_key, .agent_id = last->agent_id,
+						    .company_id = last->company, .domain = last->domain, .intent = a->intent,
+						    .critical = a->hint_critical, .text = a->text, .source = a->source,
+						    .from_cache = a->from_cache, .model = a->model,
+						    .created_at = json_str(r, "created_at"),
+						    .received_at = a->items[0].m.received_at},
+					  .tokens = tokens, .n_tokens = nt, .seconds = coach_now() - a->items[0].added_at};
 			c->cb.publish_hint(&h, c->arg);
 		} else if (decision && strcmp(decision, "refused") == 0) {
 			coach_count(c, "refusal", json_str(r, "reason") ? json_str(r, "reason") : "agent_interval");

@@ -16,6 +16,7 @@
 #include "ai.h"
 #include "config.h"
 #include "db.h"
+#include "event.h"
 
 typedef struct coach coach_t;
 
@@ -35,12 +36,7 @@ typedef struct {
 
 /* A hint stored and ready to publish; valid during the callback only. */
 typedef struct {
-	long company;
-	int64_t conversation_id, agent_id, hint_id;
-	const char *conversation_key, *domain, *intent, *text, *source, *model, *created_at, *received_at;
-	bool critical, from_cache;
-	const char *const *provider_ids; /* every message it covers, oldest first */
-	int n_provider_ids;
+	evt_hint_t event;                /* the hint event's payload */
 	void *const *tokens;             /* the tokens of every message of the analysis: a caller
 					  * may hold them until the hint event is acknowledged */
 	int n_tokens;

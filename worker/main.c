@@ -10,6 +10,7 @@
 #include "coach.h"
 #include "config.h"
 #include "db.h"
+#include "event.h"
 #include "json.h"
 #include "kq.h"
 #include "log.h"
@@ -103,11 +104,12 @@ static void wrk_store(wrk_batch_t *b);
 static void wrk_stored(PGresult *res, void *arg);
 static void wrk_retry_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_after_store(wrk_item_t *it, PGresult *res, int row);
-static bool wrk_produce_event(const char *type, long company, int64_t conversation, int64_t agent, cJSON *data,
+static bool wrk_produce_event(const char *type, long company, int64_t conversation, char *json, size_t len,
 			      wrk_ref_t *ref);
 static wrk_ref_t *wrk_ref(wrk_item_t *const *items, int n);
 static void wrk_release(wrk_item_t *it);
-static void wrk_dead_letter(wrk_item_t *it, const void *value, size_t len, const char *why, int attempts);
+static void wrk_dead_letter(wrk_item_t *it, const cJSON *ev, const void *value, size_t len, const char *why,
+			    int attempts);
 static void wrk_dlq_stored(PGresult *res, void *arg);
 static void wrk_coach_hint(const coach_hint_t *h, void *arg);
 static void wrk_coach_done(void *token, void *arg);
@@ -123,8 +125,7 @@ static double wrk_now(void);
 static void wrk_metrics_init(void);
 static void wrk_metrics_refresh(void);
 static void wrk_on_lag(const char *topic, int32_t partition, int64_t lag, void *arg);
-static void wrk_outbound_publish(const char *type, long company, int64_t conversation, int64_t agent, cJSON *data,
-				 outbound_acked_fn acked, void *ctx, void *arg);
+static void wrk_outbound_publish(const evt_t *e, outbound_acked_fn acked, void *ctx, void *arg);
 static void wrk_outbound_done(void *token, bool ok, const char *why);
 
 int main(int argc, char **argv)
@@ -265,15 +266,14 @@ static void wrk_on_typing(rd_kafka_message_t *msg, void *arg)
 		rd_kafka_message_destroy(msg);
 		return;
 	}
-	cJSON *ev = cJSON_ParseWithLength(msg->payload, msg->len);
-	const char *type = json_str(ev, "type");
-	if (type && strcmp(type, "typing") == 0) {
-		cJSON *d = cJSON_GetObjectItem(ev, "data");
-		const char *state = json_str(d, "state");
-		coach_typing(W.coach, (int64_t)json_num(d, "conversation_id", 0), (int64_t)json_num(d, "agent_id", 0),
-			     state && strcmp(state, "start") == 0, wrk_now() + W.cfg.notifier.typing_ttl_s);
+	evt_t ev;
+	char why[160];
+	if (evt_parse(&ev, msg->payload, msg->len, why, sizeof(why))) {
+		if (ev.type == EVT_TYPING)
+			coach_typing(W.coach, ev.typing.conversation_id, ev.typing.agent_id, ev.typing.start,
+				     wrk_now() + W.cfg.notifier.typing_ttl_s);
+		evt_free(&ev);
 	}
-	cJSON_Delete(ev);
 	rd_kafka_message_destroy(msg);
 }
 
@@ -300,7 +300,7 @@ static void wrk_on_message(rd_kafka_message_t *msg, void *arg)
 		/* retrying cannot fix bad data: dead-letter at once */
 		wrk_item_t *dead = malloc(sizeof(*dead));
 		*dead = item;
-		wrk_dead_letter(dead, msg->payload, msg->len,
+		wrk_dead_letter(dead, ev, msg->payload, msg->len,
 				ev ? "missing type, provider_id, channel, conversation or company" : "not JSON", 1);
 		cJSON_Delete(ev);
 		rd_kafka_message_destroy(msg);
@@ -415,7 +415,7 @@ static void wrk_stored(PGresult *res, void *arg)
 		*dead = b->items[0];
 		dead->batch = NULL;
 		char *v = cJSON_PrintUnformatted(dead->event);
-		wrk_dead_letter(dead, v, strlen(v), e, b->attempts);
+		wrk_dead_letter(dead, dead->event, v, strlen(v), e, b->attempts);
 		free(v);
 		free(b->items);
 		free(b);
@@ -444,28 +444,18 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 	bool from_me = json_true(ev, "from_me");
 	metrics_add(inserted ? W.m_stored : W.m_duplicates, 1);
 	if (inserted) {
-		cJSON *data = cJSON_CreateObject();
-		cJSON_AddStringToObject(data, "message_id", json_str(ev, "provider_id"));
-		cJSON_AddNumberToObject(data, "db_id", (double)message_id);
-		cJSON_AddNumberToObject(data, "conversation_id", (double)conversation);
-		cJSON_AddStringToObject(data, "conversation_key", json_str(ev, "conversation"));
-		cJSON_AddNumberToObject(data, "company_id", (double)company);
-		if (agent)
-			cJSON_AddNumberToObject(data, "agent_id", (double)agent);
-		else
-			cJSON_AddNullToObject(data, "agent_id"); /* no agent in the company yet */
-		json_add_str_or_null(data, "domain", json_str(ev, "domain"));
-		json_add_str_or_null(data, "channel", json_str(ev, "channel"));
-		json_add_str_or_null(data, "customer", json_str(ev, "customer"));
-		json_add_str_or_null(data, "sender_name", json_str(ev, "sender_name"));
-		cJSON_AddBoolToObject(data, "from_me", from_me);
-		json_add_str_or_null(data, "kind", json_str(ev, "kind"));
-		json_add_str_or_null(data, "text", json_str(ev, "text"));
+		size_t len;
+		evt_route_t route = {.company = company, .conversation = conversation, .agent = agent};
 		cJSON *media = cJSON_GetObjectItem(ev, "media");
-		if (cJSON_IsObject(media))
-			cJSON_AddItemToObject(data, "media", cJSON_Duplicate(media, true));
-		json_add_str_or_null(data, "created_at", json_str(ev, "received_at"));
-		wrk_produce_event("message", company, conversation, agent, data, wrk_ref(&it, 1));
+		evt_message_t m = {.message_id = json_str(ev, "provider_id"), .db_id = message_id,
+				   .conversation_id = conversation, .conversation_key = json_str(ev, "conversation"),
+				   .company_id = company, .agent_id = agent, /* 0: no agent in the company yet */
+				   .domain = json_str(ev, "domain"), .channel = json_str(ev, "channel"),
+				   .customer = json_str(ev, "customer"), .sender_name = json_str(ev, "sender_name"),
+				   .from_me = from_me, .kind = json_str(ev, "kind"), .text = json_str(ev, "text"),
+				   .media = cJSON_IsObject(media) ? media : NULL, .created_at = json_str(ev, "received_at")};
+		char *json = evt_message(&route, &m, &len);
+		wrk_produce_event("message", company, conversation, json, len, wrk_ref(&it, 1));
 		if (from_me)
 			coach_history(W.coach, json_str(ev, "conversation"), true, json_str(ev, "text"));
 	}
@@ -479,30 +469,24 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 	coach_add(W.coach, &m);
 }
 
-/* Publishes one event to atende.events, in its company's partition (so every channel
- * of a company has one ordered sequence). Takes data; ref (may be NULL) is released
- * when the broker acknowledges. */
-static bool wrk_produce_event(const char *type, long company, int64_t conversation, int64_t agent, cJSON *data,
+/* Publishes one event (json, as event.c wrote it; taken) to atende.events, in its company's
+ * partition (so every channel of a company has one ordered sequence). ref (may be NULL) is
+ * released when the broker acknowledges. */
+static bool wrk_produce_event(const char *type, long company, int64_t conversation, char *json, size_t len,
 			      wrk_ref_t *ref)
 {
 	char err[256], key[24];
-	cJSON *out = cJSON_CreateObject();
-	cJSON_AddStringToObject(out, "type", type);
-	cJSON_AddNumberToObject(out, "company_id", (double)company);
-	cJSON_AddNumberToObject(out, "conversation_id", (double)conversation);
-	if (agent)
-		cJSON_AddNumberToObject(out, "agent_id", (double)agent);
-	else
-		cJSON_AddNullToObject(out, "agent_id");
-	cJSON_AddItemToObject(out, "data", data);
-	char *json = cJSON_PrintUnformatted(out);
-	cJSON_Delete(out);
+	bool ok = false;
 	snprintf(key, sizeof(key), "%ld", company);
-	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-	rd_kafka_header_add(h, "type", -1, type, -1);
-	rd_kafka_header_add(h, "company", -1, key, -1);
-	bool ok = kq_produce_to(W.producer, W.events_topic, (int32_t)(company % W.cfg.kafka.partitions), key, strlen(key),
-				json, strlen(json), h, ref, err, sizeof(err));
+	if (!json) {
+		snprintf(err, sizeof(err), "out of memory");
+	} else {
+		rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+		rd_kafka_header_add(h, "type", -1, type, -1);
+		rd_kafka_header_add(h, "company", -1, key, -1);
+		ok = kq_produce_to(W.producer, W.events_topic, (int32_t)(company % W.cfg.kafka.partitions), key, strlen(key),
+				   json, len, h, ref, err, sizeof(err));
+	}
 	if (!ok) {
 		metrics_add(W.m_event_failures, 1);
 		log_error("%s event of conversation %lld not published: %s", type, (long long)conversation, err);
@@ -562,48 +546,32 @@ static void wrk_release(wrk_item_t *it)
 
 static void wrk_coach_hint(const coach_hint_t *h, void *arg)
 {
-	(void)arg;
-	cJSON *data = cJSON_CreateObject(), *ids = cJSON_AddArrayToObject(data, "message_ids");
-	cJSON_AddStringToObject(data, "message_id", h->provider_ids[h->n_provider_ids - 1]);
-	for (int i = 0; i < h->n_provider_ids; i++)
-		cJSON_AddItemToArray(ids, cJSON_CreateString(h->provider_ids[i]));
-	cJSON_AddNumberToObject(data, "hint_id", (double)h->hint_id);
-	cJSON_AddNumberToObject(data, "conversation_id", (double)h->conversation_id);
-	cJSON_AddStringToObject(data, "conversation_key", h->conversation_key);
-	if (h->agent_id)
-		cJSON_AddNumberToObject(data, "agent_id", (double)h->agent_id);
-	else
-		cJSON_AddNullToObject(data, "agent_id");
-	cJSON_AddNumberToObject(data, "company_id", (double)h->company);
-	cJSON_AddStringToObject(data, "domain", h->domain);
-	cJSON_AddStringToObject(data, "intent", h->intent);
-	cJSON_AddBoolToObject(data, "critical", h->critical);
-	cJSON_AddStringToObject(data, "text", h->text);
-	cJSON_AddStringToObject(data, "source", h->source);
-	cJSON_AddBoolToObject(data, "from_cache", h->from_cache);
-	json_add_str_or_null(data, "model", h->model);
-	json_add_str_or_null(data, "created_at", h->created_at);
-	json_add_str_or_null(data, "received_at", h->received_at);
 	char labels[64];
-	snprintf(labels, sizeof(labels), "source=\"%s\"", h->source);
+	size_t len;
+	(void)arg;
+	const evt_hint_t *e = &h->event;
+	evt_route_t route = {.company = e->company_id, .conversation = e->conversation_id, .agent = e->agent_id};
+	snprintf(labels, sizeof(labels), "source=\"%s\"", e->source);
 	metrics_observe(metrics_series(W.m_hint_seconds, labels), h->seconds);
 	/* the hint's messages stay uncommitted until this event is acknowledged */
-	wrk_produce_event("hint", h->company, h->conversation_id, h->agent_id, data,
+	char *json = evt_hint(&route, e, &len);
+	wrk_produce_event("hint", e->company_id, e->conversation_id, json, len,
 			  wrk_ref((wrk_item_t *const *)h->tokens, h->n_tokens));
 }
 
 /* An event about a reply or transfer; outbound learns of the broker's report. A stored reply
  * also joins the conversation's history for the next analysis. */
-static void wrk_outbound_publish(const char *type, long company, int64_t conversation, int64_t agent, cJSON *data,
-				 outbound_acked_fn acked, void *ctx, void *arg)
+static void wrk_outbound_publish(const evt_t *e, outbound_acked_fn acked, void *ctx, void *arg)
 {
+	size_t len;
 	(void)arg;
 	wrk_ref_t *ref = wrk_ref(NULL, 0);
 	ref->acked = acked;
 	ref->acked_ctx = ctx;
-	if (strcmp(type, "message") == 0 && json_true(data, "from_me") && json_str(data, "message_id"))
-		coach_history(W.coach, json_str(data, "conversation_key"), true, json_str(data, "text"));
-	wrk_produce_event(type, company, conversation, agent, data, ref);
+	if (e->type == EVT_MESSAGE && e->message.from_me && e->message.message_id)
+		coach_history(W.coach, e->message.conversation_key, true, e->message.text);
+	char *json = evt_write(e, &len);
+	wrk_produce_event(e->type_name, e->route.company, e->route.conversation, json, len, ref);
 }
 
 /* A reply or transfer is finished: committable, or dead-lettered when it never can be. */
@@ -615,7 +583,7 @@ static void wrk_outbound_done(void *token, bool ok, const char *why)
 		return;
 	}
 	char *json = cJSON_PrintUnformatted(it->event);
-	wrk_dead_letter(it, json, strlen(json), why ? why : "outbound request cannot be handled", 1);
+	wrk_dead_letter(it, it->event, json, strlen(json), why ? why : "outbound request cannot be handled", 1);
 	free(json);
 }
 
@@ -643,8 +611,10 @@ static void wrk_coach_count(const char *kind, const char *what, void *arg)
 
 /* A message that cannot be processed goes to atende.dlq (error, origin and attempts in
  * headers) and to the dlq table; the partition moves on once both have it. it is a
- * malloc'd item (batch NULL) freed when both are done. */
-static void wrk_dead_letter(wrk_item_t *it, const void *value, size_t len, const char *why, int attempts)
+ * malloc'd item (batch NULL) freed when both are done; ev is value as already parsed (NULL
+ * when it is not JSON), for the table's company, key and provider id. */
+static void wrk_dead_letter(wrk_item_t *it, const cJSON *ev, const void *value, size_t len, const char *why,
+			    int attempts)
 {
 	char err[256], part[16], off[24], att[16], company[24] = "";
 	size_t why_len = strcspn(why, "\n");
@@ -669,7 +639,6 @@ static void wrk_dead_letter(wrk_item_t *it, const void *value, size_t len, const
 	/* the payload as text: a NUL or invalid UTF-8 would make the row unstorable */
 	char *payload = text_utf8_sanitize(value, len);
 	char *why_copy = strndup(why, why_len);
-	cJSON *ev = cJSON_ParseWithLength(value, len);
 	if (cJSON_IsNumber(cJSON_GetObjectItem(ev, "company")))
 		snprintf(company, sizeof(company), "%.0f", json_num(ev, "company", 0));
 	const char *params[9] = {it->topic, part, off, json_str(ev, "conversation"), payload, why_copy, att,
@@ -679,7 +648,6 @@ static void wrk_dead_letter(wrk_item_t *it, const void *value, size_t len, const
 		      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (topic, partition, \"offset\") DO NOTHING",
 		      9, params, wrk_dlq_stored, it))
 		wrk_dlq_stored(NULL, it);
-	cJSON_Delete(ev);
 	free(why_copy);
 	free(payload);
 }

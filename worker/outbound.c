@@ -55,7 +55,8 @@ struct ob_req {
 	/* recording: kept so a lost connection can re-run the query */
 	char *rec_event, *rec_events, *rec_status;
 	/* publishing */
-	cJSON *events;              /* [{"type","company_id","conversation_id","agent_id","data"}] */
+	evt_t *events;              /* what to publish: the outcome's events */
+	int n_events;
 	bool *acked;
 	int unacked;
 	bool publishing, pub_failed;
@@ -113,7 +114,7 @@ static void ob_later(ob_req_t *r, ob_step_fn fn, long ms);
 static void ob_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void ob_req_free(ob_req_t *r);
 static void ob_set_events(ob_req_t *r, cJSON *events);
-static cJSON *ob_message_event(ob_req_t *r, const char *provider_id, const char *status, const char *at);
+static char *ob_message_events(ob_req_t *r, const char *provider_id, const char *status, const char *at);
 static void ob_count(outbound_t *o, const ob_req_t *r, const char *result);
 static long ob_lease_ms(const outbound_t *o);
 static char *ob_dup(const char *s);
@@ -451,51 +452,27 @@ static void ob_answer(const hc_result_t *res, void *arg)
 
 /* ------------------------------------------------------------------ recording the outcome */
 
-/* The data of a reply's message event: what an inbound message event carries, plus the
- * outcome; db_id and agent_id are completed by atende_outbound_sent. */
-static cJSON *ob_message_event(ob_req_t *r, const char *provider_id, const char *status, const char *at)
+/* The reply's message event, as the one-element array kept in outbound_requests.events:
+ * what an inbound message event carries, plus the outcome; db_id and agent_id are completed
+ * by atende_outbound_sent. */
+static char *ob_message_events(ob_req_t *r, const char *provider_id, const char *status, const char *at)
 {
 	char key[512];
+	size_t len;
 	snprintf(key, sizeof(key), "%s:%s", r->channel, r->customer);
-	cJSON *ev = cJSON_CreateObject(), *d = cJSON_CreateObject();
 	bool stored = provider_id != NULL;
-	int64_t route = stored ? r->conv_agent : r->agent;
-	cJSON_AddStringToObject(ev, "type", "message");
-	cJSON_AddNumberToObject(ev, "company_id", (double)r->company);
-	cJSON_AddNumberToObject(ev, "conversation_id", (double)r->conversation);
-	if (route)
-		cJSON_AddNumberToObject(ev, "agent_id", (double)route);
-	else
-		cJSON_AddNullToObject(ev, "agent_id");
-	json_add_str_or_null(d, "message_id", provider_id);
-	cJSON_AddNullToObject(d, "db_id");
-	cJSON_AddNumberToObject(d, "conversation_id", (double)r->conversation);
-	cJSON_AddStringToObject(d, "conversation_key", key);
-	cJSON_AddNumberToObject(d, "company_id", (double)r->company);
-	if (r->conv_agent)
-		cJSON_AddNumberToObject(d, "agent_id", (double)r->conv_agent);
-	else
-		cJSON_AddNullToObject(d, "agent_id");
-	json_add_str_or_null(d, "domain", r->domain);
-	cJSON_AddStringToObject(d, "channel", r->channel);
-	cJSON_AddStringToObject(d, "customer", r->customer);
-	json_add_str_or_null(d, "sender_name", r->agent_name);
-	cJSON_AddBoolToObject(d, "from_me", true);
-	cJSON_AddStringToObject(d, "kind", "text");
-	cJSON_AddStringToObject(d, "text", r->text);
-	cJSON_AddStringToObject(d, "created_at", at);
-	cJSON_AddStringToObject(d, "status", status);
-	if (!stored)
-		cJSON_AddStringToObject(d, "error", r->error);
-	cJSON_AddStringToObject(d, "request_id", r->request_id);
-	cJSON_AddItemToObject(d, "client_id", cJSON_Duplicate(r->client_id, true));
-	if (r->agent)
-		cJSON_AddNumberToObject(d, "by_agent", (double)r->agent);
-	else
-		cJSON_AddNullToObject(d, "by_agent");
-	cJSON_AddNumberToObject(d, "attempts", r->attempts);
-	cJSON_AddItemToObject(ev, "data", d);
-	return ev;
+	evt_route_t route = {.company = r->company, .conversation = r->conversation,
+			     .agent = stored ? r->conv_agent : r->agent};
+	evt_message_t m = {.message_id = provider_id, .conversation_id = r->conversation, .conversation_key = key,
+			   .company_id = r->company, .agent_id = r->conv_agent, .domain = r->domain,
+			   .channel = r->channel, .customer = r->customer, .sender_name = r->agent_name,
+			   .from_me = true, .kind = "text", .text = r->text, .created_at = at, .status = status,
+			   .error = stored ? NULL : r->error, .request_id = r->request_id, .client_id = r->client_id,
+			   .by_agent = r->agent, .attempts = r->attempts};
+	char *ev = evt_message(&route, &m, &len), *events = malloc(len + 3);
+	snprintf(events, len + 3, "[%s]", ev);
+	free(ev);
+	return events;
 }
 
 /* Stores the reply as an agent message (the canonical event the ingress would have
@@ -521,14 +498,11 @@ static void ob_record_sent(ob_req_t *r, const char *provider_id, const char *sta
 	json_add_str_or_null(ev, "sender_name", r->agent_name);
 	cJSON_AddStringToObject(ev, "sent_at", now);
 	cJSON_AddStringToObject(ev, "received_at", now);
-	cJSON *events = cJSON_CreateArray();
-	cJSON_AddItemToArray(events, ob_message_event(r, provider_id, status, now));
 	free(r->rec_event), free(r->rec_events), free(r->rec_status);
 	r->rec_event = cJSON_PrintUnformatted(ev);
-	r->rec_events = cJSON_PrintUnformatted(events);
+	r->rec_events = ob_message_events(r, provider_id, status, now);
 	r->rec_status = ob_dup(status);
 	cJSON_Delete(ev);
-	cJSON_Delete(events);
 	ob_run_sent(r);
 }
 
@@ -566,12 +540,10 @@ static void ob_fail(ob_req_t *r, const char *status, const char *why)
 	snprintf(r->error, sizeof(r->error), "%s", why);
 	log_warn("outbound %s: reply of agent %lld in conversation %lld %s (%d gateway call(s) here): %s",
 		 r->request_id, (long long)r->agent, (long long)r->conversation, status, r->attempts, why);
-	cJSON *events = cJSON_CreateArray();
-	cJSON_AddItemToArray(events, ob_message_event(r, NULL, status, now));
 	free(r->rec_events), free(r->rec_status);
-	r->rec_events = cJSON_PrintUnformatted(events);
+	r->rec_events = ob_message_events(r, NULL, status, now);
 	r->rec_status = ob_dup(status);
-	ob_set_events(r, events);
+	ob_set_events(r, cJSON_Parse(r->rec_events));
 	ob_run_fail(r);
 }
 
@@ -603,29 +575,19 @@ static void ob_failed(ob_req_t *r, PGresult *res)
  * broker has them all. */
 static void ob_publish(ob_req_t *r)
 {
-	int n = cJSON_GetArraySize(r->events);
 	if (!r->acked)
-		r->acked = calloc((size_t)n + 1, sizeof(bool));
+		r->acked = calloc((size_t)r->n_events + 1, sizeof(bool));
 	r->publishing = true;
 	r->pub_failed = false;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < r->n_events; i++) {
 		if (r->acked[i])
 			continue;
-		const cJSON *e = cJSON_GetArrayItem(r->events, i);
-		const char *type = json_str(e, "type");
-		cJSON *data = cJSON_GetObjectItem(e, "data");
-		if (!type || !cJSON_IsObject(data)) {
-			r->acked[i] = true; /* nothing publishable: never will be */
-			continue;
-		}
 		ob_pub_t *p = malloc(sizeof(*p));
 		p->r = r;
 		p->index = i;
 		r->unacked++;
 		r->ext++;
-		r->o->publish(type, (long)json_num(e, "company_id", (double)r->company),
-			      (int64_t)json_num(e, "conversation_id", 0), (int64_t)json_num(e, "agent_id", 0),
-			      cJSON_Duplicate(data, true), ob_acked, p, r->o->arg);
+		r->o->publish(&r->events[i], ob_acked, p, r->o->arg);
 	}
 	r->publishing = false;
 	if (r->unacked == 0)
@@ -781,22 +743,33 @@ static void ob_req_free(ob_req_t *r)
 	cJSON_Delete(r->client_id);
 	free(r->channel), free(r->customer), free(r->domain), free(r->agent_name);
 	free(r->rec_event), free(r->rec_events), free(r->rec_status);
-	cJSON_Delete(r->events);
+	for (int i = 0; i < r->n_events; i++)
+		evt_free(&r->events[i]);
+	free(r->events);
 	free(r->acked);
 	free(r);
 }
 
-/* Takes events (an array, or anything else meaning none) as what to publish, none acknowledged yet. */
+/* Takes events (an array, or anything else meaning none) as what to publish, none acknowledged
+ * yet. An element that is not an event is never publishable: logged and left out. */
 static void ob_set_events(ob_req_t *r, cJSON *events)
 {
-	cJSON_Delete(r->events);
+	char why[160];
+	for (int i = 0; i < r->n_events; i++)
+		evt_free(&r->events[i]);
+	free(r->events);
 	free(r->acked);
 	r->acked = NULL;
-	if (!cJSON_IsArray(events)) {
-		cJSON_Delete(events);
-		events = cJSON_CreateArray();
+	r->n_events = 0;
+	int n = cJSON_IsArray(events) ? cJSON_GetArraySize(events) : 0;
+	r->events = calloc((size_t)n + 1, sizeof(evt_t));
+	for (int i = 0; i < n; i++) {
+		if (evt_parse_tree(&r->events[r->n_events], cJSON_DetachItemFromArray(events, 0), why, sizeof(why)))
+			r->n_events++;
+		else
+			log_warn("outbound %s: event %d left out: %s", r->request_id, i, why);
 	}
-	r->events = events;
+	cJSON_Delete(events);
 }
 
 static void ob_count(outbound_t *o, const ob_req_t *r, const char *result)

@@ -6,29 +6,22 @@
  * PostgreSQL (outbound_requests, schema/005_outbound.sql) before anything leaves, so a
  * redelivered one is never sent or applied twice.
  *
- * Events published (type, routing agent_id, data):
- *   message     reply stored (data.status "sent", or "not_sent" on an api channel without
- *               url): the same data as an inbound message event (from_me true, message_id =
- *               the gateway's id, db_id, agent_id = the conversation's agent, sender_name =
- *               the requester's name) plus status, request_id, client_id, by_agent; routed
- *               to the conversation's agent.
- *   message     reply not stored (data.status "failed": the gateway refused it or was
- *               unreachable after outbound.retries; "unknown": the worker sending it died
- *               before the answer was recorded, so it is not sent again): message_id and
- *               db_id null, error, text; routed to the requester.
- *   assignment  transfer applied: {request_id, client_id, conversation_id, conversation_key,
- *               company_id, channel, customer, from_agent, to_agent, agent_id (= to_agent),
- *               from_domain, domain, to_domain, by_agent, at, created_at}; published twice,
- *               routed to the old and to the new agent (once when they are the same).
+ * Events published (their payloads are common/event.h's), and to whom they are routed:
+ *   message     reply stored (status "sent", or "not_sent" on an api channel without url; the
+ *               sender_name is the requester's): to the conversation's agent.
+ *   message     reply not stored (status "failed": the gateway refused it or was unreachable
+ *               after outbound.retries; "unknown": the worker sending it died before the answer
+ *               was recorded, so it is not sent again): to the requester.
+ *   assignment  transfer applied: to the old and to the new agent (once when the same).
  *   error       request refused (conversation not of the requester's company, agent not an
- *               active agent of the company): {op, status "refused", error, request_id,
- *               client_id, conversation_id, company_id, agent_id, at}; routed to the requester.
+ *               active agent of the company): to the requester.
  */
 #ifndef ATENDE_OUTBOUND_H
 #define ATENDE_OUTBOUND_H
 
 #include "config.h"
 #include "db.h"
+#include "event.h"
 
 #include <cJSON.h>
 #include <event2/event.h>
@@ -40,10 +33,9 @@ typedef struct outbound outbound_t;
 /* The broker acknowledged (ok) or gave up on (!ok) one published event. */
 typedef void (*outbound_acked_fn)(void *ctx, bool ok);
 
-/* Publishes one event to atende.events (the worker's producer): takes data; calls
- * acked(ctx, ok) exactly once, possibly before returning. agent_id 0 = none. */
-typedef void (*outbound_publish_fn)(const char *type, long company, int64_t conversation_id, int64_t agent_id,
-				    cJSON *data, outbound_acked_fn acked, void *ctx, void *arg);
+/* Publishes one event to atende.events (the worker's producer; event is only borrowed);
+ * calls acked(ctx, ok) exactly once, possibly before returning. */
+typedef void (*outbound_publish_fn)(const evt_t *event, outbound_acked_fn acked, void *ctx, void *arg);
 
 /* The request is finished: ok when everything about it is durable (recorded, events
  * acknowledged), so its offset may be committed; !ok only for a request that can never

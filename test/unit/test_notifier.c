@@ -2,7 +2,7 @@
  * test_notifier: the notifier's pure modules: presence (tabs, union over instances,
  * heartbeats, expiry), typing (start/refresh/stop, expiry, owner gone), guard (op rate
  * limit, per-token counts), hub (routing, exact replay, reset when history is short),
- * wire (the Kafka message formats round-trip) and poll (the long-poll body).
+ * wire (the atende.outbound formats) and poll (the long-poll body).
  */
 #include "guard.h"
 #include "hub.h"
@@ -324,64 +324,9 @@ TEST(hub_routes_and_replays_exactly)
 
 /* ---------------------------------------------------------------- wire */
 
-TEST(wire_presence_round_trips)
+TEST(wire_outbound_formats)
 {
-	wire_presence_t p;
-	char *m = wire_presence(3, 42, true, "host:1:ab", 2, 1714564800123LL);
-	cJSON *root = cJSON_Parse(m);
-	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(root, "type")), "presence");
-	CHECK(cJSON_GetObjectItem(root, "company_id")->valueint == 3);
-	char *data = cJSON_PrintUnformatted(cJSON_GetObjectItem(root, "data"));
-	CHECK(strstr(data, "\"status\":\"online\"") && strstr(data, "\"at\":\"2024-05-01T12:00:00.123Z\""));
-	wire_presence_parse(data, strlen(data), &p);
-	CHECK(p.kind == WIRE_PRESENCE_REPORT && p.company == 3 && p.agent == 42 && p.tabs == 2);
-	CHECK_STR(p.instance, "host:1:ab");
-	free(data), free(m), cJSON_Delete(root);
-
-	long agents[] = {4, 9};
-	int tabs[] = {1, 3};
-	m = wire_heartbeat(3, "i1", agents, tabs, 2, 0);
-	root = cJSON_Parse(m);
-	data = cJSON_PrintUnformatted(cJSON_GetObjectItem(root, "data"));
-	wire_presence_parse(data, strlen(data), &p);
-	CHECK(p.kind == WIRE_PRESENCE_HEARTBEAT && p.n_agents == 2 && p.agents[1] == 9 && p.agent_tabs[1] == 3);
-	wire_presence_free(&p);
-	free(data), free(m), cJSON_Delete(root);
-
-	m = wire_presence_expiry(3, 4, "dead", 1234, "i1", 0);
-	root = cJSON_Parse(m);
-	data = cJSON_PrintUnformatted(cJSON_GetObjectItem(root, "data"));
-	wire_presence_parse(data, strlen(data), &p);
-	CHECK(p.kind == WIRE_PRESENCE_EXPIRY && p.agent == 4 && p.tabs == 0 && p.last_seen_ms == 1234);
-	CHECK_STR(p.instance, "dead");
-	free(data), free(m), cJSON_Delete(root);
-
-	const char *bad[] = {"{}", "not json", "{\"company_id\":1,\"instance\":\"x\"}",
-			     "{\"company_id\":1,\"instance\":\"x\",\"agent_id\":-1,\"tabs\":1}",
-			     "{\"company_id\":1,\"instance\":\"x\",\"heartbeat\":true,\"agents\":[{\"agent_id\":1}]}"};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		wire_presence_parse(bad[i], strlen(bad[i]), &p);
-		CHECK(p.kind == WIRE_PRESENCE_BAD && p.agents == NULL);
-	}
-	m = wire_presence_list_data(3, agents, 2);
-	CHECK_STR(m, "{\"agents\":[4,9],\"company_id\":3}");
-	free(m);
-	m = wire_presence_list_data(3, NULL, 0);
-	CHECK_STR(m, "{\"agents\":[],\"company_id\":3}");
-	free(m);
-	m = wire_presence_change_data(3, 4, false);
-	CHECK_STR(m, "{\"agent_id\":4,\"company_id\":3,\"status\":\"offline\"}");
-	free(m);
-}
-
-TEST(wire_typing_and_outbound_formats)
-{
-	char *m = wire_typing(1, 555, 7, false, 1714564800000LL, "i1", "expired");
-	CHECK_STR(m, "{\"type\":\"typing\",\"company_id\":1,\"data\":{\"conversation_id\":555,\"agent_id\":7,\"company_id\":1,"
-		     "\"state\":\"stop\",\"expires_at\":\"2024-05-01T12:00:00.000Z\",\"instance\":\"i1\",\"reason\":\"expired\"},"
-		     "\"conversation_id\":555,\"agent_id\":7}");
-	free(m);
-	m = wire_reply(1, 555, 7, "Olá, \"já\" resolvo", "\"c-1\"", "i1-1", 1714564800000LL);
+	char *m = wire_reply(1, 555, 7, "Olá, \"já\" resolvo", "\"c-1\"", "i1-1", 1714564800000LL);
 	cJSON *r = cJSON_Parse(m);
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "type")), "reply");
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "text")), "Olá, \"já\" resolvo");
@@ -442,8 +387,7 @@ int main(void)
 	RUN(guard_rate_limits_ops);
 	RUN(guard_counts_per_key);
 	RUN(hub_routes_and_replays_exactly);
-	RUN(wire_presence_round_trips);
-	RUN(wire_typing_and_outbound_formats);
+	RUN(wire_outbound_formats);
 	RUN(poll_body_carries_frames_and_next_seq);
 	return unit_done();
 }
