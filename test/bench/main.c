@@ -1,13 +1,17 @@
 /*
  * atende-bench: the load generator behind `atende bench`, which execs it with its own arguments.
  * A program of its own so the supervisor carries none of it: it only talks to a running system
- * over its public ports and reads /proc, as any outside client would.
+ * over its public ports and reads /proc, as any outside client would. One run per invocation:
+ * open-loop webhooks (load), --fanout (load with fanout's counters) or --idle (idle).
  */
-#include "bench.h"
 #include "config.h"
+#include "idle.h"
+#include "load.h"
 #include "log.h"
+#include "opts.h"
 #include "proc.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,7 +19,7 @@ static const char *main_config_path(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
-	bench_opts_t opts;
+	opts_t opts;
 	cfg_t cfg;
 	char err[8192];
 	log_init("bench");
@@ -26,7 +30,7 @@ int main(int argc, char **argv)
 			       "see atende bench --help\n");
 			return 0;
 		}
-	if (!bench_parse_args(argc, argv, &opts, err, sizeof(err))) {
+	if (!opts_parse(argc, argv, &opts, err, sizeof(err))) {
 		fprintf(stderr, "bench: %s\n", err);
 		return 2;
 	}
@@ -37,7 +41,15 @@ int main(int argc, char **argv)
 	}
 	proc_apply_env(&cfg);
 	proc_apply_log(&cfg);
-	int rc = bench_run(&cfg, &opts);
+	/* A socket the system closes must not kill the run: it is counted where it is written. */
+	signal(SIGPIPE, SIG_IGN);
+	/* Room for every socket asked for: above the hard limit when allowed (root). */
+	long want = opts_fds_wanted(&opts), fd_limit = proc_raise_nofile(want);
+	if (fd_limit >= 0 && fd_limit < want)
+		fprintf(stderr, "bench: open files are limited to %ld (RLIMIT_NOFILE hard limit): the %ld sockets asked for "
+				"cannot all be opened; raise it (ulimit -Hn, as root)\n",
+			fd_limit, want - OPTS_SPARE_FDS);
+	int rc = opts.idle ? idle_run(&cfg, &opts, fd_limit) : load_run(&cfg, &opts);
 	cfg_free(&cfg);
 	return rc;
 }
