@@ -37,11 +37,14 @@ ING_OBJ := $(call program_objs,ingress)
 WRK_OBJ := $(call program_objs,worker)
 NTF_OBJ := $(call program_objs,notifier)
 MODULE_OBJ := $(filter-out %/main.o,$(SUP_OBJ) $(ING_OBJ) $(WRK_OBJ) $(NTF_OBJ))
+# The load generator (`atende bench` execs it): a program of its own, kept out of MODULE_OBJ
+# because no unit test needs its modules.
+BENCH_OBJ := $(call program_objs,test/bench)
 
 UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/%)
 
-BINS := bin/atende bin/atende-ingress bin/atende-worker bin/atende-notifier
+BINS := bin/atende bin/atende-ingress bin/atende-worker bin/atende-notifier bin/atende-bench
 
 .PHONY: all deps deps-test setup setup-test run test unit integration bench clean
 all: $(BINS)
@@ -77,6 +80,9 @@ bin/atende-worker: $(WRK_OBJ) build/libatende.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 bin/atende-notifier: $(NTF_OBJ) build/libatende.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+bin/atende-bench: $(BENCH_OBJ) build/libatende.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 

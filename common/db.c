@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-#include <unistd.h>
 
 #define DB_MAX_QUEUE 100000
 #define DB_MAX_INFLIGHT 64
@@ -126,26 +125,6 @@ void db_free(db_t *db)
 	free(db->conninfo);
 	free(db->name);
 	free(db);
-}
-
-PGconn *db_connect_blocking(const char *conninfo, int wait_s, char *err, size_t errlen)
-{
-	for (int waited_ms = 0;; waited_ms += 200) {
-		PGconn *c = PQconnectdb(conninfo);
-		if (PQstatus(c) == CONNECTION_OK)
-			return c;
-		/* wait only for a server that is not up yet; a wrong database or user is final */
-		const char *why = PQerrorMessage(c);
-		bool final = strstr(why, "does not exist") || strstr(why, "authentication") || strstr(why, "password");
-		if (final || waited_ms >= wait_s * 1000) {
-			snprintf(err, errlen, "cannot connect to PostgreSQL: %s", PQerrorMessage(c));
-			err[strcspn(err, "\n")] = 0;
-			PQfinish(c);
-			return NULL;
-		}
-		PQfinish(c);
-		usleep(200 * 1000); /* start-up only: waiting for a server that is still booting */
-	}
 }
 
 bool db_ok(const PGresult *res, const char *what)

@@ -33,9 +33,6 @@ double db_last_rtt_ms(const db_t *db);
 /* Frees; pending callbacks are called with NULL. */
 void db_free(db_t *db);
 
-/* Blocking helpers for CLI verbs and start-up (never in an event loop). */
-PGconn *db_connect_blocking(const char *conninfo, int wait_s, char *err, size_t errlen);
-
 /* True when PQresultStatus is COMMAND_OK or TUPLES_OK; otherwise logs with context. */
 bool db_ok(const PGresult *res, const char *what);
 

@@ -130,7 +130,6 @@ static void conn_arm(http_conn_t *conn, const struct timeval *tv, int ms);
 static void conn_shrink(http_conn_t *conn);
 static bool grow(char **buf, size_t *cap, size_t need);
 static size_t json_error_body(char *out, size_t cap, const char *message);
-static bool header_has_token(const char *value, const char *token);
 static char *cut_line(char *p, char *end, char **line_end);
 static bool is_tchar(unsigned char c);
 static int hexval(unsigned char c);
@@ -765,6 +764,25 @@ bool http_url_decode(const char *src, size_t len, char *buf, size_t buflen)
 	return true;
 }
 
+bool http_header_has_token(const char *value, size_t vlen, const char *token)
+{
+	size_t tl = strlen(token);
+	const char *p = value, *end = value + vlen;
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		const char *s = p;
+		while (p < end && *p != ',')
+			p++;
+		const char *e = p;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* ---------------------------------------------------------------- connections */
 
 /* "host:port", "[v6]:port", ":port" or "*:port" (every IPv4 address). Port 0 is allowed (any free
@@ -1085,8 +1103,9 @@ static bool conn_prepare_body(http_conn_t *conn)
 		}
 	}
 	const char *connection = http_request_header(req, "Connection");
-	req->keep_alive = req->head.minor >= 1 ? !(connection && header_has_token(connection, "close"))
-					       : (connection && header_has_token(connection, "keep-alive"));
+	size_t clen = connection ? strlen(connection) : 0;
+	req->keep_alive = req->head.minor >= 1 ? !(connection && http_header_has_token(connection, clen, "close"))
+					       : (connection && http_header_has_token(connection, clen, "keep-alive"));
 	req->is_head = strcmp(req->head.method, "HEAD") == 0;
 
 	uint64_t length = 0;
@@ -1400,26 +1419,6 @@ static size_t json_error_body(char *out, size_t cap, const char *message)
 	size_t o = 10 + json_escape(out + 10, cap - 12, message);
 	memcpy(out + o, "\"}", 3);
 	return o + 2;
-}
-
-/* Whether a comma-separated header value holds token (case-insensitive), e.g. "keep-alive, Upgrade". */
-static bool header_has_token(const char *value, const char *token)
-{
-	size_t tl = strlen(token);
-	const char *p = value;
-	while (*p) {
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
-		const char *s = p;
-		while (*p && *p != ',')
-			p++;
-		const char *e = p;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0)
-			return true;
-	}
-	return false;
 }
 
 /* Cuts the line starting at p (ending at the next LF before end) and NUL-terminates it in place.

@@ -147,4 +147,9 @@ int http_chunked_decode(http_chunked_t *d, const char *in, size_t len, size_t *c
  * decodes to a NUL byte. Invalid %-escapes are kept literally. */
 bool http_url_decode(const char *src, size_t len, char *buf, size_t buflen);
 
+/* Whether a comma-separated header value holds token, case-insensitively: "keep-alive, Upgrade"
+ * holds "upgrade". value is vlen bytes, not necessarily NUL-terminated, so a slice of a head being
+ * parsed will do (the WebSocket handshake checks its Connection and Upgrade headers this way). */
+bool http_header_has_token(const char *value, size_t vlen, const char *token);
+
 #endif

@@ -4,6 +4,7 @@
  * by flushing its last frame, sending its FIN and waiting (bounded) for the peer's.
  */
 #include "ws.h"
+#include "http.h"
 #include "log.h"
 
 #include <event2/buffer.h>
@@ -72,7 +73,6 @@ static void ws_after_flush(ws_conn_t *c);
 static void ws_gone(ws_conn_t *c, int code);
 static void ws_free(ws_conn_t *c);
 static bool close_code_valid(int code);
-static bool header_has_token(const char *value, size_t vlen, const char *token);
 static uint32_t ws_random32(void);
 
 /* ---------------------------------------------------------------- codec */
@@ -235,11 +235,11 @@ bool ws_handshake_response(const char *upgrade, const char *connection, const ch
 			   char *out, size_t cap, const char **reason)
 {
 	char accept[29];
-	if (!upgrade || !header_has_token(upgrade, strlen(upgrade), "websocket")) {
+	if (!upgrade || !http_header_has_token(upgrade, strlen(upgrade), "websocket")) {
 		*reason = "Upgrade header must be websocket";
 		return false;
 	}
-	if (!connection || !header_has_token(connection, strlen(connection), "upgrade")) {
+	if (!connection || !http_header_has_token(connection, strlen(connection), "upgrade")) {
 		*reason = "Connection header must include upgrade";
 		return false;
 	}
@@ -309,9 +309,9 @@ int ws_client_check_response(const char *buf, size_t len, const char *key)
 			if (nl == 20 && strncasecmp(p, "Sec-WebSocket-Accept", nl) == 0)
 				accept_ok = vl == 28 && memcmp(v, want, 28) == 0;
 			else if (nl == 7 && strncasecmp(p, "Upgrade", nl) == 0)
-				upgrade_ok = header_has_token(v, vl, "websocket");
+				upgrade_ok = http_header_has_token(v, vl, "websocket");
 			else if (nl == 10 && strncasecmp(p, "Connection", nl) == 0)
-				connection_ok = header_has_token(v, vl, "upgrade");
+				connection_ok = http_header_has_token(v, vl, "upgrade");
 		}
 		p = eol + 2;
 	}
@@ -819,26 +819,6 @@ static bool close_code_valid(int code)
 	default:
 		return false;
 	}
-}
-
-/* Whether a comma-separated header value holds token (case-insensitive). */
-static bool header_has_token(const char *value, size_t vlen, const char *token)
-{
-	size_t tl = strlen(token);
-	const char *p = value, *end = value + vlen;
-	while (p < end) {
-		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-			p++;
-		const char *s = p;
-		while (p < end && *p != ',')
-			p++;
-		const char *e = p;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if ((size_t)(e - s) == tl && strncasecmp(s, token, tl) == 0)
-			return true;
-	}
-	return false;
 }
 
 /* Masking keys only need to be unpredictable to scripts in a browser, not cryptographic here;

@@ -4,7 +4,7 @@
  * (storage is idempotent: a message replayed twice is stored once).
  */
 #include "dlq.h"
-#include "db.h"
+#include "pgsync.h"
 
 #include <cJSON.h>
 #include <librdkafka/rdkafka.h>
@@ -211,7 +211,7 @@ int dlq_replay(const cfg_t *cfg, long long id, bool json)
 static PGconn *dlq_connect(const cfg_t *cfg)
 {
 	char err[1024];
-	PGconn *pg = db_connect_blocking(cfg->postgres.conninfo, 5, err, sizeof(err));
+	PGconn *pg = pgsync_connect(cfg->postgres.conninfo, 5, err, sizeof(err));
 	if (!pg)
 		fprintf(stderr, "dlq: %s\n", err);
 	return pg;

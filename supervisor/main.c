@@ -2,7 +2,6 @@
  * atende: the supervisor and ops CLI. `atende run` supervises the whole system; the
  * other verbs are one-shot tools for operators (tokens, migrations, psql, config checks).
  */
-#include "bench.h"
 #include "broker.h"
 #include "config.h"
 #include "dlq.h"
@@ -18,6 +17,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,21 +274,24 @@ static int main_embedded_broker(int argc, char **argv)
 	return rc;
 }
 
-/* Load generator against an already running system (see supervisor/bench.h). */
+/* Load generator against an already running system: bin/atende-bench (test/bench/), beside this
+ * executable, run with the verb's arguments; exec keeps the pid, so its own CPU is reported as
+ * before. Returns only when it cannot be run. */
 static int main_bench(int argc, char **argv)
 {
-	bench_opts_t opts;
-	cfg_t cfg;
-	char err[256];
-	if (!bench_parse_args(argc, argv, &opts, err, sizeof(err))) {
-		fprintf(stderr, "bench: %s\n", err);
-		return 2;
-	}
-	if (!main_load(argc, argv, &cfg))
+	char exe[PATH_MAX];
+	(void)argc;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - sizeof("atende-bench"));
+	char *slash = n > 0 ? memrchr(exe, '/', (size_t)n) : NULL;
+	if (!slash) {
+		fprintf(stderr, "bench: cannot find my own executable\n");
 		return 1;
-	int rc = bench_run(&cfg, &opts);
-	cfg_free(&cfg);
-	return rc;
+	}
+	strcpy(slash + 1, "atende-bench");
+	argv[0] = exe;
+	execv(exe, argv);
+	fprintf(stderr, "bench: cannot run %s: %s\n", exe, strerror(errno));
+	return 1;
 }
 
 static int main_topics(int argc, char **argv)

@@ -3,8 +3,8 @@
  * together with its schema_migrations row, so a failed file leaves nothing half-done.
  */
 #include "migrate.h"
-#include "db.h"
 #include "log.h"
+#include "pgsync.h"
 #include "proc.h"
 
 #include <cJSON.h>
@@ -98,7 +98,7 @@ int migrate_run(const cfg_t *cfg, int wait_s)
 static PGconn *migrate_connect(const char *conninfo, int wait_s)
 {
 	char err[1024];
-	PGconn *c = db_connect_blocking(conninfo, wait_s, err, sizeof(err));
+	PGconn *c = pgsync_connect(conninfo, wait_s, err, sizeof(err));
 	if (c)
 		return c;
 	if (!strstr(err, "does not exist")) {
@@ -108,7 +108,7 @@ static PGconn *migrate_connect(const char *conninfo, int wait_s)
 	/* the embedded cluster starts with only "postgres": create our database once */
 	char admin[2048];
 	snprintf(admin, sizeof(admin), "%s dbname=postgres", conninfo);
-	PGconn *a = db_connect_blocking(admin, wait_s, err, sizeof(err));
+	PGconn *a = pgsync_connect(admin, wait_s, err, sizeof(err));
 	if (!a) {
 		fprintf(stderr, "migrate: %s\n", err);
 		return NULL;
@@ -128,7 +128,7 @@ static PGconn *migrate_connect(const char *conninfo, int wait_s)
 	if (!ok)
 		return NULL;
 	log_info("migrate: created database");
-	c = db_connect_blocking(conninfo, wait_s, err, sizeof(err));
+	c = pgsync_connect(conninfo, wait_s, err, sizeof(err));
 	if (!c)
 		fprintf(stderr, "migrate: %s\n", err);
 	return c;

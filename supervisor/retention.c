@@ -5,8 +5,8 @@
  * slipped in) -> DROP, so nothing is dropped that is not in a verified file.
  */
 #include "retention.h"
-#include "db.h"
 #include "log.h"
+#include "pgsync.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -60,7 +60,7 @@ int retention_run(const cfg_t *cfg, const retention_opts_t *opts)
 		snprintf(r->archive_dir, sizeof(r->archive_dir), "%s", cfg->retention.archive_dir);
 	else
 		cfg_data_path(cfg, cfg->retention.archive_dir, r->archive_dir, sizeof(r->archive_dir));
-	r->pg = db_connect_blocking(cfg->postgres.conninfo, 10, err, sizeof(err));
+	r->pg = pgsync_connect(cfg->postgres.conninfo, 10, err, sizeof(err));
 	if (!r->pg) {
 		if (opts->log)
 			log_error("retention: %s", err);

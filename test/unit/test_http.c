@@ -231,6 +231,22 @@ TEST(url_decoding)
 	CHECK(strcmp(http_status_text(799), "Unknown") == 0);
 }
 
+/* One token finder for the server's Connection header and the WebSocket handshake, which hands
+ * it slices of a head that are not NUL-terminated. */
+TEST(header_tokens)
+{
+	const char *v = "keep-alive, Upgrade";
+	CHECK(http_header_has_token(v, strlen(v), "upgrade"));
+	CHECK(http_header_has_token(v, strlen(v), "KEEP-ALIVE"));
+	CHECK(!http_header_has_token(v, strlen(v), "close"));
+	CHECK(!http_header_has_token(v, strlen(v), "upgr"));
+	CHECK(http_header_has_token(" \tclose\t ", 8, "close"));
+	CHECK(!http_header_has_token("websocketX", 10, "websocket"));
+	CHECK(http_header_has_token("websocketX", 9, "websocket")); /* only the first vlen bytes count */
+	CHECK(!http_header_has_token("Upgrade", 0, "upgrade"));
+	CHECK(!http_header_has_token(",,", 2, "upgrade"));
+}
+
 /* ---------------------------------------------------------------- socket-level test */
 
 typedef struct {
@@ -645,6 +661,7 @@ int main(void)
 	RUN(chunked_decoding);
 	RUN(chunked_bad_sizes);
 	RUN(url_decoding);
+	RUN(header_tokens);
 	RUN(server_sockets);
 	RUN(server_connection_limit);
 	return unit_done();

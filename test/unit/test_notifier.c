@@ -1,8 +1,8 @@
 /*
  * test_notifier: the notifier's pure modules: presence (tabs, union over instances,
  * heartbeats, expiry), typing (start/refresh/stop, expiry, owner gone), guard (op rate
- * limit, per-token counts), hub (routing, exact replay, reset when history is short),
- * wire (the atende.outbound formats) and poll (the long-poll body).
+ * limit, per-token counts), hub (routing, idempotent subscribe, exact replay, reset when
+ * history is short), wire (the atende.outbound formats) and poll (the long-poll body).
  */
 #include "guard.h"
 #include "hub.h"
@@ -322,6 +322,53 @@ TEST(hub_routes_and_replays_exactly)
 	hub_free(h);
 }
 
+TEST(hub_routes_by_channel)
+{
+	hub_t *h = hub_new(100, 42);
+	sink_t a = {0}, b = {0};
+	hub_subscribe(h, "company:1", &a);
+	hub_subscribe(h, "agent:3", &b);
+	hub_subscribe(h, "agent:3", &b); /* idempotent */
+	const char *chs[] = {"company:1", "agent:3"};
+	CHECK(hub_publish(h, 1, 5, "hint", chs, 2, "{\"x\":1}", sink, NULL) == 2);
+	CHECK(a.n == 1 && b.n == 1);
+	CHECK_STR(a.frames[0], "{\"type\":\"hint\",\"channel\":\"company:1\",\"seq\":5,\"epoch\":42,\"data\":{\"x\":1}}");
+	CHECK(strstr(b.frames[0], "\"channel\":\"agent:3\"") != NULL);
+	const char *other[] = {"company:2"};
+	hub_publish(h, 2, 6, "message", other, 1, "{}", sink, NULL);
+	CHECK(a.n == 1 && b.n == 1);
+	hub_unsubscribe(h, "company:1", &a);
+	hub_publish(h, 1, 7, "hint", chs, 1, "{}", sink, NULL);
+	CHECK(a.n == 1);
+	hub_free(h);
+}
+
+TEST(hub_replays_exactly_the_missed_events)
+{
+	hub_t *h = hub_new(5, 1);
+	sink_t s = {0};
+	const char *c1[] = {"company:1"}, *c2[] = {"company:1", "agent:2"};
+	hub_set_start(h, 0, 100);
+	hub_publish(h, 0, 100, "message", c1, 1, "{\"i\":0}", sink, NULL);
+	hub_publish(h, 0, 101, "message", c2, 2, "{\"i\":1}", sink, NULL);
+	hub_publish(h, 0, 103, "hint", c2, 2, "{\"i\":2}", sink, NULL);
+	CHECK(hub_replay(h, "company:1", 0, 100, &s, sink, NULL));
+	CHECK(s.n == 2 && strstr(s.frames[0], "\"seq\":101") && strstr(s.frames[1], "\"seq\":103"));
+	s.n = 0;
+	CHECK(hub_replay(h, "agent:2", 0, 99, &s, sink, NULL));
+	CHECK(s.n == 2);
+	s.n = 0;
+	CHECK(!hub_replay(h, "company:1", 0, 50, &s, sink, NULL)); /* before the history */
+	CHECK(s.n == 0);
+	for (int i = 0; i < 5; i++)
+		hub_publish(h, 0, 200 + i, "message", c1, 1, "{}", sink, NULL);
+	CHECK(!hub_replay(h, "company:1", 0, 101, &s, sink, NULL)); /* 103 was evicted: cannot cover */
+	CHECK(s.n == 0);
+	CHECK(hub_replay(h, "company:1", 0, 103, &s, sink, NULL) && s.n == 5); /* everything after 103 is held */
+	CHECK(hub_last_seq(h, 0) == 204);
+	hub_free(h);
+}
+
 /* ---------------------------------------------------------------- wire */
 
 TEST(wire_outbound_formats)
@@ -388,6 +435,8 @@ int main(void)
 	RUN(guard_counts_per_key);
 	RUN(hub_routes_and_replays_exactly);
 	RUN(wire_outbound_formats);
+	RUN(hub_routes_by_channel);
+	RUN(hub_replays_exactly_the_missed_events);
 	RUN(poll_body_carries_frames_and_next_seq);
 	return unit_done();
 }
