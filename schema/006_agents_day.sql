@@ -156,7 +156,8 @@ $$;
 
 -- The agent a conversation of this company and domain should go to now, or NULL (it waits).
 -- Presence: the online, active agent whose domains include p_domain (or are empty) with the
--- fewest open conversations, below its max_open; ties to the least recently assigned. The
+-- fewest open conversations, below its max_open; ties to the least recently assigned.
+-- Supervisors watch and assign by hand (transfer); routing leaves them out. The
 -- caller holds atende_assign_lock for the company: the counts below are then exact.
 -- Round robin (a company without accounts): the least recently assigned active agent, as
 -- atende_ingest always did, with no cap and no lock (see the top of this file).
@@ -169,7 +170,7 @@ BEGIN
         SELECT a.id INTO aid FROM agents a
          CROSS JOIN LATERAL (SELECT count(*) AS n FROM conversations x
                               WHERE x.agent_id = a.id AND x.status = 'open') l
-         WHERE a.company_id = p_company AND a.active
+         WHERE a.company_id = p_company AND a.active AND a.role = 'agent'
            AND (cardinality(a.domains) = 0 OR p_domain = ANY (a.domains))
            AND atende_agent_online(a.id)
            AND l.n < a.max_open
