@@ -6,7 +6,7 @@
 CC      ?= cc
 PKG_CONFIG  ?= pkg-config
 DEPS_SCRIPT ?= deploy/deps.sh
-PKGS    := libevent libpq rdkafka libcurl libcjson libconfig libcrypto
+PKGS    := libevent libpq rdkafka libcurl libcjson libconfig libcrypto libcrypt
 CFLAGS  ?= -O2 -g
 
 # Goals that compile nothing themselves: they read no pkg-config data (the packages may

@@ -6,7 +6,7 @@
 #                         wrk, promtool (prometheus), headless Chromium, Node.js for the
 #                         browser test (only when no node/npm is on the PATH already)
 PKGS="build-essential pkg-config libevent-dev libpq-dev librdkafka-dev libcurl4-openssl-dev
-libcjson-dev libconfig-dev libssl-dev zlib1g-dev postgresql postgresql-client kcat python3 curl"
+libcjson-dev libconfig-dev libssl-dev libcrypt-dev zlib1g-dev postgresql postgresql-client kcat python3 curl"
 if [ "${1:-}" = test ]; then
 	PKGS="$PKGS python3-pytest python3-websocket wrk prometheus chromium"
 	command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"

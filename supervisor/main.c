@@ -2,6 +2,7 @@
  * atende: the supervisor and ops CLI. `atende run` supervises the whole system; the
  * other verbs are one-shot tools for operators (tokens, migrations, psql, config checks).
  */
+#include "agents.h"
 #include "broker.h"
 #include "config.h"
 #include "dlq.h"
@@ -42,6 +43,7 @@ static int main_topics(int argc, char **argv);
 static int main_bench(int argc, char **argv);
 static int main_dlq(int argc, char **argv);
 static int main_retention(int argc, char **argv);
+static int main_agent(int argc, char **argv);
 static bool main_resolve(int argc, char **argv, cfg_t *cfg, bool kafka, bool admin);
 static const char *main_opt(int argc, char **argv, const char *name);
 static bool main_has(int argc, char **argv, const char *name);
@@ -62,6 +64,13 @@ static const main_verb_t main_verbs[] = {
 	 "dead letters: list the pending ones (--all: replayed too), show one, replay to the original topic"},
 	{"retention", main_retention, "retention -c FILE [--json] [--dry-run]",
 	 "create weekly partitions ahead; archive (csv.gz) and drop those older than retention.keep_days"},
+	{"agent", main_agent,
+	 "agent add -c FILE --company C --agent A --login L --name N [--role agent|supervisor] [--domains d1,d2]\n"
+	 "                   [--max-open N]   (the password on stdin)\n"
+	 "       atende agent passwd -c FILE --login L|--agent A   (the new password on stdin)\n"
+	 "       atende agent disable -c FILE --login L|--agent A\n"
+	 "       atende agent list -c FILE [--company C] [--json]",
+	 "agent accounts for the console's login: add, change a password, disable, list (with presence and load)"},
 	{"psql", main_psql, "psql -c FILE [-- psql args]", "open psql on the configured database (embedded or not)"},
 	{"bench", main_bench,
 	 "bench -c FILE [--rate N] [--seconds S] [--connections C] [--agents A] [--warmup S] [--drain S] [--company C]\n"
@@ -373,6 +382,23 @@ static int main_retention(int argc, char **argv)
 	if (!main_resolve(argc, argv, &cfg, false, true))
 		return 1;
 	int rc = retention_run(&cfg, &opts);
+	cfg_free(&cfg);
+	return rc;
+}
+
+/* Argument errors exit 2 before the config is read, like dlq's. */
+static int main_agent(int argc, char **argv)
+{
+	agents_opts_t opts;
+	char err[256];
+	if (!agents_parse_args(argc, argv, &opts, err, sizeof(err))) {
+		fprintf(stderr, "agent: %s\n", err);
+		return 2;
+	}
+	cfg_t cfg;
+	if (!main_resolve(argc, argv, &cfg, false, false))
+		return 1;
+	int rc = agents_run(&cfg, &opts, stdin);
 	cfg_free(&cfg);
 	return rc;
 }

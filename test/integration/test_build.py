@@ -10,7 +10,7 @@ import pytest
 
 from harness import ROOT
 
-PKGS = "libevent libpq rdkafka libcurl libcjson libconfig libcrypto"
+PKGS = "libevent libpq rdkafka libcurl libcjson libconfig libcrypto libcrypt"
 BINS = ["atende", "atende-ingress", "atende-worker", "atende-notifier"]
 
 

@@ -404,7 +404,7 @@ def test_sighup_changes_the_log_level(system):
 def test_verbs_have_help_and_the_production_sample_is_valid():
     atende = os.path.join(BIN, "atende")
     top = subprocess.run([atende, "--help"], stdout=subprocess.PIPE, text=True).stdout
-    for verb in ("status", "topics", "dlq", "token", "migrate", "check-config", "retention"):
+    for verb in ("status", "topics", "dlq", "token", "migrate", "check-config", "retention", "agent"):
         assert verb in top
         r = subprocess.run([atende, verb, "--help"], stdout=subprocess.PIPE, text=True)
         assert r.returncode == 0 and r.stdout.startswith(f"usage: atende {verb}"), (verb, r.stdout)

@@ -1,0 +1,308 @@
+"""Agent accounts and assignment (issue 15): `atende agent add|passwd|disable|list` on a real
+system, the stored yescrypt hashes, and where new, queued and reopened conversations go by
+domain, presence and load (schema/006_agents_day.sql), with customer messages posted as real
+webhooks and presence written as the notifier will (atende_presence_join / _leave)."""
+import json
+import threading
+import warnings
+
+import pytest
+
+from harness import System, http, serve, wait_for
+from test_foundation import evolution_text
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt  # libxcrypt through Python: an independent check of the stored hashes
+
+FIN_CHANNEL = '{ type = "api"; name = "fin"; key = "fin-api-key"; company = 1; domain = "financeiro"; }'
+
+
+@pytest.fixture(scope="module")
+def system():
+    # a financeiro channel beside the sample's suporte (Evolution) and comercial (api) ones
+    site = r'(\{ type = "api"; name = "site"; key = "demo-api-key"; company = 1; domain = "comercial"; \})'
+    yield from serve(System(name="agents", workers=2, extra={site: r"\1,\n  " + FIN_CHANNEL}))
+
+
+def agent_cli(system, *args, password=None):
+    """Runs `atende agent ...` with password (a line) on stdin; returns the CompletedProcess."""
+    import os
+    import subprocess
+    from harness import BIN
+    return subprocess.run([os.path.join(BIN, "atende"), "agent", args[0], "-c", system.conf, *args[1:]],
+                          cwd=system.dir, input=(password + "\n") if password is not None else "",
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+
+
+def add(system, agent, login, password="senha-forte-1", **opts):
+    args = ["add", "--company", "1", "--agent", str(agent), "--login", login, "--name", login.title()]
+    for k, v in opts.items():
+        args += [f"--{k.replace('_', '-')}", str(v)]
+    return agent_cli(system, *args, password=password)
+
+
+def listed(system):
+    r = agent_cli(system, "list", "--json")
+    assert r.returncode == 0, r.stderr
+    return {a["agent"]: a for a in json.loads(r.stdout)}
+
+
+def one(system, query):
+    rows = system.sql(query)
+    return rows[0][0] if rows else None
+
+
+def online(system, *agents):
+    for a in agents:
+        system.sql(f"select atende_presence_join('test', {a}, 1)")
+
+
+def offline(system, *agents):
+    for a in agents:
+        system.sql(f"select atende_presence_leave('test', {a})")
+
+
+def suporte(system, customer, msg_id, text="minha internet caiu de novo, podem ver?"):
+    r = system.evolution(evolution_text(msg_id, text, customer=customer))
+    assert r.status == 200 and r.json()["accepted"] == 1, r.body
+    return wait_conversation(system, "evolution:demo", customer, msg_id)
+
+
+def financeiro(system, customer, msg_id, text="minha fatura veio com valor errado"):
+    r = system.post("/v1/messages", {"customer": customer, "id": msg_id, "text": text, "sender_name": "Cliente"},
+                    {"Authorization": "Bearer fin-api-key"})
+    assert r.status == 200 and r.json()["accepted"] == 1, r.body
+    return wait_conversation(system, "api:fin", customer, msg_id)
+
+
+def wait_conversation(system, channel, customer, msg_id):
+    """The conversation's id once the message msg_id is stored in it."""
+    return int(wait_for(lambda: one(system, f"select c.id from conversations c join messages m on m.conversation_id = c.id "
+                                            f"where c.channel = '{channel}' and c.customer = '{customer}' "
+                                            f"and m.provider_id = '{msg_id}'"), what=f"message {msg_id} stored"))
+
+
+def conv(system, cid):
+    agent, status, waiting = system.sql(f"select coalesce(agent_id::text, ''), status, waiting_since is not null "
+                                        f"from conversations where id = {cid}")[0]
+    return (int(agent) if agent else None), status, waiting == "t"
+
+
+def stored_by_worker(system):
+    """Messages each worker stored so far, from the supervisor's merged /metrics."""
+    out = {}
+    for line in http("GET", system.url("metrics", "/metrics")).body.decode().splitlines():
+        if line.startswith("atende_worker_messages_total{") and 'result="stored"' in line:
+            index = line.split('index="')[1].split('"')[0]
+            out[index] = out.get(index, 0) + float(line.split()[-1])
+    return out
+
+
+def test_cli_accounts(system):
+    r = add(system, 11, "ana", domains="financeiro", max_open=1)
+    assert r.returncode == 0, r.stderr
+    assert "agent 11 (ana) added to company 1" in r.stdout
+    assert add(system, 12, "bia", domains="suporte", max_open=2).returncode == 0
+    assert add(system, 13, "caio", max_open=3).returncode == 0
+    assert add(system, 15, "sara", role="supervisor").returncode == 0
+
+    dup = add(system, 16, "ANA")
+    assert dup.returncode != 0 and "login ANA is taken" in dup.stderr and dup.stderr.count("\n") == 1
+    short = add(system, 16, "duda", password="1234567")
+    assert short.returncode != 0 and "shorter than 8" in short.stderr
+    bad = add(system, 16, "duda", domains="suporte,marketing")
+    assert bad.returncode != 0 and '"marketing"' in bad.stderr
+    assert add(system, 16, "duda", role="chefe").returncode != 0
+    assert add(system, 16, "duda", password=None).returncode != 0  # nothing on stdin
+    again = add(system, 11, "ana2")
+    assert again.returncode != 0 and "already has the login ana" in again.stderr
+    other = agent_cli(system, "add", "--company", "9", "--agent", "16", "--login", "duda", "--name", "D",
+                      password="senha-forte-1")
+    assert other.returncode != 0 and "company 9" in other.stderr
+    assert one(system, "select count(*) from agents where id = 16") == "0"
+
+    a = listed(system)
+    assert a[11]["login"] == "ana" and a[11]["domains"] == ["financeiro"] and a[11]["max_open"] == 1
+    assert a[12]["domains"] == ["suporte"] and a[12]["max_open"] == 2 and a[12]["role"] == "agent"
+    assert a[13]["domains"] == [] and a[15]["role"] == "supervisor" and a[15]["max_open"] == 10
+    assert a[1]["login"] is None and a[1]["active"] is True  # seeded from the config, no account
+    assert all(x["online"] is False and x["disabled_at"] is None for x in a.values())
+    text = agent_cli(system, "list")
+    assert text.returncode == 0 and "ana" in text.stdout and "financeiro" in text.stdout
+
+    h = one(system, "select password_hash from agents where login = 'ana'")
+    assert h.startswith("$y$") and crypt.crypt("senha-forte-1", h) == h and crypt.crypt("senha-errada", h) != h
+    assert one(system, "select password_hash from agents where login = 'bia'") != h  # salted
+
+    r = agent_cli(system, "passwd", "--login", "Ana", password="outra-senha-2")
+    assert r.returncode == 0, r.stderr
+    h2 = one(system, "select password_hash from agents where id = 11")
+    assert h2 != h and crypt.crypt("outra-senha-2", h2) == h2 and crypt.crypt("senha-forte-1", h2) != h2
+    assert agent_cli(system, "passwd", "--agent", "11", password="curta").returncode != 0
+    assert one(system, "select password_hash from agents where id = 11") == h2
+    noacc = agent_cli(system, "passwd", "--agent", "2", password="senha-forte-1")
+    assert noacc.returncode != 0 and "no account" in noacc.stderr
+
+    assert add(system, 14, "davi").returncode == 0
+    online(system, 14)
+    r = agent_cli(system, "disable", "--login", "davi")
+    assert r.returncode == 0, r.stderr
+    d = listed(system)[14]
+    assert d["disabled_at"] and d["active"] is False and d["online"] is False  # presence gone too
+    assert agent_cli(system, "disable", "--agent", "14").returncode == 0  # already disabled: fine
+    missing = agent_cli(system, "disable", "--login", "ninguem")
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+    assert agent_cli(system, "disable").returncode == 2
+    # the config's seeding at the next start must not touch accounts
+    system.cli("migrate")
+    assert listed(system)[11]["login"] == "ana" and one(system, "select password_hash from agents where id = 11") == h2
+
+
+def test_assignment_by_domain_presence_and_load(system):
+    # accounts exist now, so company 1 assigns by presence: the seeded agents 1-5 are offline
+    online(system, 11, 12, 13)
+    s1 = suporte(system, "5511900000001", "AS-1")
+    assert conv(system, s1) == (12, "open", False)  # bia and caio both empty: bia, never assigned
+    s2 = suporte(system, "5511900000002", "AS-2")
+    assert conv(system, s2)[0] == 13                 # fewer open conversations: caio
+    s3 = suporte(system, "5511900000003", "AS-3")
+    assert conv(system, s3)[0] == 12                 # one each: the least recently assigned, bia
+    f1 = financeiro(system, "5511900000011", "AF-1")
+    assert conv(system, f1)[0] == 11                 # ana has the skill and room
+    f2 = financeiro(system, "5511900000012", "AF-2")
+    assert conv(system, f2)[0] == 13                 # ana is full (max 1); bia lacks financeiro
+    hint_agent = wait_for(lambda: one(system, f"select coalesce(agent_id::text, 'null') from hints where conversation_id = {f2}"),
+                          what="the hint of AF-2")
+    assert hint_agent == "13"
+
+    offline(system, 13)
+    s4 = suporte(system, "5511900000004", "AS-4")
+    assert conv(system, s4) == (None, "open", True)  # bia full, caio offline: the suporte queue
+    f3 = financeiro(system, "5511900000013", "AF-3")
+    assert conv(system, f3) == (None, "open", True)
+    assert one(system, f"select kind || ':' || coalesce(agent_id::text, '-') from conversation_events "
+                       f"where conversation_id = {s4}") == "created:-"
+    # a queued conversation's next message keeps its place in the queue
+    suporte(system, "5511900000004", "AS-4b", "alguém aí?")
+    assert conv(system, s4) == (None, "open", True)
+    assert system.sql("select * from atende_assign_waiting(1)") == []  # nobody free yet
+
+    assert system.sql("select atende_presence_join('test', 13, 1)") == [["t"]]  # came online
+    handed = system.sql("select conversation_id, agent_id, domain from atende_assign_waiting(1)")
+    # longest-waiting first: s4 fills caio's third slot; f3 has nobody left
+    assert handed == [[str(s4), "13", "suporte"]]
+    assert conv(system, s4) == (13, "open", False) and conv(system, f3) == (None, "open", True)
+    assert one(system, f"select by || ':' || kind from conversation_events where conversation_id = {s4} "
+                       f"order by id desc limit 1") == "system:assignment"
+
+    # resolve frees ana's slot; handing out the queue gives her f3
+    res = json.loads(one(system, f"select atende_conversation_set_status({f1}, 1, 'resolved', 'agent:11', 11)"))
+    assert res["ok"] and res["changed"] and res["from"] == "open"
+    ev = res["event"]
+    assert ev["conversation_id"] == f1 and ev["status"] == "resolved" and ev["agent_id"] == 11
+    assert ev["domain"] == "financeiro" and ev["by"] == "agent:11" and ev["at"].endswith("Z")
+    same = json.loads(one(system, f"select atende_conversation_set_status({f1}, 1, 'resolved', 'agent:11', 11)"))
+    assert same["ok"] and same["changed"] is False
+    assert json.loads(one(system, f"select atende_conversation_set_status({f1}, 2, 'open', 'agent:7', 7)"))["error"] == "forbidden"
+    assert json.loads(one(system, "select atende_conversation_set_status(987654, 1, 'open', 'system')"))["error"] == "not_found"
+    assert json.loads(one(system, f"select atende_conversation_set_status({f1}, 1, 'pending', 'agent:11', 11)"))["error"] == "bad_transition"
+    assert json.loads(one(system, f"select atende_conversation_set_status({f1}, 1, 'closed', 'agent:11', 11)"))["error"] == "bad_status"
+    assert system.sql("select conversation_id, agent_id from atende_assign_waiting(1)") == [[str(f3), "11"]]
+
+    # a customer message reopens a resolved conversation; its agent is online, so it stays hers
+    events_before = int(one(system, f"select count(*) from conversation_events where conversation_id = {f1}"))
+    financeiro(system, "5511900000011", "AF-1b", "voltei, ainda não resolveu")
+    assert conv(system, f1) == (11, "open", False)
+    row = system.sql(f"select kind, from_status, status, from_agent, agent_id, by from conversation_events "
+                     f"where conversation_id = {f1} order by id desc limit 1")[0]
+    assert row == ["status", "resolved", "open", "11", "11", "customer"]
+    assert int(one(system, f"select count(*) from conversation_events where conversation_id = {f1}")) == events_before + 1
+    # a redelivery of that message (as a worker would store it again after a crash) does
+    # not reopen the conversation once it is resolved again
+    assert json.loads(one(system, f"select atende_conversation_set_status({f1}, 1, 'resolved', 'supervisor:15', 15)"))["changed"]
+    again = json.dumps([{"company": 1, "channel": "api:fin", "customer": "5511900000011", "domain": "financeiro",
+                         "provider_id": "AF-1b", "from_me": False, "text": "voltei, ainda não resolveu",
+                         "received_at": "2026-01-05T10:00:00Z"}])
+    assert system.sql(f"select r_inserted, r_status, coalesce(r_prev_status, '-') from atende_ingest('{again}')") == [
+        ["f", "resolved", "-"]]
+    assert conv(system, f1)[1] == "resolved"
+
+    # reopened after its agent left: bia goes offline, her resolved conversation comes back
+    assert json.loads(one(system, f"select atende_conversation_set_status({s1}, 1, 'resolved', 'supervisor:15', 15)"))["changed"]
+    offline(system, 12)
+    suporte(system, "5511900000001", "AS-1b", "o problema voltou")
+    agent, status, waiting = conv(system, s1)
+    assert status == "open" and agent is None and waiting  # caio is full: the queue
+    row = system.sql(f"select from_status, status, from_agent, coalesce(agent_id::text, '-') from conversation_events "
+                     f"where conversation_id = {s1} order by id desc limit 1")[0]
+    assert row == ["resolved", "open", "12", "-"]
+
+    # nobody ever above max_open through routing (reopens to the same agent may go above)
+    for a, cap in system.sql("select a.id, a.max_open from agents a where a.id in (12, 13)"):
+        assert int(one(system, f"select count(*) from conversations where agent_id = {a} and status = 'open'")) <= int(cap)
+
+
+def test_concurrent_assignment_is_exactly_once(system):
+    """Many new conversations at once, stored by two workers: each is assigned once at most,
+    no agent goes above max_open, and two concurrent hand-outs of the queue never give the
+    same conversation twice."""
+    system.sql("delete from agent_presence")
+    assert add(system, 21, "eva", domains="comercial", max_open=5).returncode == 0
+    assert add(system, 22, "ivo", domains="comercial", max_open=7).returncode == 0
+    online(system, 21, 22)
+    n = 40
+
+    def post(lo, hi):
+        batch = [{"customer": f"55119777{i:05d}", "id": f"CC-{i}", "text": "quero contratar o plano de 500 mega",
+                  "sender_name": f"Cliente {i}"} for i in range(lo, hi)]
+        r = system.post("/v1/messages", batch, {"Authorization": "Bearer demo-api-key"})
+        assert r.status == 200 and r.json()["accepted"] == hi - lo, r.body
+
+    before = stored_by_worker(system)
+    threads = [threading.Thread(target=post, args=(i, i + 10)) for i in range(0, n, 10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wait_for(lambda: one(system, "select count(*) from messages where provider_id like 'CC-%'") == str(n),
+             what="every message stored", timeout=60)
+    # the supervisor merges the workers' metrics every few seconds: wait for all n there
+    after = wait_for(lambda: (lambda a: a if sum(a.values()) - sum(before.values()) >= n else None)(stored_by_worker(system)),
+                     what="the workers' stored counts", timeout=30)
+    assert all(after[w] > before.get(w, 0) for w in ("0", "1")), (before, after)  # both workers stored some
+
+    rows = system.sql("select coalesce(agent_id::text, '-'), waiting_since is not null from conversations "
+                      "where channel = 'api:site' and customer like '55119777%'")
+    assert len(rows) == n
+    per = {}
+    for agent, waiting in rows:
+        per[agent] = per.get(agent, 0) + 1
+        assert (agent == "-") == (waiting == "t")
+    assert per.get("21") == 5 and per.get("22") == 7 and per.get("-") == n - 12, per
+    # one history row each (its creation), none assigned twice
+    assert system.sql("select count(*), count(distinct conversation_id) from conversation_events e "
+                      "join conversations c on c.id = e.conversation_id where c.customer like '55119777%'") == [[str(n), str(n)]]
+
+    # room for 6 more; two hand-outs at once give exactly 6, each conversation once
+    system.sql("update agents set max_open = 8 where id = 21; update agents set max_open = 10 where id = 22")
+    first = {r[0] for r in system.sql("select id from conversations where channel = 'api:site' and waiting_since is not null "
+                                      "order by waiting_since, id limit 6")}
+    results = [None, None]
+
+    def hand_out(k):
+        results[k] = system.sql("select conversation_id, agent_id from atende_assign_waiting(1, 'comercial')")
+
+    threads = [threading.Thread(target=hand_out, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    handed = results[0] + results[1]
+    assert len(handed) == 6 and len({c for c, _ in handed}) == 6, results
+    counts = dict(system.sql("select agent_id, count(*) from conversations where agent_id in (21, 22) "
+                             "and status = 'open' group by agent_id"))
+    assert counts == {"21": "8", "22": "10"}
+    assert one(system, "select count(*) from conversations where channel = 'api:site' and customer like '55119777%' "
+                       "and agent_id is null and waiting_since is not null") == str(n - 18)
+    assert {c for c, _ in handed} == first  # the longest-waiting went first
