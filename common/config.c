@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "log.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <libconfig.h>
@@ -163,7 +164,7 @@ bool cfg_load(const char *path, cfg_t *out, char *err, size_t errlen)
 	if (errlen)
 		err[0] = 0;
 	memset(out, 0, sizeof(*out));
-	out->path = strdup(path);
+	out->path = xstrdup(path);
 	for (size_t i = 0; i < cfg_n_keys; i++)
 		cfg_set_default(out, &cfg_keys[i]);
 
@@ -358,7 +359,7 @@ static void cfg_set_default(cfg_t *c, const cfg_key_t *k)
 {
 	char *f = (char *)c + k->offset;
 	if (k->type == CFG_STRING)
-		*(char **)f = strdup(k->def);
+		*(char **)f = xstrdup(k->def);
 	else if (k->type == CFG_INT)
 		*(int *)f = atoi(k->def);
 	else if (k->type == CFG_DOUBLE)
@@ -414,7 +415,7 @@ static void cfg_read_key(const config_t *lc, cfg_t *c, const cfg_key_t *k, const
 			return;
 		}
 		free(*(char **)f);
-		*(char **)f = strdup(config_setting_get_string(s));
+		*(char **)f = xstrdup(config_setting_get_string(s));
 		break;
 	case CFG_BOOL:
 		if (t != CONFIG_TYPE_BOOL) {
@@ -464,7 +465,7 @@ static char *cfg_child_string(const config_setting_t *g, const char *name, const
 		cfg_err(e, file, config_setting_source_line(s), "\"%s\": expected a string", name);
 		return NULL;
 	}
-	return strdup(config_setting_get_string(s));
+	return xstrdup(config_setting_get_string(s));
 }
 
 static bool cfg_child_long(const config_setting_t *g, const char *name, long *out, const char *file, cfg_errs_t *e)
@@ -495,7 +496,7 @@ static void cfg_read_channels(const config_t *lc, cfg_t *c, const char *file, cf
 		return;
 	}
 	int n = config_setting_length(list);
-	c->channels = calloc((size_t)n + 1, sizeof(cfg_channel_t));
+	c->channels = xcalloc((size_t)n + 1, sizeof(cfg_channel_t));
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
 		int line = config_setting_source_line(g);
@@ -557,8 +558,8 @@ static void cfg_read_pools(const config_t *lc, cfg_t *c, const char *file, cfg_e
 	const config_setting_t *list = config_lookup(lc, "pools");
 	bool covered[CFG_MAX_DOMAINS] = {false};
 	if (!list) {
-		c->pools = calloc(1, sizeof(cfg_pool_t));
-		c->pools[0].name = strdup("main");
+		c->pools = xcalloc(1, sizeof(cfg_pool_t));
+		c->pools[0].name = xstrdup("main");
 		for (int d = 0; d < CFG_MAX_DOMAINS; d++)
 			c->pools[0].domains[d] = true;
 		c->pools[0].count = c->workers.count;
@@ -571,7 +572,7 @@ static void cfg_read_pools(const config_t *lc, cfg_t *c, const char *file, cfg_e
 		return;
 	}
 	int n = config_setting_length(list);
-	c->pools = calloc((size_t)n + 1, sizeof(cfg_pool_t));
+	c->pools = xcalloc((size_t)n + 1, sizeof(cfg_pool_t));
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
 		int line = config_setting_source_line(g);
@@ -624,7 +625,7 @@ static void cfg_read_companies(const config_t *lc, cfg_t *c, const char *file, c
 		return;
 	}
 	int n = config_setting_length(list);
-	c->companies = calloc((size_t)n + 1, sizeof(cfg_company_t));
+	c->companies = xcalloc((size_t)n + 1, sizeof(cfg_company_t));
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
 		int line = config_setting_source_line(g);

@@ -5,6 +5,7 @@
  */
 #include "db.h"
 #include "log.h"
+#include "xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -51,10 +52,10 @@ static void db_req_free(db_req_t *r);
 
 db_t *db_new(struct event_base *base, const char *conninfo, const char *name)
 {
-	db_t *db = calloc(1, sizeof(*db));
+	db_t *db = xcalloc(1, sizeof(*db));
 	db->base = base;
-	db->conninfo = strdup(conninfo);
-	db->name = strdup(name);
+	db->conninfo = xstrdup(conninfo);
+	db->name = xstrdup(name);
 	db->retry_ev = evtimer_new(base, db_retry_cb, db);
 	db->backoff_ms = 100;
 	db_start_connect(db);
@@ -65,12 +66,12 @@ bool db_query(db_t *db, const char *sql, int nparams, const char *const *params,
 {
 	if (db->n_queue >= DB_MAX_QUEUE)
 		return false;
-	db_req_t *r = calloc(1, sizeof(*r));
-	r->sql = strdup(sql);
+	db_req_t *r = xcalloc(1, sizeof(*r));
+	r->sql = xstrdup(sql);
 	r->nparams = nparams;
-	r->params = calloc((size_t)nparams + 1, sizeof(char *));
+	r->params = xcalloc((size_t)nparams + 1, sizeof(char *));
 	for (int i = 0; i < nparams; i++)
-		r->params[i] = params[i] ? strdup(params[i]) : NULL;
+		r->params[i] = params[i] ? xstrdup(params[i]) : NULL;
 	r->cb = cb;
 	r->arg = arg;
 	if (db->queue_tail)

@@ -6,6 +6,7 @@
 #include "event.h"
 
 #include "json.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -445,7 +446,7 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 			return evt_fail(why, whylen, "hint: %s", "missing message_ids");
 		if (!evt_int(d, "hint_id", 1, &h->hint_id) || !evt_int(d, "conversation_id", 1, &h->conversation_id))
 			return evt_fail(why, whylen, "hint: %s", "missing hint_id or conversation_id");
-		const char **list = calloc((size_t)cJSON_GetArraySize(ids), sizeof(*list));
+		const char **list = xcalloc((size_t)cJSON_GetArraySize(ids), sizeof(*list));
 		e->owned[0] = list;
 		cJSON_ArrayForEach(id, ids)
 		{
@@ -570,8 +571,8 @@ static bool evt_read_presence(evt_t *e, const cJSON *d, char *why, size_t whylen
 		if (!cJSON_IsArray(list))
 			return evt_fail(why, whylen, "presence: %s", "heartbeat without agents");
 		size_t n = (size_t)cJSON_GetArraySize(list) + 1;
-		long *agents = malloc(n * sizeof(long));
-		int *agent_tabs = malloc(n * sizeof(int));
+		long *agents = xmalloc(n * sizeof(long));
+		int *agent_tabs = xmalloc(n * sizeof(int));
 		e->owned[0] = agents;
 		e->owned[1] = agent_tabs;
 		cJSON_ArrayForEach(a, list)

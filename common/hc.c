@@ -4,6 +4,7 @@
  * a callback may start or cancel calls freely.
  */
 #include "hc.h"
+#include "xalloc.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -72,16 +73,12 @@ hc_t *hc_new(struct event_base *base, const char *user_agent, char *err, size_t 
 		}
 		curl_ready = true;
 	}
-	hc_t *hc = calloc(1, sizeof(*hc));
-	if (!hc) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
+	hc_t *hc = xcalloc(1, sizeof(*hc));
 	hc->base = base;
 	hc->multi = curl_multi_init();
 	hc->timer = evtimer_new(base, hc_timeout_cb, hc);
-	hc->user_agent = strdup(user_agent ? user_agent : "atende");
-	if (!hc->multi || !hc->timer || !hc->user_agent) {
+	hc->user_agent = xstrdup(user_agent ? user_agent : "atende");
+	if (!hc->multi || !hc->timer) {
 		snprintf(err, errlen, "cannot create the curl multi handle or its timer");
 		hc_free(hc);
 		return NULL;
@@ -96,17 +93,13 @@ hc_t *hc_new(struct event_base *base, const char *user_agent, char *err, size_t 
 hc_call_t *hc_post(hc_t *hc, const char *url, const char *const *headers, int n, const char *body, size_t len,
 		   long timeout_ms, size_t max_response, hc_done_fn cb, void *arg, char *err, size_t errlen)
 {
-	hc_call_t *c = calloc(1, sizeof(*c));
-	if (!c) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
+	hc_call_t *c = xcalloc(1, sizeof(*c));
 	c->hc = hc;
 	c->cb = cb;
 	c->arg = arg;
 	c->max_response = max_response ? max_response : 1 << 20;
 	c->retry_after = -1;
-	c->body = malloc(len + 1);
+	c->body = xmalloc(len + 1);
 	c->easy = curl_easy_init();
 	struct curl_slist *h = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
 	for (int i = 0; h && i < n; i++) {
@@ -283,9 +276,7 @@ static int hc_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *soc
 	}
 	short kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
 	if (!sk) {
-		sk = calloc(1, sizeof(*sk));
-		if (!sk)
-			return -1;
+		sk = xcalloc(1, sizeof(*sk));
 		sk->fd = s;
 		sk->ev = event_new(hc->base, s, kind, hc_event_cb, hc);
 		if (!sk->ev) {
@@ -348,10 +339,7 @@ static size_t hc_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 		size_t cap = c->resp_cap ? c->resp_cap : 1024;
 		while (cap < c->resp_len + n + 1)
 			cap *= 2;
-		char *p = realloc(c->resp, cap);
-		if (!p)
-			return 0;
-		c->resp = p;
+		c->resp = xrealloc(c->resp, cap);
 		c->resp_cap = cap;
 	}
 	memcpy(c->resp + c->resp_len, ptr, n);

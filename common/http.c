@@ -8,6 +8,7 @@
 
 #include <sys/time.h>
 #include "log.h"
+#include "xalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -155,11 +156,7 @@ http_server_t *http_server_new(struct event_base *base, const char *listen_addr,
 		return NULL;
 	}
 
-	http_server_t *srv = calloc(1, sizeof(*srv));
-	if (!srv) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
+	http_server_t *srv = xcalloc(1, sizeof(*srv));
 	srv->base = base;
 	srv->handler = handler;
 	srv->arg = arg;
@@ -378,7 +375,7 @@ void http_respond_error(http_request_t *req, int status, const char *message)
 {
 	char small[512];
 	size_t cap = 16 + 6 * strlen(message); /* worst case: every byte becomes \u00XX */
-	char *buf = cap <= sizeof(small) ? small : malloc(cap);
+	char *buf = cap <= sizeof(small) ? small : xmalloc(cap);
 	if (!buf) {
 		http_respond_json(req, status, "{\"error\":\"out of memory\"}");
 		return;
@@ -848,7 +845,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	/* responses are written whole; Nagle would only delay the last segment of each */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
-	http_conn_t *conn = calloc(1, sizeof(*conn));
+	http_conn_t *conn = xcalloc(1, sizeof(*conn));
 	struct bufferevent *bev = conn ? bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
 	struct event *timer = bev ? evtimer_new(srv->base, conn_timer_cb, conn) : NULL;
 	if (!timer) {
@@ -1404,10 +1401,7 @@ static bool grow(char **buf, size_t *cap, size_t need)
 	size_t n = *cap ? *cap : 256;
 	while (n < need)
 		n *= 2;
-	char *p = realloc(*buf, n);
-	if (!p)
-		return false;
-	*buf = p;
+	*buf = xrealloc(*buf, n);
 	*cap = n;
 	return true;
 }

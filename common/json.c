@@ -2,6 +2,7 @@
  * json: cJSON helpers (see json.h).
  */
 #include "json.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,7 +130,7 @@ static bool json_out_reserve(json_out_t *o, size_t n)
 	size_t cap = o->cap ? o->cap : 512;
 	while (cap < o->len + n + 1)
 		cap *= 2;
-	char *b = realloc(o->buf, cap);
+	char *b = xrealloc(o->buf, cap);
 	if (!b) {
 		o->failed = true;
 		return false;

@@ -6,6 +6,7 @@
  */
 #include "kq.h"
 #include "log.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -80,7 +81,7 @@ bool kq_produce_to(kq_t *kq, const char *topic, int32_t partition, const void *k
 
 void kq_known_topics(kq_t *kq, const char *const *topics, int n)
 {
-	kq->known_topics = realloc(kq->known_topics, sizeof(*kq->known_topics) * (size_t)(kq->n_known_topics + n));
+	kq->known_topics = xrealloc(kq->known_topics, sizeof(*kq->known_topics) * (size_t)(kq->n_known_topics + n));
 	for (int i = 0; i < n; i++)
 		kq->known_topics[kq->n_known_topics++] = rd_kafka_topic_new(kq->rk, topics[i], NULL);
 }
@@ -192,7 +193,7 @@ static bool kq_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *er
 static kq_t *kq_new(struct event_base *base, const kq_opts_t *opts, bool consumer, char *err, size_t errlen)
 {
 	char num[32];
-	kq_t *kq = calloc(1, sizeof(*kq));
+	kq_t *kq = xcalloc(1, sizeof(*kq));
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	kq->opts = *opts;
 	kq->base = base;

@@ -5,6 +5,7 @@
  */
 #include "metrics.h"
 #include "log.h"
+#include "xalloc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -51,13 +52,13 @@ metrics_family_t *metrics_family(const char *name, metrics_type_t type, const ch
 	for (metrics_family_t *f = metrics_all; f; f = f->next)
 		if (strcmp(f->name, name) == 0)
 			return f;
-	metrics_family_t *f = calloc(1, sizeof(*f));
-	f->name = strdup(name);
-	f->help = strdup(help);
+	metrics_family_t *f = xcalloc(1, sizeof(*f));
+	f->name = xstrdup(name);
+	f->help = xstrdup(help);
 	f->type = type;
 	if (type == METRICS_HISTOGRAM) {
 		f->nbounds = nbuckets;
-		f->bounds = malloc((size_t)nbuckets * sizeof(double));
+		f->bounds = xmalloc((size_t)nbuckets * sizeof(double));
 		memcpy(f->bounds, buckets, (size_t)nbuckets * sizeof(double));
 	}
 	if (metrics_all_tail)
@@ -73,11 +74,11 @@ metrics_series_t *metrics_series(metrics_family_t *f, const char *labels)
 	for (metrics_series_t *s = f->series; s; s = s->next)
 		if (strcmp(s->labels, labels) == 0)
 			return s;
-	metrics_series_t *s = calloc(1, sizeof(*s));
-	s->labels = strdup(labels);
+	metrics_series_t *s = xcalloc(1, sizeof(*s));
+	s->labels = xstrdup(labels);
 	s->family = f;
 	if (f->type == METRICS_HISTOGRAM)
-		s->buckets = calloc((size_t)f->nbounds, sizeof(unsigned long));
+		s->buckets = xcalloc((size_t)f->nbounds, sizeof(unsigned long));
 	if (f->last)
 		f->last->next = s;
 	else
@@ -157,7 +158,7 @@ char *metrics_render(size_t *len)
 void metrics_export_start(struct event_base *base, const char *path, int interval_ms, void (*before_export)(void))
 {
 	free(metrics_path);
-	metrics_path = strdup(path);
+	metrics_path = xstrdup(path);
 	metrics_before = before_export;
 	char dir[1024];
 	snprintf(dir, sizeof(dir), "%s", path);
@@ -246,7 +247,7 @@ char *metrics_merge_dir(const char *dir, int stale_s, const char *extra, size_t 
 					cur = &fams[nf++];
 					memset(cur, 0, sizeof(*cur));
 					snprintf(cur->name, sizeof(cur->name), "%s", name);
-					cur->head = strdup(line);
+					cur->head = xstrdup(line);
 					cur->body_f = open_memstream(&cur->body, &cur->body_len);
 				}
 				continue;
@@ -254,7 +255,7 @@ char *metrics_merge_dir(const char *dir, int stale_s, const char *extra, size_t 
 			if (strncmp(line, "# TYPE ", 7) == 0) {
 				if (cur && !strstr(cur->head, "# TYPE")) {
 					size_t hl = strlen(cur->head);
-					cur->head = realloc(cur->head, hl + strlen(line) + 1);
+					cur->head = xrealloc(cur->head, hl + strlen(line) + 1);
 					strcpy(cur->head + hl, line);
 				}
 				continue;

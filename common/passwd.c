@@ -4,6 +4,7 @@
  * crypt_gensalt_rn, which reads the kernel's randomness itself when given no bytes.
  */
 #include "passwd.h"
+#include "xalloc.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -45,11 +46,7 @@ bool passwd_hash(const char *password, char *out, size_t outlen, char *err, size
 		snprintf(err, errlen, "cannot make a salt: %s", strerror(errno));
 		return false;
 	}
-	struct crypt_data *cd = calloc(1, sizeof(*cd));
-	if (!cd) {
-		snprintf(err, errlen, "out of memory");
-		return false;
-	}
+	struct crypt_data *cd = xcalloc(1, sizeof(*cd));
 	const char *h = crypt_r(password, salt, cd);
 	bool ok = h && passwd_well_formed(h) && strlen(h) < outlen;
 	if (ok)
@@ -65,9 +62,7 @@ bool passwd_verify(const char *password, const char *hash)
 {
 	if (!password || !hash || !passwd_well_formed(hash))
 		return false;
-	struct crypt_data *cd = calloc(1, sizeof(*cd));
-	if (!cd)
-		return false;
+	struct crypt_data *cd = xcalloc(1, sizeof(*cd));
 	const char *h = crypt_r(password, hash, cd);
 	/* on failure crypt_r returns NULL or a "*0"/"*1" token, which never equals a hash */
 	bool ok = h && passwd_equal(h, hash);

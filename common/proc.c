@@ -3,6 +3,7 @@
  */
 #include "proc.h"
 #include "log.h"
+#include "xalloc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -46,11 +47,11 @@ void proc_apply_env(cfg_t *c)
 	const char *v;
 	if ((v = getenv(PROC_ENV_BROKERS)) && *v) {
 		free(c->kafka.brokers);
-		c->kafka.brokers = strdup(v);
+		c->kafka.brokers = xstrdup(v);
 	}
 	if ((v = getenv(PROC_ENV_CONNINFO)) && *v) {
 		free(c->postgres.conninfo);
-		c->postgres.conninfo = strdup(v);
+		c->postgres.conninfo = xstrdup(v);
 	}
 }
 

@@ -4,6 +4,7 @@
  * of that to [a-z0-9 ] lets keyword rules and the cache compare what was meant.
  */
 #include "text.h"
+#include "xalloc.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -90,9 +91,9 @@ double text_similarity(const char *a_norm, const char *b_norm)
 	double sim = 0.0;
 
 	/* A word of L bytes yields L+1 trigrams, so 2*len+2 bounds any text. */
-	if (la > TEXT_SMALL && !(ta = malloc((2 * la + 2) * sizeof(*ta))))
+	if (la > TEXT_SMALL && !(ta = xmalloc((2 * la + 2) * sizeof(*ta))))
 		return 0.0;
-	if (lb > TEXT_SMALL && !(tb = malloc((2 * lb + 2) * sizeof(*tb)))) {
+	if (lb > TEXT_SMALL && !(tb = xmalloc((2 * lb + 2) * sizeof(*tb)))) {
 		if (ta != small_a)
 			free(ta);
 		return 0.0;
@@ -193,7 +194,7 @@ static size_t text_utf8_seq(const unsigned char *p, size_t n)
 
 char *text_utf8_sanitize(const char *in, size_t len)
 {
-	char *out = malloc(len + 1);
+	char *out = xmalloc(len + 1);
 	const unsigned char *p = (const unsigned char *)in;
 	size_t i = 0;
 	while (i < len) {

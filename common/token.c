@@ -4,6 +4,7 @@
  * nothing, and pins the algorithm so "alg":"none" or RS/HS confusion cannot pass.
  */
 #include "token.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <openssl/crypto.h>
@@ -43,9 +44,7 @@ char *token_sign(const char *secret, const token_claims_t *claims)
 	size_t hn = sizeof(token_header_json) - 1;
 	/* base64 grows by 4/3 (+4 for EVP_EncodeBlock's padding and NUL); 3 parts, 2 dots, NUL. */
 	size_t cap = (hn + 2) / 3 * 4 + 4 + ((size_t)pn + 2) / 3 * 4 + 4 + (TOKEN_MAC_LEN + 2) / 3 * 4 + 4 + 3;
-	char *tok = malloc(cap);
-	if (!tok)
-		return NULL;
+	char *tok = xmalloc(cap);
 	size_t o = token_b64url_encode((const unsigned char *)token_header_json, hn, tok);
 	tok[o++] = '.';
 	o += token_b64url_encode((const unsigned char *)payload, (size_t)pn, tok + o);

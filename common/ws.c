@@ -6,6 +6,7 @@
 #include "ws.h"
 #include "http.h"
 #include "log.h"
+#include "xalloc.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -323,7 +324,7 @@ int ws_client_check_response(const char *buf, size_t len, const char *key)
 ws_conn_t *ws_conn_new(struct bufferevent *bev, bool is_client, const ws_limits_t *limits, const ws_callbacks_t *cb,
 		       void *arg)
 {
-	ws_conn_t *c = calloc(1, sizeof(*c));
+	ws_conn_t *c = xcalloc(1, sizeof(*c));
 	struct event_base *base = bufferevent_get_base(bev);
 	if (c)
 		c->close_timer = evtimer_new(base, ws_close_timer_cb, c);
@@ -389,9 +390,7 @@ struct ws_shared {
 
 ws_shared_t *ws_shared_text(const char *data, size_t len)
 {
-	ws_shared_t *f = malloc(sizeof(*f) + 14 + len);
-	if (!f)
-		return NULL;
+	ws_shared_t *f = xmalloc(sizeof(*f) + 14 + len);
 	size_t hl = ws_build_header(f->bytes, WS_OP_TEXT, true, len, NULL);
 	memcpy(f->bytes + hl, data, len);
 	f->len = hl + len;
@@ -446,9 +445,7 @@ bool ws_conn_send_shared(ws_conn_t *c, ws_shared_t *f)
 	} else {
 		if (c->q_len == c->q_cap) {
 			size_t cap = c->q_cap ? c->q_cap * 2 : 64;
-			ws_shared_t **q = malloc(cap * sizeof(*q));
-			if (!q)
-				return false;
+			ws_shared_t **q = xmalloc(cap * sizeof(*q));
 			for (size_t i = 0; i < c->q_len; i++)
 				q[i] = c->q[(c->q_head + i) % c->q_cap];
 			free(c->q);
@@ -626,11 +623,7 @@ static bool ws_frame(ws_conn_t *c, struct evbuffer *in)
 		size_t cap = c->msg_cap ? c->msg_cap : 256;
 		while (cap < c->msg_len + len + 1)
 			cap *= 2;
-		char *p = realloc(c->msg, cap);
-		if (!p) {
-			ws_fail(c, WS_CLOSE_INTERNAL, "out of memory");
-			return false;
-		}
+		char *p = xrealloc(c->msg, cap);
 		c->msg = p;
 		c->msg_cap = cap;
 	}

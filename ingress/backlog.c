@@ -4,6 +4,7 @@
  * committed offset (see backlog.h).
  */
 #include "backlog.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,7 @@ static void backlog_trim(backlog_part_t *p, int64_t committed);
 
 backlog_t *backlog_new(void)
 {
-	return calloc(1, sizeof(backlog_t));
+	return xcalloc(1, sizeof(backlog_t));
 }
 
 void backlog_free(backlog_t *b)
@@ -119,12 +120,12 @@ static backlog_part_t *backlog_find(backlog_t *b, const char *topic, int32_t par
 		return NULL;
 	if (b->n == b->cap) {
 		b->cap = b->cap ? b->cap * 2 : 16;
-		b->parts = realloc(b->parts, (size_t)b->cap * sizeof(backlog_part_t));
+		b->parts = xrealloc(b->parts, (size_t)b->cap * sizeof(backlog_part_t));
 	}
 	backlog_part_t *p = &b->parts[b->n++];
 	memset(p, 0, sizeof(*p));
 	snprintf(p->topic, sizeof(p->topic), "%s", topic);
 	p->partition = partition;
-	p->ring = malloc(BACKLOG_RING * sizeof(backlog_mark_t));
+	p->ring = xmalloc(BACKLOG_RING * sizeof(backlog_mark_t));
 	return p;
 }

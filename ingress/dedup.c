@@ -3,6 +3,7 @@
  * full ring evicts the oldest node from its bucket first (see dedup.h).
  */
 #include "dedup.h"
+#include "xalloc.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ static void dedup_init(dedup_t *d, size_t capacity);
 
 dedup_t *dedup_new(size_t capacity)
 {
-	dedup_t *d = calloc(1, sizeof(*d));
+	dedup_t *d = xcalloc(1, sizeof(*d));
 	dedup_init(d, capacity);
 	return d;
 }
@@ -55,7 +56,7 @@ void dedup_add(dedup_t *d, const char *key)
 	}
 	uint64_t h = dedup_hash(key);
 	size_t b = h & (d->nbuckets - 1);
-	d->ring[slot].key = strdup(key);
+	d->ring[slot].key = xstrdup(key);
 	d->ring[slot].hash = h;
 	d->ring[slot].next = d->buckets[b];
 	d->buckets[b] = (int64_t)slot;
@@ -104,8 +105,8 @@ static void dedup_init(dedup_t *d, size_t capacity)
 	d->nbuckets = 16;
 	while (d->nbuckets < capacity * 2)
 		d->nbuckets <<= 1;
-	d->ring = calloc(capacity, sizeof(dedup_node_t));
-	d->buckets = malloc(d->nbuckets * sizeof(int64_t));
+	d->ring = xcalloc(capacity, sizeof(dedup_node_t));
+	d->buckets = xmalloc(d->nbuckets * sizeof(int64_t));
 	memset(d->buckets, 0xff, d->nbuckets * sizeof(int64_t)); /* all -1 */
 }
 

@@ -4,6 +4,7 @@
  */
 #include "gateway.h"
 #include "json.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <openssl/crypto.h>
@@ -485,7 +486,7 @@ static void gw_add(gw_result_t *out, const gw_msg_t *m, const char *received_at)
 	char sent[40];
 	if (out->n == out->cap) {
 		out->cap = out->cap ? out->cap * 2 : 4;
-		out->events = realloc(out->events, (size_t)out->cap * sizeof(gw_event_t));
+		out->events = xrealloc(out->events, (size_t)out->cap * sizeof(gw_event_t));
 	}
 	gw_event_t *e = &out->events[out->n++];
 	memset(e, 0, sizeof(*e));

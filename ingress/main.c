@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proc.h"
+#include "xalloc.h"
 
 #include <event2/event.h>
 #include <signal.h>
@@ -241,9 +242,9 @@ static void ing_webhook(http_request_t *req, gw_result_t *res, const char *recei
 		return;
 	}
 
-	ing_pending_t *p = calloc(1, sizeof(*p));
+	ing_pending_t *p = xcalloc(1, sizeof(*p));
 	p->req = req;
-	p->msgs = calloc((size_t)res->n, sizeof(ing_msg_t));
+	p->msgs = xcalloc((size_t)res->n, sizeof(ing_msg_t));
 	I.n_pending++;
 	for (int i = 0; i < res->n; i++) {
 		gw_event_t *e = &res->events[i];
@@ -266,7 +267,7 @@ static void ing_webhook(http_request_t *req, gw_result_t *res, const char *recei
 		ing_msg_t *m = &p->msgs[p->total];
 		m->p = p;
 		m->domain = e->domain;
-		m->dedup_key = strdup(e->dedup_key);
+		m->dedup_key = xstrdup(e->dedup_key);
 		m->bytes = e->value_len + strlen(e->key) + strlen(e->channel) + strlen(e->provider_id) + 120;
 		gettimeofday(&m->produced, NULL);
 		if (!kq_produce(I.producer, I.topics[e->domain], e->key, strlen(e->key), e->value, e->value_len, h, m, err,

@@ -6,6 +6,7 @@
 #include "hub.h"
 #include "log.h"
 #include "notifier.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <event2/event.h>
@@ -22,7 +23,7 @@ static void conn_op_answer(conn_t *c, const char *frame, size_t len);
 
 conn_t *conn_new(const token_claims_t *claims, const char *token_key)
 {
-	conn_t *c = calloc(1, sizeof(*c));
+	conn_t *c = xcalloc(1, sizeof(*c));
 	c->claims = *claims;
 	snprintf(c->token_key, sizeof(c->token_key), "%s", token_key);
 	c->refs = 1;

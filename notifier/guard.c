@@ -2,6 +2,7 @@
  * guard: token bucket and a chained hash of key -> count (see guard.h).
  */
 #include "guard.h"
+#include "xalloc.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -41,7 +42,7 @@ bool guard_take(guard_bucket_t *b, double rate_per_s, double burst, long long no
 
 guard_counts_t *guard_counts_new(void)
 {
-	return calloc(1, sizeof(guard_counts_t));
+	return xcalloc(1, sizeof(guard_counts_t));
 }
 
 void guard_counts_free(guard_counts_t *g)
@@ -66,7 +67,7 @@ int guard_counts_add(guard_counts_t *g, const char *key, int delta)
 		if (delta <= 0)
 			return 0;
 		size_t kl = strlen(key) + 1;
-		gc_node_t *n = calloc(1, sizeof(*n) + kl);
+		gc_node_t *n = xcalloc(1, sizeof(*n) + kl);
 		memcpy(n->key, key, kl);
 		*pp = n;
 		g->keys++;

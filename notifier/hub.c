@@ -4,6 +4,7 @@
  * every subscriber of that channel, which is what makes fan-out cheap.
  */
 #include "hub.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,11 +49,11 @@ static const char *hub_format(hub_t *h, const hub_event_t *e, const char *channe
 
 hub_t *hub_new(size_t history, long long epoch)
 {
-	hub_t *h = calloc(1, sizeof(*h));
+	hub_t *h = xcalloc(1, sizeof(*h));
 	h->nbuckets = 4096;
-	h->buckets = calloc(h->nbuckets, sizeof(hub_chan_t *));
+	h->buckets = xcalloc(h->nbuckets, sizeof(hub_chan_t *));
 	h->cap = history ? history : 1;
-	h->ring = calloc(h->cap, sizeof(hub_event_t));
+	h->ring = xcalloc(h->cap, sizeof(hub_event_t));
 	h->epoch = epoch;
 	for (int i = 0; i < HUB_MAX_PARTITIONS; i++)
 		h->first_held[i] = 0, h->last_seq[i] = -1;
@@ -91,7 +92,7 @@ void hub_subscribe(hub_t *h, const char *channel, void *conn)
 			return;
 	if (c->n == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 4;
-		c->subs = realloc(c->subs, (size_t)c->cap * sizeof(void *));
+		c->subs = xrealloc(c->subs, (size_t)c->cap * sizeof(void *));
 	}
 	c->subs[c->n++] = conn;
 }
@@ -138,8 +139,8 @@ size_t hub_publish(hub_t *h, int32_t partition, int64_t seq, const char *type, c
 	e->seq = seq;
 	snprintf(e->type, sizeof(e->type), "%s", type);
 	for (int i = 0; i < n_channels && i < HUB_MAX_CHANNELS_PER_EVENT; i++)
-		e->channels[e->n_channels++] = strdup(channels[i]);
-	e->data = strdup(data_json);
+		e->channels[e->n_channels++] = xstrdup(channels[i]);
+	e->data = xstrdup(data_json);
 	if (seq > h->last_seq[partition])
 		h->last_seq[partition] = seq;
 
@@ -151,7 +152,7 @@ size_t hub_publish(hub_t *h, int32_t partition, int64_t seq, const char *type, c
 		const char *frame = hub_format(h, e, e->channels[i], &len);
 		/* a deliver callback may unsubscribe (slow consumer cut): walk a copy */
 		int n = c->n;
-		void **subs = malloc((size_t)n * sizeof(void *));
+		void **subs = xmalloc((size_t)n * sizeof(void *));
 		memcpy(subs, c->subs, (size_t)n * sizeof(void *));
 		for (int s = 0; s < n; s++)
 			deliver(subs[s], frame, len, arg);
@@ -208,7 +209,7 @@ static const char *hub_format(hub_t *h, const hub_event_t *e, const char *channe
 	size_t need = strlen(e->data) + strlen(channel) + strlen(e->type) + 96;
 	if (need > h->frame_cap) {
 		h->frame_cap = need * 2;
-		h->frame = realloc(h->frame, h->frame_cap);
+		h->frame = xrealloc(h->frame, h->frame_cap);
 	}
 	*len = hub_frame(h->frame, h->frame_cap, e->type, channel, e->seq, h->epoch, e->data);
 	return h->frame;
@@ -235,8 +236,8 @@ static hub_chan_t *hub_chan(const hub_t *h, const char *name, bool create)
 			return c;
 	if (!create)
 		return NULL;
-	hub_chan_t *c = calloc(1, sizeof(*c));
-	c->name = strdup(name);
+	hub_chan_t *c = xcalloc(1, sizeof(*c));
+	c->name = xstrdup(name);
 	c->next = h->buckets[b];
 	h->buckets[b] = c;
 	return c;

@@ -10,6 +10,7 @@
 #include "notifier.h"
 #include "stream.h"
 #include "wire.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <stdio.h>
@@ -161,7 +162,7 @@ static void ops_subscribe(conn_t *c, const cJSON *msg, const char *id_json)
 			return;
 		}
 		c->partitions[c->n_channels] = partition;
-		c->channels[c->n_channels++] = strdup(ch->valuestring);
+		c->channels[c->n_channels++] = xstrdup(ch->valuestring);
 		hub_subscribe(N.hub, ch->valuestring, c);
 	}
 	int64_t last = hub_last_seq(N.hub, partition);
@@ -266,7 +267,7 @@ static void ops_produce_outbound(conn_t *c, const char *id_json, const char *op,
 	rd_kafka_header_add(h, "type", -1, op, -1);
 	rd_kafka_header_add(h, "company", -1, company, -1);
 	p->conn = c;
-	p->id_json = id_json ? strdup(id_json) : NULL;
+	p->id_json = id_json ? xstrdup(id_json) : NULL;
 	p->op = op;
 	if (!kq_produce(N.producer, N.outbound_topic, key, strlen(key), json, strlen(json), h, p, err, sizeof(err))) {
 		N.n_produce_errors++;
@@ -347,7 +348,7 @@ static void ops_transfer(conn_t *c, const cJSON *msg, const char *id_json)
 /* A pending outbound message with a request id unique to this instance. */
 static ops_pending_t *ops_pending_new(void)
 {
-	ops_pending_t *p = calloc(1, sizeof(*p));
+	ops_pending_t *p = xcalloc(1, sizeof(*p));
 	snprintf(p->request_id, sizeof(p->request_id), "%s-%llu", N.instance, (unsigned long long)++ops_request_seq);
 	return p;
 }

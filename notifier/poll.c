@@ -2,6 +2,7 @@
  * poll: frame batching and the response body of GET /poll (see poll.h).
  */
 #include "poll.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,7 +15,7 @@ void poll_batch_add(poll_batch_t *b, const char *frame, size_t len)
 		size_t cap = b->cap ? b->cap : 1024;
 		while (cap < b->len + len + 2)
 			cap *= 2;
-		b->buf = realloc(b->buf, cap);
+		b->buf = xrealloc(b->buf, cap);
 		b->cap = cap;
 	}
 	if (b->n++)
@@ -33,7 +34,7 @@ void poll_batch_free(poll_batch_t *b)
 char *poll_render(const poll_batch_t *b, const char *channel, long long epoch, int64_t seq, size_t *len)
 {
 	size_t cap = b->len + strlen(channel) + 128;
-	char *out = malloc(cap);
+	char *out = xmalloc(cap);
 	int n = snprintf(out, cap, "{\"channel\":\"%s\",\"epoch\":%lld,\"seq\":%lld,\"events\":[%s]}", channel, epoch,
 			 (long long)seq, b->n ? b->buf : "");
 	*len = n < 0 ? 0 : (size_t)n;

@@ -4,6 +4,7 @@
  * found by a linear scan; agents by binary search, so the online list comes out sorted.
  */
 #include "presence.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,7 @@ static int pr_cmp_long(const void *a, const void *b);
 
 presence_t *presence_new(void)
 {
-	return calloc(1, sizeof(presence_t));
+	return xcalloc(1, sizeof(presence_t));
 }
 
 void presence_free(presence_t *p)
@@ -91,8 +92,8 @@ void presence_local_each(const presence_t *p, presence_company_fn fn, void *arg)
 {
 	for (int c = 0; c < p->n; c++) {
 		const pr_company_t *co = &p->companies[c];
-		long *agents = malloc(((size_t)co->n + 1) * sizeof(long));
-		int *tabs = malloc(((size_t)co->n + 1) * sizeof(int));
+		long *agents = xmalloc(((size_t)co->n + 1) * sizeof(long));
+		int *tabs = xmalloc(((size_t)co->n + 1) * sizeof(int));
 		int n = 0;
 		for (int i = 0; i < co->n; i++)
 			if (co->agents[i]->local_tabs > 0) {
@@ -120,7 +121,7 @@ void presence_report(presence_t *p, long company, long agent, const char *instan
 void presence_snapshot(presence_t *p, long company, const char *instance, const long *agents, const int *tabs, int n,
 		       long long ts_ms, presence_change_fn fn, void *arg)
 {
-	long *listed = malloc(((size_t)n + 1) * sizeof(long));
+	long *listed = xmalloc(((size_t)n + 1) * sizeof(long));
 	int n_listed = 0;
 	for (int i = 0; i < n; i++)
 		if (tabs[i] > 0) {
@@ -130,7 +131,7 @@ void presence_snapshot(presence_t *p, long company, const char *instance, const 
 	qsort(listed, (size_t)n_listed, sizeof(long), pr_cmp_long);
 	pr_company_t *co = pr_company(p, company, false);
 	/* everything else this instance claimed in company is gone; collect first, the array shrinks */
-	long *drop = co ? malloc(((size_t)co->n + 1) * sizeof(long)) : NULL;
+	long *drop = co ? xmalloc(((size_t)co->n + 1) * sizeof(long)) : NULL;
 	int n_drop = 0;
 	for (int i = 0; co && i < co->n; i++) {
 		pr_agent_t *a = co->agents[i];
@@ -213,7 +214,7 @@ static pr_company_t *pr_company(const presence_t *p, long company, bool create)
 	presence_t *w = (presence_t *)p; /* only the create path writes */
 	if (w->n == w->cap) {
 		w->cap = w->cap ? w->cap * 2 : 8;
-		w->companies = realloc(w->companies, (size_t)w->cap * sizeof(pr_company_t));
+		w->companies = xrealloc(w->companies, (size_t)w->cap * sizeof(pr_company_t));
 	}
 	pr_company_t *co = &w->companies[w->n++];
 	memset(co, 0, sizeof(*co));
@@ -245,10 +246,10 @@ static pr_agent_t *pr_agent(pr_company_t *co, long agent, bool create)
 		return NULL;
 	if (co->n == co->cap) {
 		co->cap = co->cap ? co->cap * 2 : 16;
-		co->agents = realloc(co->agents, (size_t)co->cap * sizeof(pr_agent_t *));
+		co->agents = xrealloc(co->agents, (size_t)co->cap * sizeof(pr_agent_t *));
 	}
 	memmove(co->agents + i + 1, co->agents + i, (size_t)(co->n - i) * sizeof(pr_agent_t *));
-	co->agents[i] = calloc(1, sizeof(pr_agent_t));
+	co->agents[i] = xcalloc(1, sizeof(pr_agent_t));
 	co->agents[i]->id = agent;
 	co->n++;
 	return co->agents[i];
@@ -285,7 +286,7 @@ static void pr_set(pr_company_t *co, pr_agent_t *a, const char *instance, int ta
 		return;
 	if (a->n_inst == a->cap_inst) {
 		a->cap_inst = a->cap_inst ? a->cap_inst * 2 : 2;
-		a->inst = realloc(a->inst, (size_t)a->cap_inst * sizeof(pr_inst_t));
+		a->inst = xrealloc(a->inst, (size_t)a->cap_inst * sizeof(pr_inst_t));
 	}
 	pr_inst_t *in = &a->inst[a->n_inst++];
 	memset(in, 0, sizeof(*in));

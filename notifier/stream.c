@@ -9,6 +9,7 @@
 #include "notifier.h"
 #include "presence.h"
 #include "typing.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +58,7 @@ bool stream_assign_all(char *err, size_t errlen)
 	}
 	N.partitions = md->topics[0].partition_cnt;
 	rd_kafka_metadata_destroy(md);
-	stream_next_offset = calloc((size_t)N.partitions, sizeof(*stream_next_offset));
+	stream_next_offset = xcalloc((size_t)N.partitions, sizeof(*stream_next_offset));
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(N.partitions);
 	for (int p = 0; p < N.partitions; p++) {
 		int64_t lo = 0, hi = 0;
@@ -182,11 +183,11 @@ long stream_conversation_company(int64_t conversation)
 void stream_send_presence_list(conn_t *c, const char *channel, long company, int64_t seq)
 {
 	int n = presence_list(N.presence, company, NULL, 0);
-	long *ids = malloc(((size_t)n + 1) * sizeof(long));
+	long *ids = xmalloc(((size_t)n + 1) * sizeof(long));
 	n = presence_list(N.presence, company, ids, n);
 	char *data = evt_presence_list_data(company, ids, n);
 	size_t cap = strlen(data) + strlen(channel) + 128;
-	char *frame = malloc(cap);
+	char *frame = xmalloc(cap);
 	size_t len = hub_frame(frame, cap, "presence", channel, seq, hub_epoch(N.hub), data);
 	conn_send(c, frame, len);
 	free(frame);
@@ -262,7 +263,7 @@ static void stream_on_presence(rd_kafka_message_t *msg, const evt_presence_t *p)
 		out = evt_presence_change_data(company, ch.agent, ch.online);
 	} else {
 		int n = presence_list(N.presence, company, NULL, 0);
-		long *ids = malloc(((size_t)n + 1) * sizeof(long));
+		long *ids = xmalloc(((size_t)n + 1) * sizeof(long));
 		n = presence_list(N.presence, company, ids, n);
 		out = evt_presence_list_data(company, ids, n);
 		free(ids);

@@ -4,6 +4,7 @@
  * simplest thing that is fast enough.
  */
 #include "typing.h"
+#include "xalloc.h"
 
 #include <stdlib.h>
 
@@ -24,7 +25,7 @@ static void ty_remove(typing_t *t, int i);
 
 typing_t *typing_new(void)
 {
-	return calloc(1, sizeof(typing_t));
+	return xcalloc(1, sizeof(typing_t));
 }
 
 void typing_free(typing_t *t)
@@ -45,7 +46,7 @@ bool typing_start(typing_t *t, int64_t conversation, long agent, long company, v
 	}
 	if (t->n == t->cap) {
 		t->cap = t->cap ? t->cap * 2 : 16;
-		t->s = realloc(t->s, (size_t)t->cap * sizeof(ty_state_t));
+		t->s = xrealloc(t->s, (size_t)t->cap * sizeof(ty_state_t));
 	}
 	t->s[t->n++] = (ty_state_t){conversation, agent, company, owner, expires_ms};
 	return true;

@@ -14,6 +14,7 @@
 #include "proc.h"
 #include "stream.h"
 #include "typing.h"
+#include "xalloc.h"
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -104,7 +105,7 @@ void web_load_console(void)
 		fseek(fp, 0, SEEK_END);
 		long n = ftell(fp);
 		fseek(fp, 0, SEEK_SET);
-		f->body = malloc((size_t)n + 1);
+		f->body = xmalloc((size_t)n + 1);
 		f->len = fread(f->body, 1, (size_t)n, fp);
 		fclose(fp);
 	}
@@ -292,7 +293,7 @@ static void web_poll(http_request_t *req)
 	c->req = req;
 	c->poll_timer = evtimer_new(N.base, web_poll_answer_cb, c);
 	c->partitions[0] = (int32_t)(company % N.partitions);
-	c->channels[c->n_channels++] = strdup(channel);
+	c->channels[c->n_channels++] = xstrdup(channel);
 	N.n_polls++;
 	int64_t last = hub_last_seq(N.hub, c->partitions[0]);
 	const char *reset = NULL;

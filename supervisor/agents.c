@@ -6,6 +6,7 @@
 #include "agents.h"
 #include "passwd.h"
 #include "pgsync.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <ctype.h>
@@ -372,7 +373,7 @@ static int agents_list(PGconn *pg, const agents_opts_t *o)
 			cJSON_AddStringToObject(a, "name", PQgetvalue(r, i, 3));
 			cJSON_AddStringToObject(a, "role", PQgetvalue(r, i, 4));
 			cJSON *doms = cJSON_AddArrayToObject(a, "domains");
-			char *list = strdup(PQgetvalue(r, i, 5)), *save = NULL;
+			char *list = xstrdup(PQgetvalue(r, i, 5)), *save = NULL;
 			for (char *d = strtok_r(list, ",", &save); d; d = strtok_r(NULL, ",", &save))
 				cJSON_AddItemToArray(doms, cJSON_CreateString(d));
 			free(list);
@@ -426,7 +427,7 @@ static bool agents_parse_domains(const char *list, char *out, size_t outlen, cha
 {
 	bool seen[CFG_MAX_DOMAINS] = {false};
 	size_t len = 0;
-	char *copy = strdup(list), *save = NULL;
+	char *copy = xstrdup(list), *save = NULL;
 	out[len++] = '{';
 	bool ok = true;
 	for (char *d = strtok_r(copy, ",", &save); d; d = strtok_r(NULL, ",", &save)) {
@@ -476,7 +477,7 @@ static bool agents_read_password(FILE *in, char *out, size_t outlen, char *err, 
 	bool tty = isatty(fd);
 	struct termios old, quiet;
 	for (int round = 0; round < (tty ? 2 : 1); round++) {
-		char *dst = round == 0 ? out : malloc(outlen);
+		char *dst = round == 0 ? out : xmalloc(outlen);
 		if (!dst) {
 			snprintf(err, errlen, "out of memory");
 			return false;

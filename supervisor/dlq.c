@@ -5,6 +5,7 @@
  */
 #include "dlq.h"
 #include "pgsync.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <librdkafka/rdkafka.h>
@@ -125,7 +126,7 @@ int dlq_replay(const cfg_t *cfg, long long id, bool json)
 		return 1;
 	}
 	int n = PQntuples(res), failed = 0;
-	dlq_replay_t *reps = calloc((size_t)n + 1, sizeof(*reps));
+	dlq_replay_t *reps = xcalloc((size_t)n + 1, sizeof(*reps));
 	rd_kafka_t *rk = n ? dlq_producer(cfg) : NULL;
 	if (n && !rk) {
 		free(reps);

@@ -15,6 +15,7 @@
 #include "sup.h"
 #include "token.h"
 #include "topics.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -151,7 +152,7 @@ static bool main_load(int argc, char **argv, cfg_t *cfg)
 
 static int main_run(int argc, char **argv)
 {
-	cfg_t *cfg = calloc(1, sizeof(*cfg));
+	cfg_t *cfg = xcalloc(1, sizeof(*cfg));
 	log_init("supervisor");
 	if (!main_load(argc, argv, cfg))
 		return 1;
@@ -207,7 +208,7 @@ static int main_migrate(int argc, char **argv)
 		return 1;
 	if (!cfg.postgres.conninfo[0] || cfg.postgres.admin_conninfo[0]) {
 		free(cfg.postgres.conninfo);
-		cfg.postgres.conninfo = strdup(cfg.postgres.admin_conninfo[0] ? cfg.postgres.admin_conninfo
+		cfg.postgres.conninfo = xstrdup(cfg.postgres.admin_conninfo[0] ? cfg.postgres.admin_conninfo
 									: pgembed_conninfo(&cfg, ci, sizeof(ci)));
 	}
 	const char *wait = main_opt(argc, argv, "--wait");
@@ -223,7 +224,7 @@ static int main_psql(int argc, char **argv)
 	if (!main_load(argc, argv, &cfg))
 		return 1;
 	const char *conninfo = cfg.postgres.conninfo[0] ? cfg.postgres.conninfo : pgembed_conninfo(&cfg, ci, sizeof(ci));
-	char **args = calloc((size_t)argc + 3, sizeof(char *));
+	char **args = xcalloc((size_t)argc + 3, sizeof(char *));
 	int n = 0;
 	args[n++] = "psql";
 	args[n++] = (char *)conninfo;
@@ -313,7 +314,7 @@ static int main_topics(int argc, char **argv)
 		/* the embedded broker answers on its fixed loopback port */
 		snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%d", cfg.kafka.embedded_port);
 		free(cfg.kafka.brokers);
-		cfg.kafka.brokers = strdup(bootstrap);
+		cfg.kafka.brokers = xstrdup(bootstrap);
 	}
 	int rc = topics_run(&cfg, main_has(argc, argv, "--create"), main_has(argc, argv, "--json"));
 	cfg_free(&cfg);
@@ -330,13 +331,13 @@ static bool main_resolve(int argc, char **argv, cfg_t *cfg, bool kafka, bool adm
 		return false;
 	if (!cfg->postgres.conninfo[0] || (admin && cfg->postgres.admin_conninfo[0])) {
 		free(cfg->postgres.conninfo);
-		cfg->postgres.conninfo = strdup(admin && cfg->postgres.admin_conninfo[0] ? cfg->postgres.admin_conninfo
+		cfg->postgres.conninfo = xstrdup(admin && cfg->postgres.admin_conninfo[0] ? cfg->postgres.admin_conninfo
 											 : pgembed_conninfo(cfg, ci, sizeof(ci)));
 	}
 	if (kafka && !cfg->kafka.brokers[0]) {
 		snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%d", cfg->kafka.embedded_port);
 		free(cfg->kafka.brokers);
-		cfg->kafka.brokers = strdup(bootstrap);
+		cfg->kafka.brokers = xstrdup(bootstrap);
 	}
 	return true;
 }

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "pgsync.h"
 #include "proc.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <dirent.h>
@@ -47,7 +48,7 @@ int migrate_run(const cfg_t *cfg, int wait_s)
 	while ((e = readdir(d)) && n < 512) {
 		size_t l = strlen(e->d_name);
 		if (l > 4 && strcmp(e->d_name + l - 4, ".sql") == 0 && atoi(e->d_name) > 0)
-			names[n++] = strdup(e->d_name);
+			names[n++] = xstrdup(e->d_name);
 	}
 	closedir(d);
 	qsort(names, (size_t)n, sizeof(char *), migrate_cmp);
@@ -182,7 +183,7 @@ static char *migrate_read_file(const char *path)
 	fseek(f, 0, SEEK_END);
 	long n = ftell(f);
 	fseek(f, 0, SEEK_SET);
-	char *buf = malloc((size_t)n + 1);
+	char *buf = xmalloc((size_t)n + 1);
 	if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
 		free(buf);
 		fclose(f);

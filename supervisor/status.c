@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "pgembed.h"
+#include "xalloc.h"
 
 /* The counter each role is judged by in the table, and its unit. */
 static const struct {
@@ -137,7 +138,7 @@ void status_parse_metrics(const char *text, status_samples_t *out)
 		}
 		if (out->n == out->cap) {
 			out->cap = out->cap ? out->cap * 2 : 256;
-			out->v = realloc(out->v, (size_t)out->cap * sizeof(status_sample_t));
+			out->v = xrealloc(out->v, (size_t)out->cap * sizeof(status_sample_t));
 		}
 		out->v[out->n++] = s;
 		line = next;

@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "pgembed.h"
 #include "proc.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -158,7 +159,7 @@ int sup_run(cfg_t *cfg)
 	int n_workers = 0;
 	for (int p = 0; p < cfg->n_pools; p++)
 		n_workers += cfg->pools[p].count;
-	S.children = calloc((size_t)n_workers + 8, sizeof(sup_child_t));
+	S.children = xcalloc((size_t)n_workers + 8, sizeof(sup_child_t));
 	if (!sup_start_infra()) {
 		S.exit_status = 1;
 		sup_begin_shutdown();

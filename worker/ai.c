@@ -8,6 +8,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "text.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <ctype.h>
@@ -150,11 +151,7 @@ void ai_config_from_cfg(ai_config_t *out, const cfg_t *c)
 
 ai_t *ai_new(struct event_base *base, const ai_config_t *cfg, char *err, size_t errlen)
 {
-	ai_t *ai = calloc(1, sizeof(*ai));
-	if (!ai) {
-		snprintf(err, errlen, "ai: out of memory");
-		return NULL;
-	}
+	ai_t *ai = xcalloc(1, sizeof(*ai));
 	ai->base = base;
 	if (!ai_copy_config(ai, cfg, err, errlen)) {
 		free(ai);
@@ -208,9 +205,7 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 	for (int i = 0; i < req->n_texts; i++)
 		if (!req->texts[i])
 			return false;
-	ai_req_t *r = calloc(1, sizeof(*r));
-	if (!r)
-		return false;
+	ai_req_t *r = xcalloc(1, sizeof(*r));
 	int64_t now = ai_now_ms();
 	r->ai = ai;
 	r->done = done;
@@ -222,7 +217,7 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 	r->critical = req->critical;
 	r->domain = req->domain ? ai_strdup(req->domain) : NULL;
 	r->conversation = ai_strdup(req->conversation ? req->conversation : "");
-	r->texts = calloc((size_t)req->n_texts, sizeof(char *));
+	r->texts = xcalloc((size_t)req->n_texts, sizeof(char *));
 	r->n_texts = req->n_texts;
 	size_t total = 1;
 	for (int i = 0; i < req->n_texts; i++) {
@@ -230,7 +225,7 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 			r->texts[i] = ai_strdup(req->texts[i]);
 		total += strlen(req->texts[i]) + 1;
 	}
-	r->joined = malloc(total);
+	r->joined = xmalloc(total);
 	if (r->joined) {
 		char *p = r->joined;
 		for (int i = 0; i < req->n_texts; i++) {
@@ -442,9 +437,7 @@ char *ai_build_user_content(const ai_turn_t *history, int n_history, int max_mes
 		cap += strlen(history[i].text ? history[i].text : "") + 16;
 	for (int i = 0; i < n_texts; i++)
 		cap += strlen(texts[i]) + 2;
-	char *out = malloc(cap), *p = out;
-	if (!out)
-		return NULL;
+	char *out = xmalloc(cap), *p = out;
 	if (first < n_history) {
 		p += sprintf(p, "Histórico recente da conversa (mais antigo primeiro):\n");
 		for (int i = first; i < n_history; i++)
@@ -848,7 +841,7 @@ static int64_t ai_now_ms(void)
 
 static char *ai_strdup(const char *s)
 {
-	return strdup(s ? s : "");
+	return xstrdup(s ? s : "");
 }
 
 /* Copies cfg into ai->cfg with owned strings and builds the URL and auth header. */
@@ -877,11 +870,11 @@ static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t e
 	size_t n = strlen(cfg->base_url);
 	while (n && cfg->base_url[n - 1] == '/')
 		n--;
-	ai->url = malloc(n + sizeof("/chat/completions"));
+	ai->url = xmalloc(n + sizeof("/chat/completions"));
 	if (ai->url)
 		sprintf(ai->url, "%.*s/chat/completions", (int)n, cfg->base_url);
 	if (cfg->api_key && *cfg->api_key) {
-		ai->auth = malloc(strlen(cfg->api_key) + sizeof("Authorization: Bearer "));
+		ai->auth = xmalloc(strlen(cfg->api_key) + sizeof("Authorization: Bearer "));
 		if (ai->auth)
 			sprintf(ai->auth, "Authorization: Bearer %s", cfg->api_key);
 	}
@@ -915,7 +908,7 @@ static char *ai_read_prompt(const char *dir, const char *name)
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return NULL;
-	char *buf = malloc(AI_MAX_PROMPT_BYTES + 1);
+	char *buf = xmalloc(AI_MAX_PROMPT_BYTES + 1);
 	size_t n = buf ? fread(buf, 1, AI_MAX_PROMPT_BYTES, f) : 0;
 	fclose(f);
 	if (!buf)

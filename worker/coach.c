@@ -10,6 +10,7 @@
 #include "log.h"
 #include "rules.h"
 #include "text.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <stdio.h>
@@ -127,7 +128,7 @@ static void coach_add_agent(const coach_t *c, cJSON *o, const coach_analysis_t *
 coach_t *coach_new(struct event_base *base, db_t *db, const cfg_t *cfg, ai_t *ai, const coach_callbacks_t *cb,
 		   void *arg)
 {
-	coach_t *c = calloc(1, sizeof(*c));
+	coach_t *c = xcalloc(1, sizeof(*c));
 	c->base = base;
 	c->db = db;
 	c->cfg = cfg;
@@ -157,13 +158,13 @@ void coach_add(coach_t *c, const coach_msg_t *m)
 		skip = "short";
 	if (skip) {
 		/* recorded, not analysed: one message, no conversation state */
-		coach_analysis_t *a = calloc(1, sizeof(*a));
+		coach_analysis_t *a = xcalloc(1, sizeof(*a));
 		a->c = c;
-		a->items = calloc(1, sizeof(coach_item_t));
+		a->items = xcalloc(1, sizeof(coach_item_t));
 		coach_copy_msg(&a->items[0], m);
 		a->n = 1;
 		a->reservation = -1;
-		a->skip = strdup(skip);
+		a->skip = xstrdup(skip);
 		coach_count(c, "skip", skip);
 		coach_push(&c->finish_q, a, false);
 		coach_schedule(c, true);
@@ -172,7 +173,7 @@ void coach_add(coach_t *c, const coach_msg_t *m)
 	coach_conv_t *v = coach_conv(c, m->conversation_key, true);
 	if (v->n_pending == v->cap_pending) {
 		v->cap_pending = v->cap_pending ? v->cap_pending * 2 : 4;
-		v->pending = realloc(v->pending, (size_t)v->cap_pending * sizeof(coach_item_t));
+		v->pending = xrealloc(v->pending, (size_t)v->cap_pending * sizeof(coach_item_t));
 	}
 	coach_copy_msg(&v->pending[v->n_pending++], m);
 	v->last_used = coach_now();
@@ -200,7 +201,7 @@ void coach_history(coach_t *c, const char *conversation_key, bool from_agent, co
 	}
 	free(v->history[slot].text);
 	v->history[slot].agent = from_agent;
-	v->history[slot].text = strdup(text);
+	v->history[slot].text = xstrdup(text);
 	v->history_count++;
 	v->last_used = coach_now();
 }
@@ -290,9 +291,9 @@ static coach_conv_t *coach_conv(coach_t *c, const char *key, bool create)
 			return v;
 	if (!create)
 		return NULL;
-	coach_conv_t *v = calloc(1, sizeof(*v));
+	coach_conv_t *v = xcalloc(1, sizeof(*v));
 	v->coach = c;
-	v->key = strdup(key);
+	v->key = xstrdup(key);
 	v->timer = evtimer_new(c->base, coach_conv_timer_cb, v);
 	v->next = c->buckets[b];
 	c->buckets[b] = v;
@@ -344,11 +345,11 @@ static void coach_sweep_cb(evutil_socket_t fd, short what, void *arg)
 static void coach_copy_msg(coach_item_t *dst, const coach_msg_t *src)
 {
 	dst->m = *src;
-	dst->m.conversation_key = strdup(src->conversation_key ? src->conversation_key : "");
-	dst->m.provider_id = strdup(src->provider_id ? src->provider_id : "");
-	dst->m.domain = strdup(src->domain ? src->domain : "");
-	dst->m.text = strdup(src->text ? src->text : "");
-	dst->m.received_at = strdup(src->received_at ? src->received_at : "");
+	dst->m.conversation_key = xstrdup(src->conversation_key ? src->conversation_key : "");
+	dst->m.provider_id = xstrdup(src->provider_id ? src->provider_id : "");
+	dst->m.domain = xstrdup(src->domain ? src->domain : "");
+	dst->m.text = xstrdup(src->text ? src->text : "");
+	dst->m.received_at = xstrdup(src->received_at ? src->received_at : "");
 	dst->added_at = coach_now();
 }
 
@@ -367,7 +368,7 @@ static void coach_free_item(coach_item_t *it)
 static void coach_start(coach_conv_t *v)
 {
 	coach_t *c = v->coach;
-	coach_analysis_t *a = calloc(1, sizeof(*a));
+	coach_analysis_t *a = xcalloc(1, sizeof(*a));
 	a->c = c;
 	a->conv = v;
 	a->items = v->pending;
@@ -380,7 +381,7 @@ static void coach_start(coach_conv_t *v)
 		a->critical |= coach_is_critical(a->items[i].m.text, c->cfg->coaching.critical_patterns);
 	char *joined = coach_join(a, " ");
 	size_t cap = strlen(joined) + 16;
-	a->norm = malloc(cap);
+	a->norm = xmalloc(cap);
 	text_normalize(joined, a->norm, cap);
 	free(joined);
 
@@ -389,7 +390,7 @@ static void coach_start(coach_conv_t *v)
 	int slot = (int)((uint64_t)conv_id % COACH_TYPING_SLOTS);
 	if (agent && c->typing[slot].conversation == conv_id && c->typing[slot].agent == agent &&
 	    c->typing[slot].until > coach_now()) {
-		a->skip = strdup("agent_typing");
+		a->skip = xstrdup("agent_typing");
 		coach_count(c, "skip", "agent_typing");
 		coach_push(&c->finish_q, a, false);
 		coach_schedule(c, true);
@@ -465,10 +466,10 @@ static coach_batch_t *coach_batch_begin(coach_t *c, bool finish)
 	if (!q->n || *in_flight)
 		return NULL;
 	*in_flight = true;
-	coach_batch_t *b = calloc(1, sizeof(*b));
+	coach_batch_t *b = xcalloc(1, sizeof(*b));
 	b->c = c;
 	b->what = finish ? "finish" : "admit";
-	b->list = calloc((size_t)q->n, sizeof(coach_analysis_t *));
+	b->list = xcalloc((size_t)q->n, sizeof(coach_analysis_t *));
 	return b;
 }
 
@@ -601,13 +602,13 @@ static void coach_admitted(PGresult *res, void *arg)
 		if (!decision || strcmp(decision, "done") == 0) {
 			coach_complete(a); /* a redelivery of something already coached */
 		} else if (strcmp(decision, "refused") == 0) {
-			a->refuse = strdup(json_str(r, "reason") ? json_str(r, "reason") : "agent_interval");
+			a->refuse = xstrdup(json_str(r, "reason") ? json_str(r, "reason") : "agent_interval");
 			coach_push(&c->finish_q, a, false); /* recorded there; counted when finish confirms */
 		} else if (strcmp(decision, "cache") == 0) {
 			cJSON *h = cJSON_GetObjectItem(r, "hint");
 			snprintf(a->intent, sizeof(a->intent), "%s", json_str(h, "intent") ? json_str(h, "intent") : "other");
 			a->hint_critical = json_true(h, "critical") || a->critical;
-			a->text = strdup(json_str(h, "text") ? json_str(h, "text") : "");
+			a->text = xstrdup(json_str(h, "text") ? json_str(h, "text") : "");
 			snprintf(a->source, sizeof(a->source), "cache");
 			a->from_cache = true;
 			coach_count(c, "source", "cache");
@@ -648,7 +649,7 @@ static void coach_pump_ai(coach_t *c)
 			a = coach_pop(&c->ai_lo);
 		if (!a)
 			return;
-		const char **texts = calloc((size_t)a->n, sizeof(char *));
+		const char **texts = xcalloc((size_t)a->n, sizeof(char *));
 		for (int i = 0; i < a->n; i++)
 			texts[i] = a->items[i].m.text;
 		ai_turn_t hist[COACH_HISTORY_MAX];
@@ -690,9 +691,9 @@ static void coach_ai_done(const ai_result_t *res, void *arg)
 	}
 	snprintf(a->intent, sizeof(a->intent), "%s", rules_intent_name(res->intent));
 	a->hint_critical = res->critical;
-	a->text = strdup(res->hint);
+	a->text = xstrdup(res->hint);
 	snprintf(a->source, sizeof(a->source), "%s", res->source);
-	a->model = res->model ? strdup(res->model) : NULL;
+	a->model = res->model ? xstrdup(res->model) : NULL;
 	a->tokens_in = res->tokens_in;
 	a->tokens_out = res->tokens_out;
 	a->cost_usd = res->cost_usd;
@@ -715,7 +716,7 @@ static void coach_rules_hint(coach_analysis_t *a, const char *limited_by)
 	free(joined);
 	snprintf(a->intent, sizeof(a->intent), "%s", rules_intent_name(r.intent));
 	a->hint_critical = r.critical || a->critical;
-	a->text = strdup(r.text);
+	a->text = xstrdup(r.text);
 	snprintf(a->source, sizeof(a->source), "rules");
 	a->latency_ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000);
 	if (limited_by)
@@ -851,7 +852,7 @@ static char *coach_join(const coach_analysis_t *a, const char *sep)
 	size_t len = 1;
 	for (int i = 0; i < a->n; i++)
 		len += strlen(a->items[i].m.text) + strlen(sep);
-	char *s = malloc(len), *p = s;
+	char *s = xmalloc(len), *p = s;
 	*p = 0;
 	for (int i = 0; i < a->n; i++)
 		p += sprintf(p, "%s%s", i ? sep : "", a->items[i].m.text);

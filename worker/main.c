@@ -19,6 +19,7 @@
 #include "proc.h"
 #include "text.h"
 #include "track.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <event2/event.h>
@@ -286,7 +287,7 @@ static void wrk_on_message(rd_kafka_message_t *msg, void *arg)
 	cJSON *ev = cJSON_ParseWithLength(msg->payload, msg->len);
 	if (W.outbound && ev && strcmp(item.topic, W.outbound_topic) == 0) {
 		/* a reply or transfer from a console (not JSON: dead-lettered below) */
-		wrk_item_t *out = malloc(sizeof(*out));
+		wrk_item_t *out = xmalloc(sizeof(*out));
 		*out = item;
 		out->event = ev;
 		rd_kafka_message_destroy(msg);
@@ -298,7 +299,7 @@ static void wrk_on_message(rd_kafka_message_t *msg, void *arg)
 	if (!type || !json_str(ev, "provider_id") || !json_str(ev, "channel") || !json_str(ev, "conversation") ||
 	    !cJSON_IsNumber(cJSON_GetObjectItem(ev, "company"))) {
 		/* retrying cannot fix bad data: dead-letter at once */
-		wrk_item_t *dead = malloc(sizeof(*dead));
+		wrk_item_t *dead = xmalloc(sizeof(*dead));
 		*dead = item;
 		wrk_dead_letter(dead, ev, msg->payload, msg->len,
 				ev ? "missing type, provider_id, channel, conversation or company" : "not JSON", 1);
@@ -314,9 +315,9 @@ static void wrk_on_message(rd_kafka_message_t *msg, void *arg)
 		return;
 	}
 	if (!W.open) {
-		W.open = calloc(1, sizeof(wrk_batch_t));
+		W.open = xcalloc(1, sizeof(wrk_batch_t));
 		W.open->cap = W.cfg.workers.batch_size;
-		W.open->items = calloc((size_t)W.open->cap, sizeof(wrk_item_t));
+		W.open->items = xcalloc((size_t)W.open->cap, sizeof(wrk_item_t));
 		struct timeval zero = {0, 0};
 		evtimer_add(W.flush_ev, &zero); /* runs after this drain pass: batches what arrived together */
 	}
@@ -392,8 +393,8 @@ static void wrk_stored(PGresult *res, void *arg)
 			/* one bad message must not hold back the rest: store them one by one */
 			log_warn("batch of %d failed (%.*s); retrying one by one", b->n, (int)strcspn(e, "\n"), e);
 			for (int i = 0; i < b->n; i++) {
-				wrk_batch_t *one = calloc(1, sizeof(*one));
-				one->items = calloc(1, sizeof(wrk_item_t));
+				wrk_batch_t *one = xcalloc(1, sizeof(*one));
+				one->items = xcalloc(1, sizeof(wrk_item_t));
 				one->items[0] = b->items[i];
 				one->items[0].batch = one;
 				one->n = one->cap = one->items_left = 1;
@@ -411,7 +412,7 @@ static void wrk_stored(PGresult *res, void *arg)
 			event_base_once(W.base, -1, EV_TIMEOUT, wrk_retry_cb, b, &later);
 			return;
 		}
-		wrk_item_t *dead = malloc(sizeof(*dead));
+		wrk_item_t *dead = xmalloc(sizeof(*dead));
 		*dead = b->items[0];
 		dead->batch = NULL;
 		char *v = cJSON_PrintUnformatted(dead->event);
@@ -499,7 +500,7 @@ static bool wrk_produce_event(const char *type, long company, int64_t conversati
 /* A reference on each of items, released together by one delivery report. */
 static wrk_ref_t *wrk_ref(wrk_item_t *const *items, int n)
 {
-	wrk_ref_t *r = malloc(sizeof(*r) + (size_t)n * sizeof(wrk_item_t *));
+	wrk_ref_t *r = xmalloc(sizeof(*r) + (size_t)n * sizeof(wrk_item_t *));
 	r->acked = NULL;
 	r->n = n;
 	for (int i = 0; i < n; i++) {
@@ -638,7 +639,7 @@ static void wrk_dead_letter(wrk_item_t *it, const cJSON *ev, const void *value, 
 	}
 	/* the payload as text: a NUL or invalid UTF-8 would make the row unstorable */
 	char *payload = text_utf8_sanitize(value, len);
-	char *why_copy = strndup(why, why_len);
+	char *why_copy = xstrndup(why, why_len);
 	if (cJSON_IsNumber(cJSON_GetObjectItem(ev, "company")))
 		snprintf(company, sizeof(company), "%.0f", json_num(ev, "company", 0));
 	const char *params[9] = {it->topic, part, off, json_str(ev, "conversation"), payload, why_copy, att,

@@ -9,6 +9,7 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,11 +126,7 @@ outbound_t *outbound_new(struct event_base *base, db_t *db, const cfg_t *cfg, ou
 			 char *err, size_t errlen)
 {
 	char host[64] = "host";
-	outbound_t *o = calloc(1, sizeof(*o));
-	if (!o) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
+	outbound_t *o = xcalloc(1, sizeof(*o));
 	o->base = base;
 	o->db = db;
 	o->cfg = cfg;
@@ -157,7 +154,7 @@ outbound_t *outbound_new(struct event_base *base, db_t *db, const cfg_t *cfg, ou
 
 void outbound_handle(outbound_t *o, const cJSON *msg, outbound_done_fn done, void *token)
 {
-	ob_req_t *r = calloc(1, sizeof(*r));
+	ob_req_t *r = xcalloc(1, sizeof(*r));
 	r->o = o;
 	r->done = done;
 	r->token = token;
@@ -469,7 +466,7 @@ static char *ob_message_events(ob_req_t *r, const char *provider_id, const char 
 			   .from_me = true, .kind = "text", .text = r->text, .created_at = at, .status = status,
 			   .error = stored ? NULL : r->error, .request_id = r->request_id, .client_id = r->client_id,
 			   .by_agent = r->agent, .attempts = r->attempts};
-	char *ev = evt_message(&route, &m, &len), *events = malloc(len + 3);
+	char *ev = evt_message(&route, &m, &len), *events = xmalloc(len + 3);
 	snprintf(events, len + 3, "[%s]", ev);
 	free(ev);
 	return events;
@@ -576,13 +573,13 @@ static void ob_failed(ob_req_t *r, PGresult *res)
 static void ob_publish(ob_req_t *r)
 {
 	if (!r->acked)
-		r->acked = calloc((size_t)r->n_events + 1, sizeof(bool));
+		r->acked = xcalloc((size_t)r->n_events + 1, sizeof(bool));
 	r->publishing = true;
 	r->pub_failed = false;
 	for (int i = 0; i < r->n_events; i++) {
 		if (r->acked[i])
 			continue;
-		ob_pub_t *p = malloc(sizeof(*p));
+		ob_pub_t *p = xmalloc(sizeof(*p));
 		p->r = r;
 		p->index = i;
 		r->unacked++;
@@ -762,7 +759,7 @@ static void ob_set_events(ob_req_t *r, cJSON *events)
 	r->acked = NULL;
 	r->n_events = 0;
 	int n = cJSON_IsArray(events) ? cJSON_GetArraySize(events) : 0;
-	r->events = calloc((size_t)n + 1, sizeof(evt_t));
+	r->events = xcalloc((size_t)n + 1, sizeof(evt_t));
 	for (int i = 0; i < n; i++) {
 		if (evt_parse_tree(&r->events[r->n_events], cJSON_DetachItemFromArray(events, 0), why, sizeof(why)))
 			r->n_events++;
@@ -792,7 +789,7 @@ static long ob_lease_ms(const outbound_t *o)
 
 static char *ob_dup(const char *s)
 {
-	return s ? strdup(s) : NULL;
+	return s ? xstrdup(s) : NULL;
 }
 
 /* Percent-encodes everything but RFC 3986's unreserved characters (a path segment). */

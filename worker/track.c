@@ -3,6 +3,7 @@
  * behind it and advances the partition's commit point (see track.h).
  */
 #include "track.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@ static void track_detach(track_t *t, track_part_t *p);
 
 track_t *track_new(void)
 {
-	return calloc(1, sizeof(track_t));
+	return xcalloc(1, sizeof(track_t));
 }
 
 void track_free(track_t *t)
@@ -54,7 +55,7 @@ void track_free(track_t *t)
 track_item_t *track_add(track_t *t, const char *topic, int32_t partition, int64_t offset)
 {
 	track_part_t *p = track_part(t, topic, partition);
-	track_item_t *it = calloc(1, sizeof(*it));
+	track_item_t *it = xcalloc(1, sizeof(*it));
 	it->part = p;
 	it->offset = offset;
 	if (p->tail)
@@ -149,9 +150,9 @@ static track_part_t *track_part(track_t *t, const char *topic, int32_t partition
 		}
 	if (t->n == t->cap) {
 		t->cap = t->cap ? t->cap * 2 : 16;
-		t->parts = realloc(t->parts, (size_t)t->cap * sizeof(track_part_t *));
+		t->parts = xrealloc(t->parts, (size_t)t->cap * sizeof(track_part_t *));
 	}
-	track_part_t *p = calloc(1, sizeof(*p));
+	track_part_t *p = xcalloc(1, sizeof(*p));
 	snprintf(p->topic, sizeof(p->topic), "%s", topic);
 	p->partition = partition;
 	p->next = p->reported = -1;

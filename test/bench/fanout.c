@@ -7,6 +7,7 @@
 
 #include "loop.h"
 #include "report.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,7 @@ bool fan_init(const char *prefix, size_t prefix_len)
 	memset(&F, 0, sizeof(F));
 	F.prefix = prefix;
 	F.prefix_len = prefix_len;
-	F.hist = calloc(FAN_HIST_BUCKETS, sizeof(*F.hist));
+	F.hist = xcalloc(FAN_HIST_BUCKETS, sizeof(*F.hist));
 	return F.hist != NULL;
 }
 
@@ -142,7 +143,7 @@ void fan_report(const fan_totals_t *t)
 		complete, t->cut, span > 0 ? (double)F.deliveries / span : 0.0, span > 0 ? span : 0.0);
 	report_hist(f, "deliver_ms", F.hist, F.n_lat, F.lat_max);
 	size_t n = 0;
-	double *spread = malloc((F.seq_cap ? F.seq_cap : 1) * sizeof(double));
+	double *spread = xmalloc((F.seq_cap ? F.seq_cap : 1) * sizeof(double));
 	for (size_t i = 0; spread && i < F.seq_cap; i++)
 		if (F.seq_count[i])
 			spread[n++] = F.seq_last[i] - F.seq_first[i];
@@ -183,15 +184,15 @@ static void fan_seq(long long seq, double now_ms, bool is_msg)
 			cap *= 2;
 		if (cap > ((size_t)1 << 26))
 			return; /* a seq far beyond the run's: not tracked */
-		uint32_t *c = realloc(F.seq_count, cap * sizeof(*c));
+		uint32_t *c = xrealloc(F.seq_count, cap * sizeof(*c));
 		if (!c)
 			return;
 		F.seq_count = c;
-		double *fi = realloc(F.seq_first, cap * sizeof(*fi));
+		double *fi = xrealloc(F.seq_first, cap * sizeof(*fi));
 		if (!fi)
 			return;
 		F.seq_first = fi;
-		double *la = realloc(F.seq_last, cap * sizeof(*la));
+		double *la = xrealloc(F.seq_last, cap * sizeof(*la));
 		if (!la)
 			return;
 		F.seq_last = la;

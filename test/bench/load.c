@@ -12,6 +12,7 @@
 #include "report.h"
 #include "sample.h"
 #include "subs.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <ctype.h>
@@ -180,9 +181,9 @@ static bool load_setup(char *err, size_t errlen)
 	B.warm_n = (uint64_t)llround(B.o.warmup * B.o.rate);
 	B.total = B.warm_n + (uint64_t)llround(B.o.seconds * B.o.rate);
 	uint64_t measured = B.total - B.warm_n;
-	B.mstate = calloc(B.total ? B.total : 1, 1);
-	B.ack_ms = malloc((measured ? measured : 1) * sizeof(double));
-	B.hint_ms = malloc((measured ? measured : 1) * sizeof(double));
+	B.mstate = xcalloc(B.total ? B.total : 1, 1);
+	B.ack_ms = xmalloc((measured ? measured : 1) * sizeof(double));
+	B.hint_ms = xmalloc((measured ? measured : 1) * sizeof(double));
 	if (!B.mstate || !B.ack_ms || !B.hint_ms) {
 		snprintf(err, errlen, "out of memory for %llu messages", (unsigned long long)B.total);
 		return false;
@@ -198,7 +199,7 @@ static bool load_setup(char *err, size_t errlen)
 		return false;
 	}
 	B.n_ws = B.o.agents + 1;
-	B.ws = calloc((size_t)B.n_ws, sizeof(*B.ws));
+	B.ws = xcalloc((size_t)B.n_ws, sizeof(*B.ws));
 	post_connect_all();
 	for (int i = 0; i < B.n_ws; i++) {
 		load_ws_t *w = &B.ws[i];

@@ -8,6 +8,7 @@
 #include "dial.h"
 #include "loop.h"
 #include "proc.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -85,7 +86,7 @@ bool post_init(const cfg_t *cfg, long company, const struct sockaddr_storage *sa
 	P.cb = cb;
 	P.sa = *sa;
 	P.salen = salen;
-	P.chans = calloc((size_t)cfg->n_channels + 1, sizeof(*P.chans));
+	P.chans = xcalloc((size_t)cfg->n_channels + 1, sizeof(*P.chans));
 	for (int i = 0; i < cfg->n_channels; i++) {
 		const cfg_channel_t *c = &cfg->channels[i];
 		/* Names and keys go into JSON and a header unescaped: skip any that would need escaping. */
@@ -104,8 +105,8 @@ bool post_init(const cfg_t *cfg, long company, const struct sockaddr_storage *sa
 	clock_gettime(CLOCK_REALTIME, &ts);
 	P.rng = ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40) ^ 0x9E3779B97F4A7C15ULL;
 	P.n_conns = connections;
-	P.conns = calloc((size_t)connections, sizeof(*P.conns));
-	P.idle = calloc((size_t)connections, sizeof(*P.idle));
+	P.conns = xcalloc((size_t)connections, sizeof(*P.conns));
+	P.idle = xcalloc((size_t)connections, sizeof(*P.idle));
 	return true;
 }
 
@@ -195,7 +196,7 @@ static void post_load_corpus(void)
 	int n = 0;
 	FILE *f = fopen(proc_find_path("test/fixtures/corpus.jsonl", path, sizeof(path)), "r");
 	for (int d = 0; d <= CFG_MAX_DOMAINS; d++)
-		P.texts[d] = calloc(POST_MAX_TEXTS, sizeof(char *));
+		P.texts[d] = xcalloc(POST_MAX_TEXTS, sizeof(char *));
 	while (f && n < POST_MAX_TEXTS && getline(&line, &cap, f) > 0) {
 		cJSON *o = cJSON_Parse(line);
 		const cJSON *t = cJSON_GetObjectItem(o, "text"), *d = cJSON_GetObjectItem(o, "domain");
@@ -216,7 +217,7 @@ static void post_load_corpus(void)
 		fclose(f);
 	if (n == 0) {
 		fprintf(stderr, "bench: no corpus at %s, every message says the same thing\n", path);
-		P.texts[CFG_MAX_DOMAINS][P.n_texts[CFG_MAX_DOMAINS]++] = strdup(POST_FALLBACK_TEXT);
+		P.texts[CFG_MAX_DOMAINS][P.n_texts[CFG_MAX_DOMAINS]++] = xstrdup(POST_FALLBACK_TEXT);
 	}
 }
 

@@ -4,6 +4,7 @@
  * process list comes from the supervisor's /healthz, fetched with libcurl outside the window.
  */
 #include "sample.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <curl/curl.h>
@@ -211,7 +212,7 @@ static cJSON *sample_health(const char *listen, char *err, size_t errlen)
 static sample_proc_t *sample_add(sample_set_t *set, const char *role, int index, pid_t pid, bool children)
 {
 	sample_proc_t *p;
-	set->procs = realloc(set->procs, (size_t)(set->n + 1) * sizeof(*set->procs));
+	set->procs = xrealloc(set->procs, (size_t)(set->n + 1) * sizeof(*set->procs));
 	p = &set->procs[set->n++];
 	memset(p, 0, sizeof(*p));
 	snprintf(p->role, sizeof(p->role), "%s", role);
@@ -262,7 +263,7 @@ static int sample_children(pid_t parent, sample_ticks_t **out)
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 32;
-			*out = realloc(*out, (size_t)cap * sizeof(**out));
+			*out = xrealloc(*out, (size_t)cap * sizeof(**out));
 		}
 		(*out)[n++] = (sample_ticks_t){pid, t};
 	}

@@ -7,6 +7,7 @@
 
 #include "dial.h"
 #include "loop.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@ static void subs_close(ws_conn_t *c, int code, void *arg);
 bool subs_init(subs_set_t *set, int n, const char *role, const subs_callbacks_t *cb)
 {
 	memset(set, 0, sizeof(*set));
-	set->socks = calloc((size_t)n + 1, sizeof(*set->socks));
+	set->socks = xcalloc((size_t)n + 1, sizeof(*set->socks));
 	if (!set->socks)
 		return false;
 	set->n = n;
