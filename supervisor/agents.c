@@ -22,6 +22,7 @@ static bool agents_parse_long(const char *s, long min, long max, long *out);
 static bool agents_parse_domains(const char *list, char *out, size_t outlen, char *err, size_t errlen);
 static bool agents_login_ok(const char *login);
 static bool agents_read_password(FILE *in, char *out, size_t outlen, char *err, size_t errlen);
+static bool agents_new_hash(FILE *in, char *hash, size_t hashlen);
 static PGresult *agents_exec(PGconn *pg, const char *sql, int n, const char *const *params);
 static int agents_add(PGconn *pg, const agents_opts_t *o, FILE *in);
 static int agents_passwd(PGconn *pg, const agents_opts_t *o, FILE *in);
@@ -175,7 +176,7 @@ int agents_run(const cfg_t *cfg, const agents_opts_t *o, FILE *in)
  * for a clear message, and again by the unique index (SQLSTATE 23505) against a race. */
 static int agents_add(PGconn *pg, const agents_opts_t *o, FILE *in)
 {
-	char ids[32], company[32], max_open[16], err[256], pw[PASSWD_MAX_BYTES + 2], hash[PASSWD_HASH_MAX];
+	char ids[32], company[32], max_open[16], hash[PASSWD_HASH_MAX];
 	snprintf(ids, sizeof(ids), "%ld", o->agent);
 	snprintf(company, sizeof(company), "%ld", o->company);
 	snprintf(max_open, sizeof(max_open), "%d", o->max_open);
@@ -227,13 +228,8 @@ static int agents_add(PGconn *pg, const agents_opts_t *o, FILE *in)
 	}
 	PQclear(r);
 
-	if (!agents_read_password(in, pw, sizeof(pw), err, sizeof(err)) || !passwd_acceptable(pw, err, sizeof(err)) ||
-	    !passwd_hash(pw, hash, sizeof(hash), err, sizeof(err))) {
-		explicit_bzero(pw, sizeof(pw));
-		fprintf(stderr, "agent: %s\n", err);
+	if (!agents_new_hash(in, hash, sizeof(hash)))
 		return 1;
-	}
-	explicit_bzero(pw, sizeof(pw));
 
 	const char *p[8] = {ids, company, o->name, o->login, hash, o->role, o->domains, max_open};
 	r = PQexecParams(pg,
@@ -266,7 +262,7 @@ static int agents_add(PGconn *pg, const agents_opts_t *o, FILE *in)
 
 static int agents_passwd(PGconn *pg, const agents_opts_t *o, FILE *in)
 {
-	char ids[32], who[128], err[256], pw[PASSWD_MAX_BYTES + 2], hash[PASSWD_HASH_MAX];
+	char ids[32], who[128], hash[PASSWD_HASH_MAX];
 	snprintf(ids, sizeof(ids), "%ld", o->agent);
 	agents_who(o, who, sizeof(who));
 	const char *kp[2] = {o->login ? o->login : "", ids};
@@ -282,13 +278,8 @@ static int agents_passwd(PGconn *pg, const agents_opts_t *o, FILE *in)
 	}
 	snprintf(ids, sizeof(ids), "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
-	if (!agents_read_password(in, pw, sizeof(pw), err, sizeof(err)) || !passwd_acceptable(pw, err, sizeof(err)) ||
-	    !passwd_hash(pw, hash, sizeof(hash), err, sizeof(err))) {
-		explicit_bzero(pw, sizeof(pw));
-		fprintf(stderr, "agent: %s\n", err);
+	if (!agents_new_hash(in, hash, sizeof(hash)))
 		return 1;
-	}
-	explicit_bzero(pw, sizeof(pw));
 	const char *p[2] = {ids, hash};
 	r = agents_exec(pg,
 			"UPDATE agents SET password_hash = $2, password_at = now() "
@@ -467,6 +458,19 @@ static bool agents_login_ok(const char *login)
 		if (!isalnum((unsigned char)login[i]) && !strchr("._@-", login[i]))
 			return false;
 	return true;
+}
+
+/* Reads a new password from in, checks it is acceptable and hashes it into hash; the
+ * clear text never outlives this call. Says why on stderr when it cannot. */
+static bool agents_new_hash(FILE *in, char *hash, size_t hashlen)
+{
+	char pw[PASSWD_MAX_BYTES + 2], err[256];
+	bool ok = agents_read_password(in, pw, sizeof(pw), err, sizeof(err)) && passwd_acceptable(pw, err, sizeof(err)) &&
+		  passwd_hash(pw, hash, hashlen, err, sizeof(err));
+	explicit_bzero(pw, sizeof(pw));
+	if (!ok)
+		fprintf(stderr, "agent: %s\n", err);
+	return ok;
 }
 
 /* One line from in (its line break dropped). A terminal gets a prompt without echo and
