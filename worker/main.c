@@ -105,6 +105,7 @@ static void wrk_store(wrk_batch_t *b);
 static void wrk_stored(PGresult *res, void *arg);
 static void wrk_retry_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_after_store(wrk_item_t *it, PGresult *res, int row);
+static void wrk_publish_changes(wrk_item_t *it, PGresult *res, int row, const evt_route_t *route);
 static bool wrk_produce_event(const char *type, long company, int64_t conversation, char *json, size_t len,
 			      wrk_ref_t *ref);
 static wrk_ref_t *wrk_ref(wrk_item_t *const *items, int n);
@@ -431,9 +432,40 @@ static void wrk_stored(PGresult *res, void *arg)
 		wrk_release(&b->items[i]); /* the storage reference; may free b */
 }
 
+/* What the message changed in its conversation (schema/006's columns after the first
+ * seven: r_status, r_prev_status, r_assigned, r_from_agent, r_queued, r_changed_at): a
+ * customer message that reopened it is a `conversation` event, one that moved it from an
+ * agent who left to another an `assignment` event, routed to both. A new conversation's
+ * first agent needs none: its message event names the agent. */
+static void wrk_publish_changes(wrk_item_t *it, PGresult *res, int row, const evt_route_t *route)
+{
+	cJSON *ev = it->event;
+	size_t len;
+	if (PQnfields(res) < 13)
+		return; /* a database not yet migrated to 006 */
+	const char *at = PQgetisnull(res, row, 12) ? NULL : PQgetvalue(res, row, 12);
+	if (!PQgetisnull(res, row, 8)) {
+		evt_conversation_t c = {.conversation_id = route->conversation, .status = PQgetvalue(res, row, 7),
+					.agent_id = route->agent, .domain = json_str(ev, "domain"), .by = "customer", .at = at};
+		wrk_produce_event("conversation", route->company, route->conversation, evt_conversation(route, &c, &len),
+				  len, wrk_ref(&it, 1));
+	}
+	int64_t from_agent = PQgetisnull(res, row, 10) ? 0 : atoll(PQgetvalue(res, row, 10));
+	if (from_agent && PQgetvalue(res, row, 9)[0] == 't') {
+		evt_assignment_t a = {.conversation_id = route->conversation, .conversation_key = json_str(ev, "conversation"),
+				      .company_id = route->company, .channel = json_str(ev, "channel"),
+				      .customer = json_str(ev, "customer"), .from_agent = from_agent,
+				      .to_agent = route->agent, .agent_id = route->agent, .domain = json_str(ev, "domain"),
+				      .at = at, .created_at = at};
+		wrk_produce_event("assignment", route->company, route->conversation, evt_assignment(route, &a, &len), len,
+				  wrk_ref(&it, 1));
+	}
+}
+
 /* Row columns: r_idx, r_message_id, r_conversation_id, r_agent_id, r_inserted, r_hint_id,
- * r_hint_inserted. A new message is published; a customer message without a hint goes to
- * the coach (also a redelivered one: the coach knows what was already decided). */
+ * r_hint_inserted (then what wrk_publish_changes reads). A new message is published; a
+ * customer message without a hint goes to the coach (also a redelivered one: the coach
+ * knows what was already decided). */
 static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 {
 	cJSON *ev = it->event;
@@ -457,6 +489,7 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 				   .media = cJSON_IsObject(media) ? media : NULL, .created_at = json_str(ev, "received_at")};
 		char *json = evt_message(&route, &m, &len);
 		wrk_produce_event("message", company, conversation, json, len, wrk_ref(&it, 1));
+		wrk_publish_changes(it, res, row, &route);
 		if (from_me)
 			coach_history(W.coach, json_str(ev, "conversation"), true, json_str(ev, "text"));
 	}

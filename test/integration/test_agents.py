@@ -212,8 +212,15 @@ def test_assignment_by_domain_presence_and_load(system):
 
     # a customer message reopens a resolved conversation; its agent is online, so it stays hers
     events_before = int(one(system, f"select count(*) from conversation_events where conversation_id = {f1}"))
+    console = system.ws(system.token(15, 1, role="supervisor"))
+    console.subscribe("company:1")
     financeiro(system, "5511900000011", "AF-1b", "voltei, ainda não resolveu")
     assert conv(system, f1) == (11, "open", False)
+    # and the consoles hear of it: a conversation event from the worker that stored it
+    reopened = console.wait(lambda f: f["type"] == "conversation" and f["data"]["conversation_id"] == f1)["data"]
+    assert (reopened["status"], reopened["agent_id"], reopened["by"], reopened["domain"]) == ("open", 11, "customer",
+                                                                                            "financeiro")
+    console.close()
     row = system.sql(f"select kind, from_status, status, from_agent, agent_id, by from conversation_events "
                      f"where conversation_id = {f1} order by id desc limit 1")[0]
     assert row == ["status", "resolved", "open", "11", "11", "customer"]
