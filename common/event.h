@@ -40,7 +40,10 @@
  *               channel, customer, from_agent, to_agent, agent_id, from_domain, domain,
  *               to_domain, by_agent, at, created_at}. Workers (a transfer; written by
  *               atende_outbound_claim in schema/005_outbound.sql), routed to both agents.
- *   conversation {conversation_id, status (open|pending|resolved), agent_id, domain, by, at}.
+ *   conversation {conversation_id, status (open|pending|resolved), agent_id, domain, by, at};
+ *               a console's resolve or reopen adds {request_id, client_id, changed (false:
+ *               it already was)}. Workers: a customer message that reopened it, or a
+ *               console's op (atende_outbound_claim in schema/008_conversation_ops.sql).
  *   status      {message_id (ours), provider_id, conversation_id, status
  *               (pending|sent|delivered|read|failed), at}.
  *   reset       {reason}: never on Kafka; the notifier tells consoles their history is gone.

@@ -32,6 +32,7 @@ void ntf_metrics_refresh(void)
 		{"atende_notifier_ops_rate_limited_total", "Console ops refused by the per-connection rate limit.", true},
 		{"atende_notifier_replies_total", "Replies sent to atende.outbound.", true},
 		{"atende_notifier_transfers_total", "Transfers sent to atende.outbound.", true},
+		{"atende_notifier_status_changes_total", "Resolves and reopens sent to atende.outbound.", true},
 		{"atende_notifier_typing_ops_total", "Typing ops accepted.", true},
 		{"atende_notifier_polls_answered_total", "Long-poll requests answered.", true},
 		{"atende_notifier_produce_errors_total", "Messages the notifier could not produce.", true},
@@ -39,7 +40,7 @@ void ntf_metrics_refresh(void)
 	};
 	const double values[] = {N.n_ws, N.n_polls, typing_count(N.typing), (double)N.n_events, (double)N.n_deliveries,
 				 (double)N.n_slow_cuts, (double)N.n_refused, (double)N.n_limited, (double)N.n_rate_limited,
-				 (double)N.n_replies, (double)N.n_transfers, (double)N.n_typing, (double)N.n_polls_answered,
+				 (double)N.n_replies, (double)N.n_transfers, (double)N.n_status_changes, (double)N.n_typing, (double)N.n_polls_answered,
 				 (double)N.n_produce_errors, (double)N.n_events_lost};
 	for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
 		metrics_set(metrics_series(metrics_family(defs[i].name, defs[i].counter ? METRICS_COUNTER : METRICS_GAUGE,

@@ -37,7 +37,7 @@ typedef struct {
 	struct event *tick, *heartbeat;
 	bool draining;
 	uint64_t n_events, n_deliveries, n_slow_cuts, n_refused, n_limited, n_rate_limited, n_replies, n_transfers,
-		n_typing, n_polls_answered, n_produce_errors, n_events_lost;
+		n_status_changes, n_typing, n_polls_answered, n_produce_errors, n_events_lost;
 } ntf_t;
 
 extern ntf_t N;

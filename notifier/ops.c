@@ -38,6 +38,7 @@ static void ops_produce_outbound(conn_t *c, const char *id_json, const char *op,
 				 ops_pending_t *p);
 static void ops_reply(conn_t *c, const cJSON *msg, const char *id_json);
 static void ops_transfer(conn_t *c, const cJSON *msg, const char *id_json);
+static void ops_status_change(conn_t *c, const cJSON *msg, const char *id_json, const char *op);
 
 /* One op from a console; every op gets an ack or an error frame. */
 void ops_dispatch(conn_t *c, const char *data, size_t len)
@@ -68,8 +69,12 @@ void ops_dispatch(conn_t *c, const char *data, size_t len)
 		ops_reply(c, msg, id_json);
 	} else if (strcmp(op->valuestring, "transfer") == 0) {
 		ops_transfer(c, msg, id_json);
+	} else if (strcmp(op->valuestring, "resolve") == 0 || strcmp(op->valuestring, "reopen") == 0) {
+		/* a literal: the ack that names the op is sent after msg is gone */
+		ops_status_change(c, msg, id_json, strcmp(op->valuestring, "resolve") == 0 ? "resolve" : "reopen");
 	} else {
-		conn_send_error(c, id_json, op->valuestring, "unknown op (subscribe, unsubscribe, typing, reply, transfer)");
+		conn_send_error(c, id_json, op->valuestring,
+				"unknown op (subscribe, unsubscribe, typing, reply, transfer, resolve, reopen)");
 	}
 	free(id_json);
 	cJSON_Delete(msg);
@@ -342,6 +347,21 @@ static void ops_transfer(conn_t *c, const cJSON *msg, const char *id_json)
 	ops_produce_outbound(c, id_json, "transfer", conv,
 			     wire_transfer(c->claims.company, conv, c->claims.agent, agent,
 					   to_domain ? to_domain->valuestring : NULL, id_json, p->request_id, ntf_now_ms()),
+			     p);
+}
+
+/* {"op":"resolve"|"reopen","conversation":V}: to atende.outbound, where a worker applies
+ * it once and publishes the conversation event (or an error event when refused). */
+static void ops_status_change(conn_t *c, const cJSON *msg, const char *id_json, const char *op)
+{
+	int64_t conv;
+	if (!ops_conversation(c, msg, id_json, op, &conv))
+		return;
+	ops_pending_t *p = ops_pending_new();
+	N.n_status_changes++;
+	ops_produce_outbound(c, id_json, op, conv,
+			     wire_status_change(op, c->claims.company, conv, c->claims.agent, c->claims.role, id_json,
+						p->request_id, ntf_now_ms()),
 			     p);
 }
 

@@ -30,6 +30,14 @@ char *wire_transfer(long company, int64_t conversation, long agent, long to_agen
 	return wire_finish(root, client_id_json, request_id, at_ms);
 }
 
+char *wire_status_change(const char *type, long company, int64_t conversation, long agent, const char *role,
+			 const char *client_id_json, const char *request_id, long long at_ms)
+{
+	cJSON *root = wire_request(type, company, conversation, agent);
+	cJSON_AddStringToObject(root, "role", role);
+	return wire_finish(root, client_id_json, request_id, at_ms);
+}
+
 /* What every request starts with: who asks what about which conversation. */
 static cJSON *wire_request(const char *type, long company, int64_t conversation, long agent)
 {

@@ -1,5 +1,6 @@
 /*
- * outbound: replies and transfers from the consoles (see outbound.h). Each request walks
+ * outbound: replies, transfers, resolves and reopens from the consoles (see outbound.h).
+ * Each request walks
  * claim -> [send to the gateway, retried] -> record -> publish -> mark published, every
  * step re-runnable: the claim row in outbound_requests decides who works on a request and
  * whether its reply may still go out, so a crash or a rebalance never sends one twice.
@@ -24,7 +25,8 @@
 #define OB_CLOUD_URL "https://graph.facebook.com"
 #define OB_CLOUD_VERSION "v21.0"
 
-typedef enum { OB_REPLY, OB_TRANSFER } ob_kind_t;
+typedef enum { OB_REPLY, OB_TRANSFER, OB_RESOLVE, OB_REOPEN } ob_kind_t;
+static const char *const ob_kind_names[] = {"reply", "transfer", "resolve", "reopen"};
 
 typedef struct ob_req ob_req_t;
 typedef void (*ob_step_fn)(ob_req_t *r);
@@ -140,8 +142,9 @@ outbound_t *outbound_new(struct event_base *base, db_t *db, const cfg_t *cfg, ou
 	gethostname(host, sizeof(host) - 1);
 	snprintf(o->identity, sizeof(o->identity), "%.40s:%d:%lld", host, (int)getpid(), (long long)(ob_now() * 1000));
 	o->m_requests = metrics_family("atende_worker_outbound_total", METRICS_COUNTER,
-				       "Console requests handled, by kind (reply, transfer) and result (sent, not_sent, "
-				       "failed, unknown, transferred, refused, duplicate).",
+				       "Console requests handled, by kind (reply, transfer, resolve, reopen) and result "
+				       "(sent, not_sent, failed, unknown, transferred, resolved, reopened, refused, "
+				       "duplicate).",
 				       NULL, 0);
 	o->m_calls = metrics_family("atende_worker_outbound_calls_total", METRICS_COUNTER,
 				    "Gateway calls for replies by outcome (2xx, 4xx, 5xx, timeout, conn).", NULL, 0);
@@ -171,9 +174,13 @@ void outbound_handle(outbound_t *o, const cJSON *msg, outbound_done_fn done, voi
 	const cJSON *to_agent = cJSON_GetObjectItem(msg, "to_agent"), *to_domain = cJSON_GetObjectItem(msg, "to_domain");
 	const char *bad = NULL;
 	double company = json_num(msg, "company_id", 0), conv = json_num(msg, "conversation_id", 0);
-	r->kind = type && strcmp(type, "transfer") == 0 ? OB_TRANSFER : OB_REPLY;
-	if (!type || (strcmp(type, "reply") != 0 && strcmp(type, "transfer") != 0))
-		bad = "type is not reply or transfer";
+	int kind = -1;
+	for (int k = 0; type && k < (int)(sizeof(ob_kind_names) / sizeof(ob_kind_names[0])); k++)
+		if (strcmp(type, ob_kind_names[k]) == 0)
+			kind = k;
+	r->kind = kind < 0 ? OB_REPLY : (ob_kind_t)kind;
+	if (kind < 0)
+		bad = "type is not reply, transfer, resolve or reopen";
 	else if (!rid || !*rid || strlen(rid) >= sizeof(r->request_id))
 		bad = "missing request_id";
 	else if (company < 1 || company != (double)(long)company)
@@ -294,7 +301,7 @@ static void ob_claimed(ob_req_t *r, PGresult *res)
 	const char *err = json_str(c, "error");
 	if (strcmp(status, "refused") == 0 && json_true(c, "fresh"))
 		log_info("outbound %s: %s of agent %lld in conversation %lld refused: %s", r->request_id,
-			 r->kind == OB_REPLY ? "reply" : "transfer", (long long)r->agent, (long long)r->conversation,
+			 ob_kind_names[r->kind], (long long)r->agent, (long long)r->conversation,
 			 err ? err : "?");
 	ob_count(r->o, r, status);
 	cJSON_Delete(c);
@@ -772,7 +779,7 @@ static void ob_set_events(ob_req_t *r, cJSON *events)
 static void ob_count(outbound_t *o, const ob_req_t *r, const char *result)
 {
 	char labels[96];
-	snprintf(labels, sizeof(labels), "kind=\"%s\",result=\"%s\"", r->kind == OB_REPLY ? "reply" : "transfer", result);
+	snprintf(labels, sizeof(labels), "kind=\"%s\",result=\"%s\"", ob_kind_names[r->kind], result);
 	metrics_inc(o->m_requests, labels);
 }
 

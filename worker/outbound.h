@@ -1,8 +1,9 @@
 /*
- * outbound: the workers' side of the consoles' replies and transfers (atende.outbound,
- * written by the notifier). A reply is sent to the conversation's gateway (Evolution
- * sendText, Cloud API messages, or an api channel's url) and stored as an agent message;
- * a transfer changes the conversation's agent (and domain). Every request is claimed in
+ * outbound: the workers' side of the consoles' replies, transfers, resolves and reopens
+ * (atende.outbound, written by the notifier). A reply is sent to the conversation's
+ * gateway (Evolution sendText, Cloud API messages, or an api channel's url) and stored as
+ * an agent message; a transfer changes the conversation's agent (and domain); a resolve or
+ * reopen its status (schema/008_conversation_ops.sql). Every request is claimed in
  * PostgreSQL (outbound_requests, schema/005_outbound.sql) before anything leaves, so a
  * redelivered one is never sent or applied twice.
  *
@@ -13,6 +14,9 @@
  *               after outbound.retries; "unknown": the worker sending it died before the answer
  *               was recorded, so it is not sent again): to the requester.
  *   assignment  transfer applied: to the old and to the new agent (once when the same).
+ *   conversation resolve or reopen applied (also when nothing changed, "changed": false): to
+ *               the company's consoles and the conversation's agent; after a resolve, the
+ *               queue handed out as assignment events ("reason": "queue") to their agents.
  *   error       request refused (conversation not of the requester's company, agent not an
  *               active agent of the company): to the requester.
  */

@@ -330,3 +330,52 @@ def test_worker_refuses_what_the_notifier_cannot_check_and_ignores_redeliveries(
     assert "test-cross-2" not in json.dumps(c.frames)
     c.close()
     other.close()
+
+
+def test_resolve_and_reopen_are_applied_once_and_heard_by_the_consoles(system):
+    conv, agent = new_conversation(system, "5511977770011")
+    c = console(system, agent, 1, "company:1")
+    ack = c.request(op="resolve", conversation=conv)
+    assert ack["type"] == "ack", ack
+    ev = c.wait(lambda f: f["type"] == "conversation" and f["data"].get("request_id") == ack["request_id"])
+    d = ev["data"]
+    assert (d["conversation_id"], d["status"], d["agent_id"], d["by"], d["changed"]) == (conv, "resolved", agent,
+                                                                                       f"agent:{agent}", True)
+    assert scalar(system, f"select status from conversations where id = {conv}") == "resolved"
+    assert system.sql(f"select kind, from_status, status, by from conversation_events where conversation_id = {conv} "
+                      "order by id desc limit 1") == [["status", "open", "resolved", f"agent:{agent}"]]
+    # resolving again changes nothing, and says so
+    again = c.request(op="resolve", conversation=conv)
+    d = c.wait(lambda f: f["type"] == "conversation" and f["data"].get("request_id") == again["request_id"])["data"]
+    assert (d["status"], d["changed"]) == ("resolved", False)
+    # a supervisor reopens it
+    sup = system.ws(system.token(5, 1, role="supervisor"))
+    assert sup.subscribe("company:1")["type"] == "ack"
+    reopen = sup.request(op="reopen", conversation=conv)
+    d = sup.wait(lambda f: f["type"] == "conversation" and f["data"].get("request_id") == reopen["request_id"])["data"]
+    assert (d["status"], d["changed"], d["by"]) == ("open", True, "supervisor:5")
+    assert scalar(system, f"select status from conversations where id = {conv}") == "open"
+    # the same op delivered twice (same request_id) is applied and published once
+    base = {"type": "resolve", "company_id": 1, "conversation_id": conv, "agent_id": agent, "role": "agent",
+            "client_id": None, "request_id": "test-resolve-dup", "requested_at": "2026-01-01T00:00:00.000Z"}
+    kcat_produce(system, conv, base, "resolve")
+    c.wait(lambda f: f["type"] == "conversation" and f["data"].get("request_id") == "test-resolve-dup")
+    kcat_produce(system, conv, base, "resolve")
+    wait_for(lambda: scalar(system, "select published_at is not null from outbound_requests "
+                                    "where request_id = 'test-resolve-dup'") == "t", what="the first one published")
+    marker = c.request(op="reopen", conversation=conv)  # the worker handles one conversation's requests in order
+    c.wait(lambda f: f["type"] == "conversation" and f["data"].get("request_id") == marker["request_id"])
+    assert len([f for f in c.frames if f["type"] == "conversation"
+                and f["data"].get("request_id") == "test-resolve-dup"]) == 1
+    assert scalar(system, f"select count(*) from conversation_events where conversation_id = {conv} "
+                          "and status = 'resolved'") == "2"  # the agent's, and the duplicated one once
+    # another company's conversation: refused, with nothing said about it
+    other = console(system, 6, 2, "agent:6")
+    err = other.request(op="resolve", conversation=conv)  # the notifier knows whose it is
+    assert err["type"] == "error" and "not known in your company" in err["error"]
+    kcat_produce(system, conv, dict(base, company_id=2, agent_id=6, request_id="test-resolve-cross"), "resolve")
+    ev = other.wait(lambda f: f["type"] == "error" and f.get("data", {}).get("request_id") == "test-resolve-cross")
+    assert ev["data"]["status"] == "refused" and "not known in company 2" in ev["data"]["error"]
+    assert scalar(system, f"select status from conversations where id = {conv}") == "open"
+    for x in (c, sup, other):
+        x.close()
