@@ -75,4 +75,4 @@ CREATE INDEX conversations_search ON conversations
     USING gin ((customer || ' ' || coalesce(customer_name, '')) gin_trgm_ops);
 
 -- A stored reply's request (who sent it, its status): found from the message.
-CREATE INDEX outbound_requests_message ON outbound_requests (message_id) WHERE message_id IS NOT NULL;
+CREATE INDEX outbound_requests_message ON outbound_requests (message_id);
