@@ -416,10 +416,11 @@ static void api_messages(http_request_t *req, const token_claims_t *claims, long
 	params[n++] = conv_s;
 	params[n++] = company_s;
 	params[n++] = limit1_s;
-	params[n++] = me_s;
 	if (has_before) {
 		snprintf(before_s, sizeof(before_s), "%lld", before_id);
-		params[n++] = before_s;
+		params[n++] = before_s; /* $4: the page ends before it */
+	} else {
+		params[n++] = me_s; /* $4: whose read marker the first page moves */
 	}
 	char sql[4096];
 	snprintf(sql, sizeof(sql),
@@ -447,7 +448,7 @@ static void api_messages(http_request_t *req, const token_claims_t *claims, long
 		 "AND h.created_at >= p.received_at - interval '1 day' "
 		 "LEFT JOIN outbound_requests o ON o.message_id = p.id "
 		 "ORDER BY p.id",
-		 has_before ? " AND m.id < $5" : "",
+		 has_before ? " AND m.id < $4" : "",
 		 has_before ? ""
 			    : ", mark AS (INSERT INTO conversation_reads AS r (agent_id, conversation_id, last_read_message_id, "
 			      "customer_messages, at) SELECT $4, conv.id, conv.last_message_id, conv.customer_messages, now() "
