@@ -55,6 +55,8 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("notifier.typing_ttl_s", notifier.typing_ttl_s, "8", 1, 300, true, "a typing start without a stop ends after this"),
 	K_INT("notifier.presence_heartbeat_s", notifier.presence_heartbeat_s, "10", 1, 3600, false, "each instance republishes its presence this often; entries of an instance silent for 3 periods expire (same on every instance)"),
 	K_INT("notifier.poll_timeout_s", notifier.poll_timeout_s, "25", 1, 300, true, "longest a GET /poll is held open without events"),
+	K_INT("notifier.db_connections", notifier.db_connections, "2", 1, 64, false, "PostgreSQL connections of the conversation API (/v1/), each pipelined; one per core of the database is plenty"),
+	K_INT("notifier.statement_timeout_ms", notifier.statement_timeout_ms, "2000", 0, 600000, false, "statement_timeout of the conversation API's connections (sent as a startup option); 0 = the server's (behind PgBouncer, which refuses startup options, set it on the role)"),
 
 	K_STR("metrics.listen", metrics.listen, "127.0.0.1:8082", false, "supervisor /metrics and /healthz listener"),
 

@@ -60,6 +60,7 @@ typedef struct {
 		int ping_interval_s, max_connections, history_events, max_send_buffer;
 		int typing_ttl_s, slow_consumer_ms, max_connections_per_token, ops_per_second, presence_heartbeat_s;
 		int poll_timeout_s, socket_send_buffer;
+		int db_connections, statement_timeout_ms; /* the conversation API's PostgreSQL */
 	} notifier;
 	struct { char *listen; } metrics;
 	struct {

@@ -4,7 +4,8 @@
  * channel, with tenancy checks at subscribe time and exact resume from a bounded history.
  * Presence and typing are published to atende.events and read back, so every instance
  * agrees and they get seqs like any event; replies and transfers go to atende.outbound for
- * the workers (the notifier never writes to PostgreSQL). Also serves the console page.
+ * the workers. Also serves the console page, and the conversation API (api.c) on its own
+ * PostgreSQL connections: it reads conversations and history and writes read markers only.
  *
  * The rooms, around the shared state of notifier.h: conn (a console's connection, sending,
  * slow consumers), stream (atende.events in and out: hub, presence, resets), ops (what
@@ -12,6 +13,7 @@
  * This file keeps start-up, the timers, the signals and the drain. What it writes and reads on
  * atende.events is common/event.h's; what it writes to atende.outbound, notifier/wire.h's.
  */
+#include "api.h"
 #include "conn.h"
 #include "guard.h"
 #include "hub.h"
@@ -79,6 +81,7 @@ int main(int argc, char **argv)
 	char mpath[1200];
 	metrics_export_start(N.base, proc_metrics_path(&N.cfg, "notifier", 0, mpath, sizeof(mpath)), 1000,
 			     ntf_metrics_refresh);
+	api_start();
 	N.http = http_server_new(N.base, N.cfg.notifier.listen, &lim, web_handle, NULL, err, sizeof(err));
 	if (!N.http) {
 		log_error("notifier.listen %s: %s", N.cfg.notifier.listen, err);
@@ -93,12 +96,13 @@ int main(int argc, char **argv)
 	N.heartbeat = event_new(N.base, -1, EV_PERSIST, ntf_heartbeat_cb, NULL);
 	struct timeval hb = {N.cfg.notifier.presence_heartbeat_s, 0};
 	event_add(N.heartbeat, &hb);
-	log_info("listening on %s (WebSocket /ws, long-poll /poll, console /), reading %s (%d partitions), epoch %lld, "
+	log_info("listening on %s (WebSocket /ws, long-poll /poll, API /v1/, console /), reading %s (%d partitions), epoch %lld, "
 		 "instance %s",
 		 N.cfg.notifier.listen, N.events_topic, N.partitions, hub_epoch(N.hub), N.instance);
 
 	event_base_dispatch(N.base);
 
+	api_stop(); /* its waiting requests are answered 503 while their server still exists */
 	http_server_free(N.http);
 	kq_free(N.producer, 2000); /* the last offline/stop messages reach the other instances */
 	kq_free(N.consumer, 0);
@@ -168,6 +172,6 @@ static void ntf_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	static int ticks;
 	(void)fd, (void)what, (void)arg;
-	if (N.n_ws + N.n_polls + N.n_http_ops == 0 || ++ticks > 150)
+	if (N.n_ws + N.n_polls + N.n_http_ops + api_in_flight() == 0 || ++ticks > 150)
 		event_base_loopbreak(N.base);
 }

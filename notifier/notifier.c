@@ -3,6 +3,7 @@
  */
 #include "notifier.h"
 
+#include "api.h"
 #include "metrics.h"
 
 #include <sys/time.h>
@@ -45,4 +46,5 @@ void ntf_metrics_refresh(void)
 	for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
 		metrics_set(metrics_series(metrics_family(defs[i].name, defs[i].counter ? METRICS_COUNTER : METRICS_GAUGE,
 							  defs[i].help, NULL, 0), ""), values[i]);
+	api_metrics_refresh();
 }

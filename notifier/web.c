@@ -3,6 +3,7 @@
  */
 #include "web.h"
 
+#include "api.h"
 #include "event.h"
 #include "guard.h"
 #include "hub.h"
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -33,7 +35,6 @@ typedef struct {
 
 static web_file_t web_files[3];
 
-static bool web_authorize(http_request_t *req, token_claims_t *claims, char *token_key, size_t keylen);
 static bool web_admit(http_request_t *req, const char *token_key);
 static void web_upgrade(http_request_t *req);
 static void web_on_ws_message(ws_conn_t *ws, const char *data, size_t len, void *arg);
@@ -47,6 +48,13 @@ void web_handle(http_request_t *req, void *arg)
 {
 	(void)arg;
 	const char *path = http_request_path(req);
+	if (strncmp(path, "/v1/", 4) == 0) {
+		char token_key[64];
+		token_claims_t claims;
+		if (web_authorize(req, &claims, token_key, sizeof(token_key)))
+			api_handle(req, &claims);
+		return;
+	}
 	if (strcmp(path, "/ws") == 0) {
 		web_upgrade(req);
 		return;
@@ -60,8 +68,12 @@ void web_handle(http_request_t *req, void *arg)
 		return;
 	}
 	if (strcmp(path, "/healthz") == 0) {
-		bool up = kq_brokers_up(N.consumer) && !kq_fatal(N.producer) && !N.draining;
-		http_respond_json(req, up ? 200 : 503, up ? "{\"ok\":true}" : "{\"ok\":false,\"error\":\"broker unreachable\"}");
+		bool broker = kq_brokers_up(N.consumer) && !kq_fatal(N.producer), db = api_db_up();
+		http_respond_json(req, broker && db && !N.draining ? 200 : 503,
+				  broker && db && !N.draining ? "{\"ok\":true}"
+				  : !broker ? "{\"ok\":false,\"error\":\"broker unreachable\"}"
+				  : !db	    ? "{\"ok\":false,\"error\":\"database unreachable\"}"
+					    : "{\"ok\":false,\"error\":\"shutting down\"}");
 		return;
 	}
 	if (strcmp(path, "/metrics") == 0) {
@@ -131,13 +143,17 @@ void web_poll_answer(conn_t *c)
 	conn_unref(c);
 }
 
-/* Token (401) and Origin (403) checks shared by /ws and /poll. Answers the request when false. */
-static bool web_authorize(http_request_t *req, token_claims_t *claims, char *token_key, size_t keylen)
+/* Token (401) and Origin (403) checks shared by /ws, /poll, /op and /v1/. A browser's
+ * WebSocket cannot set headers, hence ?token=; API clients send the header. */
+bool web_authorize(http_request_t *req, token_claims_t *claims, char *token_key, size_t keylen)
 {
 	char token[TOKEN_MAX_LEN];
-	if (!http_request_query_param(req, "token", token, sizeof(token))) {
+	const char *auth = http_request_header(req, "Authorization");
+	if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+		snprintf(token, sizeof(token), "%s", auth + 7 + strspn(auth + 7, " "));
+	} else if (!http_request_query_param(req, "token", token, sizeof(token))) {
 		N.n_refused++;
-		http_respond_error(req, 401, "missing token (?token=...)");
+		http_respond_error(req, 401, "missing token (Authorization: Bearer T, or ?token=T)");
 		return false;
 	}
 	token_status_t st = token_verify(N.cfg.auth.token_secret, token, (long)time(NULL), claims);

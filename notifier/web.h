@@ -2,16 +2,26 @@
  * web: the notifier's HTTP side on notifier.listen: the WebSocket upgrade (GET /ws), the
  * long-poll for networks that block WebSocket (GET /poll) and its ops (POST /op), the console's
  * files (GET /), /healthz and /metrics, with the token, Origin and connection-limit checks they
- * share. The place for the notifier's other HTTP endpoints.
+ * share; /v1/ paths go to the conversation API (api.h) once the token is verified.
  */
 #ifndef ATENDE_WEB_H
 #define ATENDE_WEB_H
 
 #include "conn.h"
 #include "http.h"
+#include "token.h"
+
+#include <stdbool.h>
+#include <stddef.h>
 
 /* The HTTP server's handler: routes one request. */
 void web_handle(http_request_t *req, void *arg);
+
+/* The bearer's token, from `Authorization: Bearer T` or ?token=T, verified as the WebSocket
+ * handshake verifies it (401), and the Origin allow-list (403). Answers the request and returns
+ * false when refused; fills claims and token_key (the token's signature) otherwise. */
+bool web_authorize(http_request_t *req, token_claims_t *claims, char *token_key, size_t keylen)
+	__attribute__((warn_unused_result));
 
 /* Reads the console's files from notifier.console_dir (start-up and SIGHUP). */
 void web_load_console(void);
