@@ -526,12 +526,18 @@ static void api_read(http_request_t *req, const token_claims_t *claims, long lon
 
 /* Queues on the connection with the least waiting; none up answers 503 at once rather than
  * holding the console until the database is back. */
-static void api_send(http_request_t *req, api_req_t *r, const char *sql, int n, const char *const *params)
+db_t *api_db_pick(void)
 {
 	db_t *best = NULL;
 	for (int i = 0; i < api_n_db; i++)
 		if (db_connected(api_db[i]) && (!best || db_pending(api_db[i]) < db_pending(best)))
 			best = api_db[i];
+	return best;
+}
+
+static void api_send(http_request_t *req, api_req_t *r, const char *sql, int n, const char *const *params)
+{
+	db_t *best = api_db_pick();
 	if (!best || !db_query(best, sql, n, params, api_on_result, r)) {
 		free(r);
 		api_db_errors++;
