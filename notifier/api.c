@@ -11,6 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notifier.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <ctype.h>
@@ -382,7 +383,7 @@ static void api_list(http_request_t *req, const token_claims_t *claims)
 		 "FROM conversations c LEFT JOIN conversation_reads r ON r.agent_id = $2 AND r.conversation_id = c.id "
 		 "WHERE c.company_id = $1%s ORDER BY c.last_message_at DESC, c.id DESC LIMIT $3",
 		 with, cond);
-	api_req_t *r = calloc(1, sizeof(*r));
+	api_req_t *r = xcalloc(1, sizeof(*r));
 	r->kind = API_LIST;
 	r->limit = limit;
 	api_send(req, r, sql, n, params);
@@ -457,7 +458,7 @@ static void api_messages(http_request_t *req, const token_claims_t *claims, long
 			      "ON CONFLICT (agent_id, conversation_id) DO UPDATE SET last_read_message_id = "
 			      "EXCLUDED.last_read_message_id, customer_messages = EXCLUDED.customer_messages, at = EXCLUDED.at "
 			      "WHERE r.last_read_message_id < EXCLUDED.last_read_message_id)");
-	api_req_t *r = calloc(1, sizeof(*r));
+	api_req_t *r = xcalloc(1, sizeof(*r));
 	r->kind = API_MESSAGES;
 	r->limit = limit;
 	r->conv_id = conv_id;
@@ -518,7 +519,7 @@ static void api_read(http_request_t *req, const token_claims_t *claims, long lon
 		"'last_read_message_id', (SELECT last_read_message_id FROM mark), "
 		"'unread', greatest(conv.customer_messages - coalesce((SELECT customer_messages FROM mark), 0), 0))::text "
 		"FROM conv";
-	api_req_t *r = calloc(1, sizeof(*r));
+	api_req_t *r = xcalloc(1, sizeof(*r));
 	r->kind = API_READ;
 	r->conv_id = conv_id;
 	api_send(req, r, sql, 4, params);
@@ -601,7 +602,7 @@ static void api_answer_rows(api_req_t *r, PGresult *res)
 	size_t cap = 64;
 	for (int i = first; i < last; i++)
 		cap += (size_t)PQgetlength(res, i, jcol) + 1;
-	char *body = malloc(cap + API_CURSOR_MAX), *o = body;
+	char *body = xmalloc(cap + API_CURSOR_MAX), *o = body;
 	o += sprintf(o, list ? "{\"conversations\":[" : "{\"messages\":[");
 	for (int i = first; i < last; i++) {
 		if (i > first)
