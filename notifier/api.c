@@ -52,17 +52,18 @@ void api_start(void)
 {
 	char conninfo[4096];
 	const char *base = N.cfg.postgres.conninfo;
-	if (N.cfg.notifier.statement_timeout_ms > 0) {
-		/* a startup option bounds every statement without any per-query SET (URI or key=value) */
-		if (strstr(base, "://"))
-			snprintf(conninfo, sizeof(conninfo), "%s%coptions=-c%%20statement_timeout%%3D%d", base,
-				 strchr(base, '?') ? '&' : '?', N.cfg.notifier.statement_timeout_ms);
-		else
-			snprintf(conninfo, sizeof(conninfo), "%s options='-c statement_timeout=%d'", base,
-				 N.cfg.notifier.statement_timeout_ms);
-	} else {
-		snprintf(conninfo, sizeof(conninfo), "%s", base);
-	}
+	/* named in pg_stat_activity; a startup option bounds every statement without any
+	 * per-query SET. The conninfo may be a URI or key=value pairs. */
+	int n;
+	if (strstr(base, "://"))
+		n = snprintf(conninfo, sizeof(conninfo), "%s%capplication_name=atende-notifier-api", base,
+			     strchr(base, '?') ? '&' : '?');
+	else
+		n = snprintf(conninfo, sizeof(conninfo), "%s application_name=atende-notifier-api", base);
+	if (N.cfg.notifier.statement_timeout_ms > 0 && n > 0 && (size_t)n < sizeof(conninfo))
+		snprintf(conninfo + n, sizeof(conninfo) - (size_t)n,
+			 strstr(base, "://") ? "&options=-c%%20statement_timeout%%3D%d" : " options='-c statement_timeout=%d'",
+			 N.cfg.notifier.statement_timeout_ms);
 	api_n_db = N.cfg.notifier.db_connections < API_DB_MAX ? N.cfg.notifier.db_connections : API_DB_MAX;
 	for (int i = 0; i < api_n_db; i++) {
 		char name[32];

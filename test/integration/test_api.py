@@ -294,7 +294,7 @@ def test_unread_counts_and_read_markers(system):
         post(system, f"UNR-{i}", f"mensagem não lida {i}", num)
     stored(system, num, 3)
     cid, a = conv_id(system, num), agent_of(system, num)
-    ta, sup = system.token(a, 1), system.token(1, 1, role="supervisor")
+    ta, sup = system.token(a, 1), system.token(a % 5 + 1, 1, role="supervisor")  # markers are per agent id
 
     def unread(token):
         rows = [r for r in list_all(system, token, q=num) if r["id"] == cid]
@@ -385,3 +385,11 @@ def test_concurrent_requests_are_answered(system):
     for th in threads:
         th.join()
     assert not errors, errors[:3]
+
+
+def test_the_api_has_its_own_named_connections(system):
+    """notifier.db_connections connections, named, with the startup option (else they would not connect)."""
+    rows = system.sql("select count(*) from pg_stat_activity where application_name = 'atende-notifier-api'")
+    assert int(rows[0][0]) == 2
+    r = http("GET", system.url("notifier", "/healthz"))
+    assert r.status == 200 and r.json() == {"ok": True}
