@@ -447,8 +447,6 @@
 		h.loading = true;
 		var q = { limit: HISTORY_PAGE };
 		if (older) q.before = h.next;
-		var tl = $('timeline');
-		var keep = older && S.selected === c.id ? { height: tl.scrollHeight, top: tl.scrollTop } : null;
 		scheduleRender();
 		api('GET', '/v1/conversations/' + c.rawId + '/messages', q).then(function (body) {
 			h.loading = false;
@@ -460,9 +458,14 @@
 				if (S.selected === c.id && !document.hidden) c.unread = 0; // the first page marked it read
 			}
 			if (S.selected === c.id) {
+				var tl = $('timeline');
+				// the message at the top of the view stays where it is while older ones come in above it
+				var anchor = older ? topMessage(tl) : null;
+				var offset = anchor ? anchor.el.getBoundingClientRect().top : 0;
 				renderNow();
-				if (keep) tl.scrollTop = keep.top + (tl.scrollHeight - keep.height); // the same message stays in view
-				else scrollTimelineToEnd();
+				var again = anchor && tl.querySelector('[data-anchor="' + anchor.key + '"]');
+				if (again) tl.scrollTop += again.getBoundingClientRect().top - offset;
+				else if (!older) scrollTimelineToEnd();
 			} else {
 				scheduleRender();
 			}
@@ -498,6 +501,15 @@
 			if (m.provider_id) c.seen[m.provider_id] = true;
 		}
 		if (m.hint) addHint(c, m.hint, true);
+	}
+
+	/* The first message bubble visible in the timeline, and the key to find it after a render. */
+	function topMessage(tl) {
+		var top = tl.getBoundingClientRect().top;
+		var rows = tl.querySelectorAll('[data-anchor]');
+		for (var i = 0; i < rows.length; i++)
+			if (rows[i].getBoundingClientRect().bottom > top) return { el: rows[i], key: rows[i].dataset.anchor };
+		return null;
 	}
 
 	function findMessage(c, providerId) {
@@ -1071,9 +1083,16 @@
 	/* Keeps the timeline in time order even when a replay delivers an older message late. */
 	function insertMessage(c, msg) {
 		var i = c.messages.length;
-		while (i > 0 && c.messages[i - 1].at > msg.at) i--;
+		while (i > 0 && after(c.messages[i - 1], msg)) i--;
 		c.messages.splice(i, 0, msg);
 		if (c.messages.length > MAX_MESSAGES) c.messages.splice(0, c.messages.length - MAX_MESSAGES);
+	}
+
+	/* Whether a comes after b: stored messages in the order they were stored (their ids;
+	 * gateway timestamps have whole seconds), anything else by time. */
+	function after(a, b) {
+		if (a.db_id && b.db_id) return a.db_id > b.db_id;
+		return a.at > b.at;
 	}
 
 	function onHint(d) {
@@ -1837,6 +1856,8 @@
 				var row = el('div', 'msg ' + (m.from_me ? 'out' : 'in') + (m.status ? ' ' + m.status : ''));
 				if (m.message_id) row.dataset.messageId = m.message_id;
 				if (m.localId) row.dataset.clientId = m.localId;
+				var key = m.message_id || m.localId || (m.db_id ? 'db' + m.db_id : null);
+				if (key) row.dataset.anchor = key;
 				var bubble = el('div', 'bubble');
 				if (m.from_me && m.agent_id !== null && m.agent_id !== undefined && (!S.me || m.agent_id !== S.me.agent))
 					bubble.appendChild(el('div', 'msg-author', 'Agente ' + m.agent_id));
