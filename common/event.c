@@ -310,6 +310,10 @@ static void evt_write_assignment(json_out_t *o, const void *payload)
 	evt_id(o, "by_agent", a->by_agent);
 	json_out_str(o, "at", a->at);
 	json_out_str(o, "created_at", a->created_at);
+	if (a->reason) {
+		json_out_str(o, "reason", a->reason);
+		json_out_num(o, "waited_ms", (double)a->waited_ms);
+	}
 }
 
 static void evt_write_conversation(json_out_t *o, const void *payload)
@@ -505,6 +509,8 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 		a->by_agent = evt_id_of(d, "by_agent");
 		a->at = json_str(d, "at");
 		a->created_at = json_str(d, "created_at");
+		a->reason = json_str(d, "reason");
+		a->waited_ms = (long long)json_num(d, "waited_ms", 0);
 		return true;
 	}
 	case EVT_CONVERSATION: {

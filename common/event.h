@@ -38,8 +38,10 @@
  *               subscribe, and when one message changed several agents).
  *   assignment  {request_id, client_id, conversation_id, conversation_key, company_id,
  *               channel, customer, from_agent, to_agent, agent_id, from_domain, domain,
- *               to_domain, by_agent, at, created_at}. Workers (a transfer; written by
- *               atende_outbound_claim in schema/005_outbound.sql), routed to both agents.
+ *               to_domain, by_agent, at, created_at, [reason, waited_ms]}. Workers (a transfer;
+ *               written by atende_outbound_claim in schema/005_outbound.sql), routed to both
+ *               agents; workers and notifiers when the queue is handed out (reason "queue":
+ *               a resolve freed room, an agent came online), routed to the new agent.
  *   conversation {conversation_id, status (open|pending|resolved), agent_id, domain, by, at};
  *               a console's resolve or reopen adds {request_id, client_id, changed (false:
  *               it already was)}. Workers: a customer message that reopened it, or a
@@ -158,6 +160,8 @@ typedef struct {
 	const char *from_domain, *domain, *to_domain;
 	int64_t by_agent;
 	const char *at, *created_at;
+	const char *reason;          /* why it moved without a transfer ("queue"), NULL for a transfer */
+	long long waited_ms;         /* with reason "queue": how long it waited for an agent */
 } evt_assignment_t;
 
 typedef struct {

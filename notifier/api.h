@@ -9,6 +9,7 @@
 #ifndef ATENDE_API_H
 #define ATENDE_API_H
 
+#include "db.h"
 #include "http.h"
 #include "token.h"
 
@@ -26,6 +27,10 @@ void api_start(void);
 /* Answers every request still waiting for the database with 503 and closes the connections.
  * Before http_server_free: the answers need their server. */
 void api_stop(void);
+
+/* The connected database connection with the least waiting, NULL when none is up: for the
+ * notifier's other queries (login, accounts, presence), which share the API's connections. */
+db_t *api_db_pick(void);
 
 /* True while at least one connection is up (the notifier's /healthz). */
 bool api_db_up(void);

@@ -14,6 +14,8 @@
  * atende.events is common/event.h's; what it writes to atende.outbound, notifier/wire.h's.
  */
 #include "api.h"
+#include "login.h"
+#include "roster.h"
 #include "conn.h"
 #include "guard.h"
 #include "hub.h"
@@ -82,6 +84,9 @@ int main(int argc, char **argv)
 	metrics_export_start(N.base, proc_metrics_path(&N.cfg, "notifier", 0, mpath, sizeof(mpath)), 1000,
 			     ntf_metrics_refresh);
 	api_start();
+	if (!login_start())
+		return 1;
+	roster_start();
 	N.http = http_server_new(N.base, N.cfg.notifier.listen, &lim, web_handle, NULL, err, sizeof(err));
 	if (!N.http) {
 		log_error("notifier.listen %s: %s", N.cfg.notifier.listen, err);
@@ -103,6 +108,8 @@ int main(int argc, char **argv)
 	event_base_dispatch(N.base);
 
 	api_stop(); /* its waiting requests are answered 503 while their server still exists */
+	login_stop();
+	roster_stop();
 	http_server_free(N.http);
 	kq_free(N.producer, 2000); /* the last offline/stop messages reach the other instances */
 	kq_free(N.consumer, 0);
@@ -130,6 +137,7 @@ static void ntf_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what, (void)arg;
 	stream_heartbeat();
+	roster_heartbeat();
 }
 
 static void ntf_signal_cb(evutil_socket_t sig, short what, void *arg)

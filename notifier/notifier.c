@@ -4,6 +4,7 @@
 #include "notifier.h"
 
 #include "api.h"
+#include "login.h"
 #include "metrics.h"
 
 #include <sys/time.h>
@@ -47,4 +48,5 @@ void ntf_metrics_refresh(void)
 		metrics_set(metrics_series(metrics_family(defs[i].name, defs[i].counter ? METRICS_COUNTER : METRICS_GAUGE,
 							  defs[i].help, NULL, 0), ""), values[i]);
 	api_metrics_refresh();
+	login_metrics_refresh();
 }

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "notifier.h"
 #include "presence.h"
+#include "roster.h"
 #include "typing.h"
 #include "xalloc.h"
 
@@ -160,6 +161,7 @@ void stream_tab(conn_t *c, bool join)
 		evt_presence_t p = {.kind = EVT_PRESENCE_REPORT, .company_id = c->claims.company, .agent_id = c->claims.agent,
 				    .online = join, .instance = N.instance, .tabs = tabs, .at_ms = ntf_now_ms()};
 		stream_publish(c->claims.company, "presence", evt_presence(&p, NULL));
+		roster_presence(c->claims.company, c->claims.agent, join); /* for assignment */
 	}
 }
 

@@ -4,6 +4,8 @@
 #include "web.h"
 
 #include "api.h"
+#include "login.h"
+#include "roster.h"
 #include "event.h"
 #include "guard.h"
 #include "hub.h"
@@ -48,6 +50,10 @@ void web_handle(http_request_t *req, void *arg)
 {
 	(void)arg;
 	const char *path = http_request_path(req);
+	if (strcmp(path, "/v1/login") == 0) {
+		login_handle(req); /* the one /v1/ path without a token: it hands them out */
+		return;
+	}
 	if (strncmp(path, "/v1/", 4) == 0) {
 		char token_key[64];
 		token_claims_t claims;
@@ -162,6 +168,12 @@ bool web_authorize(http_request_t *req, token_claims_t *claims, char *token_key,
 		N.n_refused++;
 		snprintf(msg, sizeof(msg), "token refused: %s", token_status_text(st));
 		http_respond_error(req, 401, msg);
+		return false;
+	}
+	char why[160];
+	if (!roster_token_ok(claims, why, sizeof(why))) {
+		N.n_refused++;
+		http_respond_error(req, 401, why);
 		return false;
 	}
 	const char *sig = strrchr(token, '.');

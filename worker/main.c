@@ -447,8 +447,8 @@ static void wrk_publish_changes(wrk_item_t *it, PGresult *res, int row, const ev
 	if (!PQgetisnull(res, row, 8)) {
 		evt_conversation_t c = {.conversation_id = route->conversation, .status = PQgetvalue(res, row, 7),
 					.agent_id = route->agent, .domain = json_str(ev, "domain"), .by = "customer", .at = at};
-		wrk_produce_event("conversation", route->company, route->conversation, evt_conversation(route, &c, &len),
-				  len, wrk_ref(&it, 1));
+		char *json = evt_conversation(route, &c, &len); /* sets len: not in the call's own arguments */
+		wrk_produce_event("conversation", route->company, route->conversation, json, len, wrk_ref(&it, 1));
 	}
 	int64_t from_agent = PQgetisnull(res, row, 10) ? 0 : atoll(PQgetvalue(res, row, 10));
 	if (from_agent && PQgetvalue(res, row, 9)[0] == 't') {
@@ -457,8 +457,8 @@ static void wrk_publish_changes(wrk_item_t *it, PGresult *res, int row, const ev
 				      .customer = json_str(ev, "customer"), .from_agent = from_agent,
 				      .to_agent = route->agent, .agent_id = route->agent, .domain = json_str(ev, "domain"),
 				      .at = at, .created_at = at};
-		wrk_produce_event("assignment", route->company, route->conversation, evt_assignment(route, &a, &len), len,
-				  wrk_ref(&it, 1));
+		char *json = evt_assignment(route, &a, &len);
+		wrk_produce_event("assignment", route->company, route->conversation, json, len, wrk_ref(&it, 1));
 	}
 }
 

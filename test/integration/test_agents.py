@@ -313,3 +313,79 @@ def test_concurrent_assignment_is_exactly_once(system):
     assert one(system, "select count(*) from conversations where channel = 'api:site' and customer like '55119777%' "
                        "and agent_id is null and waiting_since is not null") == str(n - 18)
     assert {c for c, _ in handed} == first  # the longest-waiting went first
+
+
+def login(system, body, raw=None):
+    data = raw if raw is not None else json.dumps(body).encode()
+    return http("POST", system.url("notifier", "/v1/login"), data, {"Content-Type": "application/json"})
+
+
+def test_login_presence_queue_password_change_and_disable(system):
+    """POST /v1/login on the notifier; the console's presence hands out the queue; a new
+    password ends older tokens; a disabled agent's consoles are closed and its token and
+    password refused; repeated failures are slowed down, then refused with 429."""
+    assert add(system, 31, "duda", password="senha-da-duda", domains="comercial", max_open=2).returncode == 0
+    r = login(system, {"login": "DUDA", "password": "senha-da-duda"})  # logins ignore case
+    assert r.status == 200, r.body
+    body = r.json()
+    assert (body["agent"], body["company"], body["role"]) == (31, 1, "agent")
+    token = body["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    assert http("GET", system.url("notifier", "/v1/conversations?agent=me"), None, auth).status == 200
+    wrong = login(system, {"login": "duda", "password": "senha-errada"})
+    unknown = login(system, {"login": "ninguem", "password": "senha-da-duda"})
+    assert (wrong.status, wrong.json()) == (unknown.status, unknown.json()) == (401, {"error": "wrong login or password"})
+    assert login(system, None, raw=b"login=duda").status == 400
+    assert login(system, {"login": "duda"}).status == 400
+    assert http("GET", system.url("notifier", "/v1/login")).status == 405
+
+    # duda comes online: the comercial queue the concurrency test left has room for two of hers
+    sup = system.ws(system.token(15, 1, role="supervisor"))
+    sup.subscribe("company:1")
+    waiting_before = int(one(system, "select count(*) from conversations where domain = 'comercial' "
+                                     "and agent_id is null and status = 'open'"))
+    assert waiting_before >= 2
+    duda = system.ws(token)
+    handed = [sup.wait(lambda f, k=k: len([x for x in sup.frames if x["type"] == "assignment"
+                                           and x["data"].get("to_agent") == 31]) > k) for k in range(2)]
+    assert handed
+    assigned = [f["data"] for f in sup.frames if f["type"] == "assignment" and f["data"].get("to_agent") == 31]
+    assert len(assigned) == 2 and all(a["reason"] == "queue" and a["domain"] == "comercial" for a in assigned)
+    assert one(system, "select count(*) from conversations where agent_id = 31 and status = 'open'") == "2"
+    assert one(system, "select count(*) from agent_presence where agent_id = 31 and notifier <> 'test'") == "1"
+    duda.close()
+    wait_for(lambda: one(system, "select count(*) from agent_presence where agent_id = 31") == "0",
+             what="duda's presence row gone with her last console")
+
+    # a new password ends the tokens issued before it
+    assert agent_cli(system, "passwd", "--login", "duda", password="outra-senha-1").returncode == 0
+    wait_for(lambda: http("GET", system.url("notifier", "/v1/conversations"), None, auth).status == 401,
+             what="the old token refused", timeout=15)
+    token = login(system, {"login": "duda", "password": "outra-senha-1"}).json()["token"]
+    duda = system.ws(token)
+    assert duda.subscribe("agent:31")["type"] == "ack"
+
+    # disabled: the open console is closed, the token and the password are refused
+    assert agent_cli(system, "disable", "--login", "duda").returncode == 0
+
+    def closed():
+        try:
+            duda.recv_one(1)
+            return False
+        except Exception as e:  # the close frame, or the socket gone
+            return "timed out" not in str(e).lower()
+    wait_for(closed, what="duda's console closed", timeout=15)
+    assert http("GET", system.url("notifier", "/v1/conversations"), None,
+                {"Authorization": f"Bearer {token}"}).status == 401
+    r = login(system, {"login": "duda", "password": "outra-senha-1"})
+    assert (r.status, r.json()) == (403, {"error": "this account is disabled"})
+    sup.close()
+
+    # guessing: each failure answers after a delay, and past the limit 429 with Retry-After
+    assert add(system, 32, "edu", password="senha-do-edu").returncode == 0
+    statuses = [login(system, {"login": "edu", "password": f"chute-{i}"}).status for i in range(6)]
+    assert statuses[:3] == [401] * 3 and statuses[-1] == 429  # this address already failed twice above
+    r = login(system, {"login": "edu", "password": "senha-do-edu"})
+    assert r.status == 429 and int(r.headers["Retry-After"]) > 0
+    metrics = http("GET", system.url("metrics", "/metrics")).body.decode()
+    assert 'atende_notifier_logins_total{process="notifier",index="0",result="throttled"}' in metrics

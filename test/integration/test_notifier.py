@@ -188,7 +188,9 @@ class SecondNotifier:
         with open(self.conf, "w") as f:
             f.write(text)
         epoch = json.loads(system.cli("status", "--json").stdout)["epoch"]
-        env = dict(os.environ, ATENDE_KAFKA_BROKERS=f"127.0.0.1:{system.ports['kafka']}", ATENDE_EPOCH=str(epoch))
+        # what the supervisor hands its children: the broker, the epoch, the database (the API's)
+        env = dict(os.environ, ATENDE_KAFKA_BROKERS=f"127.0.0.1:{system.ports['kafka']}", ATENDE_EPOCH=str(epoch),
+                   ATENDE_PG_CONNINFO=f"host={system.dir}/var/run port={system.ports['pg']} dbname=atende user=atende")
         self.log = open(os.path.join(system.dir, "notifier2.log"), "ab")
         self.proc = subprocess.Popen([os.path.join(BIN, "atende-notifier"), "-c", self.conf], cwd=ROOT, env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
