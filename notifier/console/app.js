@@ -41,7 +41,7 @@
 	var REASON_LABELS = { urgency: 'urgência', fraud: 'fraude', legal: 'ameaça jurídica', health: 'saúde' };
 	var SOURCE_LABELS = { ai: 'IA', rules: 'regras', cache: 'cache', fallback: 'reserva' };
 	// a reply's state on its bubble: queued = kept here until the connection is back
-	var STATUS_MARKS = { queued: '🕓 pendente', pending: '… enviando', sent: '✓', delivered: '✓✓', read: '✓✓',
+	var STATUS_MARKS = { queued: '• pendente', pending: '… enviando', sent: '✓', delivered: '✓✓', read: '✓✓',
 		failed: '✕ não enviada', unknown: '? talvez não enviada' };
 	var STATUS_TITLES = { queued: 'Sem conexão: será enviada assim que a conexão voltar', pending: 'Enviando',
 		sent: 'Enviada', delivered: 'Entregue', read: 'Lida' };
@@ -1047,7 +1047,12 @@
 			else markRead(c);
 			// a customer message reopens a resolved or pending conversation; the worker's
 			// conversation event says so too, this keeps the list right meanwhile
-			if (c.status === 'resolved' || c.status === 'pending' || c.status === null) c.status = 'open';
+			if (c.status === 'resolved' || c.status === 'pending') {
+				insertMessage(c, { system: true, at: at - 1, text: 'Conversa reaberta pelo cliente' }); // before the message that did it
+				c.status = 'open';
+			} else if (c.status === null) {
+				c.status = 'open';
+			}
 			if (c.agent_id === null && !c.waiting_since) c.waiting_since = at;
 			if (document.hidden) notifyBackground(c, msg);
 		}

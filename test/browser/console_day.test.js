@@ -181,6 +181,7 @@ async function main() {
 		await pa.locator('[data-testid=login-password]').fill('senha-errada-' + RUN);
 		await pa.locator('[data-testid=password-button]').click();
 		await pa.locator('[data-testid=password-error]', { hasText: 'Login ou senha incorretos' }).waitFor();
+		await pa.screenshot({ path: `${BASE}-login.png` });
 
 		begin('the agent logs in with its password: its conversations appear');
 		out.firstConversationMs = await passwordLogin(pa, AGENT);
@@ -348,7 +349,7 @@ async function main() {
 		if (order[0] !== QUEUE_CONV) throw new Error(`the longest-waiting is not first: ${order}`);
 		await ps.screenshot({ path: `${BASE}-supervisor.png` });
 
-		out.screenshots = [SHOT, `${BASE}-history.png`, `${BASE}-pending.png`, `${BASE}-supervisor.png`];
+		out.screenshots = [SHOT, `${BASE}-login.png`, `${BASE}-history.png`, `${BASE}-pending.png`, `${BASE}-supervisor.png`];
 		out.seconds = (Date.now() - t0) / 1000;
 		process.stdout.write(JSON.stringify(out) + '\n');
 	} catch (e) {

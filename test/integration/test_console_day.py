@@ -4,7 +4,7 @@ through POST /v1/login, the list and a history of 200 messages with hints after 
 on scroll up, a reply typed offline delivered once (checked here in PostgreSQL and at the gateway), a
 reply whose ack was lost not sent again, unread, title and notification in the background, resolve
 and a customer message reopening, search, and a supervisor watching agents and the waiting queue.
-Screenshots: build/console-day.png, -history.png, -pending.png, -supervisor.png."""
+Screenshots: build/console-day.png, -login.png, -history.png, -pending.png, -supervisor.png."""
 import json
 import os
 import subprocess
@@ -91,7 +91,7 @@ def test_agents_day_in_headless_chromium(system, gateway):
     assert system.sql(f"select coalesce(agent_id::text, 'none'), waiting_since is not null from conversations "
                       f"where id = {queued}") == [["none", "t"]]
 
-    for stale in ("", "-history", "-pending", "-supervisor", "-failure"):
+    for stale in ("", "-login", "-history", "-pending", "-supervisor", "-failure"):
         path = SHOT.replace(".png", f"{stale}.png")
         if os.path.exists(path):
             os.remove(path)
