@@ -182,8 +182,7 @@
 		showLoginError('');
 		showApp(true);
 		manualClose = false;
-		holdTabLock();
-		outboxAdopt(true);
+		holdTabLock().then(function () { if (S.me) outboxAdopt(true); });
 		connect();
 		render();
 		return true;
@@ -396,6 +395,7 @@
 		}
 		if (S.selected && S.conversations[S.selected]) loadHistory(S.conversations[S.selected], false);
 		if (S.me && S.me.role === 'supervisor') loadOpenForSupervisor();
+		outboxShowEntries(); // a reset cleared the bubbles of replies still waiting
 		outboxCheckUncertain();
 	}
 
@@ -1339,9 +1339,24 @@
 	/* This tab holds a Web Lock named after its id for as long as it lives, so another tab
 	 * can tell an outbox entry whose tab is gone (adopt it) from one still being sent. */
 	function holdTabLock() {
-		if (tabLockHeld || !navigator.locks || !navigator.locks.request) return;
+		if (tabLockHeld || !navigator.locks || !navigator.locks.request) return Promise.resolve();
 		tabLockHeld = true;
-		navigator.locks.request('atende.tab.' + S.tabId, function () { return new Promise(function () {}); });
+		return new Promise(function (held) {
+			(function take() {
+				navigator.locks.request('atende.tab.' + S.tabId, { ifAvailable: true }, function (lock) {
+					if (!lock) {
+						// a duplicated tab copies sessionStorage, tab id included: that id is the
+						// other tab's, whose entries this one must never send
+						S.tabId = newClientId().replace(/^r-/, 't-');
+						storeSet('session', TAB_KEY, S.tabId);
+						take();
+						return null;
+					}
+					held();
+					return new Promise(function () {}); // held for as long as the tab lives
+				});
+			})();
+		});
 	}
 
 	/* Entries of this agent left by tabs that are gone become this tab's (at login: the
