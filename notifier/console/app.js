@@ -1,13 +1,26 @@
 /*
- * atende agent console: logs in with a pasted JWT, keeps one WebSocket to the notifier,
- * builds conversations and hints from events, and sends replies, typing and transfers.
- * Survives drops: reconnects with backoff and resumes every channel from its last seq.
- * State lives in one object, exposed as window.atendeConsole for tests and debugging.
+ * atende agent console: logs in with a login and password (POST /v1/login) or a pasted
+ * token, loads the agent's conversations and their history from the API (/v1/...), keeps
+ * one WebSocket to the notifier for what happens next, and sends replies, typing,
+ * transfers, resolves and reopens. Survives drops: reconnects with backoff, resumes every
+ * channel from its last seq, and keeps replies typed meanwhile in an outbox that is sent,
+ * in order and once, when the connection is back. State lives in one object, exposed as
+ * window.atendeConsole for tests and debugging.
  */
 (function () {
 	'use strict';
 
+	// The token is a bearer credential valid for hours and consoles run on shared
+	// contact-centre PCs: it lives in sessionStorage, so a reload keeps the session and
+	// closing the tab ends it. Replies not yet sent live in localStorage (see outbox).
 	var TOKEN_KEY = 'atende.token';
+	var TAB_KEY = 'atende.tab';            // sessionStorage: this tab's id (owner of its outbox entries)
+	var SELECTED_KEY = 'atende.selected';  // sessionStorage: the open conversation, restored on reload
+	var OUTBOX_PREFIX = 'atende.outbox.';  // localStorage: atende.outbox.<company>.<agent>.<client id>
+	var LIST_PAGE = 50;             // conversations per API page
+	var HISTORY_PAGE = 50;          // messages per API page
+	var SUPERVISOR_PAGES = 10;      // open conversations a supervisor's view loads: at most 10 pages
+	var RETRY_BUSY_MS = 3000;       // a reply refused for load (rate limit, broker) is tried again after this
 	var TYPING_IDLE_MS = 3000;      // send "stop" after this long without a keystroke
 	var TYPING_REFRESH_MS = 3000;   // repeat "start" while typing: the server ends it after typing_ttl_s
 	var TYPING_SHOW_MS = 8000;      // hide a colleague's indicator if neither expires_at nor "stop" says so
@@ -17,7 +30,7 @@
 	var WS_PROBE_MS = 60000;        // while on long-poll, try WebSocket again this often
 	var BACKOFF_MIN_MS = 500;
 	var BACKOFF_MAX_MS = 30000;
-	var MAX_MESSAGES = 500;         // per conversation, oldest dropped: the page runs all day
+	var MAX_MESSAGES = 3000;        // per conversation, oldest dropped: the page runs all day
 	var MAX_CONVERSATIONS = 300;
 	var MAX_HINTS = 1000;
 
@@ -27,6 +40,12 @@
 	};
 	var REASON_LABELS = { urgency: 'urgência', fraud: 'fraude', legal: 'ameaça jurídica', health: 'saúde' };
 	var SOURCE_LABELS = { ai: 'IA', rules: 'regras', cache: 'cache', fallback: 'reserva' };
+	// a reply's state on its bubble: queued = kept here until the connection is back
+	var STATUS_MARKS = { queued: '• pendente', pending: '… enviando', sent: '✓', delivered: '✓✓', read: '✓✓',
+		failed: '✕ não enviada', unknown: '? talvez não enviada' };
+	var STATUS_TITLES = { queued: 'Sem conexão: será enviada assim que a conexão voltar', pending: 'Enviando',
+		sent: 'Enviada', delivered: 'Entregue', read: 'Lida' };
+	var STATUS_LABELS = { open: 'Aberta', pending: 'Pendente', resolved: 'Resolvida' };
 	var DOMAIN_LABELS = {
 		financeiro: 'Financeiro', comercial: 'Comercial', suporte: 'Suporte',
 		ouvidoria: 'Ouvidoria', cancelamento: 'Cancelamento'
@@ -51,8 +70,17 @@
 		selected: null,         // selected conversation id (string)
 		typing: {},             // conversation id -> {agent_id, until}
 		filter: 'all',
+		status: '',             // '' (all), open, pending, resolved: the list's status filter
 		search: '',
-		stats: { events: 0, duplicates: 0, resets: 0, reconnects: 0 }
+		searchIds: null,        // ids the API found for the search (null: no search running)
+		view: 'conversations',  // or 'supervisor'
+		list: { next: null, loading: false, gen: 0, loaded: false }, // the API list being paged
+		needLoad: false,        // load the list from the API once subscribed (login, reset)
+		resumeWaiting: 0,       // resumed subscriptions whose ack (and replay) has not arrived
+		bgNew: 0,               // customer messages that arrived while the tab was hidden
+		tabId: null,
+		metrics: {},            // loginStart, firstPaint (ms, performance.now())
+		stats: { events: 0, duplicates: 0, resets: 0, reconnects: 0, resent: 0, loads: 0 }
 	};
 
 	var ws = null;
@@ -70,6 +98,9 @@
 	var pollGen = 0;             // bumped to stop every long-poll loop
 	var polling = {};            // channel -> pollGen of its running loop
 	var probeTimer = null;
+	var seenClientIds = {};      // client ids of replies whose message event arrived
+	var readTimers = {};         // conversation -> pending POST /read
+	var tabLockHeld = false;
 
 	var $ = function (id) { return document.getElementById(id); };
 
@@ -105,6 +136,26 @@
 
 	/* ---------- login / logout ---------- */
 
+	function store(kind) {
+		try { return kind === 'session' ? window.sessionStorage : window.localStorage; } catch (e) { return null; }
+	}
+
+	function storeGet(kind, key) {
+		var st = store(kind);
+		try { return st ? st.getItem(key) : null; } catch (e) { return null; }
+	}
+
+	function storeSet(kind, key, value) {
+		var st = store(kind);
+		try {
+			if (!st) return false;
+			if (value === null) st.removeItem(key);
+			else st.setItem(key, value);
+			return true;
+		} catch (e) { return false; } // quota or private mode
+	}
+
+	/* Logs in with a token (pasted, from POST /v1/login, or kept in sessionStorage). */
 	function login(token, remember) {
 		var me;
 		token = String(token || '').trim();
@@ -115,20 +166,64 @@
 			return false;
 		}
 		if (tokenExpired(me)) {
-			showLoginError('Este token expirou. Gere um novo com atende token.');
+			showLoginError('Este token expirou. Entre de novo.');
 			return false;
 		}
+		if (S.metrics.loginStart === undefined) S.metrics.loginStart = performance.now();
 		S.token = token;
 		S.me = me;
-		if (remember !== false) {
-			try { localStorage.setItem(TOKEN_KEY, token); } catch (e) { /* private mode: session only */ }
-		}
+		if (remember !== false) storeSet('session', TOKEN_KEY, token);
+		storeSet('local', TOKEN_KEY, null); // where older consoles kept it
 		S.channels = baseChannels();
+		S.needLoad = true;
+		S.view = 'conversations';
+		var sel = storeGet('session', SELECTED_KEY);
+		if (sel) S.restoreSelected = sel;
 		showLoginError('');
 		showApp(true);
 		manualClose = false;
+		holdTabLock().then(function () { if (S.me) outboxAdopt(true); });
 		connect();
+		render();
 		return true;
+	}
+
+	/* POST /v1/login {login, password} -> {token, agent, company, role}. */
+	function passwordLogin(loginName, password) {
+		var btn = $('password-button');
+		S.metrics.loginStart = performance.now();
+		btn.disabled = true;
+		showPasswordError('');
+		askNotificationPermission(); // a user gesture: the only moment browsers let us ask
+		return fetch('/v1/login', {
+			method: 'POST', headers: { 'Content-Type': 'application/json' }, cache: 'no-store',
+			body: JSON.stringify({ login: loginName, password: password })
+		}).then(function (r) {
+			return r.json().catch(function () { return {}; }).then(function (body) {
+				if (r.status === 200 && body.token) {
+					$('login-password').value = '';
+					if (!login(body.token)) showPasswordError($('login-error').textContent || 'Token recebido inválido.');
+					return;
+				}
+				delete S.metrics.loginStart;
+				if (r.status === 401) showPasswordError('Login ou senha incorretos.');
+				else if (r.status === 429) {
+					var wait = Number(r.headers.get('Retry-After'));
+					showPasswordError('Muitas tentativas seguidas. Aguarde ' +
+						(wait > 0 ? (wait >= 60 ? Math.ceil(wait / 60) + ' min' : wait + ' s') : 'um pouco') + ' e tente de novo.');
+				} else if (r.status === 403) showPasswordError('Esta conta está desativada. Fale com a supervisão.');
+				else showPasswordError('Não foi possível entrar (HTTP ' + r.status + (body.error ? ': ' + body.error : '') + ').');
+			});
+		}).catch(function () {
+			delete S.metrics.loginStart;
+			showPasswordError('Sem conexão com o servidor. Verifique a rede e tente de novo.');
+		}).then(function () { btn.disabled = false; });
+	}
+
+	function askNotificationPermission() {
+		try {
+			if (window.Notification && Notification.permission === 'default') Notification.requestPermission();
+		} catch (e) { /* old browsers: no notifications */ }
 	}
 
 	function baseChannels() {
@@ -136,6 +231,10 @@
 	}
 
 	function logout() {
+		var pending = S.me ? outboxEntries().filter(function (e) { return e.owner === S.tabId; }).length : 0;
+		if (pending && S.connected === false && !window.confirm(pending + ' resposta(s) ainda não enviada(s). ' +
+			'Elas ficam guardadas neste navegador e serão enviadas quando você entrar de novo. Sair mesmo assim?'))
+			return;
 		manualClose = true;
 		stopTyping();
 		clearTimeout(retryTimer);
@@ -144,12 +243,18 @@
 		stopPolling();
 		S.transport = 'ws';
 		S.wsFailures = 0;
-		try { localStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+		storeSet('session', TOKEN_KEY, null);
+		storeSet('session', SELECTED_KEY, null);
+		storeSet('local', TOKEN_KEY, null);
 		S.token = null;
 		S.me = null;
 		S.connected = false;
 		S.everConnected = false;
 		S.channels = [];
+		S.list = { next: null, loading: false, gen: S.list.gen + 1, loaded: false };
+		S.needLoad = false;
+		S.bgNew = 0;
+		S.metrics = {};
 		clearData();
 		pendingOps = {};
 		showApp(false);
@@ -167,6 +272,7 @@
 		S.online = [];
 		S.selected = null;
 		S.typing = {};
+		S.searchIds = null;
 		// pendingOps survive: acks of subscriptions sent before a reset are still on the way.
 	}
 
@@ -174,11 +280,26 @@
 		var el = $('login-error');
 		el.textContent = msg;
 		el.hidden = !msg;
+		if (msg && !S.token) showLoginForm('token');
+	}
+
+	function showPasswordError(msg) {
+		var el = $('password-error');
+		el.textContent = msg;
+		el.hidden = !msg;
+	}
+
+	function showLoginForm(which) {
+		$('password-form').hidden = which !== 'password';
+		$('login-form').hidden = which === 'password';
+		(which === 'password' ? $('login-name') : $('token-input')).focus();
 	}
 
 	function showApp(on) {
 		$('login-view').hidden = on;
-		$('app-view').hidden = !on;
+		$('app-view').hidden = !on || S.view !== 'conversations';
+		$('supervisor-view').hidden = !on || S.view !== 'supervisor';
+		$('view-switch').hidden = !on || !S.me || S.me.role !== 'supervisor';
 		$('logout-button').hidden = !on;
 		$('me').hidden = !on;
 		$('connection-status').hidden = !on;
@@ -186,6 +307,264 @@
 			$('me').textContent = 'Agente ' + S.me.agent + ' · Empresa ' + S.me.company +
 				(S.me.role === 'supervisor' ? ' · Supervisor' : '');
 		}
+		Array.prototype.forEach.call(document.querySelectorAll('.view-btn'), function (b) {
+			b.classList.toggle('active', b.dataset.view === S.view);
+		});
+	}
+
+	/* ---------- the conversation API (/v1/...) ---------- */
+
+	/* GET or POST on the API with the token; resolves to the parsed body, rejects with an
+	 * Error whose status is the HTTP status (0: no network). A 401 ends the session. */
+	function api(method, path, params) {
+		var q = [];
+		Object.keys(params || {}).forEach(function (k) {
+			if (params[k] !== undefined && params[k] !== null && params[k] !== '')
+				q.push(encodeURIComponent(k) + '=' + encodeURIComponent(params[k]));
+		});
+		var token = S.token;
+		return fetch(path + (q.length ? '?' + q.join('&') : ''), {
+			method: method, cache: 'no-store', headers: { Authorization: 'Bearer ' + token }
+		}).then(function (r) {
+			return r.json().catch(function () { return {}; }).then(function (body) {
+				if (r.status === 401 && S.token === token) sessionRefused();
+				if (r.status !== 200) {
+					var err = new Error(body.error || 'HTTP ' + r.status);
+					err.status = r.status;
+					throw err;
+				}
+				return body;
+			});
+		}, function () {
+			var err = new Error('sem conexão');
+			err.status = 0;
+			throw err;
+		});
+	}
+
+	/* The list's query: the filters of the moment. Agents load theirs (supervisors the
+	 * company); a search looks through the whole company, as the API allows. */
+	function listQuery() {
+		var q = { limit: LIST_PAGE };
+		if (S.status) q.status = S.status;
+		if (S.me && S.me.role !== 'supervisor' && S.filter !== 'company') q.agent = 'me';
+		return q;
+	}
+
+	/* Loads the first page of the list (login, reset, filter change); more pages on scroll. */
+	function loadList(more) {
+		if (!S.token) return;
+		if (more && (!S.list.next || S.list.loading)) return;
+		var gen = more ? S.list.gen : ++S.list.gen;
+		var q = listQuery();
+		if (more) q.before = S.list.next;
+		S.list.loading = true;
+		S.stats.loads++;
+		scheduleRender();
+		return api('GET', '/v1/conversations', q).then(function (body) {
+			if (gen !== S.list.gen) return;
+			body.conversations.forEach(mergeApiConversation);
+			S.list.next = body.next || null;
+			S.list.loaded = true;
+			S.list.loading = false;
+			if (!more) afterFirstLoad();
+			render();
+			if (!more && S.metrics.firstPaint === undefined && S.metrics.loginStart !== undefined) {
+				requestAnimationFrame(function () {
+					S.metrics.firstPaint = performance.now() - S.metrics.loginStart;
+				});
+			}
+		}, function (e) {
+			if (gen !== S.list.gen) return;
+			S.list.loading = false;
+			if (e.status) toast('Não foi possível carregar as conversas: ' + e.message, 'error');
+			else S.needLoad = true; // offline: load again once connected
+			scheduleRender();
+		});
+	}
+
+	/* After the first page: restore the open conversation, load its history, and load
+	 * what the supervisor view counts (every open conversation of the company). */
+	function afterFirstLoad() {
+		var want = S.restoreSelected || S.selected;
+		S.restoreSelected = null;
+		if (want && S.conversations[want]) selectConversation(want, true);
+		else if (S.selected === null) {
+			var first = visibleConversations()[0];
+			if (first) selectConversation(first.id, true);
+		}
+		if (S.selected && S.conversations[S.selected]) loadHistory(S.conversations[S.selected], false);
+		if (S.me && S.me.role === 'supervisor') loadOpenForSupervisor();
+		outboxShowEntries(); // a reset cleared the bubbles of replies still waiting
+		outboxCheckUncertain();
+	}
+
+	function loadOpenForSupervisor() {
+		var gen = S.list.gen, pages = 0;
+		function page(before) {
+			api('GET', '/v1/conversations', { status: 'open', limit: 100, before: before }).then(function (body) {
+				if (gen !== S.list.gen) return;
+				body.conversations.forEach(mergeApiConversation);
+				scheduleRender();
+				if (body.next && ++pages < SUPERVISOR_PAGES) page(body.next);
+			}, function () { /* the live events still count */ });
+		}
+		page(null);
+	}
+
+	/* A conversation row of the API into the page's conversation (live events may have
+	 * made it already; the newer of the two wins for what both know). */
+	function mergeApiConversation(row) {
+		var id = String(row.id);
+		var lm = row.last_message || null;
+		var c = ensureConv(id, { conversation_id: row.id, customer: row.customer, domain: row.domain,
+			agent_id: row.agent_id, sender_name: row.name }, true);
+		var updated = parseTime(row.updated_at) || (lm ? parseTime(lm.sent_at) : 0);
+		if (!c.apiAt || updated >= c.apiAt) {
+			c.apiAt = updated;
+			if (row.name) c.name = row.name;
+			if (updated >= c.lastAt || c.status === null) {
+				c.status = row.status;
+				c.agent_id = row.agent_id;
+				if (row.domain) c.domain = row.domain;
+				c.waiting_since = row.waiting_since ? parseTime(row.waiting_since) : null;
+			}
+			if (updated >= c.lastAt && lm) {
+				c.lastAt = updated;
+				c.lastText = lm.text || kindLabel(lm.kind);
+				c.lastFromMe = !!lm.from_me;
+			}
+			if (id !== S.selected || document.hidden) c.unread = Math.max(c.unread, row.unread || 0);
+		}
+		return c;
+	}
+
+	/* The open conversation's history: the newest page first, older ones on scroll up. */
+	function loadHistory(c, older) {
+		if (!c || typeof c.rawId !== 'number') return;
+		var h = c.history;
+		if (h.loading || (older && !h.next) || (!older && h.loaded)) return;
+		h.loading = true;
+		var q = { limit: HISTORY_PAGE };
+		if (older) q.before = h.next;
+		scheduleRender();
+		api('GET', '/v1/conversations/' + c.rawId + '/messages', q).then(function (body) {
+			h.loading = false;
+			if (S.conversations[c.id] !== c) return; // reset meanwhile
+			body.messages.forEach(function (m) { mergeApiMessage(c, m); });
+			h.next = body.next || null;
+			if (!older) {
+				h.loaded = true;
+				if (S.selected === c.id && !document.hidden) c.unread = 0; // the first page marked it read
+			}
+			if (S.selected === c.id) {
+				var tl = $('timeline');
+				// the message at the top of the view stays where it is while older ones come in above it
+				var anchor = older ? topMessage(tl) : null;
+				var offset = anchor ? anchor.el.getBoundingClientRect().top : 0;
+				renderNow();
+				var again = anchor && tl.querySelector('[data-anchor="' + anchor.key + '"]');
+				if (again) tl.scrollTop += again.getBoundingClientRect().top - offset;
+				else if (!older) scrollTimelineToEnd();
+			} else {
+				scheduleRender();
+			}
+		}, function (e) {
+			h.loading = false;
+			if (e.status === 404 || e.status === 403) return;
+			if (e.status) toast('Não foi possível carregar o histórico: ' + e.message, 'error');
+			scheduleRender();
+		});
+	}
+
+	function mergeApiMessage(c, m) {
+		if (m.provider_id && c.seen[m.provider_id]) {
+			// live already: the API adds what the event lacked (our own reply's delivery status)
+			var known = findMessage(c, m.provider_id);
+			if (known && m.from_me && m.status && !known.local) known.status = m.status;
+			if (known && !known.db_id) known.db_id = m.id;
+		} else {
+			var by = /^agent:(\d+)$/.exec(m.by || '');
+			insertMessage(c, {
+				message_id: m.provider_id || null,
+				db_id: m.id,
+				from_me: !!m.from_me,
+				agent_id: by ? Number(by[1]) : null,
+				bot: m.by === 'bot',
+				sender_name: null,
+				text: m.text || m.transcript || '',
+				kind: m.kind || 'text',
+				at: parseTime(m.sent_at) || 0,
+				local: false,
+				status: m.from_me ? (m.status || 'sent') : null
+			});
+			if (m.provider_id) c.seen[m.provider_id] = true;
+		}
+		if (m.hint) addHint(c, m.hint, true);
+	}
+
+	/* The first message bubble visible in the timeline, and the key to find it after a render. */
+	function topMessage(tl) {
+		var top = tl.getBoundingClientRect().top;
+		var rows = tl.querySelectorAll('[data-anchor]');
+		for (var i = 0; i < rows.length; i++)
+			if (rows[i].getBoundingClientRect().bottom > top) return { el: rows[i], key: rows[i].dataset.anchor };
+		return null;
+	}
+
+	function findMessage(c, providerId) {
+		for (var i = c.messages.length - 1; i >= 0; i--)
+			if (c.messages[i].message_id === providerId) return c.messages[i];
+		return null;
+	}
+
+	/* Tells the server the agent has seen the conversation (debounced): the unread count
+	 * the API gives after a reload must not count what was read on screen. */
+	function markRead(c) {
+		if (!c || typeof c.rawId !== 'number' || !S.token) return;
+		clearTimeout(readTimers[c.id]);
+		readTimers[c.id] = setTimeout(function () {
+			delete readTimers[c.id];
+			api('POST', '/v1/conversations/' + c.rawId + '/read').catch(function () { /* the next open marks it */ });
+		}, 800);
+	}
+
+	/* Search backed by the API (q: 3 to 100 characters); shorter text filters what is loaded. */
+	var searchTimer = null, searchGen = 0;
+	function onSearchInput(value) {
+		S.search = value;
+		clearTimeout(searchTimer);
+		var q = value.trim();
+		if (q.length < 3) {
+			S.searchIds = null;
+			render();
+			return;
+		}
+		searchTimer = setTimeout(function () {
+			var gen = ++searchGen;
+			var params = { q: q, limit: LIST_PAGE };
+			if (S.status) params.status = S.status;
+			api('GET', '/v1/conversations', params).then(function (body) {
+				if (gen !== searchGen || S.search.trim() !== q) return;
+				S.searchIds = {};
+				body.conversations.forEach(function (row) { S.searchIds[mergeApiConversation(row).id] = true; });
+				render();
+			}, function (e) {
+				if (gen === searchGen && e.status) toast('Busca falhou: ' + e.message, 'error');
+			});
+		}, 250);
+		render();
+	}
+
+	function setStatusFilter(status) {
+		S.status = status;
+		Array.prototype.forEach.call(document.querySelectorAll('.seg-status .seg-btn'), function (x) {
+			x.classList.toggle('active', x.dataset.status === status);
+		});
+		S.list.next = null;
+		loadList(false);
+		if (S.search.trim().length >= 3) onSearchInput(S.search);
+		render();
 	}
 
 	/* ---------- connection ---------- */
@@ -225,8 +604,10 @@
 			if (S.everConnected) S.stats.reconnects++;
 			S.everConnected = true;
 			S.reconnectAttempt = 0;
+			S.resumeWaiting = 0;
 			S.channels.forEach(function (ch) { subscribe(ch, true); });
 			if (typingSentFor !== null) typingSentFor = null; // the server forgot it with the old socket
+			if (!S.resumeWaiting) outboxFlush(); // nothing to replay first
 			render();
 		};
 		sock.onmessage = function (e) {
@@ -243,6 +624,7 @@
 			}
 			S.connected = false;
 			S.typing = {}; // nobody's "typing" survives a gap in what we hear
+			outboxLostSocket();
 			render();
 			if (manualClose) return;
 			if (!opened && S.wsFailures >= WS_FAILURES_BEFORE_POLL) tryPolling();
@@ -272,14 +654,14 @@
 	/* Sends an op with a fresh id and remembers it until its ack or error (over long-poll,
 	 * POST /op answers with that same ack or error frame). */
 	function sendOp(obj, meta) {
-		obj.id = nextOpId++;
+		if (obj.id === undefined) obj.id = nextOpId++;
 		if (S.transport === 'poll') {
 			if (!S.connected) return null;
 			pendingOps[obj.id] = Object.assign({ op: obj.op }, meta || {});
 			fetch('/op?token=' + encodeURIComponent(S.token), {
 				method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(obj)
 			}).then(function (r) { return r.text(); }).then(onFrame).catch(function () {
-				onOpError({ type: 'error', id: obj.id, error: 'sem conexão' });
+				onOpError({ type: 'error', id: obj.id, error: 'sem conexão', lost: true });
 			});
 			return obj.id;
 		}
@@ -298,6 +680,7 @@
 			op.since = S.lastSeq[ch];
 			if (S.epoch[ch] !== undefined) op.epoch = S.epoch[ch];
 		}
+		if (op.since !== undefined) S.resumeWaiting++;
 		sendOp(op, { channel: ch, resume: op.since !== undefined });
 	}
 
@@ -373,6 +756,10 @@
 			b.events.forEach(onEvent);
 			if (S.lastSeq[ch] === undefined || b.seq > S.lastSeq[ch]) S.lastSeq[ch] = b.seq;
 			S.epoch[ch] = b.epoch;
+			if (ch === 'company:' + S.me.company) {
+				if (S.needLoad) { S.needLoad = false; loadList(false); }
+				outboxFlush(); // what this channel replayed is handled: uncertain replies can be judged
+			}
 			pollLoop(ch, gen);
 		}).catch(function () {
 			if (gen !== pollGen) return;
@@ -386,8 +773,10 @@
 	}
 
 	function sessionRefused() {
+		manualClose = true;
 		logout();
-		showLoginError('O servidor recusou o token (expirado ou inválido). Cole um novo para continuar.');
+		showPasswordError('Sua sessão terminou (token expirado, inválido ou conta desativada). Entre de novo.');
+		showLoginForm('password');
 	}
 
 	/* ---------- incoming frames ---------- */
@@ -412,6 +801,7 @@
 		case 'presence': onPresence(d); break;
 		case 'assignment': onAssignment(d); break;
 		case 'conversation': onConversation(d); break;
+		case 'status': onStatus(d); break;
 		case 'reset': onReset(ev); return;
 		case 'error': toast('Erro: ' + (d.error || d.message || 'desconhecido'), 'error'); break;
 		default: break;
@@ -470,10 +860,26 @@
 				S.epoch[ev.channel] = ev.epoch;
 			}
 		}
+		if (p && p.resume && --S.resumeWaiting <= 0) {
+			// every resumed channel has replayed what we missed (the replay follows its ack on
+			// the same socket): a reply whose ack was lost has shown up by now if it went out
+			S.resumeWaiting = 0;
+			outboxFlush();
+		}
+		if (ev.op === 'subscribe' && ev.channel === 'company:' + (S.me && S.me.company) && !(p && p.resume) && S.needLoad) {
+			// subscribed: from here on events tell what changes, so the API's picture is complete
+			S.needLoad = false;
+			loadList(false);
+		}
 		if (!p) return;
 		if (p.op === 'reply') {
+			outboxRemove(p.clientId);
 			var m = findLocal(p.conversation, p.localId);
-			if (m) { m.status = 'sent'; scheduleRender(); }
+			if (m && m.status !== 'failed' && m.local) { m.status = 'sent'; scheduleRender(); }
+			if (S.transport === 'poll') outboxFlush(); // one at a time over POST /op
+		} else if (p.op === 'resolve' || p.op === 'reopen') {
+			var rc = S.conversations[p.conversation];
+			if (rc) { rc.busy = false; scheduleRender(); }
 		} else if (p.op === 'transfer') {
 			toast('Conversa transferida.', 'ok');
 		}
@@ -483,10 +889,28 @@
 		var p = pendingOps[ev.id];
 		delete pendingOps[ev.id];
 		var what = ev.error || 'erro desconhecido';
+		if (p && p.resume && --S.resumeWaiting <= 0) { // refused: nothing to wait for on that channel
+			S.resumeWaiting = 0;
+			setTimeout(outboxFlush, 0);
+		}
 		if (p && p.op === 'reply') {
 			var m = findLocal(p.conversation, p.localId);
-			if (m) { m.status = 'failed'; m.error = what; }
-			toast('Resposta não enviada: ' + what, 'error');
+			if (ev.lost) {
+				outboxSetState(p.clientId, 'uncertain'); // the POST may have reached the server: judged later
+			} else if (/rate limit|broker unavailable|try again/.test(what)) {
+				// refused before it was queued: nothing went out, so it is safe to try again
+				outboxSetState(p.clientId, 'queued');
+				if (m) m.status = 'queued';
+				setTimeout(outboxFlush, RETRY_BUSY_MS);
+			} else {
+				outboxRemove(p.clientId);
+				if (m) { m.status = 'failed'; m.error = what; }
+				toast('Resposta não enviada: ' + what, 'error');
+			}
+		} else if (p && (p.op === 'resolve' || p.op === 'reopen')) {
+			var rc = S.conversations[p.conversation];
+			if (rc) rc.busy = false;
+			toast((p.op === 'resolve' ? 'Não foi possível resolver: ' : 'Não foi possível reabrir: ') + what, 'error');
 		} else if (p && p.op === 'typing') {
 			return; // best effort; not worth a toast on every keystroke
 		} else if (p && p.op === 'subscribe' && /^conversation:/.test(p.channel)) {
@@ -508,7 +932,7 @@
 		return null;
 	}
 
-	function ensureConv(id, d) {
+	function ensureConv(id, d, fromApi) {
 		var c = S.conversations[id];
 		if (!c) {
 			c = S.conversations[id] = {
@@ -522,6 +946,10 @@
 				company_id: d.company_id !== undefined ? d.company_id : null,
 				channel: d.channel || null,
 				status: null,
+				waiting_since: null,
+				apiAt: 0,
+				history: { loaded: false, next: null, loading: false },
+				busy: false,
 				messages: [],
 				seen: {},
 				hinted: {},
@@ -532,7 +960,7 @@
 				criticalReason: null
 			};
 			pruneConversations();
-			if (S.selected === null) selectConversation(id, true);
+			if (S.selected === null && !fromApi && S.list.loaded) selectConversation(id, true);
 		}
 		if (!c.customer && d.customer) c.customer = d.customer;
 		if (!c.key && d.conversation_key) c.key = d.conversation_key;
@@ -562,8 +990,16 @@
 		if (d.agent_id !== undefined && d.agent_id !== null) c.agent_id = d.agent_id;
 		var at = parseTime(d.created_at) || Date.now();
 		var msg = null;
-		if (d.from_me) {
-			// Our own reply coming back stored: take the place of its optimistic bubble.
+		if (d.from_me && typeof d.client_id === 'string') {
+			// Our own reply coming back (stored or not): its client id names its bubble, and
+			// once its event is here it is never sent again.
+			seenClientIds[d.client_id] = true;
+			outboxRemove(d.client_id);
+			for (var j = c.messages.length - 1; j >= 0; j--)
+				if (c.messages[j].localId === d.client_id) { msg = c.messages[j]; break; }
+		}
+		if (d.from_me && !msg && d.client_id === undefined) {
+			// An event without client id (older workers): the newest optimistic bubble with that text.
 			for (var i = c.messages.length - 1; i >= 0; i--) {
 				var m = c.messages[i];
 				if (m.local && m.status !== 'failed' && m.text === (d.text || '')) { msg = m; break; }
@@ -578,7 +1014,9 @@
 		if (msg) {
 			msg.local = false;
 			msg.status = d.status === 'not_sent' ? 'failed' : 'sent';
+			if (d.status === 'not_sent') msg.error = 'guardada: o canal não tem para onde enviar';
 			msg.message_id = d.message_id || msg.message_id;
+			msg.db_id = d.db_id || msg.db_id;
 			msg.at = at;
 		} else if (notSent) {
 			return; // a failure report for a reply this console did not send
@@ -592,7 +1030,8 @@
 				kind: d.kind || 'text',
 				at: at,
 				local: false,
-				status: null
+				db_id: d.db_id || null,
+				status: d.from_me ? (d.status === 'not_sent' ? 'failed' : 'sent') : null
 			};
 			insertMessage(c, msg);
 		}
@@ -602,22 +1041,74 @@
 			c.lastText = msg.text || kindLabel(msg.kind);
 			c.lastFromMe = msg.from_me;
 		}
-		if (!d.from_me && (id !== S.selected || document.hidden)) c.unread++;
-		if (!d.from_me) delete S.typing[id];
+		if (!d.from_me) {
+			delete S.typing[id];
+			if (id !== S.selected || document.hidden || S.view !== 'conversations') c.unread++;
+			else markRead(c);
+			// a customer message reopens a resolved or pending conversation; the worker's
+			// conversation event says so too, this keeps the list right meanwhile
+			if (c.status === 'resolved' || c.status === 'pending') {
+				insertMessage(c, { system: true, at: at - 1, text: 'Conversa reaberta pelo cliente' }); // before the message that did it
+				c.status = 'open';
+			} else if (c.status === null) {
+				c.status = 'open';
+			}
+			if (c.agent_id === null && !c.waiting_since) c.waiting_since = at;
+			if (document.hidden) notifyBackground(c, msg);
+		}
+	}
+
+	/* A new customer message while the tab is in the background: "(N) atende" in the title
+	 * and a browser notification when the agent allowed them. */
+	function notifyBackground(c, msg) {
+		S.bgNew++;
+		try {
+			if (window.Notification && Notification.permission === 'granted') {
+				var n = new Notification(displayName(c), {
+					body: msg.text || kindLabel(msg.kind), tag: 'atende-conversation-' + c.id, renotify: true
+				});
+				n.onclick = function () { window.focus(); selectConversation(c.id); n.close(); };
+			}
+		} catch (e) { /* notifications unavailable (not a secure context, say) */ }
+	}
+
+	/* Delivery status of a message atende sent: {message_id (ours), provider_id, status}. */
+	function onStatus(d) {
+		var c = S.conversations[convKey(d)];
+		if (!c) return;
+		for (var i = c.messages.length - 1; i >= 0; i--) {
+			var m = c.messages[i];
+			if ((d.provider_id && m.message_id === d.provider_id) || (d.message_id && m.db_id === d.message_id)) {
+				m.status = d.status;
+				return;
+			}
+		}
 	}
 
 	/* Keeps the timeline in time order even when a replay delivers an older message late. */
 	function insertMessage(c, msg) {
 		var i = c.messages.length;
-		while (i > 0 && c.messages[i - 1].at > msg.at) i--;
+		while (i > 0 && after(c.messages[i - 1], msg)) i--;
 		c.messages.splice(i, 0, msg);
 		if (c.messages.length > MAX_MESSAGES) c.messages.splice(0, c.messages.length - MAX_MESSAGES);
+	}
+
+	/* Whether a comes after b: stored messages in the order they were stored (their ids;
+	 * gateway timestamps have whole seconds), anything else by time. */
+	function after(a, b) {
+		if (a.db_id && b.db_id) return a.db_id > b.db_id;
+		return a.at > b.at;
 	}
 
 	function onHint(d) {
 		var id = convKey(d);
 		if (id === null) return;
-		var c = ensureConv(id, d);
+		addHint(ensureConv(id, d), d, false);
+	}
+
+	/* A hint, live (toast when critical) or from the history (quiet). */
+	function addHint(c, d, quiet) {
+		var id = c.id;
 		var h = {
 			message_id: d.message_id || null,
 			message_ids: Array.isArray(d.message_ids) ? d.message_ids.slice() : (d.message_id ? [d.message_id] : []),
@@ -644,7 +1135,7 @@
 			}
 		}
 		if (!replaced) {
-			if (h.critical && id !== S.selected)
+			if (h.critical && id !== S.selected && !quiet)
 				toast('Conversa crítica' + (h.critical_reason ? ' (' + (REASON_LABELS[h.critical_reason] || h.critical_reason) + ')' : '') +
 					': ' + displayName(c), 'error');
 			S.hints.push(h);
@@ -692,6 +1183,7 @@
 		if (d.request_id) c.seen['assign:' + d.request_id] = true;
 		var to = d.to_agent !== undefined ? d.to_agent : d.agent_id;
 		if (to !== undefined) c.agent_id = to;
+		if (to !== undefined && to !== null) c.waiting_since = null; // out of the queue
 		if (d.to_domain || d.domain) c.domain = d.to_domain || d.domain;
 		var who = to !== undefined && to !== null ? 'Agente ' + to : (c.domain ? DOMAIN_LABELS[c.domain] || c.domain : 'fila');
 		insertMessage(c, { system: true, text: 'Conversa atribuída a ' + who, at: parseTime(d.created_at) || Date.now() });
@@ -701,10 +1193,22 @@
 		var id = convKey(d);
 		if (id === null) return;
 		var c = ensureConv(id, d);
+		var before = c.status;
 		if (d.status) c.status = d.status;
 		if (d.agent_id !== undefined) c.agent_id = d.agent_id;
+		if (c.agent_id !== null && c.agent_id !== undefined) c.waiting_since = null;
+		else if (c.status === 'open' && !c.waiting_since) c.waiting_since = parseTime(d.at) || Date.now();
+		if (c.status === 'resolved') c.waiting_since = null;
 		if (d.domain) c.domain = d.domain;
 		if (d.sender_name || d.customer_name) c.name = d.sender_name || d.customer_name;
+		c.busy = false;
+		if (d.changed !== false && before && before !== c.status) {
+			var who = d.by === 'customer' ? 'pelo cliente' : /^(agent|supervisor):(\d+)$/.test(d.by || '') ?
+				(S.me && d.by === 'agent:' + S.me.agent ? 'por você' : 'por ' + (/^supervisor/.test(d.by) ? 'supervisor ' : 'agente ') + d.by.split(':')[1]) : '';
+			insertMessage(c, { system: true, at: parseTime(d.at) || Date.now(),
+				text: 'Conversa ' + (c.status === 'resolved' ? 'resolvida' : c.status === 'open' ? 'reaberta' : 'pendente') +
+					(who ? ' ' + who : '') });
+		}
 	}
 
 	/* The server could not replay what we missed: start over from now on every channel.
@@ -716,11 +1220,18 @@
 		resetTimes.push(now);
 		var reason = ev.data && ev.data.reason ? ev.data.reason : '';
 		stopTyping();
+		var selected = S.selected;
 		clearData();
+		S.list.gen++; // answers of loads started before the reset are dropped
+		S.list.next = null;
+		S.list.loaded = false;
 		if (resetTimes.length > 5) {
 			toast('O servidor reiniciou o fluxo várias vezes seguidas; recarregue a página.', 'error');
 		} else {
 			toast('Fluxo de eventos reiniciado' + (reason ? ' (' + reason + ')' : '') + '; recarregando.', 'info');
+			S.restoreSelected = selected;
+			S.needLoad = true; // reloaded from the API once company: is subscribed again
+			S.resumeWaiting = 0;
 			S.channels = baseChannels();
 			S.channels.forEach(function (ch) { subscribe(ch, false); });
 		}
@@ -729,33 +1240,255 @@
 
 	/* ---------- outgoing ops ---------- */
 
+	/* A reply always goes through the outbox (localStorage) first: typed offline it waits
+	 * there as "pendente" and leaves, in order, when the connection is back. */
 	function sendReply() {
 		var input = $('reply-input');
 		var text = input.value.replace(/\s+$/, '');
 		var c = S.conversations[S.selected];
 		if (!c || !text.trim()) return;
-		if (!S.connected) {
-			toast('Sem conexão: a resposta não foi enviada.', 'error');
+		if (typeof c.rawId !== 'number') {
+			toast('Esta conversa ainda não tem número no servidor; aguarde a próxima mensagem.', 'error');
 			return;
 		}
-		var localId = 'local-' + nextOpId;
-		var msg = {
-			message_id: null, localId: localId, from_me: true, agent_id: S.me.agent, sender_name: null,
-			text: text, kind: 'text', at: Date.now(), local: true, status: 'pending'
-		};
-		var id = sendOp({ op: 'reply', conversation: c.rawId, text: text }, { conversation: c.id, localId: localId });
-		if (id === null) {
-			toast('Sem conexão: a resposta não foi enviada.', 'error');
-			return;
+		var entry = outboxAdd(c, text);
+		if (!entry) {
+			toast('Não foi possível guardar a resposta neste navegador (armazenamento cheio ou bloqueado).', 'error');
+			if (!S.connected) return;
 		}
-		insertMessage(c, msg);
-		c.lastAt = msg.at;
+		var cid = entry ? entry.cid : newClientId();
+		insertMessage(c, {
+			message_id: null, localId: cid, from_me: true, agent_id: S.me.agent, sender_name: null,
+			text: text, kind: 'text', at: Date.now(), local: true, status: 'queued'
+		});
+		c.lastAt = Date.now();
 		c.lastText = text;
 		c.lastFromMe = true;
 		input.value = '';
 		stopTyping();
+		if (entry) outboxFlush();
+		else sendReplyOp({ cid: cid, conversation: c.rawId, conv: c.id, text: text });
 		render();
 		scrollTimelineToEnd();
+	}
+
+	/* ---------- outbox: replies not yet acknowledged ----------
+	 * One localStorage key per reply (atende.outbox.<company>.<agent>.<client id>), so tabs
+	 * never overwrite each other's entries. An entry is {cid, conversation, conv, text, at,
+	 * owner (tab id), state}: queued (never left this tab), sent (on a socket, no ack yet),
+	 * uncertain (that socket died before the ack). The client id is the reply op's id; the
+	 * notifier echoes it as client_id in the ack and in the reply's message event. The
+	 * server does not deduplicate by client id (each op gets its own request_id), so an
+	 * uncertain reply is sent again only when neither its ack nor a message event with its
+	 * client id arrived by the time the resumed channels have replayed what was missed. */
+
+	function outboxPrefix() { return OUTBOX_PREFIX + S.me.company + '.' + S.me.agent + '.'; }
+
+	function newClientId() {
+		var rnd = (window.crypto && crypto.getRandomValues) ? Array.prototype.map.call(crypto.getRandomValues(new Uint32Array(2)),
+			function (n) { return n.toString(36); }).join('') : Math.random().toString(36).slice(2);
+		return 'r-' + Date.now().toString(36) + '-' + rnd;
+	}
+
+	function outboxEntries() {
+		var st = store('local'), out = [];
+		if (!st || !S.me) return out;
+		var prefix = outboxPrefix();
+		try {
+			for (var i = 0; i < st.length; i++) {
+				var k = st.key(i);
+				if (k && k.indexOf(prefix) === 0) {
+					try { out.push(JSON.parse(st.getItem(k))); } catch (e) { st.removeItem(k); }
+				}
+			}
+		} catch (e) { return out; }
+		return out.sort(function (a, b) { return a.seq - b.seq || a.at - b.at; });
+	}
+
+	var outboxSeq = 0;
+	function outboxAdd(c, text) {
+		var e = { cid: newClientId(), conversation: c.rawId, conv: c.id, text: text, at: Date.now(),
+			seq: Date.now() * 1000 + (outboxSeq++ % 1000), owner: S.tabId, state: 'queued' };
+		return storeSet('local', outboxPrefix() + e.cid, JSON.stringify(e)) ? e : null;
+	}
+
+	function outboxPut(e) { if (S.me) storeSet('local', outboxPrefix() + e.cid, JSON.stringify(e)); }
+
+	function outboxRemove(cid) { if (cid && S.me) storeSet('local', outboxPrefix() + cid, null); }
+
+	function outboxSetState(cid, state) {
+		if (!cid || !S.me) return;
+		var raw = storeGet('local', outboxPrefix() + cid);
+		if (!raw) return;
+		var e = JSON.parse(raw);
+		e.state = state;
+		outboxPut(e);
+	}
+
+	/* The socket died: replies sent on it without an ack may or may not have gone out. */
+	function outboxLostSocket() {
+		outboxEntries().forEach(function (e) {
+			if (e.owner === S.tabId && e.state === 'sent') {
+				e.state = 'uncertain';
+				outboxPut(e);
+				delete pendingOps[e.cid];
+			}
+		});
+	}
+
+	/* This tab holds a Web Lock named after its id for as long as it lives, so another tab
+	 * can tell an outbox entry whose tab is gone (adopt it) from one still being sent. */
+	function holdTabLock() {
+		if (tabLockHeld || !navigator.locks || !navigator.locks.request) return Promise.resolve();
+		tabLockHeld = true;
+		return new Promise(function (held) {
+			(function take() {
+				navigator.locks.request('atende.tab.' + S.tabId, { ifAvailable: true }, function (lock) {
+					if (!lock) {
+						// a duplicated tab copies sessionStorage, tab id included: that id is the
+						// other tab's, whose entries this one must never send
+						S.tabId = newClientId().replace(/^r-/, 't-');
+						storeSet('session', TAB_KEY, S.tabId);
+						take();
+						return null;
+					}
+					held();
+					return new Promise(function () {}); // held for as long as the tab lives
+				});
+			})();
+		});
+	}
+
+	/* Entries of this agent left by tabs that are gone become this tab's (at login: the
+	 * page was reloaded or the browser closed with replies still pending). An entry that was
+	 * on a socket when its page went away is uncertain: judged against the history. */
+	function outboxAdopt(atLogin) {
+		var entries = outboxEntries();
+		if (!entries.length) return Promise.resolve();
+		var mine = function (held) {
+			entries.forEach(function (e) {
+				if (e.owner !== S.tabId && held && held[e.owner]) return;
+				if (e.owner !== S.tabId || atLogin) {
+					if (e.state === 'sent') e.state = 'reloaded';
+					e.owner = S.tabId;
+					outboxPut(e);
+				}
+			});
+			if (S.me) outboxShowEntries();
+		};
+		if (!navigator.locks || !navigator.locks.query) {
+			mine(null);
+			return Promise.resolve();
+		}
+		return navigator.locks.query().then(function (snap) {
+			var held = {};
+			(snap.held || []).forEach(function (l) {
+				if (/^atende\.tab\./.test(l.name)) held[l.name.slice('atende.tab.'.length)] = true;
+			});
+			held[S.tabId] = false;
+			mine(held);
+		}, function () { mine(null); });
+	}
+
+	/* Bubbles for the entries this tab holds (after a reload they exist only in storage). */
+	function outboxShowEntries() {
+		outboxEntries().forEach(function (e) {
+			if (e.owner !== S.tabId) return;
+			var c = ensureConv(e.conv, { conversation_id: e.conversation }, true);
+			if (findLocal(c.id, e.cid)) return;
+			insertMessage(c, { message_id: null, localId: e.cid, from_me: true, agent_id: S.me.agent, sender_name: null,
+				text: e.text, kind: 'text', at: e.at, local: true, status: 'queued' });
+			if (e.at >= c.lastAt) { c.lastAt = e.at; c.lastText = e.text; c.lastFromMe = true; }
+		});
+		scheduleRender();
+	}
+
+	/* Entries whose page went away while they were on a socket: the reply's message event is
+	 * gone with that page, so the history decides: a message of this agent with that text
+	 * sent since the reply was typed means it went out. */
+	function outboxCheckUncertain() {
+		var byConv = {};
+		outboxEntries().forEach(function (e) {
+			if (e.owner === S.tabId && e.state === 'reloaded') (byConv[e.conversation] = byConv[e.conversation] || []).push(e);
+		});
+		Object.keys(byConv).forEach(function (conv) {
+			api('GET', '/v1/conversations/' + conv + '/messages', { limit: 100 }).then(function (body) {
+				byConv[conv].forEach(function (e) {
+					var done = body.messages.some(function (m) {
+						return m.from_me && m.by === 'agent:' + S.me.agent && m.text === e.text && parseTime(m.sent_at) >= e.at - 120000;
+					});
+					if (done) {
+						outboxRemove(e.cid);
+						var lm = findLocal(String(e.conv), e.cid);
+						if (lm) { lm.status = 'sent'; lm.local = false; }
+					} else {
+						e.state = 'uncertain';
+						outboxPut(e);
+					}
+				});
+				outboxFlush();
+			}, function () { /* tried again at the next login */ });
+		});
+	}
+
+	/* Sends what the outbox holds for this tab, oldest first, when connected and every
+	 * resumed channel has replayed. Over WebSocket the socket keeps them in order; over
+	 * long-poll (separate POSTs) one at a time. */
+	function outboxFlush() {
+		if (!S.token || !S.connected || S.resumeWaiting > 0) return;
+		var entries = outboxEntries().filter(function (e) { return e.owner === S.tabId; });
+		for (var i = 0; i < entries.length; i++) {
+			var e = entries[i];
+			if (e.state === 'reloaded') return; // still being judged: nothing after it may overtake it
+			if (e.state === 'sent') {
+				if (S.transport === 'poll') return;
+				continue;
+			}
+			if (e.state === 'uncertain' && seenClientIds[e.cid]) { outboxRemove(e.cid); continue; }
+			if (e.state === 'uncertain') S.stats.resent++;
+			e.state = 'sent';
+			outboxPut(e);
+			if (!sendReplyOp({ cid: e.cid, conversation: e.conversation, conv: e.conv, text: e.text })) {
+				e.state = 'queued';
+				outboxPut(e);
+				return;
+			}
+			if (S.transport === 'poll') return;
+		}
+	}
+
+	function sendReplyOp(r) {
+		var m = findLocal(r.conv, r.cid);
+		var id = sendOp({ op: 'reply', conversation: r.conversation, text: r.text, id: r.cid },
+			{ conversation: r.conv, localId: r.cid, clientId: r.cid });
+		if (id === null) return false;
+		if (m && m.status === 'queued') { m.status = 'pending'; scheduleRender(); }
+		return true;
+	}
+
+	function cancelQueued(convId, cid) {
+		var raw = S.me && storeGet('local', outboxPrefix() + cid);
+		if (!raw || JSON.parse(raw).state !== 'queued') return;
+		outboxRemove(cid);
+		var c = S.conversations[convId];
+		if (c) c.messages = c.messages.filter(function (m) { return m.localId !== cid; });
+		render();
+	}
+
+	/* resolve / reopen the open conversation: the worker answers with a conversation event. */
+	function changeStatus(op) {
+		var c = S.conversations[S.selected];
+		if (!c || typeof c.rawId !== 'number') return;
+		if (!S.connected) {
+			toast('Sem conexão: tente de novo quando a conexão voltar.', 'error');
+			return;
+		}
+		if (sendOp({ op: op, conversation: c.rawId }, { conversation: c.id }) === null) {
+			toast('Sem conexão: tente de novo quando a conexão voltar.', 'error');
+			return;
+		}
+		c.busy = true;
+		render();
 	}
 
 	function findLocal(convId, localId) {
@@ -856,9 +1589,12 @@
 	function selectConversation(id, quiet) {
 		if (S.selected !== id) stopTyping();
 		S.selected = id;
+		storeSet('session', SELECTED_KEY, id);
 		var c = S.conversations[id];
+		if (c && c.unread && c.history.loaded) markRead(c); // else the history's first page marks it
 		if (c) c.unread = 0;
 		if (c && typeof c.rawId === 'number') watchConversation('conversation:' + c.rawId);
+		if (c && !c.history.loaded && S.list.loaded) loadHistory(c, false);
 		if (!quiet) {
 			render();
 			scrollTimelineToEnd();
@@ -879,15 +1615,125 @@
 
 	function render() {
 		renderConnection();
-		if (!S.token) return;
-		renderConversationList();
-		renderConversation();
-		renderHints();
-		renderPresence();
-		renderTyping();
+		if (!S.token) {
+			document.title = 'atende · console do agente';
+			return;
+		}
+		showApp(true);
+		if (S.view === 'supervisor') {
+			renderSupervisor();
+		} else {
+			renderConversationList();
+			renderConversation();
+			renderHints();
+			renderPresence();
+			renderTyping();
+		}
 		var unread = 0;
 		Object.keys(S.conversations).forEach(function (k) { unread += S.conversations[k].unread; });
-		document.title = (unread ? '(' + unread + ') ' : '') + 'atende · console do agente';
+		// in the background: how many customer messages came since the agent looked away
+		document.title = document.hidden && S.bgNew ? '(' + S.bgNew + ') atende' :
+			(unread ? '(' + unread + ') ' : '') + 'atende · console do agente';
+	}
+
+	function renderNow() {
+		renderQueued = false;
+		render();
+	}
+
+	/* Agents (online from presence, plus anyone holding open conversations) and the waiting
+	 * queue per domain, longest-waiting first. */
+	function renderSupervisor() {
+		var open = {}, agents = {}, queue = {};
+		S.online.forEach(function (a) { agents[a] = true; });
+		Object.keys(S.conversations).forEach(function (k) {
+			var c = S.conversations[k];
+			if (c.status === 'resolved') return;
+			if (c.agent_id !== null && c.agent_id !== undefined) {
+				if (c.status === 'open' || c.status === null) open[c.agent_id] = (open[c.agent_id] || 0) + 1;
+				agents[c.agent_id] = true;
+			} else if (c.status === 'open' || c.status === null) {
+				var d = c.domain || 'sem setor';
+				(queue[d] = queue[d] || []).push(c);
+			}
+		});
+		var ids = Object.keys(agents).map(Number).sort(function (a, b) {
+			var oa = S.online.indexOf(a) >= 0, ob = S.online.indexOf(b) >= 0;
+			return oa !== ob ? (oa ? -1 : 1) : a - b;
+		});
+		var body = document.createDocumentFragment();
+		ids.forEach(function (a) {
+			var on = S.online.indexOf(a) >= 0;
+			var tr = el('tr', on ? 'online' : 'offline');
+			tr.dataset.agentId = String(a);
+			tr.setAttribute('data-testid', 'supervisor-agent');
+			tr.appendChild(el('td', '', 'Agente ' + a + (S.me && a === S.me.agent ? ' (você)' : '')));
+			var st = el('td');
+			var span = el('span', 'sup-state');
+			span.appendChild(el('span', 'dot ' + (on ? 'online' : 'offline')));
+			span.appendChild(document.createTextNode(on ? 'online' : 'offline'));
+			st.appendChild(span);
+			tr.appendChild(st);
+			var n = el('td', 'num', String(open[a] || 0));
+			n.setAttribute('data-testid', 'agent-open');
+			tr.appendChild(n);
+			body.appendChild(tr);
+		});
+		$('sup-agents').replaceChildren(body);
+		$('sup-agents-empty').hidden = ids.length > 0;
+		$('sup-agent-count').textContent = String(S.online.length) + ' online';
+
+		var now = Date.now(), total = 0;
+		var qf = document.createDocumentFragment();
+		var domains = Object.keys(queue).sort(function (a, b) { return oldest(queue[a]) - oldest(queue[b]); });
+		domains.forEach(function (d) {
+			var list = queue[d].sort(function (a, b) { return waitStart(a) - waitStart(b); });
+			total += list.length;
+			var sec = el('section', 'queue-domain');
+			sec.dataset.domain = d;
+			sec.setAttribute('data-testid', 'queue-domain');
+			var h = el('h3', '', DOMAIN_LABELS[d] || d);
+			h.appendChild(el('span', 'count', String(list.length)));
+			sec.appendChild(h);
+			var ul = el('ul', 'queue-list');
+			list.forEach(function (c) {
+				var waited = now - waitStart(c);
+				var li = el('li', 'queue-item' + (waited > 10 * 60000 ? ' long' : ''));
+				li.dataset.conversationId = c.id;
+				li.setAttribute('data-testid', 'queue-item');
+				li.appendChild(el('span', 'queue-who', displayName(c)));
+				li.appendChild(el('span', 'queue-last', c.lastText || ''));
+				var w = el('span', 'queue-wait', 'aguardando há ' + formatWait(waited));
+				w.setAttribute('data-testid', 'queue-wait');
+				li.appendChild(w);
+				li.title = 'Abrir a conversa';
+				ul.appendChild(li);
+			});
+			sec.appendChild(ul);
+			qf.appendChild(sec);
+		});
+		$('sup-queue').replaceChildren(qf);
+		$('sup-queue-empty').hidden = total > 0;
+		$('sup-queue-count').textContent = String(total);
+	}
+
+	function waitStart(c) { return c.waiting_since || c.lastAt || Date.now(); }
+	function oldest(list) { return Math.min.apply(null, list.map(waitStart)); }
+
+	function formatWait(ms) {
+		var s = Math.max(0, Math.floor(ms / 1000));
+		if (s < 60) return s + ' s';
+		var m = Math.floor(s / 60);
+		if (m < 60) return m + ' min';
+		return Math.floor(m / 60) + ' h ' + pad(m % 60) + ' min';
+	}
+
+	function setView(view) {
+		S.view = view;
+		if (view === 'conversations' && S.selected && S.conversations[S.selected]) {
+			S.conversations[S.selected].unread = 0;
+		}
+		render();
 	}
 
 	function renderConnection() {
@@ -917,9 +1763,11 @@
 		var q = S.search.trim().toLowerCase();
 		return Object.keys(S.conversations).map(function (k) { return S.conversations[k]; }).filter(function (c) {
 			if (S.filter === 'mine' && S.me && c.agent_id !== S.me.agent) return false;
+			if (S.status && (c.status || 'open') !== S.status) return false;
 			if (!q) return true;
+			if (S.searchIds && S.searchIds[c.id]) return true; // the API found it (name, number or text)
 			return (c.name || '').toLowerCase().indexOf(q) >= 0 || (c.customer || '').indexOf(q) >= 0 ||
-				(c.key || '').indexOf(q) >= 0;
+				(c.key || '').indexOf(q) >= 0 || (c.lastText || '').toLowerCase().indexOf(q) >= 0;
 		}).sort(function (a, b) {
 			// Unread critical conversations first: they are the ones that cannot wait.
 			var ca = a.critical && a.unread > 0 ? 1 : 0, cb = b.critical && b.unread > 0 ? 1 : 0;
@@ -970,7 +1818,10 @@
 			frag.appendChild(li);
 		});
 		list.replaceChildren(frag);
-		$('conversation-empty').hidden = convs.length > 0;
+		$('conversation-empty').hidden = convs.length > 0 || S.list.loading;
+		$('conversation-empty').textContent = S.search.trim() || S.status ? 'Nenhuma conversa encontrada.' :
+			'Nenhuma conversa ainda. As mensagens dos clientes aparecem aqui.';
+		$('list-loading').hidden = !S.list.loading;
 	}
 
 	function renderConversation() {
@@ -991,15 +1842,27 @@
 			if (c.domain) meta.appendChild(el('span', 'tag', DOMAIN_LABELS[c.domain] || c.domain));
 			if (c.agent_id !== null && c.agent_id !== undefined)
 				meta.appendChild(el('span', 'tag tag-agent', 'Agente ' + c.agent_id));
-			if (c.status) meta.appendChild(el('span', 'tag', c.status));
+			if (c.status) {
+				var stTag = el('span', 'tag tag-status status-' + c.status, STATUS_LABELS[c.status] || c.status);
+				stTag.setAttribute('data-testid', 'conversation-status');
+				stTag.dataset.status = c.status;
+				meta.appendChild(stTag);
+			}
 			meta.appendChild(el('span', 'muted', '#' + c.id));
 		}
+		var canAct = has && typeof c.rawId === 'number';
+		$('resolve-button').hidden = !canAct || c.status === 'resolved';
+		$('reopen-button').hidden = !canAct || c.status !== 'resolved';
+		$('resolve-button').disabled = $('reopen-button').disabled = !canAct || c.busy;
 
 		var tl = $('timeline');
 		var atBottom = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 40;
 		var frag = document.createDocumentFragment();
 		if (has) {
 			var lastDay = '';
+			if (c.history.loading && c.history.loaded) frag.appendChild(el('div', 'history-more', 'Carregando mensagens anteriores…'));
+			else if (c.history.next) frag.appendChild(el('div', 'history-more', 'Role para cima para ver mensagens anteriores'));
+			else if (c.history.loading) frag.appendChild(el('div', 'history-more', 'Carregando histórico…'));
 			c.messages.forEach(function (m) {
 				var day = formatDay(m.at);
 				if (day !== lastDay) {
@@ -1012,9 +1875,14 @@
 				}
 				var row = el('div', 'msg ' + (m.from_me ? 'out' : 'in') + (m.status ? ' ' + m.status : ''));
 				if (m.message_id) row.dataset.messageId = m.message_id;
+				if (m.localId) row.dataset.clientId = m.localId;
+				var key = m.message_id || m.localId || (m.db_id ? 'db' + m.db_id : null);
+				if (key) row.dataset.anchor = key;
 				var bubble = el('div', 'bubble');
 				if (m.from_me && m.agent_id !== null && m.agent_id !== undefined && (!S.me || m.agent_id !== S.me.agent))
 					bubble.appendChild(el('div', 'msg-author', 'Agente ' + m.agent_id));
+				else if (m.from_me && m.bot)
+					bubble.appendChild(el('div', 'msg-author', 'Robô'));
 				bubble.appendChild(el('div', 'msg-text', m.text || kindLabel(m.kind)));
 				var foot = el('div', 'msg-foot');
 				if (!m.from_me && m.message_id && c.hinted[m.message_id]) {
@@ -1024,10 +1892,18 @@
 				}
 				foot.appendChild(el('span', 'msg-time', formatClock(m.at)));
 				if (m.from_me) {
-					var st = m.status === 'pending' ? '…' : m.status === 'failed' ? '✕ não enviada' : '✓';
+					var st = STATUS_MARKS[m.status] || '✓';
 					var sEl = el('span', 'msg-status', st);
-					if (m.error) sEl.title = m.error;
+					sEl.setAttribute('data-testid', 'msg-status');
+					sEl.title = m.error || STATUS_TITLES[m.status] || '';
 					foot.appendChild(sEl);
+					if (m.status === 'queued' && m.localId) {
+						var cancel = el('button', 'msg-cancel', 'cancelar');
+						cancel.type = 'button';
+						cancel.title = 'Não enviar esta resposta';
+						cancel.dataset.cancel = m.localId;
+						foot.appendChild(cancel);
+					}
 				}
 				bubble.appendChild(foot);
 				row.appendChild(bubble);
@@ -1191,9 +2067,53 @@
 	/* ---------- wiring ---------- */
 
 	function init() {
+		S.tabId = storeGet('session', TAB_KEY);
+		if (!S.tabId) {
+			S.tabId = newClientId().replace(/^r-/, 't-');
+			storeSet('session', TAB_KEY, S.tabId);
+		}
+		$('password-form').addEventListener('submit', function (e) {
+			e.preventDefault();
+			var name = $('login-name').value.trim(), pw = $('login-password').value;
+			if (!name || !pw) {
+				showPasswordError('Informe login e senha.');
+				return;
+			}
+			passwordLogin(name, pw);
+		});
+		$('use-token').addEventListener('click', function (e) { e.preventDefault(); showLoginForm('token'); });
+		$('use-password').addEventListener('click', function (e) { e.preventDefault(); showLoginForm('password'); });
 		$('login-form').addEventListener('submit', function (e) {
 			e.preventDefault();
+			S.metrics.loginStart = performance.now();
+			askNotificationPermission();
 			login($('token-input').value);
+		});
+		$('resolve-button').addEventListener('click', function () { changeStatus('resolve'); });
+		$('reopen-button').addEventListener('click', function () { changeStatus('reopen'); });
+		Array.prototype.forEach.call(document.querySelectorAll('.view-btn'), function (b) {
+			b.addEventListener('click', function () { setView(b.dataset.view); });
+		});
+		$('sup-queue').addEventListener('click', function (e) {
+			var li = e.target.closest('[data-conversation-id]');
+			if (!li) return;
+			setView('conversations');
+			selectConversation(li.dataset.conversationId);
+		});
+		$('timeline').addEventListener('scroll', function () {
+			var c = S.conversations[S.selected];
+			if (c && $('timeline').scrollTop < 120) loadHistory(c, true);
+		});
+		$('timeline').addEventListener('click', function (e) {
+			var b = e.target.closest('[data-cancel]');
+			if (b) cancelQueued(S.selected, b.dataset.cancel);
+		});
+		$('conversation-list').addEventListener('scroll', function () {
+			var l = $('conversation-list');
+			if (l.scrollHeight - l.scrollTop - l.clientHeight < 150) loadList(true);
+		});
+		Array.prototype.forEach.call(document.querySelectorAll('.seg-status .seg-btn'), function (b) {
+			b.addEventListener('click', function () { setStatusFilter(b.dataset.status); });
 		});
 		$('logout-button').addEventListener('click', logout);
 		$('reply-form').addEventListener('submit', function (e) {
@@ -1223,24 +2143,25 @@
 				selectConversation(li.dataset.conversationId);
 			}
 		});
-		$('conversation-search').addEventListener('input', function (e) {
-			S.search = e.target.value;
-			render();
-		});
-		Array.prototype.forEach.call(document.querySelectorAll('.seg-btn'), function (b) {
+		$('conversation-search').addEventListener('input', function (e) { onSearchInput(e.target.value); });
+		Array.prototype.forEach.call(document.querySelectorAll('.col-head .seg-btn'), function (b) {
 			b.addEventListener('click', function () {
 				S.filter = b.dataset.filter;
-				Array.prototype.forEach.call(document.querySelectorAll('.seg-btn'), function (x) {
+				Array.prototype.forEach.call(document.querySelectorAll('.col-head .seg-btn'), function (x) {
 					x.classList.toggle('active', x === b);
 				});
 				render();
 			});
 		});
 		document.addEventListener('visibilitychange', function () {
-			if (!document.hidden && S.selected && S.conversations[S.selected]) {
-				S.conversations[S.selected].unread = 0;
-				scheduleRender();
+			if (document.hidden) return;
+			S.bgNew = 0;
+			var c = S.selected && S.conversations[S.selected];
+			if (c && S.view === 'conversations') {
+				if (c.unread) markRead(c);
+				c.unread = 0;
 			}
+			scheduleRender();
 		});
 		// The browser knows before we do when the network is back: skip the backoff wait.
 		window.addEventListener('online', function () {
@@ -1255,6 +2176,7 @@
 				renderConnection();
 				renderTyping();
 			}
+			if (S.token && S.view === 'supervisor') renderSupervisor(); // how long each has waited
 		}, 1000);
 
 		// A token in the URL fragment (#token=…) logs in once and is wiped from the address bar.
@@ -1263,11 +2185,12 @@
 			history.replaceState(null, '', location.pathname + location.search);
 			if (login(decodeURIComponent(fromHash[1]))) return;
 		}
-		var saved = null;
-		try { saved = localStorage.getItem(TOKEN_KEY); } catch (e) { /* storage disabled */ }
+		var saved = storeGet('session', TOKEN_KEY);
 		if (saved && !login(saved, false)) {
-			try { localStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+			storeSet('session', TOKEN_KEY, null);
+			showLoginForm('password');
 		}
+		storeSet('local', TOKEN_KEY, null); // older consoles kept it here, for every tab, for good
 		render();
 	}
 
@@ -1282,6 +2205,8 @@
 		get online() { return S.online; },
 		get selected() { return S.selected; },
 		conversationList: function () { return visibleConversations(); },
+		outbox: function () { return outboxEntries(); },
+		get metrics() { return S.metrics; },
 		login: login,
 		logout: logout,
 		select: function (id) { selectConversation(String(id)); },

@@ -160,6 +160,7 @@ async function openConsole(proxy, token, who, transport) {
 	page.on('pageerror', (e) => log(`${who}: page error: ${e.message}`));
 	page.on('console', (m) => { if (m.type() === 'error') log(`${who}: console: ${m.text()}`); });
 	await page.goto(proxy.url + '/');
+	await page.locator('[data-testid=use-token]').click(); // the login form comes first; ops paste tokens
 	await page.locator('[data-testid=token-input]').fill(token);
 	await page.locator('[data-testid=login-button]').click();
 	await page.locator(`[data-testid=connection-status][data-state=online][data-transport=${transport || 'ws'}]`).waitFor();
