@@ -5,6 +5,13 @@
 -- the request row first (its events stored with it), then atende_conversation_set_status
 -- (006) in the same transaction, and after a resolve the queue is handed out (room was
 -- freed), each hand-out an `assignment` event to its new agent.
+-- It also makes a console's resend of a reply harmless: a reply whose op id (client_id) is a
+-- string is that agent's idempotency key, so a second request with the same one (a console
+-- that lost the ack and sent it again, under a new request_id) is answered as already done.
+-- Numeric op ids are per-connection counters that repeat across sessions: not keys.
+
+CREATE INDEX outbound_requests_client_id ON outbound_requests (agent_id, (request->>'client_id'))
+    WHERE kind = 'reply' AND jsonb_typeof(request->'client_id') = 'string';
 
 ALTER FUNCTION atende_outbound_claim(jsonb, text, int) RENAME TO atende_outbound_claim_005;
 
@@ -25,6 +32,18 @@ DECLARE
     at_iso   text := atende_iso(clock_timestamp());
     q        record;
 BEGIN
+    IF op_kind = 'reply' AND jsonb_typeof(req->'client_id') = 'string' THEN
+        -- requests of a conversation are handled one at a time, in order (worker/outbound.c),
+        -- and a console's resend goes to the same conversation: no race between the two
+        SELECT * INTO o FROM outbound_requests x
+         WHERE x.agent_id = by_agent AND x.kind = 'reply' AND jsonb_typeof(x.request->'client_id') = 'string'
+           AND x.request->>'client_id' = req->>'client_id' AND x.company_id = company AND x.request_id <> rid
+         LIMIT 1;
+        IF FOUND THEN
+            RETURN jsonb_build_object('claimed', false, 'published', true, 'status', o.status,
+                                      'duplicate_of', o.request_id);
+        END IF;
+    END IF;
     IF op_kind IS NULL OR op_kind NOT IN ('resolve', 'reopen') THEN
         RETURN atende_outbound_claim_005(req, p_owner, lease_ms);
     END IF;

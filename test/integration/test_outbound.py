@@ -140,6 +140,35 @@ def test_reply_is_sent_once_stored_and_published(system, gateway):
     c.close()
 
 
+def test_a_reply_resent_with_the_same_string_op_id_goes_out_once(system, gateway):
+    """A console that lost an ack sends the reply again with the same op id (its client_id)
+    under a new request; a string op id is the agent's idempotency key. Numeric op ids are
+    per-connection counters and repeat across sessions, so they are not."""
+    conv, agent = new_conversation(system, "5511977770012")
+    c = console(system, agent, 1, f"conversation:{conv}")
+    text = "Reenviada pelo console: sua visita técnica está confirmada para amanhã."
+    first = c.request(op="reply", conversation=conv, text=text, id="r-7f3a")
+    assert first["type"] == "ack"
+    c.wait(lambda f: f["type"] == "message" and f["data"].get("request_id") == first["request_id"])
+    c.send(op="reply", conversation=conv, text=text, id="r-7f3a")  # the same op id: not c.request's match
+    again = c.wait(lambda f: f.get("type") == "ack" and f.get("id") == "r-7f3a"
+                   and f["request_id"] != first["request_id"])
+    numeric = "Duas respostas com o mesmo id numérico são duas respostas."
+    acks = []
+    for _ in range(2):
+        c.send(op="reply", conversation=conv, text=numeric, id=5)
+        acks.append(c.wait(lambda f: f.get("type") == "ack" and f.get("id") == 5
+                           and f["request_id"] not in [a["request_id"] for a in acks]))
+    for ack in acks:
+        c.wait(lambda f, rid=ack["request_id"]: f["type"] == "message" and f["data"].get("request_id") == rid)
+    # a conversation's requests are handled in order: the resend was handled before these
+    assert scalar(system, f"select count(*) from outbound_requests where request_id = '{again['request_id']}'") == "0"
+    assert len(gateway.sent(text)) == 1 and len(gateway.sent(numeric)) == 2
+    assert scalar(system, f"select count(*) from messages where text = '{text}'") == "1"
+    assert scalar(system, f"select count(*) from messages where text = '{numeric}'") == "2"
+    c.close()
+
+
 def test_gateway_failing_twice_then_succeeding_stores_one_message(system, gateway):
     conv, agent = new_conversation(system, "5511977770002")
     c = console(system, agent, 1, f"conversation:{conv}")
