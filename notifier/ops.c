@@ -69,12 +69,14 @@ void ops_dispatch(conn_t *c, const char *data, size_t len)
 		ops_reply(c, msg, id_json);
 	} else if (strcmp(op->valuestring, "transfer") == 0) {
 		ops_transfer(c, msg, id_json);
-	} else if (strcmp(op->valuestring, "resolve") == 0 || strcmp(op->valuestring, "reopen") == 0) {
+	} else if (strcmp(op->valuestring, "resolve") == 0 || strcmp(op->valuestring, "reopen") == 0 ||
+		   strcmp(op->valuestring, "pending") == 0) {
 		/* a literal: the ack that names the op is sent after msg is gone */
-		ops_status_change(c, msg, id_json, strcmp(op->valuestring, "resolve") == 0 ? "resolve" : "reopen");
+		ops_status_change(c, msg, id_json, strcmp(op->valuestring, "resolve") == 0 ? "resolve"
+						   : strcmp(op->valuestring, "reopen") == 0 ? "reopen" : "pending");
 	} else {
 		conn_send_error(c, id_json, op->valuestring,
-				"unknown op (subscribe, unsubscribe, typing, reply, transfer, resolve, reopen)");
+				"unknown op (subscribe, unsubscribe, typing, reply, transfer, resolve, reopen, pending)");
 	}
 	free(id_json);
 	cJSON_Delete(msg);
@@ -350,7 +352,7 @@ static void ops_transfer(conn_t *c, const cJSON *msg, const char *id_json)
 			     p);
 }
 
-/* {"op":"resolve"|"reopen","conversation":V}: to atende.outbound, where a worker applies
+/* {"op":"resolve"|"reopen"|"pending","conversation":V}: to atende.outbound, where a worker applies
  * it once and publishes the conversation event (or an error event when refused). */
 static void ops_status_change(conn_t *c, const cJSON *msg, const char *id_json, const char *op)
 {

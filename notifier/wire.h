@@ -8,7 +8,7 @@
  *    "request_id":"<instance>-<n>","requested_at":ISO}
  *   {"type":"transfer","company_id":C,"conversation_id":V,"agent_id":A,"to_agent":B | "to_domain":D,
  *    "client_id":<op id>,"request_id":"<instance>-<n>","requested_at":ISO}
- *   {"type":"resolve"|"reopen","company_id":C,"conversation_id":V,"agent_id":A,
+ *   {"type":"resolve"|"reopen"|"pending","company_id":C,"conversation_id":V,"agent_id":A,
  *    "role":"agent"|"supervisor","client_id":<op id>,"request_id":"<instance>-<n>","requested_at":ISO}
  */
 #ifndef ATENDE_WIRE_H
@@ -22,7 +22,7 @@ char *wire_reply(long company, int64_t conversation, long agent, const char *tex
 /* to_agent > 0, or to_domain non-NULL. */
 char *wire_transfer(long company, int64_t conversation, long agent, long to_agent, const char *to_domain,
 		    const char *client_id_json, const char *request_id, long long at_ms);
-/* type: "resolve" or "reopen"; role: the requester's (the history says who changed it). */
+/* type: "resolve", "reopen" or "pending"; role: the requester's (the history says who changed it). */
 char *wire_status_change(const char *type, long company, int64_t conversation, long agent, const char *role,
 			 const char *client_id_json, const char *request_id, long long at_ms);
 

@@ -1,4 +1,4 @@
--- 008_conversation_ops: the consoles' resolve and reopen ops walk the same path as their
+-- 008_conversation_ops: the consoles' resolve, reopen and pending ops walk the same path as their
 -- replies and transfers (notifier -> atende.outbound -> a worker -> atende_outbound_claim),
 -- so each is applied once and its events are published once whatever is redelivered.
 -- The 005 claim keeps replies and transfers; this one answers resolve and reopen itself:
@@ -44,7 +44,7 @@ BEGIN
                                       'duplicate_of', o.request_id);
         END IF;
     END IF;
-    IF op_kind IS NULL OR op_kind NOT IN ('resolve', 'reopen') THEN
+    IF op_kind IS NULL OR op_kind NOT IN ('resolve', 'reopen', 'pending') THEN
         RETURN atende_outbound_claim_005(req, p_owner, lease_ms);
     END IF;
     INSERT INTO outbound_requests (request_id, kind, company_id, conversation_id, agent_id, status, owner,
@@ -61,7 +61,8 @@ BEGIN
                                   'events', o.events);
     END IF;
 
-    res := atende_conversation_set_status(conv_id, company, CASE op_kind WHEN 'resolve' THEN 'resolved' ELSE 'open' END,
+    res := atende_conversation_set_status(conv_id, company,
+                                          CASE op_kind WHEN 'resolve' THEN 'resolved' WHEN 'pending' THEN 'pending' ELSE 'open' END,
                                           by_who, by_agent);
     IF (res->>'ok')::boolean THEN
         data := (res->'event') || jsonb_build_object('request_id', rid, 'client_id', req->'client_id',
@@ -81,11 +82,13 @@ BEGIN
                         'at', q.at, 'created_at', q.at));
             END LOOP;
         END IF;
-        UPDATE outbound_requests SET status = CASE op_kind WHEN 'resolve' THEN 'resolved' ELSE 'reopened' END,
+        UPDATE outbound_requests SET status = CASE op_kind WHEN 'resolve' THEN 'resolved' WHEN 'pending' THEN 'pending'
+                                                     ELSE 'reopened' END,
                                      events = evs, updated_at = now()
          WHERE request_id = rid;
         RETURN jsonb_build_object('claimed', true, 'fresh', true,
-                                  'status', CASE op_kind WHEN 'resolve' THEN 'resolved' ELSE 'reopened' END,
+                                  'status', CASE op_kind WHEN 'resolve' THEN 'resolved' WHEN 'pending' THEN 'pending'
+                                                 ELSE 'reopened' END,
                                   'events', evs);
     END IF;
 

@@ -25,8 +25,8 @@
 #define OB_CLOUD_URL "https://graph.facebook.com"
 #define OB_CLOUD_VERSION "v21.0"
 
-typedef enum { OB_REPLY, OB_TRANSFER, OB_RESOLVE, OB_REOPEN } ob_kind_t;
-static const char *const ob_kind_names[] = {"reply", "transfer", "resolve", "reopen"};
+typedef enum { OB_REPLY, OB_TRANSFER, OB_RESOLVE, OB_REOPEN, OB_PENDING } ob_kind_t;
+static const char *const ob_kind_names[] = {"reply", "transfer", "resolve", "reopen", "pending"};
 
 typedef struct ob_req ob_req_t;
 typedef void (*ob_step_fn)(ob_req_t *r);
@@ -142,7 +142,7 @@ outbound_t *outbound_new(struct event_base *base, db_t *db, const cfg_t *cfg, ou
 	gethostname(host, sizeof(host) - 1);
 	snprintf(o->identity, sizeof(o->identity), "%.40s:%d:%lld", host, (int)getpid(), (long long)(ob_now() * 1000));
 	o->m_requests = metrics_family("atende_worker_outbound_total", METRICS_COUNTER,
-				       "Console requests handled, by kind (reply, transfer, resolve, reopen) and result "
+				       "Console requests handled, by kind (reply, transfer, resolve, reopen, pending) and result "
 				       "(sent, not_sent, failed, unknown, transferred, resolved, reopened, refused, "
 				       "duplicate).",
 				       NULL, 0);
@@ -180,7 +180,7 @@ void outbound_handle(outbound_t *o, const cJSON *msg, outbound_done_fn done, voi
 			kind = k;
 	r->kind = kind < 0 ? OB_REPLY : (ob_kind_t)kind;
 	if (kind < 0)
-		bad = "type is not reply, transfer, resolve or reopen";
+		bad = "type is not reply, transfer, resolve, reopen or pending";
 	else if (!rid || !*rid || strlen(rid) >= sizeof(r->request_id))
 		bad = "missing request_id";
 	else if (company < 1 || company != (double)(long)company)

@@ -877,7 +877,7 @@
 			var m = findLocal(p.conversation, p.localId);
 			if (m && m.status !== 'failed' && m.local) { m.status = 'sent'; scheduleRender(); }
 			if (S.transport === 'poll') outboxFlush(); // one at a time over POST /op
-		} else if (p.op === 'resolve' || p.op === 'reopen') {
+		} else if (p.op === 'resolve' || p.op === 'reopen' || p.op === 'pending') {
 			var rc = S.conversations[p.conversation];
 			if (rc) { rc.busy = false; scheduleRender(); }
 		} else if (p.op === 'transfer') {
@@ -907,10 +907,11 @@
 				if (m) { m.status = 'failed'; m.error = what; }
 				toast('Resposta não enviada: ' + what, 'error');
 			}
-		} else if (p && (p.op === 'resolve' || p.op === 'reopen')) {
+		} else if (p && (p.op === 'resolve' || p.op === 'reopen' || p.op === 'pending')) {
 			var rc = S.conversations[p.conversation];
 			if (rc) rc.busy = false;
-			toast((p.op === 'resolve' ? 'Não foi possível resolver: ' : 'Não foi possível reabrir: ') + what, 'error');
+			toast({ resolve: 'Não foi possível resolver: ', reopen: 'Não foi possível reabrir: ',
+				pending: 'Não foi possível marcar como pendente: ' }[p.op] + what, 'error');
 		} else if (p && p.op === 'typing') {
 			return; // best effort; not worth a toast on every keystroke
 		} else if (p && p.op === 'subscribe' && /^conversation:/.test(p.channel)) {
@@ -1475,7 +1476,7 @@
 		render();
 	}
 
-	/* resolve / reopen the open conversation: the worker answers with a conversation event. */
+	/* resolve / reopen / set pending (waiting for the customer) the open conversation: the worker answers with a conversation event. */
 	function changeStatus(op) {
 		var c = S.conversations[S.selected];
 		if (!c || typeof c.rawId !== 'number') return;
@@ -1853,7 +1854,8 @@
 		var canAct = has && typeof c.rawId === 'number';
 		$('resolve-button').hidden = !canAct || c.status === 'resolved';
 		$('reopen-button').hidden = !canAct || c.status !== 'resolved';
-		$('resolve-button').disabled = $('reopen-button').disabled = !canAct || c.busy;
+		$('pending-button').hidden = !canAct || c.status !== 'open';
+		$('resolve-button').disabled = $('reopen-button').disabled = $('pending-button').disabled = !canAct || c.busy;
 
 		var tl = $('timeline');
 		var atBottom = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 40;
@@ -2091,6 +2093,7 @@
 		});
 		$('resolve-button').addEventListener('click', function () { changeStatus('resolve'); });
 		$('reopen-button').addEventListener('click', function () { changeStatus('reopen'); });
+		$('pending-button').addEventListener('click', function () { changeStatus('pending'); });
 		Array.prototype.forEach.call(document.querySelectorAll('.view-btn'), function (b) {
 			b.addEventListener('click', function () { setView(b.dataset.view); });
 		});

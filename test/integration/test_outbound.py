@@ -384,6 +384,14 @@ def test_resolve_and_reopen_are_applied_once_and_heard_by_the_consoles(system):
     d = sup.wait(lambda f: f["type"] == "conversation" and f["data"].get("request_id") == reopen["request_id"])["data"]
     assert (d["status"], d["changed"], d["by"]) == ("open", True, "supervisor:5")
     assert scalar(system, f"select status from conversations where id = {conv}") == "open"
+    # the agent waits for the customer (pending); the customer's next message opens it again
+    wait = c.request(op="pending", conversation=conv)
+    d = c.wait(lambda f: f["type"] == "conversation" and f["data"].get("request_id") == wait["request_id"])["data"]
+    assert (d["status"], d["changed"], d["by"]) == ("pending", True, f"agent:{agent}")
+    assert system.evolution(evolution_text("PEND-1", "testei e continua lento", customer="5511977770011")).status == 200
+    d = c.wait(lambda f: f["type"] == "conversation" and f["data"]["conversation_id"] == conv
+               and f["data"]["by"] == "customer")["data"]
+    assert d["status"] == "open"
     # the same op delivered twice (same request_id) is applied and published once
     base = {"type": "resolve", "company_id": 1, "conversation_id": conv, "agent_id": agent, "role": "agent",
             "client_id": None, "request_id": "test-resolve-dup", "requested_at": "2026-01-01T00:00:00.000Z"}
