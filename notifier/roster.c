@@ -152,12 +152,14 @@ static void roster_refreshed(PGresult *res, void *arg)
 	R.entries = e;
 	R.n = n;
 	char why[128];
-	for (conn_t *c = N.conns; c; c = c->next)
+	for (conn_t *c = N.conns, *next; c; c = next) {
+		next = c->next; /* closing may unlink c */
 		if (c->ws && !c->gone && !c->cut && !roster_token_ok(&c->claims, why, sizeof(why))) {
 			log_info("closing a console of agent %ld: %s", c->claims.agent, why);
 			c->cut = true;
 			ws_conn_close(c->ws, WS_CLOSE_POLICY, why);
 		}
+	}
 }
 
 static void roster_joined(PGresult *res, void *arg)
