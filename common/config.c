@@ -158,6 +158,8 @@ static void cfg_read_pools(const config_t *lc, cfg_t *c, const char *file, cfg_e
 static void cfg_validate(cfg_t *c, const config_t *lc, const char *file, cfg_errs_t *e);
 static bool cfg_roles_valid(const char *roles);
 static char *cfg_child_string(const config_setting_t *g, const char *name, const char *file, cfg_errs_t *e, bool required);
+static char *cfg_child_secret(const config_setting_t *g, const char *name, const char *file, cfg_errs_t *e, bool required);
+static const char *cfg_secret_problem(const char *value);
 
 bool cfg_load(const char *path, cfg_t *out, char *err, size_t errlen)
 {
@@ -470,6 +472,32 @@ static char *cfg_child_string(const config_setting_t *g, const char *name, const
 	return xstrdup(config_setting_get_string(s));
 }
 
+/* A channel's credential that authenticates a gateway to us (key, app_secret,
+ * verify_token). An empty one would let anyone in (an envelope with "apikey":"", a body
+ * signed with an empty key, hub.verify_token=) and a sample's placeholder is as good as
+ * public. */
+static char *cfg_child_secret(const config_setting_t *g, const char *name, const char *file, cfg_errs_t *e, bool required)
+{
+	char *v = cfg_child_string(g, name, file, e, required);
+	const char *why = v ? cfg_secret_problem(v) : NULL;
+	if (why)
+		cfg_err(e, file, config_setting_source_line(config_setting_get_member(g, name)), "channels: \"%s\" %s", name,
+			why);
+	return v;
+}
+
+/* Why a secret's value cannot be used, or NULL: empty, or one of the placeholders
+ * deploy/atende.production.conf ships ("change-me-...", "sk-change-me"). The demo values of
+ * deploy/atende.conf are real (if public) secrets for `make run` on one box. */
+static const char *cfg_secret_problem(const char *value)
+{
+	if (!*value)
+		return "is empty: it would let anyone in; set a secret";
+	if (strncasecmp(value, "change-me", 9) == 0 || strncasecmp(value, "sk-change-me", 12) == 0)
+		return "is the sample's placeholder: set a real secret";
+	return NULL;
+}
+
 static bool cfg_child_long(const config_setting_t *g, const char *name, long *out, const char *file, cfg_errs_t *e)
 {
 	const config_setting_t *s = config_setting_get_member(g, name);
@@ -530,17 +558,20 @@ static void cfg_read_channels(const config_t *lc, cfg_t *c, const char *file, cf
 		if (strcmp(type, "evolution") == 0) {
 			ch->type = CHAN_EVOLUTION;
 			ch->name = cfg_child_string(g, "instance", file, e, true);
-			ch->key = cfg_child_string(g, "key", file, e, true);
+			ch->key = cfg_child_secret(g, "key", file, e, true);
 		} else if (strcmp(type, "cloud") == 0) {
 			ch->type = CHAN_CLOUD;
 			ch->name = cfg_child_string(g, "phone_number_id", file, e, true);
-			ch->app_secret = cfg_child_string(g, "app_secret", file, e, true);
-			ch->verify_token = cfg_child_string(g, "verify_token", file, e, true);
-			ch->access_token = cfg_child_string(g, "access_token", file, e, false);
+			ch->app_secret = cfg_child_secret(g, "app_secret", file, e, true);
+			ch->verify_token = cfg_child_secret(g, "verify_token", file, e, true);
+			ch->access_token = cfg_child_string(g, "access_token", file, e, false); /* may be "": no replies */
+			if (ch->access_token && *ch->access_token && cfg_secret_problem(ch->access_token))
+				cfg_err(e, file, config_setting_source_line(config_setting_get_member(g, "access_token")),
+					"channels: \"access_token\" %s", cfg_secret_problem(ch->access_token));
 		} else if (strcmp(type, "api") == 0) {
 			ch->type = CHAN_API;
 			ch->name = cfg_child_string(g, "name", file, e, true);
-			ch->key = cfg_child_string(g, "key", file, e, true);
+			ch->key = cfg_child_secret(g, "key", file, e, true);
 		} else {
 			cfg_err(e, file, line, "channels: unknown type \"%s\" (evolution | cloud | api)", type);
 		}
@@ -665,6 +696,10 @@ static void cfg_validate(cfg_t *c, const config_t *lc, const char *file, cfg_err
 		cfg_err(e, file, LINE_OF("ai.provider"), "ai.provider is openai but ai.base_url is empty");
 	if (strlen(c->auth.token_secret) < 16)
 		cfg_err(e, file, LINE_OF("auth.token_secret"), "auth.token_secret: must be at least 16 characters");
+	else if (cfg_secret_problem(c->auth.token_secret))
+		cfg_err(e, file, LINE_OF("auth.token_secret"), "auth.token_secret %s", cfg_secret_problem(c->auth.token_secret));
+	if (strcmp(c->ai.provider, "openai") == 0 && c->ai.api_key[0] && cfg_secret_problem(c->ai.api_key))
+		cfg_err(e, file, LINE_OF("ai.api_key"), "ai.api_key %s", cfg_secret_problem(c->ai.api_key));
 	const char *listens[] = {"ingress.listen", "notifier.listen", "metrics.listen"};
 	const char *vals[] = {c->ingress.listen, c->notifier.listen, c->metrics.listen};
 	for (int i = 0; i < 3; i++) {

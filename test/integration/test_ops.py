@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -408,14 +409,52 @@ def test_verbs_have_help_and_the_production_sample_is_valid():
         assert verb in top
         r = subprocess.run([atende, verb, "--help"], stdout=subprocess.PIPE, text=True)
         assert r.returncode == 0 and r.stdout.startswith(f"usage: atende {verb}"), (verb, r.stdout)
-    for conf in ("atende.production.conf", "atende.conf", "bench.conf"):
+    for conf in ("atende.conf", "bench.conf"):
         r = subprocess.run([atende, "check-config", "-c", os.path.join("deploy", conf)], cwd=ROOT,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert r.returncode == 0, (conf, r.stderr)
     with open(os.path.join(ROOT, "deploy", "atende.production.conf")) as f:
         prod = f.read()
+    # the production sample's placeholders are refused, each named by file:line ...
+    r = subprocess.run([atende, "check-config", "-c", "deploy/atende.production.conf"], cwd=ROOT,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert r.returncode != 0
+    lines = prod.splitlines()
+    for key in ("token_secret", "api_key", "key", "app_secret", "verify_token", "access_token"):
+        line = next(i + 1 for i, l in enumerate(lines) if re.search(rf'\b{key} = "(sk-)?change-me', l))
+        assert re.search(rf'deploy/atende.production.conf:{line}: .*{key}.* the sample.s placeholder', r.stderr), (key, r.stderr)
+    # ... and once real secrets are set, the sample is valid
+    real = re.sub(r'"(sk-)?change-me[^"]*"', lambda m: '"' + "s3cr3t-" + str(abs(hash(m.group(0))))[:12] + '"', prod)
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", dir=os.path.join(ROOT, "deploy"), delete=False) as f:
+        f.write(real)
+    try:
+        r = subprocess.run([atende, "check-config", "-c", f.name], cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        assert r.returncode == 0, r.stderr
+    finally:
+        os.unlink(f.name)
     assert re.search(r'brokers = "[^"]+";', prod) and re.search(r'conninfo = "[^"]+";', prod)
     assert "PgBouncer" in prod and "transaction" in prod
+
+
+def test_empty_credentials_are_refused(tmp_path):
+    """An empty key, app_secret or verify_token would let anyone in: refused with file:line."""
+    with open(os.path.join(ROOT, "deploy", "atende.conf")) as f:
+        text = f.read()
+    text = text.replace('key = "demo-evolution-key"', 'key = ""').replace('app_secret = "demo-app-secret"', 'app_secret = ""')
+    text = text.replace('verify_token = "demo-verify-token"', 'verify_token = ""')
+    conf = tmp_path / "empty.conf"
+    conf.write_text(text)
+    lines = text.splitlines()
+    for verb in ("check-config", "run"):
+        r = subprocess.run([os.path.join(BIN, "atende"), verb, "-c", str(conf)], cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+        assert r.returncode != 0
+        marks = {"key": 'instance = "demo"; key = ""', "app_secret": 'app_secret = ""',
+                 "verify_token": 'verify_token = ""'}
+        for key, mark in marks.items():
+            line = next(i + 1 for i, l in enumerate(lines) if mark in l)
+            assert f'{conf}:{line}: channels: "{key}" is empty' in r.stderr, (verb, key, r.stderr)
 
 
 def test_supervisord_and_systemd_units_run_atende_in_the_foreground():
