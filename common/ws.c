@@ -27,6 +27,7 @@
 #define WS_KEEP_MSG_BUF 16384   /* reassembly buffers larger than this are freed after each message */
 #define WS_MAX_RESPONSE_HEAD 8192
 #define WS_REFILL_BYTES 65536   /* shared frames are copied into the output while it holds less */
+#define WS_DEFAULT_PEER_PINGS 10 /* per second; browsers never ping, libraries every few seconds */
 
 typedef enum {
 	WS_OPEN,       /* frames flow both ways */
@@ -50,6 +51,11 @@ struct ws_conn {
 	struct event *ping_timer;
 	bool rx_since_tick;    /* something arrived since the last ping tick */
 	bool ping_outstanding; /* we pinged and nothing arrived since */
+	double ping_tokens;    /* the peer's ping allowance (token bucket), refilled by time */
+	int64_t ping_refill_ms; /* monotonic time of the last refill */
+	uint8_t pong[125];     /* the newest ping's payload, answered once the output is written */
+	size_t pong_len;
+	bool pong_owed;
 	struct event *close_timer;
 	bool drain_wanted; /* output went above half of max_send_buffer: on_drain is owed */
 	struct ws_shared **q; /* shared frames queued by reference, oldest at q_head */
@@ -67,6 +73,9 @@ static void ws_process(ws_conn_t *c);
 static bool ws_frame(ws_conn_t *c, struct evbuffer *in);
 static void ws_control(ws_conn_t *c, uint8_t opcode, uint8_t *payload, size_t len);
 static void ws_send_frame(ws_conn_t *c, uint8_t opcode, const void *data, size_t len);
+static void ws_answer_ping(ws_conn_t *c, const uint8_t *payload, size_t len);
+static void ws_flush_pong(ws_conn_t *c);
+static int64_t ws_now_ms(void);
 static void ws_send_close(ws_conn_t *c, int code, const char *reason);
 static void ws_fail(ws_conn_t *c, int code, const char *why);
 static void ws_flush_then_close(ws_conn_t *c);
@@ -346,6 +355,10 @@ ws_conn_t *ws_conn_new(struct bufferevent *bev, bool is_client, const ws_limits_
 		c->limits = *limits;
 	if (c->limits.max_message_bytes == 0)
 		c->limits.max_message_bytes = WS_DEFAULT_MAX_MESSAGE;
+	if (c->limits.max_peer_pings_per_s <= 0)
+		c->limits.max_peer_pings_per_s = WS_DEFAULT_PEER_PINGS;
+	c->ping_tokens = 2.0 * c->limits.max_peer_pings_per_s;
+	c->ping_refill_ms = ws_now_ms();
 	c->cb = *cb;
 	c->arg = arg;
 	c->state = WS_OPEN;
@@ -478,7 +491,9 @@ void ws_conn_close(ws_conn_t *c, int code, const char *reason)
 
 size_t ws_conn_pending_bytes(const ws_conn_t *c)
 {
-	return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) + c->q_bytes : 0;
+	if (!c->bev)
+		return 0;
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) + c->q_bytes + (c->pong_owed ? 2 + c->pong_len : 0);
 }
 
 void ws_conn_set_arg(ws_conn_t *c, void *arg)
@@ -502,6 +517,8 @@ static void ws_read_cb(struct bufferevent *bev, void *arg)
 static void ws_write_cb(struct bufferevent *bev, void *arg)
 {
 	ws_conn_t *c = arg;
+	if (c->pong_owed && c->state == WS_OPEN)
+		ws_flush_pong(c);
 	if (c->q_len)
 		ws_refill(c, false);
 	size_t pending = evbuffer_get_length(bufferevent_get_output(bev)) + c->q_bytes;
@@ -657,7 +674,7 @@ static void ws_control(ws_conn_t *c, uint8_t opcode, uint8_t *payload, size_t le
 {
 	if (opcode == WS_OP_PING) {
 		if (c->state == WS_OPEN)
-			ws_send_frame(c, WS_OP_PONG, payload, len);
+			ws_answer_ping(c, payload, len);
 		return;
 	}
 	if (opcode == WS_OP_PONG)
@@ -688,6 +705,45 @@ static void ws_control(ws_conn_t *c, uint8_t opcode, uint8_t *payload, size_t le
 	ws_flush_then_close(c);
 }
 
+/* A peer that pings and never reads must not grow our memory: beyond the rate the connection fails
+ * (1008, not a silent drop: a legitimate peer never pings this often, and a closed connection with a
+ * reason shows a buggy client its fault, where unanswered pings would keep it flooding unseen). Within
+ * it, the pong is written at once only when nothing is waiting to be written; else it is owed, and a
+ * newer ping replaces the owed one (RFC 6455 5.5.3: answering the most recent ping is enough). */
+static void ws_answer_ping(ws_conn_t *c, const uint8_t *payload, size_t len)
+{
+	int64_t now = ws_now_ms();
+	double rate = c->limits.max_peer_pings_per_s, burst = 2.0 * rate;
+	c->ping_tokens += (double)(now - c->ping_refill_ms) * rate / 1000.0;
+	if (c->ping_tokens > burst)
+		c->ping_tokens = burst;
+	c->ping_refill_ms = now;
+	if (c->ping_tokens < 1.0) {
+		ws_fail(c, WS_CLOSE_POLICY, "ping rate exceeded");
+		return;
+	}
+	c->ping_tokens -= 1.0;
+	memcpy(c->pong, payload, len);
+	c->pong_len = len;
+	c->pong_owed = true;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		ws_flush_pong(c);
+}
+
+/* Writes the owed pong; called when the output has drained (to the write low-watermark). */
+static void ws_flush_pong(ws_conn_t *c)
+{
+	c->pong_owed = false;
+	ws_send_frame(c, WS_OP_PONG, c->pong, c->pong_len);
+}
+
+static int64_t ws_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void ws_send_frame(ws_conn_t *c, uint8_t opcode, const void *data, size_t len)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -716,6 +772,7 @@ static void ws_send_frame(ws_conn_t *c, uint8_t opcode, const void *data, size_t
 static void ws_send_close(ws_conn_t *c, int code, const char *reason)
 {
 	ws_refill(c, true); /* the close frame goes after every data frame queued */
+	c->pong_owed = false; /* a closing connection answers no more pings */
 	uint8_t payload[125];
 	size_t n = 0;
 	if (code) {

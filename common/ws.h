@@ -71,6 +71,8 @@ typedef struct {
 	size_t max_send_buffer;   /* pending output limit: ws_conn_send_text returns false over it; 0 = none */
 	int ping_interval_ms;     /* 0 = no pings; else ping after this long without receiving anything, and
 				     drop (on_close 1006, no close frame) if still nothing after another interval */
+	int max_peer_pings_per_s; /* pings the peer may send per second, with a burst of twice that; one more
+				     fails the connection with 1008 "ping rate exceeded"; 0 = 10 */
 } ws_limits_t;
 
 typedef struct {
@@ -110,7 +112,8 @@ bool ws_conn_send_shared(ws_conn_t *c, ws_shared_t *f) __attribute__((warn_unuse
  * peer's close, then frees the connection (on_close called, asynchronously). No-op once closing. */
 void ws_conn_close(ws_conn_t *c, int code, const char *reason);
 
-/* Bytes queued for output and not yet written to the socket. */
+/* Bytes queued for output and not yet written to the socket, the owed pong included (a pong waits
+ * while older output is unsent, and only the newest ping's is kept: pongs never pile up). */
 size_t ws_conn_pending_bytes(const ws_conn_t *c);
 
 void ws_conn_set_arg(ws_conn_t *c, void *arg);

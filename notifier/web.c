@@ -249,8 +249,11 @@ static void web_upgrade(http_request_t *req)
 	}
 	bufferevent_write(bev, response, strlen(response));
 	conn_t *c = conn_new(&claims, token_key);
-	/* the notifier bounds the output itself (conn_send): the codec's limit stays off */
-	ws_limits_t wl = {.max_message_bytes = 65536, .ping_interval_ms = N.cfg.notifier.ping_interval_s * 1000};
+	/* the notifier judges slow consumers itself (conn_send, pongs included in the pending bytes); the
+	 * codec's limit is the hard cap, so nothing the codec queues on its own (pongs) passes it either */
+	ws_limits_t wl = {.max_message_bytes = 65536,
+			  .max_send_buffer = (size_t)N.cfg.notifier.max_send_buffer * CONN_HARD_BUFFER_FACTOR,
+			  .ping_interval_ms = N.cfg.notifier.ping_interval_s * 1000};
 	ws_callbacks_t cb = {.on_message = web_on_ws_message, .on_close = web_on_ws_close};
 	conn_watch_slow(c);
 	c->ws = ws_conn_new(bev, false, &wl, &cb, c);

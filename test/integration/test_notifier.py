@@ -439,6 +439,11 @@ def raw_ws_frames(s, timeout=10):
         if not chunk:
             break
         data += chunk
+    return raw_ws_frames_in(data)
+
+
+def raw_ws_frames_in(data):
+    """The complete server frames in data: [(opcode, payload)]."""
     frames, i = [], 0
     while i + 2 <= len(data):
         op, n = data[i] & 0x0F, data[i + 1] & 0x7F
@@ -486,6 +491,83 @@ def test_slow_consumer_is_cut_and_others_keep_receiving(system):
     assert system.evolution(evolution_text("AFTER-SLOW", "voltou a funcionar, obrigado")).status == 200
     normal.wait(lambda f: f["type"] == "message" and f["data"]["message_id"] == "AFTER-SLOW")
     slow.close(), normal.close()
+
+
+def vm_rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def test_ping_flood_is_cut_and_does_not_grow_memory(system):
+    """A client that sends pings and never reads: its pongs must not pile up in the notifier (they
+    count in the queued output, only the newest is owed) and pinging beyond the rate closes it with 1008."""
+    settle(system)
+    pid = system.pid("notifier")
+    normal = system.ws(system.token(1, 1))
+    normal.subscribe("company:1")
+    rss0 = vm_rss_bytes(pid)
+    peak = [rss0]
+    stop = threading.Event()
+
+    def sample():  # the notifier's peak RSS while it is flooded (a vanished notifier fails the test)
+        while not stop.is_set():
+            try:
+                peak[0] = max(peak[0], vm_rss_bytes(pid))
+            except (OSError, AssertionError):
+                peak[0] = float("inf")
+                return
+            stop.wait(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    flood = raw_ws_open(system, system.token(3, 1))
+    mask = os.urandom(4)
+    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(b"p" * 125))
+    chunk = (bytes([0x89, 0x80 | 125]) + mask + payload) * 8192  # 1 MiB of masked pings
+    flood.settimeout(30)
+    sent = 0
+    try:
+        while sent < 64 << 20:
+            flood.sendall(chunk)
+            sent += len(chunk)
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # closed by the notifier while we were still flooding: what we want
+
+    # now read: the notifier must have closed the connection (EOF or reset), not queued 60 MiB of pongs
+    data, closed = bytearray(), [False]
+    flood.settimeout(0.2)
+
+    def drained():
+        try:
+            chunk = flood.recv(1 << 20)
+        except socket.timeout:
+            return False
+        except (ConnectionResetError, BrokenPipeError):
+            closed[0] = True
+            return True
+        if not chunk:
+            closed[0] = True
+            return True
+        data.extend(chunk)
+        return len(data) > 16 << 20  # far more pongs than a bounded notifier could have queued
+
+    wait_for(drained, 20, "the ping flooder to be disconnected")
+    stop.set()
+    sampler.join()
+    assert closed[0], f"connection kept after {sent} bytes of pings ({len(data)} bytes of answers read)"
+    assert len(data) < 1 << 20, f"{len(data)} bytes of pongs were queued for a client that never read"
+    assert peak[0] - rss0 < 16 << 20, f"notifier RSS grew by {(peak[0] - rss0) >> 20} MiB"
+    closes = [p for op, p in raw_ws_frames_in(bytes(data)) if op == 0x8]
+    if closes:  # the close frame may be lost to the reset when the flooder's data was still arriving
+        assert struct.unpack(">H", closes[0][:2])[0] == 1008 and b"ping" in closes[0], closes[0]
+    flood.close()
+    # everyone else is unaffected
+    assert system.evolution(evolution_text("AFTER-PING-FLOOD", "ainda estou aqui")).status == 200
+    normal.wait(lambda f: f["type"] == "message" and f["data"]["message_id"] == "AFTER-PING-FLOOD")
+    normal.close()
 
 
 def test_connection_limits(system):

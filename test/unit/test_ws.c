@@ -589,6 +589,86 @@ TEST(conn_send_buffer_and_drain)
 	event_base_free(base);
 }
 
+/* Runs the loop until the connection's pending bytes equal want or 1 s passes. */
+static void run_until_pending(struct event_base *base, ws_conn_t *c, size_t want)
+{
+	long end = now_ms() + 1000;
+	while (ws_conn_pending_bytes(c) != want && now_ms() < end) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+}
+
+TEST(conn_ping_flood)
+{
+	struct event_base *base = event_base_new();
+	int fds[2];
+	pair(fds);
+	peer_t srv = {0};
+	raw_t *raw = calloc(1, sizeof(*raw));
+	raw->fd = fds[1];
+	raw->client = true;
+	ws_limits_t l = {.max_peer_pings_per_s = 5}; /* a burst of 10 */
+	conn_on(base, fds[0], false, &l, &srv);
+	ws_frame_header_t h;
+	static uint8_t pl[32768];
+
+	/* nothing waiting: answered at once */
+	raw_frame(raw, WS_OP_PING, true, "p1", 2);
+	CHECK(raw_wait(base, raw, &h, pl, sizeof(pl)));
+	CHECK(h.opcode == WS_OP_PONG && h.payload_len == 2 && memcmp(pl, "p1", 2) == 0);
+
+	/* a peer that does not read: its pongs count in the pending bytes and only the newest is owed */
+	static char text[30000];
+	memset(text, 't', sizeof(text));
+	for (int i = 0; i < 40; i++)
+		CHECK(ws_conn_send_text(srv.conn, text, sizeof(text)));
+	run_until(base, NULL, 0, 50);
+	size_t before = ws_conn_pending_bytes(srv.conn);
+	CHECK(before > 0);
+	char ping[3] = "p2";
+	for (char d = '2'; d <= '9'; d++) {
+		ping[1] = d;
+		raw_frame(raw, WS_OP_PING, true, ping, 2);
+	}
+	run_until_pending(base, srv.conn, before + 4);
+	CHECK(ws_conn_pending_bytes(srv.conn) == before + 4); /* one 2-byte pong with its 2-byte header */
+
+	/* reading, the peer gets the data, then the pong of its latest ping only */
+	int texts = 0, pongs = 0;
+	while (raw_wait(base, raw, &h, pl, sizeof(pl))) {
+		if (h.opcode == WS_OP_TEXT) {
+			texts++;
+			continue;
+		}
+		CHECK(h.opcode == WS_OP_PONG && h.payload_len == 2 && memcmp(pl, "p9", 2) == 0);
+		pongs++;
+		break;
+	}
+	CHECK(texts == 40 && pongs == 1);
+	raw_frame(raw, WS_OP_PING, true, "pA", 2); /* the 10th ping: the burst's last */
+	CHECK(raw_wait(base, raw, &h, pl, sizeof(pl)));
+	CHECK(h.opcode == WS_OP_PONG && h.payload_len == 2 && memcmp(pl, "pA", 2) == 0);
+
+	/* beyond the rate: failed with 1008 and a reason that says why */
+	for (int i = 0; i < 5; i++)
+		raw_frame(raw, WS_OP_PING, true, "pB", 2);
+	bool closed = false;
+	while (!closed && raw_wait(base, raw, &h, pl, sizeof(pl))) {
+		if (h.opcode != WS_OP_CLOSE)
+			continue;
+		closed = true;
+		CHECK(close_code_of(pl, h.payload_len) == 1008);
+		CHECK(h.payload_len == 2 + strlen("ping rate exceeded") && memcmp(pl + 2, "ping rate exceeded", 18) == 0);
+	}
+	CHECK(closed);
+	close(raw->fd);
+	run_until(base, &srv.closed, 1, 2000);
+	CHECK(srv.closed == 1 && srv.code == 1008);
+	free(raw);
+	event_base_free(base);
+}
+
 static void noop_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
@@ -717,6 +797,7 @@ int main(void)
 	RUN(conn_pair_failure_codes);
 	RUN(conn_ping_keepalive_and_drop);
 	RUN(conn_send_buffer_and_drain);
+	RUN(conn_ping_flood);
 	RUN(conn_bytes_before_new);
 	RUN(upgrade_via_http);
 	return unit_done();
