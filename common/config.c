@@ -51,7 +51,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("notifier.slow_consumer_ms", notifier.slow_consumer_ms, "5000", 100, 600000, true, "a client still over max_send_buffer this long after going over is closed with 1008 (at 4x max_send_buffer: at once)"),
 	K_INT("notifier.socket_send_buffer", notifier.socket_send_buffer, "0", 0, 67108864, true, "kernel send buffer (SO_SNDBUF) of each console socket; 0 = kernel autotuning"),
 	K_INT("notifier.max_connections_per_token", notifier.max_connections_per_token, "20", 1, 1000000, true, "WebSocket + long-poll connections one token may hold at once (429 above)"),
-	K_INT("notifier.ops_per_second", notifier.ops_per_second, "20", 1, 100000, true, "ops one connection may send per second (burst: twice that); excess ops get an error"),
+	K_INT("notifier.ops_per_second", notifier.ops_per_second, "20", 1, 100000, true, "ops one agent may send per second over all its connections, WebSocket and POST /op alike (burst: twice that); excess ops get an error (429 over POST /op)"),
 	K_INT("notifier.typing_ttl_s", notifier.typing_ttl_s, "8", 1, 300, true, "a typing start without a stop ends after this"),
 	K_INT("notifier.presence_heartbeat_s", notifier.presence_heartbeat_s, "10", 1, 3600, false, "each instance republishes its presence this often; entries of an instance silent for 3 periods expire (same on every instance)"),
 	K_INT("notifier.poll_timeout_s", notifier.poll_timeout_s, "25", 1, 300, true, "longest a GET /poll is held open without events"),

@@ -185,7 +185,7 @@ static void conn_op_answer(conn_t *c, const char *frame, size_t len)
 {
 	bool error = len > 15 && strncmp(frame, "{\"type\":\"error\"", 15) == 0;
 	http_response_add_header(c->req, "Cache-Control", "no-store");
-	http_respond(c->req, error ? 400 : 200, "application/json", frame, len);
+	http_respond(c->req, c->op_status ? c->op_status : error ? 400 : 200, "application/json", frame, len);
 	c->req = NULL;
 	c->gone = true;
 	N.n_http_ops--;

@@ -32,13 +32,13 @@ typedef struct conn {
 	bool gone;                    /* closed (ws) or answered (poll); freed when refs reaches 0 */
 	int refs;                     /* 1 while open + 1 per outbound message awaiting its report */
 	bool tab;                     /* counted as a presence tab */
-	guard_bucket_t ops;           /* op rate limit */
 	struct event *slow_timer;     /* armed when the output went over max_send_buffer */
 	size_t slow_ref;              /* output to judge it against: the most queued in the first period, then
 					 the backlog at the last judgement (a backlog below it is draining) */
 	bool slow_again;              /* judged once already: slow_ref is fixed */
 	/* long-poll, and POST /op */
 	bool op_request;              /* a POST /op: answered by its op's ack or error */
+	int op_status;                /* its HTTP status if not the usual (200 ack, 400 error) */
 	http_request_t *req;
 	poll_batch_t batch;
 	struct event *poll_timer;     /* the poll's timeout; activated early to answer events */
@@ -58,7 +58,7 @@ void conn_unref(conn_t *c);
 void conn_watch_slow(conn_t *c);
 
 /* Sends a frame: to the WebSocket, into a waiting long-poll's answer, or as a POST /op's answer
- * (an error frame answers 400). Nothing once c is cut or gone. */
+ * (an error frame answers 400, or op_status). Nothing once c is cut or gone. */
 void conn_send(conn_t *c, const char *frame, size_t len);
 
 /* A hub_deliver_fn: conn_send, with the frame encoded once for every WebSocket it goes to. */

@@ -52,6 +52,7 @@ int main(int argc, char **argv)
 	N.presence = presence_new();
 	N.typing = typing_new();
 	N.per_token = guard_counts_new();
+	N.ops_rate = guard_counts_new();
 	gethostname(host, sizeof(host) - 1);
 	snprintf(N.instance, sizeof(N.instance), "%.31s:%d:%llx", host, (int)getpid(), ntf_now_ms());
 	cfg_topic(&N.cfg, "events", N.events_topic, sizeof(N.events_topic));
@@ -120,6 +121,7 @@ int main(int argc, char **argv)
 	presence_free(N.presence);
 	typing_free(N.typing);
 	guard_counts_free(N.per_token);
+	guard_counts_free(N.ops_rate);
 	log_info("stopped: %llu events, %llu deliveries", (unsigned long long)N.n_events,
 		 (unsigned long long)N.n_deliveries);
 	return 0;
@@ -130,7 +132,13 @@ int main(int argc, char **argv)
 static void ntf_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what, (void)arg;
-	typing_expire(N.typing, ntf_now_ms(), stream_typing_ended, "expired");
+	long long now = ntf_now_ms();
+	static long long swept;
+	typing_expire(N.typing, now, stream_typing_ended, "expired");
+	if (now - swept >= 1000) { /* keeps the op buckets to the agents active in the last seconds */
+		guard_counts_evict_idle(N.ops_rate, N.cfg.notifier.ops_per_second, 2.0 * N.cfg.notifier.ops_per_second, now);
+		swept = now;
+	}
 }
 
 static void ntf_heartbeat_cb(evutil_socket_t fd, short what, void *arg)

@@ -31,7 +31,7 @@ void ntf_metrics_refresh(void)
 		{"atende_notifier_slow_consumer_cuts_total", "Consoles closed with 1008 for reading too slowly.", true},
 		{"atende_notifier_handshakes_refused_total", "WebSocket handshakes refused (token, Origin, version).", true},
 		{"atende_notifier_connections_limited_total", "Connections refused by the global or per-token limit.", true},
-		{"atende_notifier_ops_rate_limited_total", "Console ops refused by the per-connection rate limit.", true},
+		{"atende_notifier_ops_rate_limited_total", "Console ops refused by the per-agent rate limit.", true},
 		{"atende_notifier_replies_total", "Replies sent to atende.outbound.", true},
 		{"atende_notifier_transfers_total", "Transfers sent to atende.outbound.", true},
 		{"atende_notifier_status_changes_total", "Resolves and reopens sent to atende.outbound.", true},

@@ -29,6 +29,7 @@ typedef struct {
 	presence_t *presence;
 	typing_t *typing;
 	guard_counts_t *per_token;    /* open connections per token */
+	guard_counts_t *ops_rate;     /* op buckets per agent ("company:agent"), shared by its connections */
 	char instance[PRESENCE_INSTANCE_MAX];
 	char events_topic[160], outbound_topic[160];
 	int partitions;               /* of atende.events: a company's channels live in company % partitions */

@@ -48,10 +48,20 @@ void ops_dispatch(conn_t *c, const char *data, size_t len)
 	char *id_json = NULL;
 	if (cJSON_GetObjectItem(msg, "id"))
 		id_json = cJSON_PrintUnformatted(cJSON_GetObjectItem(msg, "id"));
-	if (!guard_take(&c->ops, N.cfg.notifier.ops_per_second, 2.0 * N.cfg.notifier.ops_per_second, ntf_now_ms())) {
+	char agent_key[48];
+	/* one bucket per agent, not per connection or token: each POST /op is a connection of its own,
+	 * and each login mints a new token, so either would hand a script a fresh burst at will */
+	snprintf(agent_key, sizeof(agent_key), "%ld:%ld", c->claims.company, c->claims.agent);
+	if (!guard_counts_take(N.ops_rate, agent_key, N.cfg.notifier.ops_per_second,
+			       2.0 * N.cfg.notifier.ops_per_second, ntf_now_ms())) {
 		char why[96];
 		N.n_rate_limited++;
 		snprintf(why, sizeof(why), "rate limit: at most %d ops per second", N.cfg.notifier.ops_per_second);
+		if (c->op_request) {
+			/* ops_per_second is at least 1: a token is back within a second */
+			http_response_add_header(c->req, "Retry-After", "1");
+			c->op_status = 429;
+		}
 		conn_send_error(c, id_json, cJSON_IsString(op) ? op->valuestring : NULL, why);
 	} else if (!msg || !cJSON_IsObject(msg)) {
 		conn_send_error(c, NULL, NULL, "frame is not a JSON object");

@@ -2,7 +2,7 @@
  * ops: what consoles ask, one JSON op per WebSocket frame or per POST /op: subscribe and
  * unsubscribe (with tenancy and exact resume), typing (to atende.events), reply and transfer
  * (to atende.outbound, acked once the broker has them). Every op gets an ack or an error frame,
- * and a connection's ops are rate limited.
+ * and an agent's ops are rate limited, over all its connections and transports together.
  */
 #ifndef ATENDE_OPS_H
 #define ATENDE_OPS_H

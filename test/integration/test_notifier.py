@@ -707,6 +707,39 @@ def test_ops_over_http_for_long_poll_clients(system):
     viewer.close()
 
 
+def test_ops_over_http_share_the_agents_rate_limit(system):
+    """POST /op draws from the same bucket as the agent's WebSocket consoles: a script cannot
+    multiply the rate by sending each op as its own request."""
+    rate = 20  # notifier.ops_per_second (default); burst 2 x rate
+    conv = conversation_of(system, "5511900000005")
+    token = system.token(4, 1)
+    url = system.url("notifier", f"/op?token={token}")
+    h = {"Content-Type": "application/json"}
+    typing = json.dumps({"op": "typing", "conversation": conv, "state": "start"}).encode()
+    console = system.ws(token)  # open before the flood: connecting takes no op
+    start = time.monotonic()
+    answers = [http("POST", url, typing, h) for _ in range(1000)]
+    flooded = time.monotonic()
+    accepted = [r for r in answers if r.status == 200]
+    refused = [r for r in answers if r.status == 429]
+    assert len(accepted) + len(refused) == 1000, {r.status for r in answers}
+    assert len(accepted) <= 2 * rate + rate * (flooded - start) + 1, (len(accepted), flooded - start)
+    assert all(r.headers.get("Retry-After") and r.json()["type"] == "error" and
+               r.json()["error"] == f"rate limit: at most {rate} ops per second" for r in refused)
+    # the same agent's WebSocket finds the bucket the requests emptied
+    ids = [console.send(op="typing", conversation=conv, state="start") for _ in range(20)]
+    frames = [console.wait(lambda f, i=i: f.get("type") in ("ack", "error") and f.get("id") == i) for i in ids]
+    done = time.monotonic()
+    limited = [f for f in frames if f["type"] == "error" and "rate limit" in f["error"]]
+    assert limited and 20 - len(limited) <= 1 + rate * (done - flooded), (len(limited), done - flooded)
+    # another agent's bucket is its own
+    r = http("POST", system.url("notifier", f"/op?token={system.token(5, 1)}"), typing, h)
+    assert r.status == 200 and r.json()["type"] == "ack", r.body
+    assert system.metric("notifier", "atende_notifier_ops_rate_limited_total") >= len(refused) + len(limited)
+    wait_for(lambda: http("POST", url, typing, h).status == 200, 5, "the bucket to refill", interval=0.2)
+    console.close()
+
+
 # ---------------------------------------------------------------- events lost by the broker
 
 def test_events_dropped_before_delivery_tell_consoles_to_reset(system):

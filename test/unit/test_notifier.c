@@ -274,6 +274,30 @@ TEST(guard_counts_per_key)
 	guard_counts_free(g);
 }
 
+TEST(guard_counts_share_a_bucket_per_key)
+{
+	guard_counts_t *g = guard_counts_new();
+	int ok = 0;
+	/* two connections of one key take turns: together they get one burst */
+	for (int i = 0; i < 50; i++) {
+		ok += guard_counts_take(g, "1:4", 10, 20, 1000);
+		ok += guard_counts_take(g, "1:4", 10, 20, 1000);
+	}
+	CHECK(ok == 20);
+	CHECK(guard_counts_take(g, "1:5", 10, 20, 1000)); /* another key has its own */
+	CHECK(guard_counts_keys(g) == 2);
+	/* a bucket still refilling is kept (forgetting it would hand out a fresh burst) */
+	CHECK(guard_counts_evict_idle(g, 10, 20, 2000) == 1 && guard_counts_keys(g) == 1);
+	CHECK(!guard_counts_take(g, "1:4", 10, 20, 1050));
+	/* a full bucket is idle: forgotten, unless the key also counts connections */
+	CHECK(guard_counts_add(g, "1:4", 1) == 1);
+	CHECK(guard_counts_evict_idle(g, 10, 20, 60000) == 0 && guard_counts_keys(g) == 1);
+	CHECK(guard_counts_add(g, "1:4", -1) == 0 && guard_counts_keys(g) == 1); /* its bucket is not full yet */
+	CHECK(guard_counts_evict_idle(g, 10, 20, 60000) == 1 && guard_counts_keys(g) == 0);
+	CHECK(guard_counts_take(g, "1:4", 10, 20, 60000)); /* back as a fresh, full bucket */
+	guard_counts_free(g);
+}
+
 /* ---------------------------------------------------------------- hub */
 
 typedef struct {
@@ -433,6 +457,7 @@ int main(void)
 	RUN(typing_ends_with_its_connection);
 	RUN(guard_rate_limits_ops);
 	RUN(guard_counts_per_key);
+	RUN(guard_counts_share_a_bucket_per_key);
 	RUN(hub_routes_and_replays_exactly);
 	RUN(wire_outbound_formats);
 	RUN(hub_routes_by_channel);
