@@ -426,14 +426,14 @@ static void api_messages(http_request_t *req, const token_claims_t *claims, long
 	}
 	char sql[4096];
 	snprintf(sql, sizeof(sql),
-		 "WITH conv AS (SELECT c.id, c.channel, c.customer, c.last_message_id, c.customer_messages "
+		 "WITH conv AS (SELECT c.id, c.channel, c.customer, c.agent_id, c.last_message_id, c.customer_messages "
 		 "FROM conversations c WHERE c.id = $1 AND c.company_id = $2), "
 		 "page AS (SELECT m.id, m.provider_id, m.from_me, m.kind, m.text, m.sent_at, m.received_at, m.hint_id "
 		 "FROM messages m WHERE m.conversation_id = $1 AND m.company_id = $2%s ORDER BY m.id DESC LIMIT $3)%s "
 		 "SELECT p.id, CASE WHEN p.id IS NOT NULL THEN json_build_object("
 		 "'id', p.id, 'provider_id', p.provider_id, 'from_me', p.from_me, "
-		 "'by', CASE WHEN NOT p.from_me THEN 'customer' WHEN o.agent_id IS NOT NULL THEN 'agent:' || o.agent_id "
-		 "ELSE 'agent' END, "
+		 "'by', CASE WHEN NOT p.from_me THEN 'customer' "
+		 "ELSE 'agent:' || coalesce(o.agent_id, conv.agent_id, 0) END, "
 		 "'kind', p.kind, 'text', p.text, 'transcript', NULL, 'media', NULL, "
 		 "'status', CASE WHEN NOT p.from_me THEN NULL WHEN o.status = 'not_sent' THEN 'pending' ELSE 'sent' END, "
 		 "'sent_at', atende_iso(coalesce(p.sent_at, p.received_at)), "

@@ -327,9 +327,9 @@ def test_unread_counts_and_read_markers(system):
     r = api(system, f"/v1/conversations/{cid}/read", ta, method="POST")
     assert r.status == 200 and r.json()["unread"] == 0 and r.json()["last_read_message_id"] == ids["UNR-4"]
     assert unread(ta) == 0
-    # an agent's phone echo: by "agent", sent
+    # an agent's phone echo: by the conversation's agent (INTERFACE.md: customer, agent:A or bot), sent
     me = [m for m in msgs if m["provider_id"] == "UNR-ME"][0]
-    assert me["from_me"] is True and me["by"] == "agent" and me["status"] == "sent"
+    assert me["from_me"] is True and me["by"] == f"agent:{a}" and me["status"] == "sent"
 
 
 def test_tenancy_across_companies(system):
