@@ -20,26 +20,9 @@
 'use strict';
 
 const fs = require('fs');
-const net = require('net');
-const os = require('os');
-const path = require('path');
+const { loadChromium, CHROMIUM, env, steps, startProxy, openBrowser, postEvolution } = require('./harness');
 
-let chromium;
-try {
-	({ chromium } = require('playwright-core'));
-} catch (e) {
-	console.error('console.test.js: playwright-core is not installed: run `npm install --prefix test/browser`');
-	process.exit(2);
-}
-
-const CHROMIUM = process.env.ATENDE_CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-	'--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const env = (name) => {
-	const v = process.env[name];
-	if (!v) throw new Error(`missing environment variable ${name}`);
-	return v;
-};
+const chromium = loadChromium('console.test.js');
 const NOTIFIER = env('ATENDE_NOTIFIER');
 const INGRESS = env('ATENDE_INGRESS');
 const TOKEN_A = env('ATENDE_TOKEN_A');
@@ -51,73 +34,11 @@ const CUSTOMER = '55119' + String(Date.now()).slice(-8);
 const NAME = 'Beatriz Navegador';
 const T = 30000; // per-step timeout
 
-let step = 'start';
-const t0 = Date.now();
-function log(msg) {
-	process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(2)}s] ${msg}\n`);
-}
-function begin(name) {
-	step = name;
-	log(name);
-}
+const log = steps.log, begin = steps.begin;
 
-/* A TCP proxy in front of the notifier: cut() drops every connection and refuses new ones
- * (the Wi-Fi is gone), restore() lets them through again. With blockWebSocket it drops any
- * request for /ws, as some corporate proxies do. */
-function startProxy(target, blockWebSocket) {
-	const sockets = new Set();
-	let blocked = false;
-	const server = net.createServer((client) => {
-		if (blocked) {
-			client.destroy();
-			return;
-		}
-		const upstream = net.connect(target.port, target.hostname);
-		sockets.add(client);
-		sockets.add(upstream);
-		const done = () => {
-			client.destroy();
-			upstream.destroy();
-			sockets.delete(client);
-			sockets.delete(upstream);
-		};
-		client.on('error', done).on('close', done);
-		upstream.on('error', done).on('close', done);
-		client.on('data', (chunk) => {
-			if (blockWebSocket && chunk.toString('latin1', 0, 8).startsWith('GET /ws?')) done();
-			else upstream.write(chunk);
-		});
-		upstream.pipe(client);
-	});
-	return new Promise((resolve) => {
-		server.listen(0, '127.0.0.1', () => resolve({
-			url: `http://127.0.0.1:${server.address().port}`,
-			cut() {
-				blocked = true;
-				for (const s of sockets) s.destroy();
-			},
-			restore() { blocked = false; },
-			close() { server.close(); for (const s of sockets) s.destroy(); }
-		}));
-	});
-}
 
-async function post(id, text, customer, name) {
-	customer = customer || CUSTOMER;
-	const body = {
-		event: 'messages.upsert', instance: 'demo', apikey: 'demo-evolution-key',
-		data: {
-			key: { remoteJid: `${customer}@s.whatsapp.net`, fromMe: false, id },
-			pushName: name || NAME, message: { conversation: text }, messageType: 'conversation',
-			messageTimestamp: Math.floor(Date.now() / 1000)
-		}
-	};
-	const r = await fetch(`${INGRESS}/webhooks/evolution`, {
-		method: 'POST', headers: { 'Content-Type': 'application/json', apikey: 'demo-evolution-key' },
-		body: JSON.stringify(body)
-	});
-	const answer = await r.text();
-	if (r.status !== 200) throw new Error(`webhook answered ${r.status}: ${answer}`);
+function post(id, text, customer, name) {
+	return postEvolution(INGRESS, id, text, customer || CUSTOMER, name || NAME);
 }
 
 /* The long-poll fallback, straight to the notifier: tells when the hint of a message exists
@@ -150,15 +71,7 @@ function companyOf(token) {
 }
 
 async function openConsole(proxy, token, who, transport) {
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), `atende-chromium-${who}-`));
-	const context = await chromium.launchPersistentContext(dir, {
-		executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1366, height: 820 },
-		locale: 'pt-BR', timezoneId: 'America/Sao_Paulo'
-	});
-	const page = context.pages()[0] || await context.newPage();
-	page.setDefaultTimeout(T);
-	page.on('pageerror', (e) => log(`${who}: page error: ${e.message}`));
-	page.on('console', (m) => { if (m.type() === 'error') log(`${who}: console: ${m.text()}`); });
+	const { context, page, dir } = await openBrowser(chromium, 'atende-chromium', who, T);
 	await page.goto(proxy.url + '/');
 	await page.locator('[data-testid=use-token]').click(); // the login form comes first; ops paste tokens
 	await page.locator('[data-testid=token-input]').fill(token);
@@ -268,7 +181,7 @@ async function main() {
 
 		process.stdout.write(JSON.stringify({
 			ok: true, customer: CUSTOMER, reply, pollReply, hint: hintText, intent, missed, timeline,
-			screenshots: [SHOT, offlineShot], seconds: (Date.now() - t0) / 1000
+			screenshots: [SHOT, offlineShot], seconds: steps.seconds()
 		}) + '\n');
 	} catch (e) {
 		if (opened[0]) await opened[0].page.screenshot({ path: SHOT.replace(/\.png$/, '') + '-failure.png' }).catch(() => {});
@@ -284,6 +197,6 @@ async function main() {
 }
 
 main().then(() => process.exit(0), (e) => {
-	console.error(`console.test.js: failed at "${step}": ${e && e.stack ? e.stack : e}`);
+	console.error(`console.test.js: failed at "${steps.current}": ${e && e.stack ? e.stack : e}`);
 	process.exit(1);
 });

@@ -24,26 +24,9 @@
 'use strict';
 
 const fs = require('fs');
-const net = require('net');
-const os = require('os');
-const path = require('path');
+const { loadChromium, CHROMIUM, env, steps, startProxy, openBrowser, postEvolution } = require('./harness');
 
-let chromium;
-try {
-	({ chromium } = require('playwright-core'));
-} catch (e) {
-	console.error('console_day.test.js: playwright-core is not installed: run `npm install --prefix test/browser`');
-	process.exit(2);
-}
-
-const CHROMIUM = process.env.ATENDE_CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-	'--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const env = (name) => {
-	const v = process.env[name];
-	if (!v) throw new Error(`missing environment variable ${name}`);
-	return v;
-};
+const chromium = loadChromium('console_day.test.js');
 const NOTIFIER = env('ATENDE_NOTIFIER');
 const INGRESS = env('ATENDE_INGRESS');
 const AGENT = { login: env('ATENDE_AGENT_LOGIN'), password: env('ATENDE_AGENT_PASSWORD'), id: Number(env('ATENDE_AGENT_ID')) };
@@ -58,71 +41,11 @@ const RUN = process.env.ATENDE_RUN || String(Date.now());
 const BASE = SHOT.replace(/\.png$/, '');
 const T = 30000; // per-step timeout
 
-let step = 'start';
-const t0 = Date.now();
-function log(msg) {
-	process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(2)}s] ${msg}\n`);
-}
-function begin(name) {
-	step = name;
-	log(name);
-}
+const log = steps.log, begin = steps.begin;
 
-/* A TCP proxy in front of the notifier. cut() drops every connection and refuses new ones (the
- * network is gone), restore() lets them through again; swallow(true) keeps passing what the
- * browser sends but drops what the notifier answers (an ack lost on the way back). */
-function startProxy(target) {
-	const sockets = new Set();
-	let blocked = false, swallowing = false;
-	const server = net.createServer((client) => {
-		if (blocked) {
-			client.destroy();
-			return;
-		}
-		const upstream = net.connect(target.port, target.hostname);
-		sockets.add(client);
-		sockets.add(upstream);
-		const done = () => {
-			client.destroy();
-			upstream.destroy();
-			sockets.delete(client);
-			sockets.delete(upstream);
-		};
-		client.on('error', done).on('close', done);
-		upstream.on('error', done).on('close', done);
-		client.on('data', (chunk) => upstream.write(chunk));
-		upstream.on('data', (chunk) => { if (!swallowing) client.write(chunk); });
-	});
-	return new Promise((resolve) => {
-		server.listen(0, '127.0.0.1', () => resolve({
-			url: `http://127.0.0.1:${server.address().port}`,
-			cut() {
-				blocked = true;
-				swallowing = false;
-				for (const s of sockets) s.destroy();
-			},
-			restore() { blocked = false; },
-			swallow(on) { swallowing = on; },
-			close() { server.close(); for (const s of sockets) s.destroy(); }
-		}));
-	});
-}
 
-async function post(id, text, customer, name) {
-	const body = {
-		event: 'messages.upsert', instance: 'demo', apikey: 'demo-evolution-key',
-		data: {
-			key: { remoteJid: `${customer}@s.whatsapp.net`, fromMe: false, id },
-			pushName: name, message: { conversation: text }, messageType: 'conversation',
-			messageTimestamp: Math.floor(Date.now() / 1000)
-		}
-	};
-	const r = await fetch(`${INGRESS}/webhooks/evolution`, {
-		method: 'POST', headers: { 'Content-Type': 'application/json', apikey: 'demo-evolution-key' },
-		body: JSON.stringify(body)
-	});
-	const answer = await r.text();
-	if (r.status !== 200) throw new Error(`webhook answered ${r.status}: ${answer}`);
+function post(id, text, customer, name) {
+	return postEvolution(INGRESS, id, text, customer, name);
 }
 
 /* Polls the API (as the agent) until a message with that text is stored in the conversation. */
@@ -138,17 +61,8 @@ async function storedWithText(token, conv, text) {
 	throw new Error(`reply "${text}" not stored within ${T} ms`);
 }
 
-async function open(proxy, who) {
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), `atende-chromium-day-${who}-`));
-	const context = await chromium.launchPersistentContext(dir, {
-		executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1366, height: 820 },
-		locale: 'pt-BR', timezoneId: 'America/Sao_Paulo'
-	});
-	const page = context.pages()[0] || await context.newPage();
-	page.setDefaultTimeout(T);
-	page.on('pageerror', (e) => log(`${who}: page error: ${e.message}`));
-	page.on('console', (m) => { if (m.type() === 'error') log(`${who}: console: ${m.text()}`); });
-	return { context, page, dir };
+function open(proxy, who) {
+	return openBrowser(chromium, 'atende-chromium-day', who, T);
 }
 
 /* Logs in with the password form; returns ms from the click to the first conversation shown. */
@@ -350,7 +264,7 @@ async function main() {
 		await ps.screenshot({ path: `${BASE}-supervisor.png` });
 
 		out.screenshots = [SHOT, `${BASE}-login.png`, `${BASE}-history.png`, `${BASE}-pending.png`, `${BASE}-supervisor.png`];
-		out.seconds = (Date.now() - t0) / 1000;
+		out.seconds = steps.seconds();
 		process.stdout.write(JSON.stringify(out) + '\n');
 	} catch (e) {
 		if (opened.length) {
@@ -373,6 +287,6 @@ async function main() {
 }
 
 main().then(() => process.exit(0), (e) => {
-	console.error(`console_day.test.js: failed at "${step}": ${e && e.stack ? e.stack : e}`);
+	console.error(`console_day.test.js: failed at "${steps.current}": ${e && e.stack ? e.stack : e}`);
 	process.exit(1);
 });
