@@ -22,6 +22,17 @@ double json_num(const cJSON *obj, const char *name, double def)
 	return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
+bool json_int_in(const cJSON *v, long long lo, long long hi, long long *out)
+{
+	if (!cJSON_IsNumber(v))
+		return false;
+	double d = v->valuedouble;
+	if (!(d >= (double)lo && d <= (double)hi) || d != (double)(long long)d)
+		return false;
+	*out = (long long)d;
+	return true;
+}
+
 bool json_true(const cJSON *obj, const char *name)
 {
 	return cJSON_IsTrue(cJSON_GetObjectItem(obj, name));
@@ -40,6 +51,8 @@ void json_iso_time(double t, char *buf, size_t len)
 	struct tm tm;
 	if (t > 1e11)
 		t /= 1000.0;
+	if (!(t >= 0 && t < 253402300800.0)) /* NaN, negative, or past 9999: casting it to time_t is undefined */
+		t = 0;
 	time_t s = (time_t)t;
 	int ms = (int)((t - (double)s) * 1000.0);
 	gmtime_r(&s, &tm);

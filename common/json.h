@@ -16,13 +16,19 @@ const char *json_str(const cJSON *obj, const char *name);
 /* The member's number, or def when absent or not a number. */
 double json_num(const cJSON *obj, const char *name, double def);
 
+/* True when v is a JSON number holding an integer within lo..hi (both within ±2^53, where a
+ * double holds every integer), stored in *out; false for anything else, without casting an
+ * out-of-range double (undefined behaviour). */
+bool json_int_in(const cJSON *v, long long lo, long long hi, long long *out) __attribute__((warn_unused_result));
+
 /* True only for a JSON true. */
 bool json_true(const cJSON *obj, const char *name);
 
 /* Adds name: value, or name: null when value is NULL. */
 void json_add_str_or_null(cJSON *obj, const char *name, const char *value);
 
-/* Formats unix seconds (milliseconds when > 1e11) as "2026-11-23T10:00:00.000Z". */
+/* Formats unix seconds (milliseconds when > 1e11) as "2026-11-23T10:00:00.000Z"; a time that
+ * is not between 1970 and 9999 (or not a number) as the epoch: callers validate first. */
 void json_iso_time(double unix_time, char *buf, size_t len);
 
 /* Unix time in milliseconds, formatted as json_iso_time does but with integer arithmetic (no

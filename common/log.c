@@ -41,6 +41,26 @@ int log_level_parse(const char *name)
 	return -1;
 }
 
+/* Copies src into dst (cap bytes, NUL-terminated) with control bytes written as \n, \r, \t
+ * or \xNN: text from the network (a customer's message, a header) must not start a line of
+ * its own that a log reader would take for atende's. */
+static void log_escape_controls(char *dst, size_t cap, const char *src)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)src; *p && o + 5 < cap; p++) {
+		if (*p >= 0x20 && *p != 0x7f) {
+			dst[o++] = (char)*p;
+		} else if (*p == '\n' || *p == '\r' || *p == '\t') {
+			dst[o++] = '\\';
+			dst[o++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+		} else {
+			dst[o++] = '\\', dst[o++] = 'x', dst[o++] = hex[*p >> 4], dst[o++] = hex[*p & 15];
+		}
+	}
+	dst[o] = '\0';
+}
+
 void log_write(log_level_t level, const char *fmt, ...)
 {
 	char msg[4096], line[8192 + 256], ts[40];
@@ -64,8 +84,10 @@ void log_write(log_level_t level, const char *fmt, ...)
 		n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"proc\":\"%s\",\"pid\":%d,\"msg\":\"%s\"}\n",
 			     ts, log_level_names[level], log_process, (int)getpid(), esc);
 	} else {
+		char safe[8192];
+		log_escape_controls(safe, sizeof(safe), msg);
 		n = snprintf(line, sizeof(line), "ts=%s level=%s proc=%s pid=%d %s\n", ts,
-			     log_level_names[level], log_process, (int)getpid(), msg);
+			     log_level_names[level], log_process, (int)getpid(), safe);
 	}
 	if (n > (int)sizeof(line) - 1)
 		n = (int)sizeof(line) - 1;

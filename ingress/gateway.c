@@ -34,6 +34,7 @@ typedef struct {
 static void gw_fail(gw_result_t *out, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static cJSON *gw_parse_json(const char *body, size_t len, gw_result_t *out);
 static void gw_add(gw_result_t *out, const gw_msg_t *m, const char *received_at);
+static bool gw_time_ok(double t);
 static void gw_evolution_message(const cfg_channel_t *ch, const cJSON *data, int idx, bool array, const char *received_at,
 				 gw_result_t *out);
 static void gw_evolution_status(const cfg_channel_t *ch, const cJSON *data, const char *received_at, gw_result_t *out);
@@ -484,6 +485,13 @@ static bool gw_cloud_signature_ok(const char *secret, const char *sig, const cha
 static void gw_add(gw_result_t *out, const gw_msg_t *m, const char *received_at)
 {
 	char sent[40];
+	if (!gw_time_ok(m->sent_at)) {
+		/* a gateway's clock is never decades off: such a number is a bug or an attack, and
+		 * would be formatted (or stored) as nonsense */
+		gw_fail(out, 422, "%s out of range for message %.64s (Unix seconds or milliseconds between 2000 and 2100)",
+			strcmp(m->channel_prefix, "evolution") == 0 ? "data.messageTimestamp" : "timestamp", m->provider_id);
+		return;
+	}
 	if (out->n == out->cap) {
 		out->cap = out->cap ? out->cap * 2 : 4;
 		out->events = xrealloc(out->events, (size_t)out->cap * sizeof(gw_event_t));
@@ -545,4 +553,15 @@ static void gw_add(gw_result_t *out, const gw_msg_t *m, const char *received_at)
 		json_out_end(&o);
 	}
 	e->value = json_out_finish(&o, &e->value_len);
+}
+
+/* A message time atende accepts: unknown (0), or Unix seconds or milliseconds within
+ * 2000-01-01 .. 2100-01-01 (also false for NaN and infinities). */
+static bool gw_time_ok(double t)
+{
+	if (t == 0)
+		return true;
+	if (t > 1e11)
+		t /= 1000.0;
+	return t >= 946684800.0 && t < 4102444800.0;
 }

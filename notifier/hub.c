@@ -167,7 +167,7 @@ bool hub_replay(hub_t *h, const char *channel, int32_t partition, int64_t since,
 {
 	if (partition < 0 || partition >= HUB_MAX_PARTITIONS)
 		return false;
-	if (since + 1 < h->first_held[partition])
+	if (since < h->first_held[partition] - 1) /* not since + 1: since may be INT64_MAX */
 		return false;
 	for (size_t i = 0; i < h->count; i++) {
 		hub_event_t *e = &h->ring[(h->head + i) % h->cap];

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #define OPS_MAX_REPLY_CHARS 4096  /* WhatsApp's limit for a text message */
+#define OPS_MAX_SEQ 9007199254740992LL /* 2^53: the largest integer a JSON number keeps exactly */
 
 /* An outbound message (reply, transfer) whose broker acknowledgement the op's ack waits for. */
 typedef struct {
@@ -96,10 +97,14 @@ void ops_dispatch(conn_t *c, const char *data, size_t len)
  * otherwise. Tenancy: nobody sees another company's anything. */
 long ops_channel_company(const token_claims_t *claims, const char *channel, char *why, size_t whylen)
 {
-	char *end;
 	const char *colon = strchr(channel, ':');
-	long id = colon ? strtol(colon + 1, &end, 10) : 0;
-	if (!colon || id <= 0 || *end || strlen(channel) > 64) {
+	long id = 0;
+	/* the canonical form only (type:digits, no sign, space or leading zero): a channel is
+	 * matched by its exact text, so "company: 1" would be accepted and never hear anything */
+	size_t digits = colon ? strspn(colon + 1, "0123456789") : 0;
+	if (colon && digits > 0 && digits <= 15 && colon[1] != '0' && colon[1 + digits] == '\0')
+		id = strtol(colon + 1, NULL, 10);
+	if (!id || strlen(channel) > 64) {
 		snprintf(why, whylen, "bad channel \"%.64s\" (agent:A, conversation:ID, company:C or presence:C)", channel);
 		return -1;
 	}
@@ -186,11 +191,17 @@ static void ops_subscribe(conn_t *c, const cJSON *msg, const char *id_json)
 	snprintf(frame, sizeof(frame), "{\"type\":\"ack\",\"op\":\"subscribe\",\"id\":%s,\"channel\":\"%s\",\"seq\":%lld,\"epoch\":%lld}",
 		 id_json ? id_json : "null", ch->valuestring, (long long)last, hub_epoch(N.hub));
 	conn_send(c, frame, strlen(frame));
-	if (cJSON_IsNumber(since)) {
+	if (since && !cJSON_IsNull(since)) {
 		const char *reason = NULL;
-		if (cJSON_IsNumber(epoch) && (long long)epoch->valuedouble != hub_epoch(N.hub))
+		long long since_seq, epoch_id = 0;
+		bool has_epoch = epoch && !cJSON_IsNull(epoch);
+		/* a seq or epoch no notifier ever handed out (negative, fractional, 1e300) cannot be
+		 * resumed from: the console reloads, as after any other gap */
+		if (!json_int_in(since, -1, OPS_MAX_SEQ, &since_seq) || (has_epoch && !json_int_in(epoch, 0, OPS_MAX_SEQ, &epoch_id)))
+			reason = "since and epoch must be integers the notifier handed out";
+		else if (has_epoch && epoch_id != hub_epoch(N.hub))
 			reason = "epoch changed: the event stream was reset";
-		else if (!hub_replay(N.hub, ch->valuestring, partition, (int64_t)since->valuedouble, c, conn_deliver, NULL))
+		else if (!hub_replay(N.hub, ch->valuestring, partition, since_seq, c, conn_deliver, NULL))
 			reason = "history no longer covers the requested seq";
 		if (reason) {
 			char *data = evt_reset_data(reason);
@@ -229,11 +240,12 @@ static bool ops_conversation(conn_t *c, const cJSON *msg, const char *id_json, c
 {
 	const cJSON *v = cJSON_GetObjectItem(msg, "conversation");
 	char why[128];
-	if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble != (double)(int64_t)v->valuedouble) {
+	long long id;
+	if (!json_int_in(v, 1, OPS_MAX_SEQ, &id)) {
 		conn_send_error(c, id_json, op, "missing field: conversation (a conversation id)");
 		return false;
 	}
-	*conv = (int64_t)v->valuedouble;
+	*conv = id;
 	if (stream_conversation_company(*conv) != c->claims.company) {
 		snprintf(why, sizeof(why), "conversation %lld is not known in your company", (long long)*conv);
 		conn_send_error(c, id_json, op, why);
@@ -338,11 +350,12 @@ static void ops_transfer(conn_t *c, const cJSON *msg, const char *id_json)
 	}
 	long agent = 0;
 	if (to_agent) {
-		if (!cJSON_IsNumber(to_agent) || to_agent->valuedouble < 1 || to_agent->valuedouble != (double)(long)to_agent->valuedouble) {
+		long long id;
+		if (!json_int_in(to_agent, 1, OPS_MAX_SEQ, &id)) {
 			conn_send_error(c, id_json, "transfer", "to_agent must be an agent id");
 			return;
 		}
-		agent = (long)to_agent->valuedouble;
+		agent = (long)id;
 		const cfg_company_t *co = cfg_company_find(&N.cfg, c->claims.company);
 		if (co && (agent < co->agent_first || agent > co->agent_last)) {
 			snprintf(why, sizeof(why), "agent %ld is not in your company", agent);

@@ -130,6 +130,32 @@ def test_ingress_error_table(system):
     assert http("GET", system.url("ingress", "/nope")).status == 404
 
 
+def test_message_times_out_of_range_are_refused_by_name(system):
+    """A timestamp decades away (1e300 once formatted uninitialised memory; 1e17 sent the message
+    to the DLQ) is refused with 422 naming the field, and nothing of that body is stored."""
+    def evo_at(mid, ts):
+        body = evolution_text(mid, "minha fatura veio com valor errado")
+        body["data"]["messageTimestamp"] = ts
+        return system.evolution(body)
+
+    def api_at(mid, ts):
+        return system.post("/v1/messages", {"id": mid, "customer": "5511900001111", "text": "oi", "timestamp": ts},
+                           headers={"Authorization": "Bearer demo-api-key"})
+
+    for mid, r, field in [("TS-1", evo_at("TS-1", 1e300), "data.messageTimestamp"),
+                          ("TS-2", evo_at("TS-2", 1e17), "data.messageTimestamp"),
+                          ("TS-3", evo_at("TS-3", -5), "data.messageTimestamp"),
+                          ("TS-4", evo_at("TS-4", "nan"), "data.messageTimestamp"),
+                          ("TS-5", api_at("TS-5", 1e300), "timestamp")]:
+        assert r.status == 422 and field in r.json()["error"] and "out of range" in r.json()["error"], (mid, r.body)
+    # seconds and milliseconds of today are both fine
+    assert evo_at("TS-6", int(time.time())).status == 200
+    assert evo_at("TS-7", int(time.time() * 1000)).status == 200
+    wait_for(lambda: count(system, "select count(*) from messages where provider_id in ('TS-6', 'TS-7')") == 2,
+             what="the two good messages")
+    assert count(system, "select count(*) from messages where provider_id like 'TS-%' and provider_id not in ('TS-6', 'TS-7')") == 0
+    assert count(system, "select count(*) from dlq where provider_id like 'TS-%'") == 0
+
 def test_cloud_api_batch_with_signature(system):
     body = fixture("whatsapp-cloud-batch.json")
     sig = "sha256=" + hmac.new(b"demo-app-secret", body, hashlib.sha256).hexdigest()

@@ -141,6 +141,40 @@ def test_cross_company_is_refused_everywhere(system):
     other.close(), mine.close()
 
 
+def test_only_canonical_channels_and_sane_numbers_are_accepted(system):
+    """"company: 1" and its kin were acked, echoed raw (a newline made the ack invalid JSON)
+    and then heard nothing; numbers like 1e300 were cast to integers (undefined behaviour)."""
+    c = system.ws(system.token(1, 1))
+    for ch in ("company: 1", "company:+1", "company:01", "company:\n1", "company:1 ", "agent:1x", "company:"):
+        r = c.subscribe(ch)
+        assert r["type"] == "error" and "bad channel" in r["error"], (ch, r)
+    assert c.subscribe("company:1")["type"] == "ack"
+    # a resume point no notifier handed out: told to reload (reset), never an undefined cast
+    def resets():
+        return len([f for f in c.frames if f["type"] == "reset" and f["channel"] == "agent:1"])
+
+    for i, (since, epoch) in enumerate(((1e300, None), (-7, None), (1.5, None), (5, 1e300), ("5", None))):
+        extra = {"since": since} if epoch is None else {"since": since, "epoch": epoch}
+        assert c.subscribe("agent:1", **extra)["type"] == "ack"
+        c.wait(lambda f: resets() == i + 1)
+        assert "integers" in c.events("reset", "agent:1")[-1]["data"]["reason"]
+    for conv in (1e300, -1, 2.5, "7"):
+        r = c.request(op="typing", conversation=conv, state="start")
+        assert r["type"] == "error" and "conversation" in r["error"], (conv, r)
+    conv = conversation_of(system, "5511900000001")
+    r = c.request(op="transfer", conversation=conv, to_agent=1e300)
+    assert r["type"] == "error" and "to_agent" in r["error"], r
+    # the long-poll path: since at the top of int64 is no overflow, just nothing newer
+    token = system.token(1, 1)
+    start = poll(system, token, "company:1")
+    r = http("GET", system.url("notifier", f"/poll?token={token}&channel=company:1&since=9223372036854775807"
+                                           f"&epoch={start['epoch']}&timeout=1"))
+    assert r.status == 200 and r.json()["events"] == [], r.body
+    r = http("GET", system.url("notifier", f"/poll?token={token}&channel=company:%2B1"))
+    assert r.status in (400, 403) and "bad channel" in r.json()["error"], r.body
+    c.close()
+
+
 # ---------------------------------------------------------------- presence
 
 def test_presence_counts_tabs(system):

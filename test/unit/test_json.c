@@ -82,6 +82,29 @@ TEST(iso_time)
 	CHECK_STR(buf, "2025-11-22T08:26:40.250Z");
 	json_iso_time(1763800000250.0, buf, sizeof(buf)); /* milliseconds */
 	CHECK_STR(buf, "2025-11-22T08:26:40.250Z");
+	/* out of range: the epoch, never a cast of an unrepresentable double */
+	json_iso_time(1e300, buf, sizeof(buf));
+	CHECK_STR(buf, "1970-01-01T00:00:00.000Z");
+	json_iso_time(-1.0 / 0.0 * 0.0, buf, sizeof(buf)); /* NaN */
+	CHECK_STR(buf, "1970-01-01T00:00:00.000Z");
+}
+
+TEST(int_in_range)
+{
+	long long v = 0;
+	cJSON *doc = cJSON_Parse("[7, 1e300, -1, 2.5, \"7\", 9007199254740992, -1e300, null]");
+	CHECK(json_int_in(cJSON_GetArrayItem(doc, 0), 1, 10, &v) && v == 7);
+	CHECK(!json_int_in(cJSON_GetArrayItem(doc, 0), 8, 10, &v));
+	CHECK(!json_int_in(cJSON_GetArrayItem(doc, 1), 1, 9007199254740992LL, &v));
+	CHECK(!json_int_in(cJSON_GetArrayItem(doc, 2), 0, 10, &v));
+	CHECK(json_int_in(cJSON_GetArrayItem(doc, 2), -1, 10, &v) && v == -1);
+	CHECK(!json_int_in(cJSON_GetArrayItem(doc, 3), 0, 10, &v));
+	CHECK(!json_int_in(cJSON_GetArrayItem(doc, 4), 0, 10, &v));
+	CHECK(json_int_in(cJSON_GetArrayItem(doc, 5), 0, 9007199254740992LL, &v) && v == 9007199254740992LL);
+	CHECK(!json_int_in(cJSON_GetArrayItem(doc, 6), -9007199254740992LL, 0, &v));
+	CHECK(!json_int_in(cJSON_GetArrayItem(doc, 7), 0, 10, &v));
+	CHECK(!json_int_in(NULL, 0, 10, &v));
+	cJSON_Delete(doc);
 }
 
 int main(void)
@@ -91,5 +114,6 @@ int main(void)
 	RUN(writer_grows);
 	RUN(escape_truncates_whole_escapes);
 	RUN(iso_time);
+	RUN(int_in_range);
 	return unit_done();
 }
