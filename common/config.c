@@ -124,6 +124,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("outbound.retry_base_ms", outbound.retry_base_ms, "1000", 1, 600000, true, "first retry delay of a reply, doubled per retry (1, 2, 4 s)"),
 
 	K_STR("auth.token_secret", auth.token_secret, "", true, "HS256 secret of agent tokens (at least 16 characters)"),
+	K_STR("auth.previous_token_secret", auth.previous_token_secret, "", true, "while rotating: the secret being replaced, whose tokens stay valid until it is removed (empty: none); consoles holding its tokens are closed with 4001 when it goes"),
 	K_STR("auth.default_ttl", auth.default_ttl, "8h", true, "token lifetime when --ttl is not given"),
 
 	K_INT("supervisor.backoff_initial_ms", supervisor.backoff_initial_ms, "500", 10, 600000, true, "first restart delay of a crashed child"),
@@ -698,6 +699,15 @@ static void cfg_validate(cfg_t *c, const config_t *lc, const char *file, cfg_err
 		cfg_err(e, file, LINE_OF("auth.token_secret"), "auth.token_secret: must be at least 16 characters");
 	else if (cfg_secret_problem(c->auth.token_secret))
 		cfg_err(e, file, LINE_OF("auth.token_secret"), "auth.token_secret %s", cfg_secret_problem(c->auth.token_secret));
+	if (c->auth.previous_token_secret[0]) {
+		if (strlen(c->auth.previous_token_secret) < 16)
+			cfg_err(e, file, LINE_OF("auth.previous_token_secret"), "auth.previous_token_secret: must be at least 16 characters (or empty)");
+		else if (cfg_secret_problem(c->auth.previous_token_secret))
+			cfg_err(e, file, LINE_OF("auth.previous_token_secret"), "auth.previous_token_secret %s",
+				cfg_secret_problem(c->auth.previous_token_secret));
+		else if (strcmp(c->auth.previous_token_secret, c->auth.token_secret) == 0)
+			cfg_err(e, file, LINE_OF("auth.previous_token_secret"), "auth.previous_token_secret: is the same as auth.token_secret");
+	}
 	if (strcmp(c->ai.provider, "openai") == 0 && c->ai.api_key[0] && cfg_secret_problem(c->ai.api_key))
 		cfg_err(e, file, LINE_OF("ai.api_key"), "ai.api_key %s", cfg_secret_problem(c->ai.api_key));
 	const char *listens[] = {"ingress.listen", "notifier.listen", "metrics.listen"};

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,7 +19,6 @@
 
 #define TOKEN_MAC_LEN 32 /* SHA-256 */
 
-static const char token_header_json[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 
 static size_t token_b64url_encode(const unsigned char *in, size_t n, char *out);
 static long token_b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap);
@@ -41,11 +41,13 @@ char *token_sign(const char *secret, const token_claims_t *claims)
 	if (pn < 0 || (size_t)pn >= sizeof(payload))
 		return NULL;
 
-	size_t hn = sizeof(token_header_json) - 1;
+	char header[64], kid[TOKEN_KID_LEN];
+	token_kid(secret, kid);
+	size_t hn = (size_t)snprintf(header, sizeof(header), "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid);
 	/* base64 grows by 4/3 (+4 for EVP_EncodeBlock's padding and NUL); 3 parts, 2 dots, NUL. */
 	size_t cap = (hn + 2) / 3 * 4 + 4 + ((size_t)pn + 2) / 3 * 4 + 4 + (TOKEN_MAC_LEN + 2) / 3 * 4 + 4 + 3;
 	char *tok = xmalloc(cap);
-	size_t o = token_b64url_encode((const unsigned char *)token_header_json, hn, tok);
+	size_t o = token_b64url_encode((const unsigned char *)header, hn, tok);
 	tok[o++] = '.';
 	o += token_b64url_encode((const unsigned char *)payload, (size_t)pn, tok + o);
 	if (!token_mac(secret, tok, o, mac)) {
@@ -88,6 +90,14 @@ token_status_t token_verify(const char *secret, const char *token, long now, tok
 		st = TOKEN_BAD_SIGNATURE;
 		goto done;
 	}
+	char kid[TOKEN_KID_LEN] = "";
+	if (secret && *secret)
+		token_kid(secret, kid);
+	const cJSON *hkid = cJSON_GetObjectItemCaseSensitive(header, "kid");
+	if (hkid && (!cJSON_IsString(hkid) || strcmp(hkid->valuestring, kid) != 0)) {
+		st = TOKEN_BAD_SIGNATURE; /* signed with another secret (or tampered): the MAC would say so too */
+		goto done;
+	}
 
 	long sn = token_b64url_decode(dot2 + 1, len - signed_len - 1, sig, sizeof(sig));
 	if (sn < 0) {
@@ -112,6 +122,7 @@ token_status_t token_verify(const char *secret, const char *token, long now, tok
 	    !cJSON_IsString(role) || !token_role_valid(role->valuestring))
 		goto done;
 	strcpy(c.role, role->valuestring); /* fits: token_role_valid admits only two short names */
+	memcpy(c.kid, kid, sizeof(c.kid));
 	if (c.exp <= now) {
 		st = TOKEN_EXPIRED;
 		goto done;
@@ -123,6 +134,13 @@ done:
 	cJSON_Delete(header);
 	cJSON_Delete(payload);
 	return st;
+}
+
+void token_kid(const char *secret, char kid[TOKEN_KID_LEN])
+{
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)secret, strlen(secret), digest);
+	snprintf(kid, TOKEN_KID_LEN, "%02x%02x%02x%02x", digest[0], digest[1], digest[2], digest[3]);
 }
 
 const char *token_status_text(token_status_t st)

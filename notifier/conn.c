@@ -59,6 +59,8 @@ void conn_unref(conn_t *c)
 		return;
 	if (c->slow_timer)
 		event_free(c->slow_timer);
+	if (c->expiry)
+		event_free(c->expiry);
 	if (c->poll_timer)
 		event_free(c->poll_timer);
 	poll_batch_free(&c->batch);

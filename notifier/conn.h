@@ -33,6 +33,7 @@ typedef struct conn {
 	int refs;                     /* 1 while open + 1 per outbound message awaiting its report */
 	bool tab;                     /* counted as a presence tab */
 	struct event *slow_timer;     /* armed when the output went over max_send_buffer */
+	struct event *expiry;         /* a WebSocket's: fires at the token's exp */
 	size_t slow_ref;              /* output to judge it against: the most queued in the first period, then
 					 the backlog at the last judgement (a backlog below it is draining) */
 	bool slow_again;              /* judged once already: slow_ref is fixed */

@@ -155,6 +155,7 @@ static void ntf_signal_cb(evutil_socket_t sig, short what, void *arg)
 		if (!proc_reload_config(&N.cfg))
 			return;
 		web_load_console();
+		web_sweep_tokens(); /* a secret rotated out takes its consoles with it */
 		proc_fd_limit(N.cfg.notifier.max_connections, "notifier.max_connections");
 		log_info("reload: applied");
 		return;

@@ -2,6 +2,7 @@
  * roster: accounts and presence in PostgreSQL for the notifier (see roster.h).
  */
 #include "roster.h"
+#include "web.h"
 #include "api.h"
 #include "conn.h"
 #include "event.h"
@@ -151,15 +152,7 @@ static void roster_refreshed(PGresult *res, void *arg)
 	free(R.entries);
 	R.entries = e;
 	R.n = n;
-	char why[128];
-	for (conn_t *c = N.conns, *next; c; c = next) {
-		next = c->next; /* closing may unlink c */
-		if (c->ws && !c->gone && !c->cut && !roster_token_ok(&c->claims, why, sizeof(why))) {
-			log_info("closing a console of agent %ld: %s", c->claims.agent, why);
-			c->cut = true;
-			ws_conn_close(c->ws, WS_CLOSE_POLICY, why);
-		}
-	}
+	web_sweep_tokens();
 }
 
 static void roster_joined(PGresult *res, void *arg)

@@ -45,6 +45,7 @@ static void web_poll(http_request_t *req);
 static void web_poll_answer_cb(evutil_socket_t fd, short what, void *arg);
 static void web_op(http_request_t *req);
 static void web_metrics(http_request_t *req);
+static void web_expiry_cb(evutil_socket_t fd, short what, void *arg);
 
 void web_handle(http_request_t *req, void *arg)
 {
@@ -162,7 +163,10 @@ bool web_authorize(http_request_t *req, token_claims_t *claims, char *token_key,
 		http_respond_error(req, 401, "missing token (Authorization: Bearer T, or ?token=T)");
 		return false;
 	}
-	token_status_t st = token_verify(N.cfg.auth.token_secret, token, (long)time(NULL), claims);
+	long now = (long)time(NULL);
+	token_status_t st = token_verify(N.cfg.auth.token_secret, token, now, claims);
+	if (st == TOKEN_BAD_SIGNATURE && N.cfg.auth.previous_token_secret[0])
+		st = token_verify(N.cfg.auth.previous_token_secret, token, now, claims); /* during a rotation */
 	if (st != TOKEN_OK) {
 		char msg[128];
 		N.n_refused++;
@@ -171,7 +175,7 @@ bool web_authorize(http_request_t *req, token_claims_t *claims, char *token_key,
 		return false;
 	}
 	char why[160];
-	if (!roster_token_ok(claims, why, sizeof(why))) {
+	if (!web_token_current(claims, now, why, sizeof(why))) {
 		N.n_refused++;
 		http_respond_error(req, 401, why);
 		return false;
@@ -195,6 +199,51 @@ bool web_authorize(http_request_t *req, token_claims_t *claims, char *token_key,
 }
 
 /* Connection limits, global (503) and per token (429). Answers the request when false. */
+bool web_token_current(const token_claims_t *claims, long now, char *why, size_t whylen)
+{
+	char kid[TOKEN_KID_LEN], previous[TOKEN_KID_LEN] = "";
+	token_kid(N.cfg.auth.token_secret, kid);
+	if (N.cfg.auth.previous_token_secret[0])
+		token_kid(N.cfg.auth.previous_token_secret, previous);
+	if (claims->exp <= now) {
+		snprintf(why, whylen, "token expired: log in again");
+		return false;
+	}
+	if (strcmp(claims->kid, kid) != 0 && strcmp(claims->kid, previous) != 0) {
+		snprintf(why, whylen, "token signed with a secret no longer accepted: log in again");
+		return false;
+	}
+	return roster_token_ok(claims, why, whylen);
+}
+
+void web_sweep_tokens(void)
+{
+	char why[160];
+	long now = (long)time(NULL);
+	for (conn_t *c = N.conns, *next; c; c = next) {
+		next = c->next; /* closing may unlink c */
+		if (c->ws && !c->gone && !c->cut && !web_token_current(&c->claims, now, why, sizeof(why))) {
+			log_info("closing a console of agent %ld: %s", c->claims.agent, why);
+			c->cut = true;
+			ws_conn_close(c->ws, WEB_CLOSE_RELOGIN, why);
+		}
+	}
+}
+
+/* The token's exp came: the same check as any sweep, for this connection alone (a token
+ * may have been renewed by nothing: it is simply over). */
+static void web_expiry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_t *c = arg;
+	char why[160];
+	(void)fd, (void)what;
+	if (c->ws && !c->gone && !c->cut && !web_token_current(&c->claims, (long)time(NULL), why, sizeof(why))) {
+		log_info("closing a console of agent %ld: %s", c->claims.agent, why);
+		c->cut = true;
+		ws_conn_close(c->ws, WEB_CLOSE_RELOGIN, why);
+	}
+}
+
 static bool web_admit(http_request_t *req, const char *token_key)
 {
 	if (N.draining) {
@@ -263,6 +312,11 @@ static void web_upgrade(http_request_t *req)
 		conn_unref(c);
 		return;
 	}
+	/* closed when the token expires, not only refused at the next handshake */
+	long left = c->claims.exp - (long)time(NULL);
+	struct timeval tv = {left > 0 ? left : 0, 0};
+	c->expiry = evtimer_new(N.base, web_expiry_cb, c);
+	evtimer_add(c->expiry, &tv);
 	N.n_ws++;
 	stream_tab(c, true);
 	log_debug("agent %ld (company %ld, %s) connected", claims.agent, claims.company, claims.role);

@@ -23,6 +23,19 @@ void web_handle(http_request_t *req, void *arg);
 bool web_authorize(http_request_t *req, token_claims_t *claims, char *token_key, size_t keylen)
 	__attribute__((warn_unused_result));
 
+/* Close code of a console whose token is no longer good (expired, its secret rotated out,
+ * the agent disabled or its password changed): the console page logs in again on it. */
+#define WEB_CLOSE_RELOGIN 4001
+
+/* True while claims may stay connected at now: not expired, signed with a secret the
+ * config still accepts, agent neither disabled nor re-passworded since; why says what
+ * otherwise. */
+bool web_token_current(const token_claims_t *claims, long now, char *why, size_t whylen);
+
+/* Closes (WEB_CLOSE_RELOGIN) every WebSocket whose token is no longer current: after a
+ * reload (a rotated secret) and a roster refresh (disabled agents, new passwords). */
+void web_sweep_tokens(void);
+
 /* Reads the console's files from notifier.console_dir (start-up and SIGHUP). */
 void web_load_console(void);
 

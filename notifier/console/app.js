@@ -29,6 +29,7 @@
 	var WS_FAILURES_BEFORE_POLL = 2; // WebSocket attempts that never open before trying long-poll
 	var WS_PROBE_MS = 60000;        // while on long-poll, try WebSocket again this often
 	var BACKOFF_MIN_MS = 500;
+	var CLOSE_RELOGIN = 4001;      // the server ended this token's session (expired, revoked): log in again
 	var BACKOFF_MAX_MS = 30000;
 	var MAX_MESSAGES = 3000;        // per conversation, oldest dropped: the page runs all day
 	var MAX_CONVERSATIONS = 300;
@@ -230,9 +231,12 @@
 		return ['agent:' + S.me.agent, 'company:' + S.me.company, 'presence:' + S.me.company];
 	}
 
-	function logout() {
+	/* Leaves the console: on the Sair button, or (ended set) because the server ended the
+	 * session (token expired or revoked, close code 4001): then the password form says why
+	 * and what is in the outbox stays for the next login. */
+	function logout(ended) {
 		var pending = S.me ? outboxEntries().filter(function (e) { return e.owner === S.tabId; }).length : 0;
-		if (pending && S.connected === false && !window.confirm(pending + ' resposta(s) ainda não enviada(s). ' +
+		if (!ended && pending && S.connected === false && !window.confirm(pending + ' resposta(s) ainda não enviada(s). ' +
 			'Elas ficam guardadas neste navegador e serão enviadas quando você entrar de novo. Sair mesmo assim?'))
 			return;
 		manualClose = true;
@@ -260,6 +264,10 @@
 		showApp(false);
 		$('token-input').value = '';
 		render();
+		if (ended) {
+			showLoginForm('password');
+			showPasswordError('Sua sessão terminou (' + ended + '). Entre de novo.');
+		}
 	}
 
 	function clearData() {
@@ -614,8 +622,12 @@
 			if (ws !== sock) return;
 			if (typeof e.data === 'string') onFrame(e.data);
 		};
-		sock.onclose = function () {
+		sock.onclose = function (e) {
 			if (ws !== sock) return;
+			if (e && e.code === CLOSE_RELOGIN) { // reconnecting with this token would only be refused
+				sessionRefused(e.reason);
+				return;
+			}
 			ws = null;
 			if (!opened) S.wsFailures++;
 			if (S.transport === 'poll') { // a probe that failed: long-poll goes on
@@ -772,11 +784,9 @@
 		});
 	}
 
-	function sessionRefused() {
+	function sessionRefused(reason) {
 		manualClose = true;
-		logout();
-		showPasswordError('Sua sessão terminou (token expirado, inválido ou conta desativada). Entre de novo.');
-		showLoginForm('password');
+		logout(reason || 'token expirado, inválido ou conta desativada');
 	}
 
 	/* ---------- incoming frames ---------- */
@@ -2118,7 +2128,7 @@
 		Array.prototype.forEach.call(document.querySelectorAll('.seg-status .seg-btn'), function (b) {
 			b.addEventListener('click', function () { setStatusFilter(b.dataset.status); });
 		});
-		$('logout-button').addEventListener('click', logout);
+		$('logout-button').addEventListener('click', function () { logout(); });
 		$('reply-form').addEventListener('submit', function (e) {
 			e.preventDefault();
 			sendReply();

@@ -810,3 +810,62 @@ def test_events_dropped_before_delivery_tell_consoles_to_reset(system):
     assert msg["seq"] > reset["seq"]
     for c in (console, late):
         c.close()
+
+
+# ---------------------------------------------------------------- token lifetime and rotation
+
+def close_of(console, timeout=30):
+    """Reads until the server closes the socket; returns its close code and reason."""
+    console.sock.settimeout(timeout)
+    while True:
+        opcode, frame = console.sock.recv_data_frame(True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            code = struct.unpack("!H", frame.data[:2])[0] if len(frame.data) >= 2 else None
+            return code, frame.data[2:].decode(errors="replace")
+
+
+def reload_config(system, **changes):
+    before = system.log_text().count("reload: applied")
+    system.write_config(**changes)
+    os.kill(system.proc.pid, signal.SIGHUP)
+    wait_for(lambda: system.log_text().count("reload: applied") >= before + 3, what="every process to reload")
+
+
+def test_an_open_console_is_closed_when_its_token_expires(system):
+    """Before, a token was checked only at the handshake: a socket outlived it forever."""
+    token = system.token(2, 1, ttl="3s")
+    c = system.ws(token)
+    assert c.subscribe("agent:2")["type"] == "ack"
+    code, reason = close_of(c)
+    assert code == 4001 and "expired" in reason, (code, reason)
+    _try_ws(system, token, expect=(401,))
+
+
+def test_secret_rotation_keeps_old_tokens_until_the_old_secret_goes(system):
+    demo = "demo-secret-change-me-in-production"
+    rotated = "rotated-secret-4f1c9a77e2b04d1e"
+    secret = r'token_secret = "demo-secret-change-me-in-production";'
+    old_token = system.token(3, 1)
+    old = system.ws(old_token)
+    assert old.subscribe("agent:3")["type"] == "ack"
+    try:
+        # step 1: the new secret signs, the old one still verifies
+        reload_config(system, **{secret: f'token_secret = "{rotated}";',
+                                 r'previous_token_secret = "";': f'previous_token_secret = "{demo}";'})
+        new_token = system.token(3, 1)
+        assert new_token != old_token
+        new = system.ws(new_token)
+        assert new.subscribe("agent:3")["type"] == "ack"
+        assert old.subscribe("company:1")["type"] == "ack"  # the old socket was left open
+        again = system.ws(old_token)  # and the old token still gets in
+        assert again.subscribe("agent:3")["type"] == "ack"
+        # step 2: the old secret is removed: its consoles are told to log in again
+        reload_config(system, **{secret: f'token_secret = "{rotated}";'})
+        for c in (old, again):
+            code, reason = close_of(c)
+            assert code == 4001 and "secret" in reason, (code, reason)
+        _try_ws(system, old_token, expect=(401,))
+        assert new.subscribe("company:1")["type"] == "ack"
+        new.close()
+    finally:
+        reload_config(system)

@@ -34,7 +34,7 @@ TEST(round_trip)
 	char *t = sign_default();
 	token_claims_t out;
 	CHECK(t != NULL);
-	CHECK(t && strncmp(t, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.", 37) == 0); /* the standard header */
+	CHECK(t && strncmp(t, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6", 44) == 0); /* {"alg":"HS256","typ":"JWT","kid": */
 	CHECK(t && !strchr(t, '=') && !strchr(t, '+') && !strchr(t, '/'));
 	CHECK(token_verify(secret, t, now, &out) == TOKEN_OK);
 	CHECK(out.agent == 7 && out.company == 1 && out.iat == now && out.exp == now + 3600);
@@ -190,6 +190,36 @@ TEST(signed_but_invalid_claims)
 	CHECK(token_verify(secret, tok, now, NULL) == TOKEN_MALFORMED);
 }
 
+TEST(key_ids_name_the_secret)
+{
+	char kid[TOKEN_KID_LEN], other[TOKEN_KID_LEN], h[128], tok[1024];
+	token_kid(secret, kid);
+	token_kid("another-secret-0123", other);
+	CHECK(strlen(kid) == 8 && strspn(kid, "0123456789abcdef") == 8 && strcmp(kid, other) != 0);
+	/* the header names the signer's key id; verification reports the one that verified */
+	char *t = sign_default();
+	token_claims_t out;
+	size_t hn = (size_t)(strchr(t, '.') - t);
+	unsigned char header[128];
+	char padded[128];
+	snprintf(padded, sizeof(padded), "%.*s", (int)hn, t);
+	for (char *q = padded; *q; q++)
+		*q = *q == '-' ? '+' : *q == '_' ? '/' : *q;
+	while (strlen(padded) % 4)
+		strcat(padded, "=");
+	int n = EVP_DecodeBlock(header, (const unsigned char *)padded, (int)strlen(padded));
+	CHECK(n > 0);
+	header[n > 0 ? n : 0] = '\0';
+	snprintf(h, sizeof(h), "\"kid\":\"%s\"", kid);
+	CHECK(strstr((const char *)header, h) != NULL);
+	CHECK(token_verify(secret, t, now, &out) == TOKEN_OK && strcmp(out.kid, kid) == 0);
+	CHECK(token_verify("another-secret-0123", t, now, NULL) == TOKEN_BAD_SIGNATURE);
+	free(t);
+	/* a token from before key ids (no kid) is still checked by its MAC alone */
+	sign_raw("{\"agent\":7,\"company\":1,\"role\":\"agent\",\"iat\":1700000000,\"exp\":1900000000}", tok, sizeof(tok));
+	CHECK(token_verify(secret, tok, now, &out) == TOKEN_OK && strcmp(out.kid, kid) == 0);
+}
+
 TEST(sign_refuses_bad_claims)
 {
 	token_claims_t c = {.agent = 7, .company = 1, .role = "admin", .iat = now, .exp = now + 1};
@@ -244,6 +274,7 @@ int main(void)
 	RUN(alg_none_and_other_algs);
 	RUN(garbage);
 	RUN(signed_but_invalid_claims);
+	RUN(key_ids_name_the_secret);
 	RUN(sign_refuses_bad_claims);
 	RUN(status_text);
 	RUN(ttl_parsing);
