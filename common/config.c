@@ -59,6 +59,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("notifier.statement_timeout_ms", notifier.statement_timeout_ms, "2000", 0, 600000, false, "statement_timeout of the conversation API's connections (sent as a startup option); 0 = the server's (behind PgBouncer, which refuses startup options, set it on the role)"),
 
 	K_STR("metrics.listen", metrics.listen, "127.0.0.1:8082", false, "supervisor /metrics and /healthz listener"),
+	K_BOOL("metrics.on_public_ports", metrics.on_public_ports, "true", true, "also serve each process's own /metrics on the ingress and notifier ports (INTERFACE.md); false keeps them on metrics.listen only, off the ports gateways and consoles reach"),
 
 	K_STR("kafka.brokers", kafka.brokers, "", false, "bootstrap servers; empty = embedded in-memory broker (one box, demos, tests)"),
 	K_INT("kafka.embedded_port", kafka.embedded_port, "9092", 1, 65535, false, "fixed loopback port of the embedded broker (for kcat)"),

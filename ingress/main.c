@@ -166,7 +166,7 @@ static void ing_handle(http_request_t *req, void *arg)
 		http_respond_json(req, up ? 200 : 503, up ? "{\"ok\":true}" : "{\"ok\":false,\"error\":\"broker unreachable\"}");
 		return;
 	}
-	if (strcmp(path, "/metrics") == 0 && get) {
+	if (strcmp(path, "/metrics") == 0 && get && I.cfg.metrics.on_public_ports) {
 		ing_metrics(req);
 		return;
 	}

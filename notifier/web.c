@@ -83,7 +83,7 @@ void web_handle(http_request_t *req, void *arg)
 					    : "{\"ok\":false,\"error\":\"shutting down\"}");
 		return;
 	}
-	if (strcmp(path, "/metrics") == 0) {
+	if (strcmp(path, "/metrics") == 0 && N.cfg.metrics.on_public_ports) {
 		web_metrics(req);
 		return;
 	}

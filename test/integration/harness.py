@@ -164,12 +164,15 @@ class System:
         s = json.loads(self.cli("status", "--json").stdout)
         return [p["pid"] for p in s["processes"] if p["role"] == role and p["index"] == index][0]
 
-    def metric(self, which, name):
-        """The value of an unlabelled series on a process's own /metrics."""
-        for line in http("GET", self.url(which, "/metrics")).body.decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        raise AssertionError(f"{name} not in {which}'s /metrics")
+    def metric(self, which, name, index=0):
+        """The value of a process's unlabelled series, from the merged /metrics on metrics.listen
+        (the only place metrics are served; each process exports its registry every second, so
+        a caller waits for a value rather than asserting it at once)."""
+        want = f'{name}{{process="{which}",index="{index}"}} '
+        for line in http("GET", self.url("metrics", "/metrics")).body.decode().splitlines():
+            if line.startswith(want):
+                return float(line.split()[-1])
+        raise AssertionError(f"{name} of {which} {index} not in the merged /metrics")
 
     def post(self, path, body, headers=None, content_type="application/json"):
         h = {"Content-Type": content_type} if content_type else {}

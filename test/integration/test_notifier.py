@@ -113,7 +113,7 @@ def test_handshake_checks(system):
     # the long-poll checks the same token
     r = http("GET", system.url("notifier", f"/poll?token={forged}&channel=company:1"))
     assert r.status == 401
-    assert system.metric("notifier", "atende_notifier_handshakes_refused_total") >= 5
+    wait_for(lambda: system.metric("notifier", "atende_notifier_handshakes_refused_total") >= 5, 10, "the refusals counted")
 
 
 def test_cross_company_is_refused_everywhere(system):
@@ -626,7 +626,7 @@ def test_connection_limits(system):
     with pytest.raises(websocket.WebSocketBadStatusException) as e:
         system.ws(system.token(1, 1, ttl="99h"))
     assert e.value.status_code == 503
-    assert system.metric("notifier", "atende_notifier_connections_limited_total") >= 3
+    wait_for(lambda: system.metric("notifier", "atende_notifier_connections_limited_total") >= 3, 10, "the limited connections counted")
     for c in tabs + others:
         c.close()
 
@@ -769,47 +769,10 @@ def test_ops_over_http_share_the_agents_rate_limit(system):
     # another agent's bucket is its own
     r = http("POST", system.url("notifier", f"/op?token={system.token(5, 1)}"), typing, h)
     assert r.status == 200 and r.json()["type"] == "ack", r.body
-    assert system.metric("notifier", "atende_notifier_ops_rate_limited_total") >= len(refused) + len(limited)
+    wait_for(lambda: system.metric("notifier", "atende_notifier_ops_rate_limited_total") >= len(refused) + len(limited), 10,
+             "the refusals counted")
     wait_for(lambda: http("POST", url, typing, h).status == 200, 5, "the bucket to refill", interval=0.2)
     console.close()
-
-
-# ---------------------------------------------------------------- events lost by the broker
-
-def test_events_dropped_before_delivery_tell_consoles_to_reset(system):
-    """The embedded broker keeps about 5 MiB a partition: 8 MiB written while the notifier is
-    stopped drops events it never read. Its consoles are told to reset, a resume from before the
-    gap gets reset too, and live delivery goes on after it. Last in the module: it resets company 1."""
-    settle(system)
-    console = system.ws(system.token(1, 1))
-    ack = console.subscribe("company:1")
-    seq, epoch = ack["seq"], ack["epoch"]
-    meta = subprocess.run(["kcat", "-b", f"127.0.0.1:{system.ports['kafka']}", "-L", "-t", "atende.events"],
-                          stdout=subprocess.PIPE, text=True, check=True, timeout=30).stdout
-    partition = 1 % meta.count("partition ")
-    filler = "\n".join(json.dumps({"type": "filler", "company_id": 999, "data": {"n": i, "pad": "x" * 100000}})
-                       for i in range(80))  # company 999: no console sees them
-    notifier = system.pid("notifier")
-    lost_before = system.metric("notifier", "atende_notifier_events_lost_total")
-    os.kill(notifier, signal.SIGSTOP)
-    try:
-        subprocess.run(["kcat", "-b", f"127.0.0.1:{system.ports['kafka']}", "-P", "-t", "atende.events",
-                        "-p", str(partition)], input=filler, text=True, check=True, timeout=60)
-    finally:
-        os.kill(notifier, signal.SIGCONT)
-    reset = console.wait(lambda f: f["type"] == "reset" and f["channel"] == "company:1")
-    assert reset["data"]["reason"] == "events were lost before delivery: reload" and reset["seq"] > seq
-    assert system.metric("notifier", "atende_notifier_events_lost_total") > lost_before
-    assert "were gone before this notifier read them" in system.log_text()
-    late = system.ws(system.token(1, 1))  # a console that was away over the gap
-    late.subscribe("company:1", since=seq, epoch=epoch)
-    assert late.wait(lambda f: f["type"] == "reset")["channel"] == "company:1"
-    # what comes after the gap is delivered live, after the reset
-    assert system.evolution(evolution_text("GAP-1", "minha fatura veio com valor errado")).status == 200
-    msg = console.wait(lambda f: f["type"] == "message" and f["data"].get("message_id") == "GAP-1")
-    assert msg["seq"] > reset["seq"]
-    for c in (console, late):
-        c.close()
 
 
 # ---------------------------------------------------------------- token lifetime and rotation
@@ -869,3 +832,56 @@ def test_secret_rotation_keeps_old_tokens_until_the_old_secret_goes(system):
         new.close()
     finally:
         reload_config(system)
+
+
+def test_metrics_can_be_kept_off_the_public_ports(system):
+    assert http("GET", system.url("notifier", "/metrics")).status == 200  # INTERFACE.md's default
+    try:
+        reload_config(system, **{r"on_public_ports = true;": "on_public_ports = false;"})
+        for which in ("ingress", "notifier"):
+            r = http("GET", system.url(which, "/metrics"))
+            assert r.status == 404 and b"atende_" not in r.body, (which, r.status)
+        merged = http("GET", system.url("metrics", "/metrics")).body.decode()
+        assert 'atende_notifier_connections{process="notifier",index="0"}' in merged
+    finally:
+        reload_config(system)
+    assert http("GET", system.url("ingress", "/metrics")).status == 200
+
+
+# ---------------------------------------------------------------- events lost by the broker
+
+def test_events_dropped_before_delivery_tell_consoles_to_reset(system):
+    """The embedded broker keeps about 5 MiB a partition: 8 MiB written while the notifier is
+    stopped drops events it never read. Its consoles are told to reset, a resume from before the
+    gap gets reset too, and live delivery goes on after it. Last in the module: it resets company 1."""
+    settle(system)
+    console = system.ws(system.token(1, 1))
+    ack = console.subscribe("company:1")
+    seq, epoch = ack["seq"], ack["epoch"]
+    meta = subprocess.run(["kcat", "-b", f"127.0.0.1:{system.ports['kafka']}", "-L", "-t", "atende.events"],
+                          stdout=subprocess.PIPE, text=True, check=True, timeout=30).stdout
+    partition = 1 % meta.count("partition ")
+    filler = "\n".join(json.dumps({"type": "filler", "company_id": 999, "data": {"n": i, "pad": "x" * 100000}})
+                       for i in range(80))  # company 999: no console sees them
+    notifier = system.pid("notifier")
+    lost_before = system.metric("notifier", "atende_notifier_events_lost_total")
+    os.kill(notifier, signal.SIGSTOP)
+    try:
+        subprocess.run(["kcat", "-b", f"127.0.0.1:{system.ports['kafka']}", "-P", "-t", "atende.events",
+                        "-p", str(partition)], input=filler, text=True, check=True, timeout=60)
+    finally:
+        os.kill(notifier, signal.SIGCONT)
+    reset = console.wait(lambda f: f["type"] == "reset" and f["channel"] == "company:1")
+    assert reset["data"]["reason"] == "events were lost before delivery: reload" and reset["seq"] > seq
+    wait_for(lambda: system.metric("notifier", "atende_notifier_events_lost_total") > lost_before, 10, "the loss counted")
+    assert "were gone before this notifier read them" in system.log_text()
+    late = system.ws(system.token(1, 1))  # a console that was away over the gap
+    late.subscribe("company:1", since=seq, epoch=epoch)
+    assert late.wait(lambda f: f["type"] == "reset")["channel"] == "company:1"
+    # what comes after the gap is delivered live, after the reset
+    assert system.evolution(evolution_text("GAP-1", "minha fatura veio com valor errado")).status == 200
+    msg = console.wait(lambda f: f["type"] == "message" and f["data"].get("message_id") == "GAP-1")
+    assert msg["seq"] > reset["seq"]
+    for c in (console, late):
+        c.close()
+
