@@ -4,6 +4,7 @@
  * "file:line: what", so check-config can list all of them at once.
  */
 #include "config.h"
+#include "kq.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -62,6 +63,7 @@ const cfg_key_t cfg_keys[] = {
 	K_BOOL("metrics.on_public_ports", metrics.on_public_ports, "true", true, "also serve each process's own /metrics on the ingress and notifier ports (INTERFACE.md); false keeps them on metrics.listen only, off the ports gateways and consoles reach"),
 
 	K_STR("kafka.brokers", kafka.brokers, "", false, "bootstrap servers; empty = embedded in-memory broker (one box, demos, tests)"),
+	K_STR("kafka.properties", kafka.properties, "", false, "librdkafka settings for every client, \"key=value; key=value\" (e.g. security.protocol=SASL_SSL; sasl.mechanism=SCRAM-SHA-512; sasl.username=atende; sasl.password=...; ssl.ca.location=/etc/ssl/certs/kafka-ca.pem); checked by librdkafka at load"),
 	K_INT("kafka.embedded_port", kafka.embedded_port, "9092", 1, 65535, false, "fixed loopback port of the embedded broker (for kcat)"),
 	K_INT("kafka.partitions", kafka.partitions, "4", 1, 1024, false, "partitions of each topic created by atende"),
 	K_STR("kafka.topic_prefix", kafka.topic_prefix, "atende", false, "topic names are <prefix>.inbound.<domain>, <prefix>.events, ..."),
@@ -700,6 +702,15 @@ static void cfg_validate(cfg_t *c, const config_t *lc, const char *file, cfg_err
 		cfg_err(e, file, LINE_OF("auth.token_secret"), "auth.token_secret: must be at least 16 characters");
 	else if (cfg_secret_problem(c->auth.token_secret))
 		cfg_err(e, file, LINE_OF("auth.token_secret"), "auth.token_secret %s", cfg_secret_problem(c->auth.token_secret));
+	if (c->kafka.properties[0]) {
+		char why[600];
+		rd_kafka_conf_t *kc = rd_kafka_conf_new();
+		if (!c->kafka.brokers[0])
+			cfg_err(e, file, LINE_OF("kafka.properties"), "kafka.properties needs kafka.brokers (the embedded broker speaks plaintext only)");
+		else if (!kq_conf_properties(kc, c->kafka.properties, why, sizeof(why)))
+			cfg_err(e, file, LINE_OF("kafka.properties"), "%s", why);
+		rd_kafka_conf_destroy(kc);
+	}
 	if (c->auth.previous_token_secret[0]) {
 		if (strlen(c->auth.previous_token_secret) < 16)
 			cfg_err(e, file, LINE_OF("auth.previous_token_secret"), "auth.previous_token_secret: must be at least 16 characters (or empty)");

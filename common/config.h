@@ -64,7 +64,7 @@ typedef struct {
 	} notifier;
 	struct { char *listen; bool on_public_ports; } metrics;
 	struct {
-		char *brokers, *topic_prefix, *group;
+		char *brokers, *properties, *topic_prefix, *group;
 		int embedded_port, partitions, session_timeout_ms, fetch_wait_max_ms;
 	} kafka;
 	struct { char *conninfo, *admin_conninfo, *user, *bin_dir; int embedded_port, priority; } postgres;

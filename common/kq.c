@@ -190,6 +190,40 @@ static bool kq_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *er
 	return true;
 }
 
+bool kq_conf_properties(rd_kafka_conf_t *conf, const char *props, char *err, size_t errlen)
+{
+	char pair[1024];
+	for (const char *p = props; p && *p;) {
+		size_t n = strcspn(p, ";");
+		const char *start = p, *end = p + n;
+		while (start < end && (*start == ' ' || *start == '\t' || *start == '\n'))
+			start++;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n'))
+			end--;
+		p += n + (p[n] == ';');
+		if (start == end)
+			continue;
+		if ((size_t)(end - start) >= sizeof(pair)) {
+			snprintf(err, errlen, "kafka.properties: an entry is longer than %zu characters", sizeof(pair) - 1);
+			return false;
+		}
+		memcpy(pair, start, (size_t)(end - start));
+		pair[end - start] = '\0';
+		char *eq = strchr(pair, '=');
+		if (!eq || eq == pair) {
+			snprintf(err, errlen, "kafka.properties: \"%.60s\" is not key=value", pair);
+			return false;
+		}
+		*eq = '\0';
+		char why[512];
+		if (rd_kafka_conf_set(conf, pair, eq + 1, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+			snprintf(err, errlen, "kafka.properties: %s", why);
+			return false;
+		}
+	}
+	return true;
+}
+
 static kq_t *kq_new(struct event_base *base, const kq_opts_t *opts, bool consumer, char *err, size_t errlen)
 {
 	char num[32];
@@ -237,6 +271,7 @@ static kq_t *kq_new(struct event_base *base, const kq_opts_t *opts, bool consume
 			ok = kq_set(conf, "group.id", num, err, errlen);
 		}
 	}
+	ok = ok && kq_conf_properties(conf, opts->properties, err, errlen);
 	if (!ok) {
 		rd_kafka_conf_destroy(conf);
 		free(kq);

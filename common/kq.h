@@ -22,6 +22,7 @@ typedef void (*kq_rebalance_fn)(kq_t *kq, rd_kafka_resp_err_t err, rd_kafka_topi
 
 typedef struct {
 	const char *brokers;
+	const char *properties;  /* kafka.properties: "k=v; k=v" set after atende's own (TLS, SASL, ...) */
 	const char *client_id;
 	int linger_ms;
 	/* producer */
@@ -86,5 +87,11 @@ void kq_pause(kq_t *kq, bool paused);
 /* Stops and destroys: a consumer is closed (leaves its group), a producer flushes for at most
  * flush_ms. Blocking; only for shutdown. */
 void kq_free(kq_t *kq, int flush_ms);
+
+/* Sets each "key=value" of props (separated by ';', spaces around them ignored; NULL or
+ * empty: nothing) on conf. False with librdkafka's message (naming the key) in err on the
+ * first one it refuses, or when a part has no '='. */
+bool kq_conf_properties(rd_kafka_conf_t *conf, const char *props, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -93,7 +93,7 @@ int main(int argc, char **argv)
 	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
 		cfg_topic(&I.cfg, cfg_domains[d], I.topics[d], sizeof(I.topics[d]));
 
-	kq_opts_t ko = {.brokers = I.cfg.kafka.brokers, .client_id = "atende-ingress", .linger_ms = I.cfg.ingress.linger_ms,
+	kq_opts_t ko = {.brokers = I.cfg.kafka.brokers, .properties = I.cfg.kafka.properties, .client_id = "atende-ingress", .linger_ms = I.cfg.ingress.linger_ms,
 			.on_delivery = ing_delivery};
 	I.producer = kq_producer_new(I.base, &ko, err, sizeof(err));
 	if (!I.producer) {

@@ -59,14 +59,14 @@ int main(int argc, char **argv)
 	cfg_topic(&N.cfg, "outbound", N.outbound_topic, sizeof(N.outbound_topic));
 	web_load_console();
 
-	kq_opts_t ko = {.brokers = N.cfg.kafka.brokers, .client_id = "atende-notifier", .on_message = stream_on_event,
+	kq_opts_t ko = {.brokers = N.cfg.kafka.brokers, .properties = N.cfg.kafka.properties, .client_id = "atende-notifier", .on_message = stream_on_event,
 			.fetch_wait_max_ms = N.cfg.kafka.fetch_wait_max_ms};
 	N.consumer = kq_consumer_new(N.base, &ko, err, sizeof(err));
 	if (!N.consumer || !stream_assign_all(err, sizeof(err))) {
 		log_error("kafka: %s", err);
 		return 1;
 	}
-	kq_opts_t po = {.brokers = N.cfg.kafka.brokers, .client_id = "atende-notifier", .linger_ms = 1,
+	kq_opts_t po = {.brokers = N.cfg.kafka.brokers, .properties = N.cfg.kafka.properties, .client_id = "atende-notifier", .linger_ms = 1,
 			.on_delivery = ops_on_delivery};
 	N.producer = kq_producer_new(N.base, &po, err, sizeof(err));
 	if (!N.producer) {

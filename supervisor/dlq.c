@@ -4,6 +4,7 @@
  * (storage is idempotent: a message replayed twice is stored once).
  */
 #include "dlq.h"
+#include "kq.h"
 #include "pgsync.h"
 #include "xalloc.h"
 
@@ -253,7 +254,8 @@ static rd_kafka_t *dlq_producer(const cfg_t *cfg)
 	    rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err)) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "message.timeout.ms", "25000", err, sizeof(err)) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "client.id", "atende-dlq", err, sizeof(err)) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+	    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err)) != RD_KAFKA_CONF_OK ||
+	    !kq_conf_properties(conf, cfg->kafka.properties, err, sizeof(err))) {
 		fprintf(stderr, "dlq: %s\n", err);
 		rd_kafka_conf_destroy(conf);
 		return NULL;

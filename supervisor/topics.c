@@ -4,6 +4,7 @@
  * silently create a misspelled one.
  */
 #include "topics.h"
+#include "kq.h"
 #include "log.h"
 
 #include <cJSON.h>
@@ -30,6 +31,11 @@ int topics_run(const cfg_t *cfg, bool create, bool json)
 		return 1;
 	}
 	rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+	if (!kq_conf_properties(conf, cfg->kafka.properties, err, sizeof(err))) {
+		fprintf(stderr, "topics: %s\n", err);
+		rd_kafka_conf_destroy(conf);
+		return 1;
+	}
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	if (!rk) {
 		fprintf(stderr, "topics: %s\n", err);

@@ -144,7 +144,7 @@ int main(int argc, char **argv)
 
 	W.db = db_new(W.base, W.cfg.postgres.conninfo, "worker");
 	W.db_coach = db_new(W.base, W.cfg.postgres.conninfo, "worker-coach");
-	kq_opts_t po = {.brokers = W.cfg.kafka.brokers, .client_id = "atende-worker", .linger_ms = 2,
+	kq_opts_t po = {.brokers = W.cfg.kafka.brokers, .properties = W.cfg.kafka.properties, .client_id = "atende-worker", .linger_ms = 2,
 			.on_delivery = wrk_on_delivery};
 	W.producer = kq_producer_new(W.base, &po, err, sizeof(err));
 	if (W.producer)
@@ -157,7 +157,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cfg_pool_group(&W.cfg, pool, group, sizeof(group));
-	kq_opts_t co = {.brokers = W.cfg.kafka.brokers, .client_id = "atende-worker", .group = group,
+	kq_opts_t co = {.brokers = W.cfg.kafka.brokers, .properties = W.cfg.kafka.properties, .client_id = "atende-worker", .group = group,
 			.session_timeout_ms = W.cfg.kafka.session_timeout_ms,
 			.fetch_wait_max_ms = W.cfg.kafka.fetch_wait_max_ms, .on_message = wrk_on_message,
 			.on_rebalance = wrk_on_rebalance, .on_lag = wrk_on_lag};
@@ -236,7 +236,7 @@ static bool wrk_start_typing_reader(char *err, size_t errlen)
 {
 	/* typing matters at human speed: a longer fetch wait than the pipeline's costs nothing
 	 * here, and every fetch of a busy topic costs the embedded broker a scan of its log */
-	kq_opts_t to = {.brokers = W.cfg.kafka.brokers, .client_id = "atende-worker-typing",
+	kq_opts_t to = {.brokers = W.cfg.kafka.brokers, .properties = W.cfg.kafka.properties, .client_id = "atende-worker-typing",
 			.fetch_wait_max_ms = W.cfg.kafka.fetch_wait_max_ms > 100 ? W.cfg.kafka.fetch_wait_max_ms : 100,
 			.on_message = wrk_on_typing};
 	W.typing = kq_consumer_new(W.base, &to, err, errlen);

@@ -457,6 +457,35 @@ def test_empty_credentials_are_refused(tmp_path):
             assert f'{conf}:{line}: channels: "{key}" is empty' in r.stderr, (verb, key, r.stderr)
 
 
+def test_kafka_properties_reach_librdkafka_checked_at_load(tmp_path):
+    """TLS and SASL settings pass through to librdkafka as they are; librdkafka checks each at
+    load, so a typo is a file:line error, not a client that fails at 3 a.m."""
+    with open(os.path.join(ROOT, "deploy", "atende.conf")) as f:
+        base = f.read()
+    def check(brokers, props):
+        text = base.replace('brokers = "";', f'brokers = "{brokers}";')
+        text = text.replace('properties = "";', f'properties = "{props}";')
+        conf = tmp_path / "kafka.conf"
+        conf.write_text(text)
+        line = next(i + 1 for i, l in enumerate(text.splitlines()) if l.strip().startswith("properties = "))
+        r = subprocess.run([os.path.join(BIN, "atende"), "check-config", "-c", str(conf)], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+        return r, f"{conf}:{line}: "
+
+    good = ("security.protocol=SASL_SSL; sasl.mechanism=SCRAM-SHA-512; sasl.username=atende; "
+            "sasl.password=s3cr3t; ssl.ca.location=/etc/ssl/certs/ca-certificates.crt")
+    r, _ = check("k1:9092", good)
+    assert r.returncode == 0, r.stderr
+    r, at = check("k1:9092", "security.protocol=SASL_SSL; sasl.mechanizm=PLAIN")
+    assert r.returncode != 0 and at + "kafka.properties: " in r.stderr and "sasl.mechanizm" in r.stderr, r.stderr
+    r, at = check("k1:9092", "security.protocol=carrier-pigeon")
+    assert r.returncode != 0 and at in r.stderr and "security.protocol" in r.stderr, r.stderr
+    r, at = check("k1:9092", "just-a-word")
+    assert r.returncode != 0 and at + 'kafka.properties: "just-a-word" is not key=value' in r.stderr, r.stderr
+    r, at = check("", good)
+    assert r.returncode != 0 and at + "kafka.properties needs kafka.brokers" in r.stderr, r.stderr
+
+
 def test_supervisord_and_systemd_units_run_atende_in_the_foreground():
     ini = configparser.ConfigParser(inline_comment_prefixes=(";",))
     ini.read(os.path.join(ROOT, "deploy", "supervisord.conf"))
