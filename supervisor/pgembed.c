@@ -26,6 +26,7 @@ static bool pgembed_bin_dir(const cfg_t *cfg, char *buf, size_t len);
 static int pgembed_run(char *const argv[], const struct passwd *as);
 static bool pgembed_drop_to(const struct passwd *pw);
 static bool pgembed_mkdir_owned(const char *path, const struct passwd *pw, mode_t mode, char *err, size_t errlen);
+static bool pgembed_write_hba(const char *pgdir, const struct passwd *pw, char *err, size_t errlen);
 
 bool pgembed_prepare(const cfg_t *cfg, char *err, size_t errlen)
 {
@@ -69,14 +70,40 @@ bool pgembed_prepare(const cfg_t *cfg, char *err, size_t errlen)
 	}
 	snprintf(probe, sizeof(probe), "%s/PG_VERSION", pgdir);
 	if (stat(probe, &st) == 0)
-		return true;
+		return pgembed_write_hba(pgdir, pw, err, errlen);
 
 	log_info("initdb: creating the embedded PostgreSQL cluster in %s", pgdir);
 	snprintf(tool, sizeof(tool), "%s/initdb", bindir);
-	char *argv[] = {tool, "-D", pgdir, "-U", "atende", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions", NULL};
+	char *argv[] = {tool, "-D", pgdir, "-U", "atende", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
+			"--locale=C.UTF-8", "--no-instructions", NULL};
 	int rc = pgembed_run(argv, pw);
 	if (rc != 0) {
 		snprintf(err, errlen, "initdb failed (exit %d); see the lines above", rc);
+		return false;
+	}
+	return pgembed_write_hba(pgdir, pw, err, errlen);
+}
+
+/* Who may log in, rewritten at every start (clusters made before this kept initdb's trust for
+ * TCP): the socket, which only the server's user and root can open (unix_socket_permissions
+ * 0700), is trusted; TCP on loopback needs a password, and atende sets none, so another user
+ * of the machine cannot read every customer's messages through 127.0.0.1. */
+static bool pgembed_write_hba(const char *pgdir, const struct passwd *pw, char *err, size_t errlen)
+{
+	static const char hba[] =
+		"# written by atende at each start (supervisor/pgembed.c); edits here are lost.\n"
+		"# The socket (mode 0700: this server's user and root) is trusted; TCP needs a password,\n"
+		"# which atende does not set (ALTER ROLE atende PASSWORD '...' to allow TCP logins).\n"
+		"local all all trust\n"
+		"host all all 127.0.0.1/32 scram-sha-256\n"
+		"host all all ::1/128 scram-sha-256\n";
+	char path[1100], tmp[1110];
+	snprintf(path, sizeof(path), "%s/pg_hba.conf", pgdir);
+	snprintf(tmp, sizeof(tmp), "%s.atende", path);
+	FILE *f = fopen(tmp, "we");
+	if (!f || fputs(hba, f) < 0 || fclose(f) != 0 || (pw && chown(tmp, pw->pw_uid, pw->pw_gid) != 0) ||
+	    chmod(tmp, 0600) != 0 || rename(tmp, path) != 0) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		return false;
 	}
 	return true;
@@ -158,7 +185,7 @@ pid_t pgembed_spawn(const cfg_t *cfg)
 	 * killed supervisor never leaves a postmaster holding our data_dir. */
 	proc_die_with_parent(parent, SIGTERM);
 	char *argv[] = {tool, "-D", pgdir, "-k", rundir, "-p", port, "-h", "127.0.0.1",
-			"-c", "max_connections=200", "-c", "shared_buffers=128MB",
+			"-c", "max_connections=200", "-c", "shared_buffers=128MB", "-c", "unix_socket_permissions=0700",
 			"-c", "log_min_messages=warning", "-c", "log_line_prefix=ts=%m proc=postgres pid=%p ",
 			NULL};
 	execv(tool, argv);
