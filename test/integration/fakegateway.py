@@ -142,6 +142,11 @@ class FakeGateway:
         return 404, {"error": f"no route {path}"}, delay
 
     def _health(self, path, headers):
+        if path == "/stats":  # for test/bench_outbound.py, which runs gateways in processes of their own
+            with self.lock:
+                posts = [r for r in self.requests if r["method"] == "POST"]
+            texts = [r["body"].get("text") for r in posts if isinstance(r["body"], dict)]
+            return 200, {"posts": len(posts), "texts": len(set(texts)), "duplicates": len(texts) - len(set(texts))}
         with self.lock:
             self.requests.append({"method": "GET", "path": path, "headers": headers, "body": None,
                                   "at": time.time(), "n": next(self._ids)})
@@ -153,3 +158,14 @@ class FakeGateway:
         if len(parts) == 2 and parts[0].startswith("v"):
             return status, {"verified_name": "Fake", "display_phone_number": "+55 11 0000-0000", "id": parts[1]}
         return 404, {"error": f"no route {path}"}
+
+
+if __name__ == "__main__":
+    # python3 fakegateway.py PORT [FAIL_STATUS|0] [DELAY_S]: one gateway in a process of its own
+    import sys
+    g = FakeGateway(int(sys.argv[1]))
+    if len(sys.argv) > 2 and int(sys.argv[2]):
+        g.fail_all(int(sys.argv[2]))
+    if len(sys.argv) > 3:
+        g.delay_all(float(sys.argv[3]))
+    g.server.serve_forever()
