@@ -965,9 +965,9 @@ static ob_pool_t *ob_pool_get(outbound_t *o, const cfg_channel_t *ch, const cfg_
 		gwp_sync(&p->gw, in, n);
 		log_info("outbound: channel %s sends through %d gateway instance(s)", p->channel, p->gw.n);
 	}
-	if (p->m_gen != p->gw.gen || p->gw.gen == 0) {
-		ob_inst_metrics(o, p);
+	if (p->m_gen != p->gw.gen) {
 		p->m_gen = p->gw.gen;
+		ob_inst_metrics(o, p);
 	}
 	return p;
 }
