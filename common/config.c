@@ -166,7 +166,7 @@ static bool cfg_roles_valid(const char *roles);
 static char *cfg_child_string(const config_setting_t *g, const char *name, const char *file, cfg_errs_t *e, bool required);
 static char *cfg_child_secret(const config_setting_t *g, const char *name, const char *file, cfg_errs_t *e, bool required);
 static const char *cfg_secret_problem(const char *value);
-static void cfg_read_instances(const config_setting_t *g, cfg_channel_t *ch, const char *file, cfg_errs_t *e);
+static void cfg_read_instances(const cfg_t *c, const config_setting_t *g, cfg_channel_t *ch, const char *file, cfg_errs_t *e);
 
 bool cfg_load(const char *path, cfg_t *out, char *err, size_t errlen)
 {
@@ -261,7 +261,19 @@ const cfg_channel_t *cfg_channel_find(const cfg_t *c, cfg_channel_type_t type, c
 	for (int i = 0; i < c->n_channels; i++)
 		if (c->channels[i].type == type && strcmp(c->channels[i].name, name) == 0)
 			return &c->channels[i];
+	for (int i = 0; type == CHAN_EVOLUTION && i < c->n_channels; i++)
+		for (int k = 0; c->channels[i].type == type && k < c->channels[i].n_instances; k++)
+			if (c->channels[i].instances[k].instance && strcmp(c->channels[i].instances[k].instance, name) == 0)
+				return &c->channels[i];
 	return NULL;
+}
+
+const char *cfg_channel_key(const cfg_channel_t *ch, const char *name)
+{
+	for (int k = 0; ch->type == CHAN_EVOLUTION && name && k < ch->n_instances; k++)
+		if (ch->instances[k].instance && strcmp(ch->instances[k].instance, name) == 0 && ch->instances[k].key)
+			return ch->instances[k].key;
+	return ch->key;
 }
 
 const cfg_pool_t *cfg_pool_find(const cfg_t *c, const char *name)
@@ -586,7 +598,7 @@ static void cfg_read_channels(const config_t *lc, cfg_t *c, const char *file, cf
 			cfg_err(e, file, line, "channels: unknown type \"%s\" (evolution | cloud | api)", type);
 		}
 		free(type), free(domain);
-		cfg_read_instances(g, ch, file, e);
+		cfg_read_instances(c, g, ch, file, e);
 		if (!ch->name)
 			continue;
 		if (cfg_channel_find(c, ch->type, ch->name))
@@ -597,7 +609,7 @@ static void cfg_read_channels(const config_t *lc, cfg_t *c, const char *file, cf
 
 /* A channel's gateway instances: instances = ( { url = "..."; weight = 3; instance = "..."; key = "..."; }, ... ),
  * or the single url as one instance of weight 1. Both at once would be ambiguous. */
-static void cfg_read_instances(const config_setting_t *g, cfg_channel_t *ch, const char *file, cfg_errs_t *e)
+static void cfg_read_instances(const cfg_t *c, const config_setting_t *g, cfg_channel_t *ch, const char *file, cfg_errs_t *e)
 {
 	const config_setting_t *list = config_setting_get_member(g, "instances");
 	if (!list) {
@@ -665,6 +677,8 @@ static void cfg_read_instances(const config_setting_t *g, cfg_channel_t *ch, con
 			memset(in, 0, sizeof(*in));
 			continue;
 		}
+		if (in->instance && cfg_channel_find(c, CHAN_EVOLUTION, in->instance))
+			cfg_err(e, file, il, "channels: instances: instance \"%s\" is already another channel's", in->instance);
 		for (int k = 0; k < ch->n_instances; k++) {
 			const cfg_instance_t *o = &ch->instances[k];
 			const char *a = o->instance ? o->instance : "", *b = in->instance ? in->instance : "";

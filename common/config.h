@@ -131,8 +131,12 @@ void cfg_free(cfg_t *c);
  * src's moved lists become dst's (src's are emptied). Used after a scratch load. */
 void cfg_apply_reload(cfg_t *dst, cfg_t *src);
 
-/* Lookups; NULL when absent. */
+/* Lookups; NULL when absent. An Evolution channel is also found by the instance name one of
+ * its instances has on its own server (webhooks from that server carry it). */
 const cfg_channel_t *cfg_channel_find(const cfg_t *c, cfg_channel_type_t type, const char *name);
+/* The apikey a webhook of an Evolution channel found by name must carry: that instance's key
+ * when name is one of its instances' own names with one, otherwise the channel's key. */
+const char *cfg_channel_key(const cfg_channel_t *ch, const char *name);
 const cfg_company_t *cfg_company_find(const cfg_t *c, long id);
 const cfg_pool_t *cfg_pool_find(const cfg_t *c, const char *name);
 /* The pool whose workers consume a domain (every domain has one after cfg_load). */

@@ -32,7 +32,8 @@ def system(gws):
     a, b = gws
     yield from serve(System(name="test_gateways", workers=1, extra={
         r'url = "http://127.0.0.1:8090";':
-            f'instances = ( {{ url = "{a.url}"; weight = 3; }}, {{ url = "{b.url}/"; weight = 1; }} );',
+            f'instances = ( {{ url = "{a.url}"; weight = 3; }},\n'
+            f'    {{ url = "{b.url}/"; weight = 1; instance = "demo-b"; key = "demo-b-key"; }} );',
         r'(outbound: \{[^\n]*\n  timeout_ms = )10000;': rf'\g<1>{TIMEOUT_MS};',
         r'retries = 3;( +# \(reload\) after 5xx)': r'retries = 2;\1',
         r'retry_base_ms = 1000;': 'retry_base_ms = 50;',
@@ -106,14 +107,17 @@ def test_replies_spread_by_weight(system, gws):
     na, nb = len(got(a, res)), len(got(b, res))
     # smooth weighted round-robin in one process: exactly 30:10 from any starting point within 1
     assert na + nb == 40 and abs(na - 30) <= 1 and abs(nb - 10) <= 1, (na, nb)
-    for g in (a, b):
-        assert all(x["path"] == "/message/sendText/demo" and x["headers"].get("apikey") == "demo-evolution-key"
+    # b knows the number as its own instance "demo-b", with its own key
+    for g, name, key in ((a, "demo", "demo-evolution-key"), (b, "demo-b", "demo-b-key")):
+        assert all(x["path"] == f"/message/sendText/{name}" and x["headers"].get("apikey") == key
                    for x in got(g, res))
     texts = "','".join(res)
     assert scalar(system, f"select count(*) from messages where text in ('{texts}')") == "40"
     # both are health-checked on Evolution's connection state endpoint
     wait_for(lambda: a.health_checks() and b.health_checks(), what="health checks of both instances")
     h = b.health_checks()[0]
+    assert h["path"] == "/instance/connectionState/demo-b" and h["headers"].get("apikey") == "demo-b-key"
+    h = a.health_checks()[0]
     assert h["path"] == "/instance/connectionState/demo" and h["headers"].get("apikey") == "demo-evolution-key"
     # the worker exports its metrics every second
     wait_for(lambda: metric(system, "atende_worker_outbound_instance_calls_total", b, outcome="2xx") == nb,
@@ -122,6 +126,21 @@ def test_replies_spread_by_weight(system, gws):
     assert metric(system, "atende_worker_outbound_instance_breaker_state", a) == 0
     assert metric(system, "atende_worker_outbound_instance_healthy", b) == 1
     r.close()
+
+
+def test_webhooks_of_the_second_server_reach_the_same_conversation(system):
+    """Server b posts its webhooks as instance "demo-b" with its own key: the same channel."""
+    customer = "5511988887777"
+    c = system.ws(system.token(1, 1))
+    assert c.subscribe("company:1")["type"] == "ack"
+    assert system.evolution(evolution_text("ALIAS-1", "primeira pelo servidor a", customer=customer)).status == 200
+    first = c.wait(lambda f: f["type"] == "message" and f["data"]["message_id"] == "ALIAS-1")["data"]
+    msg = evolution_text("ALIAS-2", "segunda pelo servidor b", customer=customer, instance="demo-b")
+    assert system.evolution(dict(msg, apikey="demo-evolution-key"), key=None).status == 401  # b's key, not a's
+    assert system.evolution(dict(msg, apikey="demo-b-key"), key=None).status == 200
+    second = c.wait(lambda f: f["type"] == "message" and f["data"]["message_id"] == "ALIAS-2")["data"]
+    assert second["conversation_id"] == first["conversation_id"] and second["channel"] == "evolution:demo"
+    c.close()
 
 
 def test_failing_instance_is_skipped_then_readmitted_by_its_health_check(system, gws):
@@ -209,7 +228,8 @@ def test_reload_adds_an_instance_and_keeps_the_others(system, gws):
         wait_for(lambda: metric(system, "atende_worker_outbound_instance_healthy", b) == 0, timeout=4 * HEALTH_S,
                  what="b to be found unhealthy")
         system.write_config(**{r'url = "http://127.0.0.1:8090";':
-                               f'instances = ( {{ url = "{a.url}"; weight = 3; }}, {{ url = "{b.url}/"; weight = 1; }},\n'
+                               f'instances = ( {{ url = "{a.url}"; weight = 3; }},\n'
+                               f'    {{ url = "{b.url}/"; weight = 1; instance = "demo-b"; key = "demo-b-key"; }},\n'
                                f'    {{ url = "{c.url}"; weight = 3; }} );'})
         os.kill(system.proc.pid, signal.SIGHUP)
         wait_for(lambda: "channel evolution:demo sends through 3 gateway instance(s)" in system.log_text(),

@@ -161,6 +161,14 @@ TEST(channel_instances)
 		CHECK_STR(ch->instances[1].instance, "demo-b");
 		CHECK_STR(ch->instances[1].key, "kb");
 	}
+	/* webhooks from the second server carry its own instance name and key */
+	const cfg_channel_t *alias = cfg_channel_find(&c, CHAN_EVOLUTION, "demo-b");
+	CHECK(alias && alias == ch);
+	if (alias) {
+		CHECK_STR(cfg_channel_key(alias, "demo-b"), "kb");
+		CHECK_STR(cfg_channel_key(alias, "demo"), "k1");
+	}
+	CHECK(cfg_channel_find(&c, CHAN_API, "demo-b") == NULL);
 	ch = cfg_channel_find(&c, CHAN_API, "site");
 	CHECK(ch && ch->n_instances == 1 && ch->instances[0].weight == 1);
 	ch = cfg_channel_find(&c, CHAN_API, "bare");
@@ -184,7 +192,9 @@ TEST(channel_instances)
 			  "      {url=\"http://5\";},{url=\"http://6\";},{url=\"http://7\";},{url=\"http://8\";},{url=\"http://9\";},\n"
 			  "      {url=\"http://10\";},{url=\"http://11\";},{url=\"http://12\";},{url=\"http://13\";},{url=\"http://14\";},\n"
 			  "      {url=\"http://15\";},{url=\"http://16\";},{url=\"http://17\";} ); },\n"
-			  "  { type = \"api\"; name = \"none\"; key = \"k5\"; company = 1; domain = \"comercial\"; instances = (); }\n"
+			  "  { type = \"api\"; name = \"none\"; key = \"k5\"; company = 1; domain = \"comercial\"; instances = (); },\n"
+			  "  { type = \"evolution\"; instance = \"e2\"; key = \"k6\"; company = 1; domain = \"suporte\";\n"
+			  "    instances = ( { url = \"http://e\"; instance = \"demo\"; } ); }\n"
 			  ");\n";
 	CHECK(!cfg_load(write_tmp(bad), &c, err, sizeof(err)));
 	const char *want[] = {":5: channels: instances: weight 0 is out of range 1..100",
@@ -196,7 +206,8 @@ TEST(channel_instances)
 			      ":10: channels: \"url\" and \"instances\" both given",
 			      ":12: channels: instances: \"instance\" is only for evolution channels",
 			      ":14: channels: 17 instances, at most 16",
-			      ":18: channels: \"instances\" must be a non-empty list"};
+			      ":18: channels: \"instances\" must be a non-empty list",
+			      ":20: channels: instances: instance \"demo\" is already another channel's"};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		if (!strstr(err, want[i]))
 			printf("  missing \"%s\" in:\n%s\n", want[i], err);
