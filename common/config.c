@@ -125,6 +125,12 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("outbound.timeout_ms", outbound.timeout_ms, "10000", 100, 600000, true, "per-call timeout of a reply sent to a gateway (Evolution sendText, Cloud API messages)"),
 	K_INT("outbound.retries", outbound.retries, "3", 0, 10, true, "retries of a reply after a 5xx, 429, timeout or connection error; then it is recorded as failed"),
 	K_INT("outbound.retry_base_ms", outbound.retry_base_ms, "1000", 1, 600000, true, "first retry delay of a reply, doubled per retry (1, 2, 4 s)"),
+	K_INT("outbound.breaker_window_s", outbound.breaker_window_s, "60", 1, 3600, false, "circuit breaker of each gateway instance: window of recent sends it judges"),
+	K_INT("outbound.breaker_min_calls", outbound.breaker_min_calls, "10", 1, 1000000, false, "circuit breaker of each gateway instance: sends in the window before it may open"),
+	K_INT("outbound.breaker_error_pct", outbound.breaker_error_pct, "50", 1, 100, false, "circuit breaker of each gateway instance: opens above this error percentage (5xx, 429, timeout, connection error)"),
+	K_INT("outbound.breaker_open_s", outbound.breaker_open_s, "30", 1, 3600, false, "circuit breaker of each gateway instance: open this long, then one probe send (half-open; a passing health check half-opens it at once)"),
+	K_INT("outbound.health_interval_s", outbound.health_interval_s, "30", 0, 3600, true, "health check of each gateway instance (Evolution connectionState, Cloud API phone number) this often; 0 = off"),
+	K_INT("outbound.health_timeout_ms", outbound.health_timeout_ms, "5000", 100, 600000, true, "timeout of one health check"),
 
 	K_STR("auth.token_secret", auth.token_secret, "", true, "HS256 secret of agent tokens (at least 16 characters)"),
 	K_STR("auth.previous_token_secret", auth.previous_token_secret, "", true, "while rotating: the secret being replaced, whose tokens stay valid until it is removed (empty: none); consoles holding its tokens are closed with 4001 when it goes"),
@@ -164,6 +170,7 @@ static bool cfg_roles_valid(const char *roles);
 static char *cfg_child_string(const config_setting_t *g, const char *name, const char *file, cfg_errs_t *e, bool required);
 static char *cfg_child_secret(const config_setting_t *g, const char *name, const char *file, cfg_errs_t *e, bool required);
 static const char *cfg_secret_problem(const char *value);
+static void cfg_read_instances(const cfg_t *c, const config_setting_t *g, cfg_channel_t *ch, const char *file, cfg_errs_t *e);
 
 bool cfg_load(const char *path, cfg_t *out, char *err, size_t errlen)
 {
@@ -209,6 +216,9 @@ void cfg_free(cfg_t *c)
 		cfg_channel_t *ch = &c->channels[i];
 		free(ch->name), free(ch->key), free(ch->app_secret), free(ch->verify_token), free(ch->access_token),
 			free(ch->url);
+		for (int k = 0; k < ch->n_instances; k++)
+			free(ch->instances[k].url), free(ch->instances[k].instance), free(ch->instances[k].key);
+		free(ch->instances);
 	}
 	free(c->channels);
 	for (int i = 0; i < c->n_companies; i++)
@@ -255,7 +265,19 @@ const cfg_channel_t *cfg_channel_find(const cfg_t *c, cfg_channel_type_t type, c
 	for (int i = 0; i < c->n_channels; i++)
 		if (c->channels[i].type == type && strcmp(c->channels[i].name, name) == 0)
 			return &c->channels[i];
+	for (int i = 0; type == CHAN_EVOLUTION && i < c->n_channels; i++)
+		for (int k = 0; c->channels[i].type == type && k < c->channels[i].n_instances; k++)
+			if (c->channels[i].instances[k].instance && strcmp(c->channels[i].instances[k].instance, name) == 0)
+				return &c->channels[i];
 	return NULL;
+}
+
+const char *cfg_channel_key(const cfg_channel_t *ch, const char *name)
+{
+	for (int k = 0; ch->type == CHAN_EVOLUTION && name && k < ch->n_instances; k++)
+		if (ch->instances[k].instance && strcmp(ch->instances[k].instance, name) == 0 && ch->instances[k].key)
+			return ch->instances[k].key;
+	return ch->key;
 }
 
 const cfg_pool_t *cfg_pool_find(const cfg_t *c, const char *name)
@@ -521,7 +543,7 @@ static bool cfg_child_long(const config_setting_t *g, const char *name, long *ou
 static void cfg_read_channels(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e)
 {
 	static const char *const allowed[] = {"type", "instance", "phone_number_id", "name", "key", "app_secret",
-					      "verify_token", "access_token", "url", "company", "domain", NULL};
+					      "verify_token", "access_token", "url", "instances", "company", "domain", NULL};
 	const config_setting_t *list = config_lookup(lc, "channels");
 	if (!list)
 		return;
@@ -580,11 +602,94 @@ static void cfg_read_channels(const config_t *lc, cfg_t *c, const char *file, cf
 			cfg_err(e, file, line, "channels: unknown type \"%s\" (evolution | cloud | api)", type);
 		}
 		free(type), free(domain);
+		cfg_read_instances(c, g, ch, file, e);
 		if (!ch->name)
 			continue;
 		if (cfg_channel_find(c, ch->type, ch->name))
 			cfg_err(e, file, line, "channels: \"%s\" is defined twice", ch->name);
 		c->n_channels++;
+	}
+}
+
+/* A channel's gateway instances: instances = ( { url = "..."; weight = 3; instance = "..."; key = "..."; }, ... ),
+ * or the single url as one instance of weight 1. Both at once would be ambiguous. */
+static void cfg_read_instances(const cfg_t *c, const config_setting_t *g, cfg_channel_t *ch, const char *file, cfg_errs_t *e)
+{
+	const config_setting_t *list = config_setting_get_member(g, "instances");
+	if (!list) {
+		if (ch->url && *ch->url) {
+			ch->instances = xcalloc(1, sizeof(cfg_instance_t));
+			ch->instances[0].url = xstrdup(ch->url);
+			ch->instances[0].weight = 1;
+			ch->instances[0].line = ch->line;
+			ch->n_instances = 1;
+		}
+		return;
+	}
+	int line = config_setting_source_line(list);
+	if (ch->url && *ch->url) {
+		cfg_err(e, file, line, "channels: \"url\" and \"instances\" both given; put the url in instances");
+		return;
+	}
+	if (!config_setting_is_list(list) || config_setting_length(list) == 0) {
+		cfg_err(e, file, line, "channels: \"instances\" must be a non-empty list ( { url = \"...\"; weight = 1; }, ... )");
+		return;
+	}
+	int n = config_setting_length(list);
+	if (n > CFG_MAX_INSTANCES) {
+		cfg_err(e, file, line, "channels: %d instances, at most %d", n, CFG_MAX_INSTANCES);
+		return;
+	}
+	ch->instances = xcalloc((size_t)n, sizeof(cfg_instance_t));
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *ig = config_setting_get_elem(list, (unsigned)i);
+		int il = config_setting_source_line(ig);
+		if (!config_setting_is_group(ig)) {
+			cfg_err(e, file, il, "channels: each instance must be a group { url = \"...\"; weight = 1; }");
+			continue;
+		}
+		for (int m = 0; m < config_setting_length(ig); m++) {
+			const config_setting_t *mem = config_setting_get_elem(ig, (unsigned)m);
+			const char *mn = config_setting_name(mem);
+			bool evo_only = strcmp(mn, "instance") == 0 || strcmp(mn, "key") == 0;
+			if (strcmp(mn, "url") != 0 && strcmp(mn, "weight") != 0 && !evo_only)
+				cfg_err(e, file, config_setting_source_line(mem),
+					"channels: instances: unknown key \"%s\" (url, weight; instance and key for evolution)", mn);
+			else if (evo_only && ch->type != CHAN_EVOLUTION)
+				cfg_err(e, file, config_setting_source_line(mem),
+					"channels: instances: \"%s\" is only for evolution channels", mn);
+		}
+		cfg_instance_t *in = &ch->instances[ch->n_instances];
+		in->line = il;
+		in->weight = 1;
+		in->url = cfg_child_string(ig, "url", file, e, true);
+		if (in->url && strncmp(in->url, "http://", 7) != 0 && strncmp(in->url, "https://", 8) != 0)
+			cfg_err(e, file, il, "channels: instances: url \"%s\" is not http:// or https://", in->url);
+		if (config_setting_get_member(ig, "weight")) {
+			long w = 0;
+			if (cfg_child_long(ig, "weight", &w, file, e) && (w < 1 || w > 100))
+				cfg_err(e, file, config_setting_source_line(config_setting_get_member(ig, "weight")),
+					"channels: instances: weight %ld is out of range 1..100", w);
+			in->weight = (int)w;
+		}
+		if (ch->type == CHAN_EVOLUTION) {
+			in->instance = cfg_child_string(ig, "instance", file, e, false);
+			in->key = config_setting_get_member(ig, "key") ? cfg_child_secret(ig, "key", file, e, false) : NULL;
+		}
+		if (!in->url) {
+			free(in->instance), free(in->key);
+			memset(in, 0, sizeof(*in));
+			continue;
+		}
+		if (in->instance && cfg_channel_find(c, CHAN_EVOLUTION, in->instance))
+			cfg_err(e, file, il, "channels: instances: instance \"%s\" is already another channel's", in->instance);
+		for (int k = 0; k < ch->n_instances; k++) {
+			const cfg_instance_t *o = &ch->instances[k];
+			const char *a = o->instance ? o->instance : "", *b = in->instance ? in->instance : "";
+			if (strcmp(o->url, in->url) == 0 && strcmp(a, b) == 0)
+				cfg_err(e, file, il, "channels: instances: \"%s\" is listed twice", in->url);
+		}
+		ch->n_instances++;
 	}
 }
 

@@ -14,6 +14,19 @@ extern const char *const cfg_domains[CFG_MAX_DOMAINS]; /* financeiro comercial s
 
 typedef enum { CHAN_EVOLUTION, CHAN_CLOUD, CHAN_API } cfg_channel_type_t;
 
+#define CFG_MAX_INSTANCES 16 /* gateway instances of one channel at most */
+
+/* One gateway instance of a channel: a base URL replies go to, with its share of them.
+ * instance/key (Evolution only) name the Evolution instance and apikey on that server when
+ * they differ from the channel's; NULL = the channel's. */
+typedef struct {
+	char *url;           /* base URL (as the channel's url) */
+	char *instance;      /* evolution: instance name on this server; NULL = the channel's */
+	char *key;           /* evolution: apikey on this server; NULL = the channel's */
+	int weight;          /* 1..100: its share of the sends among the channel's healthy instances */
+	int line;            /* line in the config file, for errors */
+} cfg_instance_t;
+
 /* One gateway channel: where messages come from and which company/domain owns them. */
 typedef struct {
 	cfg_channel_type_t type;
@@ -22,7 +35,10 @@ typedef struct {
 	char *app_secret;    /* cloud: X-Hub-Signature-256 secret */
 	char *verify_token;  /* cloud: GET verification token */
 	char *access_token;  /* cloud: outbound bearer token */
-	char *url;           /* outbound gateway base URL */
+	char *url;           /* outbound gateway base URL (the single-instance form) */
+	cfg_instance_t *instances; /* where replies go: instances = (...), or url as one of weight 1;
+				      empty = none configured (cloud: graph.facebook.com) */
+	int n_instances;
 	long company;
 	int domain;          /* index into cfg_domains */
 	int line;            /* line in the config file, for errors */
@@ -74,7 +90,7 @@ typedef struct {
 	struct { int max_wait_ms; } buffer;
 	struct { bool enabled; double similarity_threshold; int ttl_s; } cache;
 	struct { char *provider, *base_url, *api_key, *model, *model_large, *prompts_dir; int timeout_ms, large_min_chars, large_min_words, max_retries, retry_base_ms, deadline_ms, max_in_flight, history_messages, history_max_tokens, price_small_in, price_small_out, price_large_in, price_large_out, breaker_window_s, breaker_min_calls, breaker_error_pct, breaker_open_s; bool large_when_critical; } ai;
-	struct { int timeout_ms, retries, retry_base_ms; } outbound;
+	struct { int timeout_ms, retries, retry_base_ms, breaker_window_s, breaker_min_calls, breaker_error_pct, breaker_open_s, health_interval_s, health_timeout_ms; } outbound;
 	struct { char *token_secret, *previous_token_secret, *default_ttl; } auth;
 	struct { int backoff_initial_ms, backoff_max_ms, healthy_after_s, shutdown_timeout_s; char *roles; } supervisor;
 	struct { int keep_days, weeks_ahead, interval_s, dedup_days; char *archive_dir; } retention;
@@ -115,8 +131,12 @@ void cfg_free(cfg_t *c);
  * src's moved lists become dst's (src's are emptied). Used after a scratch load. */
 void cfg_apply_reload(cfg_t *dst, cfg_t *src);
 
-/* Lookups; NULL when absent. */
+/* Lookups; NULL when absent. An Evolution channel is also found by the instance name one of
+ * its instances has on its own server (webhooks from that server carry it). */
 const cfg_channel_t *cfg_channel_find(const cfg_t *c, cfg_channel_type_t type, const char *name);
+/* The apikey a webhook of an Evolution channel found by name must carry: that instance's key
+ * when name is one of its instances' own names with one, otherwise the channel's key. */
+const char *cfg_channel_key(const cfg_channel_t *ch, const char *name);
 const cfg_company_t *cfg_company_find(const cfg_t *c, long id);
 const cfg_pool_t *cfg_pool_find(const cfg_t *c, const char *name);
 /* The pool whose workers consume a domain (every domain has one after cfg_load). */

@@ -62,6 +62,8 @@ static size_t hc_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata);
 static size_t hc_header_cb(char *ptr, size_t size, size_t nitems, void *userdata);
 static long hc_parse_retry_after(const char *v, size_t n);
 static double hc_now(void);
+static hc_call_t *hc_start(hc_t *hc, const char *url, const char *const *headers, int n, const char *body, size_t len,
+			   long timeout_ms, size_t max_response, hc_done_fn cb, void *arg, char *err, size_t errlen);
 
 hc_t *hc_new(struct event_base *base, const char *user_agent, char *err, size_t errlen)
 {
@@ -93,6 +95,19 @@ hc_t *hc_new(struct event_base *base, const char *user_agent, char *err, size_t 
 hc_call_t *hc_post(hc_t *hc, const char *url, const char *const *headers, int n, const char *body, size_t len,
 		   long timeout_ms, size_t max_response, hc_done_fn cb, void *arg, char *err, size_t errlen)
 {
+	return hc_start(hc, url, headers, n, body ? body : "", len, timeout_ms, max_response, cb, arg, err, errlen);
+}
+
+hc_call_t *hc_get(hc_t *hc, const char *url, const char *const *headers, int n, long timeout_ms, size_t max_response,
+		  hc_done_fn cb, void *arg, char *err, size_t errlen)
+{
+	return hc_start(hc, url, headers, n, NULL, 0, timeout_ms, max_response, cb, arg, err, errlen);
+}
+
+/* A POST of body, or a GET when body is NULL. */
+static hc_call_t *hc_start(hc_t *hc, const char *url, const char *const *headers, int n, const char *body, size_t len,
+			   long timeout_ms, size_t max_response, hc_done_fn cb, void *arg, char *err, size_t errlen)
+{
 	hc_call_t *c = xcalloc(1, sizeof(*c));
 	c->hc = hc;
 	c->cb = cb;
@@ -114,14 +129,17 @@ hc_call_t *hc_post(hc_t *hc, const char *url, const char *const *headers, int n,
 		hc_call_free(c);
 		return NULL;
 	}
-	memcpy(c->body, body, len);
+	if (len)
+		memcpy(c->body, body, len);
 	c->body[len] = 0;
 	CURL *e = c->easy;
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	if (body) {
+		curl_easy_setopt(e, CURLOPT_POST, 1L);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	}
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, hc_write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, hc_header_cb);

@@ -42,6 +42,10 @@ hc_call_t *hc_post(hc_t *hc, const char *url, const char *const *headers, int n,
 		   long timeout_ms, size_t max_response, hc_done_fn cb, void *arg, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* Starts a GET of url, otherwise as hc_post. */
+hc_call_t *hc_get(hc_t *hc, const char *url, const char *const *headers, int n, long timeout_ms, size_t max_response,
+		  hc_done_fn cb, void *arg, char *err, size_t errlen) __attribute__((warn_unused_result));
+
 /* Abandons a call that has not called back yet: its callback will not be called. */
 void hc_cancel(hc_t *hc, hc_call_t *call);
 

@@ -62,7 +62,7 @@ void gw_parse_evolution(const cfg_t *cfg, const char *apikey_header, const char 
 			gw_fail(out, 404, "unknown instance \"%s\"", instance);
 		else if (!key)
 			gw_fail(out, 401, "missing apikey (header or envelope field)");
-		else if (!gw_secure_equal(key, ch->key))
+		else if (!gw_secure_equal(key, cfg_channel_key(ch, instance)))
 			gw_fail(out, 401, "invalid apikey for instance \"%s\"", instance);
 		else if (strcmp(event, "messages.upsert") == 0 || strcmp(event, "MESSAGES_UPSERT") == 0) {
 			cJSON *data = cJSON_GetObjectItem(root, "data");

@@ -99,6 +99,14 @@ void breaker_record(breaker_t *b, int64_t now_ms, breaker_outcome_t outcome, boo
 		breaker_open(b, now_ms);
 }
 
+void breaker_half_open(breaker_t *b)
+{
+	if (b->state != BREAKER_OPEN)
+		return;
+	b->state = BREAKER_HALF_OPEN;
+	b->probe_out = false;
+}
+
 breaker_state_t breaker_state(const breaker_t *b)
 {
 	return b->state;

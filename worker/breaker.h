@@ -1,5 +1,6 @@
 /*
- * breaker: a circuit breaker for one upstream (the AI provider). Pure and clock-free:
+ * breaker: a circuit breaker for one upstream (the AI provider; each gateway instance of
+ * the outbound path, worker/gwpool.h). Pure and clock-free:
  * every call takes the current time in milliseconds, so tests drive it with a fake
  * clock. Closed -> open when the recent error ratio is too high; open -> half-open
  * after a pause; half-open lets exactly one probe call through, whose result decides.
@@ -64,6 +65,10 @@ bool breaker_allow(breaker_t *b, int64_t now_ms, bool *probe) __attribute__((war
  * FAIL re-opens for another open_ms, NEUTRAL lets a new probe go); late outcomes of calls
  * started before it opened are ignored while open or half-open. */
 void breaker_record(breaker_t *b, int64_t now_ms, breaker_outcome_t outcome, bool probe);
+
+/* Ends an open breaker's pause early (something else, a health check, says the upstream is
+ * back): it half-opens, so the next breaker_allow is the probe. No effect unless open. */
+void breaker_half_open(breaker_t *b);
 
 /* Current state (an open breaker whose pause is over still says open until the next
  * breaker_allow half-opens it). */

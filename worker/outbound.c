@@ -6,6 +6,7 @@
  * whether its reply may still go out, so a crash or a rebalance never sends one twice.
  */
 #include "outbound.h"
+#include "gwpool.h"
 #include "hc.h"
 #include "json.h"
 #include "log.h"
@@ -24,11 +25,42 @@
 #define OB_REPUBLISH_MS 1000     /* an event the broker did not take: publish it again after this */
 #define OB_CLOUD_URL "https://graph.facebook.com"
 #define OB_CLOUD_VERSION "v21.0"
+#define OB_HEALTH_TICK_MS 1000   /* how often due health checks are looked for */
+#define OB_HEALTH_MAX_RESPONSE (64 * 1024)
 
 typedef enum { OB_REPLY, OB_TRANSFER, OB_RESOLVE, OB_REOPEN, OB_PENDING } ob_kind_t;
 static const char *const ob_kind_names[] = {"reply", "transfer", "resolve", "reopen", "pending"};
 
 typedef struct ob_req ob_req_t;
+typedef struct ob_pool ob_pool_t;
+
+/* A health check of one instance in flight. */
+typedef struct {
+	ob_pool_t *pool;
+	int index;                  /* into pool->gw.inst, valid while gen is pool->gw.gen */
+	unsigned gen;
+	hc_call_t *call;
+} ob_check_t;
+
+/* The metrics of one instance (cached series, refreshed when the pool's list changes). */
+typedef struct {
+	metrics_series_t *calls[5]; /* by ob_outcomes */
+	metrics_series_t *breaker, *healthy, *seconds;
+} ob_inst_metrics_t;
+
+/* The gateway instances of one channel, with what this process knows of their health. */
+struct ob_pool {
+	outbound_t *o;
+	cfg_channel_type_t type;
+	char *name;                 /* the channel's name */
+	char channel[300];          /* "evolution:demo", for labels and logs */
+	gwp_pool_t gw;
+	ob_check_t checks[GWP_MAX];
+	ob_inst_metrics_t m[GWP_MAX];
+	unsigned m_gen;             /* gw.gen the cached series belong to */
+};
+
+static const char *const ob_outcomes[5] = {"2xx", "4xx", "5xx", "timeout", "conn"};
 typedef void (*ob_step_fn)(ob_req_t *r);
 typedef void (*ob_result_fn)(ob_req_t *r, PGresult *res);
 
@@ -54,6 +86,12 @@ struct ob_req {
 	/* the gateway call */
 	hc_call_t *call;
 	int attempts;               /* gateway calls made */
+	int rounds;                 /* sends tried by this handling (calls, or none when no instance was available) */
+	ob_pool_t *pool;            /* the call's instance: pool->gw.inst[inst] while gen is pool->gw.gen */
+	int inst;
+	unsigned gen;
+	bool probe;                 /* the call is its instance breaker's half-open probe */
+	unsigned tried;             /* instances this request was sent to (a bit per index) */
 	char error[320];
 	/* recording: kept so a lost connection can re-run the query */
 	char *rec_event, *rec_events, *rec_status;
@@ -92,6 +130,12 @@ struct outbound {
 	char identity[96];          /* host:pid:start */
 	metrics_family_t *m_requests, *m_calls;
 	metrics_series_t *m_call_seconds;
+	/* gateway instances */
+	ob_pool_t **pools;
+	int n_pools;
+	breaker_params_t bp;
+	struct event *health_timer;
+	metrics_family_t *m_inst_calls, *m_inst_breaker, *m_inst_healthy, *m_inst_seconds, *m_health;
 };
 
 static void ob_claim(ob_req_t *r);
@@ -123,6 +167,16 @@ static long ob_lease_ms(const outbound_t *o);
 static char *ob_dup(const char *s);
 static void ob_url_escape(const char *s, char *out, size_t len);
 static double ob_now(void);
+static ob_pool_t *ob_pool_get(outbound_t *o, const cfg_channel_t *ch, const cfg_instance_t *in, int n);
+static const cfg_instance_t *ob_instances(const cfg_channel_t *ch, int *n);
+static void ob_inst_metrics(outbound_t *o, ob_pool_t *p);
+static void ob_inst_gauges(ob_pool_t *p, int i);
+static void ob_record_instance(ob_req_t *r, breaker_outcome_t outcome, const char *why);
+static void ob_health_tick(evutil_socket_t fd, short what, void *arg);
+static void ob_health_start(outbound_t *o, ob_pool_t *p, const cfg_channel_t *ch, int i, int64_t now);
+static void ob_health_answer(const hc_result_t *res, void *arg);
+static void ob_pool_cancel_checks(ob_pool_t *p);
+static int64_t ob_now_ms(void);
 
 outbound_t *outbound_new(struct event_base *base, db_t *db, const cfg_t *cfg, outbound_publish_fn publish, void *arg,
 			 char *err, size_t errlen)
@@ -152,6 +206,27 @@ outbound_t *outbound_new(struct event_base *base, db_t *db, const cfg_t *cfg, ou
 							  "Duration of gateway calls for replies.", metrics_latency_buckets,
 							  metrics_latency_nbuckets),
 					   "");
+	o->m_inst_calls = metrics_family("atende_worker_outbound_instance_calls_total", METRICS_COUNTER,
+					 "Gateway calls for replies per channel and instance, by outcome (2xx, 4xx, 5xx, "
+					 "timeout, conn).",
+					 NULL, 0);
+	o->m_inst_breaker = metrics_family("atende_worker_outbound_instance_breaker_state", METRICS_GAUGE,
+					   "Circuit breaker of a gateway instance: 0 closed, 1 open, 2 half-open.", NULL, 0);
+	o->m_inst_healthy = metrics_family("atende_worker_outbound_instance_healthy", METRICS_GAUGE,
+					   "Last health check of a gateway instance: 1 healthy (or not checked), 0 not.",
+					   NULL, 0);
+	o->m_inst_seconds = metrics_family("atende_worker_outbound_instance_call_seconds", METRICS_HISTOGRAM,
+					   "Duration of gateway calls for replies per channel and instance.",
+					   metrics_latency_buckets, metrics_latency_nbuckets);
+	o->m_health = metrics_family("atende_worker_outbound_health_checks_total", METRICS_COUNTER,
+				     "Health checks of gateway instances by result (healthy, unhealthy).", NULL, 0);
+	o->bp.window_ms = (int64_t)cfg->outbound.breaker_window_s * 1000;
+	o->bp.min_calls = cfg->outbound.breaker_min_calls;
+	o->bp.error_pct = cfg->outbound.breaker_error_pct;
+	o->bp.open_ms = (int64_t)cfg->outbound.breaker_open_s * 1000;
+	o->health_timer = event_new(base, -1, EV_PERSIST, ob_health_tick, o);
+	struct timeval tick = {OB_HEALTH_TICK_MS / 1000, (OB_HEALTH_TICK_MS % 1000) * 1000};
+	evtimer_add(o->health_timer, &tick);
 	return o;
 }
 
@@ -223,6 +298,13 @@ void outbound_free(outbound_t *o)
 	if (!o)
 		return;
 	hc_free(o->hc); /* no callbacks: the calls are simply dropped */
+	event_free(o->health_timer);
+	for (int i = 0; i < o->n_pools; i++) {
+		gwp_free(&o->pools[i]->gw);
+		free(o->pools[i]->name);
+		free(o->pools[i]);
+	}
+	free(o->pools);
 	while (o->reqs) {
 		ob_req_t *r = o->reqs;
 		o->reqs = r->next;
@@ -310,10 +392,13 @@ static void ob_claimed(ob_req_t *r, PGresult *res)
 
 /* ------------------------------------------------------------------ the gateway */
 
-/* Sends the reply to the conversation's channel, as the channel's type wants it. */
+/* Sends the reply to one instance of the conversation's channel (the next of the weighted
+ * round-robin among the healthy ones, not one this request already tried when there is
+ * another), as the channel's type wants it. */
 static void ob_send(ob_req_t *r)
 {
-	const cfg_t *cfg = r->o->cfg;
+	outbound_t *o = r->o;
+	const cfg_t *cfg = o->cfg;
 	char url[2048], auth[1200], name[256], esc[768], err[256];
 	const char *headers[2] = {"Content-Type: application/json", auth};
 	size_t plen = strcspn(r->channel, ":");
@@ -327,30 +412,57 @@ static void ob_send(ob_req_t *r)
 		ob_fail(r, "failed", err);
 		return;
 	}
-	const char *base = ch->url && *ch->url ? ch->url : type == CHAN_CLOUD ? OB_CLOUD_URL : NULL;
-	size_t blen = base ? strlen(base) : 0;
+	int n_inst = 0;
+	const cfg_instance_t *insts = ob_instances(ch, &n_inst);
+	if (type == CHAN_EVOLUTION && n_inst == 0) {
+		snprintf(err, sizeof(err), "channel %s has no url to send replies to", r->channel);
+		ob_fail(r, "failed", err);
+		return;
+	}
+	if (type == CHAN_CLOUD && (!ch->access_token || !*ch->access_token)) {
+		snprintf(err, sizeof(err), "channel %s has no access_token to send replies with", r->channel);
+		ob_fail(r, "failed", err);
+		return;
+	}
+	if (type == CHAN_API && n_inst == 0) {
+		/* a neutral channel with nowhere to send to: stored, for its owner to fetch */
+		char id[192];
+		snprintf(id, sizeof(id), "atende-%s", r->request_id);
+		ob_record_sent(r, id, "not_sent");
+		return;
+	}
+	ob_pool_t *pool = ob_pool_get(o, ch, insts, n_inst);
+	r->rounds++;
+	bool probe = false;
+	int i = gwp_pick(&pool->gw, ob_now_ms(), r->tried, &probe);
+	if (i < 0) {
+		hc_result_t none = {.error = "no instance of the channel's gateway is available (every circuit breaker "
+					     "is open)",
+				    .body = ""};
+		r->pool = NULL;
+		ob_answer(&none, r);
+		return;
+	}
+	ob_inst_gauges(pool, i); /* an open breaker may have half-opened */
+	const gwp_inst_t *in = &pool->gw.inst[i];
+	r->pool = pool;
+	r->inst = i;
+	r->gen = pool->gw.gen;
+	r->probe = probe;
+	r->tried |= 1u << i;
+	const char *base = in->url;
+	size_t blen = strlen(base);
 	while (blen > 0 && base[blen - 1] == '/')
 		blen--;
 	cJSON *body = cJSON_CreateObject();
 	if (type == CHAN_EVOLUTION) {
-		if (!base) {
-			cJSON_Delete(body);
-			snprintf(err, sizeof(err), "channel %s has no url to send replies to", r->channel);
-			ob_fail(r, "failed", err);
-			return;
-		}
-		ob_url_escape(ch->name, esc, sizeof(esc));
+		const char *key = in->key ? in->key : ch->key;
+		ob_url_escape(in->instance ? in->instance : ch->name, esc, sizeof(esc));
 		snprintf(url, sizeof(url), "%.*s/message/sendText/%s", (int)blen, base, esc);
-		snprintf(auth, sizeof(auth), "apikey: %s", ch->key ? ch->key : "");
+		snprintf(auth, sizeof(auth), "apikey: %s", key ? key : "");
 		cJSON_AddStringToObject(body, "number", r->customer);
 		cJSON_AddStringToObject(body, "text", r->text);
 	} else if (type == CHAN_CLOUD) {
-		if (!ch->access_token || !*ch->access_token) {
-			cJSON_Delete(body);
-			snprintf(err, sizeof(err), "channel %s has no access_token to send replies with", r->channel);
-			ob_fail(r, "failed", err);
-			return;
-		}
 		ob_url_escape(ch->name, esc, sizeof(esc));
 		snprintf(url, sizeof(url), "%.*s/" OB_CLOUD_VERSION "/%s/messages", (int)blen, base, esc);
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ch->access_token);
@@ -364,12 +476,6 @@ static void ob_send(ob_req_t *r)
 	} else {
 		char id[192];
 		snprintf(id, sizeof(id), "atende-%s", r->request_id);
-		if (!base) {
-			/* a neutral channel with nowhere to send to: stored, for its owner to fetch */
-			cJSON_Delete(body);
-			ob_record_sent(r, id, "not_sent");
-			return;
-		}
 		snprintf(url, sizeof(url), "%.*s", (int)blen, base);
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ch->key ? ch->key : "");
 		cJSON_AddStringToObject(body, "id", id);
@@ -383,8 +489,8 @@ static void ob_send(ob_req_t *r)
 	char *json = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
 	r->attempts++;
-	r->call = hc_post(r->o->hc, url, headers, 2, json, strlen(json), r->o->cfg->outbound.timeout_ms,
-			  OB_MAX_RESPONSE, ob_answer, r, err, sizeof(err));
+	r->call = hc_post(o->hc, url, headers, 2, json, strlen(json), cfg->outbound.timeout_ms, OB_MAX_RESPONSE,
+			  ob_answer, r, err, sizeof(err));
 	free(json);
 	if (!r->call) {
 		hc_result_t fake = {.error = err, .body = ""};
@@ -401,16 +507,34 @@ static void ob_answer(const hc_result_t *res, void *arg)
 	outbound_t *o = r->o;
 	const cfg_t *cfg = o->cfg;
 	char why[300];
+	bool called = r->call != NULL;
 	r->call = NULL;
-	metrics_observe(o->m_call_seconds, res->seconds);
-	const char *cls = res->status >= 200 && res->status < 300 ? "2xx"
-			  : res->status >= 500			   ? "5xx"
-			  : res->status > 0			   ? "4xx"
-			  : res->timed_out			   ? "timeout"
-								   : "conn";
-	char labels[48];
-	snprintf(labels, sizeof(labels), "status=\"%s\"", cls);
-	metrics_inc(o->m_calls, labels);
+	int cls = res->status >= 200 && res->status < 300 ? 0
+		  : res->status >= 500			   ? 2
+		  : res->status > 0			   ? 1
+		  : res->timed_out			   ? 3
+							   : 4;
+	if (called || r->pool) {
+		char labels[48];
+		metrics_observe(o->m_call_seconds, res->seconds);
+		snprintf(labels, sizeof(labels), "status=\"%s\"", ob_outcomes[cls]);
+		metrics_inc(o->m_calls, labels);
+		if (r->pool && r->gen == r->pool->gw.gen) {
+			ob_inst_metrics_t *m = &r->pool->m[r->inst];
+			metrics_add(m->calls[cls], 1);
+			metrics_observe(m->seconds, res->seconds);
+		}
+	}
+	bool retryable = res->status == 0 || res->status >= 500 || res->status == 429 || res->status == 408;
+	/* for the instance's health: a 4xx (the request's fault) says it answers; a 429 or
+	 * 408 says nothing either way */
+	if (r->pool)
+		ob_record_instance(r, res->status == 429 || res->status == 408 ? BREAKER_NEUTRAL
+				      : retryable			      ? BREAKER_FAIL
+									      : BREAKER_OK,
+				   res->status > 0 ? ob_outcomes[cls] : res->error);
+	const char *where = r->pool && r->gen == r->pool->gw.gen ? r->pool->gw.inst[r->inst].label : "-";
+	r->pool = NULL;
 	if (res->status >= 200 && res->status < 300) {
 		cJSON *a = cJSON_ParseWithLength(res->body, res->len);
 		const char *id = NULL;
@@ -429,8 +553,8 @@ static void ob_answer(const hc_result_t *res, void *arg)
 				 r->request_id, r->channel, res->status, gen);
 			id = gen;
 		}
-		log_debug("outbound %s: sent to %s in %.3f s (attempt %d), gateway id %s", r->request_id, r->channel,
-			  res->seconds, r->attempts, id);
+		log_debug("outbound %s: sent to %s through %s in %.3f s (attempt %d), gateway id %s", r->request_id,
+			  r->channel, where, res->seconds, r->attempts, id);
 		ob_record_sent(r, id, "sent");
 		cJSON_Delete(a);
 		return;
@@ -442,12 +566,14 @@ static void ob_answer(const hc_result_t *res, void *arg)
 	for (char *p = why; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
-	bool retryable = res->status == 0 || res->status >= 500 || res->status == 429 || res->status == 408;
-	if (retryable && r->attempts <= cfg->outbound.retries) {
-		int shift = r->attempts - 1 < 16 ? r->attempts - 1 : 16;
+	if (retryable && r->rounds <= cfg->outbound.retries) {
+		/* a timeout too: the gateway may have sent it, but giving up would lose a reply
+		 * that most likely did not go out (README, "Gateway instances") */
+		int shift = r->rounds - 1 < 16 ? r->rounds - 1 : 16;
 		long delay = (long)cfg->outbound.retry_base_ms << shift;
-		log_warn("outbound %s: attempt %d to %s failed (%s); retrying in %ld ms", r->request_id, r->attempts,
-			 r->channel, why, delay);
+		log_warn("outbound %s: attempt %d to %s (instance %s) failed (%s); retrying in %ld ms, on another "
+			 "instance when there is one",
+			 r->request_id, r->rounds, r->channel, where, why, delay);
 		ob_later(r, ob_send, delay);
 		return;
 	}
@@ -661,8 +787,12 @@ static void ob_complete(ob_req_t *r, bool ok, const char *why)
 	if (r->next)
 		r->next->prev = r->prev;
 	o->n_reqs--;
-	if (r->call)
+	if (r->call) {
 		hc_cancel(o->hc, r->call);
+		r->call = NULL;
+		if (r->pool)
+			ob_record_instance(r, BREAKER_NEUTRAL, "cancelled"); /* frees a probe */
+	}
 	ob_req_t *next = NULL;
 	for (ob_req_t *x = o->reqs; x; x = x->next)
 		if (x->queued && x->conversation == r->conversation && r->conversation && (!next || x->seq < next->seq))
@@ -792,6 +922,219 @@ static long ob_lease_ms(const outbound_t *o)
 	for (int i = 0; i < c->outbound.retries; i++)
 		total += (long)c->outbound.retry_base_ms << (i < 16 ? i : 16);
 	return total + OB_LEASE_MARGIN_MS;
+}
+
+/* ------------------------------------------------------------------ gateway instances */
+
+/* Where a channel's replies may go: its configured instances; a Cloud API channel without
+ * any uses graph.facebook.com. *n is 0 when there is nowhere. */
+static const cfg_instance_t *ob_instances(const cfg_channel_t *ch, int *n)
+{
+	static const cfg_instance_t cloud = {.url = OB_CLOUD_URL, .weight = 1};
+	*n = ch->n_instances;
+	if (ch->n_instances > 0)
+		return ch->instances;
+	if (ch->type == CHAN_CLOUD) {
+		*n = 1;
+		return &cloud;
+	}
+	return NULL;
+}
+
+/* The pool of a channel, created on first use and brought in line with the configuration
+ * (a reload may have changed its instances: the ones kept keep their state). */
+static ob_pool_t *ob_pool_get(outbound_t *o, const cfg_channel_t *ch, const cfg_instance_t *in, int n)
+{
+	ob_pool_t *p = NULL;
+	for (int i = 0; i < o->n_pools && !p; i++)
+		if (o->pools[i]->type == ch->type && strcmp(o->pools[i]->name, ch->name) == 0)
+			p = o->pools[i];
+	if (!p) {
+		static const char *const prefix[] = {"evolution", "cloud", "api"};
+		p = xcalloc(1, sizeof(*p));
+		p->o = o;
+		p->type = ch->type;
+		p->name = xstrdup(ch->name);
+		snprintf(p->channel, sizeof(p->channel), "%s:%.200s", prefix[ch->type], ch->name);
+		gwp_init(&p->gw, &o->bp);
+		o->pools = xrealloc(o->pools, sizeof(*o->pools) * (size_t)(o->n_pools + 1));
+		o->pools[o->n_pools++] = p;
+	}
+	if (!gwp_matches(&p->gw, in, n)) {
+		ob_pool_cancel_checks(p);
+		gwp_sync(&p->gw, in, n);
+		log_info("outbound: channel %s sends through %d gateway instance(s)", p->channel, p->gw.n);
+	}
+	if (p->m_gen != p->gw.gen) {
+		p->m_gen = p->gw.gen;
+		ob_inst_metrics(o, p);
+	}
+	return p;
+}
+
+/* Looks up the series of every instance of p, and sets their gauges. */
+static void ob_inst_metrics(outbound_t *o, ob_pool_t *p)
+{
+	char labels[512];
+	for (int i = 0; i < p->gw.n; i++) {
+		ob_inst_metrics_t *m = &p->m[i];
+		for (int k = 0; k < 5; k++) {
+			snprintf(labels, sizeof(labels), "channel=\"%s\",instance=\"%s\",outcome=\"%s\"", p->channel,
+				 p->gw.inst[i].label, ob_outcomes[k]);
+			m->calls[k] = metrics_series(o->m_inst_calls, labels);
+		}
+		snprintf(labels, sizeof(labels), "channel=\"%s\",instance=\"%s\"", p->channel, p->gw.inst[i].label);
+		m->breaker = metrics_series(o->m_inst_breaker, labels);
+		m->healthy = metrics_series(o->m_inst_healthy, labels);
+		m->seconds = metrics_series(o->m_inst_seconds, labels);
+		ob_inst_gauges(p, i);
+	}
+}
+
+static void ob_inst_gauges(ob_pool_t *p, int i)
+{
+	if (p->m_gen != p->gw.gen || !p->m[i].breaker)
+		return;
+	metrics_set(p->m[i].breaker, (double)breaker_state(&p->gw.inst[i].breaker));
+	metrics_set(p->m[i].healthy, p->gw.inst[i].healthy ? 1 : 0);
+}
+
+/* Tells the instance's breaker how the request's call went; logs when it opens or closes. */
+static void ob_record_instance(ob_req_t *r, breaker_outcome_t outcome, const char *why)
+{
+	ob_pool_t *p = r->pool;
+	if (r->gen != p->gw.gen)
+		return; /* the instances changed meanwhile: which one it was is gone */
+	gwp_inst_t *in = &p->gw.inst[r->inst];
+	breaker_state_t before = breaker_state(&in->breaker);
+	gwp_record(&p->gw, r->inst, ob_now_ms(), outcome, r->probe);
+	r->probe = false;
+	breaker_state_t after = breaker_state(&in->breaker);
+	if (after == BREAKER_OPEN && before != BREAKER_OPEN)
+		log_warn("outbound: gateway instance %s of %s: circuit breaker open for %d s (last: %s); its share goes "
+			 "to the other instances",
+			 in->label, p->channel, (int)(p->gw.bp.open_ms / 1000), why);
+	else if (after == BREAKER_CLOSED && before != BREAKER_CLOSED)
+		log_info("outbound: gateway instance %s of %s: circuit breaker closed, it takes its share again", in->label,
+			 p->channel);
+	ob_inst_gauges(p, r->inst);
+}
+
+/* Every OB_HEALTH_TICK_MS: starts the health checks that are due, for every channel that
+ * can send (Evolution with a url, Cloud API with an access token; api channels are not
+ * checked: a GET of their url says nothing about whether it takes messages). */
+static void ob_health_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	outbound_t *o = arg;
+	const cfg_t *cfg = o->cfg;
+	if (cfg->outbound.health_interval_s <= 0)
+		return;
+	int64_t now = ob_now_ms();
+	for (int c = 0; c < cfg->n_channels; c++) {
+		const cfg_channel_t *ch = &cfg->channels[c];
+		int n = 0;
+		const cfg_instance_t *in = ob_instances(ch, &n);
+		if (n == 0 || ch->type == CHAN_API || (ch->type == CHAN_CLOUD && (!ch->access_token || !*ch->access_token)))
+			continue;
+		ob_pool_t *p = ob_pool_get(o, ch, in, n);
+		for (int i = 0; i < p->gw.n; i++)
+			if (!p->checks[i].call && now >= p->gw.inst[i].next_check_ms)
+				ob_health_start(o, p, ch, i, now);
+	}
+}
+
+/* Evolution: GET {url}/instance/connectionState/{instance} (apikey), healthy when 200 and
+ * instance.state is "open". Cloud API: GET {url}/{version}/{phone_number_id} (bearer),
+ * healthy when 200. */
+static void ob_health_start(outbound_t *o, ob_pool_t *p, const cfg_channel_t *ch, int i, int64_t now)
+{
+	const cfg_t *cfg = o->cfg;
+	gwp_inst_t *in = &p->gw.inst[i];
+	char url[2048], auth[1200], esc[768], err[256];
+	const char *headers[1] = {auth};
+	size_t blen = strlen(in->url);
+	while (blen > 0 && in->url[blen - 1] == '/')
+		blen--;
+	if (ch->type == CHAN_EVOLUTION) {
+		const char *key = in->key ? in->key : ch->key;
+		ob_url_escape(in->instance ? in->instance : ch->name, esc, sizeof(esc));
+		snprintf(url, sizeof(url), "%.*s/instance/connectionState/%s", (int)blen, in->url, esc);
+		snprintf(auth, sizeof(auth), "apikey: %s", key ? key : "");
+	} else {
+		ob_url_escape(ch->name, esc, sizeof(esc));
+		snprintf(url, sizeof(url), "%.*s/" OB_CLOUD_VERSION "/%s", (int)blen, in->url, esc);
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ch->access_token);
+	}
+	in->next_check_ms = now + (int64_t)cfg->outbound.health_interval_s * 1000;
+	ob_check_t *k = &p->checks[i];
+	k->pool = p;
+	k->index = i;
+	k->gen = p->gw.gen;
+	k->call = hc_get(o->hc, url, headers, 1, cfg->outbound.health_timeout_ms, OB_HEALTH_MAX_RESPONSE,
+			 ob_health_answer, k, err, sizeof(err));
+	if (!k->call)
+		log_warn("outbound: health check of %s (%s) cannot start: %s", in->label, p->channel, err);
+}
+
+static void ob_health_answer(const hc_result_t *res, void *arg)
+{
+	ob_check_t *k = arg;
+	ob_pool_t *p = k->pool;
+	k->call = NULL;
+	if (k->gen != p->gw.gen)
+		return;
+	gwp_inst_t *in = &p->gw.inst[k->index];
+	bool ok = res->status == 200;
+	char why[200] = "";
+	if (ok && p->type == CHAN_EVOLUTION) {
+		cJSON *a = cJSON_ParseWithLength(res->body, res->len);
+		const char *state = json_str(cJSON_GetObjectItem(a, "instance"), "state");
+		ok = state && strcmp(state, "open") == 0;
+		if (!ok)
+			snprintf(why, sizeof(why), "connection state %.60s", state ? state : "missing");
+		cJSON_Delete(a);
+	} else if (!ok) {
+		if (res->status > 0)
+			snprintf(why, sizeof(why), "HTTP %ld", res->status);
+		else
+			snprintf(why, sizeof(why), "%.150s", res->error);
+	}
+	bool was = in->healthy;
+	breaker_state_t before = breaker_state(&in->breaker);
+	gwp_health(&p->gw, k->index, ok);
+	char labels[512];
+	snprintf(labels, sizeof(labels), "channel=\"%s\",instance=\"%s\",result=\"%s\"", p->channel, in->label,
+		 ok ? "healthy" : "unhealthy");
+	metrics_inc(p->o->m_health, labels);
+	if (was && !ok)
+		log_warn("outbound: gateway instance %s of %s failed its health check (%s): skipped until one passes",
+			 in->label, p->channel, why);
+	else if (!was && ok)
+		log_info("outbound: gateway instance %s of %s passed its health check: back in the rotation", in->label,
+			 p->channel);
+	if (ok && before == BREAKER_OPEN)
+		log_info("outbound: gateway instance %s of %s passed its health check with its breaker open: the next "
+			 "send there is the probe",
+			 in->label, p->channel);
+	ob_inst_gauges(p, k->index);
+}
+
+/* Cancels the pool's health checks in flight (its instance list is about to change). */
+static void ob_pool_cancel_checks(ob_pool_t *p)
+{
+	for (int i = 0; i < GWP_MAX; i++)
+		if (p->checks[i].call) {
+			hc_cancel(p->o->hc, p->checks[i].call);
+			p->checks[i].call = NULL;
+			if (i < p->gw.n)
+				p->gw.inst[i].next_check_ms = 0; /* checked again at once if it stays */
+		}
+}
+
+static int64_t ob_now_ms(void)
+{
+	return (int64_t)(ob_now() * 1000);
 }
 
 static char *ob_dup(const char *s)

@@ -1,7 +1,10 @@
 """A fake WhatsApp gateway for tests: answers Evolution API's sendText and the Cloud API's
 messages endpoint like the samples in test/fixtures (evolution-send-text.json,
 whatsapp-cloud-send-text.json), records every request it gets, and can be told to fail
-(an HTTP status N times) or to be slow."""
+(an HTTP status N times, or every send until told otherwise) or to be slow. It also answers
+the health checks: Evolution's GET /instance/connectionState/{instance} (state settable)
+and the Cloud API's GET /{version}/{phone_number_id}. Failures and delays apply to sends
+(POST) only, so health checks never use them up."""
 import itertools
 import json
 import threading
@@ -16,6 +19,10 @@ class FakeGateway:
         self._fail = []             # statuses still to answer, in order
         self._delay = []            # seconds to wait before answering, per coming request
         self._ids = itertools.count(1)
+        self._fail_all = None       # status every send gets, until cleared
+        self._delay_all = 0         # seconds every send waits, until cleared
+        self.state = "open"         # Evolution connectionState
+        self.health_status = 200    # HTTP status of the health endpoints
         gw = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -23,6 +30,10 @@ class FakeGateway:
 
             def log_message(self, *args):
                 pass
+
+            def do_GET(self):
+                status, answer = gw._health(self.path, dict(self.headers))
+                self._answer(status, answer)
 
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
@@ -34,6 +45,9 @@ class FakeGateway:
                 status, answer, delay = gw._record(self.command, self.path, dict(self.headers), body)
                 if delay:
                     time.sleep(delay)
+                self._answer(status, answer)
+
+            def _answer(self, status, answer):
                 data = json.dumps(answer).encode()
                 try:
                     self.send_response(status)
@@ -69,12 +83,34 @@ class FakeGateway:
         with self.lock:
             self._delay.extend([seconds] * n)
 
+    def fail_all(self, status=500):
+        """Every send from now on is answered with status; None: answered normally again."""
+        with self.lock:
+            self._fail_all = status
+
+    def delay_all(self, seconds):
+        """Every send from now on waits seconds before its answer; 0: answered at once again."""
+        with self.lock:
+            self._delay_all = seconds
+
+    def set_state(self, state="open", status=200):
+        """What the health endpoints answer: Evolution's connection state and the HTTP status."""
+        with self.lock:
+            self.state, self.health_status = state, status
+
+    def health_checks(self):
+        """Recorded health check requests (GET)."""
+        with self.lock:
+            return [r for r in self.requests if r["method"] == "GET"]
+
     def sent(self, text=None, path_prefix=None):
         """Recorded requests, optionally only those carrying text (Evolution or Cloud shape)."""
         with self.lock:
             reqs = list(self.requests)
         out = []
         for r in reqs:
+            if r["method"] != "POST":
+                continue
             b = r["body"] if isinstance(r["body"], dict) else {}
             t = b.get("text")
             if isinstance(t, dict):
@@ -89,18 +125,47 @@ class FakeGateway:
             n = next(self._ids)
             self.requests.append({"method": method, "path": path, "headers": headers, "body": body,
                                   "at": time.time(), "n": n})
-            fail = self._fail.pop(0) if self._fail else None
-            delay = self._delay.pop(0) if self._delay else 0
+            fail = self._fail.pop(0) if self._fail else self._fail_all
+            delay = self._delay.pop(0) if self._delay else self._delay_all
         if fail:
             return fail, {"status": fail, "error": "Internal Server Error", "response": {"message": ["fake failure"]}}, delay
         b = body if isinstance(body, dict) else {}
         if path.startswith("/message/sendText/"):
             number = str(b.get("number", ""))
-            return 201, {"key": {"remoteJid": f"{number}@s.whatsapp.net", "fromMe": True, "id": f"3EB0FAKE{n:012d}"},
+            return 201, {"key": {"remoteJid": f"{number}@s.whatsapp.net", "fromMe": True, "id": f"3EB0FAKE{self.port:05d}{n:07d}"},
                          "message": {"conversation": b.get("text")}, "messageTimestamp": str(int(time.time())),
                          "status": "PENDING"}, delay
         if path.endswith("/messages"):
             to = str(b.get("to", ""))
             return 200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
-                         "messages": [{"id": f"wamid.FAKE{n:08d}"}]}, delay
+                         "messages": [{"id": f"wamid.FAKE{self.port:05d}{n:08d}"}]}, delay
         return 404, {"error": f"no route {path}"}, delay
+
+    def _health(self, path, headers):
+        if path == "/stats":  # for test/bench_outbound.py, which runs gateways in processes of their own
+            with self.lock:
+                posts = [r for r in self.requests if r["method"] == "POST"]
+            texts = [r["body"].get("text") for r in posts if isinstance(r["body"], dict)]
+            return 200, {"posts": len(posts), "texts": len(set(texts)), "duplicates": len(texts) - len(set(texts))}
+        with self.lock:
+            self.requests.append({"method": "GET", "path": path, "headers": headers, "body": None,
+                                  "at": time.time(), "n": next(self._ids)})
+            state, status = self.state, self.health_status
+        if path.startswith("/instance/connectionState/"):
+            name = path.rsplit("/", 1)[1]
+            return status, {"instance": {"instanceName": name, "state": state}}
+        parts = path.strip("/").split("/")
+        if len(parts) == 2 and parts[0].startswith("v"):
+            return status, {"verified_name": "Fake", "display_phone_number": "+55 11 0000-0000", "id": parts[1]}
+        return 404, {"error": f"no route {path}"}
+
+
+if __name__ == "__main__":
+    # python3 fakegateway.py PORT [FAIL_STATUS|0] [DELAY_S]: one gateway in a process of its own
+    import sys
+    g = FakeGateway(int(sys.argv[1]))
+    if len(sys.argv) > 2 and int(sys.argv[2]):
+        g.fail_all(int(sys.argv[2]))
+    if len(sys.argv) > 3:
+        g.delay_all(float(sys.argv[3]))
+    g.server.serve_forever()

@@ -133,6 +133,89 @@ TEST(pools_cover_every_domain_once)
 	cfg_free(&c);
 }
 
+/* A channel's gateway instances: the list form, the single url as one of weight 1, and
+ * every mistake named with its line. */
+TEST(channel_instances)
+{
+	cfg_t c;
+	char err[4096];
+	const char *good = "auth: { token_secret = \"0123456789abcdef\"; };\n"
+			   "companies = ( { id = 1; agents = [1, 5]; } );\n"
+			   "channels = (\n"
+			   "  { type = \"evolution\"; instance = \"demo\"; key = \"k1\"; company = 1; domain = \"suporte\";\n"
+			   "    instances = ( { url = \"http://a:8080\"; weight = 3; },\n"
+			   "                  { url = \"http://b:8080\"; instance = \"demo-b\"; key = \"kb\"; } ); },\n"
+			   "  { type = \"api\"; name = \"site\"; key = \"k2\"; company = 1; domain = \"comercial\"; url = \"http://c/in\"; },\n"
+			   "  { type = \"api\"; name = \"bare\"; key = \"k3\"; company = 1; domain = \"comercial\"; }\n"
+			   ");\n";
+	bool ok = cfg_load(write_tmp(good), &c, err, sizeof(err));
+	CHECK(ok);
+	if (!ok)
+		printf("%s\n", err);
+	const cfg_channel_t *ch = cfg_channel_find(&c, CHAN_EVOLUTION, "demo");
+	CHECK(ch && ch->n_instances == 2);
+	if (ch && ch->n_instances == 2) {
+		CHECK_STR(ch->instances[0].url, "http://a:8080");
+		CHECK(ch->instances[0].weight == 3 && !ch->instances[0].instance && !ch->instances[0].key);
+		CHECK(ch->instances[1].weight == 1 && ch->instances[1].line == 6);
+		CHECK_STR(ch->instances[1].instance, "demo-b");
+		CHECK_STR(ch->instances[1].key, "kb");
+	}
+	/* webhooks from the second server carry its own instance name and key */
+	const cfg_channel_t *alias = cfg_channel_find(&c, CHAN_EVOLUTION, "demo-b");
+	CHECK(alias && alias == ch);
+	if (alias) {
+		CHECK_STR(cfg_channel_key(alias, "demo-b"), "kb");
+		CHECK_STR(cfg_channel_key(alias, "demo"), "k1");
+	}
+	CHECK(cfg_channel_find(&c, CHAN_API, "demo-b") == NULL);
+	ch = cfg_channel_find(&c, CHAN_API, "site");
+	CHECK(ch && ch->n_instances == 1 && ch->instances[0].weight == 1);
+	ch = cfg_channel_find(&c, CHAN_API, "bare");
+	CHECK(ch && ch->n_instances == 0);
+	cfg_free(&c);
+
+	const char *bad = "auth: { token_secret = \"0123456789abcdef\"; };\n"
+			  "companies = ( { id = 1; agents = [1, 5]; } );\n"
+			  "channels = (\n"
+			  "  { type = \"evolution\"; instance = \"demo\"; key = \"k1\"; company = 1; domain = \"suporte\";\n"
+			  "    instances = ( { url = \"http://a\"; weight = 0; },\n"
+			  "                  { weight = 2; },\n"
+			  "                  { url = \"ftp://x\"; },\n"
+			  "                  { url = \"http://a\"; weight = 101; color = 1; } ); },\n"
+			  "  { type = \"api\"; name = \"site\"; key = \"k2\"; company = 1; domain = \"comercial\"; url = \"http://c\";\n"
+			  "    instances = ( { url = \"http://d\"; } ); },\n"
+			  "  { type = \"api\"; name = \"two\"; key = \"k3\"; company = 1; domain = \"comercial\";\n"
+			  "    instances = ( { url = \"http://d\"; instance = \"x\"; } ); },\n"
+			  "  { type = \"api\"; name = \"many\"; key = \"k4\"; company = 1; domain = \"comercial\";\n"
+			  "    instances = ( {url=\"http://1\";},{url=\"http://2\";},{url=\"http://3\";},{url=\"http://4\";},\n"
+			  "      {url=\"http://5\";},{url=\"http://6\";},{url=\"http://7\";},{url=\"http://8\";},{url=\"http://9\";},\n"
+			  "      {url=\"http://10\";},{url=\"http://11\";},{url=\"http://12\";},{url=\"http://13\";},{url=\"http://14\";},\n"
+			  "      {url=\"http://15\";},{url=\"http://16\";},{url=\"http://17\";} ); },\n"
+			  "  { type = \"api\"; name = \"none\"; key = \"k5\"; company = 1; domain = \"comercial\"; instances = (); },\n"
+			  "  { type = \"evolution\"; instance = \"e2\"; key = \"k6\"; company = 1; domain = \"suporte\";\n"
+			  "    instances = ( { url = \"http://e\"; instance = \"demo\"; } ); }\n"
+			  ");\n";
+	CHECK(!cfg_load(write_tmp(bad), &c, err, sizeof(err)));
+	const char *want[] = {":5: channels: instances: weight 0 is out of range 1..100",
+			      ":6: missing \"url\"",
+			      ":7: channels: instances: url \"ftp://x\" is not http:// or https://",
+			      ":8: channels: instances: weight 101 is out of range 1..100",
+			      ":8: channels: instances: unknown key \"color\"",
+			      ":8: channels: instances: \"http://a\" is listed twice",
+			      ":10: channels: \"url\" and \"instances\" both given",
+			      ":12: channels: instances: \"instance\" is only for evolution channels",
+			      ":14: channels: 17 instances, at most 16",
+			      ":18: channels: \"instances\" must be a non-empty list",
+			      ":20: channels: instances: instance \"demo\" is already another channel's"};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		if (!strstr(err, want[i]))
+			printf("  missing \"%s\" in:\n%s\n", want[i], err);
+		CHECK(strstr(err, want[i]) != NULL);
+	}
+	cfg_free(&c);
+}
+
 int main(void)
 {
 	RUN(sample_config_loads);
@@ -141,5 +224,6 @@ int main(void)
 	RUN(errors_name_file_and_line);
 	RUN(reload_swaps_only_reloadable_keys);
 	RUN(pools_cover_every_domain_once);
+	RUN(channel_instances);
 	return unit_done();
 }
