@@ -335,6 +335,8 @@ static void evt_write_status(json_out_t *o, const void *payload)
 	json_out_num(o, "conversation_id", (double)s->conversation_id);
 	json_out_str(o, "status", s->status);
 	json_out_str(o, "at", s->at);
+	if (s->error)
+		json_out_str(o, "error", s->error);
 }
 
 static void evt_write_reset(json_out_t *o, const void *payload)
@@ -531,6 +533,7 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 		s->provider_id = json_str(d, "provider_id");
 		s->conversation_id = evt_id_of(d, "conversation_id");
 		s->at = json_str(d, "at");
+		s->error = json_str(d, "error");
 		return true;
 	}
 	case EVT_RESET:

@@ -47,7 +47,10 @@
  *               it already was)}. Workers: a customer message that reopened it, or a
  *               console's op (atende_outbound_claim in schema/008_conversation_ops.sql).
  *   status      {message_id (ours), provider_id, conversation_id, status
- *               (pending|sent|delivered|read|failed), at}.
+ *               (pending|sent|delivered|read|failed), at, [error (failed: the gateway's
+ *               reason)]}. Workers, when a gateway's delivery status moved a message atende
+ *               sent forward (schema/009_delivery_status.sql), routed to the conversation's
+ *               agent and its company.
  *   reset       {reason}: never on Kafka; the notifier tells consoles their history is gone.
  *   error       {op, status "refused", error, request_id, client_id, conversation_id,
  *               company_id, agent_id, at, created_at}. Workers (a refused console request,
@@ -176,6 +179,7 @@ typedef struct {
 	const char *provider_id;
 	int64_t conversation_id;
 	const char *status, *at;
+	const char *error;           /* NULL: no error member */
 } evt_status_t;
 
 typedef struct {

@@ -199,10 +199,22 @@ TEST(assignment_conversation_status_round_trip)
 
 	evt_status_t st = {.message_id = 901, .provider_id = "ABC", .conversation_id = 8, .status = "read", .at = "t"};
 	json = evt_status(&r, &st, &len);
+	CHECK(!strstr(json, "\"error\""));
 	CHECK(reparse(&e, json, len));
 	CHECK(e.type == EVT_STATUS && e.status.message_id == 901 && e.status.conversation_id == 8);
 	CHECK_STR(e.status.provider_id, "ABC");
 	CHECK_STR(e.status.status, "read");
+	CHECK(e.status.error == NULL);
+	evt_free(&e);
+
+	evt_status_t sf = {.message_id = 902, .provider_id = "DEF", .conversation_id = 8, .status = "failed", .at = "t",
+			   .error = "Message undeliverable (code 131026)"};
+	json = evt_status(&r, &sf, &len);
+	CHECK_STR(json, "{\"type\":\"status\",\"company_id\":1,\"conversation_id\":8,\"agent_id\":3,\"data\":{"
+			"\"message_id\":902,\"provider_id\":\"DEF\",\"conversation_id\":8,\"status\":\"failed\","
+			"\"at\":\"t\",\"error\":\"Message undeliverable (code 131026)\"}}");
+	CHECK(reparse(&e, json, len));
+	CHECK_STR(e.status.error, "Message undeliverable (code 131026)");
 	evt_free(&e);
 }
 
