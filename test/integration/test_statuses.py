@@ -258,6 +258,17 @@ def test_status_metrics_are_exported(system):
         float(scalar(system, "select count(*) from messages where status is not null"))
 
 
+def test_retention_prunes_statuses_whose_message_never_came(system):
+    """A status kept for a message that never came goes after retention.dedup_days (30)."""
+    for pid, age in (("OLD-PENDING", "31 days"), ("NEW-PENDING", "1 day")):
+        system.sql("insert into pending_statuses (channel, provider_id, status, at, kept_at) values "
+                   f"('evolution:demo', '{pid}', 'delivered', now(), now() - interval '{age}')")
+    report = json.loads(system.cli("retention", "--json").stdout)
+    assert report["ok"] and report["pending_statuses_pruned"] >= 1, report
+    left = {r[0] for r in system.sql("select provider_id from pending_statuses where provider_id like '%-PENDING'")}
+    assert left == {"NEW-PENDING"}
+
+
 # ---------------------------------------------------------------- transfers re-route
 
 def test_after_a_transfer_to_financeiro_messages_are_coached_as_financeiro(system, ai):
