@@ -218,6 +218,8 @@ static void evt_write_message(json_out_t *o, const void *payload)
 	json_out_str(o, "request_id", m->request_id);
 	evt_cjson(o, "client_id", m->client_id);
 	evt_id(o, "by_agent", m->by_agent);
+	if (m->by)
+		json_out_str(o, "by", m->by);
 	json_out_num(o, "attempts", m->attempts);
 }
 
@@ -440,6 +442,7 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 		m->request_id = json_str(d, "request_id");
 		m->client_id = cJSON_GetObjectItem(d, "client_id");
 		m->by_agent = evt_id_of(d, "by_agent");
+		m->by = json_str(d, "by");
 		m->attempts = (int)json_num(d, "attempts", 0);
 		return true;
 	}

@@ -19,7 +19,9 @@
  *               company_id, agent_id, domain, channel, customer, sender_name, from_me, kind,
  *               text, [media], created_at}; a console's reply adds {status (sent|not_sent|
  *               failed|unknown), [error], request_id, client_id, by_agent, attempts}, and one
- *               not stored has message_id and db_id null. Workers, after storing.
+ *               not stored has message_id and db_id null; a reply the workers wrote
+ *               themselves (bot mode) has by_agent null and adds {by: "bot"}. Workers,
+ *               after storing.
  *   hint        {message_ids (every message it covers), message_id (the last), hint_id,
  *               conversation_id, conversation_key, agent_id, company_id, domain, intent,
  *               critical, text, source (ai|rules|cache|fallback), from_cache, model,
@@ -106,6 +108,7 @@ typedef struct {
 	const char *request_id;
 	const cJSON *client_id;      /* the console op's id */
 	int64_t by_agent;
+	const char *by;              /* a worker's own reply ("bot"): who wrote it; NULL: no member */
 	int attempts;
 } evt_message_t;
 
