@@ -50,6 +50,9 @@
  *               console's op (atende_outbound_claim in schema/008_conversation_ops.sql).
  *   status      {message_id (ours), provider_id, conversation_id, status
  *               (pending|sent|delivered|read|failed), at}.
+ *   survey      {survey_id, conversation_id, company_id, agent_id, domain, kind (nps|csat),
+ *               score, text, db_id (the answer's messages.id), at}: a customer's answer to the
+ *               satisfaction survey, stored (the conversation stays resolved). Workers.
  *   reset       {reason}: never on Kafka; the notifier tells consoles their history is gone.
  *   error       {op, status "refused", error, request_id, client_id, conversation_id,
  *               company_id, agent_id, at, created_at}. Workers (a refused console request,
@@ -78,6 +81,7 @@ typedef enum {
 	EVT_STATUS,
 	EVT_RESET,
 	EVT_ERROR,
+	EVT_SURVEY,
 } evt_type_t;
 
 /* Where an event goes: its company's partition, and the consoles' channels. 0 = none. */
@@ -182,6 +186,17 @@ typedef struct {
 } evt_status_t;
 
 typedef struct {
+	int64_t survey_id, conversation_id;
+	long company_id;
+	int64_t agent_id;
+	const char *domain, *kind;
+	int score;
+	const char *text;
+	int64_t db_id;
+	const char *at;
+} evt_survey_t;
+
+typedef struct {
 	const char *reason;
 } evt_reset_t;
 
@@ -211,6 +226,7 @@ typedef struct {
 		evt_status_t status;
 		evt_reset_t reset;
 		evt_error_t error;
+		evt_survey_t survey;
 	};
 	cJSON *root;                 /* owned */
 	void *owned[2];              /* arrays the parser allocated */
@@ -235,6 +251,7 @@ char *evt_conversation(const evt_route_t *r, const evt_conversation_t *c, size_t
 char *evt_status(const evt_route_t *r, const evt_status_t *s, size_t *len);
 char *evt_reset(const evt_route_t *r, const evt_reset_t *s, size_t *len);
 char *evt_error(const evt_route_t *r, const evt_error_t *e, size_t *len);
+char *evt_survey(const evt_route_t *r, const evt_survey_t *s, size_t *len);
 
 /* A parsed event written again, its data as read (events a worker keeps in PostgreSQL until
  * the broker has them). */
