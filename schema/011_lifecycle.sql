@@ -141,6 +141,7 @@ DECLARE
     rat       timestamptz;
     sid       bigint;
     first_s   int;
+    n_answered int := 0;
 BEGIN
     IF EXISTS (SELECT 1 FROM jsonb_array_elements(batch) v WHERE v ? 'survey_score') THEN
         -- the assignment lock of the batch's companies before any row lock, as atende_ingest_006 takes it
@@ -176,6 +177,7 @@ BEGIN
                     (a.ev->>'survey_score')::int, coalesce(a.ev->>'text', ''), mid)
             RETURNING id INTO sid;
             answered[a.pos + 1] := true;
+            n_answered := n_answered + 1;
             out_rows[a.pos + 1] := jsonb_build_object(
                 'r_message_id', mid, 'r_conversation_id', conv.id, 'r_agent_id', conv.agent_id,
                 'r_queued', conv.agent_id IS NULL,
@@ -184,12 +186,16 @@ BEGIN
         END LOOP;
     END IF;
 
-    FOR i IN 1..n LOOP
-        IF NOT answered[i] THEN
-            rest := rest || jsonb_build_array(batch->(i - 1));
-            rest_pos := rest_pos || (i - 1);
-        END IF;
-    END LOOP;
+    IF n_answered = 0 THEN
+        rest := batch;
+    ELSE
+        FOR i IN 1..n LOOP
+            IF NOT answered[i] THEN
+                rest := rest || jsonb_build_array(batch->(i - 1));
+                rest_pos := rest_pos || (i - 1);
+            END IF;
+        END LOOP;
+    END IF;
 
     SELECT s.first_after_s INTO first_s FROM lifecycle_settings s WHERE s.id = 1;
     IF jsonb_array_length(rest) > 0 THEN
@@ -210,8 +216,21 @@ BEGIN
                      WHERE c.id = x.r_conversation_id AND c.status <> 'resolved';
                 END IF;
             END IF;
-            out_rows[rest_pos[x.r_idx + 1] + 1] := to_jsonb(x);
+            IF n_answered = 0 THEN
+                -- no survey answer in the batch (nearly always): the 006 rows as they come
+                r_idx := x.r_idx; r_message_id := x.r_message_id; r_conversation_id := x.r_conversation_id;
+                r_agent_id := x.r_agent_id; r_inserted := x.r_inserted; r_hint_id := x.r_hint_id;
+                r_hint_inserted := x.r_hint_inserted; r_status := x.r_status; r_prev_status := x.r_prev_status;
+                r_assigned := x.r_assigned; r_from_agent := x.r_from_agent; r_queued := x.r_queued;
+                r_changed_at := x.r_changed_at; r_survey := NULL;
+                RETURN NEXT;
+            ELSE
+                out_rows[rest_pos[x.r_idx + 1] + 1] := to_jsonb(x);
+            END IF;
         END LOOP;
+    END IF;
+    IF n_answered = 0 THEN
+        RETURN;
     END IF;
 
     FOR i IN 1..n LOOP

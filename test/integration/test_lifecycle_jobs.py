@@ -178,6 +178,39 @@ def test_a_reply_that_is_not_a_score_reopens(system, gateway):
     c.close()
 
 
+CSAT_TEXT = "Seu atendimento foi encerrado. De 1 a 5, como você avalia este atendimento? Responda só com o número."
+
+
+def test_per_company_csat_and_out_of_range_answers(system, gateway):
+    system.sql("update companies set survey = 'csat' where id = 1")
+    try:
+        first, second = "5511966660005", "5511966660006"
+        convs = {}
+        for cust in (first, second):
+            stored(system, customer_says(system, cust, "a fatura veio errada este mês"))
+            convs[cust] = conversation(system, cust)
+            agent = int(scalar(system, f"select agent_id from conversations where id = {convs[cust]}"))
+            c = system.ws(system.token(agent, 1))
+            assert c.request(op="resolve", conversation=convs[cust])["type"] == "ack"
+            c.close()
+        for cust in (first, second):
+            wait_for(lambda: to(gateway, cust, CSAT_TEXT), 30, "the CSAT question")
+            wait_for(lambda: scalar(system, f"select survey_kind from conversations where id = {convs[cust]}")
+                     == "csat", 20, "the conversation awaiting a CSAT answer")
+        assert not to(gateway, first, NPS_TEXT)
+        customer_says(system, first, "⭐⭐⭐⭐⭐")
+        customer_says(system, second, "9")  # no CSAT score: a message like any other
+        wait_for(lambda: scalar(system, f"select count(*) from surveys where conversation_id = {convs[first]}")
+                 == "1", 30, "the CSAT answer stored")
+        assert system.sql(f"select kind, score from surveys where conversation_id = {convs[first]}") == \
+            [["csat", "5"]]
+        wait_for(lambda: status(system, convs[second]) == "open", 30, "the out-of-range answer reopening")
+        assert status(system, convs[first]) == "resolved"
+        assert scalar(system, f"select count(*) from surveys where conversation_id = {convs[second]}") == "0"
+    finally:
+        system.sql("update companies set survey = null where id = 1")
+
+
 def test_thirty_silences_at_once_two_workers_each_follow_up_once(system, gateway):
     assert system.workers == 2
     customers = [f"55119777{i:05d}" for i in range(30)]
