@@ -142,6 +142,10 @@ DECLARE
     sid       bigint;
     first_s   int;
     n_answered int := 0;
+    m_conv    bigint[] := '{}';    -- the stored messages of the batch, in order
+    m_in      boolean[] := '{}';
+    m_at      timestamptz[] := '{}';
+    m_text    text[] := '{}';
 BEGIN
     IF EXISTS (SELECT 1 FROM jsonb_array_elements(batch) v WHERE v ? 'survey_score') THEN
         -- the assignment lock of the batch's companies before any row lock, as atende_ingest_006 takes it
@@ -200,21 +204,12 @@ BEGIN
     SELECT s.first_after_s INTO first_s FROM lifecycle_settings s WHERE s.id = 1;
     IF jsonb_array_length(rest) > 0 THEN
         FOR x IN SELECT * FROM atende_ingest_006(rest) LOOP
-            e := rest->x.r_idx;
             IF x.r_inserted THEN
-                IF NOT coalesce((e->>'from_me')::boolean, false) THEN
-                    -- the customer spoke: the silence (and any awaited survey answer) is over
-                    UPDATE conversations c SET lc_cycle = c.lc_cycle + 1, lc_anchor_at = NULL, lc_stage = 0,
-                           lc_next_at = CASE WHEN c.status = 'resolved' THEN c.lc_next_at END,
-                           survey_kind = NULL, survey_until = NULL
-                     WHERE c.id = x.r_conversation_id
-                       AND (c.lc_anchor_at IS NOT NULL OR c.lc_stage <> 0 OR c.survey_until IS NOT NULL);
-                ELSIF NOT atende_lifecycle_own(x.r_conversation_id, coalesce(e->>'text', '')) THEN
-                    rat := (e->>'received_at')::timestamptz;
-                    UPDATE conversations c SET lc_anchor_at = greatest(c.lc_anchor_at, rat),
-                           lc_next_at = greatest(c.lc_anchor_at, rat) + make_interval(secs => coalesce(first_s, 0))
-                     WHERE c.id = x.r_conversation_id AND c.status <> 'resolved';
-                END IF;
+                e := rest->x.r_idx;
+                m_conv := m_conv || x.r_conversation_id;
+                m_in := m_in || NOT coalesce((e->>'from_me')::boolean, false);
+                m_at := m_at || (e->>'received_at')::timestamptz;
+                m_text := m_text || coalesce(e->>'text', '');
             END IF;
             IF n_answered = 0 THEN
                 -- no survey answer in the batch (nearly always): the 006 rows as they come
@@ -229,6 +224,29 @@ BEGIN
             END IF;
         END LOOP;
     END IF;
+    -- the silences, one statement per batch: per conversation, a customer message ends its
+    -- silence (and any awaited survey answer); our last message after the customer's last
+    -- one (not a lifecycle job's own) starts or extends one
+    UPDATE conversations c
+       SET lc_cycle = c.lc_cycle + CASE WHEN g.any_in AND (c.lc_anchor_at IS NOT NULL OR c.lc_stage <> 0
+                                                            OR c.survey_until IS NOT NULL) THEN 1 ELSE 0 END,
+           lc_stage = CASE WHEN g.any_in THEN 0 ELSE c.lc_stage END,
+           lc_anchor_at = CASE WHEN g.starts THEN CASE WHEN g.any_in THEN g.out_at ELSE greatest(c.lc_anchor_at, g.out_at) END
+                               WHEN g.any_in THEN NULL ELSE c.lc_anchor_at END,
+           lc_next_at = CASE WHEN g.starts THEN CASE WHEN g.any_in THEN g.out_at ELSE greatest(c.lc_anchor_at, g.out_at) END
+                                                + make_interval(secs => coalesce(first_s, 0))
+                             WHEN g.any_in AND c.status <> 'resolved' THEN NULL ELSE c.lc_next_at END,
+           survey_kind = CASE WHEN g.any_in THEN NULL ELSE c.survey_kind END,
+           survey_until = CASE WHEN g.any_in THEN NULL ELSE c.survey_until END
+      FROM (SELECT u.conv, bool_or(u.is_in) AS any_in,
+                   (array_agg(u.at ORDER BY u.ord DESC) FILTER (WHERE u.ours))[1] AS out_at,
+                   coalesce(max(u.ord) FILTER (WHERE u.ours), 0) > coalesce(max(u.ord) FILTER (WHERE u.is_in), 0) AS starts
+              FROM (SELECT v.*, NOT v.is_in AND NOT atende_lifecycle_own(v.conv, v.txt) AS ours
+                      FROM unnest(m_conv, m_in, m_at, m_text) WITH ORDINALITY AS v(conv, is_in, at, txt, ord)) u
+             GROUP BY u.conv) g
+     WHERE c.id = g.conv
+       AND ((g.any_in AND (c.lc_anchor_at IS NOT NULL OR c.lc_stage <> 0 OR c.survey_until IS NOT NULL))
+            OR (g.starts AND c.status <> 'resolved'));
     IF n_answered = 0 THEN
         RETURN;
     END IF;
