@@ -147,7 +147,9 @@ DECLARE
     m_at      timestamptz[] := '{}';
     m_text    text[] := '{}';
 BEGIN
-    IF EXISTS (SELECT 1 FROM jsonb_array_elements(batch) v WHERE v ? 'survey_score') THEN
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(batch) v
+                 JOIN conversations c ON c.channel = v->>'channel' AND c.customer = v->>'customer'
+                WHERE v ? 'survey_score' AND c.survey_until IS NOT NULL) THEN
         -- the assignment lock of the batch's companies before any row lock, as atende_ingest_006 takes it
         PERFORM atende_assign_lock(ARRAY(SELECT DISTINCT (v->>'company')::bigint FROM jsonb_array_elements(batch) v));
         FOR a IN SELECT DISTINCT ON (v->>'channel', v->>'customer') v AS ev, (o - 1)::int AS pos
@@ -338,9 +340,11 @@ DECLARE
     new_id    bigint;
 BEGIN
     SELECT min(v) INTO first_s FROM unnest(after_s) v WHERE v > 0;
-    INSERT INTO lifecycle_settings (id, first_after_s) VALUES (1, coalesce(first_s, 0))
-    ON CONFLICT (id) DO UPDATE SET first_after_s = EXCLUDED.first_after_s
-     WHERE lifecycle_settings.first_after_s IS DISTINCT FROM EXCLUDED.first_after_s;
+    -- written only when it changed (a reload): a row locked by every call would serialize them
+    IF NOT EXISTS (SELECT 1 FROM lifecycle_settings ls WHERE ls.id = 1 AND ls.first_after_s = coalesce(first_s, 0)) THEN
+        INSERT INTO lifecycle_settings (id, first_after_s) VALUES (1, coalesce(first_s, 0))
+        ON CONFLICT (id) DO UPDATE SET first_after_s = EXCLUDED.first_after_s;
+    END IF;
 
     -- jobs a worker took and did not see published before its lease ended
     FOR j IN SELECT * FROM conversation_jobs x WHERE x.published_at IS NULL AND x.lease_until < now_ts

@@ -4,6 +4,7 @@ and reaches the fake gateway once; nothing is sent to a customer who answered; a
 resolve the NPS survey goes out, a score answer is stored without reopening, anything else
 reopens; two workers (and two concurrent callers of atende_lifecycle_due) never take the
 same job."""
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import time
 import pytest
 
 from fakegateway import FakeGateway
-from harness import BIN, System, wait_for
+from harness import BIN, System, http, wait_for
 from test_foundation import evolution_text
 
 F1, F2, RESOLVE = 2, 4, 6
@@ -277,9 +278,62 @@ def test_concurrent_callers_of_the_due_function_get_disjoint_jobs(system):
         rows_a = [int(x) for x in out_a.split() if x.isdigit()]
         rows_b = [int(x) for x in out_b.split() if x.isdigit()]
         # the first took its 70; the second, asking meanwhile, the 50 left: none of the same
-        assert len(rows_a) == 70 and len(rows_b) == 50 and not set(rows_a) & set(rows_b)
+        assert len(rows_a) == 70 and len(rows_b) == 50 and not set(rows_a) & set(rows_b), \
+            (out_a, err_a, out_b, err_b, system.sql("select owner, count(*) from conversation_jobs group by owner"))
         assert system.sql("select owner, count(*), count(distinct conversation_id) from conversation_jobs j "
                           "join conversations c on c.id = j.conversation_id where c.customer like 'due-%' "
                           "group by owner order by owner") == [["test-a", "70", "70"], ["test-b", "50", "50"]]
     finally:
         reload(system)
+
+
+def metric_sum(system, name, *label_parts):
+    """The sum over processes of a labelled series on the supervisor's /metrics."""
+    total = 0.0
+    for line in http("GET", system.url("metrics", "/metrics")).body.decode().splitlines():
+        if line.startswith(name + "{") and all(p in line for p in label_parts):
+            total += float(line.split()[-1])
+    return total
+
+
+def test_a_job_whose_worker_died_before_publishing_runs_once(system, gateway):
+    off = {r'(lifecycle: \{[^\n]*\n  enabled = )true;': r'\1false;'}
+    cust = "5511966660007"
+    retaken = metric_sum(system, "atende_worker_lifecycle_jobs_total", 'kind="followup1"', 'result="retaken"')
+    reload(system, **off)
+    try:
+        stored(system, customer_says(system, cust, "o boleto não chegou"))
+        conv = conversation(system, cust)
+        stored(system, agent_says(system, cust))
+        wait_for(lambda: scalar(system, f"select lc_next_at <= now() from conversations where id = {conv}") == "t",
+                 20, "follow-up 1 due")
+        # a worker takes the job and dies before its request reaches the broker (lease 200 ms)
+        settings = json.dumps({"followup_after_s": [F1, F2], "followup_texts": [F1_TEXT, F2_TEXT],
+                               "auto_resolve_after_s": RESOLVE, "survey": "nps", "survey_texts": {},
+                               "survey_window_s": 60}).replace("'", "''")
+        assert system.sql(f"select job_kind, job_fresh from atende_lifecycle_due('{settings}', 'dead-worker', 200, 10) "
+                          f"where job_conversation = {conv}") == [["followup1", "t"]]
+    finally:
+        reload(system)
+    wait_for(lambda: to(gateway, cust, F1_TEXT), 30, "the follow-up sent by another worker")
+    wait_for(lambda: metric_sum(system, "atende_worker_lifecycle_jobs_total", 'kind="followup1"',
+                                'result="retaken"') >= retaken + 1, 10, "the job counted as retaken")
+    row = system.sql(f"select owner <> 'dead-worker', published_at is not null, request->>'request_id' "
+                     f"from conversation_jobs where conversation_id = {conv} and kind = 'followup1'")
+    assert row[0][:2] == ["t", "t"]
+    # the same request delivered again (a redelivery): answered as done, not sent twice
+    request = json.loads(scalar(system, f"select request from conversation_jobs where conversation_id = {conv} "
+                                        f"and kind = 'followup1'"))
+    subprocess.run(["kcat", "-b", f"127.0.0.1:{system.ports['kafka']}", "-P", "-t", "atende.outbound", "-k", str(conv),
+                    "-H", "type=reply", "-H", "company=1"], input=json.dumps(request), text=True, check=True,
+                   timeout=30)
+    agent = int(scalar(system, f"select agent_id from conversations where id = {conv}"))
+    c = system.ws(system.token(agent, 1))
+    assert c.subscribe(f"conversation:{conv}")["type"] == "ack"
+    ack = c.request(op="reply", conversation=conv, text="Conseguiu ver o boleto?")
+    assert ack["type"] == "ack", ack
+    # requests of a conversation are handled in order: once this reply is out, the duplicate was handled
+    c.wait(lambda f: f["type"] == "message" and f["data"].get("request_id") == ack["request_id"], 30)
+    c.close()
+    assert len(to(gateway, cust, F1_TEXT)) == 1
+    assert scalar(system, f"select count(*) from outbound_requests where request_id = '{row[0][2]}'") == "1"
