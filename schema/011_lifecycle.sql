@@ -367,7 +367,7 @@ BEGIN
             IF k IN ('nps', 'csat') AND c.lc_resolved_at > now_ts - make_interval(secs => (p->>'survey_window_s')::int)
                AND coalesce(p->'survey_texts'->>k, '') <> '' THEN
                 v_kind := 'survey';
-                req := jsonb_build_object('type', 'reply', 'role', 'system', 'text', p->'survey_texts'->>k,
+                req := jsonb_build_object('type', 'reply', 'role', 'bot', 'text', p->'survey_texts'->>k,
                                           'lifecycle', jsonb_build_object('job', v_kind, 'cycle', c.lc_cycle, 'kind', k,
                                                                           'window_s', (p->>'survey_window_s')::int));
             END IF;
@@ -384,7 +384,7 @@ BEGIN
                 req := jsonb_build_object('type', 'resolve',
                                           'lifecycle', jsonb_build_object('job', v_kind, 'cycle', c.lc_cycle));
             ELSIF v_kind IS NOT NULL THEN
-                req := jsonb_build_object('type', 'reply', 'role', 'system',
+                req := jsonb_build_object('type', 'reply', 'role', 'bot',
                                           'text', p->'followup_texts'->>(stage - 1),
                                           'lifecycle', jsonb_build_object('job', v_kind, 'cycle', c.lc_cycle));
             END IF;
@@ -422,7 +422,8 @@ $$;
 -- pending in the same cycle (the customer has not written, nobody resolved it), a survey
 -- only while it is resolved in the same cycle; otherwise it is recorded as "skipped", with
 -- nothing sent and no events. Follow-ups and the survey question are replies with role
--- "system" (010: sent and stored once, by "system"); an auto-resolve is a resolve by
+-- "bot" (010: sent and stored once, by "bot", the conversation API's author of automatic
+-- messages); an auto-resolve is a resolve by
 -- "system" applied here (008's resolve with that author: conversation event with reason
 -- "inactivity", then the queue handed out). Only workers write lifecycle requests: the
 -- notifier builds a console's request from its own fields, with no "lifecycle" member and

@@ -117,14 +117,18 @@ def test_followups_then_auto_resolve_then_survey_answered_without_reopening(syst
     wait_for(lambda: to(gateway, cust, NPS_TEXT), 20, "the survey question")
     wait_for(lambda: scalar(system, f"select survey_kind from conversations where id = {conv}") == "nps", 20,
              "the conversation awaiting the answer")
-    # every job once, each message stored once as the system's
+    # every job once, each message stored once as the bot's, the resolve as the system's
     assert len(to(gateway, cust, F1_TEXT)) == 1 and len(to(gateway, cust, F2_TEXT)) == 1
     assert len(to(gateway, cust, NPS_TEXT)) == 1
     assert system.sql(f"select kind from conversation_jobs where conversation_id = {conv} order by id") == \
         [["followup1"], ["followup2"], ["auto_resolve"], ["survey"]]
     assert system.sql(f"select by, status from outbound_requests where conversation_id = {conv} "
                       f"and request_id like 'lifecycle:%' order by created_at") == \
-        [["system", "sent"], ["system", "sent"], ["system", "resolved"], ["system", "sent"]]
+        [["bot", "sent"], ["bot", "sent"], ["system", "resolved"], ["bot", "sent"]]
+    # agents see them in the history as the bot's
+    msgs = http("GET", system.url("notifier", f"/v1/conversations/{conv}/messages?limit=50"), None,
+                {"Authorization": f"Bearer {system.token(1, 1)}"}).json()["messages"]
+    assert [m["by"] for m in msgs if m["text"] in (F1_TEXT, F2_TEXT, NPS_TEXT)] == ["bot", "bot", "bot"]
     # the follow-ups did not restart the silence: nothing more is due for this conversation
     assert scalar(system, f"select lc_next_at is null from conversations where id = {conv}") == "t"
 
