@@ -341,3 +341,16 @@ def test_a_job_whose_worker_died_before_publishing_runs_once(system, gateway):
     c.close()
     assert len(to(gateway, cust, F1_TEXT)) == 1
     assert scalar(system, f"select count(*) from outbound_requests where request_id = '{row[0][2]}'") == "1"
+
+
+def test_retention_prunes_published_jobs_after_dedup_days(system):
+    for conv, age, done in ((900001, "40 days", True), (900002, "40 days", False), (900003, "1 day", True)):
+        published = f"now() - interval '{age}'" if done else "null"
+        system.sql("insert into conversation_jobs (conversation_id, company_id, kind, cycle, request, owner, "
+                   f"lease_until, created_at, published_at) values ({conv}, 1, 'followup1', 0, '{{}}', 'test', "
+                   f"now() + interval '1 hour', now() - interval '{age}', {published})")
+    report = json.loads(system.cli("retention", "--json").stdout)
+    assert report["ok"] and report["jobs_pruned"] == 1, report
+    left = {r[0] for r in system.sql("select conversation_id from conversation_jobs where conversation_id > 900000")}
+    assert left == {"900002", "900003"}
+    system.sql("delete from conversation_jobs where conversation_id > 900000")
