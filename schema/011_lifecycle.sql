@@ -105,7 +105,7 @@ CREATE FUNCTION atende_lifecycle_own(p_conv bigint, p_text text) RETURNS boolean
                       AND o.request->>'text' = p_text)
 $$;
 
--- The score of a survey answer of this kind, or NULL when it is out of range.
+-- Whether a score fits the survey kind's scale (NPS 0..10, CSAT 1..5).
 CREATE FUNCTION atende_survey_in_range(p_kind text, p_score int) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE p_kind WHEN 'nps' THEN p_score BETWEEN 0 AND 10 WHEN 'csat' THEN p_score BETWEEN 1 AND 5
                        ELSE false END
