@@ -132,6 +132,19 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("outbound.health_interval_s", outbound.health_interval_s, "30", 0, 3600, true, "health check of each gateway instance (Evolution connectionState, Cloud API phone number) this often; 0 = off"),
 	K_INT("outbound.health_timeout_ms", outbound.health_timeout_ms, "5000", 100, 600000, true, "timeout of one health check"),
 
+	K_BOOL("lifecycle.enabled", lifecycle.enabled, "true", true, "run the conversation lifecycle jobs (follow-ups, auto-resolve, survey) in the workers"),
+	K_INT("lifecycle.tick_ms", lifecycle.tick_ms, "1000", 50, 600000, true, "each worker asks PostgreSQL for due jobs this often (each due job goes to exactly one worker)"),
+	K_INT("lifecycle.batch", lifecycle.batch, "200", 1, 100000, true, "conversations' jobs taken per tick at most (a full batch asks again at once)"),
+	K_INT("lifecycle.followup1_after_s", lifecycle.followup1_after_s, "600", 0, 2592000, true, "first follow-up when the customer has not answered our (agent or bot) last message for this long; 0 = off"),
+	K_INT("lifecycle.followup2_after_s", lifecycle.followup2_after_s, "1200", 0, 2592000, true, "second follow-up after this long without an answer (after the first); 0 = off"),
+	K_STR("lifecycle.followup1_text", lifecycle.followup1_text, "Olá! Ainda está por aí? Se precisar de mais alguma coisa, é só responder.", true, "the first follow-up's text"),
+	K_STR("lifecycle.followup2_text", lifecycle.followup2_text, "Como não tivemos resposta, vamos encerrar este atendimento em breve. Se ainda precisar de ajuda, é só responder.", true, "the second follow-up's text"),
+	K_INT("lifecycle.auto_resolve_after_s", lifecycle.auto_resolve_after_s, "7200", 0, 2592000, true, "an open or pending conversation whose customer has not answered for this long is resolved by \"system\"; 0 = off"),
+	K_STR("lifecycle.survey", lifecycle.survey, "nps", true, "satisfaction survey after every resolve: nps (0..10) | csat (1..5) | off (per company: companies.survey)"),
+	K_STR("lifecycle.survey_nps_text", lifecycle.survey_nps_text, "Seu atendimento foi encerrado. De 0 a 10, quanto você recomendaria nosso atendimento? Responda só com o número.", true, "the NPS survey question"),
+	K_STR("lifecycle.survey_csat_text", lifecycle.survey_csat_text, "Seu atendimento foi encerrado. De 1 a 5, como você avalia este atendimento? Responda só com o número.", true, "the CSAT survey question"),
+	K_INT("lifecycle.survey_window_s", lifecycle.survey_window_s, "86400", 60, 2592000, true, "the customer's next message within this long after the survey question is read as the answer (when it is a score); no survey for a resolve older than this"),
+
 	K_STR("auth.token_secret", auth.token_secret, "", true, "HS256 secret of agent tokens (at least 16 characters)"),
 	K_STR("auth.previous_token_secret", auth.previous_token_secret, "", true, "while rotating: the secret being replaced, whose tokens stay valid until it is removed (empty: none); consoles holding its tokens are closed with 4001 when it goes"),
 	K_STR("auth.default_ttl", auth.default_ttl, "8h", true, "token lifetime when --ttl is not given"),
@@ -839,6 +852,18 @@ static void cfg_validate(cfg_t *c, const config_t *lc, const char *file, cfg_err
 		cfg_err(e, file, LINE_OF("kafka.topic_prefix"), "kafka.topic_prefix: \"%s\" is not a valid topic name", pfx);
 	if (!cfg_roles_valid(c->supervisor.roles))
 		cfg_err(e, file, LINE_OF("supervisor.roles"), "supervisor.roles: \"%s\" is not a non-empty subset of ingress worker notifier", c->supervisor.roles);
+	const char *sv = c->lifecycle.survey;
+	if (strcmp(sv, "nps") != 0 && strcmp(sv, "csat") != 0 && strcmp(sv, "off") != 0)
+		cfg_err(e, file, LINE_OF("lifecycle.survey"), "lifecycle.survey: \"%s\" is not nps, csat or off", sv);
+	int f1 = c->lifecycle.followup1_after_s, f2 = c->lifecycle.followup2_after_s, ar = c->lifecycle.auto_resolve_after_s;
+	if (f1 && f2 && f2 <= f1)
+		cfg_err(e, file, LINE_OF("lifecycle.followup2_after_s"),
+			"lifecycle.followup2_after_s: %d must be after followup1_after_s (%d)", f2, f1);
+	if (ar && ((f1 && ar <= f1) || (f2 && ar <= f2)))
+		cfg_err(e, file, LINE_OF("lifecycle.auto_resolve_after_s"),
+			"lifecycle.auto_resolve_after_s: %d must be after the follow-ups (%d, %d)", ar, f1, f2);
+	if ((f1 && !*c->lifecycle.followup1_text) || (f2 && !*c->lifecycle.followup2_text))
+		cfg_err(e, file, LINE_OF("lifecycle.followup1_text"), "lifecycle: a follow-up that is on needs a text");
 	for (int i = 0; i < c->n_channels; i++)
 		if (!cfg_company_find(c, c->channels[i].company))
 			cfg_err(e, file, c->channels[i].line, "channels: company %ld is not in companies", c->channels[i].company);

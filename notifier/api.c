@@ -433,7 +433,7 @@ static void api_messages(http_request_t *req, const token_claims_t *claims, long
 		 "FROM messages m WHERE m.conversation_id = $1 AND m.company_id = $2%s ORDER BY m.id DESC LIMIT $3)%s "
 		 "SELECT p.id, CASE WHEN p.id IS NOT NULL THEN json_build_object("
 		 "'id', p.id, 'provider_id', p.provider_id, 'from_me', p.from_me, "
-		 "'by', CASE WHEN NOT p.from_me THEN 'customer' "
+		 "'by', CASE WHEN NOT p.from_me THEN 'customer' WHEN o.by IS NOT NULL THEN o.by "
 		 "ELSE 'agent:' || coalesce(o.agent_id, conv.agent_id, 0) END, "
 		 "'kind', p.kind, 'text', p.text, 'transcript', NULL, 'media', NULL, "
 		 /* the gateway's latest delivery status (schema/009), else what sending it said */

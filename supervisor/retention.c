@@ -105,6 +105,14 @@ int retention_run(const cfg_t *cfg, const retention_opts_t *opts)
 			 * kept as long as the message could still turn up (schema/009) */
 			long long statuses = retention_prune(r, "pending_statuses", "kept_at", NULL,
 							     cfg->retention.dedup_days);
+			/* a lifecycle job's once-ness lives on its conversation (stage, cycle): the row
+			 * is history, and the published ones go at the same horizon */
+			long long jobs = retention_prune(r, "conversation_jobs", "created_at", "published_at IS NOT NULL",
+							 cfg->retention.dedup_days);
+			cJSON_AddNumberToObject(r->out, "jobs_pruned", (double)jobs);
+			if (jobs)
+				retention_report(r, "retention: pruned %lld published lifecycle jobs older than %d days", jobs,
+						 cfg->retention.dedup_days);
 			cJSON_AddNumberToObject(r->out, "keys_pruned", (double)keys);
 			cJSON_AddNumberToObject(r->out, "pending_statuses_pruned", (double)statuses);
 			cJSON_AddNumberToObject(r->out, "outbound_pruned", (double)outbound);

@@ -15,12 +15,14 @@
 #include "config.h"
 #include "db.h"
 #include "event.h"
+#include "jobs.h"
 #include "json.h"
 #include "kq.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbound.h"
 #include "proc.h"
+#include "survey.h"
 #include "text.h"
 #include "track.h"
 #include "xalloc.h"
@@ -81,6 +83,7 @@ typedef struct {
 	ai_t *ai;
 	coach_t *coach;
 	outbound_t *outbound;   /* replies and transfers (workers of the first pool only) */
+	job_runner_t *jobs;     /* lifecycle jobs (every worker: each due job goes to one of them) */
 	track_t *track;
 	wrk_batch_t *open;      /* batch being filled */
 	wrk_batch_t *open_st;   /* batch of statuses being filled */
@@ -104,6 +107,7 @@ typedef struct {
 	metrics_series_t *m_ai_retries, *m_ai_rate_limited, *m_ai_breaker_opens;
 	metrics_family_t *m_statuses, *m_status_applied;
 	metrics_series_t *m_delivery_failed, *m_delivery_tracked, *m_rerouted;
+	metrics_family_t *m_surveys, *m_survey_score;
 } wrk_t;
 
 static wrk_t W;
@@ -147,6 +151,9 @@ static void wrk_count_status(bool first, const char *status);
 static void wrk_sweep_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_swept(PGresult *res, void *arg);
 static bool wrk_reroute(wrk_item_t *it, const char *domain);
+static void wrk_job_publish(long company, int64_t conversation, const char *type, const char *json,
+			    job_acked_fn acked, void *ctx, void *arg);
+static void wrk_publish_survey(wrk_item_t *it, PGresult *res, int row, int64_t message_id, const evt_route_t *route);
 
 int main(int argc, char **argv)
 {
@@ -159,6 +166,7 @@ int main(int argc, char **argv)
 	W.track = track_new();
 	cfg_topic(&W.cfg, "events", W.events_topic, sizeof(W.events_topic));
 	cfg_topic(&W.cfg, "dlq", W.dlq_topic, sizeof(W.dlq_topic));
+	cfg_topic(&W.cfg, "outbound", W.outbound_topic, sizeof(W.outbound_topic)); /* consumed by the first pool */
 
 	W.db = db_new(W.base, W.cfg.postgres.conninfo, "worker");
 	W.db_coach = db_new(W.base, W.cfg.postgres.conninfo, "worker-coach");
@@ -166,7 +174,7 @@ int main(int argc, char **argv)
 			.on_delivery = wrk_on_delivery};
 	W.producer = kq_producer_new(W.base, &po, err, sizeof(err));
 	if (W.producer) {
-		kq_known_topics(W.producer, (const char *const[]){W.events_topic, W.dlq_topic}, 2);
+		kq_known_topics(W.producer, (const char *const[]){W.events_topic, W.dlq_topic, W.outbound_topic}, 3);
 		char dt[CFG_MAX_DOMAINS][160];
 		const char *dtp[CFG_MAX_DOMAINS];
 		for (int d = 0; d < CFG_MAX_DOMAINS; d++)
@@ -211,13 +219,14 @@ int main(int argc, char **argv)
 			log_error("outbound: %s", err);
 			return 1;
 		}
-		topic_ptrs[n_topics++] = cfg_topic(&W.cfg, "outbound", W.outbound_topic, sizeof(W.outbound_topic));
+		topic_ptrs[n_topics++] = W.outbound_topic;
 	}
 	if (!kq_subscribe(W.consumer, topic_ptrs, n_topics, err, sizeof(err))) {
 		log_error("%s", err);
 		return 1;
 	}
 	wrk_metrics_init();
+	W.jobs = job_new(W.base, W.db, &W.cfg, wrk_job_publish, NULL);
 	char mpath[1200];
 	metrics_export_start(W.base, proc_metrics_path(&W.cfg, "worker", W.index, mpath, sizeof(mpath)), 1000,
 			     wrk_metrics_refresh);
@@ -254,6 +263,7 @@ int main(int argc, char **argv)
 	kq_free(W.consumer, 0);
 	kq_free(W.producer, 5000);
 	outbound_free(W.outbound); /* unfinished requests stay uncommitted */
+	job_free(W.jobs);          /* jobs taken and not published are handed out again after their lease */
 	db_free(W.db);
 	db_free(W.db_coach);
 	log_info("stopped");
@@ -346,6 +356,9 @@ static void wrk_on_message(rd_kafka_message_t *msg, void *arg)
 		track_done(W.track, item.track);
 		return;
 	}
+	int score;
+	if (!status && !json_true(ev, "from_me") && survey_parse(json_str(ev, "text"), &score))
+		cJSON_AddNumberToObject(ev, "survey_score", score); /* an answer if its conversation awaits one (schema/011) */
 	wrk_batch_t **open = wrk_open_batch(status);
 	wrk_item_t *it = &(*open)->items[(*open)->n++];
 	*it = item;
@@ -550,8 +563,13 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 		wrk_publish_changes(it, res, row, &route);
 		if (from_me)
 			coach_history(W.coach, json_str(ev, "conversation"), true, json_str(ev, "text"));
+		if (PQnfields(res) >= 14 && !PQgetisnull(res, row, 13)) {
+			/* the answer to a survey: stored as such, the conversation stays resolved, no hint */
+			wrk_publish_survey(it, res, row, message_id, &route);
+			return;
+		}
 	}
-	if (from_me || hinted)
+	if (from_me || hinted || (PQnfields(res) >= 14 && !PQgetisnull(res, row, 13)))
 		return;
 	/* once: a message handed over is coached where it lands, even if moved again meanwhile */
 	if (moved && !rerouted && wrk_reroute(it, conv_domain))
@@ -783,6 +801,54 @@ static void wrk_outbound_publish(const evt_t *e, outbound_acked_fn acked, void *
 	wrk_produce_event(e->type_name, e->route.company, e->route.conversation, json, len, ref);
 }
 
+/* A survey answer (column r_survey of atende_ingest, schema/011: {"kind","score","survey_id"}):
+ * its `survey` event, routed like the conversation's, and the per-company score metrics. */
+static void wrk_publish_survey(wrk_item_t *it, PGresult *res, int row, int64_t message_id, const evt_route_t *route)
+{
+	cJSON *sv = cJSON_Parse(PQgetvalue(res, row, 13));
+	const char *kind = json_str(sv, "kind");
+	char labels[96];
+	size_t len;
+	if (!kind) {
+		cJSON_Delete(sv);
+		return;
+	}
+	int score = (int)json_num(sv, "score", 0);
+	evt_survey_t s = {.survey_id = (int64_t)json_num(sv, "survey_id", 0), .conversation_id = route->conversation,
+			  .company_id = route->company, .agent_id = route->agent, .domain = json_str(it->event, "domain"),
+			  .kind = kind, .score = score, .text = json_str(it->event, "text"), .db_id = message_id,
+			  .at = json_str(it->event, "received_at")};
+	snprintf(labels, sizeof(labels), "company=\"%ld\",kind=\"%s\"", route->company, kind);
+	metrics_inc(W.m_surveys, labels);
+	metrics_observe(metrics_series(W.m_survey_score, labels), score);
+	log_debug("survey answer %d (%s) in conversation %lld", score, kind, (long long)route->conversation);
+	char *json = evt_survey(route, &s, &len);
+	wrk_produce_event("survey", route->company, route->conversation, json, len, wrk_ref(&it, 1));
+	cJSON_Delete(sv);
+}
+
+/* A lifecycle job's request to atende.outbound, keyed by its conversation like the consoles'
+ * (notifier/ops.c), so one conversation's requests stay in order on one partition. */
+static void wrk_job_publish(long company, int64_t conversation, const char *type, const char *json,
+			    job_acked_fn acked, void *ctx, void *arg)
+{
+	char err[256], key[24], comp[24];
+	(void)arg;
+	wrk_ref_t *ref = wrk_ref(NULL, 0);
+	ref->acked = acked;
+	ref->acked_ctx = ctx;
+	snprintf(key, sizeof(key), "%lld", (long long)conversation);
+	snprintf(comp, sizeof(comp), "%ld", company);
+	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+	rd_kafka_header_add(h, "type", -1, type, -1);
+	rd_kafka_header_add(h, "company", -1, comp, -1);
+	if (!kq_produce(W.producer, W.outbound_topic, key, strlen(key), json, strlen(json), h, ref, err, sizeof(err))) {
+		log_error("lifecycle request of conversation %lld not queued on %s: %s", (long long)conversation,
+			  W.outbound_topic, err);
+		wrk_on_delivery(ref, RD_KAFKA_RESP_ERR__FAIL, -1, -1, NULL);
+	}
+}
+
 /* A reply or transfer is finished: committable, or dead-lettered when it never can be. */
 static void wrk_outbound_done(void *token, bool ok, const char *why)
 {
@@ -930,6 +996,7 @@ static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg)
 				log_error("reload: AI settings kept: %s", err);
 		}
 		coach_reconfigure(W.coach, &W.cfg);
+		job_reconfigure(W.jobs);
 		log_info("reload: applied");
 		return;
 	}
@@ -939,6 +1006,7 @@ static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	/* drain: stop taking messages, finish what was consumed (analyses included), commit, leave */
 	W.draining = true;
+	job_stop(W.jobs);
 	W.drain_to_end = getenv(PROC_ENV_BROKER_IN_MEMORY) != NULL;
 	/* the supervisor's whole stop has shutdown_timeout_s and keeps a second of it for each
 	 * of the notifier, broker and PostgreSQL behind us: leave it 5 s (half of a short one) */
@@ -1089,6 +1157,13 @@ static void wrk_metrics_init(void)
 						       "Consumer group assignments and revocations.", NULL, 0), "");
 	W.m_lag = metrics_family("atende_worker_consumer_lag", METRICS_GAUGE,
 				 "Messages behind the end of each assigned inbound partition.", NULL, 0);
+	static const double score_buckets[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+	W.m_surveys = metrics_family("atende_worker_surveys_answered_total", METRICS_COUNTER,
+				     "Satisfaction survey answers stored, by company and kind (nps, csat).", NULL, 0);
+	W.m_survey_score = metrics_family("atende_worker_survey_score", METRICS_HISTOGRAM,
+					  "Survey scores by company and kind: _sum / _count is the average (NPS from "
+					  "the buckets: share above 8 minus share up to 6).",
+					  score_buckets, 11);
 	if (!W.ai)
 		return;
 	W.m_ai_calls = metrics_family("atende_worker_ai_calls_total", METRICS_COUNTER,
