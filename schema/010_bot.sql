@@ -265,3 +265,36 @@ LANGUAGE sql AS $$
      WHERE message_id = p_message
     RETURNING answer;
 $$;
+
+-- atende_bot_turn for a batch (a JSON array of its p objects; the answer, an array in the same
+-- order): one round trip per worker loop turn. Conversations are locked in id order, after the
+-- assignment locks of every company where a hand-off may route (taken first, as everywhere),
+-- so two batches, or a batch and atende_ingest, never wait for each other in a cycle.
+CREATE FUNCTION atende_bot_decide(batch jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    out   jsonb := '[]'::jsonb;
+    res   jsonb[];
+    e     record;
+    lockc bigint[];
+BEGIN
+    SELECT array_agg(DISTINCT c.company_id) INTO lockc
+      FROM jsonb_array_elements(batch) x
+      JOIN conversations c ON c.id = (x->>'conversation_id')::bigint
+     WHERE c.bot_active
+       AND (nullif(x->>'reason', '') IS NOT NULL
+            OR c.bot_turns + (SELECT count(*) FROM jsonb_array_elements(batch) y
+                               WHERE y->>'conversation_id' = x->>'conversation_id')
+               > coalesce((x->>'max_turns')::int, 3))
+       AND atende_uses_presence(c.company_id);
+    IF lockc IS NOT NULL THEN
+        PERFORM atende_assign_lock(lockc);
+    END IF;
+    res := array_fill(NULL::jsonb, ARRAY[jsonb_array_length(batch)]);
+    FOR e IN SELECT x, (i - 1)::int AS idx FROM jsonb_array_elements(batch) WITH ORDINALITY AS t(x, i)
+              ORDER BY (x->>'conversation_id')::bigint, (x->>'message_id')::bigint LOOP
+        res[e.idx + 1] := atende_bot_turn(e.x);
+    END LOOP;
+    SELECT coalesce(jsonb_agg(r ORDER BY n), '[]'::jsonb) INTO out FROM unnest(res) WITH ORDINALITY AS u(r, n);
+    RETURN out;
+END;
+$$;

@@ -34,6 +34,7 @@ typedef void (*bot_result_fn)(bot_job_t *j, PGresult *res);
 struct bot_job {
 	bot_t *b;
 	bot_job_t *prev, *next;   /* b->jobs */
+	bot_job_t *dnext;         /* in the decision queue */
 	bot_msg_t m;              /* own copies of the strings */
 	double added_at;
 	char request_id[160];     /* the bot reply's: "bot:<channel>:<provider_id>" */
@@ -66,11 +67,19 @@ struct bot {
 	void *arg;
 	bot_job_t *jobs;
 	int n_jobs;
+	/* decisions: one atende_bot_decide per loop turn, one in flight at a time (batches grow
+	 * with the load, as the coach's admit and finish do) */
+	bot_job_t *dq_head, *dq_tail;
+	int dq_n;
+	struct event *decide_ev;
+	bool decide_armed, decide_in_flight;
 	metrics_family_t *m_answers, *m_handoffs;
 	metrics_series_t *m_seconds;
 };
 
 static void bj_decide(bot_job_t *j);
+static void bot_decide_cb(evutil_socket_t fd, short what, void *arg);
+static void bot_decided(PGresult *res, void *arg);
 static void bj_decided(bot_job_t *j, PGresult *res);
 static void bj_outcome(bot_job_t *j, cJSON *d);
 static void bj_compute(bot_job_t *j, const cJSON *history);
@@ -104,6 +113,7 @@ bot_t *bot_new(struct event_base *base, db_t *db, const cfg_t *cfg, ai_t *ai, co
 	b->ai = ai;
 	b->cb = *cb;
 	b->arg = arg;
+	b->decide_ev = evtimer_new(base, bot_decide_cb, b);
 	b->m_answers = metrics_family("atende_worker_bot_answers_total", METRICS_COUNTER,
 				      "Bot answers sent to customers, by source (ai, rules, after_hours).", NULL, 0);
 	b->m_handoffs = metrics_family("atende_worker_bot_handoffs_total", METRICS_COUNTER,
@@ -176,34 +186,117 @@ void bot_free(bot_t *b)
 		else
 			bj_free(j);
 	}
+	event_free(b->decide_ev);
 	free(b);
 }
 
 /* ------------------------------------------------------------------ the decision */
 
+/* Queues the job's decision for this loop turn's batch. */
 static void bj_decide(bot_job_t *j)
 {
-	char mid[24], conv[24], company[24], turns[16], hist[16];
-	snprintf(mid, sizeof(mid), "%lld", (long long)j->m.message_id);
-	snprintf(conv, sizeof(conv), "%lld", (long long)j->m.conversation_id);
-	snprintf(company, sizeof(company), "%ld", j->m.company);
-	snprintf(turns, sizeof(turns), "%d", j->b->cfg->bot.max_turns);
-	snprintf(hist, sizeof(hist), "%d", j->b->cfg->ai.history_messages < BOT_HISTORY_MAX ? j->b->cfg->ai.history_messages
-											  : BOT_HISTORY_MAX);
-	cJSON *p = cJSON_CreateObject();
-	cJSON_AddRawToObject(p, "message_id", mid);
-	cJSON_AddRawToObject(p, "conversation_id", conv);
-	cJSON_AddRawToObject(p, "company", company);
-	json_add_str_or_null(p, "reason", j->reason);
-	cJSON_AddRawToObject(p, "max_turns", turns);
-	cJSON_AddBoolToObject(p, "after_hours", j->after_hours);
-	cJSON_AddStringToObject(p, "request_id", j->request_id);
-	cJSON_AddRawToObject(p, "history", hist);
-	char *json = cJSON_PrintUnformatted(p);
-	cJSON_Delete(p);
+	bot_t *b = j->b;
+	j->dnext = NULL;
+	if (b->dq_tail)
+		b->dq_tail->dnext = j;
+	else
+		b->dq_head = j;
+	b->dq_tail = j;
+	b->dq_n++;
+	if (!b->decide_armed && !b->decide_in_flight) {
+		struct timeval zero = {0, 0};
+		b->decide_armed = true;
+		evtimer_add(b->decide_ev, &zero);
+	}
+}
+
+typedef struct {
+	bot_t *b;
+	bot_job_t **jobs;
+	int n;
+} bot_batch_t;
+
+static void bot_decide_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	bot_t *b = arg;
+	b->decide_armed = false;
+	if (b->decide_in_flight || !b->dq_n)
+		return;
+	const cfg_t *cfg = b->cfg;
+	char num[24];
+	int hist = cfg->ai.history_messages < BOT_HISTORY_MAX ? cfg->ai.history_messages : BOT_HISTORY_MAX;
+	bot_batch_t *batch = xcalloc(1, sizeof(*batch));
+	batch->b = b;
+	batch->jobs = xcalloc((size_t)b->dq_n, sizeof(bot_job_t *));
+	cJSON *arr = cJSON_CreateArray();
+	for (bot_job_t *j = b->dq_head, *next; j; j = next) {
+		next = j->dnext;
+		cJSON *p = cJSON_CreateObject();
+		snprintf(num, sizeof(num), "%lld", (long long)j->m.message_id);
+		cJSON_AddRawToObject(p, "message_id", num);
+		snprintf(num, sizeof(num), "%lld", (long long)j->m.conversation_id);
+		cJSON_AddRawToObject(p, "conversation_id", num);
+		snprintf(num, sizeof(num), "%ld", j->m.company);
+		cJSON_AddRawToObject(p, "company", num);
+		json_add_str_or_null(p, "reason", j->reason);
+		cJSON_AddNumberToObject(p, "max_turns", cfg->bot.max_turns);
+		cJSON_AddBoolToObject(p, "after_hours", j->after_hours);
+		cJSON_AddStringToObject(p, "request_id", j->request_id);
+		cJSON_AddNumberToObject(p, "history", hist);
+		cJSON_AddItemToArray(arr, p);
+		batch->jobs[batch->n++] = j;
+		j->ext++;
+	}
+	b->dq_head = b->dq_tail = NULL;
+	b->dq_n = 0;
+	char *json = cJSON_PrintUnformatted(arr);
+	cJSON_Delete(arr);
 	const char *params[1] = {json};
-	bj_query(j, "SELECT atende_bot_turn($1::jsonb)", 1, params, bj_decided, bj_decide);
+	b->decide_in_flight = true;
+	if (!db_query(b->db, "SELECT atende_bot_decide($1::jsonb)", 1, params, bot_decided, batch))
+		bot_decided(NULL, batch); /* the connection's queue is full: asked again below */
 	free(json);
+}
+
+/* The batch's decisions, in order; on a lost connection or an error every job is asked
+ * again (deciding is idempotent: a recorded decision is answered as it was). */
+static void bot_decided(PGresult *res, void *arg)
+{
+	bot_batch_t *batch = arg;
+	bot_t *b = NULL;
+	bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+	cJSON *out = ok ? cJSON_Parse(PQgetvalue(res, 0, 0)) : NULL;
+	const char *e = res && !ok ? PQresultErrorMessage(res) : NULL;
+	if (e && *e)
+		log_warn("bot: a batch of %d decisions failed: %.*s", batch->n, (int)strcspn(e, "\n"), e);
+	for (int i = 0; i < batch->n; i++) {
+		bot_job_t *j = batch->jobs[i];
+		if (!bot_ext_done(j))
+			continue;
+		b = j->b;
+		b->decide_in_flight = false;
+		cJSON *d = cJSON_GetArrayItem(out, i);
+		if (json_str(d, "decision")) {
+			bj_outcome(j, d);
+		} else if (!res) {
+			bj_later(j, bj_decide, 100);
+		} else if (++j->db_errors >= b->cfg->workers.retries) {
+			log_error("bot: message %s of conversation %lld: no decision after %d attempts; coached instead",
+				  j->m.provider_id, (long long)j->m.conversation_id, j->db_errors);
+			bj_to_coach(j, 0);
+		} else {
+			bj_later(j, bj_decide, 100L << (j->db_errors < 10 ? j->db_errors : 10));
+		}
+	}
+	cJSON_Delete(out);
+	free(batch->jobs);
+	free(batch);
+	if (b && b->dq_n && !b->decide_armed) {
+		struct timeval zero = {0, 0};
+		b->decide_armed = true;
+		evtimer_add(b->decide_ev, &zero);
+	}
 }
 
 static void bj_decided(bot_job_t *j, PGresult *res)
