@@ -355,3 +355,13 @@ def test_bot_metrics(system):
     assert metric_sum(system, "atende_worker_bot_answers_total", 'source="rules"') >= 1
     for reason in ("customer_asked", "critical", "bot_cannot_help", "max_turns"):
         assert metric_sum(system, "atende_worker_bot_handoffs_total", f'reason="{reason}"') >= 1, reason
+
+
+def test_retention_prunes_old_bot_decisions(system):
+    rows = system.sql("select message_id from bot_turns order by message_id limit 2")
+    assert len(rows) == 2
+    old, recent = rows[0][0], rows[1][0]
+    system.sql(f"update bot_turns set created_at = now() - interval '31 days' where message_id = {old}")
+    report = json.loads(system.cli("retention", "--json").stdout)
+    assert report["bot_turns_pruned"] == 1
+    assert system.sql(f"select message_id from bot_turns where message_id in ({old}, {recent})") == [[recent]]
