@@ -113,6 +113,13 @@ int retention_run(const cfg_t *cfg, const retention_opts_t *opts)
 			if (jobs)
 				retention_report(r, "retention: pruned %lld published lifecycle jobs older than %d days", jobs,
 						 cfg->retention.dedup_days);
+			/* the bot's decision about a message: looked up, like the message's key, only
+			 * when that message is redelivered */
+			long long bot = retention_prune(r, "bot_turns", "created_at", NULL, cfg->retention.dedup_days);
+			cJSON_AddNumberToObject(r->out, "bot_turns_pruned", (double)bot);
+			if (bot)
+				retention_report(r, "retention: pruned %lld bot decisions older than %d days", bot,
+						 cfg->retention.dedup_days);
 			cJSON_AddNumberToObject(r->out, "keys_pruned", (double)keys);
 			cJSON_AddNumberToObject(r->out, "pending_statuses_pruned", (double)statuses);
 			cJSON_AddNumberToObject(r->out, "outbound_pruned", (double)outbound);

@@ -11,6 +11,7 @@
  * to that domain's topic: its pool, prompt and limits coach it.
  */
 #include "ai.h"
+#include "bot.h"
 #include "coach.h"
 #include "config.h"
 #include "db.h"
@@ -51,6 +52,7 @@ typedef struct {
 	int32_t partition;
 	int64_t offset;
 	cJSON *event;          /* the canonical inbound event */
+	int64_t message_id, conversation_id; /* once stored */
 	int refs;
 	double consumed_at;
 } wrk_item_t;
@@ -82,6 +84,8 @@ typedef struct {
 	int store_in_flight;    /* storage queries sent and not answered */
 	ai_t *ai;
 	coach_t *coach;
+	bot_t *bot;             /* bot mode (companies.bot_domains) */
+	db_t *db_bot;           /* the bot's decisions */
 	outbound_t *outbound;   /* replies and transfers (workers of the first pool only) */
 	job_runner_t *jobs;     /* lifecycle jobs (every worker: each due job goes to one of them) */
 	track_t *track;
@@ -154,6 +158,12 @@ static bool wrk_reroute(wrk_item_t *it, const char *domain);
 static void wrk_job_publish(long company, int64_t conversation, const char *type, const char *json,
 			    job_acked_fn acked, void *ctx, void *arg);
 static void wrk_publish_survey(wrk_item_t *it, PGresult *res, int row, int64_t message_id, const evt_route_t *route);
+static void wrk_coach_item(wrk_item_t *it, int64_t agent);
+static void wrk_bot_event(const evt_t *e, bot_acked_fn acked, void *ctx, void *arg);
+static void wrk_bot_request(long company, int64_t conversation, char *json, bot_acked_fn acked, void *ctx, void *arg);
+static void wrk_bot_coach(void *token, int64_t agent, void *arg);
+static void wrk_bot_done(void *token, void *arg);
+static char *wrk_bot_on(void);
 
 int main(int argc, char **argv)
 {
@@ -170,6 +180,7 @@ int main(int argc, char **argv)
 
 	W.db = db_new(W.base, W.cfg.postgres.conninfo, "worker");
 	W.db_coach = db_new(W.base, W.cfg.postgres.conninfo, "worker-coach");
+	W.db_bot = db_new(W.base, W.cfg.postgres.conninfo, "worker-bot");
 	kq_opts_t po = {.brokers = W.cfg.kafka.brokers, .properties = W.cfg.kafka.properties, .client_id = "atende-worker", .linger_ms = 2,
 			.on_delivery = wrk_on_delivery};
 	W.producer = kq_producer_new(W.base, &po, err, sizeof(err));
@@ -209,6 +220,9 @@ int main(int argc, char **argv)
 	}
 	coach_callbacks_t cb = {.publish_hint = wrk_coach_hint, .message_done = wrk_coach_done, .count = wrk_coach_count};
 	W.coach = coach_new(W.base, W.db_coach, &W.cfg, W.ai, &cb, NULL);
+	bot_callbacks_t bcb = {.publish_event = wrk_bot_event, .publish_request = wrk_bot_request,
+			       .coach = wrk_bot_coach, .done = wrk_bot_done};
+	W.bot = bot_new(W.base, W.db_bot, &W.cfg, W.ai, &bcb, NULL);
 	int n_topics = 0;
 	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
 		if (pool->domains[d])
@@ -259,6 +273,7 @@ int main(int argc, char **argv)
 	}
 	rd_kafka_topic_partition_list_destroy(final);
 	ai_free(W.ai); /* unfinished analyses are cancelled: their messages stay uncommitted */
+	bot_free(W.bot);
 	kq_free(W.typing, 0);
 	kq_free(W.consumer, 0);
 	kq_free(W.producer, 5000);
@@ -266,6 +281,7 @@ int main(int argc, char **argv)
 	job_free(W.jobs);          /* jobs taken and not published are handed out again after their lease */
 	db_free(W.db);
 	db_free(W.db_coach);
+	db_free(W.db_bot);
 	log_info("stopped");
 	return 0;
 }
@@ -414,24 +430,30 @@ static void wrk_store(wrk_batch_t *b)
 		cJSON_AddItemReferenceToArray(arr, b->items[i].event);
 	char *json = cJSON_PrintUnformatted(arr);
 	cJSON_Delete(arr);
-	const char *params[1] = {json};
+	char *bot_on = wrk_bot_on();
+	const char *params[2] = {json, bot_on};
 	b->attempts++;
 	b->sent_at = wrk_now();
 	W.store_in_flight++;
 	metrics_observe(W.m_batch_size, b->n);
-	/* the conversation's domain as it was when the batch started (a transfer may have moved
-	 * it; NULL for a conversation this batch creates): read by name, after the columns of
+	/* the company domains with the bot on, for this transaction's new conversations
+	 * (schema/010_bot.sql): the setting is made before atende_ingest runs (lateral); and the
+	 * conversation's domain as it was when the batch started (a transfer may have moved it;
+	 * NULL for a conversation this batch creates): read by name, after the columns of
 	 * atende_ingest whatever their number */
 	const char *sql = b->statuses ? "SELECT * FROM atende_apply_statuses($1::jsonb)"
-				      : "SELECT i.*, c.domain AS r_conv_domain FROM atende_ingest($1::jsonb) i "
+				      : "SELECT i.*, c.domain AS r_conv_domain "
+					"FROM (SELECT set_config('atende.bot_on', $2, true) AS bot_on) s, "
+					"LATERAL atende_ingest(CASE WHEN s.bot_on IS NOT NULL THEN $1::jsonb END) i "
 					"LEFT JOIN conversations c ON c.id = i.r_conversation_id ORDER BY i.r_idx";
-	if (!db_query(W.db, sql, 1, params, wrk_stored, b)) {
+	if (!db_query(W.db, sql, b->statuses ? 1 : 2, params, wrk_stored, b)) {
 		W.store_in_flight--;
 		struct timeval later = {0, 100 * 1000};
 		log_error("database queue full: retrying a batch of %d in 100 ms", b->n);
 		event_base_once(W.base, -1, EV_TIMEOUT, wrk_retry_cb, b, &later);
 	}
 	free(json);
+	free(bot_on);
 }
 
 static void wrk_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -546,6 +568,8 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 	const char *conv_domain = dcol >= 0 && !PQgetisnull(res, row, dcol) ? PQgetvalue(res, row, dcol) : NULL;
 	const char *domain = json_str(ev, "domain");
 	bool moved = conv_domain && domain && strcmp(conv_domain, domain) != 0;
+	int scol = PQfnumber(res, "r_survey"); /* schema/011: the answer to a survey */
+	bool survey_answer = scol >= 0 && !PQgetisnull(res, row, scol);
 	metrics_add(inserted ? W.m_stored : rerouted ? W.m_rerouted : W.m_duplicates, 1);
 	if (inserted) {
 		size_t len;
@@ -563,22 +587,41 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 		wrk_publish_changes(it, res, row, &route);
 		if (from_me)
 			coach_history(W.coach, json_str(ev, "conversation"), true, json_str(ev, "text"));
-		if (PQnfields(res) >= 14 && !PQgetisnull(res, row, 13)) {
+		if (survey_answer) {
 			/* the answer to a survey: stored as such, the conversation stays resolved, no hint */
 			wrk_publish_survey(it, res, row, message_id, &route);
 			return;
 		}
 	}
-	if (from_me || hinted || (PQnfields(res) >= 14 && !PQgetisnull(res, row, 13)))
+	if (from_me || hinted || survey_answer)
 		return;
 	/* once: a message handed over is coached where it lands, even if moved again meanwhile */
 	if (moved && !rerouted && wrk_reroute(it, conv_domain))
 		return;
 	it->refs++;
-	coach_msg_t m = {.message_id = message_id, .conversation_id = conversation, .agent_id = agent, .company = company,
-			 .conversation_key = json_str(ev, "conversation"), .provider_id = json_str(ev, "provider_id"),
-			 .domain = json_str(ev, "domain"), .text = json_str(ev, "text"),
-			 .received_at = json_str(ev, "received_at"), .token = it};
+	it->message_id = message_id;
+	it->conversation_id = conversation;
+	if (bot_wants(W.bot, company, json_str(ev, "domain"))) {
+		/* the bot decides (also on a redelivery: it knows what it did) and hands back to
+		 * the coach what is not its own */
+		bot_msg_t bm = {.message_id = message_id, .conversation_id = conversation, .company = company,
+				.conversation_key = json_str(ev, "conversation"), .channel = json_str(ev, "channel"),
+				.provider_id = json_str(ev, "provider_id"), .domain = json_str(ev, "domain"),
+				.text = json_str(ev, "text"), .token = it};
+		bot_add(W.bot, &bm);
+		return;
+	}
+	wrk_coach_item(it, agent);
+}
+
+/* Hands a stored customer message (holding a reference for it) to the coach. */
+static void wrk_coach_item(wrk_item_t *it, int64_t agent)
+{
+	cJSON *ev = it->event;
+	coach_msg_t m = {.message_id = it->message_id, .conversation_id = it->conversation_id, .agent_id = agent,
+			 .company = (long)json_num(ev, "company", 0), .conversation_key = json_str(ev, "conversation"),
+			 .provider_id = json_str(ev, "provider_id"), .domain = json_str(ev, "domain"),
+			 .text = json_str(ev, "text"), .received_at = json_str(ev, "received_at"), .token = it};
 	coach_add(W.coach, &m);
 }
 
@@ -696,6 +739,67 @@ static void wrk_swept(PGresult *res, void *arg)
 		wrk_sweep_cb(-1, 0, NULL); /* there may be more */
 }
 
+/* "C:domain C:domain": the company domains with the bot on (malloc'd). */
+static char *wrk_bot_on(void)
+{
+	size_t cap = 1, len = 0;
+	for (int i = 0; i < W.cfg.n_companies; i++)
+		cap += (size_t)CFG_MAX_DOMAINS * 40;
+	char *s = xmalloc(cap);
+	s[0] = 0;
+	for (int i = 0; i < W.cfg.n_companies; i++)
+		for (int d = 0; d < CFG_MAX_DOMAINS; d++)
+			if (W.cfg.companies[i].bot_domains[d])
+				len += (size_t)snprintf(s + len, cap - len, "%s%ld:%s", len ? " " : "", W.cfg.companies[i].id,
+							cfg_domains[d]);
+	return s;
+}
+
+/* A hand-off's assignment event; the bot learns of the broker's report. */
+static void wrk_bot_event(const evt_t *e, bot_acked_fn acked, void *ctx, void *arg)
+{
+	size_t len;
+	(void)arg;
+	wrk_ref_t *ref = wrk_ref(NULL, 0);
+	ref->acked = acked;
+	ref->acked_ctx = ctx;
+	char *json = evt_write(e, &len);
+	wrk_produce_event(e->type_name, e->route.company, e->route.conversation, json, len, ref);
+}
+
+/* A bot reply request to atende.outbound, keyed by conversation like the consoles'. */
+static void wrk_bot_request(long company, int64_t conversation, char *json, bot_acked_fn acked, void *ctx, void *arg)
+{
+	char err[256], key[24], co[24];
+	(void)arg;
+	wrk_ref_t *ref = wrk_ref(NULL, 0);
+	ref->acked = acked;
+	ref->acked_ctx = ctx;
+	snprintf(key, sizeof(key), "%lld", (long long)conversation);
+	snprintf(co, sizeof(co), "%ld", company);
+	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+	rd_kafka_header_add(h, "type", -1, "reply", -1);
+	rd_kafka_header_add(h, "company", -1, co, -1);
+	if (!kq_produce(W.producer, W.outbound_topic, key, strlen(key), json, strlen(json), h, ref, err, sizeof(err))) {
+		metrics_add(W.m_event_failures, 1);
+		log_error("bot reply request of conversation %lld not queued: %s", (long long)conversation, err);
+		wrk_on_delivery(ref, RD_KAFKA_RESP_ERR__FAIL, -1, -1, NULL);
+	}
+	free(json);
+}
+
+static void wrk_bot_coach(void *token, int64_t agent, void *arg)
+{
+	(void)arg;
+	wrk_coach_item(token, agent);
+}
+
+static void wrk_bot_done(void *token, void *arg)
+{
+	(void)arg;
+	wrk_release(token);
+}
+
 /* Publishes one event (json, as event.c wrote it; taken) to atende.events, in its company's
  * partition (so every channel of a company has one ordered sequence). ref (may be NULL) is
  * released when the broker acknowledges. */
@@ -805,7 +909,7 @@ static void wrk_outbound_publish(const evt_t *e, outbound_acked_fn acked, void *
  * its `survey` event, routed like the conversation's, and the per-company score metrics. */
 static void wrk_publish_survey(wrk_item_t *it, PGresult *res, int row, int64_t message_id, const evt_route_t *route)
 {
-	cJSON *sv = cJSON_Parse(PQgetvalue(res, row, 13));
+	cJSON *sv = cJSON_Parse(PQgetvalue(res, row, PQfnumber(res, "r_survey")));
 	const char *kind = json_str(sv, "kind");
 	char labels[96];
 	size_t len;
