@@ -60,6 +60,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("notifier.statement_timeout_ms", notifier.statement_timeout_ms, "2000", 0, 600000, false, "statement_timeout of the conversation API's connections (sent as a startup option); 0 = the server's (behind PgBouncer, which refuses startup options, set it on the role)"),
 
 	K_STR("metrics.listen", metrics.listen, "127.0.0.1:8082", false, "supervisor /metrics and /healthz listener"),
+	K_INT("metrics.business_interval_s", metrics.business_interval_s, "30", 0, 3600, false, "the notifier reads the business gauges (first response, resolution, automation, transfers, surveys, delivery failures; last hour, per company) this often; 0 = off"),
 	K_BOOL("metrics.on_public_ports", metrics.on_public_ports, "true", true, "also serve each process's own /metrics on the ingress and notifier ports (INTERFACE.md); false keeps them on metrics.listen only, off the ports gateways and consoles reach"),
 
 	K_STR("kafka.brokers", kafka.brokers, "", false, "bootstrap servers; empty = embedded in-memory broker (one box, demos, tests)"),

@@ -84,7 +84,7 @@ typedef struct {
 		int poll_timeout_s, socket_send_buffer;
 		int db_connections, statement_timeout_ms; /* the conversation API's PostgreSQL */
 	} notifier;
-	struct { char *listen; bool on_public_ports; } metrics;
+	struct { char *listen; bool on_public_ports; int business_interval_s; } metrics;
 	struct {
 		char *brokers, *properties, *topic_prefix, *group;
 		int embedded_port, partitions, session_timeout_ms, fetch_wait_max_ms;

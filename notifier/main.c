@@ -16,6 +16,7 @@
 #include "api.h"
 #include "login.h"
 #include "roster.h"
+#include "business.h"
 #include "conn.h"
 #include "guard.h"
 #include "hub.h"
@@ -88,6 +89,7 @@ int main(int argc, char **argv)
 	if (!login_start())
 		return 1;
 	roster_start();
+	business_start();
 	N.http = http_server_new(N.base, N.cfg.notifier.listen, &lim, web_handle, NULL, err, sizeof(err));
 	if (!N.http) {
 		log_error("notifier.listen %s: %s", N.cfg.notifier.listen, err);
@@ -111,6 +113,7 @@ int main(int argc, char **argv)
 	api_stop(); /* its waiting requests are answered 503 while their server still exists */
 	login_stop();
 	roster_stop();
+	business_stop();
 	http_server_free(N.http);
 	kq_free(N.producer, 2000); /* the last offline/stop messages reach the other instances */
 	kq_free(N.consumer, 0);

@@ -39,6 +39,9 @@ static void status_limits(const cfg_t *cfg, const status_samples_t *cur, cJSON *
 static double status_agg(const status_samples_t *s, const char *name, bool max, bool *found);
 static void status_dlq(const cfg_t *cfg, cJSON *root);
 static void status_print(const cJSON *root);
+static void status_print_business(const cJSON *root);
+static const char *status_fmt_secs(const cJSON *o, const char *name, char *buf, size_t len);
+static const char *status_fmt_pct(const cJSON *o, const char *name, char *buf, size_t len);
 static void status_fmt_limit(char *buf, size_t len, const cJSON *lim, const char *what);
 
 int status_run(const cfg_t *cfg, bool json, double interval_s)
@@ -367,7 +370,80 @@ static void status_dlq(const cfg_t *cfg, cJSON *root)
 		cJSON_AddNullToObject(root, "dlq_pending");
 	}
 	PQclear(res);
+	/* the business figures of the last hour, per company (schema/012), as the notifier's
+	 * gauges have them: every column by its name, NULL when there was nothing to measure */
+	res = PQstatus(pg) == CONNECTION_OK ? PQexec(pg, "SELECT * FROM atende_business(now() - interval '1 hour')") : NULL;
+	if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
+		cJSON *list = cJSON_AddArrayToObject(root, "business");
+		for (int row = 0; row < PQntuples(res); row++) {
+			cJSON *o = cJSON_CreateObject();
+			for (int col = 0; col < PQnfields(res); col++)
+				if (PQgetisnull(res, row, col))
+					cJSON_AddNullToObject(o, PQfname(res, col));
+				else
+					cJSON_AddNumberToObject(o, PQfname(res, col), round(atof(PQgetvalue(res, row, col)) * 1000) / 1000);
+			cJSON_AddItemToArray(list, o);
+		}
+	} else if (PQstatus(pg) == CONNECTION_OK) {
+		const char *why = res ? PQresultErrorMessage(res) : PQerrorMessage(pg);
+		fprintf(stderr, "status: business figures unknown: %.*s\n", (int)strcspn(why, "\n"), why);
+	}
+	PQclear(res);
 	PQfinish(pg);
+}
+
+/* "12s", "4m", "2.5h", or "-" for a figure that is absent (null). */
+static const char *status_fmt_secs(const cJSON *o, const char *name, char *buf, size_t len)
+{
+	const cJSON *v = cJSON_GetObjectItem(o, name);
+	if (!cJSON_IsNumber(v))
+		return "-";
+	double s = v->valuedouble;
+	if (s < 120)
+		snprintf(buf, len, "%.0fs", s);
+	else if (s < 7200)
+		snprintf(buf, len, "%.0fm", s / 60);
+	else
+		snprintf(buf, len, "%.1fh", s / 3600);
+	return buf;
+}
+
+/* "33%" of a ratio, or "-". */
+static const char *status_fmt_pct(const cJSON *o, const char *name, char *buf, size_t len)
+{
+	const cJSON *v = cJSON_GetObjectItem(o, name);
+	if (!cJSON_IsNumber(v))
+		return "-";
+	snprintf(buf, len, "%.1f%%", v->valuedouble * 100);
+	return buf;
+}
+
+static void status_print_business(const cJSON *root)
+{
+	const cJSON *list = cJSON_GetObjectItem(root, "business"), *o;
+	if (!cJSON_IsArray(list) || !cJSON_GetArraySize(list))
+		return;
+	printf("\nlast hour  %-8s %-6s %-16s %-12s %-9s %-14s %-7s %-9s %-5s %-5s %s\n", "COMPANY", "CONV", "1ST RESP p50/95",
+	       "UNANSWERED", "RESOLVED", "RESOLVE p50/95", "BOT", "TRANSFER", "NPS", "CSAT", "DELIVERY FAILED");
+	cJSON_ArrayForEach(o, list)
+	{
+		char a[16], b[16], c[16], d[16], e[16], f[16], g[16], h[16], fr[40], rs[40], un[40], nps[16], csat[16];
+		const cJSON *n = cJSON_GetObjectItem(o, "nps_avg"), *cs = cJSON_GetObjectItem(o, "csat_avg");
+		snprintf(fr, sizeof(fr), "%s/%s", status_fmt_secs(o, "first_response_p50_s", a, sizeof(a)),
+			 status_fmt_secs(o, "first_response_p95_s", b, sizeof(b)));
+		snprintf(rs, sizeof(rs), "%s/%s", status_fmt_secs(o, "resolution_p50_s", c, sizeof(c)),
+			 status_fmt_secs(o, "resolution_p95_s", d, sizeof(d)));
+		snprintf(un, sizeof(un), "%.0f (%s)", cJSON_GetNumberValue(cJSON_GetObjectItem(o, "unanswered")),
+			 status_fmt_secs(o, "unanswered_oldest_s", e, sizeof(e)));
+		snprintf(nps, sizeof(nps), cJSON_IsNumber(n) ? "%.1f" : "-", cJSON_IsNumber(n) ? n->valuedouble : 0.0);
+		snprintf(csat, sizeof(csat), cJSON_IsNumber(cs) ? "%.1f" : "-", cJSON_IsNumber(cs) ? cs->valuedouble : 0.0);
+		printf("           %-8.0f %-6.0f %-16s %-12s %-9.0f %-14s %-7s %-9s %-5s %-5s %s\n",
+		       cJSON_GetNumberValue(cJSON_GetObjectItem(o, "company_id")),
+		       cJSON_GetNumberValue(cJSON_GetObjectItem(o, "conversations")), fr, un,
+		       cJSON_GetNumberValue(cJSON_GetObjectItem(o, "resolved")), rs,
+		       status_fmt_pct(o, "automation_ratio", f, sizeof(f)), status_fmt_pct(o, "transfer_ratio", g, sizeof(g)), nps,
+		       csat, status_fmt_pct(o, "delivery_failure_ratio", h, sizeof(h)));
+	}
 }
 
 static void status_fmt_limit(char *buf, size_t len, const cJSON *lim, const char *what)
@@ -440,4 +516,5 @@ static void status_print(const cJSON *root)
 	}
 	printf("epoch      %.0f, brokers %s\n", cJSON_GetNumberValue(cJSON_GetObjectItem(root, "epoch")),
 	       cJSON_GetStringValue(cJSON_GetObjectItem(root, "brokers")) ? cJSON_GetStringValue(cJSON_GetObjectItem(root, "brokers")) : "?");
+	status_print_business(root);
 }

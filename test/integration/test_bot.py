@@ -350,6 +350,33 @@ def test_a_domain_without_the_bot_is_coached_as_before(system, gateway, company1
     assert sent_to(gateway, customer) == []
 
 
+def test_automation_rate_counts_what_the_bot_resolved_alone(system, gateway, company1):
+    """atende_business (schema/012): a resolve of a conversation only the bot answered counts
+    as automated; one handed off to an agent does not. Both answered, so both have a first
+    response (the bot's)."""
+    def business():
+        rows = [b for b in json.loads(system.cli("status", "--json", "--interval", "0.2").stdout)["business"]
+                if b["company_id"] == 1]
+        return rows[0]
+    alone, handed = "5511955559001", "5511955559002"
+    conv_alone = customer_message(system, company1, alone, "qual o horário de funcionamento das lojas?")["data"]["conversation_id"]
+    bot_message(company1, alone)
+    conv_handed = customer_message(system, company1, handed, "oi, boa tarde")["data"]["conversation_id"]
+    bot_message(company1, handed)
+    post(system, handed, "quero falar com um atendente")
+    handoff_of(company1, conv_handed)
+    before = business()
+    for conv in (conv_alone, conv_handed):
+        assert company1.request(op="resolve", conversation=conv)["type"] == "ack"
+        company1.wait(lambda f: f["type"] == "conversation" and f["data"]["conversation_id"] == conv
+                      and f["data"]["status"] == "resolved")
+    after = business()
+    assert after["resolved"] == before["resolved"] + 2 and after["resolved_by_bot"] == before["resolved_by_bot"] + 1, \
+        (before, after)
+    assert abs(after["automation_ratio"] - after["resolved_by_bot"] / after["resolved"]) < 0.001, after
+    assert after["unanswered"] == before["unanswered"]  # the bot's answers are first responses
+
+
 def test_bot_metrics(system):
     assert metric_sum(system, "atende_worker_bot_answers_total", 'source="ai"') >= 1
     assert metric_sum(system, "atende_worker_bot_answers_total", 'source="rules"') >= 1

@@ -40,6 +40,11 @@ def system(gateway):
         r'followup2_after_s = 1200;': f'followup2_after_s = {F2};',
         r'auto_resolve_after_s = 7200;': f'auto_resolve_after_s = {RESOLVE};',
         r'survey = "nps";': 'survey = "nps";',  # the harness turns it off for the other modules
+        r'business_interval_s = 30;': 'business_interval_s = 1;',
+        # company 3: one conversation, for the business figures (test_business_figures_...)
+        r"companies = \(\n": 'companies = (\n  { id = 3; name = "Business Co"; agents = [70, 70]; },\n',
+        r"channels = \(\n": f'channels = (\n  {{ type = "evolution"; instance = "biz"; key = "biz-key"; company = 3; '
+                            f'domain = "suporte"; url = "{gateway.url}"; }},\n',
     })
     try:
         s.start()
@@ -354,3 +359,55 @@ def test_retention_prunes_published_jobs_after_dedup_days(system):
     left = {r[0] for r in system.sql("select conversation_id from conversation_jobs where conversation_id > 900000")}
     assert left == {"900002", "900003"}
     system.sql("delete from conversation_jobs where conversation_id > 900000")
+
+
+def test_business_figures_of_one_conversation(system, gateway):
+    """atende_business (schema/012), `atende status` and the notifier's gauges agree with the
+    timestamps of one conversation of company 3: answered by its agent, resolved, surveyed."""
+    cust = "5511966669999"
+    body = dict(evolution_text(f"BIZ-{time.time_ns()}", "boa tarde, meu boleto veio em dobro", customer=cust,
+                               instance="biz"), apikey="biz-key")
+    assert system.evolution(body, key="biz-key").status == 200
+    agent = system.ws(system.token(70, 3))
+    assert agent.subscribe("agent:70")["type"] == "ack"
+    agent.wait(lambda f: f["type"] == "message" and f["data"]["customer"] == cust)
+    conv = conversation(system, cust)
+    assert agent.request(op="reply", conversation=conv, text="Oi! Já estou vendo o seu boleto.")["type"] == "ack"
+    wait_for(lambda: scalar(system, f"select count(*) from messages where conversation_id = {conv} and from_me") == "1",
+             30, "the reply stored")
+    assert agent.request(op="resolve", conversation=conv)["type"] == "ack"
+    wait_for(lambda: to(gateway, cust, NPS_TEXT), 30, "the survey question")
+    wait_for(lambda: scalar(system, f"select survey_kind from conversations where id = {conv}") == "nps", 20,
+             "the conversation awaiting the answer")
+    customer_says_biz = dict(evolution_text(f"BIZ-{time.time_ns()}", "nota 8", customer=cust, instance="biz"),
+                             apikey="biz-key")
+    assert system.evolution(customer_says_biz, key="biz-key").status == 200
+    wait_for(lambda: scalar(system, f"select count(*) from surveys where conversation_id = {conv}") == "1", 30,
+             "the survey answer")
+    # what the figures must be, from the rows themselves
+    first, resolution = [float(v) for v in system.sql(
+        "select extract(epoch from (select min(received_at) from messages where conversation_id = c.id and from_me) "
+        "- c.created_at), extract(epoch from (select max(at) from conversation_events where conversation_id = c.id "
+        f"and kind = 'status' and status = 'resolved') - c.created_at) from conversations c where c.id = {conv}")[0]]
+    assert 0 < first < resolution
+    status = json.loads(system.cli("status", "--json", "--interval", "0.2").stdout)
+    biz = [b for b in status["business"] if b["company_id"] == 3][0]
+    assert (biz["conversations"], biz["responded"], biz["unanswered"], biz["resolved"]) == (1, 1, 0, 1), biz
+    assert abs(biz["first_response_p50_s"] - first) < 0.01 and abs(biz["first_response_p95_s"] - first) < 0.01, biz
+    assert abs(biz["resolution_p50_s"] - resolution) < 0.01, biz
+    assert (biz["resolved_by_bot"], biz["automation_ratio"], biz["transferred"]) == (0, 0, 0), biz
+    assert (biz["nps_answers"], biz["nps_avg"], biz["csat_answers"], biz["csat_avg"]) == (1, 8, 0, None), biz
+    human = system.cli("status", "--interval", "0.2").stdout
+    assert "last hour" in human and "1ST RESP" in human, human
+
+    def gauge(name, labels):
+        want = f'{name}{{process="notifier",index="0",company="3"{labels}}} '
+        for line in http("GET", system.url("metrics", "/metrics")).body.decode().splitlines():
+            if line.startswith(want):
+                return float(line.split()[-1])
+        return None
+    wait_for(lambda: gauge("atende_business_survey_score", ',kind="nps"') == 8, 20, "the survey gauge")
+    assert abs(gauge("atende_business_first_response_seconds", ',quantile="0.5"') - first) < 0.01
+    assert gauge("atende_business_resolved", "") == 1 and gauge("atende_business_automation_ratio", "") == 0
+    agent.close()
+
