@@ -158,6 +158,8 @@ static bool wrk_reroute(wrk_item_t *it, const char *domain);
 static void wrk_job_publish(long company, int64_t conversation, const char *type, const char *json,
 			    job_acked_fn acked, void *ctx, void *arg);
 static void wrk_publish_survey(wrk_item_t *it, PGresult *res, int row, int64_t message_id, const evt_route_t *route);
+static void wrk_produce_request(long company, int64_t conversation, const char *type, const char *json,
+				void (*acked)(void *ctx, bool ok), void *ctx, const char *what);
 static void wrk_coach_item(wrk_item_t *it, int64_t agent);
 static void wrk_bot_event(const evt_t *e, bot_acked_fn acked, void *ctx, void *arg);
 static void wrk_bot_request(long company, int64_t conversation, char *json, bot_acked_fn acked, void *ctx, void *arg);
@@ -767,24 +769,11 @@ static void wrk_bot_event(const evt_t *e, bot_acked_fn acked, void *ctx, void *a
 	wrk_produce_event(e->type_name, e->route.company, e->route.conversation, json, len, ref);
 }
 
-/* A bot reply request to atende.outbound, keyed by conversation like the consoles'. */
+/* A bot reply request to atende.outbound (worker/bot.c). */
 static void wrk_bot_request(long company, int64_t conversation, char *json, bot_acked_fn acked, void *ctx, void *arg)
 {
-	char err[256], key[24], co[24];
 	(void)arg;
-	wrk_ref_t *ref = wrk_ref(NULL, 0);
-	ref->acked = acked;
-	ref->acked_ctx = ctx;
-	snprintf(key, sizeof(key), "%lld", (long long)conversation);
-	snprintf(co, sizeof(co), "%ld", company);
-	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-	rd_kafka_header_add(h, "type", -1, "reply", -1);
-	rd_kafka_header_add(h, "company", -1, co, -1);
-	if (!kq_produce(W.producer, W.outbound_topic, key, strlen(key), json, strlen(json), h, ref, err, sizeof(err))) {
-		metrics_add(W.m_event_failures, 1);
-		log_error("bot reply request of conversation %lld not queued: %s", (long long)conversation, err);
-		wrk_on_delivery(ref, RD_KAFKA_RESP_ERR__FAIL, -1, -1, NULL);
-	}
+	wrk_produce_request(company, conversation, "reply", json, acked, ctx, "bot reply request");
 	free(json);
 }
 
@@ -931,13 +920,22 @@ static void wrk_publish_survey(wrk_item_t *it, PGresult *res, int row, int64_t m
 	cJSON_Delete(sv);
 }
 
-/* A lifecycle job's request to atende.outbound, keyed by its conversation like the consoles'
- * (notifier/ops.c), so one conversation's requests stay in order on one partition. */
+/* A lifecycle job's request to atende.outbound (worker/jobs.c). */
 static void wrk_job_publish(long company, int64_t conversation, const char *type, const char *json,
 			    job_acked_fn acked, void *ctx, void *arg)
 {
-	char err[256], key[24], comp[24];
 	(void)arg;
+	wrk_produce_request(company, conversation, type, json, acked, ctx, "lifecycle request");
+}
+
+/* A worker's own request to atende.outbound (a bot reply, a lifecycle job), keyed by
+ * conversation like the consoles' (notifier/ops.c), so one conversation's requests stay in
+ * order on one partition; acked(ctx, ok) once the broker has it or gave up. what names it in
+ * the log. */
+static void wrk_produce_request(long company, int64_t conversation, const char *type, const char *json,
+				void (*acked)(void *ctx, bool ok), void *ctx, const char *what)
+{
+	char err[256], key[24], comp[24];
 	wrk_ref_t *ref = wrk_ref(NULL, 0);
 	ref->acked = acked;
 	ref->acked_ctx = ctx;
@@ -947,8 +945,9 @@ static void wrk_job_publish(long company, int64_t conversation, const char *type
 	rd_kafka_header_add(h, "type", -1, type, -1);
 	rd_kafka_header_add(h, "company", -1, comp, -1);
 	if (!kq_produce(W.producer, W.outbound_topic, key, strlen(key), json, strlen(json), h, ref, err, sizeof(err))) {
-		log_error("lifecycle request of conversation %lld not queued on %s: %s", (long long)conversation,
-			  W.outbound_topic, err);
+		metrics_add(W.m_event_failures, 1);
+		log_error("%s of conversation %lld not queued on %s: %s", what, (long long)conversation, W.outbound_topic,
+			  err);
 		wrk_on_delivery(ref, RD_KAFKA_RESP_ERR__FAIL, -1, -1, NULL);
 	}
 }

@@ -14,8 +14,7 @@ import zoneinfo
 import pytest
 
 from fakeai import BOT_ANSWERS, FakeAI
-from fakegateway import FakeGateway
-from harness import System, http, wait_for
+from harness import System, http, serve, wait_for
 from test_foundation import evolution_text
 
 AI = FakeAI().start()
@@ -25,13 +24,6 @@ TZ = "America/Sao_Paulo"
 TOMORROW = (datetime.datetime.now(zoneinfo.ZoneInfo(TZ)) + datetime.timedelta(days=1))
 TOMORROW_DAY = TOMORROW.strftime("%a").lower()
 DAY_NAMES = ["segunda-feira", "terça-feira", "quarta-feira", "quinta-feira", "sexta-feira", "sábado", "domingo"]
-
-
-@pytest.fixture(scope="module")
-def gateway():
-    gw = FakeGateway().start()
-    yield gw
-    gw.stop()
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +47,7 @@ def system(gateway):
             f'  {{ type = "evolution"; instance = "fin"; key = "fin-key"; company = 1; domain = "financeiro"; '
             f'url = "{gateway.url}"; }},\n',
     })
-    try:
-        s.start()
-    except Exception:
-        print(s.tail(200))
-        s.destroy()
-        raise
-    yield s
-    if s.proc and s.proc.poll() is None:
-        s.stop()
-    s.destroy()
+    yield from serve(s)
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ import subprocess
 
 import pytest
 
-from fakegateway import FakeGateway
 from harness import BIN, ROOT, System, serve, wait_for
 from test_console_browser import BROWSER_DIR, ensure_browser_tools
 from test_foundation import evolution_text
@@ -22,13 +21,6 @@ PASSWORD = "senha-do-dia-1"
 HIST = "5511974000001"     # 200 messages, suporte
 OTHER = "5511974000002"    # a second conversation of the agent
 QUEUED = "5511974000003"   # comercial: nobody online serves it, so it waits
-
-
-@pytest.fixture(scope="module")
-def gateway():
-    gw = FakeGateway().start()
-    yield gw
-    gw.stop()
 
 
 @pytest.fixture(scope="module")

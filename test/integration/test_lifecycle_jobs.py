@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from fakegateway import FakeGateway
-from harness import BIN, System, http, wait_for
+from harness import BIN, System, http, serve, wait_for
 from test_foundation import evolution_text
 
 F1, F2, RESOLVE = 2, 4, 6
@@ -22,13 +21,6 @@ F2_TEXT = ("Como não tivemos resposta, vamos encerrar este atendimento em breve
            "Se ainda precisar de ajuda, é só responder.")
 NPS_TEXT = ("Seu atendimento foi encerrado. De 0 a 10, quanto você recomendaria nosso atendimento? "
             "Responda só com o número.")
-
-
-@pytest.fixture(scope="module")
-def gateway():
-    gw = FakeGateway().start()
-    yield gw
-    gw.stop()
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +38,7 @@ def system(gateway):
         r"channels = \(\n": f'channels = (\n  {{ type = "evolution"; instance = "biz"; key = "biz-key"; company = 3; '
                             f'domain = "suporte"; url = "{gateway.url}"; }},\n',
     })
-    try:
-        s.start()
-    except Exception:
-        print(s.tail(200))
-        s.destroy()
-        raise
-    yield s
-    if s.proc and s.proc.poll() is None:
-        s.stop()
-    s.destroy()
+    yield from serve(s)
 
 
 def scalar(system, sql):

@@ -13,18 +13,10 @@ import time
 import pytest
 import websocket
 
-from fakegateway import FakeGateway
-from harness import System, wait_for
+from harness import System, serve, wait_for
 from test_foundation import evolution_text
 
 TIMEOUT_MS, RETRIES, RETRY_BASE_MS = 2000, 2, 200
-
-
-@pytest.fixture(scope="module")
-def gateway():
-    gw = FakeGateway().start()
-    yield gw
-    gw.stop()
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +30,7 @@ def system(gateway):
         r'retries = 3;( +# \(reload\) after 5xx)': rf'retries = {RETRIES};\1',
         r'retry_base_ms = 1000;': f'retry_base_ms = {RETRY_BASE_MS};',
     })
-    try:
-        s.start()
-    except Exception:
-        print(s.tail(200))
-        s.destroy()
-        raise
-    yield s
-    if s.proc and s.proc.poll() is None:
-        s.stop()
-    s.destroy()
+    yield from serve(s)
 
 
 def scalar(system, sql):

@@ -15,16 +15,8 @@ import urllib.parse
 import pytest
 
 from fakeai import FakeAI
-from fakegateway import FakeGateway
 from harness import ROOT, http, serve, System, wait_for
 from test_foundation import evolution_text
-
-
-@pytest.fixture(scope="module")
-def gateway():
-    gw = FakeGateway().start()
-    yield gw
-    gw.stop()
 
 
 @pytest.fixture(scope="module")
