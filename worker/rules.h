@@ -24,6 +24,7 @@ typedef struct {
 	bool critical;               /* urgency, fraud, legal threat, health */
 	const char *critical_reason; /* "health" | "fraud" | "legal" | "urgency" | NULL (static strings) */
 	char text[RULES_HINT_MAX];   /* coaching hint for the agent, pt-BR, 1-2 sentences, NUL-terminated */
+	double confidence;           /* 0..1: how sure the intent is (see rules_classify) */
 } rules_result_t;
 
 /* "billing", "sales", "outage", "complaint", "cancel", "other" (static; "other" for
@@ -36,8 +37,14 @@ bool rules_intent_parse(const char *name, rules_intent_t *out);
 /* Classifies a customer message (raw UTF-8, may be NULL) received on domain
  * ("financeiro", "comercial", "suporte", "ouvidoria", "cancelamento"; NULL or unknown
  * means none) and writes the intent, the critical flag and a hint into *out.
- * The highest keyword score wins; the domain breaks ties and is the intent when no
- * keyword matches. Greetings and acknowledgements ("oi", "ok", "obrigado") and texts
+ * The text is read the way customers write on WhatsApp: slang and abbreviations
+ * expanded ("vc", "net", "2a via", "to"), typos of the keywords corrected (one edit from
+ * 6 letters on, two from 10), a keyword late in a long message or right after a request
+ * verb weighs more, and "cancelar" after "se"/"senão"/"ou" is a threat that leaves the
+ * intent to the problem (the hint then warns of it). The highest keyword score wins; the
+ * domain breaks ties and is the intent when no keyword matches. confidence is 0.95 for
+ * greetings and acknowledgements, (top - second) / top scaled down below a score of 5
+ * for keyword decisions, and 0.2 for a guess from the domain alone. Greetings and acknowledgements ("oi", "ok", "obrigado") and texts
  * with no letters or digits are INTENT_OTHER whatever the domain. When several critical
  * reasons match, the most serious is reported: health, fraud, legal, urgency.
  * Pure and deterministic; safe to call from any thread. */
