@@ -89,7 +89,7 @@ typedef struct {
 	metrics_series_t *m_stored, *m_duplicates, *m_dlq, *m_batch_size, *m_db_seconds, *m_in_flight;
 	metrics_series_t *m_db_pending, *m_event_failures, *m_rebalances, *m_coach_pending, *m_conversations;
 	metrics_family_t *m_lag, *m_hints, *m_skips, *m_refusals, *m_cache, *m_hint_seconds;
-	metrics_family_t *m_ai_calls, *m_ai_tokens, *m_ai_fallbacks;
+	metrics_family_t *m_ai_calls, *m_ai_tokens, *m_ai_fallbacks, *m_ai_repaired;
 	metrics_series_t *m_ai_in_flight, *m_ai_max_in_flight, *m_ai_queued, *m_ai_cost, *m_ai_breaker;
 	metrics_series_t *m_ai_retries, *m_ai_rate_limited, *m_ai_breaker_opens;
 } wrk_t;
@@ -917,6 +917,9 @@ static void wrk_metrics_init(void)
 						       "AI calls that were retries.", NULL, 0), "");
 	W.m_ai_rate_limited = metrics_series(metrics_family("atende_worker_ai_rate_limited_total", METRICS_COUNTER,
 							    "429 answers that paused the provider.", NULL, 0), "");
+	W.m_ai_repaired = metrics_family("atende_worker_ai_answers_repaired_total", METRICS_COUNTER,
+					 "Usable AI answers repaired instead of retried, by what (intent, critical, hint_cut).",
+					 NULL, 0);
 }
 
 static void wrk_metrics_refresh(void)
@@ -942,6 +945,9 @@ static void wrk_metrics_refresh(void)
 	metrics_set(metrics_series(W.m_ai_fallbacks, "reason=\"breaker\""), (double)st.fallback_breaker);
 	metrics_set(metrics_series(W.m_ai_fallbacks, "reason=\"deadline\""), (double)st.fallback_deadline);
 	metrics_set(metrics_series(W.m_ai_fallbacks, "reason=\"failed\""), (double)st.fallback_failed);
+	static const char *const repaired[AI_REPAIRED_N] = {"what=\"intent\"", "what=\"critical\"", "what=\"hint_cut\""};
+	for (int k = 0; k < AI_REPAIRED_N; k++)
+		metrics_set(metrics_series(W.m_ai_repaired, repaired[k]), (double)st.repaired[k]);
 	metrics_set(W.m_ai_in_flight, st.in_flight);
 	metrics_set(W.m_ai_max_in_flight, st.max_in_flight_seen);
 	metrics_set(W.m_ai_queued, st.queued);

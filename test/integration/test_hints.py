@@ -1,0 +1,89 @@
+"""Hints worth their cost (issue 20), against the fake OpenAI-compatible server: odd AI
+answers degrade instead of being retried (an unknown intent becomes "other", a missing
+critical flag false, a long hint is cut; only an answer without a hint is retried)."""
+import time
+
+import pytest
+
+from fakeai import FakeAI
+from harness import System, http, serve, wait_for
+from test_foundation import evolution_text
+
+AI = FakeAI().start()
+
+
+@pytest.fixture(scope="module")
+def system():
+    s = System(name="hints", extra={
+        r'provider = "rules";': 'provider = "openai";',
+        r'base_url = "";': f'base_url = "{AI.base_url}";',
+        r"retry_base_ms = 2000;": "retry_base_ms = 100;",
+        r"agent_interval_s = 10;": "agent_interval_s = 0;",
+        r"max_wait_ms = 1500;": "max_wait_ms = 200;",
+    })
+    yield from serve(s)
+
+
+@pytest.fixture(autouse=True)
+def fresh_ai():
+    AI.reset()
+    yield
+
+
+def hint_of(system, provider_id):
+    rows = system.sql("select h.source, h.intent, h.critical::text, h.text from hints h "
+                      f"join messages m on m.hint_id = h.id where m.provider_id = '{provider_id}'")
+    return tuple(rows[0]) if rows else None
+
+
+def customer():
+    return f"55118{time.monotonic_ns() % 1000000:06d}"
+
+
+def metric(system, name, labels):
+    text = http("GET", system.url("metrics", "/metrics")).body.decode()
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+               if l.startswith(name + "{") and all(x in l for x in labels))
+
+
+def test_unknown_intent_is_other_after_one_call(system):
+    AI.control(mode="odd_intent")
+    console = system.ws(system.token(1, 1))
+    console.subscribe("company:1")
+    assert system.evolution(evolution_text("ODD-1", "minha internet está muito lenta hoje à noite",
+                                           customer=customer())).status == 200
+    hint = console.wait(lambda f: f["type"] == "hint" and f["data"]["message_id"] == "ODD-1")
+    assert hint["data"]["source"] == "ai" and hint["data"]["intent"] == "other"
+    assert hint_of(system, "ODD-1")[:2] == ("ai", "other")
+    assert AI.calls()["count"] == 1  # not retried
+    wait_for(lambda: metric(system, "atende_worker_ai_answers_repaired_total", ['what="intent"']) >= 1,
+             what="the repaired-answers metric")
+    assert metric(system, "atende_worker_ai_calls_total", ['status="garbage"']) == 0
+    console.close()
+
+
+def test_missing_critical_is_false_and_long_hint_is_cut(system):
+    AI.control(mode="no_critical", times=1)
+    assert system.evolution(evolution_text("ODD-2", "quero a segunda via do boleto de março",
+                                           customer=customer())).status == 200
+    wait_for(lambda: hint_of(system, "ODD-2"), what="the hint without critical")
+    assert hint_of(system, "ODD-2")[:3] == ("ai", "billing", "false")
+    AI.control(mode="long_hint", times=1)
+    assert system.evolution(evolution_text("ODD-3", "quero a segunda via da fatura de abril por favor",
+                                           customer=customer())).status == 200
+    wait_for(lambda: hint_of(system, "ODD-3"), what="the long hint")
+    source, intent, _, text = hint_of(system, "ODD-3")
+    assert (source, intent) == ("ai", "billing")
+    assert len(text.encode()) < 1024 and text.endswith("…")
+    assert AI.calls()["count"] == 2
+
+
+def test_answer_without_hint_is_retried(system):
+    AI.control(mode="no_hint", times=1)
+    assert system.evolution(evolution_text("ODD-4", "quero cancelar o plano de internet hoje",
+                                           customer=customer())).status == 200
+    wait_for(lambda: hint_of(system, "ODD-4"), what="the hint after the retry")
+    assert hint_of(system, "ODD-4")[:2] == ("ai", "cancel")
+    calls = AI.calls()["calls"]
+    assert [c["mode"] for c in calls] == ["no_hint", "ok"]
+    assert calls[1]["t"] - calls[0]["t"] >= 0.09  # the backoff (retry_base_ms = 100) kept
