@@ -61,7 +61,7 @@ struct coach_analysis {
 	int64_t reservation;     /* ai_pending row, -1 when none */
 	/* the hint */
 	char intent[16];
-	bool hint_critical, from_cache, cache_it;
+	bool hint_critical, from_cache, cache_it, routed;
 	char *text, *model;
 	char source[12], limited_by[16];
 	int tokens_in, tokens_out, latency_ms;
@@ -111,6 +111,7 @@ static void coach_admitted(PGresult *res, void *arg);
 static void coach_finish_cb(evutil_socket_t fd, short what, void *arg);
 static void coach_finished(PGresult *res, void *arg);
 static void coach_rules_hint(coach_analysis_t *a, const char *limited_by);
+static bool coach_route(coach_analysis_t *a);
 static void coach_pump_ai(coach_t *c);
 static void coach_ai_done(const ai_result_t *res, void *arg);
 static void coach_complete(coach_analysis_t *a);
@@ -392,6 +393,11 @@ static void coach_start(coach_conv_t *v)
 	    c->typing[slot].until > coach_now()) {
 		a->skip = xstrdup("agent_typing");
 		coach_count(c, "skip", "agent_typing");
+		coach_push(&c->finish_q, a, false);
+		coach_schedule(c, true);
+		return;
+	}
+	if (c->ai && c->cfg->route.confident && !a->critical && coach_route(a)) {
 		coach_push(&c->finish_q, a, false);
 		coach_schedule(c, true);
 		return;
@@ -724,6 +730,37 @@ static void coach_rules_hint(coach_analysis_t *a, const char *limited_by)
 	coach_count(a->c, "source", "rules");
 }
 
+/* ai.route_confident: an analysis short enough (ai.route_max_chars characters together)
+ * that the rules classify, not critical, with at least ai.route_min_confidence gets the
+ * rules' hint now (source "rules", routed), with no admission, cache or AI call; the agent
+ * interval still applies when it is stored. False: the analysis goes on to the AI. */
+static bool coach_route(coach_analysis_t *a)
+{
+	const cfg_t *cfg = a->c->cfg;
+	rules_result_t r;
+	char *joined = coach_join(a, "\n");
+	struct timeval t0, t1;
+	bool route = false;
+	if (text_utf8_length(joined) <= (size_t)cfg->route.max_chars) {
+		gettimeofday(&t0, NULL);
+		rules_classify(joined, a->items[0].m.domain, &r);
+		gettimeofday(&t1, NULL);
+		route = !r.critical && r.confidence >= cfg->route.min_confidence;
+	}
+	free(joined);
+	if (!route)
+		return false;
+	snprintf(a->intent, sizeof(a->intent), "%s", rules_intent_name(r.intent));
+	a->hint_critical = false;
+	a->text = xstrdup(r.text);
+	snprintf(a->source, sizeof(a->source), "rules");
+	a->routed = true;
+	a->latency_ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000);
+	coach_count(a->c, "source", "rules");
+	coach_count(a->c, "routed", rules_intent_name(r.intent));
+	return true;
+}
+
 static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
 {
 	coach_t *c = arg;
@@ -758,6 +795,7 @@ static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
 			cJSON_AddBoolToObject(h, "critical", a->hint_critical);
 			cJSON_AddStringToObject(h, "text", a->text ? a->text : "");
 			cJSON_AddStringToObject(h, "source", a->source);
+			cJSON_AddBoolToObject(h, "routed", a->routed);
 			json_add_str_or_null(h, "model", a->model);
 			cJSON_AddNumberToObject(h, "tokens_in", a->tokens_in);
 			cJSON_AddNumberToObject(h, "tokens_out", a->tokens_out);
@@ -804,7 +842,7 @@ static void coach_finished(PGresult *res, void *arg)
 						    .conversation_key = last->conversation_key, .agent_id = last->agent_id,
 						    .company_id = last->company, .domain = last->domain, .intent = a->intent,
 						    .critical = a->hint_critical, .text = a->text, .source = a->source,
-						    .from_cache = a->from_cache, .model = a->model,
+						    .from_cache = a->from_cache, .routed = a->routed, .model = a->model,
 						    .created_at = json_str(r, "created_at"),
 						    .received_at = a->items[0].m.received_at},
 					  .tokens = tokens, .n_tokens = nt, .seconds = coach_now() - a->items[0].added_at};

@@ -1,6 +1,10 @@
 """Hints worth their cost (issue 20), against the fake OpenAI-compatible server: odd AI
 answers degrade instead of being retried (an unknown intent becomes "other", a missing
-critical flag false, a long hint is cut; only an answer without a hint is retried)."""
+critical flag false, a long hint is cut; only an answer without a hint is retried), and
+confident, short, non-critical messages are routed to the rules without an AI call
+(ai.route_confident)."""
+import os
+import signal
 import time
 
 import pytest
@@ -87,3 +91,46 @@ def test_answer_without_hint_is_retried(system):
     calls = AI.calls()["calls"]
     assert [c["mode"] for c in calls] == ["no_hint", "ok"]
     assert calls[1]["t"] - calls[0]["t"] >= 0.09  # the backoff (retry_base_ms = 100) kept
+
+
+def reload(system, **changes):
+    before = system.log_text().count("reload: applied")
+    system.write_config(**changes)
+    os.kill(system.proc.pid, signal.SIGHUP)
+    wait_for(lambda: system.log_text().count("reload: applied") >= before + 3, what="the workers and notifier to reload")
+
+
+def test_confident_short_message_is_routed_to_the_rules(system):
+    reload(system, **{r"route_confident = false;": "route_confident = true;"})
+    try:
+        console = system.ws(system.token(1, 1))
+        console.subscribe("company:1")
+        assert system.evolution(evolution_text("ROUTE-1", "quero cancelar minha internet",
+                                               customer=customer())).status == 200
+        hint = console.wait(lambda f: f["type"] == "hint" and f["data"]["message_id"] == "ROUTE-1")
+        assert hint["data"]["source"] == "rules" and hint["data"]["routed"] is True
+        assert hint["data"]["intent"] == "cancel" and hint["data"]["critical"] is False
+        assert system.sql("select h.source, h.routed::text from hints h join messages m on m.hint_id = h.id "
+                          "where m.provider_id = 'ROUTE-1'")[0] == ["rules", "true"]
+        assert AI.calls()["count"] == 0  # no AI call
+        wait_for(lambda: metric(system, "atende_worker_hints_routed_total", ['intent="cancel"']) >= 1,
+                 what="the routed-hints metric")
+
+        # critical, long or unsure: the AI answers, as before
+        texts = {
+            "ROUTE-2": "urgente, estou sem internet desde ontem",  # critical
+            "ROUTE-3": "boa tarde, tudo bem? entao, desde a chuva de ontem a internet nao volta aqui em casa, "
+                       "o roteador fica so com a luz laranja piscando e eu preciso trabalhar amanha cedo",  # long
+            "ROUTE-4": "preciso falar sobre o meu endereço",  # the rules are not sure
+        }
+        for mid, text in texts.items():
+            assert system.evolution(evolution_text(mid, text, customer=customer())).status == 200
+        for mid in texts:
+            wait_for(lambda: hint_of(system, mid), what=f"the hint of {mid}")
+            assert hint_of(system, mid)[0] == "ai", mid
+        assert AI.calls()["count"] == 3
+        assert {r[0] for r in system.sql("select h.routed::text from hints h join messages m on m.hint_id = h.id "
+                                         "where m.provider_id like 'ROUTE-_' and m.provider_id <> 'ROUTE-1'")} == {"false"}
+        console.close()
+    finally:
+        reload(system)
