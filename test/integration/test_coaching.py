@@ -26,8 +26,8 @@ def system():
         r"max_retries = 3;": "max_retries = 1;",
         r"(?m)^  timeout_ms = 10000;( +# \(reload\) per call)": r"  timeout_ms = 1000;\1",
         r"deadline_ms = 60000;": "deadline_ms = 10000;",
-        r"breaker_min_calls = 10;": "breaker_min_calls = 4;",
-        r"breaker_open_s = 30;": "breaker_open_s = 2;",
+        r"breaker_min_calls = 10;( +# \.\.\. once it holds at least this many calls)": r"breaker_min_calls = 4;\1",
+        r"breaker_open_s = 30;( +# open this long, then one probe call)": r"breaker_open_s = 2;\1",
         r"max_wait_ms = 1500;": "max_wait_ms = 400;",
         r"companies = \(\n": 'companies = (\n  { id = 2; name = "Solo"; agents = [50, 50]; },\n',
         r"channels = \(\n": 'channels = (\n  { type = "evolution"; instance = "solo"; key = "solo-key"; company = 2; '
