@@ -55,7 +55,8 @@ struct coach_analysis {
 	coach_item_t *items;
 	int n;
 	bool critical;
-	char *norm;              /* normalized texts, for the cache */
+	char *norm;              /* the texts' cache key (rules_cache_key) */
+	bool no_cache;           /* a cache hit was refused: admit again without the cache */
 	char *skip;              /* a filter's reason: record it, no hint */
 	char *refuse;            /* a limit's reason found at admission: record it, no hint */
 	int64_t reservation;     /* ai_pending row, -1 when none */
@@ -112,6 +113,7 @@ static void coach_finish_cb(evutil_socket_t fd, short what, void *arg);
 static void coach_finished(PGresult *res, void *arg);
 static void coach_rules_hint(coach_analysis_t *a, const char *limited_by);
 static bool coach_route(coach_analysis_t *a);
+static bool coach_cache_agrees(const coach_analysis_t *a, const cJSON *hit);
 static void coach_pump_ai(coach_t *c);
 static void coach_ai_done(const ai_result_t *res, void *arg);
 static void coach_complete(coach_analysis_t *a);
@@ -381,9 +383,9 @@ static void coach_start(coach_conv_t *v)
 	for (int i = 0; i < a->n; i++)
 		a->critical |= coach_is_critical(a->items[i].m.text, c->cfg->coaching.critical_patterns);
 	char *joined = coach_join(a, " ");
-	size_t cap = strlen(joined) + 16;
+	size_t cap = 2 * strlen(joined) + 16; /* slang expands ("pfv" -> "por favor") */
 	a->norm = xmalloc(cap);
-	text_normalize(joined, a->norm, cap);
+	rules_cache_key(joined, a->norm, cap);
 	free(joined);
 
 	/* the agent is already answering: a hint now would only interrupt */
@@ -506,7 +508,7 @@ static void coach_admit_cb(evutil_socket_t fd, short what, void *arg)
 		cJSON_AddNumberToObject(o, "company", (double)a->items[0].m.company);
 		cJSON_AddStringToObject(o, "domain", a->items[0].m.domain);
 		cJSON_AddStringToObject(o, "norm", a->norm);
-		if (cfg->cache.enabled && a->norm[0]) {
+		if (cfg->cache.enabled && a->norm[0] && !a->no_cache) {
 			cJSON *cache = cJSON_AddObjectToObject(o, "cache");
 			cJSON_AddNumberToObject(cache, "threshold", cfg->cache.similarity_threshold);
 			cJSON_AddNumberToObject(cache, "ttl_s", cfg->cache.ttl_s);
@@ -610,6 +612,10 @@ static void coach_admitted(PGresult *res, void *arg)
 		} else if (strcmp(decision, "refused") == 0) {
 			a->refuse = xstrdup(json_str(r, "reason") ? json_str(r, "reason") : "agent_interval");
 			coach_push(&c->finish_q, a, false); /* recorded there; counted when finish confirms */
+		} else if (strcmp(decision, "cache") == 0 && !coach_cache_agrees(a, cJSON_GetObjectItem(r, "hint"))) {
+			a->no_cache = true; /* a similar text that means something else: ask the AI */
+			coach_count(c, "cache", "refused");
+			coach_push(&c->admit_q, a, a->critical);
 		} else if (strcmp(decision, "cache") == 0) {
 			cJSON *h = cJSON_GetObjectItem(r, "hint");
 			snprintf(a->intent, sizeof(a->intent), "%s", json_str(h, "intent") ? json_str(h, "intent") : "other");
@@ -640,6 +646,8 @@ static void coach_admitted(PGresult *res, void *arg)
 	coach_pump_ai(c);
 	if (c->finish_q.n)
 		coach_schedule(c, true);
+	if (c->admit_q.n) /* refused cache hits, admitted again without the cache */
+		coach_schedule(c, false);
 }
 
 /* Starts AI calls while the client has room, critical analyses first. */
@@ -728,6 +736,19 @@ static void coach_rules_hint(coach_analysis_t *a, const char *limited_by)
 	if (limited_by)
 		snprintf(a->limited_by, sizeof(a->limited_by), "%s", limited_by);
 	coach_count(a->c, "source", "rules");
+}
+
+/* A cache hit is only as good as the rules' reading of the new texts: the cached hint's
+ * intent and critical flag must be the rules' (the critical patterns included). */
+static bool coach_cache_agrees(const coach_analysis_t *a, const cJSON *hit)
+{
+	rules_result_t r;
+	char *joined = coach_join(a, "\n");
+	rules_classify(joined, a->items[0].m.domain, &r);
+	free(joined);
+	const char *intent = json_str(hit, "intent");
+	return intent && strcmp(intent, rules_intent_name(r.intent)) == 0 &&
+	       json_true(hit, "critical") == (r.critical || a->critical);
 }
 
 /* ai.route_confident: an analysis short enough (ai.route_max_chars characters together)

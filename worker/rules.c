@@ -665,6 +665,7 @@ static int rules_edit_distance(const char *a, size_t la, const char *b, size_t l
 static const char *rules_last(const char *hay, const char *pattern);
 static bool rules_word_before(const char *canon, const char *at, const char *const *words, size_t n, size_t window);
 static bool rules_critical_found(const char *padded, const rules_critical_t *c);
+static bool rules_in(const char *w, size_t len, const char *const *list, size_t n);
 static bool rules_only_words(const char *norm, const char *const *words, size_t n, const char *const *words2,
 			     size_t n2, bool *saw_first);
 static void rules_find_details(const char *raw, const char *padded, rules_details_t *d);
@@ -802,6 +803,77 @@ void rules_classify(const char *text, const char *domain, rules_result_t *out)
 		if (used + sizeof(H_THREAT) < sizeof(out->text))
 			memcpy(out->text + used, H_THREAT, sizeof(H_THREAT));
 	}
+}
+
+size_t rules_cache_key(const char *text, char *out, size_t cap)
+{
+	static const char *const courtesy[] = {"oi", "ola", "opa", "bom", "boa", "dia", "tarde", "noite", "tudo",
+					       "bem", "por", "favor", "obrigado", "obrigada", "desde", "ja", "entao",
+					       "gente", "pessoal", "moca", "moco", "ai", "alo", "e", "ne", "ok"};
+	static const char *const months[] = {"janeiro", "fevereiro", "marco", "abril", "maio", "junho", "julho",
+					     "agosto", "setembro", "outubro", "novembro", "dezembro"};
+	/* a name follows these; the phrase and the name go */
+	static const char *const name_cues[] = {" meu nome e ", " aqui e o ", " aqui e a ", " aqui quem fala e ",
+						" sou o ", " sou a ", " me chamo ", " falo com o ", " falo com a "};
+	char norm[RULES_NORM_MAX + 1];
+	char canon[RULES_CANON_MAX + 2];
+	size_t o = 0;
+
+	if (cap == 0)
+		return 0;
+	out[0] = '\0';
+	text_normalize(text, norm, sizeof(norm));
+	rules_canonicalize(norm, canon, sizeof(canon));
+	for (size_t i = 0; i < sizeof(name_cues) / sizeof(name_cues[0]); i++) {
+		for (char *at = strstr(canon, name_cues[i]); at; at = strstr(at, name_cues[i])) {
+			size_t cl = strlen(name_cues[i]);
+			size_t nl = strcspn(at + cl, " ");
+			memset(at + 1, ' ', cl - 1 + nl); /* keeps the leading space: cues may follow */
+		}
+	}
+	bool last_zero = false;
+	for (const char *p = canon; *p;) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		size_t len = strcspn(p, " ");
+		const char *word = p;
+		p += len;
+		if (rules_in(word, len, courtesy, sizeof(courtesy) / sizeof(courtesy[0])))
+			continue;
+		if (len == 1 && word[0] == 'r' && *p && isdigit((unsigned char)p[1]))
+			continue; /* "R$ 129" */
+		const char *rep = NULL;
+		size_t rl = len;
+		if (strcspn(word, "0123456789") < len) {
+			if (last_zero)
+				continue;
+			rep = "0";
+			rl = 1;
+		} else if (rules_in(word, len, months, sizeof(months) / sizeof(months[0]))) {
+			rep = "mes";
+			rl = 3;
+		}
+		last_zero = rep && rep[0] == '0';
+		if (o + rl + 2 > cap)
+			break;
+		if (o)
+			out[o++] = ' ';
+		memcpy(out + o, rep ? rep : word, rl);
+		o += rl;
+		out[o] = '\0';
+	}
+	return o;
+}
+
+/* True when the len bytes at w are one of the n words of list. */
+static bool rules_in(const char *w, size_t len, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strlen(list[i]) == len && memcmp(list[i], w, len) == 0)
+			return true;
+	return false;
 }
 
 /* Rewrites normalized text word by word into out as " w1 w2 … wn " (NUL-terminated):

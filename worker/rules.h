@@ -7,6 +7,7 @@
 #define ATENDE_RULES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum {
 	INTENT_BILLING,
@@ -49,5 +50,15 @@ bool rules_intent_parse(const char *name, rules_intent_t *out);
  * reasons match, the most serious is reported: health, fraud, legal, urgency.
  * Pure and deterministic; safe to call from any thread. */
 void rules_classify(const char *text, const char *domain, rules_result_t *out);
+
+/* Writes into out (cap bytes, NUL-terminated, truncated at a word) the key the similarity
+ * cache compares: the text normalized and rewritten as rules_classify reads it (slang,
+ * typos), with what does not change the request taken out — greetings and courtesies,
+ * introductions with the name ("meu nome é Ana", "aqui é o João", "sou a", "me chamo")
+ * — and what varies from
+ * customer to customer made alike: every number (amounts, dates, protocols, speeds) is
+ * "0" (runs of them one "0", "R$" dropped), month names are "mes". Returns the length.
+ * Pure; "" for NULL or a text with nothing left. */
+size_t rules_cache_key(const char *text, char *out, size_t cap);
 
 #endif

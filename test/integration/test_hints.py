@@ -2,7 +2,8 @@
 answers degrade instead of being retried (an unknown intent becomes "other", a missing
 critical flag false, a long hint is cut; only an answer without a hint is retried), and
 confident, short, non-critical messages are routed to the rules without an AI call
-(ai.route_confident)."""
+(ai.route_confident), and the similarity cache compares texts with names, numbers, amounts
+and dates taken out, and refuses a hit whose intent the rules do not share."""
 import os
 import signal
 import time
@@ -134,3 +135,31 @@ def test_confident_short_message_is_routed_to_the_rules(system):
         console.close()
     finally:
         reload(system)
+
+
+def test_cache_hit_across_names_amounts_and_dates(system):
+    assert system.evolution(evolution_text("CKEY-1", "bom dia, meu nome é Carla, preciso da segunda via da "
+                                           "fatura de março, o valor era R$ 189,90", customer=customer())).status == 200
+    wait_for(lambda: hint_of(system, "CKEY-1"), what="the first hint")
+    assert hint_of(system, "CKEY-1")[:2] == ("ai", "billing")
+    assert system.evolution(evolution_text("CKEY-2", "oi, aqui é o Pedro, preciso da segunda via da fatura de "
+                                           "abril, o valor era R$ 212,00", customer=customer())).status == 200
+    wait_for(lambda: hint_of(system, "CKEY-2"), what="the second hint")
+    assert hint_of(system, "CKEY-2")[:2] == ("cache", "billing")
+    assert AI.calls()["count"] == 1
+
+
+def test_cache_hit_with_another_intent_is_refused(system):
+    AI.control(mode="odd_intent", times=1)  # the first answer says "technical": cached as other
+    assert system.evolution(evolution_text("CKEY-3", "a fatura de maio veio com o valor errado de novo",
+                                           customer=customer())).status == 200
+    wait_for(lambda: hint_of(system, "CKEY-3"), what="the first hint")
+    assert hint_of(system, "CKEY-3")[:2] == ("ai", "other")
+    assert system.evolution(evolution_text("CKEY-4", "a fatura de junho veio com o valor errado de novo",
+                                           customer=customer())).status == 200
+    wait_for(lambda: hint_of(system, "CKEY-4"), what="the second hint")
+    # the same words, but the rules read billing where the cached hint says other: the AI answers
+    assert hint_of(system, "CKEY-4")[:2] == ("ai", "billing")
+    assert AI.calls()["count"] == 2
+    wait_for(lambda: metric(system, "atende_worker_cache_lookups_total", ['result="refused"']) >= 1,
+             what="the refused-hit metric")

@@ -230,6 +230,27 @@ TEST(whatsapp_writing)
 	CHECK(r.confidence < 0.7);
 }
 
+TEST(cache_key)
+{
+	char a[512], b[512];
+	rules_cache_key("Bom dia! Meu nome é Carla, a fatura de março veio R$ 189,90 e meu plano é de 99", a, sizeof(a));
+	rules_cache_key("oi, meu nome e Pedro. a fatura de abril veio r$212 e meu plano e de 120 reais", b, sizeof(b));
+	printf("  %s\n  %s\n", a, b);
+	CHECK(strstr(a, "carla") == NULL && strstr(b, "pedro") == NULL);
+	CHECK(strstr(a, "189") == NULL && strstr(a, "marco") == NULL && strstr(a, "bom") == NULL);
+	CHECK_STR(a, "a fatura de mes veio 0 meu plano de 0");
+	CHECK(strncmp(a, b, strlen(a)) == 0); /* b adds "reais" */
+	rules_cache_key("protocolo 2024-88123, vc pode ver?", a, sizeof(a));
+	CHECK_STR(a, "protocolo 0 voce pode ver");
+	rules_cache_key("Oi, boa tarde!", a, sizeof(a));
+	CHECK_STR(a, "");
+	rules_cache_key(NULL, a, sizeof(a));
+	CHECK_STR(a, "");
+	/* a small buffer cuts at a word */
+	rules_cache_key("quero cancelar minha internet hoje", a, 16);
+	CHECK_STR(a, "quero cancelar");
+}
+
 TEST(intent_names)
 {
 	rules_intent_t i;
@@ -416,6 +437,7 @@ int main(void)
 	RUN(corpus_accuracy_without_domain);
 	RUN(heldout_accuracy);
 	RUN(whatsapp_writing);
+	RUN(cache_key);
 	RUN(intent_names);
 	RUN(accents_and_case);
 	RUN(critical_cases);
