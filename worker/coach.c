@@ -114,6 +114,16 @@ static void coach_finished(PGresult *res, void *arg);
 static void coach_rules_hint(coach_analysis_t *a, const char *limited_by);
 static bool coach_route(coach_analysis_t *a);
 static bool coach_cache_agrees(const coach_analysis_t *a, const cJSON *hit);
+static void coach_shadow(coach_analysis_t *a, const char *kind);
+static void coach_shadow_done(const ai_result_t *res, void *arg);
+
+/* A shadow check under way: what the cache or the rules said, to compare with the AI. */
+typedef struct {
+	coach_t *c;
+	const char *kind; /* "cache" | "routed" (static) */
+	char intent[16];
+	bool critical;
+} coach_shadow_t;
 static void coach_pump_ai(coach_t *c);
 static void coach_ai_done(const ai_result_t *res, void *arg);
 static void coach_complete(coach_analysis_t *a);
@@ -625,6 +635,7 @@ static void coach_admitted(PGresult *res, void *arg)
 			a->from_cache = true;
 			coach_count(c, "source", "cache");
 			coach_count(c, "cache", "hit");
+			coach_shadow(a, "cache");
 			coach_push(&c->finish_q, a, false);
 		} else if (strcmp(decision, "limited") == 0) {
 			const char *why = json_str(r, "reason");
@@ -779,7 +790,51 @@ static bool coach_route(coach_analysis_t *a)
 	a->latency_ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000);
 	coach_count(a->c, "source", "rules");
 	coach_count(a->c, "routed", rules_intent_name(r.intent));
+	coach_shadow(a, "routed");
 	return true;
+}
+
+/* ai.shadow_share: this share of cache and routed hints (chosen by message id, so the same
+ * on every worker and redelivery) is also analysed by the AI in the background, the new
+ * texts alone; the answer is only compared (same intent and critical flag) and counted.
+ * Not while a cost cap is set: these calls pass no admission, so they could exceed it. */
+static void coach_shadow(coach_analysis_t *a, const char *kind)
+{
+	coach_t *c = a->c;
+	const cfg_t *cfg = c->cfg;
+	if (!c->ai || cfg->route.shadow_share <= 0 || cfg->limits.cost_per_hour_usd > 0 || cfg->limits.cost_per_day_usd > 0)
+		return;
+	uint64_t h = (uint64_t)a->items[a->n - 1].m.message_id * 0x9E3779B97F4A7C15ull;
+	if ((double)(h >> 11) / 9007199254740992.0 >= cfg->route.shadow_share)
+		return;
+	const char **texts = xcalloc((size_t)a->n, sizeof(char *));
+	for (int i = 0; i < a->n; i++)
+		texts[i] = a->items[i].m.text;
+	coach_shadow_t *s = xcalloc(1, sizeof(*s));
+	s->c = c;
+	s->kind = kind;
+	snprintf(s->intent, sizeof(s->intent), "%s", a->intent);
+	s->critical = a->hint_critical;
+	ai_request_t req = {.domain = a->items[0].m.domain, .company = a->items[0].m.company,
+			    .conversation = a->items[0].m.conversation_key, .texts = texts, .n_texts = a->n};
+	if (!ai_request(c->ai, &req, coach_shadow_done, s))
+		free(s);
+	free(texts);
+}
+
+static void coach_shadow_done(const ai_result_t *res, void *arg)
+{
+	coach_shadow_t *s = arg;
+	char what[32];
+	if (res->ok) { /* not ok: cancelled at shutdown, s->c may be gone */
+		const char *result = strcmp(res->source, "ai") != 0 ? "failed"
+				     : strcmp(rules_intent_name(res->intent), s->intent) == 0 && res->critical == s->critical
+					 ? "agree"
+					 : "disagree";
+		snprintf(what, sizeof(what), "%s:%s", s->kind, result);
+		coach_count(s->c, "shadow", what);
+	}
+	free(s);
 }
 
 static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)

@@ -2,8 +2,9 @@
 answers degrade instead of being retried (an unknown intent becomes "other", a missing
 critical flag false, a long hint is cut; only an answer without a hint is retried), and
 confident, short, non-critical messages are routed to the rules without an AI call
-(ai.route_confident), and the similarity cache compares texts with names, numbers, amounts
-and dates taken out, and refuses a hit whose intent the rules do not share."""
+(ai.route_confident), the similarity cache compares texts with names, numbers, amounts and
+dates taken out and refuses a hit whose intent the rules do not share, and a share of cache
+and routed hints is checked by the AI in the background (ai.shadow_share)."""
 import os
 import signal
 import time
@@ -163,3 +164,26 @@ def test_cache_hit_with_another_intent_is_refused(system):
     assert AI.calls()["count"] == 2
     wait_for(lambda: metric(system, "atende_worker_cache_lookups_total", ['result="refused"']) >= 1,
              what="the refused-hit metric")
+
+
+def test_shadow_checks_measure_routed_hints(system):
+    reload(system, **{r"route_confident = false;": "route_confident = true;",
+                      r"shadow_share = 0\.0;": "shadow_share = 1.0;"})
+    try:
+        assert system.evolution(evolution_text("SHADOW-1", "quero cancelar minha internet agora",
+                                               customer=customer())).status == 200
+        wait_for(lambda: hint_of(system, "SHADOW-1"), what="the routed hint")
+        assert hint_of(system, "SHADOW-1")[:2] == ("rules", "cancel")
+        # the hint did not wait for it, but the AI was asked in the background and agreed
+        wait_for(lambda: metric(system, "atende_worker_shadow_checks_total",
+                                ['kind="routed"', 'result="agree"']) >= 1, what="an agreeing shadow check")
+        assert AI.calls()["count"] == 1 and "cancelar" in AI.calls()["calls"][0]["user"]
+        AI.control(mode="odd_intent")  # the AI now says "technical" (other): a disagreement
+        assert system.evolution(evolution_text("SHADOW-2", "quero a segunda via do boleto",
+                                               customer=customer())).status == 200
+        wait_for(lambda: metric(system, "atende_worker_shadow_checks_total",
+                                ['kind="routed"', 'result="disagree"']) >= 1, what="a disagreeing shadow check")
+        assert hint_of(system, "SHADOW-2")[:2] == ("rules", "billing")  # the hint stays the rules'
+        assert AI.calls()["count"] == 2
+    finally:
+        reload(system)
