@@ -136,6 +136,25 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("outbound.health_interval_s", outbound.health_interval_s, "30", 0, 3600, true, "health check of each gateway instance (Evolution connectionState, Cloud API phone number) this often; 0 = off"),
 	K_INT("outbound.health_timeout_ms", outbound.health_timeout_ms, "5000", 100, 600000, true, "timeout of one health check"),
 
+	K_BOOL("lifecycle.enabled", lifecycle.enabled, "true", true, "run the conversation lifecycle jobs (follow-ups, auto-resolve, survey) in the workers"),
+	K_INT("lifecycle.tick_ms", lifecycle.tick_ms, "1000", 50, 600000, true, "each worker asks PostgreSQL for due jobs this often (each due job goes to exactly one worker)"),
+	K_INT("lifecycle.batch", lifecycle.batch, "200", 1, 100000, true, "conversations' jobs taken per tick at most (a full batch asks again at once)"),
+	K_INT("lifecycle.followup1_after_s", lifecycle.followup1_after_s, "600", 0, 2592000, true, "first follow-up when the customer has not answered our (agent or bot) last message for this long; 0 = off"),
+	K_INT("lifecycle.followup2_after_s", lifecycle.followup2_after_s, "1200", 0, 2592000, true, "second follow-up after this long without an answer (after the first); 0 = off"),
+	K_STR("lifecycle.followup1_text", lifecycle.followup1_text, "Olá! Ainda está por aí? Se precisar de mais alguma coisa, é só responder.", true, "the first follow-up's text"),
+	K_STR("lifecycle.followup2_text", lifecycle.followup2_text, "Como não tivemos resposta, vamos encerrar este atendimento em breve. Se ainda precisar de ajuda, é só responder.", true, "the second follow-up's text"),
+	K_INT("lifecycle.auto_resolve_after_s", lifecycle.auto_resolve_after_s, "7200", 0, 2592000, true, "an open or pending conversation whose customer has not answered for this long is resolved by \"system\"; 0 = off"),
+	K_STR("lifecycle.survey", lifecycle.survey, "nps", true, "satisfaction survey after every resolve: nps (0..10) | csat (1..5) | off (per company: companies.survey)"),
+	K_STR("lifecycle.survey_nps_text", lifecycle.survey_nps_text, "Seu atendimento foi encerrado. De 0 a 10, quanto você recomendaria nosso atendimento? Responda só com o número.", true, "the NPS survey question"),
+	K_STR("lifecycle.survey_csat_text", lifecycle.survey_csat_text, "Seu atendimento foi encerrado. De 1 a 5, como você avalia este atendimento? Responda só com o número.", true, "the CSAT survey question"),
+	K_INT("lifecycle.survey_window_s", lifecycle.survey_window_s, "86400", 60, 2592000, true, "the customer's next message within this long after the survey question is read as the answer (when it is a score); no survey for a resolve older than this"),
+
+	K_INT("bot.max_turns", bot.max_turns, "3", 0, 1000, true, "bot mode: the bot answers at most this many customer messages of a conversation, then hands it to an agent (reason max_turns); 0 = hand off at once"),
+	K_STR("bot.name", bot.name, "Assistente virtual", true, "bot mode: the sender name of the bot's messages"),
+	K_STR("bot.handoff_phrases", bot.handoff_phrases, "", true, "bot mode: extra |-separated phrases (matched on normalized text) by which a customer asks for a person; \"atendente\", \"falar com uma pessoa\", \"humano\" and the like are built in"),
+	K_STR("bot.handoff_message", bot.handoff_message, "", true, "bot mode: sent to the customer when the bot hands off within business hours; empty = nothing (the agent speaks first)"),
+	K_STR("bot.after_hours_message", bot.after_hours_message, "Nossos atendentes estão fora do horário agora e voltam {back}. Sua mensagem fica registrada e um atendente continua a conversa assim que chegar.", true, "bot mode: sent instead of a hand-off outside the company's hours; {back} becomes when they open next (e.g. \"amanhã (terça-feira) às 08:00\")"),
+
 	K_STR("auth.token_secret", auth.token_secret, "", true, "HS256 secret of agent tokens (at least 16 characters)"),
 	K_STR("auth.previous_token_secret", auth.previous_token_secret, "", true, "while rotating: the secret being replaced, whose tokens stay valid until it is removed (empty: none); consoles holding its tokens are closed with 4001 when it goes"),
 	K_STR("auth.default_ttl", auth.default_ttl, "8h", true, "token lifetime when --ttl is not given"),
@@ -169,6 +188,7 @@ static void cfg_read_key(const config_t *lc, cfg_t *c, const cfg_key_t *k, const
 static void cfg_read_channels(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e);
 static void cfg_read_companies(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e);
 static void cfg_read_pools(const config_t *lc, cfg_t *c, const char *file, cfg_errs_t *e);
+static void cfg_read_company_bot(const config_setting_t *g, cfg_company_t *co, const char *file, cfg_errs_t *e);
 static void cfg_validate(cfg_t *c, const config_t *lc, const char *file, cfg_errs_t *e);
 static bool cfg_roles_valid(const char *roles);
 static char *cfg_child_string(const config_setting_t *g, const char *name, const char *file, cfg_errs_t *e, bool required);
@@ -226,7 +246,7 @@ void cfg_free(cfg_t *c)
 	}
 	free(c->channels);
 	for (int i = 0; i < c->n_companies; i++)
-		free(c->companies[i].name);
+		free(c->companies[i].name), free(c->companies[i].hours), free(c->companies[i].timezone);
 	free(c->companies);
 	for (int i = 0; i < c->n_pools; i++)
 		free(c->pools[i].name);
@@ -788,10 +808,42 @@ static void cfg_read_companies(const config_t *lc, cfg_t *c, const char *file, c
 			if (co->agent_first < 1 || co->agent_last < co->agent_first)
 				cfg_err(e, file, line, "companies: agents range [%ld, %ld] is empty", co->agent_first, co->agent_last);
 		}
+		cfg_read_company_bot(g, co, file, e);
 		if (cfg_company_find(c, co->id))
 			cfg_err(e, file, line, "companies: id %ld is defined twice", co->id);
 		c->n_companies++;
 	}
+}
+
+/* A company's bot mode: bot_domains = ["suporte"]; hours = "mon-fri 08:00-18:00";
+ * timezone = "America/Sao_Paulo"; (all optional: no bot, always open, UTC). */
+static void cfg_read_company_bot(const config_setting_t *g, cfg_company_t *co, const char *file, cfg_errs_t *e)
+{
+	const config_setting_t *bd = config_setting_get_member(g, "bot_domains");
+	char why[256];
+	if (bd) {
+		if (!config_setting_is_array(bd) && !config_setting_is_list(bd)) {
+			cfg_err(e, file, config_setting_source_line(bd), "companies: \"bot_domains\" must be a list of domain names");
+		} else {
+			for (int k = 0; k < config_setting_length(bd); k++) {
+				const char *dn = config_setting_get_string_elem(bd, (unsigned)k);
+				int d = dn ? cfg_domain_index(dn) : -1;
+				if (d < 0)
+					cfg_err(e, file, config_setting_source_line(bd),
+						"companies: bot_domains: unknown domain \"%s\" (one of financeiro comercial suporte ouvidoria cancelamento)",
+						dn ? dn : "?");
+				else
+					co->bot_domains[d] = true;
+			}
+		}
+	}
+	co->hours = cfg_child_string(g, "hours", file, e, false);
+	co->timezone = cfg_child_string(g, "timezone", file, e, false);
+	if (co->hours && !hours_parse(co->hours, &co->open_hours, why, sizeof(why)))
+		cfg_err(e, file, config_setting_source_line(config_setting_get_member(g, "hours")), "companies: %s", why);
+	if (co->timezone && !hours_tz_valid(co->timezone))
+		cfg_err(e, file, config_setting_source_line(config_setting_get_member(g, "timezone")),
+			"companies: timezone \"%s\" is not a known time zone (e.g. \"America/Sao_Paulo\")", co->timezone);
 }
 
 /* Checks that span keys: values the table alone cannot judge. */
@@ -843,6 +895,18 @@ static void cfg_validate(cfg_t *c, const config_t *lc, const char *file, cfg_err
 		cfg_err(e, file, LINE_OF("kafka.topic_prefix"), "kafka.topic_prefix: \"%s\" is not a valid topic name", pfx);
 	if (!cfg_roles_valid(c->supervisor.roles))
 		cfg_err(e, file, LINE_OF("supervisor.roles"), "supervisor.roles: \"%s\" is not a non-empty subset of ingress worker notifier", c->supervisor.roles);
+	const char *sv = c->lifecycle.survey;
+	if (strcmp(sv, "nps") != 0 && strcmp(sv, "csat") != 0 && strcmp(sv, "off") != 0)
+		cfg_err(e, file, LINE_OF("lifecycle.survey"), "lifecycle.survey: \"%s\" is not nps, csat or off", sv);
+	int f1 = c->lifecycle.followup1_after_s, f2 = c->lifecycle.followup2_after_s, ar = c->lifecycle.auto_resolve_after_s;
+	if (f1 && f2 && f2 <= f1)
+		cfg_err(e, file, LINE_OF("lifecycle.followup2_after_s"),
+			"lifecycle.followup2_after_s: %d must be after followup1_after_s (%d)", f2, f1);
+	if (ar && ((f1 && ar <= f1) || (f2 && ar <= f2)))
+		cfg_err(e, file, LINE_OF("lifecycle.auto_resolve_after_s"),
+			"lifecycle.auto_resolve_after_s: %d must be after the follow-ups (%d, %d)", ar, f1, f2);
+	if ((f1 && !*c->lifecycle.followup1_text) || (f2 && !*c->lifecycle.followup2_text))
+		cfg_err(e, file, LINE_OF("lifecycle.followup1_text"), "lifecycle: a follow-up that is on needs a text");
 	for (int i = 0; i < c->n_channels; i++)
 		if (!cfg_company_find(c, c->channels[i].company))
 			cfg_err(e, file, c->channels[i].line, "channels: company %ld is not in companies", c->channels[i].company);

@@ -6,6 +6,8 @@
 #ifndef ATENDE_CONFIG_H
 #define ATENDE_CONFIG_H
 
+#include "hours.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -60,6 +62,10 @@ typedef struct {
 	long id;
 	char *name;
 	long agent_first, agent_last;
+	bool bot_domains[CFG_MAX_DOMAINS]; /* bot mode on for these domains (worker/bot.c) */
+	char *hours;         /* business hours as written ("mon-fri 08:00-18:00"); NULL = always */
+	char *timezone;      /* IANA zone of hours; NULL = UTC */
+	hours_t open_hours;  /* hours, parsed */
 } cfg_company_t;
 
 typedef struct {
@@ -92,6 +98,12 @@ typedef struct {
 	struct { bool confident; double min_confidence; int max_chars; double shadow_share; } route; /* ai.route_*, ai.shadow_share */
 	struct { char *provider, *base_url, *api_key, *model, *model_large, *prompts_dir; int timeout_ms, large_min_chars, large_min_words, max_retries, retry_base_ms, deadline_ms, max_in_flight, history_messages, history_max_tokens, price_small_in, price_small_out, price_large_in, price_large_out, breaker_window_s, breaker_min_calls, breaker_error_pct, breaker_open_s; bool large_when_critical; } ai;
 	struct { int timeout_ms, retries, retry_base_ms, breaker_window_s, breaker_min_calls, breaker_error_pct, breaker_open_s, health_interval_s, health_timeout_ms; } outbound;
+	struct {
+		bool enabled;
+		int tick_ms, batch, followup1_after_s, followup2_after_s, auto_resolve_after_s, survey_window_s;
+		char *followup1_text, *followup2_text, *survey, *survey_nps_text, *survey_csat_text;
+	} lifecycle;
+	struct { int max_turns; char *name, *handoff_phrases, *handoff_message, *after_hours_message; } bot;
 	struct { char *token_secret, *previous_token_secret, *default_ttl; } auth;
 	struct { int backoff_initial_ms, backoff_max_ms, healthy_after_s, shutdown_timeout_s; char *roles; } supervisor;
 	struct { int keep_days, weeks_ahead, interval_s, dedup_days; char *archive_dir; } retention;

@@ -13,7 +13,7 @@
 #include <string.h>
 
 static const char *const evt_names[] = {"unknown", "message", "hint", "typing", "presence", "assignment",
-					"conversation", "status", "reset", "error"};
+					"conversation", "status", "reset", "error", "survey"};
 
 typedef void (*evt_writer_fn)(json_out_t *o, const void *payload);
 
@@ -29,6 +29,7 @@ static void evt_write_conversation(json_out_t *o, const void *payload);
 static void evt_write_status(json_out_t *o, const void *payload);
 static void evt_write_reset(json_out_t *o, const void *payload);
 static void evt_write_error(json_out_t *o, const void *payload);
+static void evt_write_survey(json_out_t *o, const void *payload);
 static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen);
 static bool evt_read_presence(evt_t *e, const cJSON *d, char *why, size_t whylen);
 static bool evt_int(const cJSON *o, const char *name, int64_t min, int64_t *out);
@@ -95,6 +96,11 @@ char *evt_reset(const evt_route_t *r, const evt_reset_t *s, size_t *len)
 char *evt_error(const evt_route_t *r, const evt_error_t *e, size_t *len)
 {
 	return evt_build(EVT_ERROR, r, evt_write_error, e, len);
+}
+
+char *evt_survey(const evt_route_t *r, const evt_survey_t *s, size_t *len)
+{
+	return evt_build(EVT_SURVEY, r, evt_write_survey, s, len);
 }
 
 char *evt_write(const evt_t *e, size_t *len)
@@ -218,6 +224,8 @@ static void evt_write_message(json_out_t *o, const void *payload)
 	json_out_str(o, "request_id", m->request_id);
 	evt_cjson(o, "client_id", m->client_id);
 	evt_id(o, "by_agent", m->by_agent);
+	if (m->by)
+		json_out_str(o, "by", m->by);
 	json_out_num(o, "attempts", m->attempts);
 }
 
@@ -336,6 +344,23 @@ static void evt_write_status(json_out_t *o, const void *payload)
 	json_out_num(o, "conversation_id", (double)s->conversation_id);
 	json_out_str(o, "status", s->status);
 	json_out_str(o, "at", s->at);
+	if (s->error)
+		json_out_str(o, "error", s->error);
+}
+
+static void evt_write_survey(json_out_t *o, const void *payload)
+{
+	const evt_survey_t *s = payload;
+	json_out_num(o, "survey_id", (double)s->survey_id);
+	json_out_num(o, "conversation_id", (double)s->conversation_id);
+	json_out_num(o, "company_id", (double)s->company_id);
+	evt_id(o, "agent_id", s->agent_id);
+	json_out_str(o, "domain", s->domain);
+	json_out_str(o, "kind", s->kind);
+	json_out_num(o, "score", s->score);
+	json_out_str(o, "text", s->text);
+	evt_id(o, "db_id", s->db_id);
+	json_out_str(o, "at", s->at);
 }
 
 static void evt_write_reset(json_out_t *o, const void *payload)
@@ -441,6 +466,7 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 		m->request_id = json_str(d, "request_id");
 		m->client_id = cJSON_GetObjectItem(d, "client_id");
 		m->by_agent = evt_id_of(d, "by_agent");
+		m->by = json_str(d, "by");
 		m->attempts = (int)json_num(d, "attempts", 0);
 		return true;
 	}
@@ -533,6 +559,7 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 		s->provider_id = json_str(d, "provider_id");
 		s->conversation_id = evt_id_of(d, "conversation_id");
 		s->at = json_str(d, "at");
+		s->error = json_str(d, "error");
 		return true;
 	}
 	case EVT_RESET:
@@ -552,6 +579,21 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 		x->agent_id = evt_id_of(d, "agent_id");
 		x->at = json_str(d, "at");
 		x->created_at = json_str(d, "created_at");
+		return true;
+	}
+	case EVT_SURVEY: {
+		evt_survey_t *v = &e->survey;
+		if (!evt_int(d, "conversation_id", 1, &v->conversation_id) || !(v->kind = json_str(d, "kind")) ||
+		    !cJSON_IsNumber(cJSON_GetObjectItem(d, "score")))
+			return evt_fail(why, whylen, "survey: %s", "missing conversation_id, kind or score");
+		v->survey_id = evt_id_of(d, "survey_id");
+		v->company_id = (long)evt_id_of(d, "company_id");
+		v->agent_id = evt_id_of(d, "agent_id");
+		v->domain = json_str(d, "domain");
+		v->score = (int)json_num(d, "score", 0);
+		v->text = json_str(d, "text");
+		v->db_id = evt_id_of(d, "db_id");
+		v->at = json_str(d, "at");
 		return true;
 	}
 	case EVT_UNKNOWN:

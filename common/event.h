@@ -19,7 +19,9 @@
  *               company_id, agent_id, domain, channel, customer, sender_name, from_me, kind,
  *               text, [media], created_at}; a console's reply adds {status (sent|not_sent|
  *               failed|unknown), [error], request_id, client_id, by_agent, attempts}, and one
- *               not stored has message_id and db_id null. Workers, after storing.
+ *               not stored has message_id and db_id null; a reply the workers wrote
+ *               themselves (bot mode) has by_agent null and adds {by: "bot"}. Workers,
+ *               after storing.
  *   hint        {message_ids (every message it covers), message_id (the last), hint_id,
  *               conversation_id, conversation_key, agent_id, company_id, domain, intent,
  *               critical, text, source (ai|rules|cache|fallback), from_cache, routed, model,
@@ -47,7 +49,13 @@
  *               it already was)}. Workers: a customer message that reopened it, or a
  *               console's op (atende_outbound_claim in schema/008_conversation_ops.sql).
  *   status      {message_id (ours), provider_id, conversation_id, status
- *               (pending|sent|delivered|read|failed), at}.
+ *               (pending|sent|delivered|read|failed), at, [error (failed: the gateway's
+ *               reason)]}. Workers, when a gateway's delivery status moved a message atende
+ *               sent forward (schema/009_delivery_status.sql), routed to the conversation's
+ *               agent and its company.
+ *   survey      {survey_id, conversation_id, company_id, agent_id, domain, kind (nps|csat),
+ *               score, text, db_id (the answer's messages.id), at}: a customer's answer to the
+ *               satisfaction survey, stored (the conversation stays resolved). Workers.
  *   reset       {reason}: never on Kafka; the notifier tells consoles their history is gone.
  *   error       {op, status "refused", error, request_id, client_id, conversation_id,
  *               company_id, agent_id, at, created_at}. Workers (a refused console request,
@@ -76,6 +84,7 @@ typedef enum {
 	EVT_STATUS,
 	EVT_RESET,
 	EVT_ERROR,
+	EVT_SURVEY,
 } evt_type_t;
 
 /* Where an event goes: its company's partition, and the consoles' channels. 0 = none. */
@@ -106,6 +115,7 @@ typedef struct {
 	const char *request_id;
 	const cJSON *client_id;      /* the console op's id */
 	int64_t by_agent;
+	const char *by;              /* a worker's own reply ("bot"): who wrote it; NULL: no member */
 	int attempts;
 } evt_message_t;
 
@@ -177,7 +187,19 @@ typedef struct {
 	const char *provider_id;
 	int64_t conversation_id;
 	const char *status, *at;
+	const char *error;           /* NULL: no error member */
 } evt_status_t;
+
+typedef struct {
+	int64_t survey_id, conversation_id;
+	long company_id;
+	int64_t agent_id;
+	const char *domain, *kind;
+	int score;
+	const char *text;
+	int64_t db_id;
+	const char *at;
+} evt_survey_t;
 
 typedef struct {
 	const char *reason;
@@ -209,6 +231,7 @@ typedef struct {
 		evt_status_t status;
 		evt_reset_t reset;
 		evt_error_t error;
+		evt_survey_t survey;
 	};
 	cJSON *root;                 /* owned */
 	void *owned[2];              /* arrays the parser allocated */
@@ -233,6 +256,7 @@ char *evt_conversation(const evt_route_t *r, const evt_conversation_t *c, size_t
 char *evt_status(const evt_route_t *r, const evt_status_t *s, size_t *len);
 char *evt_reset(const evt_route_t *r, const evt_reset_t *s, size_t *len);
 char *evt_error(const evt_route_t *r, const evt_error_t *e, size_t *len);
+char *evt_survey(const evt_route_t *r, const evt_survey_t *s, size_t *len);
 
 /* A parsed event written again, its data as read (events a worker keeps in PostgreSQL until
  * the broker has them). */

@@ -7,6 +7,7 @@
 #include "xalloc.h"
 
 #include <cJSON.h>
+#include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* Fields of one inbound message before it becomes canonical JSON. */
@@ -28,7 +30,8 @@ typedef struct {
 	const char *sender_name;
 	double sent_at;             /* unix seconds, 0 if unknown */
 	cJSON *media;               /* owned by the caller's tree; copied */
-	const char *status;         /* for status events */
+	const char *status;         /* for status events: the gateway's own name */
+	const char *status_error;   /* a failed status's reason, NULL when none */
 } gw_msg_t;
 
 static void gw_fail(gw_result_t *out, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -42,6 +45,7 @@ static void gw_strip_jid(const char *jid, char *buf, size_t len);
 static bool gw_cloud_signature_ok(const char *secret, const char *sig, const char *body, size_t len);
 static const char *gw_media_kind(const char *message_key);
 static void gw_api_message(const cfg_channel_t *ch, const cJSON *one, int idx, const char *received_at, gw_result_t *out);
+static void gw_cloud_error(const cJSON *status, char *buf, size_t len);
 
 void gw_parse_evolution(const cfg_t *cfg, const char *apikey_header, const char *body, size_t len,
 			const char *received_at, gw_result_t *out)
@@ -199,7 +203,10 @@ void gw_parse_cloud(const cfg_t *cfg, const char *signature, const char *body, s
 				gm.status = json_str(s, "status");
 				gm.customer = json_str(s, "recipient_id");
 				const char *ts = json_str(s, "timestamp");
+				char why[300];
 				gm.sent_at = ts ? atof(ts) : 0;
+				gw_cloud_error(s, why, sizeof(why));
+				gm.status_error = why[0] ? why : NULL;
 				if (!gm.provider_id || !gm.status || !gm.customer) {
 					gw_fail(out, 422, "missing field: statuses[].%s",
 						!gm.provider_id ? "id" : !gm.status ? "status" : "recipient_id");
@@ -441,7 +448,39 @@ static void gw_evolution_status(const cfg_channel_t *ch, const cJSON *data, cons
 	gw_msg_t gm = {.ch = ch, .channel_prefix = "evolution", .customer = customer, .provider_id = id,
 		       .kind = "status", .status = status};
 	gm.from_me = cJSON_IsTrue(cJSON_GetObjectItem(data, "fromMe"));
+	if (strcasecmp(status, "ERROR") == 0)
+		gm.status_error = "the gateway reported ERROR";
 	gw_add(out, &gm, received_at);
+}
+
+const char *gw_status_name(const char *raw)
+{
+	static const char *const map[][2] = {
+		{"SERVER_ACK", "sent"},     {"sent", "sent"},         {"DELIVERY_ACK", "delivered"},
+		{"delivered", "delivered"}, {"READ", "read"},         {"PLAYED", "read"},
+		{"ERROR", "failed"},        {"failed", "failed"},     {"PENDING", "pending"},
+	};
+	for (size_t i = 0; raw && i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcasecmp(raw, map[i][0]) == 0)
+			return map[i][1];
+	return NULL;
+}
+
+/* A Cloud API failed status's errors[0] as "title (code N): details", "" when it has none. */
+static void gw_cloud_error(const cJSON *status, char *buf, size_t len)
+{
+	const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(status, "errors"), 0);
+	const char *title = json_str(e, "title"), *msg = json_str(e, "message");
+	const char *details = json_str(cJSON_GetObjectItem(e, "error_data"), "details");
+	const cJSON *code = cJSON_GetObjectItem(e, "code");
+	buf[0] = 0;
+	if (!e)
+		return;
+	int n = snprintf(buf, len, "%s", title ? title : msg ? msg : "failed");
+	if (cJSON_IsNumber(code) && n >= 0 && (size_t)n < len)
+		n += snprintf(buf + n, len - (size_t)n, " (code %.0f)", code->valuedouble);
+	if (details && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, ": %s", details);
 }
 
 /* "5511999990001@s.whatsapp.net" -> "5511999990001" */
@@ -502,8 +541,18 @@ static void gw_add(gw_result_t *out, const gw_msg_t *m, const char *received_at)
 	snprintf(e->key, sizeof(e->key), "%s:%s", e->channel, m->customer);
 	snprintf(e->provider_id, sizeof(e->provider_id), "%s", m->provider_id);
 	snprintf(e->type, sizeof(e->type), "%s", m->status ? "status" : "message");
+	/* the canonical name: SERVER_ACK and sent, READ and PLAYED, are the same news */
+	const char *status = m->status ? gw_status_name(m->status) : NULL;
+	char raw_status[32] = "";
+	if (m->status && !status) {
+		/* a name not (yet) known: passed on in lower case, and ignored by the workers */
+		snprintf(raw_status, sizeof(raw_status), "%s", m->status);
+		for (char *p = raw_status; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		status = raw_status;
+	}
 	if (m->status)
-		snprintf(e->dedup_key, sizeof(e->dedup_key), "%s\x1fstatus\x1f%s\x1f%s", e->channel, m->provider_id, m->status);
+		snprintf(e->dedup_key, sizeof(e->dedup_key), "%s\x1fstatus\x1f%s\x1f%s", e->channel, m->provider_id, status);
 	else
 		snprintf(e->dedup_key, sizeof(e->dedup_key), "%s\x1f%s", e->channel, m->provider_id);
 	e->company = m->ch->company;
@@ -522,7 +571,10 @@ static void gw_add(gw_result_t *out, const gw_msg_t *m, const char *received_at)
 	json_out_str(&o, "provider_id", m->provider_id);
 	json_out_bool(&o, "from_me", m->from_me);
 	if (m->status) {
-		json_out_str(&o, "status", m->status);
+		json_out_str(&o, "status", status);
+		json_out_str(&o, "gateway_status", m->status);
+		if (m->status_error && strcmp(status, "failed") == 0)
+			json_out_str(&o, "error", m->status_error);
 	} else {
 		json_out_str(&o, "kind", m->kind ? m->kind : "text");
 		json_out_str(&o, "text", m->text ? m->text : "");

@@ -48,6 +48,11 @@ void gw_parse_api(const cfg_t *cfg, const char *authorization, const char *body,
  * *challenge at the text to echo (inside query_challenge) on 200. */
 int gw_cloud_verify(const cfg_t *cfg, const char *mode, const char *token, const char *query_challenge);
 
+/* A gateway's delivery status as atende names it (sent | delivered | read | failed |
+ * pending): Evolution SERVER_ACK, DELIVERY_ACK, READ, PLAYED, ERROR, PENDING in any case,
+ * and the Cloud API's own names. NULL for a name it does not know. A static string. */
+const char *gw_status_name(const char *raw);
+
 void gw_result_free(gw_result_t *r);
 
 /* Constant-time string equality (length leaks, content does not). */

@@ -7,6 +7,7 @@
 
 #include <cJSON.h>
 #include <stdlib.h>
+#include <string.h>
 
 static cJSON *wire_request(const char *type, long company, int64_t conversation, long agent);
 static char *wire_finish(cJSON *root, const char *client_id_json, const char *request_id, long long at_ms);
@@ -34,7 +35,9 @@ char *wire_status_change(const char *type, long company, int64_t conversation, l
 			 const char *client_id_json, const char *request_id, long long at_ms)
 {
 	cJSON *root = wire_request(type, company, conversation, agent);
-	cJSON_AddStringToObject(root, "role", role);
+	/* the workers' own roles (bot, system) are never a console's: tokens only carry
+	 * agent or supervisor, and anything else is written as agent */
+	cJSON_AddStringToObject(root, "role", role && strcmp(role, "supervisor") == 0 ? "supervisor" : "agent");
 	return wire_finish(root, client_id_json, request_id, at_ms);
 }
 

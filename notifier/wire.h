@@ -10,6 +10,8 @@
  *    "client_id":<op id>,"request_id":"<instance>-<n>","requested_at":ISO}
  *   {"type":"resolve"|"reopen"|"pending","company_id":C,"conversation_id":V,"agent_id":A,
  *    "role":"agent"|"supervisor","client_id":<op id>,"request_id":"<instance>-<n>","requested_at":ISO}
+ * A reply carries no role, a status change only agent or supervisor: role "bot" and "system"
+ * (replies the workers write themselves, worker/outbound.h) can never come from a console.
  */
 #ifndef ATENDE_WIRE_H
 #define ATENDE_WIRE_H

@@ -101,13 +101,33 @@ int retention_run(const cfg_t *cfg, const retention_opts_t *opts)
 			 * redelivered: the same horizon as the gateway ids; unfinished ones stay */
 			long long outbound = retention_prune(r, "outbound_requests", "created_at",
 							     "published_at IS NOT NULL", cfg->retention.dedup_days);
+			/* a delivery status whose message never came (a message atende did not send):
+			 * kept as long as the message could still turn up (schema/009) */
+			long long statuses = retention_prune(r, "pending_statuses", "kept_at", NULL,
+							     cfg->retention.dedup_days);
+			/* a lifecycle job's once-ness lives on its conversation (stage, cycle): the row
+			 * is history, and the published ones go at the same horizon */
+			long long jobs = retention_prune(r, "conversation_jobs", "created_at", "published_at IS NOT NULL",
+							 cfg->retention.dedup_days);
+			cJSON_AddNumberToObject(r->out, "jobs_pruned", (double)jobs);
+			if (jobs)
+				retention_report(r, "retention: pruned %lld published lifecycle jobs older than %d days", jobs,
+						 cfg->retention.dedup_days);
+			/* the bot's decision about a message: looked up, like the message's key, only
+			 * when that message is redelivered */
+			long long bot = retention_prune(r, "bot_turns", "created_at", NULL, cfg->retention.dedup_days);
+			cJSON_AddNumberToObject(r->out, "bot_turns_pruned", (double)bot);
+			if (bot)
+				retention_report(r, "retention: pruned %lld bot decisions older than %d days", bot,
+						 cfg->retention.dedup_days);
 			cJSON_AddNumberToObject(r->out, "keys_pruned", (double)keys);
+			cJSON_AddNumberToObject(r->out, "pending_statuses_pruned", (double)statuses);
 			cJSON_AddNumberToObject(r->out, "outbound_pruned", (double)outbound);
 			cJSON_AddNumberToObject(r->out, "dlq_pruned", (double)dlq);
-			if (keys || outbound || dlq)
-				retention_report(r, "retention: pruned %lld message keys and %lld finished console requests "
-						 "older than %d days, %lld replayed dead letters",
-						 keys, outbound, cfg->retention.dedup_days, dlq);
+			if (keys || outbound || statuses || dlq)
+				retention_report(r, "retention: pruned %lld message keys, %lld finished console requests "
+						 "and %lld waiting delivery statuses older than %d days, %lld replayed dead letters",
+						 keys, outbound, statuses, cfg->retention.dedup_days, dlq);
 		}
 		PGresult *n = retention_exec(r, "SELECT count(*) FILTER (WHERE attached), "
 						"to_char(max(week_start) AT TIME ZONE 'UTC', 'IYYY\"w\"IW') FROM atende_partitions(0)",

@@ -30,6 +30,15 @@ static const char ai_builtin_prompt[] =
 	"{\"intent\": \"billing|sales|outage|complaint|cancel|other\", \"critical\": true|false, "
 	"\"hint\": \"uma ou duas frases em português dizendo ao atendente o que fazer\"}.";
 
+/* Bot mode (ai_request_t.bot): the model answers the customer itself. */
+static const char ai_builtin_bot_prompt[] =
+	"Você é o assistente virtual de uma operadora de telecom no Brasil e conversa com o cliente pelo WhatsApp. "
+	"Responda em português, com no máximo três frases curtas e cordiais, só sobre o que o cliente perguntou, sem "
+	"inventar valores, prazos ou protocolos. Quando não puder resolver (dados da conta, negociação, reclamação "
+	"séria, pedido de cancelamento, algo fora do atendimento), não tente: peça a transferência. Responda SOMENTE "
+	"com um objeto JSON {\"answer\": \"sua resposta ao cliente\", \"handoff\": false}, ou "
+	"{\"answer\": \"\", \"handoff\": true} para transferir a um atendente humano.";
+
 typedef enum { REQ_QUEUED, REQ_RUNNING, REQ_BACKOFF, REQ_DONE } ai_req_state_t;
 
 typedef enum { FB_NONE, FB_BREAKER, FB_DEADLINE, FB_FAILED, FB_CANCELLED } ai_fallback_t;
@@ -49,6 +58,8 @@ typedef struct ai_req {
 	int n_texts;
 	char *joined;                 /* texts joined by newlines: input of the fallback */
 	bool critical;
+	bool bot;                     /* bot mode: the bot prompt, an answer and a handoff flag */
+	bool handoff;                 /* bot mode result: the model asked for a person */
 	int tier;                     /* 0 small, 1 large */
 	char *model;
 	int64_t price_in, price_out;
@@ -78,6 +89,8 @@ struct ai {
 	char *auth;                     /* "Authorization: Bearer …" or NULL */
 	char *prompts[CFG_MAX_DOMAINS]; /* per domain; NULL = use prompt_default */
 	char *prompt_default;
+	char *bot_prompts[CFG_MAX_DOMAINS]; /* bot-<domain>.txt; NULL = use bot_prompt_default */
+	char *bot_prompt_default;       /* bot.txt, or the built-in one */
 	hc_t *hc;                       /* NULL once ai_free has begun */
 	struct event *pause_ev;         /* end of a 429 pause */
 	struct event *deliver_ev;       /* delivers the done list */
@@ -172,6 +185,14 @@ ai_t *ai_new(struct event_base *base, const ai_config_t *cfg, char *err, size_t 
 	}
 	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
 		ai->prompts[d] = ai_read_prompt(dir, cfg_domains[d]);
+	ai->bot_prompt_default = ai_read_prompt(dir, "bot");
+	if (!ai->bot_prompt_default)
+		ai->bot_prompt_default = ai_strdup(ai_builtin_bot_prompt);
+	for (int d = 0; d < CFG_MAX_DOMAINS; d++) {
+		char name[64];
+		snprintf(name, sizeof(name), "bot-%s", cfg_domains[d]);
+		ai->bot_prompts[d] = ai_read_prompt(dir, name);
+	}
 
 	char why[256];
 	ai->hc = hc_new(base, "atende-worker", why, sizeof(why));
@@ -217,6 +238,7 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 	r->deadline = now + ai->cfg.deadline_ms;
 	r->company = req->company;
 	r->critical = req->critical;
+	r->bot = req->bot;
 	r->domain = req->domain ? ai_strdup(req->domain) : NULL;
 	r->conversation = ai_strdup(req->conversation ? req->conversation : "");
 	r->texts = xcalloc((size_t)req->n_texts, sizeof(char *));
@@ -246,7 +268,8 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 	char *user = ai_build_user_content(req->history, req->n_history, ai->cfg.history_messages,
 					   ai->cfg.history_max_tokens, req->texts, req->n_texts);
 	if (user && r->model)
-		r->body = ai_build_body(r->model, ai_prompt(ai, req->domain), user, &r->body_len);
+		r->body = ai_build_body(r->model, req->bot ? ai_bot_prompt(ai, req->domain) : ai_prompt(ai, req->domain),
+					user, &r->body_len);
 	free(user);
 	bool complete = r->conversation && r->texts && r->joined && r->model && r->body;
 	for (int i = 0; complete && i < r->n_texts; i++)
@@ -290,6 +313,12 @@ const char *ai_prompt(const ai_t *ai, const char *domain)
 	return d >= 0 && ai->prompts[d] ? ai->prompts[d] : ai->prompt_default;
 }
 
+const char *ai_bot_prompt(const ai_t *ai, const char *domain)
+{
+	int d = domain ? cfg_domain_index(domain) : -1;
+	return d >= 0 && ai->bot_prompts[d] ? ai->bot_prompts[d] : ai->bot_prompt_default;
+}
+
 void ai_free(ai_t *ai)
 {
 	if (!ai)
@@ -320,8 +349,9 @@ void ai_free(ai_t *ai)
 	if (ai->deliver_ev)
 		event_free(ai->deliver_ev);
 	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
-		free(ai->prompts[d]);
+		free(ai->prompts[d]), free(ai->bot_prompts[d]);
 	free(ai->prompt_default);
+	free(ai->bot_prompt_default);
 	ai_free_config_strings(ai);
 	free(ai);
 }
@@ -416,6 +446,57 @@ bool ai_parse_completion(const char *body, size_t len, ai_parsed_t *out, char *e
 		else if (cJSON_IsNumber(crit))
 			out->critical = crit->valuedouble != 0;
 	}
+	ok = true;
+out:
+	cJSON_Delete(obj);
+	cJSON_Delete(root);
+	return ok;
+}
+
+bool ai_parse_bot_answer(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	cJSON *root = cJSON_ParseWithLength(body, len);
+	if (!root) {
+		snprintf(err, errlen, "response is not JSON");
+		return false;
+	}
+	const cJSON *usage = cJSON_GetObjectItem(root, "usage");
+	const cJSON *pt = cJSON_GetObjectItem(usage, "prompt_tokens");
+	const cJSON *ct = cJSON_GetObjectItem(usage, "completion_tokens");
+	if (cJSON_IsNumber(pt) && pt->valuedouble >= 0 && pt->valuedouble < 1e9)
+		out->tokens_in = pt->valueint;
+	if (cJSON_IsNumber(ct) && ct->valuedouble >= 0 && ct->valuedouble < 1e9)
+		out->tokens_out = ct->valueint;
+	bool ok = false;
+	cJSON *obj = NULL;
+	const cJSON *content = cJSON_GetObjectItem(
+		cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "choices"), 0), "message"), "content");
+	if (!cJSON_IsString(content)) {
+		snprintf(err, errlen, "no choices[0].message.content");
+		goto out;
+	}
+	const char *open = strchr(content->valuestring, '{');
+	const char *close = strrchr(content->valuestring, '}');
+	if (!open || !close || close < open || !(obj = cJSON_ParseWithLength(open, (size_t)(close - open + 1))) ||
+	    !cJSON_IsObject(obj)) {
+		snprintf(err, errlen, "content is not a JSON object");
+		goto out;
+	}
+	const cJSON *handoff = cJSON_GetObjectItem(obj, "handoff"), *answer = cJSON_GetObjectItem(obj, "answer");
+	out->handoff = cJSON_IsTrue(handoff) || (cJSON_IsString(handoff) && strcasecmp(handoff->valuestring, "true") == 0);
+	const char *a = cJSON_IsString(answer) ? answer->valuestring : NULL;
+	while (a && isspace((unsigned char)*a))
+		a++;
+	if (!out->handoff && (!a || !*a)) {
+		snprintf(err, errlen, "no answer and no handoff");
+		goto out;
+	}
+	ai_copy_utf8(out->hint, sizeof(out->hint), a ? a : "");
+	size_t hl = strlen(out->hint);
+	while (hl && isspace((unsigned char)out->hint[hl - 1]))
+		out->hint[--hl] = 0;
+	out->intent = INTENT_OTHER;
 	ok = true;
 out:
 	cJSON_Delete(obj);
@@ -584,7 +665,8 @@ static void ai_call_done(const hc_result_t *res, void *arg)
 		cls = res->timed_out ? AI_CLASS_TIMEOUT : AI_CLASS_CONN;
 		snprintf(r->error, sizeof(r->error), "%s", res->error[0] ? res->error : "no answer");
 	} else if (status >= 200 && status < 300) {
-		bool ok = !res->too_big && ai_parse_completion(res->body, res->len, &parsed, why, sizeof(why));
+		bool ok = !res->too_big && (r->bot ? ai_parse_bot_answer(res->body, res->len, &parsed, why, sizeof(why))
+						   : ai_parse_completion(res->body, res->len, &parsed, why, sizeof(why)));
 		if (res->too_big)
 			snprintf(why, sizeof(why), "response over %d bytes", AI_MAX_RESPONSE_BYTES);
 		else {
@@ -696,6 +778,7 @@ static void ai_finish_ai(ai_t *ai, ai_req_t *r, const ai_parsed_t *p)
 	r->intent = p->intent;
 	r->res_critical = p->critical || r->critical;
 	r->critical_reason = NULL;
+	r->handoff = p->handoff;
 	memcpy(r->hint, p->hint, sizeof(r->hint));
 	r->error[0] = 0; /* earlier failed attempts are visible in attempts */
 	ai->st.answered_ai++;
@@ -773,6 +856,7 @@ static void ai_deliver_one(ai_t *ai, ai_req_t *r)
 	res.critical_reason = cancelled ? NULL : r->critical_reason;
 	res.hint = cancelled ? "" : r->hint;
 	res.source = cancelled ? NULL : r->from_ai ? "ai" : "fallback";
+	res.handoff = !cancelled && r->from_ai && r->handoff;
 	res.model = r->attempts ? r->model : NULL;
 	res.tokens_in = r->tokens_in;
 	res.tokens_out = r->tokens_out;

@@ -71,6 +71,9 @@ typedef struct {
 	const ai_turn_t *history;      /* recent conversation before them, oldest first (may be NULL) */
 	int n_history;
 	bool critical;                 /* the caller's critical-pattern flag: may pick the large model; ORed into the result */
+	bool bot;                      /* bot mode (worker/bot.c): the bot prompt (<prompts_dir>/bot-<domain>.txt,
+					* bot.txt, or a built-in one) and an answer to the customer, parsed by
+					* ai_parse_bot_answer; the result's hint is that answer */
 } ai_request_t;
 
 /* Outcome class of one HTTP call, for metrics. */
@@ -93,6 +96,7 @@ typedef struct {
 	const char *critical_reason;/* fallback only: the rules' reason ("health"...); NULL otherwise */
 	const char *hint;           /* pt-BR coaching text, never NULL when ok */
 	const char *source;         /* "ai" | "fallback"; NULL when !ok */
+	bool handoff;               /* bot mode, source "ai": the model asked for a person (hint then may be "") */
 	const char *model;          /* model the calls went to, even if the hint fell back; NULL when no call was made */
 	int tokens_in, tokens_out;  /* summed over every call of this request (failed ones spent tokens too) */
 	double cost_usd;            /* from those tokens and the price table */
@@ -161,6 +165,8 @@ const char *ai_class_name(ai_class_t c);
 
 /* The system prompt used for a domain (NULL or unknown: the default one). Owned by ai. */
 const char *ai_prompt(const ai_t *ai, const char *domain);
+/* The same for bot mode. */
+const char *ai_bot_prompt(const ai_t *ai, const char *domain);
 
 /* Cancels everything and frees: in-flight calls are aborted, and the done callback of every
  * unanswered request is called once, here, with ok=false, source NULL and error
@@ -178,6 +184,7 @@ typedef struct {
 	rules_intent_t intent;
 	bool critical;
 	char hint[AI_HINT_MAX];
+	bool handoff;              /* bot mode */
 	int tokens_in, tokens_out; /* usage; 0 when absent */
 	unsigned repaired;         /* AI_REPAIRED_* bits; 0 for a clean answer */
 } ai_parsed_t;
@@ -193,6 +200,11 @@ typedef struct {
  * the content is unusable (they were paid for). Returns false with err filled only when
  * there is no usable hint (not JSON, no object, no hint): the one case worth a retry. */
 bool ai_parse_completion(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
+
+/* Bot mode: choices[0].message.content must hold {"answer": string, "handoff": bool}
+ * (fences or prose around it allowed); the answer goes to hint. An object with handoff
+ * true needs no answer; otherwise the answer must not be blank. Usage read as above. */
+bool ai_parse_bot_answer(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
 
 /* Writes the user message sent to the model: the history (cut to max_messages entries and
  * max_tokens approximate tokens, newest kept) then, after the line "Mensagens novas do

@@ -5,18 +5,25 @@
  * stage (worker/coach.c: filters, shared limits, smart buffer, cache, AI or rules) and
  * their hints are published as `hint` events. A message's offset is committed only once
  * everything about it is durable, so a crash redelivers exactly the unfinished work.
+ * Delivery statuses are applied in batches the same way (schema/009: forward only) and
+ * published as `status` events when they moved a message. A customer message whose
+ * conversation was transferred to another domain is stored here and handed, as stored,
+ * to that domain's topic: its pool, prompt and limits coach it.
  */
 #include "ai.h"
+#include "bot.h"
 #include "coach.h"
 #include "config.h"
 #include "db.h"
 #include "event.h"
+#include "jobs.h"
 #include "json.h"
 #include "kq.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbound.h"
 #include "proc.h"
+#include "survey.h"
 #include "text.h"
 #include "track.h"
 #include "xalloc.h"
@@ -31,6 +38,8 @@
 
 #define WRK_MAX_IN_FLIGHT 20000
 #define WRK_COMMIT_MS 200
+#define WRK_STATUS_SWEEP_MS 1000 /* how often statuses that waited for their message are published */
+#define WRK_STATUS_SWEEP_MAX "500"
 
 typedef struct wrk_batch wrk_batch_t;
 
@@ -43,12 +52,14 @@ typedef struct {
 	int32_t partition;
 	int64_t offset;
 	cJSON *event;          /* the canonical inbound event */
+	int64_t message_id, conversation_id; /* once stored */
 	int refs;
 	double consumed_at;
 } wrk_item_t;
 
-/* Messages stored in one round trip; freed when the last of them is done. */
+/* Messages (or delivery statuses) stored in one round trip; freed when the last of them is done. */
 struct wrk_batch {
+	bool statuses;         /* status events, applied by atende_apply_statuses */
 	wrk_item_t *items;
 	int n, cap;
 	int items_left;
@@ -73,10 +84,16 @@ typedef struct {
 	int store_in_flight;    /* storage queries sent and not answered */
 	ai_t *ai;
 	coach_t *coach;
+	bot_t *bot;             /* bot mode (companies.bot_domains) */
+	db_t *db_bot;           /* the bot's decisions */
 	outbound_t *outbound;   /* replies and transfers (workers of the first pool only) */
+	job_runner_t *jobs;     /* lifecycle jobs (every worker: each due job goes to one of them) */
 	track_t *track;
 	wrk_batch_t *open;      /* batch being filled */
+	wrk_batch_t *open_st;   /* batch of statuses being filled */
 	struct event *flush_ev, *commit_ev, *drain_ev;
+	struct event *sweep_ev; /* publishes statuses applied when their message was stored */
+	bool sweep_in_flight;
 	char events_topic[160], dlq_topic[160], outbound_topic[160];
 	bool draining, paused;
 	bool drain_to_end;      /* the broker's data dies with it: a drain consumes all it holds */
@@ -92,6 +109,9 @@ typedef struct {
 	metrics_family_t *m_ai_calls, *m_ai_tokens, *m_ai_fallbacks, *m_ai_repaired;
 	metrics_series_t *m_ai_in_flight, *m_ai_max_in_flight, *m_ai_queued, *m_ai_cost, *m_ai_breaker;
 	metrics_series_t *m_ai_retries, *m_ai_rate_limited, *m_ai_breaker_opens;
+	metrics_family_t *m_statuses, *m_status_applied;
+	metrics_series_t *m_delivery_failed, *m_delivery_tracked, *m_rerouted;
+	metrics_family_t *m_surveys, *m_survey_score;
 } wrk_t;
 
 static wrk_t W;
@@ -129,6 +149,21 @@ static void wrk_metrics_refresh(void);
 static void wrk_on_lag(const char *topic, int32_t partition, int64_t lag, void *arg);
 static void wrk_outbound_publish(const evt_t *e, outbound_acked_fn acked, void *ctx, void *arg);
 static void wrk_outbound_done(void *token, bool ok, const char *why);
+static wrk_batch_t **wrk_open_batch(bool statuses);
+static void wrk_after_status(wrk_item_t *it, PGresult *res, int row);
+static void wrk_count_status(bool first, const char *status);
+static void wrk_sweep_cb(evutil_socket_t fd, short what, void *arg);
+static void wrk_swept(PGresult *res, void *arg);
+static bool wrk_reroute(wrk_item_t *it, const char *domain);
+static void wrk_job_publish(long company, int64_t conversation, const char *type, const char *json,
+			    job_acked_fn acked, void *ctx, void *arg);
+static void wrk_publish_survey(wrk_item_t *it, PGresult *res, int row, int64_t message_id, const evt_route_t *route);
+static void wrk_coach_item(wrk_item_t *it, int64_t agent);
+static void wrk_bot_event(const evt_t *e, bot_acked_fn acked, void *ctx, void *arg);
+static void wrk_bot_request(long company, int64_t conversation, char *json, bot_acked_fn acked, void *ctx, void *arg);
+static void wrk_bot_coach(void *token, int64_t agent, void *arg);
+static void wrk_bot_done(void *token, void *arg);
+static char *wrk_bot_on(void);
 
 int main(int argc, char **argv)
 {
@@ -141,14 +176,22 @@ int main(int argc, char **argv)
 	W.track = track_new();
 	cfg_topic(&W.cfg, "events", W.events_topic, sizeof(W.events_topic));
 	cfg_topic(&W.cfg, "dlq", W.dlq_topic, sizeof(W.dlq_topic));
+	cfg_topic(&W.cfg, "outbound", W.outbound_topic, sizeof(W.outbound_topic)); /* consumed by the first pool */
 
 	W.db = db_new(W.base, W.cfg.postgres.conninfo, "worker");
 	W.db_coach = db_new(W.base, W.cfg.postgres.conninfo, "worker-coach");
+	W.db_bot = db_new(W.base, W.cfg.postgres.conninfo, "worker-bot");
 	kq_opts_t po = {.brokers = W.cfg.kafka.brokers, .properties = W.cfg.kafka.properties, .client_id = "atende-worker", .linger_ms = 2,
 			.on_delivery = wrk_on_delivery};
 	W.producer = kq_producer_new(W.base, &po, err, sizeof(err));
-	if (W.producer)
-		kq_known_topics(W.producer, (const char *const[]){W.events_topic, W.dlq_topic}, 2);
+	if (W.producer) {
+		kq_known_topics(W.producer, (const char *const[]){W.events_topic, W.dlq_topic, W.outbound_topic}, 3);
+		char dt[CFG_MAX_DOMAINS][160];
+		const char *dtp[CFG_MAX_DOMAINS];
+		for (int d = 0; d < CFG_MAX_DOMAINS; d++)
+			dtp[d] = cfg_topic(&W.cfg, cfg_domains[d], dt[d], sizeof(dt[d])); /* re-routed messages */
+		kq_known_topics(W.producer, dtp, CFG_MAX_DOMAINS);
+	}
 	const char *pool_name = getenv(PROC_ENV_POOL);
 	const cfg_pool_t *pool = cfg_pool_find(&W.cfg, pool_name ? pool_name : W.cfg.pools[0].name);
 	char group[256];
@@ -177,6 +220,9 @@ int main(int argc, char **argv)
 	}
 	coach_callbacks_t cb = {.publish_hint = wrk_coach_hint, .message_done = wrk_coach_done, .count = wrk_coach_count};
 	W.coach = coach_new(W.base, W.db_coach, &W.cfg, W.ai, &cb, NULL);
+	bot_callbacks_t bcb = {.publish_event = wrk_bot_event, .publish_request = wrk_bot_request,
+			       .coach = wrk_bot_coach, .done = wrk_bot_done};
+	W.bot = bot_new(W.base, W.db_bot, &W.cfg, W.ai, &bcb, NULL);
 	int n_topics = 0;
 	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
 		if (pool->domains[d])
@@ -187,13 +233,14 @@ int main(int argc, char **argv)
 			log_error("outbound: %s", err);
 			return 1;
 		}
-		topic_ptrs[n_topics++] = cfg_topic(&W.cfg, "outbound", W.outbound_topic, sizeof(W.outbound_topic));
+		topic_ptrs[n_topics++] = W.outbound_topic;
 	}
 	if (!kq_subscribe(W.consumer, topic_ptrs, n_topics, err, sizeof(err))) {
 		log_error("%s", err);
 		return 1;
 	}
 	wrk_metrics_init();
+	W.jobs = job_new(W.base, W.db, &W.cfg, wrk_job_publish, NULL);
 	char mpath[1200];
 	metrics_export_start(W.base, proc_metrics_path(&W.cfg, "worker", W.index, mpath, sizeof(mpath)), 1000,
 			     wrk_metrics_refresh);
@@ -201,6 +248,12 @@ int main(int argc, char **argv)
 	W.commit_ev = event_new(W.base, -1, EV_PERSIST, wrk_commit_cb, NULL);
 	struct timeval tv = {0, WRK_COMMIT_MS * 1000};
 	event_add(W.commit_ev, &tv);
+	if (W.outbound) {
+		/* one pool sweeps: any of its workers may publish any company's status */
+		W.sweep_ev = event_new(W.base, -1, EV_PERSIST, wrk_sweep_cb, NULL);
+		struct timeval sw = {WRK_STATUS_SWEEP_MS / 1000, (WRK_STATUS_SWEEP_MS % 1000) * 1000};
+		event_add(W.sweep_ev, &sw);
+	}
 	int sigs[] = {SIGTERM, SIGINT, SIGHUP};
 	for (int i = 0; i < 3; i++)
 		event_add(evsignal_new(W.base, sigs[i], wrk_signal_cb, NULL), NULL);
@@ -220,12 +273,15 @@ int main(int argc, char **argv)
 	}
 	rd_kafka_topic_partition_list_destroy(final);
 	ai_free(W.ai); /* unfinished analyses are cancelled: their messages stay uncommitted */
+	bot_free(W.bot);
 	kq_free(W.typing, 0);
 	kq_free(W.consumer, 0);
 	kq_free(W.producer, 5000);
 	outbound_free(W.outbound); /* unfinished requests stay uncommitted */
+	job_free(W.jobs);          /* jobs taken and not published are handed out again after their lease */
 	db_free(W.db);
 	db_free(W.db_coach);
+	db_free(W.db_bot);
 	log_info("stopped");
 	return 0;
 }
@@ -309,29 +365,42 @@ static void wrk_on_message(rd_kafka_message_t *msg, void *arg)
 		return;
 	}
 	rd_kafka_message_destroy(msg);
-	if (strcmp(type, "message") != 0) {
-		/* delivery/read statuses are not stored yet: nothing to do but move on */
+	bool status = strcmp(type, "status") == 0;
+	if (!status && strcmp(type, "message") != 0) {
+		/* a type this worker does not know (a newer ingress): nothing to do but move on */
 		cJSON_Delete(ev);
 		track_done(W.track, item.track);
 		return;
 	}
-	if (!W.open) {
-		W.open = xcalloc(1, sizeof(wrk_batch_t));
-		W.open->cap = W.cfg.workers.batch_size;
-		W.open->items = xcalloc((size_t)W.open->cap, sizeof(wrk_item_t));
-		struct timeval zero = {0, 0};
-		evtimer_add(W.flush_ev, &zero); /* runs after this drain pass: batches what arrived together */
-	}
-	wrk_item_t *it = &W.open->items[W.open->n++];
+	int score;
+	if (!status && !json_true(ev, "from_me") && survey_parse(json_str(ev, "text"), &score))
+		cJSON_AddNumberToObject(ev, "survey_score", score); /* an answer if its conversation awaits one (schema/011) */
+	wrk_batch_t **open = wrk_open_batch(status);
+	wrk_item_t *it = &(*open)->items[(*open)->n++];
 	*it = item;
-	it->batch = W.open;
+	it->batch = *open;
 	it->event = ev;
-	W.open->items_left++;
-	if (W.open->n == W.open->cap) {
+	(*open)->items_left++;
+	if ((*open)->n == (*open)->cap) {
 		evtimer_del(W.flush_ev);
 		wrk_flush_cb(-1, 0, NULL);
 	}
 	wrk_flow_control();
+}
+
+/* The batch of messages (or of statuses) being filled, started when there is none. */
+static wrk_batch_t **wrk_open_batch(bool statuses)
+{
+	wrk_batch_t **open = statuses ? &W.open_st : &W.open;
+	if (!*open) {
+		*open = xcalloc(1, sizeof(wrk_batch_t));
+		(*open)->statuses = statuses;
+		(*open)->cap = W.cfg.workers.batch_size;
+		(*open)->items = xcalloc((size_t)(*open)->cap, sizeof(wrk_item_t));
+		struct timeval zero = {0, 0};
+		evtimer_add(W.flush_ev, &zero); /* runs after this drain pass: batches what arrived together */
+	}
+	return open;
 }
 
 /* Sends the open batch, unless a storage query is still in flight and the batch has
@@ -339,14 +408,19 @@ static void wrk_on_message(rd_kafka_message_t *msg, void *arg)
  * grow by themselves, so round trips stay few; when idle a message goes at once. */
 static void wrk_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd, (void)what, (void)arg;
-	wrk_batch_t *b = W.open;
-	if (!b || !b->n)
-		return;
-	if (W.store_in_flight > 0 && b->n < b->cap && fd != -2)
-		return;
-	W.open = NULL;
-	wrk_store(b);
+	(void)what, (void)arg;
+	/* statuses first: what was consumed before a message is applied before it (one
+	 * connection runs the queries in order), so its events come out first as well */
+	wrk_batch_t **open[2] = {&W.open_st, &W.open};
+	for (int i = 0; i < 2; i++) {
+		wrk_batch_t *b = *open[i];
+		if (!b || !b->n)
+			continue;
+		if (W.store_in_flight > 0 && b->n < b->cap && fd != -2)
+			continue;
+		*open[i] = NULL;
+		wrk_store(b);
+	}
 }
 
 static void wrk_store(wrk_batch_t *b)
@@ -356,18 +430,30 @@ static void wrk_store(wrk_batch_t *b)
 		cJSON_AddItemReferenceToArray(arr, b->items[i].event);
 	char *json = cJSON_PrintUnformatted(arr);
 	cJSON_Delete(arr);
-	const char *params[1] = {json};
+	char *bot_on = wrk_bot_on();
+	const char *params[2] = {json, bot_on};
 	b->attempts++;
 	b->sent_at = wrk_now();
 	W.store_in_flight++;
 	metrics_observe(W.m_batch_size, b->n);
-	if (!db_query(W.db, "SELECT * FROM atende_ingest($1::jsonb)", 1, params, wrk_stored, b)) {
+	/* the company domains with the bot on, for this transaction's new conversations
+	 * (schema/010_bot.sql): the setting is made before atende_ingest runs (lateral); and the
+	 * conversation's domain as it was when the batch started (a transfer may have moved it;
+	 * NULL for a conversation this batch creates): read by name, after the columns of
+	 * atende_ingest whatever their number */
+	const char *sql = b->statuses ? "SELECT * FROM atende_apply_statuses($1::jsonb)"
+				      : "SELECT i.*, c.domain AS r_conv_domain "
+					"FROM (SELECT set_config('atende.bot_on', $2, true) AS bot_on) s, "
+					"LATERAL atende_ingest(CASE WHEN s.bot_on IS NOT NULL THEN $1::jsonb END) i "
+					"LEFT JOIN conversations c ON c.id = i.r_conversation_id ORDER BY i.r_idx";
+	if (!db_query(W.db, sql, b->statuses ? 1 : 2, params, wrk_stored, b)) {
 		W.store_in_flight--;
 		struct timeval later = {0, 100 * 1000};
 		log_error("database queue full: retrying a batch of %d in 100 ms", b->n);
 		event_base_once(W.base, -1, EV_TIMEOUT, wrk_retry_cb, b, &later);
 	}
 	free(json);
+	free(bot_on);
 }
 
 static void wrk_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -380,7 +466,7 @@ static void wrk_stored(PGresult *res, void *arg)
 {
 	wrk_batch_t *b = arg;
 	W.store_in_flight--;
-	if (W.open && W.store_in_flight == 0)
+	if ((W.open || W.open_st) && W.store_in_flight == 0)
 		wrk_flush_cb(-1, 0, NULL); /* what accumulated meanwhile goes now */
 	if (!res) {
 		/* connection lost: the batch may or may not have run; storing is idempotent, so
@@ -395,6 +481,7 @@ static void wrk_stored(PGresult *res, void *arg)
 			log_warn("batch of %d failed (%.*s); retrying one by one", b->n, (int)strcspn(e, "\n"), e);
 			for (int i = 0; i < b->n; i++) {
 				wrk_batch_t *one = xcalloc(1, sizeof(*one));
+				one->statuses = b->statuses;
 				one->items = xcalloc(1, sizeof(wrk_item_t));
 				one->items[0] = b->items[i];
 				one->items[0].batch = one;
@@ -427,7 +514,7 @@ static void wrk_stored(PGresult *res, void *arg)
 	int rows = PQntuples(res);
 	for (int i = 0; i < b->n; i++)
 		if (i < rows)
-			wrk_after_store(&b->items[i], res, i);
+			(b->statuses ? wrk_after_status : wrk_after_store)(&b->items[i], res, i);
 	for (int i = b->n - 1; i >= 0; i--)
 		wrk_release(&b->items[i]); /* the storage reference; may free b */
 }
@@ -463,9 +550,10 @@ static void wrk_publish_changes(wrk_item_t *it, PGresult *res, int row, const ev
 }
 
 /* Row columns: r_idx, r_message_id, r_conversation_id, r_agent_id, r_inserted, r_hint_id,
- * r_hint_inserted (then what wrk_publish_changes reads). A new message is published; a
- * customer message without a hint goes to the coach (also a redelivered one: the coach
- * knows what was already decided). */
+ * r_hint_inserted (then what wrk_publish_changes reads, and r_conv_domain). A new message is
+ * published; a customer message without a hint goes to the coach (also a redelivered one:
+ * the coach knows what was already decided), or, when a transfer moved its conversation to
+ * another domain, to that domain's topic to be coached there. */
 static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 {
 	cJSON *ev = it->event;
@@ -475,7 +563,14 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 	int64_t agent = PQgetisnull(res, row, 3) ? 0 : atoll(PQgetvalue(res, row, 3));
 	long company = (long)json_num(ev, "company", 0);
 	bool from_me = json_true(ev, "from_me");
-	metrics_add(inserted ? W.m_stored : W.m_duplicates, 1);
+	bool rerouted = json_str(ev, "rerouted_from") != NULL;
+	int dcol = PQfnumber(res, "r_conv_domain");
+	const char *conv_domain = dcol >= 0 && !PQgetisnull(res, row, dcol) ? PQgetvalue(res, row, dcol) : NULL;
+	const char *domain = json_str(ev, "domain");
+	bool moved = conv_domain && domain && strcmp(conv_domain, domain) != 0;
+	int scol = PQfnumber(res, "r_survey"); /* schema/011: the answer to a survey */
+	bool survey_answer = scol >= 0 && !PQgetisnull(res, row, scol);
+	metrics_add(inserted ? W.m_stored : rerouted ? W.m_rerouted : W.m_duplicates, 1);
 	if (inserted) {
 		size_t len;
 		evt_route_t route = {.company = company, .conversation = conversation, .agent = agent};
@@ -483,7 +578,7 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 		evt_message_t m = {.message_id = json_str(ev, "provider_id"), .db_id = message_id,
 				   .conversation_id = conversation, .conversation_key = json_str(ev, "conversation"),
 				   .company_id = company, .agent_id = agent, /* 0: no agent in the company yet */
-				   .domain = json_str(ev, "domain"), .channel = json_str(ev, "channel"),
+				   .domain = moved ? conv_domain : domain, .channel = json_str(ev, "channel"),
 				   .customer = json_str(ev, "customer"), .sender_name = json_str(ev, "sender_name"),
 				   .from_me = from_me, .kind = json_str(ev, "kind"), .text = json_str(ev, "text"),
 				   .media = cJSON_IsObject(media) ? media : NULL, .created_at = json_str(ev, "received_at")};
@@ -492,15 +587,217 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 		wrk_publish_changes(it, res, row, &route);
 		if (from_me)
 			coach_history(W.coach, json_str(ev, "conversation"), true, json_str(ev, "text"));
+		if (survey_answer) {
+			/* the answer to a survey: stored as such, the conversation stays resolved, no hint */
+			wrk_publish_survey(it, res, row, message_id, &route);
+			return;
+		}
 	}
-	if (from_me || hinted)
+	if (from_me || hinted || survey_answer)
+		return;
+	/* once: a message handed over is coached where it lands, even if moved again meanwhile */
+	if (moved && !rerouted && wrk_reroute(it, conv_domain))
 		return;
 	it->refs++;
-	coach_msg_t m = {.message_id = message_id, .conversation_id = conversation, .agent_id = agent, .company = company,
-			 .conversation_key = json_str(ev, "conversation"), .provider_id = json_str(ev, "provider_id"),
-			 .domain = json_str(ev, "domain"), .text = json_str(ev, "text"),
-			 .received_at = json_str(ev, "received_at"), .token = it};
+	it->message_id = message_id;
+	it->conversation_id = conversation;
+	if (bot_wants(W.bot, company, json_str(ev, "domain"))) {
+		/* the bot decides (also on a redelivery: it knows what it did) and hands back to
+		 * the coach what is not its own */
+		bot_msg_t bm = {.message_id = message_id, .conversation_id = conversation, .company = company,
+				.conversation_key = json_str(ev, "conversation"), .channel = json_str(ev, "channel"),
+				.provider_id = json_str(ev, "provider_id"), .domain = json_str(ev, "domain"),
+				.text = json_str(ev, "text"), .token = it};
+		bot_add(W.bot, &bm);
+		return;
+	}
+	wrk_coach_item(it, agent);
+}
+
+/* Hands a stored customer message (holding a reference for it) to the coach. */
+static void wrk_coach_item(wrk_item_t *it, int64_t agent)
+{
+	cJSON *ev = it->event;
+	coach_msg_t m = {.message_id = it->message_id, .conversation_id = it->conversation_id, .agent_id = agent,
+			 .company = (long)json_num(ev, "company", 0), .conversation_key = json_str(ev, "conversation"),
+			 .provider_id = json_str(ev, "provider_id"), .domain = json_str(ev, "domain"),
+			 .text = json_str(ev, "text"), .received_at = json_str(ev, "received_at"), .token = it};
 	coach_add(W.coach, &m);
+}
+
+/* Hands a stored customer message to domain's topic (the conversation's domain since a
+ * transfer), as it was consumed plus rerouted_from and the new domain: the worker there
+ * finds it stored (atende_ingest is idempotent: never stored twice) and coaches it with its
+ * domain's prompt, pool and limits. Keyed by conversation like the ingress, so a
+ * conversation's messages stay in order. Its offset here waits for the broker's
+ * acknowledgement. False (the message is coached here) when it cannot be produced. */
+static bool wrk_reroute(wrk_item_t *it, const char *domain)
+{
+	char topic[160], err[256], company[24];
+	bool known = false;
+	for (int d = 0; d < CFG_MAX_DOMAINS; d++)
+		known = known || strcmp(cfg_domains[d], domain) == 0;
+	if (!known)
+		return false;
+	cJSON *copy = cJSON_Duplicate(it->event, true);
+	cJSON_AddStringToObject(copy, "rerouted_from", json_str(it->event, "domain"));
+	cJSON_ReplaceItemInObject(copy, "domain", cJSON_CreateString(domain));
+	char *json = cJSON_PrintUnformatted(copy);
+	cJSON_Delete(copy);
+	const char *key = json_str(it->event, "conversation");
+	snprintf(company, sizeof(company), "%.0f", json_num(it->event, "company", 0));
+	rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+	rd_kafka_header_add(h, "type", -1, "message", -1);
+	rd_kafka_header_add(h, "company", -1, company, -1);
+	rd_kafka_header_add(h, "domain", -1, domain, -1);
+	wrk_ref_t *ref = wrk_ref(&it, 1);
+	bool ok = kq_produce(W.producer, cfg_topic(&W.cfg, domain, topic, sizeof(topic)), key, strlen(key), json,
+			     strlen(json), h, ref, err, sizeof(err));
+	free(json);
+	if (!ok) {
+		log_error("message %s of conversation %s not handed to %s (coached here instead): %s",
+			  json_str(it->event, "provider_id"), key, domain, err);
+		it->refs--;
+		free(ref);
+	}
+	return ok;
+}
+
+/* Row columns of atende_apply_statuses: r_idx, r_result, r_message_id, r_conversation_id,
+ * r_company_id, r_agent_id, r_provider_id, r_status, r_prev_status, r_error, r_at. A status
+ * that moved its message is published; the item is done once the broker has the event. */
+static void wrk_after_status(wrk_item_t *it, PGresult *res, int row)
+{
+	char labels[64];
+	const char *result = PQgetvalue(res, row, 1);
+	snprintf(labels, sizeof(labels), "result=\"%s\"", result);
+	metrics_inc(W.m_statuses, labels);
+	if (strcmp(result, "advanced") != 0)
+		return;
+	wrk_ref_t *ref = wrk_ref(&it, 1);
+	const char *prev = PQgetisnull(res, row, 8) ? NULL : PQgetvalue(res, row, 8);
+	char *json;
+	size_t len;
+	evt_route_t route = {.company = atol(PQgetvalue(res, row, 4)), .conversation = atoll(PQgetvalue(res, row, 3)),
+			     .agent = PQgetisnull(res, row, 5) ? 0 : atoll(PQgetvalue(res, row, 5))};
+	evt_status_t st = {.message_id = atoll(PQgetvalue(res, row, 2)), .provider_id = PQgetvalue(res, row, 6),
+			   .conversation_id = route.conversation, .status = PQgetvalue(res, row, 7),
+			   .error = PQgetisnull(res, row, 9) ? NULL : PQgetvalue(res, row, 9),
+			   .at = PQgetvalue(res, row, 10)};
+	wrk_count_status(prev == NULL, st.status);
+	json = evt_status(&route, &st, &len);
+	wrk_produce_event("status", route.company, route.conversation, json, len, ref);
+}
+
+/* Counts a status that moved a message (first: its first status, the failure rate's
+ * denominator). */
+static void wrk_count_status(bool first, const char *status)
+{
+	char labels[64];
+	snprintf(labels, sizeof(labels), "status=\"%s\"", status);
+	metrics_inc(W.m_status_applied, labels);
+	if (first)
+		metrics_add(W.m_delivery_tracked, 1);
+	if (strcmp(status, "failed") == 0)
+		metrics_add(W.m_delivery_failed, 1);
+}
+
+/* Statuses that waited for their message were applied by the trigger that stored it
+ * (schema/009); their events go out from here. One sweep at a time per worker. */
+static void wrk_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+	const char *params[1] = {WRK_STATUS_SWEEP_MAX};
+	if (W.sweep_in_flight || W.draining || !db_connected(W.db))
+		return;
+	W.sweep_in_flight = true;
+	if (!db_query(W.db, "SELECT * FROM atende_pending_statuses_applied($1::int)", 1, params, wrk_swept, NULL))
+		W.sweep_in_flight = false; /* the queue is full: the next tick tries again */
+}
+
+/* Rows: r_message_id, r_conversation_id, r_company_id, r_agent_id, r_provider_id, r_status,
+ * r_error, r_at. Taken out of the table already: an event the broker refuses is logged
+ * (the status itself is stored: the history shows it). */
+static void wrk_swept(PGresult *res, void *arg)
+{
+	(void)arg;
+	W.sweep_in_flight = false;
+	if (!db_ok(res, "pending statuses sweep"))
+		return;
+	for (int i = 0; i < PQntuples(res); i++) {
+		size_t len;
+		evt_route_t route = {.company = atol(PQgetvalue(res, i, 2)), .conversation = atoll(PQgetvalue(res, i, 1)),
+				     .agent = PQgetisnull(res, i, 3) ? 0 : atoll(PQgetvalue(res, i, 3))};
+		evt_status_t st = {.message_id = atoll(PQgetvalue(res, i, 0)), .provider_id = PQgetvalue(res, i, 4),
+				   .conversation_id = route.conversation, .status = PQgetvalue(res, i, 5),
+				   .error = PQgetisnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6), .at = PQgetvalue(res, i, 7)};
+		wrk_count_status(true, st.status);
+		char *json = evt_status(&route, &st, &len);
+		wrk_produce_event("status", route.company, route.conversation, json, len, NULL);
+	}
+	if (PQntuples(res) == atoi(WRK_STATUS_SWEEP_MAX))
+		wrk_sweep_cb(-1, 0, NULL); /* there may be more */
+}
+
+/* "C:domain C:domain": the company domains with the bot on (malloc'd). */
+static char *wrk_bot_on(void)
+{
+	size_t cap = 1, len = 0;
+	for (int i = 0; i < W.cfg.n_companies; i++)
+		cap += (size_t)CFG_MAX_DOMAINS * 40;
+	char *s = xmalloc(cap);
+	s[0] = 0;
+	for (int i = 0; i < W.cfg.n_companies; i++)
+		for (int d = 0; d < CFG_MAX_DOMAINS; d++)
+			if (W.cfg.companies[i].bot_domains[d])
+				len += (size_t)snprintf(s + len, cap - len, "%s%ld:%s", len ? " " : "", W.cfg.companies[i].id,
+							cfg_domains[d]);
+	return s;
+}
+
+/* A hand-off's assignment event; the bot learns of the broker's report. */
+static void wrk_bot_event(const evt_t *e, bot_acked_fn acked, void *ctx, void *arg)
+{
+	size_t len;
+	(void)arg;
+	wrk_ref_t *ref = wrk_ref(NULL, 0);
+	ref->acked = acked;
+	ref->acked_ctx = ctx;
+	char *json = evt_write(e, &len);
+	wrk_produce_event(e->type_name, e->route.company, e->route.conversation, json, len, ref);
+}
+
+/* A bot reply request to atende.outbound, keyed by conversation like the consoles'. */
+static void wrk_bot_request(long company, int64_t conversation, char *json, bot_acked_fn acked, void *ctx, void *arg)
+{
+	char err[256], key[24], co[24];
+	(void)arg;
+	wrk_ref_t *ref = wrk_ref(NULL, 0);
+	ref->acked = acked;
+	ref->acked_ctx = ctx;
+	snprintf(key, sizeof(key), "%lld", (long long)conversation);
+	snprintf(co, sizeof(co), "%ld", company);
+	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+	rd_kafka_header_add(h, "type", -1, "reply", -1);
+	rd_kafka_header_add(h, "company", -1, co, -1);
+	if (!kq_produce(W.producer, W.outbound_topic, key, strlen(key), json, strlen(json), h, ref, err, sizeof(err))) {
+		metrics_add(W.m_event_failures, 1);
+		log_error("bot reply request of conversation %lld not queued: %s", (long long)conversation, err);
+		wrk_on_delivery(ref, RD_KAFKA_RESP_ERR__FAIL, -1, -1, NULL);
+	}
+	free(json);
+}
+
+static void wrk_bot_coach(void *token, int64_t agent, void *arg)
+{
+	(void)arg;
+	wrk_coach_item(token, agent);
+}
+
+static void wrk_bot_done(void *token, void *arg)
+{
+	(void)arg;
+	wrk_release(token);
 }
 
 /* Publishes one event (json, as event.c wrote it; taken) to atende.events, in its company's
@@ -606,6 +903,54 @@ static void wrk_outbound_publish(const evt_t *e, outbound_acked_fn acked, void *
 		coach_history(W.coach, e->message.conversation_key, true, e->message.text);
 	char *json = evt_write(e, &len);
 	wrk_produce_event(e->type_name, e->route.company, e->route.conversation, json, len, ref);
+}
+
+/* A survey answer (column r_survey of atende_ingest, schema/011: {"kind","score","survey_id"}):
+ * its `survey` event, routed like the conversation's, and the per-company score metrics. */
+static void wrk_publish_survey(wrk_item_t *it, PGresult *res, int row, int64_t message_id, const evt_route_t *route)
+{
+	cJSON *sv = cJSON_Parse(PQgetvalue(res, row, PQfnumber(res, "r_survey")));
+	const char *kind = json_str(sv, "kind");
+	char labels[96];
+	size_t len;
+	if (!kind) {
+		cJSON_Delete(sv);
+		return;
+	}
+	int score = (int)json_num(sv, "score", 0);
+	evt_survey_t s = {.survey_id = (int64_t)json_num(sv, "survey_id", 0), .conversation_id = route->conversation,
+			  .company_id = route->company, .agent_id = route->agent, .domain = json_str(it->event, "domain"),
+			  .kind = kind, .score = score, .text = json_str(it->event, "text"), .db_id = message_id,
+			  .at = json_str(it->event, "received_at")};
+	snprintf(labels, sizeof(labels), "company=\"%ld\",kind=\"%s\"", route->company, kind);
+	metrics_inc(W.m_surveys, labels);
+	metrics_observe(metrics_series(W.m_survey_score, labels), score);
+	log_debug("survey answer %d (%s) in conversation %lld", score, kind, (long long)route->conversation);
+	char *json = evt_survey(route, &s, &len);
+	wrk_produce_event("survey", route->company, route->conversation, json, len, wrk_ref(&it, 1));
+	cJSON_Delete(sv);
+}
+
+/* A lifecycle job's request to atende.outbound, keyed by its conversation like the consoles'
+ * (notifier/ops.c), so one conversation's requests stay in order on one partition. */
+static void wrk_job_publish(long company, int64_t conversation, const char *type, const char *json,
+			    job_acked_fn acked, void *ctx, void *arg)
+{
+	char err[256], key[24], comp[24];
+	(void)arg;
+	wrk_ref_t *ref = wrk_ref(NULL, 0);
+	ref->acked = acked;
+	ref->acked_ctx = ctx;
+	snprintf(key, sizeof(key), "%lld", (long long)conversation);
+	snprintf(comp, sizeof(comp), "%ld", company);
+	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+	rd_kafka_header_add(h, "type", -1, type, -1);
+	rd_kafka_header_add(h, "company", -1, comp, -1);
+	if (!kq_produce(W.producer, W.outbound_topic, key, strlen(key), json, strlen(json), h, ref, err, sizeof(err))) {
+		log_error("lifecycle request of conversation %lld not queued on %s: %s", (long long)conversation,
+			  W.outbound_topic, err);
+		wrk_on_delivery(ref, RD_KAFKA_RESP_ERR__FAIL, -1, -1, NULL);
+	}
 }
 
 /* A reply or transfer is finished: committable, or dead-lettered when it never can be. */
@@ -753,7 +1098,8 @@ static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg)
 		char err[512];
 		if (!proc_reload_config(&W.cfg))
 			return;
-		if (W.open && W.open->n >= W.cfg.workers.batch_size)
+		if ((W.open && W.open->n >= W.cfg.workers.batch_size) ||
+		    (W.open_st && W.open_st->n >= W.cfg.workers.batch_size))
 			wrk_flush_cb(-1, 0, NULL); /* the open batch was sized for the old limit */
 		if (W.ai) {
 			ai_config_t ac;
@@ -762,6 +1108,7 @@ static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg)
 				log_error("reload: AI settings kept: %s", err);
 		}
 		coach_reconfigure(W.coach, &W.cfg);
+		job_reconfigure(W.jobs);
 		log_info("reload: applied");
 		return;
 	}
@@ -771,6 +1118,7 @@ static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	/* drain: stop taking messages, finish what was consumed (analyses included), commit, leave */
 	W.draining = true;
+	job_stop(W.jobs);
 	W.drain_to_end = getenv(PROC_ENV_BROKER_IN_MEMORY) != NULL;
 	/* the supervisor's whole stop has shutdown_timeout_s and keeps a second of it for each
 	 * of the notifier, broker and PostgreSQL behind us: leave it 5 s (half of a short one) */
@@ -864,9 +1212,28 @@ static double wrk_now(void)
 static void wrk_metrics_init(void)
 {
 	metrics_family_t *msgs = metrics_family("atende_worker_messages_total", METRICS_COUNTER,
-						"Consumed messages by outcome: stored, or duplicate (already stored).", NULL, 0);
+						"Consumed messages by outcome: stored, duplicate (already stored), or rerouted "
+						"(stored, handed over by a pool whose domain the conversation left).",
+						NULL, 0);
 	W.m_stored = metrics_series(msgs, "result=\"stored\"");
 	W.m_duplicates = metrics_series(msgs, "result=\"duplicate\"");
+	W.m_rerouted = metrics_series(msgs, "result=\"rerouted\"");
+	W.m_statuses = metrics_family("atende_worker_statuses_total", METRICS_COUNTER,
+				      "Delivery statuses consumed, by result: advanced (moved its message forward), "
+				      "unchanged (already there or further), kept (its message not stored yet: waits), "
+				      "ignored (not one atende keeps, or not a message atende sent).",
+				      NULL, 0);
+	W.m_status_applied = metrics_family("atende_worker_statuses_applied_total", METRICS_COUNTER,
+					    "Delivery statuses that moved a message forward, by status (sent, delivered, "
+					    "read, failed); also those that waited for their message.",
+					    NULL, 0);
+	W.m_delivery_failed = metrics_series(metrics_family("atende_worker_delivery_failed_total", METRICS_COUNTER,
+							    "Messages atende sent that the gateway reported failed.",
+							    NULL, 0), "");
+	W.m_delivery_tracked = metrics_series(metrics_family("atende_worker_delivery_tracked_total", METRICS_COUNTER,
+							     "Messages atende sent whose first delivery status arrived "
+							     "(the failure rate's denominator).",
+							     NULL, 0), "");
 	W.m_hints = metrics_family("atende_worker_hints_total", METRICS_COUNTER,
 				   "Hints made, by source (ai, rules, cache, fallback).", NULL, 0);
 	W.m_hint_seconds = metrics_family("atende_worker_hint_seconds", METRICS_HISTOGRAM,
@@ -907,6 +1274,13 @@ static void wrk_metrics_init(void)
 						       "Consumer group assignments and revocations.", NULL, 0), "");
 	W.m_lag = metrics_family("atende_worker_consumer_lag", METRICS_GAUGE,
 				 "Messages behind the end of each assigned inbound partition.", NULL, 0);
+	static const double score_buckets[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+	W.m_surveys = metrics_family("atende_worker_surveys_answered_total", METRICS_COUNTER,
+				     "Satisfaction survey answers stored, by company and kind (nps, csat).", NULL, 0);
+	W.m_survey_score = metrics_family("atende_worker_survey_score", METRICS_HISTOGRAM,
+					  "Survey scores by company and kind: _sum / _count is the average (NPS from "
+					  "the buckets: share above 8 minus share up to 6).",
+					  score_buckets, 11);
 	if (!W.ai)
 		return;
 	W.m_ai_calls = metrics_family("atende_worker_ai_calls_total", METRICS_COUNTER,

@@ -27,6 +27,7 @@
 #define OB_CLOUD_VERSION "v21.0"
 #define OB_HEALTH_TICK_MS 1000   /* how often due health checks are looked for */
 #define OB_HEALTH_MAX_RESPONSE (64 * 1024)
+#define OB_BOT_NAME "Assistente virtual" /* a worker's own reply without a sender_name */
 
 typedef enum { OB_REPLY, OB_TRANSFER, OB_RESOLVE, OB_REOPEN, OB_PENDING } ob_kind_t;
 static const char *const ob_kind_names[] = {"reply", "transfer", "resolve", "reopen", "pending"};
@@ -79,6 +80,8 @@ struct ob_req {
 	int64_t conversation, agent;
 	char *request_json;         /* the consumed message, the claim's parameter */
 	char *text;                 /* reply */
+	char by[8];                 /* a worker's own reply: "bot" or "system" (role); "" for a console's */
+	char *sender_name;          /* a worker's own reply: the name the customer sees (NULL: OB_BOT_NAME) */
 	cJSON *client_id;           /* the console's op id, echoed in events */
 	/* the conversation, from the claim */
 	char *channel, *customer, *domain, *agent_name;
@@ -254,6 +257,11 @@ void outbound_handle(outbound_t *o, const cJSON *msg, outbound_done_fn done, voi
 		if (strcmp(type, ob_kind_names[k]) == 0)
 			kind = k;
 	r->kind = kind < 0 ? OB_REPLY : (ob_kind_t)kind;
+	/* role "bot" or "system": a reply the workers wrote themselves (worker/bot.c and the
+	 * like), stored by that name. Consoles cannot send it: the notifier writes no role on a
+	 * reply, and on a status change only the token's (agent or supervisor). */
+	const char *role = json_str(msg, "role");
+	bool own = role && (strcmp(role, "bot") == 0 || strcmp(role, "system") == 0);
 	if (kind < 0)
 		bad = "type is not reply, transfer, resolve, reopen or pending";
 	else if (!rid || !*rid || strlen(rid) >= sizeof(r->request_id))
@@ -264,6 +272,8 @@ void outbound_handle(outbound_t *o, const cJSON *msg, outbound_done_fn done, voi
 		bad = "missing conversation_id";
 	else if (r->kind == OB_REPLY && !json_str(msg, "text"))
 		bad = "missing text";
+	else if (own && r->kind != OB_REPLY)
+		bad = "role bot or system is for replies only";
 	else if (r->kind == OB_TRANSFER && !cJSON_IsNumber(to_agent) && !cJSON_IsString(to_domain))
 		bad = "missing to_agent or to_domain";
 	if (bad) {
@@ -276,6 +286,11 @@ void outbound_handle(outbound_t *o, const cJSON *msg, outbound_done_fn done, voi
 	r->conversation = (int64_t)conv;
 	r->agent = (int64_t)json_num(msg, "agent_id", 0);
 	r->text = ob_dup(json_str(msg, "text"));
+	if (own) {
+		snprintf(r->by, sizeof(r->by), "%s", role);
+		r->sender_name = ob_dup(json_str(msg, "sender_name"));
+		r->agent = 0; /* nobody's: by_agent null in its events */
+	}
 	const cJSON *cid = cJSON_GetObjectItem(msg, "client_id");
 	r->client_id = cid ? cJSON_Duplicate(cid, true) : cJSON_CreateNull();
 	r->request_json = cJSON_PrintUnformatted(msg);
@@ -360,7 +375,7 @@ static void ob_claimed(ob_req_t *r, PGresult *res)
 		r->channel = ob_dup(json_str(conv, "channel"));
 		r->customer = ob_dup(json_str(conv, "customer"));
 		r->domain = ob_dup(json_str(conv, "domain"));
-		r->agent_name = ob_dup(json_str(c, "agent_name"));
+		r->agent_name = ob_dup(r->by[0] ? (r->sender_name ? r->sender_name : OB_BOT_NAME) : json_str(c, "agent_name"));
 		r->conv_agent = (int64_t)json_num(conv, "agent_id", 0);
 		r->attempts = (int)json_num(c, "attempts", 0);
 		bool fresh = json_true(c, "fresh");
@@ -598,7 +613,7 @@ static char *ob_message_events(ob_req_t *r, const char *provider_id, const char 
 			   .channel = r->channel, .customer = r->customer, .sender_name = r->agent_name,
 			   .from_me = true, .kind = "text", .text = r->text, .created_at = at, .status = status,
 			   .error = stored ? NULL : r->error, .request_id = r->request_id, .client_id = r->client_id,
-			   .by_agent = r->agent, .attempts = r->attempts};
+			   .by_agent = r->agent, .by = r->by[0] ? r->by : NULL, .attempts = r->attempts};
 	char *ev = evt_message(&route, &m, &len), *events = xmalloc(len + 3);
 	snprintf(events, len + 3, "[%s]", ev);
 	free(ev);
@@ -668,8 +683,13 @@ static void ob_fail(ob_req_t *r, const char *status, const char *why)
 	char now[40];
 	json_iso_now(now, sizeof(now));
 	snprintf(r->error, sizeof(r->error), "%s", why);
-	log_warn("outbound %s: reply of agent %lld in conversation %lld %s (%d gateway call(s) here): %s",
-		 r->request_id, (long long)r->agent, (long long)r->conversation, status, r->attempts, why);
+	char who[40];
+	if (r->by[0])
+		snprintf(who, sizeof(who), "%s", r->by);
+	else
+		snprintf(who, sizeof(who), "agent %lld", (long long)r->agent);
+	log_warn("outbound %s: reply of %s in conversation %lld %s (%d gateway call(s) here): %s", r->request_id, who,
+		 (long long)r->conversation, status, r->attempts, why);
 	free(r->rec_events), free(r->rec_status);
 	r->rec_events = ob_message_events(r, NULL, status, now);
 	r->rec_status = ob_dup(status);
@@ -874,6 +894,7 @@ static void ob_req_free(ob_req_t *r)
 		event_free(r->timer);
 	free(r->request_json);
 	free(r->text);
+	free(r->sender_name);
 	cJSON_Delete(r->client_id);
 	free(r->channel), free(r->customer), free(r->domain), free(r->agent_name);
 	free(r->rec_event), free(r->rec_events), free(r->rec_status);

@@ -6,6 +6,12 @@
  * reopen its status (schema/008_conversation_ops.sql). Every request is claimed in
  * PostgreSQL (outbound_requests, schema/005_outbound.sql) before anything leaves, so a
  * redelivered one is never sent or applied twice.
+ * The workers write replies of their own to the same topic (bot mode, worker/bot.c):
+ *   {"type":"reply","role":"bot","request_id":"bot:<deterministic>","company_id":C,
+ *    "conversation_id":V,"agent_id":0,"text":T,"sender_name":N|absent,"client_id":null}
+ * sent and stored like an agent's reply, with no requester: by_agent null, "by":"bot" in
+ * its message event and in outbound_requests.by (schema/010_bot.sql), sender_name N
+ * (default "Assistente virtual"). Role "system" is the same for other automatic messages.
  *
  * Events published (their payloads are common/event.h's), and to whom they are routed:
  *   message     reply stored (status "sent", or "not_sent" on an api channel without url; the

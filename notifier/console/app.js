@@ -45,7 +45,9 @@
 	var STATUS_MARKS = { queued: '• pendente', pending: '… enviando', sent: '✓', delivered: '✓✓', read: '✓✓',
 		failed: '✕ não enviada', unknown: '? talvez não enviada' };
 	var STATUS_TITLES = { queued: 'Sem conexão: será enviada assim que a conexão voltar', pending: 'Enviando',
-		sent: 'Enviada', delivered: 'Entregue', read: 'Lida' };
+		sent: 'Enviada', delivered: 'Entregue', read: 'Lida', failed: 'Não entregue' };
+	// what the gateway reported, in the order it can only move (a read proves a delivery, even after a failure)
+	var DELIVERY_RANK = { sent: 1, failed: 2, delivered: 3, read: 4 };
 	var STATUS_LABELS = { open: 'Aberta', pending: 'Pendente', resolved: 'Resolvida' };
 	var DOMAIN_LABELS = {
 		financeiro: 'Financeiro', comercial: 'Comercial', suporte: 'Suporte',
@@ -489,7 +491,10 @@
 		if (m.provider_id && c.seen[m.provider_id]) {
 			// live already: the API adds what the event lacked (our own reply's delivery status)
 			var known = findMessage(c, m.provider_id);
-			if (known && m.from_me && m.status && !known.local) known.status = m.status;
+			if (known && m.from_me && m.status && !known.local && !(DELIVERY_RANK[known.status] > (DELIVERY_RANK[m.status] || 0))) {
+				known.status = m.status;
+				known.error = m.status_error || null;
+			}
 			if (known && !known.db_id) known.db_id = m.id;
 		} else {
 			var by = /^agent:(\d+)$/.exec(m.by || '');
@@ -504,7 +509,8 @@
 				kind: m.kind || 'text',
 				at: parseTime(m.sent_at) || 0,
 				local: false,
-				status: m.from_me ? (m.status || 'sent') : null
+				status: m.from_me ? (m.status || 'sent') : null,
+				error: m.status_error || null
 			});
 			if (m.provider_id) c.seen[m.provider_id] = true;
 		}
@@ -1090,7 +1096,10 @@
 		for (var i = c.messages.length - 1; i >= 0; i--) {
 			var m = c.messages[i];
 			if ((d.provider_id && m.message_id === d.provider_id) || (d.message_id && m.db_id === d.message_id)) {
+				// events only ever move forward; the history loaded meanwhile may already be further
+				if (DELIVERY_RANK[m.status] > (DELIVERY_RANK[d.status] || 0)) return;
 				m.status = d.status;
+				m.error = d.status === 'failed' ? (d.error || 'o WhatsApp não entregou a mensagem') : null;
 				return;
 			}
 		}
@@ -1904,11 +1913,17 @@
 				}
 				foot.appendChild(el('span', 'msg-time', formatClock(m.at)));
 				if (m.from_me) {
-					var st = STATUS_MARKS[m.status] || '✓';
+					// failed after the gateway took it (it has the gateway's id): sent, not delivered
+					var st = m.status === 'failed' && m.message_id && !m.local ? '✕ não entregue' : STATUS_MARKS[m.status] || '✓';
 					var sEl = el('span', 'msg-status', st);
 					sEl.setAttribute('data-testid', 'msg-status');
 					sEl.title = m.error || STATUS_TITLES[m.status] || '';
 					foot.appendChild(sEl);
+					if (m.status === 'failed' && m.error) {
+						var why = el('span', 'msg-error', m.error);
+						why.setAttribute('data-testid', 'msg-error');
+						foot.appendChild(why);
+					}
 					if (m.status === 'queued' && m.localId) {
 						var cancel = el('button', 'msg-cancel', 'cancelar');
 						cancel.type = 'button';

@@ -7,6 +7,8 @@
  * messages arrive, and comes back with exactly those messages, by resume, not by reload.
  * A third agent sits behind a proxy that refuses WebSocket: its console falls back to
  * long-poll (GET /poll, POST /op), gets the next message live and replies all the same.
+ * Messages typed on the phone then get their delivery ticks live (✓✓, blue ✓✓, a failure
+ * with its reason), and keep them after a reload (from the history API).
  * Screenshots: <screenshot> (the end) and <screenshot minus .png>-offline.png (the banner).
  *
  * Run by test/integration/test_console_browser.py, with the environment:
@@ -39,6 +41,26 @@ const log = steps.log, begin = steps.begin;
 
 function post(id, text, customer, name) {
 	return postEvolution(INGRESS, id, text, customer || CUSTOMER, name || NAME);
+}
+
+/* An Evolution webhook as is: a message the agent typed on the phone, or a delivery status. */
+async function postRaw(event, data) {
+	const r = await fetch(`${INGRESS}/webhooks/evolution`, {
+		method: 'POST', headers: { 'Content-Type': 'application/json', apikey: 'demo-evolution-key' },
+		body: JSON.stringify({ event, instance: 'demo', apikey: 'demo-evolution-key', data })
+	});
+	if (r.status !== 200) throw new Error(`webhook answered ${r.status}: ${await r.text()}`);
+}
+
+function postPhone(id, text) {
+	return postRaw('messages.upsert', {
+		key: { remoteJid: `${CUSTOMER}@s.whatsapp.net`, fromMe: true, id }, message: { conversation: text },
+		messageType: 'conversation', messageTimestamp: Math.floor(Date.now() / 1000)
+	});
+}
+
+function postStatus(id, status) {
+	return postRaw('messages.update', { keyId: id, remoteJid: `${CUSTOMER}@s.whatsapp.net`, fromMe: true, status });
 }
 
 /* The long-poll fallback, straight to the notifier: tells when the hint of a message exists
@@ -178,6 +200,33 @@ async function main() {
 		await pc.locator('[data-testid=reply-send]').click();
 		await pc.locator('.msg.out.sent', { hasText: pollReply }).waitFor(); // POST /op acked
 		await pa.locator('[data-testid=conversation-item]', { hasText: other }).waitFor(); // the WebSocket console too
+
+		begin('delivery ticks arrive live: delivered, read, and a failure with its reason');
+		await pa.locator('[data-testid=conversation-item]', { hasText: NAME }).click();
+		const phone = `BRW-${RUN}-phone`, lost = `BRW-${RUN}-lost`;
+		await postPhone(phone, 'Mandei pelo celular: o técnico passa amanhã às 9h.');
+		await pa.locator(`.msg.out[data-message-id="${phone}"]`).waitFor();
+		await postStatus(phone, 'DELIVERY_ACK');
+		await pa.locator(`.msg.out.delivered[data-message-id="${phone}"]`).waitFor();
+		if ((await pa.locator(`.msg[data-message-id="${phone}"] [data-testid=msg-status]`).innerText()).trim() !== '✓✓')
+			throw new Error('a delivered message does not show ✓✓');
+		await postStatus(phone, 'READ');
+		await pa.locator(`.msg.out.read[data-message-id="${phone}"]`).waitFor();
+		const blue = await pa.locator(`.msg[data-message-id="${phone}"] [data-testid=msg-status]`).evaluate(
+			(e) => getComputedStyle(e).color);
+		if (blue !== 'rgb(47, 128, 237)') throw new Error(`read ticks are ${blue}, not blue`);
+		await postPhone(lost, 'Esta não vai chegar.');
+		await pa.locator(`.msg.out[data-message-id="${lost}"]`).waitFor();
+		await postStatus(lost, 'ERROR');
+		await pa.locator(`.msg.out.failed[data-message-id="${lost}"] [data-testid=msg-error]`).waitFor();
+
+		begin('after a reload the ticks come from the history');
+		await pa.reload();
+		await pa.locator('[data-testid=connection-status][data-state=online]').waitFor();
+		await pa.locator('[data-testid=conversation-item]', { hasText: NAME }).click();
+		await pa.locator(`.msg.out.read[data-message-id="${phone}"]`).waitFor();
+		const why = await pa.locator(`.msg.out.failed[data-message-id="${lost}"] [data-testid=msg-error]`).innerText();
+		if (!why.trim()) throw new Error('a failed message shows no reason after a reload');
 
 		process.stdout.write(JSON.stringify({
 			ok: true, customer: CUSTOMER, reply, pollReply, hint: hintText, intent, missed, timeline,

@@ -17,7 +17,10 @@ through success, latency, 429, 500, garbage and hangs:
 customer messages (the text after "Mensagens novas do cliente:", as worker/ai.c writes
 it), so hints are meaningful. The odd modes answer 200 with a completion a real model may
 write: "odd_intent" says "intent": "technical", "no_critical" leaves "critical" out,
-"long_hint" writes a 3,000-character hint, "no_hint" leaves the hint out. Use it in-process (FakeAI().start()) or as a program:
+"long_hint" writes a 3,000-character hint, "no_hint" leaves the hint out. A bot-mode request
+(its system prompt asks for "handoff") gets {"answer": BOT_ANSWERS[intent], "handoff": false},
+or {"answer": "", "handoff": true} when the customer text holds one of BOT_CANNOT_HELP. Use it
+in-process (FakeAI().start()) or as a program:
   python3 test/integration/fakeai.py --port 18099 [--latency-ms 1500]
 """
 import argparse
@@ -62,6 +65,17 @@ HINTS = {
               "conclua sem dificultar e informe o protocolo.",
     "other": "Cumprimente o cliente pelo nome e pergunte como pode ajudar.",
 }
+
+
+BOT_ANSWERS = {
+    "billing": "A segunda via da sua fatura está no app, em Minhas faturas, com o código Pix.",
+    "sales": "Temos planos de 300 mega a 1 giga; me diga seu CEP que eu confirmo a cobertura.",
+    "outage": "Reinicie o roteador tirando da tomada por 30 segundos; se não voltar, me avise.",
+    "complaint": "Sinto muito pelo transtorno; me conte o que aconteceu que eu verifico.",
+    "cancel": "Posso ajudar com o cancelamento; qual o motivo?",
+    "other": "Nossas lojas abrem de segunda a sábado, das 9h às 18h.",
+}
+BOT_CANNOT_HELP = ["contrato empresarial", "renegociar a divida", "renegociar a dívida"]
 
 
 def classify(text):
@@ -183,16 +197,24 @@ class FakeAI:
     def _completion(self, body, mode="ok"):
         text = new_messages(body)
         intent, critical = classify(text)
-        obj = {"intent": intent, "critical": critical, "hint": HINTS[intent]}
-        if mode == "odd_intent":
-            obj["intent"] = "technical"
-        elif mode == "no_critical":
-            del obj["critical"]
-        elif mode == "long_hint":
-            obj["hint"] = " ".join([HINTS[intent]] * (3000 // len(HINTS[intent]) + 1))[:3000]
-        elif mode == "no_hint":
-            del obj["hint"]
-        answer = json.dumps(obj, ensure_ascii=False)
+        system = " ".join(m.get("content", "") for m in body.get("messages", [])
+                          if isinstance(m, dict) and m.get("role") == "system" and isinstance(m.get("content"), str))
+        if '"handoff"' in system:
+            if any(w in text.lower() for w in BOT_CANNOT_HELP):
+                answer = json.dumps({"answer": "", "handoff": True})
+            else:
+                answer = json.dumps({"answer": BOT_ANSWERS[intent], "handoff": False}, ensure_ascii=False)
+        else:
+            obj = {"intent": intent, "critical": critical, "hint": HINTS[intent]}
+            if mode == "odd_intent":
+                obj["intent"] = "technical"
+            elif mode == "no_critical":
+                del obj["critical"]
+            elif mode == "long_hint":
+                obj["hint"] = " ".join([HINTS[intent]] * (3000 // len(HINTS[intent]) + 1))[:3000]
+            elif mode == "no_hint":
+                del obj["hint"]
+            answer = json.dumps(obj, ensure_ascii=False)
         prompt_chars = sum(len(m.get("content", "")) for m in body.get("messages", []) if isinstance(m, dict)
                            and isinstance(m.get("content"), str))
         usage = {"prompt_tokens": max(1, prompt_chars // 4), "completion_tokens": max(1, len(answer) // 4)}

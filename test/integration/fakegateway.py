@@ -12,8 +12,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # listen backlog: the benchmark opens hundreds of connections at once
+
+
 class FakeGateway:
-    def __init__(self, port=0):
+    def __init__(self, port=0, latency=0.0):
+        self.latency = latency      # seconds every answer waits (the benchmark's gateway)
         self.lock = threading.Lock()
         self.requests = []          # dicts: method, path, headers, body (parsed JSON or None), at
         self._fail = []             # statuses still to answer, in order
@@ -58,7 +64,7 @@ class FakeGateway:
                 except OSError:
                     pass  # the client is gone (e.g. a killed worker)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = _Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -126,7 +132,7 @@ class FakeGateway:
             self.requests.append({"method": method, "path": path, "headers": headers, "body": body,
                                   "at": time.time(), "n": n})
             fail = self._fail.pop(0) if self._fail else self._fail_all
-            delay = self._delay.pop(0) if self._delay else self._delay_all
+            delay = self._delay.pop(0) if self._delay else (self._delay_all or self.latency)
         if fail:
             return fail, {"status": fail, "error": "Internal Server Error", "response": {"message": ["fake failure"]}}, delay
         b = body if isinstance(body, dict) else {}

@@ -243,7 +243,7 @@ def test_history_of_200_messages_with_hints_oldest_first(system):
     assert [m["provider_id"] for m in msgs] == [f"HIST-{i:03d}" for i in range(200)]
     m0 = msgs[0]
     assert set(m0) == {"id", "provider_id", "from_me", "by", "kind", "text", "transcript", "media", "status",
-                       "sent_at", "hint"}
+                       "status_error", "sent_at", "hint"}
     assert m0["by"] == "customer" and m0["from_me"] is False and m0["kind"] == "text" and m0["status"] is None
     assert m0["transcript"] is None and m0["media"] is None
 

@@ -56,7 +56,7 @@ def test_every_sample_payload(system):
                           "-o", "beginning", "-e", "-q", "-f", "%h %s\n"], stdout=subprocess.PIPE, text=True,
                          timeout=30).stdout
     statuses = [l for l in out.splitlines() if "type=status" in l]
-    assert len(statuses) == 2 and any('"status":"READ"' in l for l in statuses)
+    assert len(statuses) == 2 and any('"status":"read","gateway_status":"READ"' in l for l in statuses)
     assert any("message_id=wamid.BATCH0002" in l and "company=1" in l and "domain=suporte" in l for l in out.splitlines())
     assert stored(system, "wamid.OUT0001") == 0
 

@@ -216,10 +216,36 @@ TEST(channel_instances)
 	cfg_free(&c);
 }
 
+/* The lifecycle timers must come in order, and the survey kind be one that exists. */
+TEST(lifecycle_checks)
+{
+	cfg_t c;
+	char err[4096], want[256];
+	const char *path = write_tmp("auth: { token_secret = \"0123456789abcdef\"; };\n"
+				     "lifecycle: {\n  followup1_after_s = 600;\n  followup2_after_s = 300;\n"
+				     "  auto_resolve_after_s = 200;\n  survey = \"stars\";\n};\n");
+	CHECK(!cfg_load(path, &c, err, sizeof(err)));
+	snprintf(want, sizeof(want), "%s:4: lifecycle.followup2_after_s: 300 must be after followup1_after_s (600)", path);
+	CHECK(strstr(err, want) != NULL);
+	snprintf(want, sizeof(want), "%s:5: lifecycle.auto_resolve_after_s: 200 must be after the follow-ups", path);
+	CHECK(strstr(err, want) != NULL);
+	snprintf(want, sizeof(want), "%s:6: lifecycle.survey: \"stars\" is not nps, csat or off", path);
+	CHECK(strstr(err, want) != NULL);
+	cfg_free(&c);
+	/* 0 turns a job off: the others need no order with it */
+	CHECK(cfg_load(write_tmp("auth: { token_secret = \"0123456789abcdef\"; };\n"
+				 "lifecycle: { followup1_after_s = 0; followup2_after_s = 0; auto_resolve_after_s = 60; };\n"),
+		       &c, err, sizeof(err)));
+	CHECK(c.lifecycle.auto_resolve_after_s == 60 && c.lifecycle.tick_ms == 1000);
+	CHECK_STR(c.lifecycle.survey, "nps");
+	cfg_free(&c);
+}
+
 int main(void)
 {
 	RUN(sample_config_loads);
 	RUN(sample_config_documents_every_key);
+	RUN(lifecycle_checks);
 	RUN(defaults_apply_to_an_empty_file);
 	RUN(errors_name_file_and_line);
 	RUN(reload_swaps_only_reloadable_keys);

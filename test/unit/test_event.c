@@ -200,10 +200,22 @@ TEST(assignment_conversation_status_round_trip)
 
 	evt_status_t st = {.message_id = 901, .provider_id = "ABC", .conversation_id = 8, .status = "read", .at = "t"};
 	json = evt_status(&r, &st, &len);
+	CHECK(!strstr(json, "\"error\""));
 	CHECK(reparse(&e, json, len));
 	CHECK(e.type == EVT_STATUS && e.status.message_id == 901 && e.status.conversation_id == 8);
 	CHECK_STR(e.status.provider_id, "ABC");
 	CHECK_STR(e.status.status, "read");
+	CHECK(e.status.error == NULL);
+	evt_free(&e);
+
+	evt_status_t sf = {.message_id = 902, .provider_id = "DEF", .conversation_id = 8, .status = "failed", .at = "t",
+			   .error = "Message undeliverable (code 131026)"};
+	json = evt_status(&r, &sf, &len);
+	CHECK_STR(json, "{\"type\":\"status\",\"company_id\":1,\"conversation_id\":8,\"agent_id\":3,\"data\":{"
+			"\"message_id\":902,\"provider_id\":\"DEF\",\"conversation_id\":8,\"status\":\"failed\","
+			"\"at\":\"t\",\"error\":\"Message undeliverable (code 131026)\"}}");
+	CHECK(reparse(&e, json, len));
+	CHECK_STR(e.status.error, "Message undeliverable (code 131026)");
 	evt_free(&e);
 }
 
@@ -236,9 +248,32 @@ TEST(reset_and_error_round_trip)
 	cJSON_Delete(cid);
 }
 
+TEST(survey_round_trips)
+{
+	size_t len;
+	evt_t e;
+	evt_route_t r = {.company = 3, .conversation = 41, .agent = 7};
+	evt_survey_t v = {.survey_id = 5, .conversation_id = 41, .company_id = 3, .agent_id = 7, .domain = "suporte",
+			  .kind = "nps", .score = 0, .text = "nota zero", .db_id = 900, .at = "2026-12-04T14:00:00.000Z"};
+	char *json = evt_survey(&r, &v, &len);
+	CHECK_STR(json, "{\"type\":\"survey\",\"company_id\":3,\"conversation_id\":41,\"agent_id\":7,\"data\":"
+			"{\"survey_id\":5,\"conversation_id\":41,\"company_id\":3,\"agent_id\":7,\"domain\":\"suporte\","
+			"\"kind\":\"nps\",\"score\":0,\"text\":\"nota zero\",\"db_id\":900,"
+			"\"at\":\"2026-12-04T14:00:00.000Z\"}}");
+	CHECK(reparse(&e, json, len));
+	CHECK(e.type == EVT_SURVEY && e.route.agent == 7 && e.survey.score == 0 && e.survey.db_id == 900);
+	CHECK_STR(e.survey.kind, "nps");
+	CHECK_STR(e.survey.text, "nota zero");
+	evt_free(&e);
+	/* a score is required (0 is one) */
+	const char *bad = "{\"type\":\"survey\",\"company_id\":3,\"conversation_id\":41,\"data\":"
+			  "{\"conversation_id\":41,\"kind\":\"csat\"}}";
+	CHECK(!evt_parse(&e, bad, strlen(bad), NULL, 0));
+}
+
 TEST(names_and_unknown_types)
 {
-	for (int t = EVT_MESSAGE; t <= EVT_ERROR; t++)
+	for (int t = EVT_MESSAGE; t <= EVT_SURVEY; t++)
 		CHECK(evt_type_of(evt_type_name((evt_type_t)t)) == (evt_type_t)t);
 	CHECK(evt_type_of("filler") == EVT_UNKNOWN && evt_type_of(NULL) == EVT_UNKNOWN);
 	/* a type this build does not know is passed on as it came */
@@ -302,6 +337,7 @@ int main(void)
 	RUN(presence_round_trips);
 	RUN(assignment_conversation_status_round_trip);
 	RUN(reset_and_error_round_trip);
+	RUN(survey_round_trips);
 	RUN(names_and_unknown_types);
 	RUN(malformed_refused_with_reason);
 	return unit_done();

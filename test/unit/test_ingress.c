@@ -98,8 +98,37 @@ TEST(evolution_extended_image_fromme_update)
 	CHECK(r.status == 0 && r.n == 1);
 	CHECK_STR(r.events[0].type, "status");
 	e = event_json(&r, 0);
-	CHECK_STR(cJSON_GetObjectItem(e, "status")->valuestring, "READ");
+	CHECK_STR(cJSON_GetObjectItem(e, "status")->valuestring, "read");
+	CHECK_STR(cJSON_GetObjectItem(e, "gateway_status")->valuestring, "READ");
+	CHECK(!cJSON_GetObjectItem(e, "error"));
 	cJSON_Delete(e), gw_result_free(&r), free(b);
+
+	/* Evolution's names in either case, the Cloud API's own; unknown ones are NULL */
+	const char *names[][2] = {{"SERVER_ACK", "sent"}, {"server_ack", "sent"}, {"DELIVERY_ACK", "delivered"},
+				  {"delivery_ack", "delivered"}, {"READ", "read"}, {"PLAYED", "read"},
+				  {"played", "read"}, {"ERROR", "failed"}, {"error", "failed"}, {"sent", "sent"},
+				  {"delivered", "delivered"}, {"read", "read"}, {"failed", "failed"},
+				  {"PENDING", "pending"}};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		CHECK_STR(gw_status_name(names[i][0]), names[i][1]);
+	CHECK(gw_status_name("DELETED") == NULL && gw_status_name(NULL) == NULL);
+
+	/* an ERROR says so; SERVER_ACK and "sent" are the same news (one dedup key) */
+	const char *err = "{\"event\":\"messages.update\",\"instance\":\"demo\",\"apikey\":\"demo-evolution-key\","
+			  "\"data\":{\"keyId\":\"X1\",\"remoteJid\":\"5511@s.whatsapp.net\",\"fromMe\":true,"
+			  "\"status\":\"ERROR\"}}";
+	gw_parse_evolution(&C, NULL, err, strlen(err), NOW, &r);
+	CHECK(r.status == 0 && r.n == 1);
+	e = event_json(&r, 0);
+	CHECK_STR(cJSON_GetObjectItem(e, "status")->valuestring, "failed");
+	CHECK(cJSON_IsString(cJSON_GetObjectItem(e, "error")));
+	cJSON_Delete(e), gw_result_free(&r);
+	const char *ack = "{\"event\":\"messages.update\",\"instance\":\"demo\",\"apikey\":\"demo-evolution-key\","
+			  "\"data\":{\"keyId\":\"X1\",\"remoteJid\":\"5511@s.whatsapp.net\",\"fromMe\":true,"
+			  "\"status\":\"server_ack\"}}";
+	gw_parse_evolution(&C, NULL, ack, strlen(ack), NOW, &r);
+	CHECK(r.status == 0 && r.n == 1 && strstr(r.events[0].dedup_key, "\x1fsent"));
+	gw_result_free(&r);
 }
 
 TEST(evolution_error_table)
@@ -163,6 +192,20 @@ TEST(cloud_signature_batch_status)
 	CHECK_STR(r.events[0].type, "status");
 	gw_result_free(&r);
 	free(b);
+
+	/* a failed status carries errors[0] as the reason */
+	const char *failed = "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{\"field\":"
+			     "\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"106540352242922\"},\"statuses\":"
+			     "[{\"id\":\"wamid.F1\",\"status\":\"failed\",\"timestamp\":\"1763800400\",\"recipient_id\":"
+			     "\"5521\",\"errors\":[{\"code\":131026,\"title\":\"Message undeliverable\"}]}]}}]}]}";
+	sign(failed, strlen(failed), "demo-app-secret", sig, sizeof(sig));
+	gw_parse_cloud(&C, sig, failed, strlen(failed), NOW, &r);
+	CHECK(r.status == 0 && r.n == 1);
+	e = event_json(&r, 0);
+	CHECK_STR(cJSON_GetObjectItem(e, "status")->valuestring, "failed");
+	CHECK_STR(cJSON_GetObjectItem(e, "error")->valuestring, "Message undeliverable (code 131026)");
+	cJSON_Delete(e);
+	gw_result_free(&r);
 
 	CHECK(gw_cloud_verify(&C, "subscribe", "demo-verify-token", "123") == 200);
 	CHECK(gw_cloud_verify(&C, "subscribe", "nope", "123") == 403);
