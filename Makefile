@@ -98,14 +98,19 @@ unit: all $(UNIT_BIN)
 test: setup-test
 	@/usr/bin/python3 test/run.py
 
+# the rules' intent accuracy per intent on the WhatsApp-style held-out set (test/fixtures/heldout)
+# and that set through the system with ai.route_confident on,
 # rules at 500 and 2,000 msg/s, the ingress alone with wrk, the AI path (fake AI after
 # 1.5 s) at 500/1,000/2,000 msg/s, the labelled corpus on the seed defaults, and the
 # conversation API with a million messages stored (test/bench_api.py), and replies alone through
 # 3 gateway instances, one of them failing (test/bench_outbound.py)
 bench: setup-test
+	@build/test/test_rules | grep '^{"bench": "rules_' | tee -a build/bench-results.jsonl
 	@sh test/bench.sh
 	@BENCH_AI_LATENCY_MS=1500 BENCH_RATES="500 1000 2000" BENCH_WRK=0 sh test/bench.sh
 	@/usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
+	@BENCH_CORPUS_SET=test/fixtures/heldout/heldout.jsonl BENCH_CORPUS_ROUTE=1 BENCH_CORPUS_AGENT_INTERVAL=0 \
+		/usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
 	@/usr/bin/python3 test/bench_api.py
 	@/usr/bin/python3 test/bench_outbound.py
 

@@ -121,6 +121,10 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("ai.breaker_window_s", ai.breaker_window_s, "60", 1, 3600, false, "circuit breaker: window of recent AI calls it judges"),
 	K_INT("ai.breaker_min_calls", ai.breaker_min_calls, "10", 1, 1000000, false, "circuit breaker: calls in the window before it may open"),
 	K_INT("ai.breaker_error_pct", ai.breaker_error_pct, "50", 1, 100, false, "circuit breaker: opens at this error percentage"),
+	K_BOOL("ai.route_confident", route.confident, "false", true, "a message the rules classify with at least ai.route_min_confidence, not critical and at most ai.route_max_chars characters gets its hint from the rules (source rules, routed) without an AI call"),
+	K_DBL("ai.route_min_confidence", route.min_confidence, "0.7", 0, 1, true, "the rules' confidence (0..1) from which a message is routed to them"),
+	K_INT("ai.route_max_chars", route.max_chars, "120", 1, 100000, true, "messages analysed together longer than this (characters) always go to the AI"),
+	K_DBL("ai.shadow_share", route.shadow_share, "0", 0, 1, true, "share (0..1) of cache and routed hints also sent to the AI in the background, to measure their agreement (same intent and critical flag); not while a cost cap is set"),
 	K_INT("ai.breaker_open_s", ai.breaker_open_s, "30", 1, 3600, false, "circuit breaker: open this long, then one probe call (half-open)"),
 
 	K_INT("outbound.timeout_ms", outbound.timeout_ms, "10000", 100, 600000, true, "per-call timeout of a reply sent to a gateway (Evolution sendText, Cloud API messages)"),

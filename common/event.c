@@ -248,6 +248,7 @@ static void evt_write_hint(json_out_t *o, const void *payload)
 	json_out_str(o, "text", h->text);
 	json_out_str(o, "source", h->source);
 	json_out_bool(o, "from_cache", h->from_cache);
+	json_out_bool(o, "routed", h->routed);
 	json_out_str(o, "model", h->model);
 	json_out_str(o, "created_at", h->created_at);
 	json_out_str(o, "received_at", h->received_at);
@@ -494,6 +495,7 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 		h->text = json_str(d, "text");
 		h->source = json_str(d, "source");
 		h->from_cache = json_true(d, "from_cache");
+		h->routed = json_true(d, "routed");
 		h->model = json_str(d, "model");
 		h->created_at = json_str(d, "created_at");
 		h->received_at = json_str(d, "received_at");

@@ -24,7 +24,7 @@
  *               after storing.
  *   hint        {message_ids (every message it covers), message_id (the last), hint_id,
  *               conversation_id, conversation_key, agent_id, company_id, domain, intent,
- *               critical, text, source (ai|rules|cache|fallback), from_cache, model,
+ *               critical, text, source (ai|rules|cache|fallback), from_cache, routed, model,
  *               created_at, received_at}. Workers.
  *   typing      {conversation_id, agent_id, company_id, state (start|stop), expires_at,
  *               instance, [reason (expired|disconnected)]}. Notifiers; read back by the
@@ -131,6 +131,7 @@ typedef struct {
 	const char *text, *source;
 	bool from_cache;
 	const char *model, *created_at, *received_at;
+	bool routed;                 /* source rules by choice: the rules were sure (ai.route_confident) */
 } evt_hint_t;
 
 typedef struct {

@@ -3,7 +3,13 @@
 through a fresh system on the seed defaults of deploy/atende.conf (per-agent interval,
 similarity cache, min length), with the AI answered by the fake server after
 $BENCH_CORPUS_AI_MS (default 1500) ms. Prints one JSON line: AI calls per 1,000 messages,
-cache hit rate, cost, hints by source, refusals, and intent agreement with the labels."""
+cache hit rate, cost, hints by source, refusals, and intent agreement with the labels.
+
+BENCH_CORPUS_SET=test/fixtures/heldout/heldout.jsonl runs the WhatsApp-style held-out set
+instead (rows without a domain arrive on the "suporte" channel, each in its own
+conversation; agreement counts all six intents, "other" included), and BENCH_CORPUS_ROUTE=1
+turns ai.route_confident on: confident short messages get the rules' hint, no AI call;
+BENCH_CORPUS_AGENT_INTERVAL overrides limits.agent_interval_s (seed: 10)."""
 import json
 import os
 import sys
@@ -14,14 +20,19 @@ from fakeai import FakeAI  # noqa: E402
 from harness import FIXTURES, System, wait_for  # noqa: E402
 
 RATE = float(os.environ.get("BENCH_CORPUS_RATE", "100"))
+SET = os.environ.get("BENCH_CORPUS_SET", "")
+ROUTE = os.environ.get("BENCH_CORPUS_ROUTE", "0") == "1"
 
 
 def main():
     ai = FakeAI(latency_ms=int(os.environ.get("BENCH_CORPUS_AI_MS", "1500"))).start()
+    extra_route = {r"route_confident = false;": "route_confident = true;"} if ROUTE else {}
     s = System(name="corpus", extra={
+        **extra_route,
         r'provider = "rules";': 'provider = "openai";',
         r'base_url = "";': f'base_url = "{ai.base_url}";',
-        r"agent_interval_s = 10;": "agent_interval_s = 10;",  # the seed default, kept on purpose
+        # the seed default, kept on purpose; BENCH_CORPUS_AGENT_INTERVAL=0 measures every message
+        r"agent_interval_s = 10;": f"agent_interval_s = {int(os.environ.get('BENCH_CORPUS_AGENT_INTERVAL', '10'))};",
         r"companies = \(\n  \{ id = 1; name = \"Demo Telecom\"; agents = \[1, 5\]; \}":
             'companies = (\n  { id = 1; name = "Demo Telecom"; agents = [1, 100]; }',
         r"channels = \(\n": "channels = (\n" + "".join(
@@ -30,7 +41,11 @@ def main():
     })
     try:
         s.start()
-        rows = [json.loads(l) for l in open(os.path.join(FIXTURES, "corpus.jsonl"))]
+        rows = [json.loads(l) for l in open(SET or os.path.join(FIXTURES, "corpus.jsonl"))]
+        for i, r in enumerate(rows):
+            r.setdefault("domain", "suporte")
+            r.setdefault("conversation", f"55119{i:06d}")
+        labels = ("billing", "sales", "outage", "complaint", "cancel") + (("other",) if SET else ())
         t0 = time.monotonic()
         for i, r in enumerate(rows):
             due = t0 + i / RATE
@@ -53,12 +68,17 @@ def main():
         cost = float(s.sql("select coalesce(sum(cost_usd), 0) from hints")[0][0])
         labelled = {f"CORPUS-{i}": r for i, r in enumerate(rows)}
         agree = total = 0
-        for pid, intent in s.sql("select m.provider_id, h.intent from messages m join hints h on h.id = m.hint_id "
-                                 "where m.provider_id like 'CORPUS-%' and m.coaching = 'hinted'"):
+        by_src = {}
+        for pid, intent, source, routed in s.sql(
+                "select m.provider_id, h.intent, h.source, h.routed::text from messages m join hints h on "
+                "h.id = m.hint_id where m.provider_id like 'CORPUS-%' and m.coaching = 'hinted'"):
             label = labelled[pid]["intent"]
-            if label in ("billing", "sales", "outage", "complaint", "cancel"):
+            if label in labels:
                 total += 1
                 agree += label == intent
+                key = "routed" if routed == "true" else source
+                a, t = by_src.get(key, (0, 0))
+                by_src[key] = (a + (label == intent), t + 1)
         calls = ai.calls()["count"]
         analyses = by_source.get("ai", 0) + by_source.get("cache", 0) + by_source.get("fallback", 0)
         print(json.dumps({
@@ -67,7 +87,9 @@ def main():
             "cache_hit_rate": round(by_source.get("cache", 0) / analyses, 3) if analyses else None,
             "cost_usd": round(cost, 6), "cost_usd_per_1000": round(cost * 1000 / n, 6),
             "hints_by_source": by_source, "coaching_outcomes": coaching,
-            "intent_agreement": round(agree / total, 3) if total else None}))
+            "intent_agreement": round(agree / total, 3) if total else None,
+            "set": os.path.basename(SET) if SET else "corpus.jsonl", "route_confident": ROUTE,
+            "agreement_by_source": {k: [a, t] for k, (a, t) in sorted(by_src.items())}}))
     finally:
         s.destroy()
         ai.stop()

@@ -131,6 +131,8 @@ static void ai_backoff_cb(evutil_socket_t fd, short what, void *arg);
 static void ai_pause_cb(evutil_socket_t fd, short what, void *arg);
 static int ai_count_words(const char *s);
 static void ai_copy_utf8(char *dst, size_t cap, const char *src);
+static bool ai_intent_nearest(const char *s, rules_intent_t *out);
+static void ai_cut_words(char *dst, size_t cap, const char *src);
 
 /* ------------------------------------------------------------------ public */
 
@@ -405,30 +407,7 @@ bool ai_parse_completion(const char *body, size_t len, ai_parsed_t *out, char *e
 		snprintf(err, errlen, "content is not a JSON object");
 		goto out;
 	}
-	const cJSON *intent = cJSON_GetObjectItem(obj, "intent");
-	char name[32];
-	size_t n = 0;
-	if (cJSON_IsString(intent)) {
-		const char *s = intent->valuestring;
-		while (isspace((unsigned char)*s))
-			s++;
-		while (*s && !isspace((unsigned char)*s) && n + 1 < sizeof(name))
-			name[n++] = (char)tolower((unsigned char)*s++);
-	}
-	name[n] = 0;
-	if (!rules_intent_parse(name, &out->intent)) {
-		snprintf(err, errlen, "bad or missing intent");
-		goto out;
-	}
-	const cJSON *crit = cJSON_GetObjectItem(obj, "critical");
-	if (cJSON_IsBool(crit))
-		out->critical = cJSON_IsTrue(crit);
-	else if (cJSON_IsString(crit))
-		out->critical = strcasecmp(crit->valuestring, "true") == 0;
-	else if (crit && !cJSON_IsNull(crit)) {
-		snprintf(err, errlen, "critical is not a boolean");
-		goto out;
-	}
+	/* the hint first: without one the answer is unusable whatever else it says */
 	const cJSON *hint = cJSON_GetObjectItem(obj, "hint");
 	const char *h = cJSON_IsString(hint) ? hint->valuestring : NULL;
 	while (h && isspace((unsigned char)*h))
@@ -437,10 +416,36 @@ bool ai_parse_completion(const char *body, size_t len, ai_parsed_t *out, char *e
 		snprintf(err, errlen, "bad or missing hint");
 		goto out;
 	}
-	ai_copy_utf8(out->hint, sizeof(out->hint), h);
+	if (strlen(h) >= sizeof(out->hint)) {
+		ai_cut_words(out->hint, sizeof(out->hint), h);
+		out->repaired |= AI_REPAIRED_HINT_CUT;
+	} else {
+		memcpy(out->hint, h, strlen(h) + 1);
+	}
 	size_t hl = strlen(out->hint);
 	while (hl && isspace((unsigned char)out->hint[hl - 1]))
 		out->hint[--hl] = 0;
+
+	const cJSON *intent = cJSON_GetObjectItem(obj, "intent");
+	if (!cJSON_IsString(intent) || !ai_intent_nearest(intent->valuestring, &out->intent)) {
+		out->intent = INTENT_OTHER;
+		out->repaired |= AI_REPAIRED_INTENT;
+	} else {
+		rules_intent_t exact;
+		if (!rules_intent_parse(intent->valuestring, &exact) || exact != out->intent)
+			out->repaired |= AI_REPAIRED_INTENT;
+	}
+	const cJSON *crit = cJSON_GetObjectItem(obj, "critical");
+	if (cJSON_IsBool(crit)) {
+		out->critical = cJSON_IsTrue(crit);
+	} else {
+		out->repaired |= AI_REPAIRED_CRITICAL;
+		if (cJSON_IsString(crit))
+			out->critical = strcasecmp(crit->valuestring, "true") == 0 ||
+					strcasecmp(crit->valuestring, "sim") == 0 || strcasecmp(crit->valuestring, "yes") == 0;
+		else if (cJSON_IsNumber(crit))
+			out->critical = crit->valuedouble != 0;
+	}
 	ok = true;
 out:
 	cJSON_Delete(obj);
@@ -676,6 +681,14 @@ static void ai_call_done(const hc_result_t *res, void *arg)
 		cls = ok ? AI_CLASS_2XX : AI_CLASS_GARBAGE;
 		if (!ok)
 			snprintf(r->error, sizeof(r->error), "garbage: %s", why);
+		for (int k = 0; ok && k < AI_REPAIRED_N; k++)
+			if (parsed.repaired & (1u << k))
+				ai->st.repaired[k]++;
+		if (ok && parsed.repaired)
+			log_debug("ai: answer for company %ld conversation %s repaired (%s%s%s)", r->company,
+				  r->conversation, parsed.repaired & AI_REPAIRED_INTENT ? "intent " : "",
+				  parsed.repaired & AI_REPAIRED_CRITICAL ? "critical " : "",
+				  parsed.repaired & AI_REPAIRED_HINT_CUT ? "hint cut" : "");
 	} else {
 		cls = status == 429 ? AI_CLASS_429 : status >= 500 ? AI_CLASS_5XX : AI_CLASS_4XX;
 		snprintf(r->error, sizeof(r->error), "http %ld", status);
@@ -1041,6 +1054,64 @@ static int ai_count_words(const char *s)
 		in = !space;
 	}
 	return n;
+}
+
+/* The intent an AI's intent name obviously means: one of the six in any case and
+ * spacing, one of them followed by a suffix ("cancellation", "billing_issue",
+ * "complaints"), or a queue name. False when it is none of these ("technical"). */
+static bool ai_intent_nearest(const char *s, rules_intent_t *out)
+{
+	static const struct {
+		const char *name;
+		rules_intent_t intent;
+	} queues[] = {
+		{"financeiro", INTENT_BILLING}, {"comercial", INTENT_SALES},   {"suporte", INTENT_OUTAGE},
+		{"ouvidoria", INTENT_COMPLAINT}, {"cancelamento", INTENT_CANCEL},
+	};
+	char name[32];
+	size_t n = 0;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	while (*s && !isspace((unsigned char)*s) && n + 1 < sizeof(name))
+		name[n++] = (char)tolower((unsigned char)*s++);
+	name[n] = 0;
+	if (rules_intent_parse(name, out))
+		return true;
+	for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
+		if (strcmp(name, queues[i].name) == 0) {
+			*out = queues[i].intent;
+			return true;
+		}
+	}
+	for (int i = 0; i < INTENT_OTHER; i++) {
+		const char *six = rules_intent_name((rules_intent_t)i);
+		if (strncmp(name, six, strlen(six)) == 0) {
+			*out = (rules_intent_t)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Copies src, longer than cap - 1 bytes, cut at the last space that leaves at least half
+ * of it (else at a UTF-8 boundary) and ended with "…". */
+static void ai_cut_words(char *dst, size_t cap, const char *src)
+{
+	static const char ellipsis[] = "…";
+	size_t room = cap - sizeof(ellipsis); /* bytes of text before the ellipsis and its NUL */
+	size_t n = room;
+	while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+		n--;
+	size_t sp = n;
+	while (sp > room / 2 && src[sp] != ' ')
+		sp--;
+	if (sp > room / 2)
+		n = sp;
+	while (n > 0 && (src[n - 1] == ' ' || src[n - 1] == ',' || src[n - 1] == ';'))
+		n--;
+	memcpy(dst, src, n);
+	memcpy(dst + n, ellipsis, sizeof(ellipsis));
 }
 
 /* Copies at most cap-1 bytes of src, never cutting a UTF-8 sequence in two. */

@@ -20,6 +20,14 @@
 
 #define AI_HINT_MAX 1024 /* bytes of a hint text, NUL included; longer AI hints are cut at a UTF-8 boundary */
 
+/* What ai_parse_completion had to repair in a usable answer (bits of ai_parsed_t.repaired). */
+enum {
+	AI_REPAIRED_INTENT = 1,   /* intent missing or outside the six: the nearest one or "other" */
+	AI_REPAIRED_CRITICAL = 2, /* critical missing or not a boolean: read as false (or "true"/1 as true) */
+	AI_REPAIRED_HINT_CUT = 4, /* hint over AI_HINT_MAX - 1 bytes: cut at a word boundary */
+	AI_REPAIRED_N = 3,
+};
+
 typedef struct ai ai_t;
 
 /* Settings. Strings are copied by ai_new/ai_reconfigure; ai_config_from_cfg fills one
@@ -123,6 +131,7 @@ typedef struct {
 	breaker_state_t breaker;
 	uint64_t breaker_opens;
 	int64_t paused_ms;          /* > 0: no call starts for this long (429) */
+	uint64_t repaired[AI_REPAIRED_N]; /* usable answers repaired: [0] intent, [1] critical, [2] hint cut */
 } ai_stats_t;
 
 /* Fills out from the loaded config (ai.* keys; strings borrowed from c). */
@@ -177,13 +186,19 @@ typedef struct {
 	char hint[AI_HINT_MAX];
 	bool handoff;              /* bot mode */
 	int tokens_in, tokens_out; /* usage; 0 when absent */
+	unsigned repaired;         /* AI_REPAIRED_* bits; 0 for a clean answer */
 } ai_parsed_t;
 
 /* Parses a chat-completions response body: choices[0].message.content must hold a JSON
- * object {"intent": one of the six names, "critical": bool, "hint": non-empty string},
- * possibly inside ``` fences or surrounded by prose. usage.prompt_tokens and
- * completion_tokens are read even when the content is unusable (they were paid for).
- * Returns false with err filled when the content is unusable. */
+ * object with a non-empty string "hint", possibly inside ``` fences or surrounded by
+ * prose. Anything else degrades instead of failing: an "intent" outside the six becomes
+ * the one it obviously names (any case, a plural or suffix such as "cancellation" or
+ * "billing_issue", or the queue names "financeiro", "comercial", "suporte", "ouvidoria",
+ * "cancelamento") or else "other"; a missing or non-boolean "critical" is false (true for
+ * "true"/"sim"/"yes" or a non-zero number); a hint over the limit is cut. Each repair sets
+ * a bit of out->repaired. usage.prompt_tokens and completion_tokens are read even when
+ * the content is unusable (they were paid for). Returns false with err filled only when
+ * there is no usable hint (not JSON, no object, no hint): the one case worth a retry. */
 bool ai_parse_completion(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
 
 /* Bot mode: choices[0].message.content must hold {"answer": string, "handoff": bool}

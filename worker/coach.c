@@ -55,13 +55,14 @@ struct coach_analysis {
 	coach_item_t *items;
 	int n;
 	bool critical;
-	char *norm;              /* normalized texts, for the cache */
+	char *norm;              /* the texts' cache key (rules_cache_key) */
+	bool no_cache;           /* a cache hit was refused: admit again without the cache */
 	char *skip;              /* a filter's reason: record it, no hint */
 	char *refuse;            /* a limit's reason found at admission: record it, no hint */
 	int64_t reservation;     /* ai_pending row, -1 when none */
 	/* the hint */
 	char intent[16];
-	bool hint_critical, from_cache, cache_it;
+	bool hint_critical, from_cache, cache_it, routed;
 	char *text, *model;
 	char source[12], limited_by[16];
 	int tokens_in, tokens_out, latency_ms;
@@ -111,6 +112,18 @@ static void coach_admitted(PGresult *res, void *arg);
 static void coach_finish_cb(evutil_socket_t fd, short what, void *arg);
 static void coach_finished(PGresult *res, void *arg);
 static void coach_rules_hint(coach_analysis_t *a, const char *limited_by);
+static bool coach_route(coach_analysis_t *a);
+static bool coach_cache_agrees(const coach_analysis_t *a, const cJSON *hit);
+static void coach_shadow(coach_analysis_t *a, const char *kind);
+static void coach_shadow_done(const ai_result_t *res, void *arg);
+
+/* A shadow check under way: what the cache or the rules said, to compare with the AI. */
+typedef struct {
+	coach_t *c;
+	const char *kind; /* "cache" | "routed" (static) */
+	char intent[16];
+	bool critical;
+} coach_shadow_t;
 static void coach_pump_ai(coach_t *c);
 static void coach_ai_done(const ai_result_t *res, void *arg);
 static void coach_complete(coach_analysis_t *a);
@@ -380,9 +393,9 @@ static void coach_start(coach_conv_t *v)
 	for (int i = 0; i < a->n; i++)
 		a->critical |= coach_is_critical(a->items[i].m.text, c->cfg->coaching.critical_patterns);
 	char *joined = coach_join(a, " ");
-	size_t cap = strlen(joined) + 16;
+	size_t cap = 2 * strlen(joined) + 16; /* slang expands ("pfv" -> "por favor") */
 	a->norm = xmalloc(cap);
-	text_normalize(joined, a->norm, cap);
+	rules_cache_key(joined, a->norm, cap);
 	free(joined);
 
 	/* the agent is already answering: a hint now would only interrupt */
@@ -392,6 +405,11 @@ static void coach_start(coach_conv_t *v)
 	    c->typing[slot].until > coach_now()) {
 		a->skip = xstrdup("agent_typing");
 		coach_count(c, "skip", "agent_typing");
+		coach_push(&c->finish_q, a, false);
+		coach_schedule(c, true);
+		return;
+	}
+	if (c->ai && c->cfg->route.confident && !a->critical && coach_route(a)) {
 		coach_push(&c->finish_q, a, false);
 		coach_schedule(c, true);
 		return;
@@ -500,7 +518,7 @@ static void coach_admit_cb(evutil_socket_t fd, short what, void *arg)
 		cJSON_AddNumberToObject(o, "company", (double)a->items[0].m.company);
 		cJSON_AddStringToObject(o, "domain", a->items[0].m.domain);
 		cJSON_AddStringToObject(o, "norm", a->norm);
-		if (cfg->cache.enabled && a->norm[0]) {
+		if (cfg->cache.enabled && a->norm[0] && !a->no_cache) {
 			cJSON *cache = cJSON_AddObjectToObject(o, "cache");
 			cJSON_AddNumberToObject(cache, "threshold", cfg->cache.similarity_threshold);
 			cJSON_AddNumberToObject(cache, "ttl_s", cfg->cache.ttl_s);
@@ -604,6 +622,10 @@ static void coach_admitted(PGresult *res, void *arg)
 		} else if (strcmp(decision, "refused") == 0) {
 			a->refuse = xstrdup(json_str(r, "reason") ? json_str(r, "reason") : "agent_interval");
 			coach_push(&c->finish_q, a, false); /* recorded there; counted when finish confirms */
+		} else if (strcmp(decision, "cache") == 0 && !coach_cache_agrees(a, cJSON_GetObjectItem(r, "hint"))) {
+			a->no_cache = true; /* a similar text that means something else: ask the AI */
+			coach_count(c, "cache", "refused");
+			coach_push(&c->admit_q, a, a->critical);
 		} else if (strcmp(decision, "cache") == 0) {
 			cJSON *h = cJSON_GetObjectItem(r, "hint");
 			snprintf(a->intent, sizeof(a->intent), "%s", json_str(h, "intent") ? json_str(h, "intent") : "other");
@@ -613,6 +635,7 @@ static void coach_admitted(PGresult *res, void *arg)
 			a->from_cache = true;
 			coach_count(c, "source", "cache");
 			coach_count(c, "cache", "hit");
+			coach_shadow(a, "cache");
 			coach_push(&c->finish_q, a, false);
 		} else if (strcmp(decision, "limited") == 0) {
 			const char *why = json_str(r, "reason");
@@ -634,6 +657,8 @@ static void coach_admitted(PGresult *res, void *arg)
 	coach_pump_ai(c);
 	if (c->finish_q.n)
 		coach_schedule(c, true);
+	if (c->admit_q.n) /* refused cache hits, admitted again without the cache */
+		coach_schedule(c, false);
 }
 
 /* Starts AI calls while the client has room, critical analyses first. */
@@ -724,6 +749,94 @@ static void coach_rules_hint(coach_analysis_t *a, const char *limited_by)
 	coach_count(a->c, "source", "rules");
 }
 
+/* A cache hit is only as good as the rules' reading of the new texts: the cached hint's
+ * intent and critical flag must be the rules' (the critical patterns included). */
+static bool coach_cache_agrees(const coach_analysis_t *a, const cJSON *hit)
+{
+	rules_result_t r;
+	char *joined = coach_join(a, "\n");
+	rules_classify(joined, a->items[0].m.domain, &r);
+	free(joined);
+	const char *intent = json_str(hit, "intent");
+	return intent && strcmp(intent, rules_intent_name(r.intent)) == 0 &&
+	       json_true(hit, "critical") == (r.critical || a->critical);
+}
+
+/* ai.route_confident: an analysis short enough (ai.route_max_chars characters together)
+ * that the rules classify, not critical, with at least ai.route_min_confidence gets the
+ * rules' hint now (source "rules", routed), with no admission, cache or AI call; the agent
+ * interval still applies when it is stored. False: the analysis goes on to the AI. */
+static bool coach_route(coach_analysis_t *a)
+{
+	const cfg_t *cfg = a->c->cfg;
+	rules_result_t r;
+	char *joined = coach_join(a, "\n");
+	struct timeval t0, t1;
+	bool route = false;
+	if (text_utf8_length(joined) <= (size_t)cfg->route.max_chars) {
+		gettimeofday(&t0, NULL);
+		rules_classify(joined, a->items[0].m.domain, &r);
+		gettimeofday(&t1, NULL);
+		route = !r.critical && r.confidence >= cfg->route.min_confidence;
+	}
+	free(joined);
+	if (!route)
+		return false;
+	snprintf(a->intent, sizeof(a->intent), "%s", rules_intent_name(r.intent));
+	a->hint_critical = false;
+	a->text = xstrdup(r.text);
+	snprintf(a->source, sizeof(a->source), "rules");
+	a->routed = true;
+	a->latency_ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000);
+	coach_count(a->c, "source", "rules");
+	coach_count(a->c, "routed", rules_intent_name(r.intent));
+	coach_shadow(a, "routed");
+	return true;
+}
+
+/* ai.shadow_share: this share of cache and routed hints (chosen by message id, so the same
+ * on every worker and redelivery) is also analysed by the AI in the background, the new
+ * texts alone; the answer is only compared (same intent and critical flag) and counted.
+ * Not while a cost cap is set: these calls pass no admission, so they could exceed it. */
+static void coach_shadow(coach_analysis_t *a, const char *kind)
+{
+	coach_t *c = a->c;
+	const cfg_t *cfg = c->cfg;
+	if (!c->ai || cfg->route.shadow_share <= 0 || cfg->limits.cost_per_hour_usd > 0 || cfg->limits.cost_per_day_usd > 0)
+		return;
+	uint64_t h = (uint64_t)a->items[a->n - 1].m.message_id * 0x9E3779B97F4A7C15ull;
+	if ((double)(h >> 11) / 9007199254740992.0 >= cfg->route.shadow_share)
+		return;
+	const char **texts = xcalloc((size_t)a->n, sizeof(char *));
+	for (int i = 0; i < a->n; i++)
+		texts[i] = a->items[i].m.text;
+	coach_shadow_t *s = xcalloc(1, sizeof(*s));
+	s->c = c;
+	s->kind = kind;
+	snprintf(s->intent, sizeof(s->intent), "%s", a->intent);
+	s->critical = a->hint_critical;
+	ai_request_t req = {.domain = a->items[0].m.domain, .company = a->items[0].m.company,
+			    .conversation = a->items[0].m.conversation_key, .texts = texts, .n_texts = a->n};
+	if (!ai_request(c->ai, &req, coach_shadow_done, s))
+		free(s);
+	free(texts);
+}
+
+static void coach_shadow_done(const ai_result_t *res, void *arg)
+{
+	coach_shadow_t *s = arg;
+	char what[32];
+	if (res->ok) { /* not ok: cancelled at shutdown, s->c may be gone */
+		const char *result = strcmp(res->source, "ai") != 0 ? "failed"
+				     : strcmp(rules_intent_name(res->intent), s->intent) == 0 && res->critical == s->critical
+					 ? "agree"
+					 : "disagree";
+		snprintf(what, sizeof(what), "%s:%s", s->kind, result);
+		coach_count(s->c, "shadow", what);
+	}
+	free(s);
+}
+
 static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
 {
 	coach_t *c = arg;
@@ -758,6 +871,7 @@ static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
 			cJSON_AddBoolToObject(h, "critical", a->hint_critical);
 			cJSON_AddStringToObject(h, "text", a->text ? a->text : "");
 			cJSON_AddStringToObject(h, "source", a->source);
+			cJSON_AddBoolToObject(h, "routed", a->routed);
 			json_add_str_or_null(h, "model", a->model);
 			cJSON_AddNumberToObject(h, "tokens_in", a->tokens_in);
 			cJSON_AddNumberToObject(h, "tokens_out", a->tokens_out);
@@ -804,7 +918,7 @@ static void coach_finished(PGresult *res, void *arg)
 						    .conversation_key = last->conversation_key, .agent_id = last->agent_id,
 						    .company_id = last->company, .domain = last->domain, .intent = a->intent,
 						    .critical = a->hint_critical, .text = a->text, .source = a->source,
-						    .from_cache = a->from_cache, .model = a->model,
+						    .from_cache = a->from_cache, .routed = a->routed, .model = a->model,
 						    .created_at = json_str(r, "created_at"),
 						    .received_at = a->items[0].m.received_at},
 					  .tokens = tokens, .n_tokens = nt, .seconds = coach_now() - a->items[0].added_at};

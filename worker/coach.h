@@ -49,8 +49,10 @@ typedef struct {
 	 * (hint, skip, refusal) is stored: only then may its offset be committed. */
 	void (*message_done)(void *token, void *arg);
 	/* Outcome counters for metrics: kind is "source" (ai|rules|cache|fallback),
-	 * "skip" (disabled|short|agent_typing) or "refusal" (agent_interval|per_minute|
-	 * cost_hour|cost_day|pending). */
+	 * "skip" (disabled|short|agent_typing), "refusal" (agent_interval|per_minute|
+	 * cost_hour|cost_day|pending), "routed" (the intent of a hint routed to the rules:
+	 * ai.route_confident) or "shadow" ("cache|routed:agree|disagree|failed", a shadow
+	 * check's outcome: ai.shadow_share). */
 	void (*count)(const char *kind, const char *what, void *arg);
 } coach_callbacks_t;
 

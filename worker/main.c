@@ -105,8 +105,8 @@ typedef struct {
 	/* metrics */
 	metrics_series_t *m_stored, *m_duplicates, *m_dlq, *m_batch_size, *m_db_seconds, *m_in_flight;
 	metrics_series_t *m_db_pending, *m_event_failures, *m_rebalances, *m_coach_pending, *m_conversations;
-	metrics_family_t *m_lag, *m_hints, *m_skips, *m_refusals, *m_cache, *m_hint_seconds;
-	metrics_family_t *m_ai_calls, *m_ai_tokens, *m_ai_fallbacks;
+	metrics_family_t *m_lag, *m_hints, *m_skips, *m_refusals, *m_cache, *m_hint_seconds, *m_routed, *m_shadow;
+	metrics_family_t *m_ai_calls, *m_ai_tokens, *m_ai_fallbacks, *m_ai_repaired;
 	metrics_series_t *m_ai_in_flight, *m_ai_max_in_flight, *m_ai_queued, *m_ai_cost, *m_ai_breaker;
 	metrics_series_t *m_ai_retries, *m_ai_rate_limited, *m_ai_breaker_opens;
 	metrics_family_t *m_statuses, *m_status_applied;
@@ -981,6 +981,14 @@ static void wrk_coach_count(const char *kind, const char *what, void *arg)
 	} else if (strcmp(kind, "cache") == 0) {
 		snprintf(labels, sizeof(labels), "result=\"%s\"", what);
 		metrics_inc(W.m_cache, labels);
+	} else if (strcmp(kind, "routed") == 0) {
+		snprintf(labels, sizeof(labels), "intent=\"%s\"", what);
+		metrics_inc(W.m_routed, labels);
+	} else if (strcmp(kind, "shadow") == 0) {
+		const char *colon = strchr(what, ':');
+		snprintf(labels, sizeof(labels), "kind=\"%.*s\",result=\"%s\"", colon ? (int)(colon - what) : 0, what,
+			 colon ? colon + 1 : what);
+		metrics_inc(W.m_shadow, labels);
 	} else {
 		snprintf(labels, sizeof(labels), "reason=\"%s\"", what);
 		metrics_inc(strcmp(kind, "skip") == 0 ? W.m_skips : W.m_refusals, labels);
@@ -1238,6 +1246,11 @@ static void wrk_metrics_init(void)
 				      NULL, 0);
 	W.m_cache = metrics_family("atende_worker_cache_lookups_total", METRICS_COUNTER,
 				   "Similarity cache lookups by result (hit, miss).", NULL, 0);
+	W.m_routed = metrics_family("atende_worker_hints_routed_total", METRICS_COUNTER,
+				    "Hints routed to the rules without an AI call (ai.route_confident), by intent.", NULL, 0);
+	W.m_shadow = metrics_family("atende_worker_shadow_checks_total", METRICS_COUNTER,
+				    "Cache and routed hints checked by the AI in the background (ai.shadow_share), by kind "
+				    "(cache, routed) and result (agree, disagree, failed).", NULL, 0);
 	W.m_dlq = metrics_series(metrics_family("atende_worker_dead_letters_total", METRICS_COUNTER,
 						"Messages sent to the dead-letter topic.", NULL, 0), "");
 	W.m_batch_size = metrics_series(metrics_family("atende_worker_batch_size", METRICS_HISTOGRAM,
@@ -1290,6 +1303,9 @@ static void wrk_metrics_init(void)
 						       "AI calls that were retries.", NULL, 0), "");
 	W.m_ai_rate_limited = metrics_series(metrics_family("atende_worker_ai_rate_limited_total", METRICS_COUNTER,
 							    "429 answers that paused the provider.", NULL, 0), "");
+	W.m_ai_repaired = metrics_family("atende_worker_ai_answers_repaired_total", METRICS_COUNTER,
+					 "Usable AI answers repaired instead of retried, by what (intent, critical, hint_cut).",
+					 NULL, 0);
 }
 
 static void wrk_metrics_refresh(void)
@@ -1315,6 +1331,9 @@ static void wrk_metrics_refresh(void)
 	metrics_set(metrics_series(W.m_ai_fallbacks, "reason=\"breaker\""), (double)st.fallback_breaker);
 	metrics_set(metrics_series(W.m_ai_fallbacks, "reason=\"deadline\""), (double)st.fallback_deadline);
 	metrics_set(metrics_series(W.m_ai_fallbacks, "reason=\"failed\""), (double)st.fallback_failed);
+	static const char *const repaired[AI_REPAIRED_N] = {"what=\"intent\"", "what=\"critical\"", "what=\"hint_cut\""};
+	for (int k = 0; k < AI_REPAIRED_N; k++)
+		metrics_set(metrics_series(W.m_ai_repaired, repaired[k]), (double)st.repaired[k]);
 	metrics_set(W.m_ai_in_flight, st.in_flight);
 	metrics_set(W.m_ai_max_in_flight, st.max_in_flight_seen);
 	metrics_set(W.m_ai_queued, st.queued);

@@ -1,8 +1,13 @@
 /*
  * rules: keyword classification and hint writing (see rules.h). Keywords are matched on
- * text_normalize output padded with spaces, so a pattern " cobr" means "a word starting
- * with cobr" and accents, case and punctuation never matter. Hints are templates whose
- * [optional parts] appear only when the detail they name ({valor}, {protocolo}…) was found.
+ * text_normalize output rewritten the way an agent reads WhatsApp ("vc"→"voce",
+ * "net"→"internet", "ta"→"esta", "canselar"→"cancelar", "oii"→"oi") and padded with
+ * spaces, so a pattern " cobr" means "a word starting with cobr" and accents, case,
+ * punctuation, slang and one-letter typos never matter. A keyword late in a long message
+ * or right after a request verb ("quero", "preciso", "manda") weighs more than one in the
+ * preamble; "cancelar" after "se"/"senão"/"ou" is a threat and weighs little. Hints are
+ * templates whose [optional parts] appear only when the detail they name ({valor},
+ * {protocolo}…) was found.
  */
 #include "rules.h"
 
@@ -15,6 +20,11 @@
 #include <strings.h>
 
 #define RULES_NORM_MAX 2048 /* longer messages are classified on their first 2 KiB */
+#define RULES_CANON_MAX (RULES_NORM_MAX * 2) /* slang expands: "pfv" -> "por favor" */
+#define RULES_LONG_WORDS 10   /* from this many words on, position in the message counts */
+#define RULES_LATE_BONUS 0.6  /* a keyword at the very end weighs 1.6x one at the very start */
+#define RULES_REQUEST_BONUS 2 /* a keyword right after a request verb */
+#define RULES_THREAT_WEIGHT 1 /* "se não resolver vou cancelar": cancel is a threat, not the request */
 #define RULES_DETAIL_MAX 48
 
 /* One keyword: its weight towards an intent and, optionally, a hint more precise than
@@ -188,6 +198,8 @@ static const char *const rules_critical_hints[REASON_COUNT] = {
 	[REASON_URGENCY] = "Cliente sinalizou urgência: priorize este atendimento, resolva ou escale agora e informe um "
 			   "prazo claro de retorno.",
 };
+static const char H_THREAT[] =
+	" O cliente ameaça cancelar: resolva isso primeiro e só fale em retenção se ele insistir.";
 static const char H_URGENT_OUTAGE[] =
 	"Urgente: cliente sem serviço[ há {dias} dias] e dependente da conexão; verifique falha na região, abra "
 	"chamado técnico com prioridade máxima e informe o prazo de atendimento.";
@@ -383,7 +395,198 @@ static const rules_keyword_t rules_keywords[] = {
 	{" levar meu numero", INTENT_CANCEL, 4, H_PORTABILIDADE_SAIDA},
 	{" retirar os equipamentos", INTENT_CANCEL, 3, NULL},
 	{" devolver o roteador", INTENT_CANCEL, 3, NULL},
+	{" devolver o equipamento", INTENT_CANCEL, 3, NULL},
+	{" portar meu numero", INTENT_CANCEL, 3, H_PORTABILIDADE_SAIDA},
+	/* how customers write on WhatsApp: matched on the rewritten text (rules_canonicalize) */
+	{" a conta", INTENT_BILLING, 2, NULL},
+	{" minha conta", INTENT_BILLING, 2, NULL},
+	{" vence", INTENT_BILLING, 3, H_DATA_VENCIMENTO},
+	{" quitar", INTENT_BILLING, 3, NULL},
+	{" quitacao", INTENT_BILLING, 3, NULL},
+	{" divida", INTENT_BILLING, 3, H_PARCELAR},
+	{" negativad", INTENT_BILLING, 4, H_PAGAMENTO_NAO_BAIXADO},
+	{" serasa", INTENT_BILLING, 4, H_PAGAMENTO_NAO_BAIXADO},
+	{" negociar", INTENT_BILLING, 3, H_PARCELAR},
+	{" em aberto", INTENT_BILLING, 3, H_PAGAMENTO_NAO_BAIXADO},
+	{" deu baixa", INTENT_BILLING, 3, H_PAGAMENTO_NAO_BAIXADO},
+	{" link de pagamento", INTENT_BILLING, 3, H_PIX},
+	{" link pra pagar", INTENT_BILLING, 4, H_PIX},
+	{" cartao de credito", INTENT_BILLING, 2, NULL},
+	{" cobrar", INTENT_BILLING, 2, NULL},
+	{" taxa", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" contestar", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" me cobraram", INTENT_BILLING, 2, H_VALOR_ERRADO},
+	{" debit", INTENT_BILLING, 3, NULL},
+	{" extrato", INTENT_BILLING, 3, NULL},
+	{" aumentou", INTENT_BILLING, 2, H_VALOR_ERRADO},
+	{" sem acesso", INTENT_OUTAGE, 4, H_QUEDA},
+	{" nao volta", INTENT_OUTAGE, 4, H_QUEDA},
+	{" volta a internet", INTENT_OUTAGE, 4, H_QUEDA},
+	{" internet parou", INTENT_OUTAGE, 4, H_QUEDA},
+	{" internet some", INTENT_OUTAGE, 4, H_INSTAVEL},
+	{" internet esta ruim", INTENT_OUTAGE, 4, H_LENTIDAO},
+	{" internet esta muito ruim", INTENT_OUTAGE, 4, H_LENTIDAO},
+	{" internet esta pessima", INTENT_OUTAGE, 4, H_LENTIDAO},
+	{" internet pessima", INTENT_OUTAGE, 4, H_LENTIDAO},
+	{" carroca", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" esta vindo", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" lag", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" fraq", INTENT_OUTAGE, 3, H_WIFI},
+	{" fraco", INTENT_OUTAGE, 2, H_WIFI},
+	{" nao pega", INTENT_OUTAGE, 3, H_SEM_SINAL},
+	{" nao esta pegando", INTENT_OUTAGE, 3, H_SEM_SINAL},
+	{" conectar", INTENT_OUTAGE, 3, H_QUEDA},
+	{" conectado", INTENT_OUTAGE, 2, H_QUEDA},
+	{" tecnico", INTENT_OUTAGE, 2, NULL},
+	{" visita tecnica", INTENT_OUTAGE, 2, NULL},
+	{" reparo", INTENT_OUTAGE, 3, NULL},
+	{" manutencao", INTENT_OUTAGE, 3, H_QUEDA},
+	{" luz", INTENT_OUTAGE, 2, H_ROTEADOR},
+	{" pon ", INTENT_OUTAGE, 3, H_ROTEADOR},
+	{" cabo", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" rompeu", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" rompid", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" cortada", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" reinicia sozinho", INTENT_OUTAGE, 4, H_ROTEADOR},
+	{" desligando sozinho", INTENT_OUTAGE, 4, H_ROTEADOR},
+	{" desconectando", INTENT_OUTAGE, 2, H_INSTAVEL},
+	{" esquent", INTENT_OUTAGE, 2, H_ROTEADOR},
+	{" mudo ", INTENT_OUTAGE, 3, NULL},
+	{" nao da linha", INTENT_OUTAGE, 4, NULL},
+	{" nao faz ligac", INTENT_OUTAGE, 4, NULL},
+	{" sem linha", INTENT_OUTAGE, 4, NULL},
+	{" canal", INTENT_OUTAGE, 1, H_SEM_SINAL},
+	{" cai ", INTENT_OUTAGE, 3, H_INSTAVEL},
+	{" ruim de noite", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" aumentar minha", INTENT_SALES, 4, H_UPGRADE},
+	{" plano maior", INTENT_SALES, 3, H_UPGRADE},
+	{" mais rapido", INTENT_SALES, 3, H_UPGRADE},
+	{" instalar", INTENT_SALES, 2, H_COBERTURA},
+	{" instalacao", INTENT_SALES, 2, H_COBERTURA},
+	{" instalam", INTENT_SALES, 3, H_COBERTURA},
+	{" chega", INTENT_SALES, 2, H_COBERTURA},
+	{" chegam", INTENT_SALES, 3, H_COBERTURA},
+	{" atendem", INTENT_SALES, 3, H_COBERTURA},
+	{" orcamento", INTENT_SALES, 3, H_PRECO},
+	{" cliente de voces", INTENT_SALES, 2, H_PROMOCAO},
+	{" adicionar", INTENT_SALES, 3, H_UPGRADE},
+	{" ponto de tv", INTENT_SALES, 2, NULL},
+	{" anuncio", INTENT_SALES, 3, H_PROMOCAO},
+	{" propaganda", INTENT_SALES, 3, H_PROMOCAO},
+	{" repetidor", INTENT_SALES, 3, NULL},
+	{" concorrente", INTENT_SALES, 2, H_PROMOCAO},
+	{" retorn", INTENT_COMPLAINT, 2, H_PROTOCOLO},
+	{" ninguem me", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" prometeram", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" prometeu", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" enrola", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" enganad", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" mentiu", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" mentira", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" faltou", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" nao vieram", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" nao vem", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
+	{" nunca voltou", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" nao cumpr", INTENT_COMPLAINT, 4, H_REINCIDENTE},
+	{" bosta", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" merda", INTENT_COMPLAINT, 1, H_INSATISFEITO},
+	{" incompetent", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" grosso", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" grossa", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" mal educad", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" trataram mal", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" chatead", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" cansad", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" reclame aqui", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" desorganizad", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" esperando", INTENT_COMPLAINT, 2, H_PROTOCOLO},
+	{" transferiram", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" providencia", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" supervisor", INTENT_COMPLAINT, 2, H_INSATISFEITO},
+	{" piorou", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" formalizar", INTENT_COMPLAINT, 3, H_RECLAMACAO_FORMAL},
+	{" registrado", INTENT_COMPLAINT, 1, H_RECLAMACAO_FORMAL},
+	{" reclamo", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" cade o tecnico", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" sair da", INTENT_CANCEL, 2, H_OPERADORA},
+	{" arrependi", INTENT_CANCEL, 4, NULL},
+	{" encerrar", INTENT_CANCEL, 3, NULL},
+	/* neither: asking for a person, opening hours, the registration, thanking */
+	{" falar com atendente", INTENT_OTHER, 6, NULL},
+	{" falar com um atendente", INTENT_OTHER, 6, NULL},
+	{" atendente humano", INTENT_OTHER, 6, NULL},
+	{" horario", INTENT_OTHER, 4, NULL},
+	{" trabalham", INTENT_OTHER, 3, NULL},
+	{" endereco da loja", INTENT_OTHER, 5, NULL},
+	{" endereco de voces", INTENT_OTHER, 5, NULL},
+	{" numero do sac", INTENT_OTHER, 5, NULL},
+	{" telefone de voces", INTENT_OTHER, 5, NULL},
+	{" senha do wifi", INTENT_OTHER, 6, NULL},
+	{" senha", INTENT_OTHER, 1, NULL},
+	{" cadastro", INTENT_OTHER, 3, NULL},
+	{" meu email", INTENT_OTHER, 2, NULL},
+	{" endereco de email", INTENT_OTHER, 3, NULL},
+	{" titular", INTENT_OTHER, 4, NULL},
+	{" gerente", INTENT_OTHER, 3, NULL},
+	{" o app", INTENT_OTHER, 1, NULL},
+	{" mudar a internet de endereco", INTENT_OTHER, 6, NULL},
+	{" mudanca de endereco", INTENT_OTHER, 6, NULL},
+	{" obrigad", INTENT_OTHER, 2, NULL},
+	{" valeu", INTENT_OTHER, 2, NULL},
+	{" resolveu", INTENT_OTHER, 3, NULL},
+	{" voltou", INTENT_OTHER, 3, NULL},
+	{" aguardo", INTENT_OTHER, 3, NULL},
+	{" aguardando o retorno", INTENT_OTHER, 3, NULL},
+	{" estou aguardando", INTENT_OTHER, 2, NULL},
 };
+
+/* WhatsApp spelling, one normalized word -> what an agent reads (may be several words). */
+static const struct {
+	const char *from, *to;
+} rules_slang[] = {
+	{"vc", "voce"},       {"vcs", "voces"},      {"pq", "porque"},      {"q", "que"},
+	{"oq", "o que"},      {"td", "tudo"},        {"tds", "todos"},      {"hj", "hoje"},
+	{"msm", "mesmo"},     {"net", "internet"},   {"zap", "whatsapp"},   {"wpp", "whatsapp"},
+	{"whats", "whatsapp"}, {"n", "nao"},         {"nn", "nao"},         {"naum", "nao"},
+	{"ta", "esta"},       {"tah", "esta"},       {"to", "estou"},       {"tou", "estou"},
+	{"tava", "estava"},   {"tb", "tambem"},      {"tbm", "tambem"},     {"mt", "muito"},
+	{"mto", "muito"},     {"mtu", "muito"},      {"qdo", "quando"},     {"qnd", "quando"},
+	{"qndo", "quando"},   {"hr", "hora"},        {"hrs", "horas"},      {"qro", "quero"},
+	{"qr", "quero"},      {"qria", "queria"},    {"qeria", "queria"},   {"pfv", "por favor"},
+	{"pf", "por favor"},  {"pfvr", "por favor"}, {"obg", "obrigado"},   {"obgd", "obrigado"},
+	{"obgda", "obrigada"}, {"brigado", "obrigado"}, {"brigada", "obrigada"}, {"brigadao", "obrigado"},
+	{"vlw", "valeu"},     {"blz", "beleza"},     {"bol", "boleto"},     {"2via", "segunda via"},
+	{"ngm", "ninguem"},   {"nd", "nada"},        {"agr", "agora"},      {"dps", "depois"},
+	{"kd", "cade"},       {"vo", "vou"},         {"eh", "e"},           {"p", "pra"},
+	{"ctz", "certeza"},   {"cmg", "comigo"},     {"fds", "fim de semana"},
+};
+
+/* Words a typo is corrected to (one edit from 6 letters on, two from 9); the ones the
+ * keywords above need whole. Kept short: every entry is a word a customer mistypes. */
+static const char *const rules_vocabulary[] = {
+	"cancelar",    "cancelamento", "cancelado",   "internet",   "fatura",       "boleto",      "segunda",
+	"roteador",    "reclamacao",   "reclamar",    "pagamento",  "velocidade",   "instalacao",  "instalar",
+	"tecnico",     "conexao",      "funcionando", "funciona",   "contratar",    "promocao",    "cobranca",
+	"vencimento",  "desconto",     "atendimento", "atendente",  "protocolo",    "pessimo",     "pessima",
+	"caindo",      "oscilando",    "instavel",    "planos",     "upgrade",      "cobertura",   "ouvidoria",
+	"absurdo",     "horrivel",     "fidelidade",  "portabilidade", "operadora", "contrato",    "encerrar",
+	"desistir",    "parcelar",     "estorno",     "reembolso",  "comprovante",  "duplicidade", "debito",
+	"automatico",  "mensalidade",  "obrigado",    "obrigada",   "ninguem",      "resolve",     "resolver",
+	"manutencao",  "desconecta",   "travando",    "contratacao", "gostaria",    "preciso",     "lentidao",
+	"conectar",    "conecta",      "vergonha",    "descaso",    "respeito",     "insatisfeito", "insatisfeita",
+	"pagar",       "paguei",       "cobrado",     "cobraram",   "cobrando",     "vencida",     "vencido",
+	"urgente",     "urgencia",     "emergencia",  "advogado",   "justica",      "processar",   "fraude",
+	"resolveu",    "segundo",      "contratei",
+};
+
+/* Words that make the keyword right after them the customer's request. */
+static const char *const rules_request_words[] = {
+	" quero ", " queria ", " gostaria ", " preciso ", " precisava ", " pode ", " podem ", " manda ",
+	" mande ", " envia ", " envie ", " me passa ", " como faco ", " como faz ", " solicitar ", " qual ",
+	" quanto ", " quais ", " tem como ", " vim ", " desejo ",
+};
+/* Words that, shortly before "cancelar", make it a condition: a threat, not the request. */
+static const char *const rules_threat_words[] = {" se ", " senao ", " caso ", " ou ", " ou entao "};
 
 /* "não é urgente", "sem urgência": the word is there, the urgency is not. */
 static const char *const rules_negations[] = {" nao e", " nao eh", " nada", " sem", " nao ha", " nao tem", NULL};
@@ -415,11 +618,18 @@ static const rules_critical_t rules_criticals[] = {
 	{" fraude", REASON_FRAUD, NULL},
 	{" golpe", REASON_FRAUD, NULL},
 	{" hackearam", REASON_FRAUD, NULL},
+	{" boleto falso", REASON_FRAUD, NULL},
+	{" mensagem falsa", REASON_FRAUD, NULL},
+	{" se passando por", REASON_FRAUD, NULL},
+	{" sem autorizacao", REASON_FRAUD, NULL},
 	{" invadiram minha conta", REASON_FRAUD, NULL},
 	{" justica", REASON_LEGAL, NULL},
 	{" procon", REASON_LEGAL, NULL},
 	{" advogad", REASON_LEGAL, NULL},
 	{" processar", REASON_LEGAL, NULL},
+	{" processo contra", REASON_LEGAL, NULL},
+	{" abrir processo", REASON_LEGAL, NULL},
+	{" danos morais", REASON_LEGAL, NULL},
 	{" processo judicial", REASON_LEGAL, NULL},
 	{" acao judicial", REASON_LEGAL, NULL},
 	{" juizado", REASON_LEGAL, NULL},
@@ -446,10 +656,16 @@ static const char *const rules_ack_words[] = {"ok", "okay", "blz", "beleza", "va
 					      "obrigada", "obg", "brigado", "sim", "nao", "certo", "entendi",
 					      "ta", "perfeito", "otimo", "combinado", "aguardo", "show", "joia",
 					      "tchau", "ate", "mais", "muito", "grato", "grata", "isso", "pode",
-					      "ser", "s", "n", "top"};
+					      "ser", "s", "n", "top", "esta", "estou", "aguardando", "so", "ah",
+					      "agora", "entao", "tranquilo", "fechado", "de", "nada", "por", "favor"};
 
-static bool rules_contains(const char *padded, const char *pattern);
+static size_t rules_canonicalize(const char *norm, char *out, size_t cap);
+static const char *rules_fix_typo(const char *w, size_t len);
+static int rules_edit_distance(const char *a, size_t la, const char *b, size_t lb, int max);
+static const char *rules_last(const char *hay, const char *pattern);
+static bool rules_word_before(const char *canon, const char *at, const char *const *words, size_t n, size_t window);
 static bool rules_critical_found(const char *padded, const rules_critical_t *c);
+static bool rules_in(const char *w, size_t len, const char *const *list, size_t n);
 static bool rules_only_words(const char *norm, const char *const *words, size_t n, const char *const *words2,
 			     size_t n2, bool *saw_first);
 static void rules_find_details(const char *raw, const char *padded, rules_details_t *d);
@@ -478,25 +694,42 @@ bool rules_intent_parse(const char *name, rules_intent_t *out)
 
 void rules_classify(const char *text, const char *domain, rules_result_t *out)
 {
-	char padded[RULES_NORM_MAX + 2];
-	int score[INTENT_OTHER + 1] = {0};
+	char norm[RULES_NORM_MAX + 1];
+	char padded[RULES_CANON_MAX + 2];
+	double score[INTENT_OTHER + 1] = {0};
 	const rules_keyword_t *best_kw[INTENT_OTHER + 1] = {0};
 	rules_details_t details;
 	int reason = REASON_COUNT;
 	const char *hint;
+	bool threat = false;
 
 	memset(out, 0, sizeof(*out));
-	padded[0] = ' ';
-	size_t n = text_normalize(text, padded + 1, RULES_NORM_MAX);
-	padded[n + 1] = ' ';
-	padded[n + 2] = '\0';
-	const char *norm_view = padded + 1; /* normalized text + one trailing space */
+	size_t n = text_normalize(text, norm, sizeof(norm));
+	size_t len = rules_canonicalize(norm, padded, sizeof(padded)); /* " w1 w2 … " */
+	const char *norm_view = padded + 1; /* rewritten text + one trailing space */
+	size_t words = 0;
+	for (const char *p = padded; *p; p++)
+		words += p[0] == ' ' && p[1] && p[1] != ' ';
 
 	for (size_t i = 0; i < sizeof(rules_keywords) / sizeof(rules_keywords[0]); i++) {
 		const rules_keyword_t *kw = &rules_keywords[i];
-		if (!rules_contains(padded, kw->pattern))
+		const char *at = rules_last(padded, kw->pattern);
+		if (!at)
 			continue;
-		score[kw->intent] += kw->weight;
+		double w = kw->weight;
+		if (words >= RULES_LONG_WORDS && len > 0)
+			w *= 1.0 + RULES_LATE_BONUS * (double)(at - padded) / (double)len;
+		bool request = rules_word_before(padded, at, rules_request_words,
+						 sizeof(rules_request_words) / sizeof(rules_request_words[0]), 16);
+		if (kw->intent == INTENT_CANCEL && !request &&
+		    rules_word_before(padded, at, rules_threat_words,
+				      sizeof(rules_threat_words) / sizeof(rules_threat_words[0]), 40)) {
+			w = RULES_THREAT_WEIGHT;
+			threat = true;
+		} else if (request) {
+			w += RULES_REQUEST_BONUS;
+		}
+		score[kw->intent] += w;
 		if (kw->hint && (!best_kw[kw->intent] || kw->weight > best_kw[kw->intent]->weight))
 			best_kw[kw->intent] = kw;
 	}
@@ -514,16 +747,33 @@ void rules_classify(const char *text, const char *domain, rules_result_t *out)
 		if (strcmp(domain, rules_domains[i].domain) == 0)
 			dom = rules_domains[i].intent;
 
-	int top = 0;
-	for (int i = 0; i < INTENT_OTHER; i++)
-		if (score[i] > top)
+	double top = 0, second = 0;
+	for (int i = 0; i <= INTENT_OTHER; i++) {
+		if (score[i] > top) {
+			second = top;
 			top = score[i];
+		} else if (score[i] > second) {
+			second = score[i];
+		}
+	}
 
 	rules_find_details(text ? text : "", padded, &details);
-	if (top > 0) {
+	bool greeting = false;
+	if (n == 0 || len <= 1) {
+		out->intent = INTENT_OTHER;
+		out->confidence = 0.9;
+		hint = H_EMPTY;
+	} else if (rules_only_words(norm_view, rules_greeting_words,
+				    sizeof(rules_greeting_words) / sizeof(rules_greeting_words[0]), rules_ack_words,
+				    sizeof(rules_ack_words) / sizeof(rules_ack_words[0]), &greeting)) {
+		out->intent = INTENT_OTHER;
+		out->confidence = 0.95;
+		hint = greeting ? H_GREETING : H_ACK;
+	} else if (top > 0) {
 		if (dom != INTENT_OTHER && score[dom] == top) {
 			out->intent = dom;
 		} else {
+			out->intent = INTENT_OTHER;
 			for (size_t i = 0; i < sizeof(rules_tie_order) / sizeof(rules_tie_order[0]); i++) {
 				if (score[rules_tie_order[i]] == top) {
 					out->intent = rules_tie_order[i];
@@ -531,20 +781,14 @@ void rules_classify(const char *text, const char *domain, rules_result_t *out)
 				}
 			}
 		}
+		/* sure when one intent clearly leads and was said strongly enough */
+		double strength = top >= 5.0 ? 1.0 : top / 5.0;
+		out->confidence = (top - second) / top * strength;
 		hint = best_kw[out->intent] ? best_kw[out->intent]->hint : rules_generic_hints[out->intent];
 	} else {
-		bool greeting = false;
 		out->intent = dom;
+		out->confidence = 0.2;
 		hint = rules_generic_hints[dom];
-		if (n == 0) {
-			out->intent = INTENT_OTHER;
-			hint = H_EMPTY;
-		} else if (rules_only_words(norm_view, rules_greeting_words,
-					    sizeof(rules_greeting_words) / sizeof(rules_greeting_words[0]), rules_ack_words,
-					    sizeof(rules_ack_words) / sizeof(rules_ack_words[0]), &greeting)) {
-			out->intent = INTENT_OTHER;
-			hint = greeting ? H_GREETING : H_ACK;
-		}
 	}
 
 	if (reason != REASON_COUNT) {
@@ -554,11 +798,216 @@ void rules_classify(const char *text, const char *domain, rules_result_t *out)
 										  : rules_critical_hints[reason];
 	}
 	rules_render(hint, &details, out->text, sizeof(out->text));
+	if (threat && out->intent != INTENT_CANCEL) {
+		size_t used = strlen(out->text);
+		if (used + sizeof(H_THREAT) < sizeof(out->text))
+			memcpy(out->text + used, H_THREAT, sizeof(H_THREAT));
+	}
 }
 
-static bool rules_contains(const char *padded, const char *pattern)
+size_t rules_cache_key(const char *text, char *out, size_t cap)
 {
-	return strstr(padded, pattern) != NULL;
+	static const char *const courtesy[] = {"oi", "ola", "opa", "bom", "boa", "dia", "tarde", "noite", "tudo",
+					       "bem", "por", "favor", "obrigado", "obrigada", "desde", "ja", "entao",
+					       "gente", "pessoal", "moca", "moco", "ai", "alo", "e", "ne", "ok"};
+	static const char *const months[] = {"janeiro", "fevereiro", "marco", "abril", "maio", "junho", "julho",
+					     "agosto", "setembro", "outubro", "novembro", "dezembro"};
+	/* a name follows these; the phrase and the name go */
+	static const char *const name_cues[] = {" meu nome e ", " aqui e o ", " aqui e a ", " aqui quem fala e ",
+						" sou o ", " sou a ", " me chamo ", " falo com o ", " falo com a "};
+	char norm[RULES_NORM_MAX + 1];
+	char canon[RULES_CANON_MAX + 2];
+	size_t o = 0;
+
+	if (cap == 0)
+		return 0;
+	out[0] = '\0';
+	text_normalize(text, norm, sizeof(norm));
+	rules_canonicalize(norm, canon, sizeof(canon));
+	for (size_t i = 0; i < sizeof(name_cues) / sizeof(name_cues[0]); i++) {
+		for (char *at = strstr(canon, name_cues[i]); at; at = strstr(at, name_cues[i])) {
+			size_t cl = strlen(name_cues[i]);
+			size_t nl = strcspn(at + cl, " ");
+			memset(at + 1, ' ', cl - 1 + nl); /* keeps the leading space: cues may follow */
+		}
+	}
+	bool last_zero = false;
+	for (const char *p = canon; *p;) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		size_t len = strcspn(p, " ");
+		const char *word = p;
+		p += len;
+		if (rules_in(word, len, courtesy, sizeof(courtesy) / sizeof(courtesy[0])))
+			continue;
+		if (len == 1 && word[0] == 'r' && *p && isdigit((unsigned char)p[1]))
+			continue; /* "R$ 129" */
+		const char *rep = NULL;
+		size_t rl = len;
+		if (strcspn(word, "0123456789") < len) {
+			if (last_zero)
+				continue;
+			rep = "0";
+			rl = 1;
+		} else if (rules_in(word, len, months, sizeof(months) / sizeof(months[0]))) {
+			rep = "mes";
+			rl = 3;
+		}
+		last_zero = rep && rep[0] == '0';
+		if (o + rl + 2 > cap)
+			break;
+		if (o)
+			out[o++] = ' ';
+		memcpy(out + o, rep ? rep : word, rl);
+		o += rl;
+		out[o] = '\0';
+	}
+	return o;
+}
+
+/* True when the len bytes at w are one of the n words of list. */
+static bool rules_in(const char *w, size_t len, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strlen(list[i]) == len && memcmp(list[i], w, len) == 0)
+			return true;
+	return false;
+}
+
+/* Rewrites normalized text word by word into out as " w1 w2 … wn " (NUL-terminated):
+ * letters repeated for emphasis squeezed ("muuuito", "oii"), slang expanded, "2a via"
+ * read as "segunda via", typos of rules_vocabulary corrected. Returns the length written;
+ * words that do not fit are dropped. */
+static size_t rules_canonicalize(const char *norm, char *out, size_t cap)
+{
+	size_t o = 0;
+	const char *p = norm;
+
+	out[o++] = ' ';
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		size_t wl = strcspn(p, " ");
+		char w[64];
+		size_t k = 0;
+		for (size_t i = 0; i < wl && k + 1 < sizeof(w); i++) {
+			/* three or more of a letter are one; a doubled last letter is one too */
+			if (k >= 2 && p[i] == w[k - 1] && p[i] == w[k - 2] && isalpha((unsigned char)p[i]))
+				continue;
+			w[k++] = p[i];
+		}
+		if (k > 2 && w[k - 1] == w[k - 2] && isalpha((unsigned char)w[k - 1]))
+			k--;
+		w[k] = '\0';
+		const char *next = p + wl;
+		while (*next == ' ')
+			next++;
+		const char *rep = NULL;
+		if ((strcmp(w, "2a") == 0 || strcmp(w, "2") == 0 || strcmp(w, "2o") == 0) && strncmp(next, "via", 3) == 0 &&
+		    (next[3] == ' ' || next[3] == '\0'))
+			rep = "segunda";
+		for (size_t i = 0; !rep && i < sizeof(rules_slang) / sizeof(rules_slang[0]); i++)
+			if (strcmp(w, rules_slang[i].from) == 0)
+				rep = rules_slang[i].to;
+		if (!rep)
+			rep = rules_fix_typo(w, k);
+		if (!rep)
+			rep = w;
+		size_t rl = strlen(rep);
+		if (o + rl + 2 >= cap)
+			break;
+		memcpy(out + o, rep, rl);
+		o += rl;
+		out[o++] = ' ';
+		p += wl;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* The vocabulary word w is a typo of (one edit from 6 letters on, two from 10), or NULL
+ * when w is fine, too short, holds a digit or is no such typo. Typos seldom hit the
+ * first letter, so only words starting with the same one are tried. */
+static const char *rules_fix_typo(const char *w, size_t len)
+{
+	if (len < 6 || strpbrk(w, "0123456789"))
+		return NULL;
+	int max = len >= 10 ? 2 : 1;
+	const char *best = NULL;
+	int best_d = max + 1;
+	for (size_t i = 0; i < sizeof(rules_vocabulary) / sizeof(rules_vocabulary[0]); i++) {
+		const char *v = rules_vocabulary[i];
+		size_t vl = strlen(v);
+		if (v[0] != w[0] || (vl > len ? vl - len : len - vl) > (size_t)max)
+			continue;
+		if (vl == len && memcmp(v, w, len) == 0)
+			return NULL;
+		int d = rules_edit_distance(w, len, v, vl, max);
+		if (d < best_d) {
+			best_d = d;
+			best = v;
+		}
+	}
+	return best;
+}
+
+/* Optimal string alignment distance (insertions, deletions, substitutions, adjacent
+ * transpositions) between two words of at most 63 bytes; any value > max means "far". */
+static int rules_edit_distance(const char *a, size_t la, const char *b, size_t lb, int max)
+{
+	int d[64][64];
+	if (la >= 64 || lb >= 64)
+		return max + 1;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = (int)i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = (int)j;
+	for (size_t i = 1; i <= la; i++) {
+		int row_min = max + 1;
+		for (size_t j = 1; j <= lb; j++) {
+			int cost = a[i - 1] != b[j - 1];
+			int v = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < v)
+				v = d[i][j - 1] + 1;
+			if (d[i - 1][j - 1] + cost < v)
+				v = d[i - 1][j - 1] + cost;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
+			if (v < row_min)
+				row_min = v;
+		}
+		if (row_min > max)
+			return max + 1;
+	}
+	return d[la][lb];
+}
+
+/* The last occurrence of pattern in hay, or NULL. */
+static const char *rules_last(const char *hay, const char *pattern)
+{
+	const char *last = NULL;
+	for (const char *at = strstr(hay, pattern); at; at = strstr(at + 1, pattern))
+		last = at;
+	return last;
+}
+
+/* True when one of words (each " word ") ends right at at, or within window bytes
+ * before it, in canon. */
+static bool rules_word_before(const char *canon, const char *at, const char *const *words, size_t n, size_t window)
+{
+	const char *from = (size_t)(at - canon) > window ? at - window : canon;
+	for (size_t i = 0; i < n; i++) {
+		size_t wl = strlen(words[i]);
+		for (const char *q = strstr(from, words[i]); q && q < at; q = strstr(q + 1, words[i]))
+			if (q + wl - 1 <= at)
+				return true;
+	}
+	return false;
 }
 
 /* True when the phrase occurs at least once not right after one of its not_after words. */

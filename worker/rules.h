@@ -7,6 +7,7 @@
 #define ATENDE_RULES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum {
 	INTENT_BILLING,
@@ -24,6 +25,7 @@ typedef struct {
 	bool critical;               /* urgency, fraud, legal threat, health */
 	const char *critical_reason; /* "health" | "fraud" | "legal" | "urgency" | NULL (static strings) */
 	char text[RULES_HINT_MAX];   /* coaching hint for the agent, pt-BR, 1-2 sentences, NUL-terminated */
+	double confidence;           /* 0..1: how sure the intent is (see rules_classify) */
 } rules_result_t;
 
 /* "billing", "sales", "outage", "complaint", "cancel", "other" (static; "other" for
@@ -36,11 +38,27 @@ bool rules_intent_parse(const char *name, rules_intent_t *out);
 /* Classifies a customer message (raw UTF-8, may be NULL) received on domain
  * ("financeiro", "comercial", "suporte", "ouvidoria", "cancelamento"; NULL or unknown
  * means none) and writes the intent, the critical flag and a hint into *out.
- * The highest keyword score wins; the domain breaks ties and is the intent when no
- * keyword matches. Greetings and acknowledgements ("oi", "ok", "obrigado") and texts
+ * The text is read the way customers write on WhatsApp: slang and abbreviations
+ * expanded ("vc", "net", "2a via", "to"), typos of the keywords corrected (one edit from
+ * 6 letters on, two from 10), a keyword late in a long message or right after a request
+ * verb weighs more, and "cancelar" after "se"/"senão"/"ou" is a threat that leaves the
+ * intent to the problem (the hint then warns of it). The highest keyword score wins; the
+ * domain breaks ties and is the intent when no keyword matches. confidence is 0.95 for
+ * greetings and acknowledgements, (top - second) / top scaled down below a score of 5
+ * for keyword decisions, and 0.2 for a guess from the domain alone. Greetings and acknowledgements ("oi", "ok", "obrigado") and texts
  * with no letters or digits are INTENT_OTHER whatever the domain. When several critical
  * reasons match, the most serious is reported: health, fraud, legal, urgency.
  * Pure and deterministic; safe to call from any thread. */
 void rules_classify(const char *text, const char *domain, rules_result_t *out);
+
+/* Writes into out (cap bytes, NUL-terminated, truncated at a word) the key the similarity
+ * cache compares: the text normalized and rewritten as rules_classify reads it (slang,
+ * typos), with what does not change the request taken out — greetings and courtesies,
+ * introductions with the name ("meu nome é Ana", "aqui é o João", "sou a", "me chamo")
+ * — and what varies from
+ * customer to customer made alike: every number (amounts, dates, protocols, speeds) is
+ * "0" (runs of them one "0", "R$" dropped), month names are "mes". Returns the length.
+ * Pure; "" for NULL or a text with nothing left. */
+size_t rules_cache_key(const char *text, char *out, size_t cap);
 
 #endif

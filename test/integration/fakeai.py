@@ -4,7 +4,8 @@ the benchmark. Its behaviour is switched at runtime, so one running atende can b
 through success, latency, 429, 500, garbage and hangs:
 
   POST <any prefix>/chat/completions   the API (e.g. /v1/chat/completions)
-  POST /control  {"mode": "ok"|"429"|"500"|"garbage"|"hang", "latency_ms": N,
+  POST /control  {"mode": "ok"|"429"|"500"|"garbage"|"hang"|"odd_intent"|"no_critical"|
+                  "long_hint"|"no_hint", "latency_ms": N,
                   "retry_after": S, "times": K}   (fields optional; "times": the mode
                   applies to the next K calls, then "ok" returns)
   GET  /calls    {"count": N, "models": [...], "by_model": {...}, "calls": [{"t", "model",
@@ -14,9 +15,12 @@ through success, latency, 429, 500, garbage and hangs:
 
 "ok" answers derive the intent and the critical flag from Portuguese keywords in the new
 customer messages (the text after "Mensagens novas do cliente:", as worker/ai.c writes
-it), so hints are meaningful. A bot-mode request (its system prompt asks for "handoff")
-gets {"answer": BOT_ANSWERS[intent], "handoff": false}, or {"answer": "", "handoff": true}
-when the customer text holds one of BOT_CANNOT_HELP. Use it in-process (FakeAI().start()) or as a program:
+it), so hints are meaningful. The odd modes answer 200 with a completion a real model may
+write: "odd_intent" says "intent": "technical", "no_critical" leaves "critical" out,
+"long_hint" writes a 3,000-character hint, "no_hint" leaves the hint out. A bot-mode request
+(its system prompt asks for "handoff") gets {"answer": BOT_ANSWERS[intent], "handoff": false},
+or {"answer": "", "handoff": true} when the customer text holds one of BOT_CANNOT_HELP. Use it
+in-process (FakeAI().start()) or as a program:
   python3 test/integration/fakeai.py --port 18099 [--latency-ms 1500]
 """
 import argparse
@@ -27,7 +31,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MODES = ("ok", "429", "500", "garbage", "hang")
+MODES = ("ok", "429", "500", "garbage", "hang", "odd_intent", "no_critical", "long_hint", "no_hint")
+ODD_MODES = ("odd_intent", "no_critical", "long_hint", "no_hint")
 NEW_MARKER = "Mensagens novas do cliente:"
 MAX_LOG = 10000
 
@@ -189,7 +194,7 @@ class FakeAI:
                 del self.log[: len(self.log) - MAX_LOG]
         return entry
 
-    def _completion(self, body):
+    def _completion(self, body, mode="ok"):
         text = new_messages(body)
         intent, critical = classify(text)
         system = " ".join(m.get("content", "") for m in body.get("messages", [])
@@ -200,7 +205,16 @@ class FakeAI:
             else:
                 answer = json.dumps({"answer": BOT_ANSWERS[intent], "handoff": False}, ensure_ascii=False)
         else:
-            answer = json.dumps({"intent": intent, "critical": critical, "hint": HINTS[intent]}, ensure_ascii=False)
+            obj = {"intent": intent, "critical": critical, "hint": HINTS[intent]}
+            if mode == "odd_intent":
+                obj["intent"] = "technical"
+            elif mode == "no_critical":
+                del obj["critical"]
+            elif mode == "long_hint":
+                obj["hint"] = " ".join([HINTS[intent]] * (3000 // len(HINTS[intent]) + 1))[:3000]
+            elif mode == "no_hint":
+                del obj["hint"]
+            answer = json.dumps(obj, ensure_ascii=False)
         prompt_chars = sum(len(m.get("content", "")) for m in body.get("messages", []) if isinstance(m, dict)
                            and isinstance(m.get("content"), str))
         usage = {"prompt_tokens": max(1, prompt_chars // 4), "completion_tokens": max(1, len(answer) // 4)}
@@ -281,9 +295,9 @@ class FakeAI:
                 if latency_ms and fake._stop.wait(latency_ms / 1000.0):
                     self.close_connection = True
                     return
-                if mode == "ok":
+                if mode == "ok" or mode in ODD_MODES:
                     entry["status"] = 200
-                    self._send(200, fake._completion(body))
+                    self._send(200, fake._completion(body, mode))
                 elif mode == "429":
                     entry["status"] = 429
                     self._send(429, {"error": {"message": "Rate limit reached", "type": "requests"}},

@@ -274,9 +274,8 @@ TEST(parse_completion)
 		"<html>502</html>",
 		"{\"choices\":[]}",
 		"{\"choices\":[{\"message\":{\"content\":\"nao sei\"}}],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}",
-		"{\"choices\":[{\"message\":{\"content\":\"{\\\"intent\\\":\\\"cobranca\\\",\\\"hint\\\":\\\"x\\\"}\"}}]}",
 		"{\"choices\":[{\"message\":{\"content\":\"{\\\"intent\\\":\\\"sales\\\",\\\"hint\\\":\\\"  \\\"}\"}}]}",
-		"{\"choices\":[{\"message\":{\"content\":\"{\\\"intent\\\":\\\"sales\\\",\\\"critical\\\":[1],\\\"hint\\\":\\\"x\\\"}\"}}]}",
+		"{\"choices\":[{\"message\":{\"content\":\"{\\\"intent\\\":\\\"sales\\\",\\\"hint\\\":[\\\"x\\\"]}\"}}]}",
 		"{\"choices\":[{\"message\":{\"content\":\"} {\"}}]}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -293,8 +292,64 @@ TEST(parse_completion)
 		n += snprintf(big + n, sizeof(big) - (size_t)n, "\xc3\xa9");
 	snprintf(big + n, sizeof(big) - (size_t)n, "\\\"}\"}}]}");
 	CHECK(ai_parse_completion(big, strlen(big), &p, err, sizeof(err)));
-	CHECK(strlen(p.hint) == AI_HINT_MAX - 2 || strlen(p.hint) == AI_HINT_MAX - 1);
-	CHECK(strlen(p.hint) % 2 == 0);
+	CHECK(strlen(p.hint) < AI_HINT_MAX && strlen(p.hint) > AI_HINT_MAX - 8);
+	CHECK(strcmp(p.hint + strlen(p.hint) - 3, "…") == 0);
+	CHECK((strlen(p.hint) - 3) % 2 == 0); /* no "é" cut in two */
+	CHECK(p.repaired & AI_REPAIRED_HINT_CUT);
+}
+
+/* A usable hint with odd other fields degrades instead of failing (issue 20). */
+static bool parse_content(const char *content, ai_parsed_t *p)
+{
+	char body[4096], err[128];
+	cJSON *root = cJSON_CreateObject();
+	cJSON *choice = cJSON_CreateObject();
+	cJSON *msg = cJSON_AddObjectToObject(choice, "message");
+	cJSON_AddStringToObject(msg, "content", content);
+	cJSON *choices = cJSON_AddArrayToObject(root, "choices");
+	cJSON_AddItemToArray(choices, choice);
+	char *txt = cJSON_PrintUnformatted(root);
+	snprintf(body, sizeof(body), "%s", txt);
+	free(txt);
+	cJSON_Delete(root);
+	return ai_parse_completion(body, strlen(body), p, err, sizeof(err));
+}
+
+TEST(parse_completion_degrades)
+{
+	ai_parsed_t p;
+	CHECK(parse_content("{\"intent\":\"technical\",\"critical\":false,\"hint\":\"Peça o teste de velocidade.\"}", &p));
+	CHECK(p.intent == INTENT_OTHER && !p.critical && p.repaired == AI_REPAIRED_INTENT);
+	CHECK_STR(p.hint, "Peça o teste de velocidade.");
+	CHECK(parse_content("{\"hint\":\"Cumprimente o cliente.\"}", &p));
+	CHECK(p.intent == INTENT_OTHER && !p.critical);
+	CHECK(p.repaired == (AI_REPAIRED_INTENT | AI_REPAIRED_CRITICAL));
+	CHECK(parse_content("{\"intent\":\"Cancellation\",\"critical\":\"sim\",\"hint\":\"x\"}", &p));
+	CHECK(p.intent == INTENT_CANCEL && p.critical);
+	CHECK(p.repaired == (AI_REPAIRED_INTENT | AI_REPAIRED_CRITICAL));
+	CHECK(parse_content("{\"intent\":\"billing_issue\",\"critical\":[1],\"hint\":\"x\"}", &p));
+	CHECK(p.intent == INTENT_BILLING && !p.critical);
+	CHECK(parse_content("{\"intent\":\"complaints\",\"critical\":1,\"hint\":\"x\"}", &p));
+	CHECK(p.intent == INTENT_COMPLAINT && p.critical);
+	CHECK(parse_content("{\"intent\":\"financeiro\",\"critical\":null,\"hint\":\"x\"}", &p));
+	CHECK(p.intent == INTENT_BILLING && !p.critical);
+	CHECK(parse_content("{\"intent\":\"OUTAGE\",\"critical\":true,\"hint\":\"x\"}", &p));
+	CHECK(p.intent == INTENT_OUTAGE && p.critical && p.repaired == AI_REPAIRED_INTENT);
+	CHECK(parse_content("{\"intent\":\"sales\",\"critical\":false,\"hint\":\"x\"}", &p));
+	CHECK(p.repaired == 0);
+	/* a long hint with spaces is cut at a word */
+	char content[3000];
+	int n = snprintf(content, sizeof(content), "{\"intent\":\"sales\",\"critical\":false,\"hint\":\"");
+	for (int i = 0; i < 200; i++)
+		n += snprintf(content + n, sizeof(content) - (size_t)n, "plano%d ", i);
+	snprintf(content + n, sizeof(content) - (size_t)n, "\"}");
+	CHECK(parse_content(content, &p));
+	CHECK(p.repaired == AI_REPAIRED_HINT_CUT && strlen(p.hint) < AI_HINT_MAX);
+	const char *end = p.hint + strlen(p.hint) - 3;
+	CHECK(strcmp(end, "…") == 0 && end[-1] >= '0' && end[-1] <= '9'); /* a whole word before it */
+	/* still unusable: no hint */
+	CHECK(!parse_content("{\"intent\":\"sales\",\"critical\":false}", &p));
+	CHECK(!parse_content("{\"intent\":\"sales\",\"hint\":\"\"}", &p));
 }
 
 TEST(cost)
@@ -1107,6 +1162,7 @@ int main(void)
 	RUN(tier_rule);
 	RUN(user_content_history_bounds);
 	RUN(parse_completion);
+	RUN(parse_completion_degrades);
 	RUN(cost);
 	RUN(config_keys_and_prompts);
 	RUN(ai_success_parses_and_prices);

@@ -80,14 +80,15 @@ TEST(hint_round_trips)
 	evt_hint_t h = {.message_ids = ids, .n_message_ids = 2, .hint_id = 44, .conversation_id = 3,
 			.conversation_key = "k", .agent_id = 0, .company_id = 1, .domain = "financeiro", .intent = "billing",
 			.critical = true, .text = "Ofereça o parcelamento", .source = "rules", .from_cache = false,
-			.model = NULL, .created_at = "c", .received_at = "r"};
+			.routed = true, .model = NULL, .created_at = "c", .received_at = "r"};
 	char *json = evt_hint(&r, &h, &len);
 	CHECK_STR(json, "{\"type\":\"hint\",\"company_id\":1,\"conversation_id\":3,\"agent_id\":null,\"data\":{"
 			"\"message_ids\":[\"M1\",\"M2\"],\"message_id\":\"M2\",\"hint_id\":44,\"conversation_id\":3,"
 			"\"conversation_key\":\"k\",\"agent_id\":null,\"company_id\":1,\"domain\":\"financeiro\","
 			"\"intent\":\"billing\",\"critical\":true,\"text\":\"Ofereça o parcelamento\",\"source\":\"rules\","
-			"\"from_cache\":false,\"model\":null,\"created_at\":\"c\",\"received_at\":\"r\"}}");
+			"\"from_cache\":false,\"routed\":true,\"model\":null,\"created_at\":\"c\",\"received_at\":\"r\"}}");
 	CHECK(reparse(&e, json, len));
+	CHECK(e.hint.routed);
 	CHECK(e.type == EVT_HINT && e.route.agent == 0 && e.hint.n_message_ids == 2 && e.hint.hint_id == 44);
 	CHECK_STR(e.hint.message_ids[1], "M2");
 	CHECK_STR(e.hint.intent, "billing");

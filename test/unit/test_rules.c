@@ -10,6 +10,8 @@
 #include <stdlib.h>
 
 #define CORPUS "test/fixtures/corpus.jsonl"
+#define HELDOUT "test/fixtures/heldout/heldout.jsonl"
+#define DEV "test/fixtures/heldout/dev.jsonl"
 
 typedef struct {
 	int rows, intent_rows, intent_ok, critical_rows, critical_hit, normal_rows, normal_flagged;
@@ -101,6 +103,152 @@ TEST(corpus_accuracy_without_domain)
 	printf("  corpus without domain: intent accuracy %.2f%% (%d/%d)\n", acc, st.intent_ok, st.intent_rows);
 	CHECK(acc >= 90.0);
 	CHECK(st.critical_hit == st.critical_rows);
+}
+
+typedef struct {
+	int rows, ok, per_rows[INTENT_OTHER + 1], per_ok[INTENT_OTHER + 1];
+	int critical_rows, critical_hit, normal_rows, normal_flagged;
+} heldout_stats_t;
+
+/* Classifies every row of a WhatsApp-style set (test/fixtures/heldout/README.md) without a
+ * domain, as a message on a general number arrives. Misses are printed when verbose. */
+static bool heldout_run(const char *path, heldout_stats_t *st, bool verbose)
+{
+	char line[4096];
+	FILE *f = fopen(path, "r");
+
+	memset(st, 0, sizeof(*st));
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		cJSON *row = cJSON_Parse(line);
+		const cJSON *intent = cJSON_GetObjectItemCaseSensitive(row, "intent");
+		const cJSON *text = cJSON_GetObjectItemCaseSensitive(row, "text");
+		const cJSON *critical = cJSON_GetObjectItemCaseSensitive(row, "critical");
+		rules_intent_t want;
+		if (!cJSON_IsString(intent) || !cJSON_IsString(text) || !cJSON_IsBool(critical) ||
+		    !rules_intent_parse(intent->valuestring, &want)) {
+			cJSON_Delete(row);
+			continue;
+		}
+		rules_result_t r;
+		rules_classify(text->valuestring, NULL, &r);
+		st->rows++;
+		st->per_rows[want]++;
+		if (r.intent == want) {
+			st->ok++;
+			st->per_ok[want]++;
+		} else if (verbose) {
+			printf("  miss: %s -> %s (%.2f): %s\n", intent->valuestring, rules_intent_name(r.intent),
+			       r.confidence, text->valuestring);
+		}
+		if (cJSON_IsTrue(critical)) {
+			st->critical_rows++;
+			st->critical_hit += r.critical;
+			if (!r.critical && verbose)
+				printf("  critical missed: %s\n", text->valuestring);
+		} else {
+			st->normal_rows++;
+			st->normal_flagged += r.critical;
+			if (r.critical && verbose)
+				printf("  false critical (%s): %s\n", r.critical_reason, text->valuestring);
+		}
+		cJSON_Delete(row);
+	}
+	fclose(f);
+	return true;
+}
+
+/* One JSON line per set (make bench collects the "rules_heldout" one). */
+static void heldout_print(const char *name, const heldout_stats_t *st)
+{
+	printf("{\"bench\": \"rules_%s\", \"messages\": %d, \"accuracy\": %.3f", name, st->rows,
+	       st->rows ? (double)st->ok / st->rows : 0.0);
+	for (int i = 0; i <= INTENT_OTHER; i++)
+		printf(", \"%s\": [%d, %d, %.3f]", rules_intent_name((rules_intent_t)i), st->per_ok[i], st->per_rows[i],
+		       st->per_rows[i] ? (double)st->per_ok[i] / st->per_rows[i] : 0.0);
+	printf(", \"critical_recall\": [%d, %d], \"critical_false\": [%d, %d]}\n", st->critical_hit,
+	       st->critical_rows, st->normal_flagged, st->normal_rows);
+}
+
+/* Tuning happens on the dev set (misses listed with RULES_VERBOSE=1); the held-out set is
+ * only measured: intent accuracy >= 90%, critical recall >= 90%, <= 3% false flags. */
+TEST(heldout_accuracy)
+{
+	heldout_stats_t dev, st;
+	bool verbose = getenv("RULES_VERBOSE") != NULL;
+	CHECK(heldout_run(DEV, &dev, verbose));
+	heldout_print("dev", &dev);
+	CHECK(heldout_run(HELDOUT, &st, getenv("RULES_VERBOSE_HELDOUT") != NULL));
+	CHECK(st.rows >= 300);
+	if (st.rows == 0 || st.normal_rows == 0)
+		return;
+	heldout_print("heldout", &st);
+	CHECK(100.0 * st.ok / st.rows >= 90.0);
+	CHECK(st.critical_rows > 0 && 100.0 * st.critical_hit / st.critical_rows >= 90.0);
+	CHECK(100.0 * st.normal_flagged / st.normal_rows <= 3.0);
+}
+
+TEST(whatsapp_writing)
+{
+	rules_result_t r;
+	/* slang, abbreviations, no accents */
+	rules_classify("to sem net desde ontem", NULL, &r);
+	CHECK(r.intent == INTENT_OUTAGE);
+	rules_classify("me manda a 2a via pfv", NULL, &r);
+	CHECK(r.intent == INTENT_BILLING);
+	CHECK(strstr(r.text, "segunda via") != NULL);
+	rules_classify("ta osso, a net nao funciona", NULL, &r);
+	CHECK(r.intent == INTENT_OUTAGE);
+	/* typos: one edit on longer words, emphasis squeezed */
+	rules_classify("canselar o plano", NULL, &r);
+	CHECK(r.intent == INTENT_CANCEL);
+	rules_classify("a intenet esta lentaa", NULL, &r);
+	CHECK(r.intent == INTENT_OUTAGE);
+	rules_classify("oii", NULL, &r);
+	CHECK(r.intent == INTENT_OTHER && r.confidence > 0.9);
+	/* a short word is not "corrected" into a keyword: "muita" is not "multa" */
+	rules_classify("muita gente aqui", NULL, &r);
+	CHECK(r.intent == INTENT_OTHER);
+	/* the request at the end outweighs the story at the start */
+	rules_classify("oi boa tarde, a internet ta ruim ha meses, ja chamei tecnico 4 vezes. cansei, quero cancelar",
+		       NULL, &r);
+	CHECK(r.intent == INTENT_CANCEL);
+	/* a cancel threat is about the problem; a request is a cancel */
+	rules_classify("se nao voltar minha net hoje vou cancelar", NULL, &r);
+	CHECK(r.intent == INTENT_OUTAGE);
+	CHECK(strstr(r.text, "ameaça cancelar") != NULL);
+	rules_classify("quero cancelar minha internet", NULL, &r);
+	CHECK(r.intent == INTENT_CANCEL);
+	CHECK(strstr(r.text, "ameaça") == NULL);
+	/* confidence: high for a clear request, low for a guess */
+	rules_classify("quero cancelar minha internet", NULL, &r);
+	CHECK(r.confidence >= 0.7);
+	rules_classify("preciso falar com alguém sobre meu endereço", "financeiro", &r);
+	CHECK(r.confidence < 0.5);
+	rules_classify("a fatura veio errada e a internet caiu", NULL, &r);
+	CHECK(r.confidence < 0.7);
+}
+
+TEST(cache_key)
+{
+	char a[512], b[512];
+	rules_cache_key("Bom dia! Meu nome é Carla, a fatura de março veio R$ 189,90 e meu plano é de 99", a, sizeof(a));
+	rules_cache_key("oi, meu nome e Pedro. a fatura de abril veio r$212 e meu plano e de 120 reais", b, sizeof(b));
+	printf("  %s\n  %s\n", a, b);
+	CHECK(strstr(a, "carla") == NULL && strstr(b, "pedro") == NULL);
+	CHECK(strstr(a, "189") == NULL && strstr(a, "marco") == NULL && strstr(a, "bom") == NULL);
+	CHECK_STR(a, "a fatura de mes veio 0 meu plano de 0");
+	CHECK(strncmp(a, b, strlen(a)) == 0); /* b adds "reais" */
+	rules_cache_key("protocolo 2024-88123, vc pode ver?", a, sizeof(a));
+	CHECK_STR(a, "protocolo 0 voce pode ver");
+	rules_cache_key("Oi, boa tarde!", a, sizeof(a));
+	CHECK_STR(a, "");
+	rules_cache_key(NULL, a, sizeof(a));
+	CHECK_STR(a, "");
+	/* a small buffer cuts at a word */
+	rules_cache_key("quero cancelar minha internet hoje", a, 16);
+	CHECK_STR(a, "quero cancelar");
 }
 
 TEST(intent_names)
@@ -287,6 +435,9 @@ int main(void)
 {
 	RUN(corpus_accuracy);
 	RUN(corpus_accuracy_without_domain);
+	RUN(heldout_accuracy);
+	RUN(whatsapp_writing);
+	RUN(cache_key);
 	RUN(intent_names);
 	RUN(accents_and_case);
 	RUN(critical_cases);
