@@ -38,7 +38,7 @@ else
 OBJDIR  := build
 FLAVOUR := plain
 endif
-ifneq ($(filter-out $(SETUP_GOALS),$(or $(MAKECMDGOALS),all)),)
+ifneq ($(filter-out $(SETUP_GOALS) fuzz fuzz-build,$(or $(MAKECMDGOALS),all)),)
 $(shell mkdir -p build && [ "$$(cat build/flavour 2>/dev/null)" = $(FLAVOUR) ] || echo $(FLAVOUR) > build/flavour)
 endif
 
