@@ -30,7 +30,7 @@ if SANITIZE:
     # reads), the first one ends the process, LeakSanitizer with test/sanitize.supp.
     # A small quarantine (ASan keeps freed memory there to catch use after free; 256 MiB by
     # default): the tests that bound a process's RSS would otherwise measure ASan, not us.
-    os.environ["ASAN_OPTIONS"] = f"halt_on_error=1:detect_leaks=1:quarantine_size_mb=16:log_path={SAN_LOGS}/asan"
+    os.environ["ASAN_OPTIONS"] = f"halt_on_error=1:detect_leaks=1:quarantine_size_mb=1:log_path={SAN_LOGS}/asan"
     os.environ["UBSAN_OPTIONS"] = f"halt_on_error=1:print_stacktrace=1:log_path={SAN_LOGS}/ubsan"
     os.environ["LSAN_OPTIONS"] = f"suppressions={ROOT}/test/sanitize.supp:print_suppressions=0"
 
@@ -48,7 +48,7 @@ for binary in sorted(glob.glob("build/test/test_*")):
         failed += 1
 
 if os.environ.get("FUZZ_SMOKE_SECONDS", "15") != "0":
-    build = subprocess.run(["make", "-s", "fuzz-build"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    build = subprocess.run(["make", "-s", "-j2", "fuzz-build"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     proc = subprocess.run([sys.executable, "test/fuzz/run.py", "--smoke"], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) if build.returncode == 0 else build
     sys.stdout.write(proc.stdout)
