@@ -25,12 +25,29 @@ LDLIBS  := $(PKGS_LIBS) -levent_pthreads -lpthread -lm -lz
 endif
 CONFIG  ?= deploy/atende.conf
 
+# `make ... SANITIZE=1`: everything built with ASan + UBSan (aborting at the first report), its
+# objects under build/san/ so that they never mix with the normal ones in build/. The programs
+# (bin/) and the unit tests (build/test/) are relinked whenever the flavour changes: a later plain
+# `make` replaces sanitized binaries and vice versa (build/flavour records which one is there).
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ifeq ($(SANITIZE),1)
+OBJDIR  := build/san
+FLAVOUR := sanitize
+CFLAGS  += $(SAN_FLAGS)
+else
+OBJDIR  := build
+FLAVOUR := plain
+endif
+ifneq ($(filter-out $(SETUP_GOALS) fuzz fuzz-build,$(or $(MAKECMDGOALS),all)),)
+$(shell mkdir -p build && [ "$$(cat build/flavour 2>/dev/null)" = $(FLAVOUR) ] || echo $(FLAVOUR) > build/flavour)
+endif
+
 COMMON_SRC := $(wildcard common/*.c)
-COMMON_OBJ := $(COMMON_SRC:%.c=build/%.o)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJDIR)/%.o)
 
 # Every program directory holds main.c plus modules; unit tests link the modules.
 define program_objs
-$(patsubst %.c,build/%.o,$(wildcard $(1)/*.c))
+$(patsubst %.c,$(OBJDIR)/%.o,$(wildcard $(1)/*.c))
 endef
 SUP_OBJ := $(call program_objs,supervisor)
 ING_OBJ := $(call program_objs,ingress)
@@ -46,7 +63,7 @@ UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/%)
 
 BINS := bin/atende bin/atende-ingress bin/atende-worker bin/atende-notifier bin/atende-bench
 
-.PHONY: all deps deps-test setup setup-test run test unit integration bench clean
+.PHONY: all deps deps-test setup setup-test run test unit integration bench clean fuzz fuzz-build valgrind
 all: $(BINS)
 
 deps:
@@ -63,32 +80,70 @@ setup: deps
 setup-test: deps-test
 	@$(MAKE) --no-print-directory unit
 
-build/%.o: %.c
+build/flavour:
+	@mkdir -p build && echo $(FLAVOUR) > $@
+
+$(OBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-build/libatende.a: $(COMMON_OBJ)
+LIB := $(OBJDIR)/libatende.a
+$(LIB): $(COMMON_OBJ)
 	ar rcs $@ $^
 
-bin/atende: $(SUP_OBJ) build/libatende.a
+bin/atende: $(SUP_OBJ) $(LIB) build/flavour
 	@mkdir -p bin
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-bin/atende-ingress: $(ING_OBJ) build/libatende.a
+	$(CC) $(CFLAGS) -o $@ $(SUP_OBJ) $(LIB) $(LDLIBS)
+bin/atende-ingress: $(ING_OBJ) $(LIB) build/flavour
 	@mkdir -p bin
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-bin/atende-worker: $(WRK_OBJ) build/libatende.a
+	$(CC) $(CFLAGS) -o $@ $(ING_OBJ) $(LIB) $(LDLIBS)
+bin/atende-worker: $(WRK_OBJ) $(LIB) build/flavour
 	@mkdir -p bin
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-bin/atende-notifier: $(NTF_OBJ) build/libatende.a
+	$(CC) $(CFLAGS) -o $@ $(WRK_OBJ) $(LIB) $(LDLIBS)
+bin/atende-notifier: $(NTF_OBJ) $(LIB) build/flavour
 	@mkdir -p bin
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-bin/atende-bench: $(BENCH_OBJ) build/libatende.a
+	$(CC) $(CFLAGS) -o $@ $(NTF_OBJ) $(LIB) $(LDLIBS)
+bin/atende-bench: $(BENCH_OBJ) $(LIB) build/flavour
 	@mkdir -p bin
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(BENCH_OBJ) $(LIB) $(LDLIBS)
 
-build/test/%: test/unit/%.c test/unit/unit.h $(MODULE_OBJ) build/libatende.a
+build/test/%: test/unit/%.c test/unit/unit.h $(MODULE_OBJ) $(LIB) build/flavour
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itest/unit -Iingress -Iworker -Inotifier -Isupervisor -o $@ $< $(MODULE_OBJ) build/libatende.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Itest/unit -Iingress -Iworker -Inotifier -Isupervisor -o $@ $< $(MODULE_OBJ) $(LIB) $(LDLIBS)
+
+# ---- fuzzing (libFuzzer, clang): one target per test/fuzz/fuzz_*.c, linked with every module
+# like a unit test, all of it built with ASan + UBSan under build/fuzz/. `make fuzz` runs each
+# target for FUZZ_SECONDS from its kept corpus (test/fuzz/corpus/<target>/); what it finds new
+# goes to build/fuzz/corpus/<target>/, crashes to build/fuzz/crashes/. `make test` runs a
+# short smoke of each (test/fuzz/run.py --smoke).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS   = $(filter-out -Werror -O2 $(SAN_FLAGS),$(CFLAGS)) -O1 -g $(SAN_FLAGS) -fsanitize=fuzzer-no-link
+FUZZ_SRC     := $(wildcard test/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:test/fuzz/%.c=build/fuzz/%)
+FUZZ_MOD_OBJ := $(patsubst $(OBJDIR)/%,build/fuzz/obj/%,$(MODULE_OBJ))
+FUZZ_LIB_OBJ := $(patsubst $(OBJDIR)/%,build/fuzz/obj/%,$(COMMON_OBJ))
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+build/fuzz/libatende.a: $(FUZZ_LIB_OBJ)
+	ar rcs $@ $^
+
+build/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(wildcard test/fuzz/*.h) $(FUZZ_MOD_OBJ) build/fuzz/libatende.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itest/fuzz -Iingress -Iworker -Inotifier -Isupervisor -o $@ $< \
+		$(FUZZ_MOD_OBJ) build/fuzz/libatende.a $(LDLIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@/usr/bin/python3 test/fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+# The unit tests under valgrind memcheck (build them plain first: valgrind and ASan exclude
+# each other). Any error or definite leak fails.
+valgrind: unit
+	@/usr/bin/python3 test/valgrind.py
 
 run: setup
 	bin/atende run -c $(CONFIG)
@@ -96,7 +151,7 @@ run: setup
 unit: all $(UNIT_BIN)
 
 test: setup-test
-	@/usr/bin/python3 test/run.py
+	@SANITIZE=$(SANITIZE) /usr/bin/python3 test/run.py
 
 # the rules' intent accuracy per intent on the WhatsApp-style held-out set (test/fixtures/heldout)
 # and that set through the system with ai.route_confident on,

@@ -196,6 +196,7 @@ static char *cfg_child_string(const config_setting_t *g, const char *name, const
 static char *cfg_child_secret(const config_setting_t *g, const char *name, const char *file, cfg_errs_t *e, bool required);
 static const char *cfg_secret_problem(const char *value);
 static void cfg_read_instances(const cfg_t *c, const config_setting_t *g, cfg_channel_t *ch, const char *file, cfg_errs_t *e);
+static void cfg_channel_clear(cfg_channel_t *ch);
 
 bool cfg_load(const char *path, cfg_t *out, char *err, size_t errlen)
 {
@@ -237,14 +238,8 @@ void cfg_free(cfg_t *c)
 			free(*p);
 			*p = NULL;
 		}
-	for (int i = 0; i < c->n_channels; i++) {
-		cfg_channel_t *ch = &c->channels[i];
-		free(ch->name), free(ch->key), free(ch->app_secret), free(ch->verify_token), free(ch->access_token),
-			free(ch->url);
-		for (int k = 0; k < ch->n_instances; k++)
-			free(ch->instances[k].url), free(ch->instances[k].instance), free(ch->instances[k].key);
-		free(ch->instances);
-	}
+	for (int i = 0; i < c->n_channels; i++)
+		cfg_channel_clear(&c->channels[i]);
 	free(c->channels);
 	for (int i = 0; i < c->n_companies; i++)
 		free(c->companies[i].name), free(c->companies[i].hours), free(c->companies[i].timezone);
@@ -628,8 +623,10 @@ static void cfg_read_channels(const config_t *lc, cfg_t *c, const char *file, cf
 		}
 		free(type), free(domain);
 		cfg_read_instances(c, g, ch, file, e);
-		if (!ch->name)
+		if (!ch->name) {
+			cfg_channel_clear(ch); /* the slot is reused: what was read of it goes */
 			continue;
+		}
 		if (cfg_channel_find(c, ch->type, ch->name))
 			cfg_err(e, file, line, "channels: \"%s\" is defined twice", ch->name);
 		c->n_channels++;
@@ -924,4 +921,15 @@ static bool cfg_roles_valid(const char *roles)
 		if (strcmp(w, "ingress") != 0 && strcmp(w, "worker") != 0 && strcmp(w, "notifier") != 0)
 			return false;
 	return n > 0;
+}
+
+/* Frees a channel's strings and zeroes it. */
+static void cfg_channel_clear(cfg_channel_t *ch)
+{
+	free(ch->name), free(ch->key), free(ch->app_secret), free(ch->verify_token), free(ch->access_token),
+		free(ch->url);
+	for (int k = 0; k < ch->n_instances; k++)
+		free(ch->instances[k].url), free(ch->instances[k].instance), free(ch->instances[k].key);
+	free(ch->instances);
+	memset(ch, 0, sizeof(*ch));
 }

@@ -8,9 +8,12 @@
 #include "json.h"
 #include "xalloc.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define EVT_INT_MAX 9007199254740991LL /* 2^53 - 1: a double holds every integer up to it */
 
 static const char *const evt_names[] = {"unknown", "message", "hint", "typing", "presence", "assignment",
 					"conversation", "status", "reset", "error", "survey"};
@@ -34,6 +37,7 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 static bool evt_read_presence(evt_t *e, const cJSON *d, char *why, size_t whylen);
 static bool evt_int(const cJSON *o, const char *name, int64_t min, int64_t *out);
 static int64_t evt_id_of(const cJSON *o, const char *name);
+static int64_t evt_opt_int(const cJSON *o, const char *name, int64_t lo, int64_t hi, int64_t def);
 static bool evt_fail(char *why, size_t whylen, const char *fmt, const char *what);
 
 const char *evt_type_name(evt_type_t type)
@@ -467,7 +471,7 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 		m->client_id = cJSON_GetObjectItem(d, "client_id");
 		m->by_agent = evt_id_of(d, "by_agent");
 		m->by = json_str(d, "by");
-		m->attempts = (int)json_num(d, "attempts", 0);
+		m->attempts = (int)evt_opt_int(d, "attempts", 0, INT_MAX, 0);
 		return true;
 	}
 	case EVT_HINT: {
@@ -509,7 +513,7 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 		if (!state || (strcmp(state, "start") != 0 && strcmp(state, "stop") != 0))
 			return evt_fail(why, whylen, "typing: %s", "state is not start or stop");
 		t->start = strcmp(state, "start") == 0;
-		t->company_id = (long)json_num(d, "company_id", (double)e->route.company);
+		t->company_id = (long)evt_opt_int(d, "company_id", 1, EVT_INT_MAX, e->route.company);
 		if (!json_iso_parse_ms(json_str(d, "expires_at"), &t->expires_ms))
 			t->expires_ms = 0;
 		t->instance = json_str(d, "instance");
@@ -538,7 +542,7 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 		a->at = json_str(d, "at");
 		a->created_at = json_str(d, "created_at");
 		a->reason = json_str(d, "reason");
-		a->waited_ms = (long long)json_num(d, "waited_ms", 0);
+		a->waited_ms = evt_opt_int(d, "waited_ms", 0, EVT_INT_MAX, 0);
 		return true;
 	}
 	case EVT_CONVERSATION: {
@@ -583,14 +587,15 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 	}
 	case EVT_SURVEY: {
 		evt_survey_t *v = &e->survey;
+		long long score;
 		if (!evt_int(d, "conversation_id", 1, &v->conversation_id) || !(v->kind = json_str(d, "kind")) ||
-		    !cJSON_IsNumber(cJSON_GetObjectItem(d, "score")))
-			return evt_fail(why, whylen, "survey: %s", "missing conversation_id, kind or score");
+		    !json_int_in(cJSON_GetObjectItem(d, "score"), 0, 10, &score))
+			return evt_fail(why, whylen, "survey: %s", "missing conversation_id, kind or score (0-10)");
 		v->survey_id = evt_id_of(d, "survey_id");
 		v->company_id = (long)evt_id_of(d, "company_id");
 		v->agent_id = evt_id_of(d, "agent_id");
 		v->domain = json_str(d, "domain");
-		v->score = (int)json_num(d, "score", 0);
+		v->score = (int)score;
 		v->text = json_str(d, "text");
 		v->db_id = evt_id_of(d, "db_id");
 		v->at = json_str(d, "at");
@@ -627,7 +632,7 @@ static bool evt_read_presence(evt_t *e, const cJSON *d, char *why, size_t whylen
 		e->owned[1] = agent_tabs;
 		cJSON_ArrayForEach(a, list)
 		{
-			if (!evt_int(a, "agent_id", 0, &v) || !evt_int(a, "tabs", 0, &tabs))
+			if (!evt_int(a, "agent_id", 0, &v) || !evt_int(a, "tabs", 0, &tabs) || tabs > INT_MAX)
 				return evt_fail(why, whylen, "presence: %s", "heartbeat agent without agent_id or tabs");
 			agents[p->n_agents] = (long)v;
 			agent_tabs[p->n_agents++] = (int)tabs;
@@ -637,17 +642,17 @@ static bool evt_read_presence(evt_t *e, const cJSON *d, char *why, size_t whylen
 		p->kind = EVT_PRESENCE_HEARTBEAT;
 		return true;
 	}
-	if (!evt_int(d, "agent_id", 0, &v) || !evt_int(d, "tabs", 0, &tabs))
+	if (!evt_int(d, "agent_id", 0, &v) || !evt_int(d, "tabs", 0, &tabs) || tabs > INT_MAX)
 		return evt_fail(why, whylen, "presence: %s", "missing agent_id or tabs");
 	p->agent_id = (long)v;
 	p->tabs = (int)tabs;
 	const char *status = json_str(d, "status");
 	p->online = status && strcmp(status, "online") == 0;
 	if (json_true(d, "expired")) {
-		const cJSON *ls = cJSON_GetObjectItem(d, "last_seen");
-		if (!cJSON_IsNumber(ls))
+		long long ls;
+		if (!json_int_in(cJSON_GetObjectItem(d, "last_seen"), -EVT_INT_MAX, EVT_INT_MAX, &ls))
 			return evt_fail(why, whylen, "presence: %s", "expiry without last_seen");
-		p->last_seen_ms = (long long)ls->valuedouble;
+		p->last_seen_ms = ls;
 		p->by = json_str(d, "by");
 		p->kind = EVT_PRESENCE_EXPIRY;
 	} else {
@@ -656,20 +661,28 @@ static bool evt_read_presence(evt_t *e, const cJSON *d, char *why, size_t whylen
 	return true;
 }
 
-/* An integral number member, at least min. */
+/* An integral number member, at least min and within the integers a double holds exactly
+ * (2^53): a larger or fractional number is refused, never cast (1e300 would be undefined). */
 static bool evt_int(const cJSON *o, const char *name, int64_t min, int64_t *out)
 {
-	const cJSON *v = cJSON_GetObjectItem(o, name);
-	if (!cJSON_IsNumber(v) || v->valuedouble < (double)min || v->valuedouble != (double)(int64_t)v->valuedouble)
+	long long v;
+	if (!json_int_in(cJSON_GetObjectItem(o, name), min, EVT_INT_MAX, &v))
 		return false;
-	*out = (int64_t)v->valuedouble;
+	*out = v;
 	return true;
 }
 
-/* An id member; 0 when null, absent or not a number. */
+/* An optional integral member within lo..hi; def when null, absent, not such a number. */
+static int64_t evt_opt_int(const cJSON *o, const char *name, int64_t lo, int64_t hi, int64_t def)
+{
+	long long v;
+	return json_int_in(cJSON_GetObjectItem(o, name), lo, hi, &v) ? v : def;
+}
+
+/* An id member; 0 when null, absent or not an integer within ±2^53. */
 static int64_t evt_id_of(const cJSON *o, const char *name)
 {
-	return (int64_t)json_num(o, name, 0);
+	return evt_opt_int(o, name, -EVT_INT_MAX, EVT_INT_MAX, 0);
 }
 
 /* Says why (fmt has one %s) and returns false. */

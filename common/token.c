@@ -18,6 +18,7 @@
 #include <string.h>
 
 #define TOKEN_MAC_LEN 32 /* SHA-256 */
+#define TOKEN_NUM_MAX 9007199254740991L /* 2^53 - 1: claims are JSON numbers, read as doubles */
 
 
 static size_t token_b64url_encode(const unsigned char *in, size_t n, char *out);
@@ -32,8 +33,11 @@ char *token_sign(const char *secret, const token_claims_t *claims)
 	char payload[256];
 	unsigned char mac[TOKEN_MAC_LEN];
 
+	/* token_verify reads numbers as doubles: a claim above 2^53 would make a token it refuses */
 	if (!secret || !*secret || !claims || claims->agent <= 0 || claims->company <= 0 || claims->iat < 0 ||
-	    claims->exp < 0 || !memchr(claims->role, '\0', sizeof(claims->role)) || !token_role_valid(claims->role))
+	    claims->exp < 0 || claims->agent > TOKEN_NUM_MAX || claims->company > TOKEN_NUM_MAX ||
+	    claims->iat > TOKEN_NUM_MAX || claims->exp > TOKEN_NUM_MAX || !memchr(claims->role, '\0', sizeof(claims->role)) ||
+	    !token_role_valid(claims->role))
 		return NULL;
 	int pn = snprintf(payload, sizeof(payload),
 			  "{\"sub\":\"agent:%ld\",\"agent\":%ld,\"company\":%ld,\"role\":\"%s\",\"iat\":%ld,\"exp\":%ld}",
@@ -292,7 +296,7 @@ static bool token_get_long(const cJSON *obj, const char *name, long min, long *o
 	if (!cJSON_IsNumber(it))
 		return false;
 	double d = it->valuedouble;
-	if (!(d >= (double)min && d < 9007199254740992.0) || (double)(long)d != d)
+	if (!(d >= (double)min && d <= (double)TOKEN_NUM_MAX) || (double)(long)d != d)
 		return false;
 	*out = (long)d;
 	return true;

@@ -35,8 +35,8 @@ typedef enum {
 /* Signs claims with secret (non-empty) and returns a malloc'd compact JWT the caller
  * frees: header {"alg":"HS256","typ":"JWT","kid":K} (K = token_kid(secret)), payload
  * {"sub":"agent:A","agent":A,"company":C,"role":R,"iat":..,"exp":..}.
- * NULL when secret is empty, an id is not positive, the role is not agent/supervisor,
- * or memory runs out. */
+ * NULL when secret is empty, an id is not positive, an id or time is above 2^53 (token_verify
+ * could not read it back), the role is not agent/supervisor, or memory runs out. */
 char *token_sign(const char *secret, const token_claims_t *claims);
 
 /* Verifies token against secret at time now. A header kid other than the secret's is

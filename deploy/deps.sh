@@ -4,11 +4,12 @@
 #   deploy/deps.sh        build and run: compilers, libraries, PostgreSQL, kcat
 #   deploy/deps.sh test   also what the tests and benchmarks use: pytest, WebSocket client,
 #                         wrk, promtool (prometheus), headless Chromium, Node.js for the
-#                         browser test (only when no node/npm is on the PATH already)
+#                         browser test (only when no node/npm is on the PATH already), clang
+#                         with libFuzzer for the fuzz targets, valgrind
 PKGS="build-essential pkg-config libevent-dev libpq-dev librdkafka-dev libcurl4-openssl-dev
 libcjson-dev libconfig-dev libssl-dev libcrypt-dev zlib1g-dev postgresql postgresql-client kcat python3 curl"
 if [ "${1:-}" = test ]; then
-	PKGS="$PKGS python3-pytest python3-websocket wrk prometheus chromium"
+	PKGS="$PKGS python3-pytest python3-websocket wrk prometheus chromium clang libclang-rt-14-dev valgrind"
 	command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
 	command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 fi

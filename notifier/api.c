@@ -206,11 +206,13 @@ bool api_parse_id(const char *s, long long *id, const char **end)
 {
 	long long v = 0;
 	int n = 0;
-	while (isdigit((unsigned char)s[n]) && n < 19) {
+	while (isdigit((unsigned char)s[n])) {
+		if (n == 18)
+			return false; /* 19 digits and more: too long, and v * 10 could overflow */
 		v = v * 10 + (s[n] - '0');
 		n++;
 	}
-	if (n == 0 || n > 18 || (s[n] && s[n] != '/') || v <= 0)
+	if (n == 0 || (s[n] && s[n] != '/') || v <= 0)
 		return false;
 	*id = v;
 	*end = s + n;

@@ -1,8 +1,14 @@
 #!/usr/bin/python3
-"""Runs every C unit test binary, then the integration suite (pytest), and ends with
-one line "N passed, N failed" summing both, ", N skipped" added when pytest skipped any (a
-skipped test is neither, and would otherwise vanish from the total). The C unit tests have no
-skip. Exit status 1 when anything failed."""
+"""Runs every C unit test binary, a short smoke of each libFuzzer target (test/fuzz/run.py
+--smoke: FUZZ_SMOKE_SECONDS each, 15 by default, 0 skips it; one result per target), then the
+integration suite (pytest; TEST_MODULES="test/integration/test_a.py ..." runs only those), and
+ends with one line "N passed, N failed" summing them all, ", N skipped" added when pytest
+skipped any (a skipped test is neither, and would otherwise vanish from the total). The C unit
+tests have no skip. Exit status 1 when anything failed.
+
+With SANITIZE=1 (make test SANITIZE=1, which builds everything with ASan + UBSan) every
+sanitizer report of every process, the programs the integration tests start included, goes to
+build/san/logs/; each report file there at the end counts as one failure and is printed."""
 import glob
 import os
 import re
@@ -13,6 +19,20 @@ import xml.etree.ElementTree as ET
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.chdir(ROOT)
 passed = failed = skipped = 0
+
+SANITIZE = os.environ.get("SANITIZE") == "1"
+SAN_LOGS = os.path.join(ROOT, "build", "san", "logs")
+if SANITIZE:
+    os.makedirs(SAN_LOGS, exist_ok=True)
+    for old in glob.glob(os.path.join(SAN_LOGS, "*")):
+        os.unlink(old)
+    # Inherited by every child: reports go to files (a child's stderr may be a log nobody
+    # reads), the first one ends the process, LeakSanitizer with test/sanitize.supp.
+    # A small quarantine (ASan keeps freed memory there to catch use after free; 256 MiB by
+    # default): the tests that bound a process's RSS would otherwise measure ASan, not us.
+    os.environ["ASAN_OPTIONS"] = f"halt_on_error=1:detect_leaks=1:quarantine_size_mb=1:log_path={SAN_LOGS}/asan"
+    os.environ["UBSAN_OPTIONS"] = f"halt_on_error=1:print_stacktrace=1:log_path={SAN_LOGS}/ubsan"
+    os.environ["LSAN_OPTIONS"] = f"suppressions={ROOT}/test/sanitize.supp:print_suppressions=0"
 
 for binary in sorted(glob.glob("build/test/test_*")):
     if not os.access(binary, os.X_OK) or binary.endswith(".d"):
@@ -27,8 +47,22 @@ for binary in sorted(glob.glob("build/test/test_*")):
         print(f"unit {binary}: crashed or printed no summary (exit {proc.returncode})")
         failed += 1
 
+if os.environ.get("FUZZ_SMOKE_SECONDS", "15") != "0":
+    build = subprocess.run(["make", "-s", "-j2", "fuzz-build"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run([sys.executable, "test/fuzz/run.py", "--smoke"], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) if build.returncode == 0 else build
+    sys.stdout.write(proc.stdout)
+    m = re.search(r"fuzz: (\d+) passed, (\d+) failed", proc.stdout)
+    if m and build.returncode == 0:
+        passed += int(m.group(1))
+        failed += int(m.group(2))
+    else:
+        print(f"fuzz: the targets did not build or run (exit {proc.returncode})")
+        failed += 1
+
 junit = os.path.join(ROOT, "build", "pytest.xml")
-args = [sys.executable, "-m", "pytest", "test/integration", "-p", "no:cacheprovider", "-v",
+modules = os.environ.get("TEST_MODULES", "").split() or ["test/integration"]
+args = [sys.executable, "-m", "pytest", *modules, "-p", "no:cacheprovider", "-v",
         f"--junitxml={junit}"] + sys.argv[1:]
 rc = subprocess.run(args).returncode
 try:
@@ -42,6 +76,13 @@ try:
 except (OSError, ET.ParseError, AttributeError):
     print(f"integration: pytest produced no report (exit {rc})")
     failed += 1
+
+if SANITIZE:
+    for report in sorted(glob.glob(os.path.join(SAN_LOGS, "*"))):
+        print(f"sanitizer report {report}:")
+        with open(report, errors="replace") as f:
+            sys.stdout.write(f.read()[-8000:])
+        failed += 1
 
 print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
 sys.exit(1 if failed else 0)

@@ -63,6 +63,7 @@ TEST(ids)
 	CHECK(api_parse_id("7", &id, &end) && id == 7 && *end == 0);
 	CHECK(api_parse_id("999999999999999999", &id, &end));
 	CHECK(!api_parse_id("9999999999999999999", &id, &end));
+	CHECK(!api_parse_id("99999999999999999999999999/messages", &id, &end)); /* UBSan: v * 10 overflowed at the 19th digit */
 	CHECK(!api_parse_id("0", &id, &end));
 	CHECK(!api_parse_id("", &id, &end));
 	CHECK(!api_parse_id("12a/messages", &id, &end));

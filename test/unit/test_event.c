@@ -288,6 +288,19 @@ TEST(names_and_unknown_types)
 	evt_free(&e);
 }
 
+/* Optional numbers out of range read as absent (found by fuzz_event: 1e300 was cast). */
+TEST(out_of_range_numbers_read_as_absent)
+{
+	const char *j = "{\"type\":\"message\",\"company_id\":2,\"conversation_id\":1e300,\"agent_id\":-1e300,"
+			"\"data\":{\"message_id\":\"m\",\"conversation_id\":7,\"attempts\":1e300,\"by_agent\":1e20}}";
+	evt_t e;
+	char why[160] = "";
+	CHECK(evt_parse(&e, j, strlen(j), why, sizeof(why)));
+	CHECK(e.route.company == 2 && e.route.conversation == 0 && e.route.agent == 0);
+	CHECK(e.message.attempts == 0 && e.message.by_agent == 0);
+	evt_free(&e);
+}
+
 TEST(malformed_refused_with_reason)
 {
 	static const struct { const char *json, *why; } cases[] = {
@@ -319,6 +332,16 @@ TEST(malformed_refused_with_reason)
 		 "conversation: missing conversation_id or status"},
 		{"{\"type\":\"reset\",\"company_id\":1,\"data\":{}}", "reset: missing reason"},
 		{"{\"type\":\"error\",\"company_id\":1,\"data\":{\"op\":\"reply\"}}", "error: missing error"},
+		/* found by fuzz_event: numbers past what a double holds exactly are refused, never cast */
+		{"{\"type\":\"message\",\"company_id\":4444444444444444444444444444444444444442,\"data\":{}}",
+		 "missing company_id"},
+		{"{\"type\":\"hint\",\"company_id\":1,\"data\":{\"message_ids\":[\"a\"],\"hint_id\":1e300,\"conversation_id\":1}}",
+		 "hint: missing hint_id or conversation_id"},
+		{"{\"type\":\"presence\",\"company_id\":1,\"data\":{\"company_id\":1,\"instance\":\"x\",\"agent_id\":1,\"tabs\":1,"
+		 "\"expired\":true,\"last_seen\":-1e300}}",
+		 "presence: expiry without last_seen"},
+		{"{\"type\":\"presence\",\"company_id\":1,\"data\":{\"company_id\":1,\"instance\":\"x\",\"agent_id\":1,\"tabs\":4294967296}}",
+		 "presence: missing agent_id or tabs"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		evt_t e;
@@ -340,5 +363,6 @@ int main(void)
 	RUN(survey_round_trips);
 	RUN(names_and_unknown_types);
 	RUN(malformed_refused_with_reason);
+	RUN(out_of_range_numbers_read_as_absent);
 	return unit_done();
 }

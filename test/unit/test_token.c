@@ -233,6 +233,17 @@ TEST(sign_refuses_bad_claims)
 	c.agent = 7;
 	c.company = -1;
 	CHECK(token_sign(secret, &c) == NULL);
+	/* found by fuzz_token: ids above 2^53 were signed into tokens token_verify then refused */
+	c.company = 1;
+	c.agent = 9007199254740993L;
+	CHECK(token_sign(secret, &c) == NULL);
+	c.agent = 9007199254740991L; /* 2^53 - 1: the largest that reads back */
+	char *t = token_sign(secret, &c);
+	token_claims_t out;
+	CHECK(t && token_verify(secret, t, now, &out) == TOKEN_OK && out.agent == c.agent);
+	free(t);
+	c.exp = 9007199254740993L;
+	CHECK(token_sign(secret, &c) == NULL);
 }
 
 TEST(status_text)
