@@ -448,7 +448,7 @@ static void api_messages(http_request_t *req, const token_claims_t *claims, long
 		 "'message_id', p.provider_id, 'hint_id', h.id, 'conversation_id', h.conversation_id, "
 		 "'conversation_key', conv.channel || ':' || conv.customer, 'agent_id', h.agent_id, "
 		 "'company_id', h.company_id, 'domain', h.domain, 'intent', h.intent, 'critical', h.critical, "
-		 "'text', h.text, 'source', h.source, 'from_cache', h.source = 'cache', 'model', h.model, "
+		 "'text', h.text, 'source', h.source, 'from_cache', h.source = 'cache', 'routed', h.routed, 'model', h.model, "
 		 "'created_at', atende_iso(h.created_at), 'received_at', atende_iso(p.received_at)) END)::text END "
 		 "FROM conv LEFT JOIN page p ON true "
 		 /* a hint is stored after the messages it covers: its week is theirs or a later one */
