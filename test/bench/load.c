@@ -551,6 +551,9 @@ static void load_ws_message(ws_conn_t *c, const char *data, size_t len, void *ar
 	if (w->watcher && B.events_f)
 		load_event_record(data, len);
 	if (memmem(data, len, "\"type\":\"reset\"", 14)) {
+		/* a console reloads here and goes on from the new stream: its epoch and seq */
+		w->epoch = dial_frame_ll(data, len, "epoch", w->epoch);
+		w->last_seq = seq;
 		B.ws_resets++;
 		fprintf(stderr, "bench: WebSocket %s could not resume (%.200s): its missed events are lost\n", w->channel, data);
 	}
