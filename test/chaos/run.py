@@ -10,12 +10,13 @@ spread over the run (each logged with its time and how long the system took to b
   worker      kill -9 worker 0 (the supervisor restarts it)
   ingress     kill -9 the ingress
   notifier    kill -9 the notifier (consoles resume with since/epoch)
-  supervisor  kill -9 the supervisor (its children stop by themselves), then `atende run` again
-  postgres    kill -9 the embedded PostgreSQL's postmaster (the supervisor restarts it)
   broker      the embedded broker down for 10 s (SIGUSR1, then SIGUSR2: its outage drill)
   ai          the fake AI answers 500 for 30 s
   gateway     the fake gateway answers 500 for 30 s
   slow        a company console that stops reading for 30 s (the notifier should close it)
+  postgres    kill -9 the embedded PostgreSQL's postmaster (the supervisor restarts it)
+  supervisor  kill -9 the supervisor (its children stop by themselves; `atende run` again once
+              they have, or after 90 s, as a process manager would), last: the most disruptive
 
 Then it waits for the system to drain and runs test/chaos/check.py, printing its JSON report
 (with the faults) and exiting with its status. Knobs (environment): CHAOS_SECONDS (300),
@@ -45,7 +46,7 @@ import check  # noqa: E402
 from fakegateway import FakeGateway  # noqa: E402
 from harness import System, free_port, http, wait_for  # noqa: E402
 
-ALL_FAULTS = ["worker", "ingress", "notifier", "supervisor", "postgres", "broker", "ai", "gateway", "slow"]
+ALL_FAULTS = ["worker", "ingress", "notifier", "broker", "ai", "gateway", "slow", "postgres", "supervisor"]
 
 
 def log(msg):
@@ -373,9 +374,10 @@ class Chaos:
         s.log.close()
         t = time.time()
         # its children stop by themselves (they watch their parent), the workers once they have
-        # stored what they hold, which under load takes a while; the next start clears leftovers
+        # stored what they hold, which under load takes a while; the next start stops a leftover
+        # PostgreSQL itself
         try:
-            wait_for(lambda: not [p for p in s.leftover_processes() if "bench" not in p], 240,
+            wait_for(lambda: not [p for p in s.leftover_processes() if "bench" not in p], 90,
                      "the old processes to stop", interval=0.5)
             stopped = round(time.time() - t, 1)
         except AssertionError:
