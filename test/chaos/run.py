@@ -294,9 +294,19 @@ class Chaos:
                             "workers": self.workers, "consoles": self.n_consoles}
         return report
 
-    def wait_drained(self, limit=300):
-        """Seconds until no stored customer message of the run awaits its coaching decision and no
-        reply is still being sent (-1: not within limit)."""
+    def consumer_lag(self):
+        """The workers' consumer lag summed over partitions, from the merged /metrics (None: unknown)."""
+        try:
+            body = http("GET", self.s.url("metrics", "/metrics"), timeout=5).body.decode()
+        except OSError:
+            return None
+        vals = [float(l.rsplit(" ", 1)[1]) for l in body.splitlines() if l.startswith("atende_worker_consumer_lag{")]
+        return sum(vals) if vals else None
+
+    def wait_drained(self, limit=600):
+        """Seconds until the workers have consumed everything (consumer lag 0), no stored customer
+        message of the run awaits its coaching decision and no reply is still being sent (-1: not
+        within limit; the check then counts what is still in the broker as lost)."""
         start = time.monotonic()
         with open(self.ids) as f:
             first = f.readline().split("\t")[0]
@@ -310,10 +320,11 @@ class Chaos:
                 last = int(self.s.sql(q)[0][0])
             except (AssertionError, IndexError, ValueError):
                 last = None
-            if last == 0:
+            lag = self.consumer_lag()
+            if last == 0 and lag == 0:
                 return round(time.monotonic() - start, 1)
             time.sleep(2)
-        log(f"not drained after {limit}s ({last} open)")
+        log(f"not drained after {limit}s ({last} open, consumer lag {lag})")
         return -1
 
     # --- faults ------------------------------------------------------------
