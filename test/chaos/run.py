@@ -304,24 +304,29 @@ class Chaos:
         return sum(vals) if vals else None
 
     def wait_drained(self, limit=600):
-        """Seconds until the workers have consumed everything (consumer lag 0), no stored customer
-        message of the run awaits its coaching decision and no reply is still being sent (-1: not
-        within limit; the check then counts what is still in the broker as lost)."""
+        """Seconds until the workers have consumed everything (consumer lag 0, or, since a
+        restarted worker's lag series can stay stale, no new message of the run stored for 10 s),
+        no stored customer message of the run awaits its coaching decision and no reply is still
+        being sent (-1: not within limit; the check then counts what is still in the broker as lost)."""
         start = time.monotonic()
         with open(self.ids) as f:
             first = f.readline().split("\t")[0]
         prefix = first[:first.index("-") + 1] if "-" in first else "BENCH"
         q = ("select (select count(*) from messages where provider_id like '" + prefix + "%' and not from_me "
              "and hint_id is null and coaching is null) + "
-             "(select count(*) from outbound_requests where status = 'sending')")
-        last = None
+             "(select count(*) from outbound_requests where status = 'sending'), "
+             "(select count(*) from messages where provider_id like '" + prefix + "%')")
+        last, stored, still_since = None, None, time.monotonic()
         while time.monotonic() - start < limit:
             try:
-                last = int(self.s.sql(q)[0][0])
+                row = self.s.sql(q)[0]
+                last, now_stored = int(row[0]), int(row[1])
             except (AssertionError, IndexError, ValueError):
-                last = None
+                last, now_stored = None, None
+            if now_stored != stored:
+                stored, still_since = now_stored, time.monotonic()
             lag = self.consumer_lag()
-            if last == 0 and lag == 0:
+            if last == 0 and (lag == 0 or time.monotonic() - still_since >= 10):
                 return round(time.monotonic() - start, 1)
             time.sleep(2)
         log(f"not drained after {limit}s ({last} open, consumer lag {lag})")
