@@ -11,7 +11,7 @@ CFLAGS  ?= -O2 -g
 
 # Goals that compile nothing themselves: they read no pkg-config data (the packages may
 # not be installed yet). Every other goal, `make` alone included, needs all of PKGS.
-SETUP_GOALS := deps deps-test setup setup-test run test bench clean
+SETUP_GOALS := deps deps-test setup setup-test run test bench chaos clean
 ifneq ($(filter-out $(SETUP_GOALS),$(or $(MAKECMDGOALS),all)),)
 PKGS_MISSING := $(shell for p in $(PKGS); do $(PKG_CONFIG) --exists $$p 2>/dev/null || printf '%s ' $$p; done)
 ifneq ($(strip $(PKGS_MISSING)),)
@@ -63,7 +63,7 @@ UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/%)
 
 BINS := bin/atende bin/atende-ingress bin/atende-worker bin/atende-notifier bin/atende-bench
 
-.PHONY: all deps deps-test setup setup-test run test unit integration bench clean fuzz fuzz-build valgrind
+.PHONY: all deps deps-test setup setup-test run test unit integration bench chaos clean fuzz fuzz-build valgrind
 all: $(BINS)
 
 deps:
@@ -168,6 +168,12 @@ bench: setup-test
 		/usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
 	@/usr/bin/python3 test/bench_api.py
 	@/usr/bin/python3 test/bench_outbound.py
+
+# load (CHAOS_RATE msg/s, default 1,000, for CHAOS_SECONDS, default 300, fake AI at 1 s) while
+# workers, the ingress, the notifier, the supervisor and PostgreSQL are killed, the broker, the AI
+# and the gateway fail and a console stops reading; then the end-to-end checker (README "Chaos")
+chaos: setup-test
+	@/usr/bin/python3 test/chaos/run.py
 
 clean:
 	rm -rf build bin

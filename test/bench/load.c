@@ -16,6 +16,7 @@
 
 #include <cJSON.h>
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
@@ -85,6 +86,8 @@ static struct {
 	bool fanout;
 	subs_set_t subs;
 	uint64_t watcher_frames;
+	/* --ids / --events: per-message outcomes and the watcher's events, for test/chaos/check.py */
+	FILE *ids_f, *events_f;
 } B;
 
 static bool load_setup(char *err, size_t errlen);
@@ -107,6 +110,8 @@ static void load_ws_hs_event_cb(struct bufferevent *bev, short what, void *arg);
 static void load_ws_message(ws_conn_t *c, const char *data, size_t len, void *arg);
 static void load_ws_close(ws_conn_t *c, int code, void *arg);
 static void load_hint_frame(const char *data, size_t len);
+static void load_event_record(const char *data, size_t len);
+static double load_wall(void);
 static void load_hint_id(const char *id, double now, bool *measured);
 static void load_sub_ready(subs_sock_t *s, const char *ack, size_t len);
 static void load_sub_frame(subs_sock_t *s, const char *data, size_t len);
@@ -177,6 +182,14 @@ static bool load_setup(char *err, size_t errlen)
 		return false;
 	if (!sample_init(&B.procs, cfg->metrics.listen, err, errlen))
 		return false;
+	if (B.o.ids_path && !(B.ids_f = fopen(B.o.ids_path, "w"))) {
+		snprintf(err, errlen, "cannot write --ids %s: %s", B.o.ids_path, strerror(errno));
+		return false;
+	}
+	if (B.o.events_path && !(B.events_f = fopen(B.o.events_path, "w"))) {
+		snprintf(err, errlen, "cannot write --events %s: %s", B.o.events_path, strerror(errno));
+		return false;
+	}
 
 	B.warm_n = (uint64_t)llround(B.o.warmup * B.o.rate);
 	B.total = B.warm_n + (uint64_t)llround(B.o.seconds * B.o.rate);
@@ -266,6 +279,11 @@ static void load_teardown(void)
 	sample_free(&B.procs);
 	if (B.n_ws_open == 0) /* else a closing socket still points into it */
 		free(B.ws);
+	if (B.ids_f && fclose(B.ids_f) != 0)
+		fprintf(stderr, "bench: writing --ids %s: %s\n", B.o.ids_path, strerror(errno));
+	if (B.events_f && fclose(B.events_f) != 0)
+		fprintf(stderr, "bench: writing --events %s: %s\n", B.o.events_path, strerror(errno));
+	B.ids_f = B.events_f = NULL;
 	free(B.mstate);
 	free(B.ack_ms);
 	free(B.hint_ms);
@@ -368,6 +386,8 @@ static void load_finish(void)
 		return;
 	B.phase = BP_DONE;
 	B.t_end = loop_now();
+	if (B.events_f)
+		fprintf(B.events_f, "end\t%.3f\n", load_wall());
 	if (!B.measuring) {
 		B.measuring = true;
 		sample_start(&B.procs);
@@ -403,6 +423,8 @@ static void load_post_answer(uint64_t i, int status)
 	bool measured = i >= B.warm_n;
 	double now = loop_now();
 	B.inflight--;
+	if (B.ids_f)
+		fprintf(B.ids_f, "%s%llu\t%d\t%d\n", B.prefix, (unsigned long long)i, status == 200, status);
 	if (status == 200) {
 		B.mstate[i] |= BM_ACKED;
 		B.all_acked++;
@@ -526,7 +548,12 @@ static void load_ws_message(ws_conn_t *c, const char *data, size_t len, void *ar
 	long long seq = dial_frame_ll(data, len, "seq", -1);
 	if (seq > w->last_seq)
 		w->last_seq = seq;
+	if (w->watcher && B.events_f)
+		load_event_record(data, len);
 	if (memmem(data, len, "\"type\":\"reset\"", 14)) {
+		/* a console reloads here and goes on from the new stream: its epoch and seq */
+		w->epoch = dial_frame_ll(data, len, "epoch", w->epoch);
+		w->last_seq = seq;
 		B.ws_resets++;
 		fprintf(stderr, "bench: WebSocket %s could not resume (%.200s): its missed events are lost\n", w->channel, data);
 	}
@@ -557,12 +584,46 @@ static void load_ws_close(ws_conn_t *c, int code, void *arg)
 	}
 	/* Measuring goes on: reconnect and resume, as a console would; hints that come late count late. */
 	B.ws_dropped++;
+	if (w->watcher && B.events_f)
+		fprintf(B.events_f, "drop\t%.3f\t%d\n", load_wall(), code);
 	fprintf(stderr, "bench: the notifier closed the WebSocket of %s (code %d); resuming after seq %lld\n", w->channel,
 		code, w->last_seq);
 	event_base_once(loop_base(), -1, EV_TIMEOUT, load_ws_reconnect_cb, w, &(struct timeval){0, 200000});
 }
 
 /* ---- hints ---- */
+
+/* Seconds since the epoch, for --events lines the checker compares with PostgreSQL's times. */
+static double load_wall(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --events: one line per message event's id, per id a hint covers, and per reset (its time and
+ * frame); the watcher's drops ("drop", time, close code) and the end of the run ("end", time) are
+ * written where they happen. */
+static void load_event_record(const char *data, size_t len)
+{
+	bool msg = memmem(data, len, "\"type\":\"message\"", 16) != NULL, hint = !msg && memmem(data, len, "\"type\":\"hint\"", 13);
+	if (memmem(data, len, "\"type\":\"reset\"", 14)) {
+		fprintf(B.events_f, "reset\t%.3f\t%.*s\n", load_wall(), (int)(len > 400 ? 400 : len), data);
+		return;
+	}
+	if (!msg && !hint)
+		return;
+	cJSON *root = cJSON_ParseWithLength(data, len);
+	const cJSON *d = cJSON_GetObjectItem(root, "data"), *id = cJSON_GetObjectItem(d, "message_id"), *ids, *x;
+	if (hint && cJSON_IsArray(ids = cJSON_GetObjectItem(d, "message_ids")) && cJSON_GetArraySize(ids) > 0) {
+		cJSON_ArrayForEach(x, ids)
+			if (cJSON_IsString(x))
+				fprintf(B.events_f, "hint\t%s\n", x->valuestring);
+	} else if (cJSON_IsString(id) && !strpbrk(id->valuestring, "\t\n")) {
+		fprintf(B.events_f, "%s\t%s\n", msg ? "message" : "hint", id->valuestring);
+	}
+	cJSON_Delete(root);
+}
 
 /* A frame on company:C; only hint events matter. Cheap test first: message events are as frequent. */
 static void load_hint_frame(const char *data, size_t len)

@@ -37,6 +37,15 @@ bool opts_parse(int argc, char **argv, opts_t *o, char *err, size_t errlen)
 			i++;
 			continue;
 		}
+		if (strcmp(argv[i], "--ids") == 0 || strcmp(argv[i], "--events") == 0) {
+			if (i + 1 >= argc || !argv[i + 1][0]) {
+				snprintf(err, errlen, "%s needs a file name", argv[i]);
+				return false;
+			}
+			*(strcmp(argv[i], "--ids") == 0 ? &o->ids_path : &o->events_path) = argv[i + 1];
+			i++;
+			continue;
+		}
 		for (k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
 			if (strcmp(argv[i], opts[k].name) == 0)
 				break;

@@ -27,6 +27,11 @@ typedef struct {
 			    message and hint events of --messages webhooks sent at --rate; 0 = not this run */
 	long messages;   /* --messages M of the fan-out run (default 2000); it replaces --seconds and
 			    --warmup, and no agent sockets are opened (--agents is ignored) */
+	const char *ids_path;    /* --ids FILE: one line per message sent, "id<TAB>acked<TAB>status"
+				    (acked 1 for a 200; status 0 = broken connection, -1 = no answer) */
+	const char *events_path; /* --events FILE: what the watcher (company:C) received, one line each:
+				    "message<TAB>id", "hint<TAB>id" per covered id, "reset<TAB>frame";
+				    for end-to-end checking (test/chaos/check.py) */
 } opts_t;
 
 /* Parses the verb's options (argv[0] is the program; "-c FILE" is skipped, it is the caller's).
