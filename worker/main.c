@@ -14,6 +14,7 @@
 #include "json.h"
 #include "kq.h"
 #include "log.h"
+#include "media.h"
 #include "metrics.h"
 #include "outbound.h"
 #include "proc.h"
@@ -74,6 +75,7 @@ typedef struct {
 	ai_t *ai;
 	coach_t *coach;
 	outbound_t *outbound;   /* replies and transfers (workers of the first pool only) */
+	media_t *media;         /* media messages' rows, downloads and files */
 	track_t *track;
 	wrk_batch_t *open;      /* batch being filled */
 	struct event *flush_ev, *commit_ev, *drain_ev;
@@ -129,6 +131,15 @@ static void wrk_metrics_refresh(void);
 static void wrk_on_lag(const char *topic, int32_t partition, int64_t lag, void *arg);
 static void wrk_outbound_publish(const evt_t *e, outbound_acked_fn acked, void *ctx, void *arg);
 static void wrk_outbound_done(void *token, bool ok, const char *why);
+static void wrk_media_done(const media_result_t *r, void *arg);
+
+/* A media message waiting for its file before it is published again and coached. */
+typedef struct {
+	wrk_item_t *it;
+	int64_t message_id, conversation, agent;
+	long company;
+	bool coach;             /* a customer message without a hint yet */
+} wrk_media_t;
 
 int main(int argc, char **argv)
 {
@@ -174,6 +185,11 @@ int main(int argc, char **argv)
 			log_error("ai: %s", err);
 			return 1;
 		}
+	}
+	W.media = media_new(W.base, W.db, &W.cfg, err, sizeof(err));
+	if (!W.media) {
+		log_error("media: %s", err);
+		return 1;
 	}
 	coach_callbacks_t cb = {.publish_hint = wrk_coach_hint, .message_done = wrk_coach_done, .count = wrk_coach_count};
 	W.coach = coach_new(W.base, W.db_coach, &W.cfg, W.ai, &cb, NULL);
@@ -224,6 +240,7 @@ int main(int argc, char **argv)
 	kq_free(W.consumer, 0);
 	kq_free(W.producer, 5000);
 	outbound_free(W.outbound); /* unfinished requests stay uncommitted */
+	media_free(W.media);       /* unfinished downloads too */
 	db_free(W.db);
 	db_free(W.db_coach);
 	log_info("stopped");
@@ -475,11 +492,13 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 	int64_t agent = PQgetisnull(res, row, 3) ? 0 : atoll(PQgetvalue(res, row, 3));
 	long company = (long)json_num(ev, "company", 0);
 	bool from_me = json_true(ev, "from_me");
+	cJSON *media = cJSON_GetObjectItem(ev, "media");
+	/* inline bytes go to the media store, never into events */
+	cJSON *b64 = cJSON_IsObject(media) ? cJSON_DetachItemFromObject(media, "base64") : NULL;
 	metrics_add(inserted ? W.m_stored : W.m_duplicates, 1);
 	if (inserted) {
 		size_t len;
 		evt_route_t route = {.company = company, .conversation = conversation, .agent = agent};
-		cJSON *media = cJSON_GetObjectItem(ev, "media");
 		evt_message_t m = {.message_id = json_str(ev, "provider_id"), .db_id = message_id,
 				   .conversation_id = conversation, .conversation_key = json_str(ev, "conversation"),
 				   .company_id = company, .agent_id = agent, /* 0: no agent in the company yet */
@@ -493,6 +512,16 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 		if (from_me)
 			coach_history(W.coach, json_str(ev, "conversation"), true, json_str(ev, "text"));
 	}
+	if (cJSON_IsObject(media) && cJSON_IsString(cJSON_GetObjectItem(ev, "kind"))) {
+		/* its file first: the message is published again with it, then coached */
+		wrk_media_t *wm = xcalloc(1, sizeof(*wm));
+		*wm = (wrk_media_t){.it = it, .message_id = message_id, .conversation = conversation, .agent = agent,
+				    .company = company, .coach = !from_me && !hinted};
+		it->refs++;
+		media_handle(W.media, ev, conversation, b64, wrk_media_done, wm);
+		return;
+	}
+	cJSON_Delete(b64);
 	if (from_me || hinted)
 		return;
 	it->refs++;
@@ -501,6 +530,53 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 			 .domain = json_str(ev, "domain"), .text = json_str(ev, "text"),
 			 .received_at = json_str(ev, "received_at"), .token = it};
 	coach_add(W.coach, &m);
+}
+
+/* A media message's file is decided (stored, too_large or failed): consoles get the message
+ * again with its media (id, type from the bytes, size, status), then it is coached on its
+ * caption like a text message. */
+static void wrk_media_done(const media_result_t *r, void *arg)
+{
+	wrk_media_t *wm = arg;
+	wrk_item_t *it = wm->it;
+	cJSON *ev = it->event;
+	if (r->id && r->fresh) {
+		size_t len;
+		evt_route_t route = {.company = wm->company, .conversation = wm->conversation, .agent = wm->agent};
+		cJSON *mo = cJSON_CreateObject();
+		cJSON_AddNumberToObject(mo, "id", (double)r->id);
+		cJSON_AddStringToObject(mo, "kind", r->kind);
+		json_add_str_or_null(mo, "mime", r->mime);
+		if (r->size >= 0)
+			cJSON_AddNumberToObject(mo, "size", (double)r->size);
+		else
+			cJSON_AddNullToObject(mo, "size");
+		json_add_str_or_null(mo, "name", r->name);
+		cJSON_AddStringToObject(mo, "status", r->status);
+		json_add_str_or_null(mo, "error", r->error);
+		if (r->duration_ms)
+			cJSON_AddNumberToObject(mo, "duration_ms", r->duration_ms);
+		evt_message_t m = {.message_id = json_str(ev, "provider_id"), .db_id = wm->message_id,
+				   .conversation_id = wm->conversation, .conversation_key = json_str(ev, "conversation"),
+				   .company_id = wm->company, .agent_id = wm->agent, .domain = json_str(ev, "domain"),
+				   .channel = json_str(ev, "channel"), .customer = json_str(ev, "customer"),
+				   .sender_name = json_str(ev, "sender_name"), .from_me = json_true(ev, "from_me"),
+				   .kind = json_str(ev, "kind"), .text = json_str(ev, "text"), .media = mo, .update = true,
+				   .created_at = json_str(ev, "received_at")};
+		char *json = evt_message(&route, &m, &len);
+		cJSON_Delete(mo);
+		wrk_produce_event("message", wm->company, wm->conversation, json, len, wrk_ref(&it, 1));
+	}
+	if (wm->coach) {
+		it->refs++;
+		coach_msg_t m = {.message_id = wm->message_id, .conversation_id = wm->conversation, .agent_id = wm->agent,
+				 .company = wm->company, .conversation_key = json_str(ev, "conversation"),
+				 .provider_id = json_str(ev, "provider_id"), .domain = json_str(ev, "domain"),
+				 .text = json_str(ev, "text"), .received_at = json_str(ev, "received_at"), .token = it};
+		coach_add(W.coach, &m);
+	}
+	free(wm);
+	wrk_release(it); /* the media reference */
 }
 
 /* Publishes one event (json, as event.c wrote it; taken) to atende.events, in its company's
