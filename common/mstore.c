@@ -54,8 +54,12 @@ bool mstore_put(mstore_t *s, const void *data, size_t len, char sha[MSTORE_SHA_H
 	for (unsigned i = 0; i < 32; i++)
 		snprintf(sha + 2 * i, 3, "%02x", md[i]);
 	mstore_path(s, sha, path, sizeof(path));
-	if (stat(path, &st) == 0 && (size_t)st.st_size == len)
-		return true; /* the same bytes are already there */
+	if (stat(path, &st) == 0 && (size_t)st.st_size == len) {
+		/* the same bytes are already there: touched, so that retention's sweep (which spares
+		 * files changed within a day) does not take them from the row about to name them */
+		utimensat(AT_FDCWD, path, NULL, 0);
+		return true;
+	}
 	snprintf(dir, sizeof(dir), "%s/%.2s", s->root, sha);
 	if (!mstore_mkdirs(dir)) {
 		snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
@@ -134,6 +138,16 @@ void mstore_each(const mstore_t *s, void (*fn)(const char *sha, long long mtime,
 		closedir(in);
 	}
 	closedir(top);
+}
+
+bool mstore_old(const mstore_t *s, const char *sha, long long before)
+{
+	char path[4096];
+	struct stat st;
+	if (!mstore_sha_valid(sha))
+		return false;
+	mstore_path(s, sha, path, sizeof(path));
+	return stat(path, &st) == 0 && (long long)st.st_mtime < before;
 }
 
 void mstore_free(mstore_t *s)

@@ -36,6 +36,10 @@ bool mstore_remove(const mstore_t *s, const char *sha);
 /* Calls fn for each stored file (its hash and modification time). For sweeps; blocking. */
 void mstore_each(const mstore_t *s, void (*fn)(const char *sha, long long mtime, void *arg), void *arg);
 
+/* True when the file of sha exists and was last written (or put again) before the Unix time
+ * before. */
+bool mstore_old(const mstore_t *s, const char *sha, long long before);
+
 void mstore_free(mstore_t *s);
 
 /* True when s is 64 lowercase hex digits. */

@@ -264,3 +264,26 @@ def test_history_and_events_carry_the_media_id(system, gateway):
     last = h["messages"][-1]
     assert last["kind"] == "image" and last["media"]["id"] == m["id"] and last["media"]["size"] == len(PNG)
     assert {"id", "mime", "size", "name"} <= set(last["media"])
+
+
+def test_retention_removes_only_files_no_row_names(system):
+    root = os.path.join(system.dir, "var", "media")
+    old = time.time() - 3 * 86400
+
+    def put(data, age):
+        sha = hashlib.sha256(data).hexdigest()
+        os.makedirs(os.path.join(root, sha[:2]), exist_ok=True)
+        with open(os.path.join(root, sha[:2], sha), "wb") as f:
+            f.write(data)
+        if age:
+            os.utime(os.path.join(root, sha[:2], sha), (age, age))
+        return sha
+
+    orphan, fresh = put(b"left behind by a dropped week", old), put(b"just written by a worker", None)
+    kept = media_row(system, "VOICE-INLINE-1")["sha256"]
+    os.utime(media_file(system, kept), (old, old))
+    report = json.loads(system.cli("retention", "--json").stdout)
+    assert report["ok"] and report["media_files_removed"] == 1, report
+    assert not os.path.exists(media_file(system, orphan))
+    assert os.path.exists(media_file(system, fresh)) and os.path.exists(media_file(system, kept))
+    assert system.sql("select tbl from atende_partitioned where tbl = 'media'") == [["media"]]
