@@ -158,7 +158,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("media.inline_max_bytes", media.inline_max_bytes, "524288", 0, 8388608, true, "base64 media in a webhook (Evolution's webhook_base64) of at most this many bytes rides the broker to the worker; larger inline media is dropped from the event and fetched from the gateway instead (a broker message stays under 1 MB); 0 = always fetch"),
 	K_INT("media.fetch_timeout_ms", media.fetch_timeout_ms, "30000", 100, 600000, true, "per-call timeout of a media download from a gateway"),
 	K_INT("media.fetch_retries", media.fetch_retries, "3", 0, 10, true, "retries of a media download after a 5xx, 429, timeout or connection error; then the media is recorded as failed"),
-	K_INT("media.fetch_retry_base_ms", media.fetch_retry_base_ms, "1000", 1, 600000, true, "first retry delay of a media download, doubled per retry"),
+	K_INT("media.fetch_retry_base_ms", media.fetch_retry_base_ms, "500", 1, 600000, true, "first retry delay of a media download, doubled per retry"),
 };
 const size_t cfg_n_keys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
 

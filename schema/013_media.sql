@@ -56,3 +56,30 @@ BEGIN
                    FROM media m WHERE m.message_id = k.message_id AND m.received_at = k.received_at;
 END;
 $$;
+
+-- A voice note's transcription against the AI budget (limits.cost_per_hour_usd / _day_usd, 0 =
+-- no cap): its cost is known before the call (priced per minute of audio), so it is charged
+-- here, at once, when it fits. Returns NULL when admitted, else the cap it would pass.
+CREATE FUNCTION atende_transcription_admit(p_cost numeric, p_cost_hour numeric, p_cost_day numeric)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    hour_ts timestamptz := date_trunc('hour', now());
+    day_ts  timestamptz := date_trunc('day', now());
+    used    numeric;
+BEGIN
+    PERFORM pg_advisory_xact_lock(727100002); -- the coaching admission's lock: one budget
+    IF p_cost_hour > 0 THEN
+        SELECT coalesce(sum(cost_usd), 0) INTO used FROM ai_budget WHERE kind = 'hour' AND window_start = hour_ts;
+        IF used + p_cost > p_cost_hour THEN RETURN 'cost_hour'; END IF;
+    END IF;
+    IF p_cost_day > 0 THEN
+        SELECT coalesce(sum(cost_usd), 0) INTO used FROM ai_budget WHERE kind = 'day' AND window_start = day_ts;
+        IF used + p_cost > p_cost_day THEN RETURN 'cost_day'; END IF;
+    END IF;
+    INSERT INTO ai_budget AS b (kind, window_start, calls, cost_usd) VALUES ('hour', hour_ts, 0, p_cost)
+    ON CONFLICT (kind, window_start) DO UPDATE SET cost_usd = b.cost_usd + p_cost;
+    INSERT INTO ai_budget AS b (kind, window_start, calls, cost_usd) VALUES ('day', day_ts, 0, p_cost)
+    ON CONFLICT (kind, window_start) DO UPDATE SET cost_usd = b.cost_usd + p_cost;
+    RETURN NULL;
+END;
+$$;

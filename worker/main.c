@@ -17,6 +17,7 @@
 #include "media.h"
 #include "metrics.h"
 #include "outbound.h"
+#include "rules.h"
 #include "proc.h"
 #include "text.h"
 #include "track.h"
@@ -94,6 +95,8 @@ typedef struct {
 	metrics_family_t *m_ai_calls, *m_ai_tokens, *m_ai_fallbacks;
 	metrics_series_t *m_ai_in_flight, *m_ai_max_in_flight, *m_ai_queued, *m_ai_cost, *m_ai_breaker;
 	metrics_series_t *m_ai_retries, *m_ai_rate_limited, *m_ai_breaker_opens;
+	metrics_family_t *m_transcriptions;
+	metrics_series_t *m_transcription_seconds, *m_media_pending;
 } wrk_t;
 
 static wrk_t W;
@@ -139,7 +142,18 @@ typedef struct {
 	int64_t message_id, conversation, agent;
 	long company;
 	bool coach;             /* a customer message without a hint yet */
+	cJSON *media;           /* the media object its update events carry (owned) */
+	unsigned char *bytes;   /* a voice note's file while it is transcribed */
+	size_t len;
+	char *mime, *transcript;
+	int duration_ms;
 } wrk_media_t;
+
+static void wrk_media_coach(wrk_media_t *wm, const char *text);
+static void wrk_voice_start(wrk_media_t *wm, const media_result_t *r);
+static void wrk_voice_admitted(PGresult *res, void *arg);
+static void wrk_voice_transcribed(const ai_result_t *res, void *arg);
+static void wrk_voice_stored(PGresult *res, void *arg);
 
 int main(int argc, char **argv)
 {
@@ -564,19 +578,133 @@ static void wrk_media_done(const media_result_t *r, void *arg)
 				   .kind = json_str(ev, "kind"), .text = json_str(ev, "text"), .media = mo, .update = true,
 				   .created_at = json_str(ev, "received_at")};
 		char *json = evt_message(&route, &m, &len);
-		cJSON_Delete(mo);
 		wrk_produce_event("message", wm->company, wm->conversation, json, len, wrk_ref(&it, 1));
+		wm->media = mo;
 	}
+	const char *kind = json_str(ev, "kind");
+	if (kind && strcmp(kind, "audio") == 0) {
+		wrk_voice_start(wm, r); /* takes wm */
+		return;
+	}
+	wrk_media_coach(wm, json_str(ev, "text"));
+}
+
+/* Coaches a media message on text (its caption, a voice note's marker and transcript), then
+ * lets it go. */
+static void wrk_media_coach(wrk_media_t *wm, const char *text)
+{
+	wrk_item_t *it = wm->it;
+	cJSON *ev = it->event;
 	if (wm->coach) {
 		it->refs++;
 		coach_msg_t m = {.message_id = wm->message_id, .conversation_id = wm->conversation, .agent_id = wm->agent,
 				 .company = wm->company, .conversation_key = json_str(ev, "conversation"),
 				 .provider_id = json_str(ev, "provider_id"), .domain = json_str(ev, "domain"),
-				 .text = json_str(ev, "text"), .received_at = json_str(ev, "received_at"), .token = it};
+				 .text = text ? text : "", .received_at = json_str(ev, "received_at"), .token = it};
 		coach_add(W.coach, &m);
 	}
+	cJSON_Delete(wm->media);
+	free(wm->bytes);
+	free(wm->mime);
+	free(wm->transcript);
 	free(wm);
 	wrk_release(it); /* the media reference */
+}
+
+/* A voice note: transcribed (provider openai, file just stored, within the budget), then
+ * coached on its transcript; otherwise coached as "listen to it". */
+static void wrk_voice_start(wrk_media_t *wm, const media_result_t *r)
+{
+	if (!W.ai || !r->bytes || strcmp(r->status, "stored") != 0 || !wm->coach) {
+		wrk_media_coach(wm, RULES_VOICE_MARK);
+		return;
+	}
+	wm->bytes = xmalloc(r->len);
+	memcpy(wm->bytes, r->bytes, r->len);
+	wm->len = r->len;
+	wm->mime = xstrdup(r->mime ? r->mime : "audio/ogg");
+	wm->duration_ms = r->duration_ms;
+	double cost = ai_transcription_cost_usd(r->duration_ms, W.cfg.ai.price_transcription_minute);
+	if (W.cfg.limits.cost_per_hour_usd <= 0 && W.cfg.limits.cost_per_day_usd <= 0) {
+		wrk_voice_admitted(NULL, wm);
+		return;
+	}
+	char c[32], h[32], d[32];
+	snprintf(c, sizeof(c), "%.6f", cost);
+	snprintf(h, sizeof(h), "%.6f", W.cfg.limits.cost_per_hour_usd);
+	snprintf(d, sizeof(d), "%.6f", W.cfg.limits.cost_per_day_usd);
+	const char *params[3] = {c, h, d};
+	if (!db_query(W.db_coach, "SELECT atende_transcription_admit($1, $2, $3)", 3, params, wrk_voice_admitted, wm)) {
+		metrics_add(metrics_series(W.m_transcriptions, "result=\"refused\""), 1);
+		wrk_media_coach(wm, RULES_VOICE_MARK);
+	}
+}
+
+/* res NULL: no budget to ask. */
+static void wrk_voice_admitted(PGresult *res, void *arg)
+{
+	wrk_media_t *wm = arg;
+	wrk_item_t *it = wm->it;
+	if (res && (PQresultStatus(res) != PGRES_TUPLES_OK || !PQgetisnull(res, 0, 0))) {
+		log_warn("voice note %s not transcribed: %s", json_str(it->event, "provider_id"),
+			 PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : PQresultErrorMessage(res));
+		metrics_add(metrics_series(W.m_transcriptions, "result=\"refused\""), 1);
+		wrk_media_coach(wm, RULES_VOICE_MARK);
+		return;
+	}
+	if (!ai_transcribe(W.ai, wm->company, json_str(it->event, "conversation"), wm->bytes, wm->len, wm->mime,
+			   wm->duration_ms, wrk_voice_transcribed, wm))
+		wrk_media_coach(wm, RULES_VOICE_MARK);
+}
+
+static void wrk_voice_transcribed(const ai_result_t *res, void *arg)
+{
+	wrk_media_t *wm = arg;
+	char id[24];
+	free(wm->bytes);
+	wm->bytes = NULL;
+	if (!res->ok || !res->transcript || !*res->transcript) {
+		if (res->ok)
+			log_warn("voice note %s not transcribed: %s", json_str(wm->it->event, "provider_id"), res->error);
+		metrics_add(metrics_series(W.m_transcriptions, "result=\"failed\""), 1);
+		wrk_media_coach(wm, RULES_VOICE_MARK);
+		return;
+	}
+	metrics_add(metrics_series(W.m_transcriptions, "result=\"ok\""), 1);
+	metrics_observe(W.m_transcription_seconds, res->latency_ms / 1000.0);
+	wm->transcript = xstrdup(res->transcript);
+	snprintf(id, sizeof(id), "%lld", (long long)wm->message_id);
+	const char *params[2] = {id, wm->transcript};
+	if (!db_query(W.db, "UPDATE messages SET transcript = $2 WHERE id = $1", 2, params, wrk_voice_stored, wm))
+		wrk_voice_stored(NULL, wm);
+}
+
+/* The transcript is stored: consoles get the message again with it, and it is coached. */
+static void wrk_voice_stored(PGresult *res, void *arg)
+{
+	wrk_media_t *wm = arg;
+	wrk_item_t *it = wm->it;
+	cJSON *ev = it->event;
+	char *text = NULL;
+	if (!db_ok(res, "transcript update")) {
+		wrk_media_coach(wm, RULES_VOICE_MARK);
+		return;
+	}
+	size_t len;
+	evt_route_t route = {.company = wm->company, .conversation = wm->conversation, .agent = wm->agent};
+	evt_message_t m = {.message_id = json_str(ev, "provider_id"), .db_id = wm->message_id,
+			   .conversation_id = wm->conversation, .conversation_key = json_str(ev, "conversation"),
+			   .company_id = wm->company, .agent_id = wm->agent, .domain = json_str(ev, "domain"),
+			   .channel = json_str(ev, "channel"), .customer = json_str(ev, "customer"),
+			   .sender_name = json_str(ev, "sender_name"), .from_me = json_true(ev, "from_me"),
+			   .kind = json_str(ev, "kind"), .text = json_str(ev, "text"), .media = wm->media,
+			   .transcript = wm->transcript, .update = true, .created_at = json_str(ev, "received_at")};
+	char *json = evt_message(&route, &m, &len);
+	wrk_produce_event("message", wm->company, wm->conversation, json, len, wrk_ref(&it, 1));
+	if (asprintf(&text, "%s %s", RULES_VOICE_MARK, wm->transcript) < 0)
+		text = NULL;
+	wrk_media_coach(wm, text ? text : RULES_VOICE_MARK);
+	free(text);
 }
 
 /* Publishes one event (json, as event.c wrote it; taken) to atende.events, in its company's
@@ -968,6 +1096,13 @@ static void wrk_metrics_init(void)
 							   "Events that could not be published.", NULL, 0), "");
 	W.m_rebalances = metrics_series(metrics_family("atende_worker_rebalances_total", METRICS_COUNTER,
 						       "Consumer group assignments and revocations.", NULL, 0), "");
+	W.m_transcriptions = metrics_family("atende_worker_transcriptions_total", METRICS_COUNTER,
+					    "Voice notes by transcription outcome (ok, failed, refused by the budget).", NULL, 0);
+	W.m_transcription_seconds = metrics_series(metrics_family("atende_worker_transcription_seconds", METRICS_HISTOGRAM,
+								  "Voice note transcription, queueing and retries included.",
+								  metrics_latency_buckets, metrics_latency_nbuckets), "");
+	W.m_media_pending = metrics_series(metrics_family("atende_worker_media_pending", METRICS_GAUGE,
+							  "Media messages whose file is being fetched or stored.", NULL, 0), "");
 	W.m_lag = metrics_family("atende_worker_consumer_lag", METRICS_GAUGE,
 				 "Messages behind the end of each assigned inbound partition.", NULL, 0);
 	if (!W.ai)
@@ -1001,6 +1136,7 @@ static void wrk_metrics_refresh(void)
 	metrics_set(W.m_db_pending, db_pending(W.db));
 	metrics_set(W.m_coach_pending, coach_pending(W.coach));
 	metrics_set(W.m_conversations, coach_conversations(W.coach));
+	metrics_set(W.m_media_pending, media_pending(W.media));
 	if (!W.ai)
 		return;
 	ai_stats_t st;

@@ -43,4 +43,9 @@ bool rules_intent_parse(const char *name, rules_intent_t *out);
  * Pure and deterministic; safe to call from any thread. */
 void rules_classify(const char *text, const char *domain, rules_result_t *out);
 
+/* What a voice note is coached as: RULES_VOICE_MARK alone (no transcript: the hint tells the
+ * agent to listen to it), or followed by its transcript (classified like text, the hint
+ * saying it came from a voice note). */
+#define RULES_VOICE_MARK "[mensagem de voz]"
+
 #endif

@@ -3,7 +3,8 @@ inline (base64 in the webhook) and fetched (getBase64FromMediaMessage), a Cloud 
 (media id -> url -> bytes, both with the bearer token), a PDF; each stored once, as one
 content-addressed file, its type decided from the bytes; GET /v1/media/ID with Range, only to
 its company; an oversized file (too_large, never retried); the gateway's media endpoint
-failing then succeeding, and failing for good (failed, with the error in the history)."""
+failing then succeeding, and failing for good (failed, with the error in the history); a voice
+note transcribed by the fake AI, its transcript stored, sent to the console and coached."""
 import base64
 import hashlib
 import hmac
@@ -14,6 +15,7 @@ import urllib.parse
 
 import pytest
 
+from fakeai import FakeAI
 from fakegateway import FakeGateway
 from harness import FIXTURES, System, http, serve, wait_for
 
@@ -31,8 +33,17 @@ def gateway():
 
 
 @pytest.fixture(scope="module")
-def system(gateway):
+def ai():
+    a = FakeAI().start()
+    yield a
+    a.stop()
+
+
+@pytest.fixture(scope="module")
+def system(gateway, ai):
     s = System(name="media", extra={
+        r'provider = "rules";': 'provider = "openai";',
+        r'base_url = "";': f'base_url = "{ai.base_url}";',
         r'url = "http://127.0.0.1:8090";': f'url = "{gateway.url}";',
         r'access_token = "";': f'access_token = "{gateway.bearer}"; url = "{gateway.url}/";',
         r'(\{ id = 1; name = "Demo Telecom"; agents = \[1, 5\]; \})':
@@ -41,7 +52,7 @@ def system(gateway):
                             f'domain = "financeiro"; url = "{gateway.url}"; }},\n',
         r"max_document_bytes = 33554432;": f"max_document_bytes = {MAX_DOC};",
         r"fetch_retries = 3;": "fetch_retries = 2;",
-        r"fetch_retry_base_ms = 1000;": "fetch_retry_base_ms = 100;",
+        r"fetch_retry_base_ms = 500;": "fetch_retry_base_ms = 100;",
     })
     yield from serve(s)
 
@@ -287,3 +298,32 @@ def test_retention_removes_only_files_no_row_names(system):
     assert not os.path.exists(media_file(system, orphan))
     assert os.path.exists(media_file(system, fresh)) and os.path.exists(media_file(system, kept))
     assert system.sql("select tbl from atende_partitioned where tbl = 'media'") == [["media"]]
+
+
+def test_voice_note_is_transcribed_sent_and_coached(system, gateway, ai):
+    customer = "5511977770020"
+    ai.control(transcript="minha internet caiu de novo e o roteador está com a luz vermelha piscando")
+    c = system.ws(system.token(1, 1))
+    try:
+        assert c.subscribe("company:1")["type"] == "ack"
+        gateway.add_media("VOICE-TR-1", VOICE, "audio/ogg; codecs=opus")
+        assert system.evolution(evolution_media("VOICE-TR-1", "audioMessage", voice_part(), customer=customer)).status == 200
+        upd = c.wait(lambda f: f.get("type") == "message" and f["data"].get("message_id") == "VOICE-TR-1"
+                     and f["data"].get("transcript"))
+        hint = c.wait(lambda f: f.get("type") == "hint" and "VOICE-TR-1" in f["data"].get("message_ids", []))
+    finally:
+        c.close()
+    assert upd["data"]["transcript"].startswith("minha internet caiu") and upd["data"]["media"]["mime"] == "audio/ogg"
+    assert system.sql("select transcript from messages where provider_id = 'VOICE-TR-1'") == [
+        ["minha internet caiu de novo e o roteador está com a luz vermelha piscando"]]
+    assert hint["data"]["intent"] == "outage" and hint["data"]["source"] == "ai"
+    calls = [x for x in ai.calls()["calls"] if x["body"].get("kind") == "transcription"
+             and x["body"]["file_sha256"] == hashlib.sha256(VOICE).hexdigest()]
+    assert calls and calls[-1]["body"]["model"] == "whisper-1" and calls[-1]["body"]["language"] == "pt"
+    analysis = [x for x in ai.calls()["calls"] if "[mensagem de voz] minha internet caiu" in (x.get("user") or "")]
+    assert analysis, "the transcript was coached with its voice-note marker"
+    conv = system.sql(f"select id from conversations where customer = '{customer}'")[0][0]
+    h = http("GET", system.url("notifier", f"/v1/conversations/{conv}/messages"), None,
+             {"Authorization": f"Bearer {system.token(1, 1)}"}).json()
+    assert h["messages"][-1]["transcript"].startswith("minha internet caiu")
+    assert h["messages"][-1]["hint"]["intent"] == "outage"
