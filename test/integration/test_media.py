@@ -327,3 +327,39 @@ def test_voice_note_is_transcribed_sent_and_coached(system, gateway, ai):
              {"Authorization": f"Bearer {system.token(1, 1)}"}).json()
     assert h["messages"][-1]["transcript"].startswith("minha internet caiu")
     assert h["messages"][-1]["hint"]["intent"] == "outage"
+
+
+def test_console_plays_the_audio_and_shows_the_image_and_the_document(system, gateway):
+    """Headless Chromium (test/browser/console_media.test.js) on a conversation with the three."""
+    from test_console_browser import BROWSER_DIR, ensure_browser_tools
+    import subprocess
+    from harness import ROOT
+    node = ensure_browser_tools()
+    customer = "5511977770030"
+    inline = base64.b64encode(VOICE).decode()
+    assert system.evolution(evolution_media("BR-VOICE", "audioMessage", voice_part(), customer=customer,
+                                            inline=inline)).status == 200
+    gateway.add_media("BR-IMG", PNG, "image/png")
+    assert system.evolution(evolution_media("BR-IMG", "imageMessage", {"mimetype": "image/png", "caption": "o roteador"},
+                                            customer=customer)).status == 200
+    gateway.add_media("BR-DOC", PDF, "application/pdf")
+    assert system.evolution(evolution_media("BR-DOC", "documentMessage", {"mimetype": "application/pdf",
+                                                                         "fileName": "fatura-marco.pdf"},
+                                            customer=customer)).status == 200
+    for pid in ("BR-VOICE", "BR-IMG", "BR-DOC"):
+        assert media_row(system, pid)["status"] == "stored"
+    wait_for(lambda: system.sql("select transcript from messages where provider_id = 'BR-VOICE'")[0][0], what="transcript")
+    conv, agent = system.sql(f"select id, agent_id from conversations where customer = '{customer}'")[0]
+    shot = os.path.join(ROOT, "build", "console-media.png")
+    os.makedirs(os.path.dirname(shot), exist_ok=True)
+    env = dict(os.environ, ATENDE_NOTIFIER=system.url("notifier", ""), ATENDE_TOKEN=system.token(int(agent), 1),
+               ATENDE_CONVERSATION=conv, ATENDE_DOC_NAME="fatura-marco.pdf", ATENDE_SCREENSHOT=shot)
+    r = subprocess.run([node, os.path.join(BROWSER_DIR, "console_media.test.js")], cwd=ROOT, env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr + r.stdout
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert 1.5 < out["duration"] < 2.5, out
+    assert out["audioSrc"].startswith("/v1/media/") and out["transcript"].startswith("minha internet caiu")
+    assert (out["image"]["w"], out["image"]["h"]) == (8, 6) and out["image"]["href"].startswith("/v1/media/")
+    assert "fatura-marco.pdf" in out["doc"]["text"] and f"({len(PDF)} B)" in out["doc"]["text"]
+    assert out["doc"]["status"] == 200 and out["doc"]["type"] == "application/pdf"
