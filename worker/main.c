@@ -663,9 +663,15 @@ static void wrk_voice_transcribed(const ai_result_t *res, void *arg)
 	char id[24];
 	free(wm->bytes);
 	wm->bytes = NULL;
-	if (!res->ok || !res->transcript || !*res->transcript) {
-		if (res->ok)
-			log_warn("voice note %s not transcribed: %s", json_str(wm->it->event, "provider_id"), res->error);
+	if (!res->ok) {
+		/* cancelled by ai_free at exit: nothing more happens to it; it stays uncommitted */
+		cJSON_Delete(wm->media);
+		free(wm->mime);
+		free(wm);
+		return;
+	}
+	if (!res->transcript || !*res->transcript) {
+		log_warn("voice note %s not transcribed: %s", json_str(wm->it->event, "provider_id"), res->error);
 		metrics_add(metrics_series(W.m_transcriptions, "result=\"failed\""), 1);
 		wrk_media_coach(wm, RULES_VOICE_MARK);
 		return;
