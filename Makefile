@@ -101,13 +101,15 @@ test: setup-test
 # rules at 500 and 2,000 msg/s, the ingress alone with wrk, the AI path (fake AI after
 # 1.5 s) at 500/1,000/2,000 msg/s, the labelled corpus on the seed defaults, and the
 # conversation API with a million messages stored (test/bench_api.py), and replies alone through
-# 3 gateway instances, one of them failing (test/bench_outbound.py)
+# 3 gateway instances, one of them failing (test/bench_outbound.py), and voice notes at 100 msg/s
+# transcribed by a fake AI after 2 s (test/bench_media.py)
 bench: setup-test
 	@sh test/bench.sh
 	@BENCH_AI_LATENCY_MS=1500 BENCH_RATES="500 1000 2000" BENCH_WRK=0 sh test/bench.sh
 	@/usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
 	@/usr/bin/python3 test/bench_api.py
 	@/usr/bin/python3 test/bench_outbound.py
+	@/usr/bin/python3 test/bench_media.py
 
 clean:
 	rm -rf build bin
