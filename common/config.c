@@ -126,6 +126,8 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("ai.route_max_chars", route.max_chars, "120", 1, 100000, true, "messages analysed together longer than this (characters) always go to the AI"),
 	K_DBL("ai.shadow_share", route.shadow_share, "0", 0, 1, true, "share (0..1) of cache and routed hints also sent to the AI in the background, to measure their agreement (same intent and critical flag); not while a cost cap is set"),
 	K_INT("ai.breaker_open_s", ai.breaker_open_s, "30", 1, 3600, false, "circuit breaker: open this long, then one probe call (half-open)"),
+	K_STR("ai.transcription_model", ai.transcription_model, "whisper-1", true, "model of <ai.base_url>/audio/transcriptions for voice notes (provider openai only)"),
+	K_INT("ai.price_transcription_minute", ai.price_transcription_minute, "6000", 0, INT_MAX, true, "transcription price: micro-USD per minute of audio (6000 = $0.006), counted in the same budget as the analyses"),
 
 	K_INT("outbound.timeout_ms", outbound.timeout_ms, "10000", 100, 600000, true, "per-call timeout of a reply sent to a gateway (Evolution sendText, Cloud API messages)"),
 	K_INT("outbound.retries", outbound.retries, "3", 0, 10, true, "retries of a reply after a 5xx, 429, timeout or connection error; then it is recorded as failed"),
@@ -171,6 +173,16 @@ const cfg_key_t cfg_keys[] = {
 	K_STR("retention.archive_dir", retention.archive_dir, "archive", true, "where dropped partitions are exported as <table>-<week>.csv.gz (relative to data_dir)"),
 	K_INT("retention.interval_s", retention.interval_s, "3600", 10, 604800, false, "the supervisor runs `atende retention` at start and then this often"),
 	K_INT("retention.dedup_days", retention.dedup_days, "30", 1, 36500, true, "gateway message ids and finished console requests remembered for exactly-once handling (a redelivery older than this would be stored or sent again)"),
+
+	K_STR("media.dir", media.dir, "media", false, "media files, content-addressed by SHA-256 (<dir>/<2 hex>/<64 hex>), relative to data_dir; a shared mount when workers and notifiers run on several machines"),
+	K_INT("media.max_audio_bytes", media.max_audio_bytes, "16777216", 1024, 1073741824, true, "largest voice note/audio file stored; larger ones are recorded as too_large with their metadata"),
+	K_INT("media.max_image_bytes", media.max_image_bytes, "5242880", 1024, 1073741824, true, "largest image or sticker stored (too_large above)"),
+	K_INT("media.max_video_bytes", media.max_video_bytes, "16777216", 1024, 1073741824, true, "largest video stored (too_large above)"),
+	K_INT("media.max_document_bytes", media.max_document_bytes, "33554432", 1024, 1073741824, true, "largest document stored (too_large above)"),
+	K_INT("media.inline_max_bytes", media.inline_max_bytes, "524288", 0, 8388608, true, "base64 media in a webhook (Evolution's webhook_base64) of at most this many bytes rides the broker to the worker; larger inline media is dropped from the event and fetched from the gateway instead (a broker message stays under 1 MB); 0 = always fetch"),
+	K_INT("media.fetch_timeout_ms", media.fetch_timeout_ms, "30000", 100, 600000, true, "per-call timeout of a media download from a gateway"),
+	K_INT("media.fetch_retries", media.fetch_retries, "3", 0, 10, true, "retries of a media download after a 5xx, 429, timeout or connection error; then the media is recorded as failed"),
+	K_INT("media.fetch_retry_base_ms", media.fetch_retry_base_ms, "500", 1, 600000, true, "first retry delay of a media download, doubled per retry"),
 };
 const size_t cfg_n_keys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
 

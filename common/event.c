@@ -219,6 +219,10 @@ static void evt_write_message(json_out_t *o, const void *payload)
 	json_out_str(o, "text", m->text);
 	if (m->media)
 		evt_cjson(o, "media", m->media);
+	if (m->transcript)
+		json_out_str(o, "transcript", m->transcript);
+	if (m->update)
+		json_out_bool(o, "update", true);
 	json_out_str(o, "created_at", m->created_at);
 	if (!m->status)
 		return;
@@ -464,6 +468,8 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 		m->kind = json_str(d, "kind");
 		m->text = json_str(d, "text");
 		m->media = cJSON_GetObjectItem(d, "media");
+		m->transcript = json_str(d, "transcript");
+		m->update = json_true(d, "update");
 		m->created_at = json_str(d, "created_at");
 		m->status = json_str(d, "status");
 		m->error = json_str(d, "error");

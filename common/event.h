@@ -17,7 +17,8 @@
  * The payloads (ISO = "2024-05-01T12:00:00.000Z"; null where a field is unknown):
  *   message     {message_id (the gateway's id), db_id, conversation_id, conversation_key,
  *               company_id, agent_id, domain, channel, customer, sender_name, from_me, kind,
- *               text, [media], created_at}; a console's reply adds {status (sent|not_sent|
+ *               text, [media {id, mime, size, name, status, error, duration_ms, kind}],
+ *               [transcript], [update: true], created_at}; a console's reply adds {status (sent|not_sent|
  *               failed|unknown), [error], request_id, client_id, by_agent, attempts}, and one
  *               not stored has message_id and db_id null; a reply the workers wrote
  *               themselves (bot mode) has by_agent null and adds {by: "bot"}. Workers,
@@ -108,6 +109,9 @@ typedef struct {
 	bool from_me;
 	const char *kind, *text;
 	const cJSON *media;          /* NULL: no media member */
+	const char *transcript;      /* a voice note's words; NULL: no transcript member */
+	bool update;                 /* true: a later state of a message already published (its media
+					stored, its transcript); consoles replace it by db_id */
 	const char *created_at;
 	/* a console's reply: status NULL leaves these out */
 	const char *status;

@@ -366,6 +366,32 @@ void http_respond(http_request_t *req, int status, const char *content_type, con
 	conn_after_response(conn, keep);
 }
 
+void http_respond_file(http_request_t *req, int status, const char *content_type, int fd, long long offset, size_t len)
+{
+	http_conn_t *conn = req->conn;
+	http_observe(req, status);
+	if (conn->state == CS_DEAD) {
+		close(fd);
+		conn_release(conn);
+		return;
+	}
+	if (conn->state != CS_PENDING) {
+		close(fd);
+		log_error("http: response %d for a request that is not pending (state %d)", status, conn->state);
+		return;
+	}
+	bool keep = response_keep_alive(conn);
+	bool has_body = response_has_body(req, status);
+	conn_write_head(conn, status, content_type, len, true, keep);
+	if (has_body && len > 0) {
+		if (evbuffer_add_file(bufferevent_get_output(conn->bev), fd, (ev_off_t)offset, (ev_off_t)len) != 0)
+			close(fd);
+	} else {
+		close(fd);
+	}
+	conn_after_response(conn, keep);
+}
+
 void http_respond_json(http_request_t *req, int status, const char *json)
 {
 	http_respond(req, status, "application/json", json, strlen(json));

@@ -84,6 +84,9 @@ void http_response_add_header(http_request_t *req, const char *name, const char 
  * meanwhile it just frees. content_type may be NULL (no Content-Type header). For HEAD requests
  * and 1xx/204/304 statuses no body is sent. body is copied. */
 void http_respond(http_request_t *req, int status, const char *content_type, const char *body, size_t len);
+/* Answers with len bytes of the file fd from offset (sent by the kernel, not copied; fd is
+ * taken and closed once sent, also when the answer cannot be sent). */
+void http_respond_file(http_request_t *req, int status, const char *content_type, int fd, long long offset, size_t len);
 void http_respond_json(http_request_t *req, int status, const char *json); /* application/json */
 void http_respond_error(http_request_t *req, int status, const char *message); /* {"error":"<message JSON-escaped>"} */
 

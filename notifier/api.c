@@ -10,6 +10,7 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
+#include "mstore.h"
 #include "notifier.h"
 #include "xalloc.h"
 
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define API_DB_MAX 64
 /* Text search reads the company's newest messages, newest first, this many at most: the
@@ -35,6 +37,7 @@ typedef struct {
 } api_req_t;
 
 static db_t *api_db[API_DB_MAX];
+static mstore_t *api_store; /* media files (read only here) */
 static int api_n_db, api_waiting;
 static unsigned long long api_requests, api_db_errors, api_timeouts;
 
@@ -47,6 +50,9 @@ static void api_send(http_request_t *req, api_req_t *r, const char *sql, int n, 
 static void api_on_result(PGresult *res, void *arg);
 static void api_answer_rows(api_req_t *r, PGresult *res);
 static void api_answer_read(api_req_t *r, PGresult *res);
+static void api_media(http_request_t *req, const token_claims_t *claims, long long id);
+static void api_media_result(PGresult *res, void *arg);
+static void api_media_serve(http_request_t *req, PGresult *res, long long id);
 
 void api_start(void)
 {
@@ -64,6 +70,14 @@ void api_start(void)
 		snprintf(conninfo + n, sizeof(conninfo) - (size_t)n,
 			 strstr(base, "://") ? "&options=-c%%20statement_timeout%%3D%d" : " options='-c statement_timeout=%d'",
 			 N.cfg.notifier.statement_timeout_ms);
+	char root[4096], err[256];
+	if (N.cfg.media.dir[0] == '/')
+		snprintf(root, sizeof(root), "%s", N.cfg.media.dir);
+	else
+		cfg_data_path(&N.cfg, N.cfg.media.dir, root, sizeof(root));
+	api_store = mstore_new(root, err, sizeof(err));
+	if (!api_store)
+		log_error("api: %s: GET /v1/media answers 503", err);
 	api_n_db = N.cfg.notifier.db_connections < API_DB_MAX ? N.cfg.notifier.db_connections : API_DB_MAX;
 	for (int i = 0; i < api_n_db; i++) {
 		char name[32];
@@ -79,6 +93,8 @@ void api_stop(void)
 		api_db[i] = NULL;
 	}
 	api_n_db = 0;
+	mstore_free(api_store);
+	api_store = NULL;
 }
 
 bool api_db_up(void)
@@ -115,6 +131,11 @@ void api_handle(http_request_t *req, const token_claims_t *claims)
 				api_read(req, claims, id);
 			return;
 		}
+	}
+	if (strncmp(path, "/v1/media/", 10) == 0 && api_parse_id(path + 10, &id, &rest) && !*rest) {
+		if (api_method(req, "GET"))
+			api_media(req, claims, id);
+		return;
 	}
 	http_respond_error(req, 404, "no such path");
 }
@@ -430,14 +451,14 @@ static void api_messages(http_request_t *req, const token_claims_t *claims, long
 	snprintf(sql, sizeof(sql),
 		 "WITH conv AS (SELECT c.id, c.channel, c.customer, c.agent_id, c.last_message_id, c.customer_messages "
 		 "FROM conversations c WHERE c.id = $1 AND c.company_id = $2), "
-		 "page AS (SELECT m.id, m.provider_id, m.from_me, m.kind, m.text, m.sent_at, m.received_at, m.hint_id, "
+		 "page AS (SELECT m.id, m.provider_id, m.from_me, m.kind, m.text, m.transcript, m.sent_at, m.received_at, m.hint_id, "
 		 "m.status, m.status_error "
 		 "FROM messages m WHERE m.conversation_id = $1 AND m.company_id = $2%s ORDER BY m.id DESC LIMIT $3)%s "
 		 "SELECT p.id, CASE WHEN p.id IS NOT NULL THEN json_build_object("
 		 "'id', p.id, 'provider_id', p.provider_id, 'from_me', p.from_me, "
 		 "'by', CASE WHEN NOT p.from_me THEN 'customer' WHEN o.by IS NOT NULL THEN o.by "
 		 "ELSE 'agent:' || coalesce(o.agent_id, conv.agent_id, 0) END, "
-		 "'kind', p.kind, 'text', p.text, 'transcript', NULL, 'media', NULL, "
+		 "'kind', p.kind, 'text', p.text, 'transcript', p.transcript, 'media', CASE WHEN md.id IS NULL THEN NULL ELSE json_build_object('id', md.id, 'kind', md.kind, 'mime', md.mime, 'size', md.size, 'name', md.name, 'status', md.status, 'error', md.error, 'duration_ms', md.duration_ms) END, "
 		 /* the gateway's latest delivery status (schema/009), else what sending it said */
 		 "'status', CASE WHEN NOT p.from_me THEN NULL WHEN p.status IS NOT NULL THEN p.status "
 		 "WHEN o.status = 'not_sent' THEN 'pending' ELSE 'sent' END, "
@@ -455,6 +476,7 @@ static void api_messages(http_request_t *req, const token_claims_t *claims, long
 		 "LEFT JOIN hints h ON h.id = p.hint_id AND h.message_id = p.id "
 		 "AND h.created_at >= p.received_at - interval '1 day' "
 		 "LEFT JOIN outbound_requests o ON o.message_id = p.id "
+		 "LEFT JOIN media md ON md.message_id = p.id AND md.received_at = p.received_at "
 		 "ORDER BY p.id",
 		 has_before ? " AND m.id < $4" : "",
 		 has_before ? ""
@@ -651,4 +673,129 @@ void api_metrics_refresh(void)
 	metrics_set(metrics_series(metrics_family("atende_notifier_api_waiting", METRICS_GAUGE,
 						  "Conversation API requests waiting for the database.", NULL, 0), ""),
 		    (double)api_waiting);
+}
+
+/* GET /v1/media/ID: the file, if the bearer's company holds it (another company's media
+ * answers exactly like a missing one). The type is the stored row's, which the worker
+ * decided from the bytes; served inline only as audio, image or video, never sniffed. */
+static void api_media(http_request_t *req, const token_claims_t *claims, long long id)
+{
+	char id_s[24], company_s[24];
+	snprintf(id_s, sizeof(id_s), "%lld", id);
+	snprintf(company_s, sizeof(company_s), "%ld", claims->company);
+	const char *params[2] = {id_s, company_s};
+	db_t *best = api_db_pick();
+	api_req_t *r = xcalloc(1, sizeof(*r));
+	r->conv_id = id;
+	if (!api_store || !best ||
+	    !db_query(best, "SELECT status, mime, size, name, sha256, kind FROM media WHERE id = $1 AND company_id = $2", 2,
+		      params, api_media_result, r)) {
+		free(r);
+		api_db_errors++;
+		http_response_add_header(req, "Retry-After", "2");
+		http_respond_error(req, 503, !api_store ? "media store unavailable" : best ? "database busy" : "database unreachable");
+		return;
+	}
+	r->req = req;
+	api_waiting++;
+}
+
+static void api_media_result(PGresult *res, void *arg)
+{
+	api_req_t *r = arg;
+	char msg[160];
+	api_waiting--;
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		api_db_errors++;
+		if (res)
+			log_error("api %s: %s", http_request_path(r->req), PQresultErrorMessage(res));
+		http_response_add_header(r->req, "Retry-After", "2");
+		http_respond_error(r->req, 503, "database error");
+	} else if (PQntuples(res) == 0) {
+		snprintf(msg, sizeof(msg), "no media %lld", r->conv_id);
+		http_respond_error(r->req, 404, msg);
+	} else if (strcmp(PQgetvalue(res, 0, 0), "stored") != 0) {
+		snprintf(msg, sizeof(msg), "media %lld has no file (status %s)", r->conv_id, PQgetvalue(res, 0, 0));
+		http_respond_error(r->req, 404, msg);
+	} else {
+		api_media_serve(r->req, res, r->conv_id);
+	}
+	free(r);
+}
+
+static void api_media_serve(http_request_t *req, PGresult *res, long long id)
+{
+	int64_t size = 0;
+	char buf[600], fname[200];
+	const char *mime = PQgetvalue(res, 0, 1), *name = PQgetvalue(res, 0, 3);
+	int fd = mstore_open(api_store, PQgetvalue(res, 0, 4), &size);
+	if (fd < 0) {
+		log_error("api: media %lld: its file %s is missing from the media store", id, PQgetvalue(res, 0, 4));
+		snprintf(buf, sizeof(buf), "media %lld: file missing", id);
+		http_respond_error(req, 404, buf);
+		return;
+	}
+	/* a file name safe in a header whatever the customer called it */
+	size_t o = 0;
+	for (const char *p = name; *p && o + 1 < sizeof(fname); p++)
+		fname[o++] = (isalnum((unsigned char)*p) || strchr("._- ", *p)) ? *p : '_';
+	fname[o] = '\0';
+	if (!o)
+		snprintf(fname, sizeof(fname), "media-%lld", id);
+	const char *kind = mstore_kind_of(mime);
+	bool inline_ok = strcmp(kind, "document") != 0;
+	snprintf(buf, sizeof(buf), "%s; filename=\"%s\"", inline_ok ? "inline" : "attachment", fname);
+	http_response_add_header(req, "Content-Disposition", buf);
+	http_response_add_header(req, "X-Content-Type-Options", "nosniff");
+	http_response_add_header(req, "Content-Security-Policy", "default-src 'none'; sandbox");
+	http_response_add_header(req, "Cache-Control", "private, max-age=86400");
+	http_response_add_header(req, "Accept-Ranges", "bytes");
+	long long from = 0, to = size - 1;
+	int status = 200;
+	const char *range = http_request_header(req, "Range");
+	int rc = range ? api_parse_range(range, (long long)size, &from, &to) : -1;
+	if (rc == 0) {
+		snprintf(buf, sizeof(buf), "bytes */%lld", (long long)size);
+		http_response_add_header(req, "Content-Range", buf);
+		close(fd);
+		http_respond_error(req, 416, "range not satisfiable");
+		return;
+	} else if (rc == 1) {
+		status = 206;
+		snprintf(buf, sizeof(buf), "bytes %lld-%lld/%lld", from, to, (long long)size);
+		http_response_add_header(req, "Content-Range", buf);
+	}
+	http_respond_file(req, status, mime, fd, from, size ? (size_t)(to - from + 1) : 0);
+}
+
+int api_parse_range(const char *h, long long size, long long *from, long long *to)
+{
+	char *end;
+	*from = 0, *to = size - 1;
+	if (strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
+		return -1; /* not one byte range: the whole file */
+	h += 6;
+	if (*h == '-') {
+		long long n = strtoll(h + 1, &end, 10);
+		if (end == h + 1 || *end || n < 0)
+			return -1;
+		if (n == 0 || size == 0)
+			return 0;
+		*from = n >= size ? 0 : size - n;
+		return 1;
+	}
+	long long a = strtoll(h, &end, 10), b = size - 1;
+	if (end == h || *end != '-' || a < 0)
+		return -1;
+	if (end[1]) {
+		char *e2;
+		b = strtoll(end + 1, &e2, 10);
+		if (e2 == end + 1 || *e2 || b < a)
+			return -1;
+	}
+	if (a >= size)
+		return 0;
+	*from = a;
+	*to = b >= size ? size - 1 : b;
+	return 1;
 }

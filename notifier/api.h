@@ -68,4 +68,8 @@ bool api_parse_id(const char *s, long long *id, const char **end) __attribute__(
  * q has fewer than 3 or more than 100 characters (UTF-8) or out is too small (6 * strlen + 3). */
 bool api_search_pattern(const char *q, char *out, size_t outlen) __attribute__((warn_unused_result));
 
+/* A Range header against a file of size bytes: 1 with [*from, *to] for one satisfiable byte
+ * range, 0 when it cannot be satisfied (416), -1 when it is not one byte range (the whole file). */
+int api_parse_range(const char *header, long long size, long long *from, long long *to);
+
 #endif

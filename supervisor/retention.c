@@ -6,7 +6,9 @@
  */
 #include "retention.h"
 #include "log.h"
+#include "mstore.h"
 #include "pgsync.h"
+#include "xalloc.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <time.h>
 #include <zlib.h>
 
 #define RETENTION_LOCK_KEY_S "727100010" /* 727100001 migrate, 727100002 coaching, 727100011 partitions */
@@ -50,6 +53,7 @@ static bool retention_verify(const char *path, long long rows, long long bytes, 
 static long long retention_prune(retention_t *r, const char *table, const char *age_column, const char *also,
 				 int days);
 static bool retention_mkdirs(const char *path);
+static long long retention_media_sweep(retention_t *r);
 
 int retention_run(const cfg_t *cfg, const retention_opts_t *opts)
 {
@@ -124,6 +128,10 @@ int retention_run(const cfg_t *cfg, const retention_opts_t *opts)
 			cJSON_AddNumberToObject(r->out, "pending_statuses_pruned", (double)statuses);
 			cJSON_AddNumberToObject(r->out, "outbound_pruned", (double)outbound);
 			cJSON_AddNumberToObject(r->out, "dlq_pruned", (double)dlq);
+			long long files = retention_media_sweep(r);
+			cJSON_AddNumberToObject(r->out, "media_files_removed", (double)files);
+			if (files)
+				retention_report(r, "retention: removed %lld media files no message names any more", files);
 			if (keys || outbound || statuses || dlq)
 				retention_report(r, "retention: pruned %lld message keys, %lld finished console requests "
 						 "and %lld waiting delivery statuses older than %d days, %lld replayed dead letters",
@@ -489,4 +497,66 @@ static bool retention_mkdirs(const char *path)
 			*p = '/';
 		}
 	return mkdir(tmp, 0750) == 0 || errno == EEXIST;
+}
+
+/* Media files whose rows are gone (their weeks dropped with the messages): removed. A file
+ * written or put again within the last day is spared, so a worker that stored it and has not
+ * yet recorded its row keeps it; the age is checked again just before the unlink. */
+typedef struct {
+	char (*shas)[MSTORE_SHA_HEX];
+	int n, cap;
+	long long before;
+} retention_files_t;
+
+static void retention_media_file(const char *sha, long long mtime, void *arg)
+{
+	retention_files_t *f = arg;
+	if (mtime >= f->before)
+		return;
+	if (f->n == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 256;
+		f->shas = xrealloc(f->shas, (size_t)f->cap * MSTORE_SHA_HEX);
+	}
+	snprintf(f->shas[f->n++], MSTORE_SHA_HEX, "%s", sha);
+}
+
+static long long retention_media_sweep(retention_t *r)
+{
+	char root[PATH_MAX], err[256];
+	long long removed = 0;
+	if (r->cfg->media.dir[0] == '/')
+		snprintf(root, sizeof(root), "%s", r->cfg->media.dir);
+	else
+		cfg_data_path(r->cfg, r->cfg->media.dir, root, sizeof(root));
+	mstore_t *st = mstore_new(root, err, sizeof(err));
+	if (!st) {
+		retention_error(r, "%s", err);
+		return 0;
+	}
+	retention_files_t f = {.before = (long long)time(NULL) - 86400};
+	mstore_each(st, retention_media_file, &f);
+	for (int at = 0; at < f.n; at += 1000) {
+		int n = f.n - at < 1000 ? f.n - at : 1000;
+		size_t cap = (size_t)n * (MSTORE_SHA_HEX + 3) + 3, o = 0;
+		char *arr = xmalloc(cap);
+		arr[o++] = '{';
+		for (int i = 0; i < n; i++)
+			o += (size_t)snprintf(arr + o, cap - o, "%s%s", i ? "," : "", f.shas[at + i]);
+		arr[o++] = '}';
+		arr[o] = '\0';
+		const char *params[1] = {arr};
+		PGresult *res = retention_exec(r, "SELECT s FROM unnest($1::text[]) s "
+						  "WHERE NOT EXISTS (SELECT 1 FROM media m WHERE m.sha256 = s)",
+					       1, params, "media files no row names");
+		free(arr);
+		if (!res)
+			break;
+		for (int i = 0; i < PQntuples(res); i++)
+			if (mstore_old(st, PQgetvalue(res, i, 0), f.before) && mstore_remove(st, PQgetvalue(res, i, 0)))
+				removed++;
+		PQclear(res);
+	}
+	free(f.shas);
+	mstore_free(st);
+	return removed;
 }

@@ -4,6 +4,7 @@
  * (backoff -> queue)* -> done list; results are always delivered from a deferred event.
  */
 #include "ai.h"
+#include "json.h"
 #include "hc.h"
 #include "log.h"
 #include "metrics.h"
@@ -80,12 +81,18 @@ typedef struct ai_req {
 	const char *critical_reason;
 	char hint[AI_HINT_MAX];
 	int latency_ms;
+	/* a transcription (ai_transcribe) instead of an analysis */
+	bool transcribe;
+	char *content_type;           /* "Content-Type: multipart/form-data; boundary=…" */
+	int duration_ms;
+	char *transcript;             /* the answer's text */
 } ai_req_t;
 
 struct ai {
 	struct event_base *base;
 	ai_config_t cfg;                /* strings below are owned copies */
 	char *url;                      /* <base_url>/chat/completions */
+	char *url_transcribe;           /* <base_url>/audio/transcriptions */
 	char *auth;                     /* "Authorization: Bearer …" or NULL */
 	char *prompts[CFG_MAX_DOMAINS]; /* per domain; NULL = use prompt_default */
 	char *prompt_default;
@@ -162,6 +169,8 @@ void ai_config_from_cfg(ai_config_t *out, const cfg_t *c)
 	out->breaker.error_pct = c->ai.breaker_error_pct;
 	out->breaker.open_ms = (int64_t)c->ai.breaker_open_s * 1000;
 	out->prompts_dir = c->ai.prompts_dir;
+	out->transcription_model = c->ai.transcription_model;
+	out->price_transcription_minute = c->ai.price_transcription_minute;
 }
 
 ai_t *ai_new(struct event_base *base, const ai_config_t *cfg, char *err, size_t errlen)
@@ -216,6 +225,7 @@ bool ai_reconfigure(ai_t *ai, const ai_config_t *cfg, char *err, size_t errlen)
 	ai->cfg = scratch.cfg;
 	ai->cfg.breaker = keep_breaker;
 	ai->url = scratch.url;
+	ai->url_transcribe = scratch.url_transcribe;
 	ai->auth = scratch.auth;
 	ai_pump(ai); /* a larger max_in_flight may start waiting requests */
 	return true;
@@ -288,6 +298,65 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 	ai_enqueue(ai, r, now);
 	ai_pump(ai);
 	return true;
+}
+
+bool ai_transcribe(ai_t *ai, long company, const char *conversation, const void *bytes, size_t len, const char *mime,
+		   int duration_ms, ai_done_fn done, void *arg)
+{
+	if (ai->closing || !bytes || len == 0)
+		return false;
+	ai_req_t *r = xcalloc(1, sizeof(*r));
+	int64_t now = ai_now_ms();
+	char boundary[64];
+	int salt = 0;
+	do /* a boundary the audio does not hold */
+		snprintf(boundary, sizeof(boundary), "atende-voice-note-%lld-%d", (long long)now, salt++);
+	while (memmem(bytes, len, boundary, strlen(boundary)));
+	r->ai = ai;
+	r->done = done;
+	r->arg = arg;
+	r->seq = ai->next_seq++;
+	r->t_start = now;
+	r->deadline = now + ai->cfg.deadline_ms;
+	r->company = company;
+	r->conversation = ai_strdup(conversation ? conversation : "");
+	r->joined = ai_strdup(""); /* a fallback's rules see no words */
+	r->transcribe = true;
+	r->duration_ms = duration_ms;
+	r->model = ai_strdup(ai->cfg.transcription_model);
+	r->content_type = xmalloc(128);
+	snprintf(r->content_type, 128, "Content-Type: multipart/form-data; boundary=%s", boundary);
+	const char *ext = strstr(mime ? mime : "", "ogg") ? "ogg" : strstr(mime ? mime : "", "mpeg") ? "mp3"
+			: strstr(mime ? mime : "", "mp4") ? "m4a" : strstr(mime ? mime : "", "wav") ? "wav" : "bin";
+	char head[1024], tail[512];
+	int hl = snprintf(head, sizeof(head),
+			  "--%s\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n%s\r\n"
+			  "--%s\r\nContent-Disposition: form-data; name=\"language\"\r\n\r\npt\r\n"
+			  "--%s\r\nContent-Disposition: form-data; name=\"response_format\"\r\n\r\njson\r\n"
+			  "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"voice.%s\"\r\n"
+			  "Content-Type: %s\r\n\r\n",
+			  boundary, r->model, boundary, boundary, boundary, ext, mime ? mime : "application/octet-stream");
+	int tl = snprintf(tail, sizeof(tail), "\r\n--%s--\r\n", boundary);
+	r->body_len = (size_t)hl + len + (size_t)tl;
+	r->body = xmalloc(r->body_len);
+	memcpy(r->body, head, (size_t)hl);
+	memcpy(r->body + hl, bytes, len);
+	memcpy(r->body + hl + len, tail, (size_t)tl);
+	r->next = ai->all;
+	if (ai->all)
+		ai->all->prev = r;
+	ai->all = r;
+	ai->st.requests++;
+	ai->st.pending++;
+	ai_enqueue(ai, r, now);
+	ai_pump(ai);
+	return true;
+}
+
+double ai_transcription_cost_usd(int duration_ms, int64_t price_minute)
+{
+	/* a started second is paid, as providers round */
+	return (double)((duration_ms + 999) / 1000) / 60.0 * (double)price_minute / 1e6;
 }
 
 void ai_stats(const ai_t *ai, ai_stats_t *out)
@@ -629,10 +698,10 @@ static bool ai_start_call(ai_t *ai, ai_req_t *r, int64_t now)
 {
 	int64_t left = r->deadline - now;
 	long timeout = ai->cfg.timeout_ms < left ? ai->cfg.timeout_ms : (long)left;
-	const char *headers[] = {"Content-Type: application/json", ai->auth};
+	const char *headers[] = {r->transcribe ? r->content_type : "Content-Type: application/json", ai->auth};
 	char err[256];
-	r->call = hc_post(ai->hc, ai->url, headers, ai->auth ? 2 : 1, r->body, r->body_len, timeout,
-			  AI_MAX_RESPONSE_BYTES, ai_call_done, r, err, sizeof(err));
+	r->call = hc_post(ai->hc, r->transcribe ? ai->url_transcribe : ai->url, headers, ai->auth ? 2 : 1, r->body,
+			  r->body_len, timeout, AI_MAX_RESPONSE_BYTES, ai_call_done, r, err, sizeof(err));
 	if (!r->call) {
 		log_debug("ai: call for company %ld conversation %s not started: %s", r->company, r->conversation, err);
 		return false;
@@ -664,6 +733,21 @@ static void ai_call_done(const hc_result_t *res, void *arg)
 	if (status == 0) {
 		cls = res->timed_out ? AI_CLASS_TIMEOUT : AI_CLASS_CONN;
 		snprintf(r->error, sizeof(r->error), "%s", res->error[0] ? res->error : "no answer");
+	} else if (status >= 200 && status < 300 && r->transcribe) {
+		cJSON *a = res->too_big ? NULL : cJSON_ParseWithLength(res->body, res->len);
+		const char *text = json_str(a, "text");
+		if (text) {
+			double c = ai_transcription_cost_usd(r->duration_ms, ai->cfg.price_transcription_minute);
+			free(r->transcript);
+			r->transcript = ai_strdup(text);
+			r->cost += c;
+			ai->st.cost_usd += c;
+		}
+		cJSON_Delete(a);
+		cls = text ? AI_CLASS_2XX : AI_CLASS_GARBAGE;
+		memset(&parsed, 0, sizeof(parsed));
+		if (!text)
+			snprintf(r->error, sizeof(r->error), "garbage: no text in the transcription's answer");
 	} else if (status >= 200 && status < 300) {
 		bool ok = !res->too_big && (r->bot ? ai_parse_bot_answer(res->body, res->len, &parsed, why, sizeof(why))
 						   : ai_parse_completion(res->body, res->len, &parsed, why, sizeof(why)));
@@ -866,6 +950,7 @@ static void ai_deliver_one(ai_t *ai, ai_req_t *r)
 	res.error = r->error;
 	res.texts = (const char *const *)r->texts;
 	res.n_texts = r->n_texts;
+	res.transcript = cancelled || !r->from_ai ? NULL : r->transcript;
 	ai->st.pending--;
 	if (r->done)
 		r->done(&res, r->arg);
@@ -891,6 +976,8 @@ static void ai_req_free(ai_t *ai, ai_req_t *r)
 	free(r->conversation);
 	free(r->model);
 	free(r->body);
+	free(r->content_type);
+	free(r->transcript);
 	free(r);
 }
 
@@ -954,6 +1041,7 @@ static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t e
 	ai->cfg.model_small = ai_strdup(cfg->model_small);
 	ai->cfg.model_large = ai_strdup(cfg->model_large);
 	ai->cfg.prompts_dir = ai_strdup(cfg->prompts_dir);
+	ai->cfg.transcription_model = ai_strdup(cfg->transcription_model ? cfg->transcription_model : "whisper-1");
 	if (ai->cfg.max_in_flight < 1)
 		ai->cfg.max_in_flight = 1;
 	if (ai->cfg.max_retries < 0)
@@ -970,6 +1058,8 @@ static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t e
 	ai->url = xmalloc(n + sizeof("/chat/completions"));
 	if (ai->url)
 		sprintf(ai->url, "%.*s/chat/completions", (int)n, cfg->base_url);
+	ai->url_transcribe = xmalloc(n + sizeof("/audio/transcriptions"));
+	sprintf(ai->url_transcribe, "%.*s/audio/transcriptions", (int)n, cfg->base_url);
 	if (cfg->api_key && *cfg->api_key) {
 		ai->auth = xmalloc(strlen(cfg->api_key) + sizeof("Authorization: Bearer "));
 		if (ai->auth)
@@ -991,6 +1081,10 @@ static void ai_free_config_strings(ai_t *ai)
 	free((char *)ai->cfg.model_small);
 	free((char *)ai->cfg.model_large);
 	free((char *)ai->cfg.prompts_dir);
+	free((char *)ai->cfg.transcription_model);
+	ai->cfg.transcription_model = NULL;
+	free(ai->url_transcribe);
+	ai->url_transcribe = NULL;
 	free(ai->url);
 	free(ai->auth);
 	ai->cfg.base_url = ai->cfg.api_key = ai->cfg.model_small = ai->cfg.model_large = ai->cfg.prompts_dir = NULL;

@@ -51,6 +51,8 @@ typedef struct {
 	int64_t price_large_in, price_large_out; /* micro-USD per 1M tokens of model_large */
 	breaker_params_t breaker;/* used by ai_new only */
 	const char *prompts_dir; /* <dir>/<domain>.txt and <dir>/default.txt; used by ai_new only */
+	const char *transcription_model;   /* POST <base_url>/audio/transcriptions with this model */
+	int64_t price_transcription_minute; /* micro-USD per minute of audio */
 } ai_config_t;
 
 /* Who wrote a history line. */
@@ -105,6 +107,8 @@ typedef struct {
 	const char *error;          /* "" when the hint came from the AI; else why not, e.g. "http 500", "timeout; breaker open" */
 	const char *const *texts;   /* the request's texts, as copied (n_texts of them) */
 	int n_texts;
+	const char *transcript;     /* ai_transcribe: the words (source "ai"); NULL when there are none
+				       (source "fallback", error says why; hint is then meaningless) */
 } ai_result_t;
 
 typedef void (*ai_done_fn)(const ai_result_t *res, void *arg);
@@ -156,6 +160,17 @@ bool ai_reconfigure(ai_t *ai, const ai_config_t *cfg, char *err, size_t errlen) 
  * 429 pause longer than what is left of it) ran out. done may call ai_request, not ai_free.
  * Returns false (done never called) when req has no texts or ai_free has begun. */
 bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg) __attribute__((warn_unused_result));
+
+/* Queues the transcription of a voice note (len bytes of type mime, copied; duration_ms
+ * prices it) through <base_url>/audio/transcriptions (multipart: file, model
+ * transcription_model, language pt), with the same queue, in-flight cap, retries, 429
+ * pauses, deadline and breaker as analyses. done as for ai_request, with transcript set
+ * when it worked. False (done never called) when len is 0 or ai_free has begun. */
+bool ai_transcribe(ai_t *ai, long company, const char *conversation, const void *bytes, size_t len, const char *mime,
+		   int duration_ms, ai_done_fn done, void *arg) __attribute__((warn_unused_result));
+
+/* The cost in USD of transcribing duration_ms of audio at price micro-USD per minute. */
+double ai_transcription_cost_usd(int duration_ms, int64_t price_minute);
 
 /* Snapshot of the counters. */
 void ai_stats(const ai_t *ai, ai_stats_t *out);

@@ -20,8 +20,10 @@
 #include "json.h"
 #include "kq.h"
 #include "log.h"
+#include "media.h"
 #include "metrics.h"
 #include "outbound.h"
+#include "rules.h"
 #include "proc.h"
 #include "survey.h"
 #include "text.h"
@@ -88,6 +90,7 @@ typedef struct {
 	db_t *db_bot;           /* the bot's decisions */
 	outbound_t *outbound;   /* replies and transfers (workers of the first pool only) */
 	job_runner_t *jobs;     /* lifecycle jobs (every worker: each due job goes to one of them) */
+	media_t *media;         /* media messages' rows, downloads and files */
 	track_t *track;
 	wrk_batch_t *open;      /* batch being filled */
 	wrk_batch_t *open_st;   /* batch of statuses being filled */
@@ -112,6 +115,8 @@ typedef struct {
 	metrics_family_t *m_statuses, *m_status_applied;
 	metrics_series_t *m_delivery_failed, *m_delivery_tracked, *m_rerouted;
 	metrics_family_t *m_surveys, *m_survey_score;
+	metrics_family_t *m_transcriptions;
+	metrics_series_t *m_transcription_seconds, *m_media_pending;
 } wrk_t;
 
 static wrk_t W;
@@ -166,6 +171,26 @@ static void wrk_bot_request(long company, int64_t conversation, char *json, bot_
 static void wrk_bot_coach(void *token, int64_t agent, void *arg);
 static void wrk_bot_done(void *token, void *arg);
 static char *wrk_bot_on(void);
+static void wrk_media_done(const media_result_t *r, void *arg);
+
+/* A media message waiting for its file before it is published again and coached. */
+typedef struct {
+	wrk_item_t *it;
+	int64_t message_id, conversation, agent;
+	long company;
+	bool coach;             /* a customer message without a hint yet */
+	cJSON *media;           /* the media object its update events carry (owned) */
+	unsigned char *bytes;   /* a voice note's file while it is transcribed */
+	size_t len;
+	char *mime, *transcript;
+	int duration_ms;
+} wrk_media_t;
+
+static void wrk_media_coach(wrk_media_t *wm, const char *text);
+static void wrk_voice_start(wrk_media_t *wm, const media_result_t *r);
+static void wrk_voice_admitted(PGresult *res, void *arg);
+static void wrk_voice_transcribed(const ai_result_t *res, void *arg);
+static void wrk_voice_stored(PGresult *res, void *arg);
 
 int main(int argc, char **argv)
 {
@@ -219,6 +244,11 @@ int main(int argc, char **argv)
 			log_error("ai: %s", err);
 			return 1;
 		}
+	}
+	W.media = media_new(W.base, W.db, &W.cfg, err, sizeof(err));
+	if (!W.media) {
+		log_error("media: %s", err);
+		return 1;
 	}
 	coach_callbacks_t cb = {.publish_hint = wrk_coach_hint, .message_done = wrk_coach_done, .count = wrk_coach_count};
 	W.coach = coach_new(W.base, W.db_coach, &W.cfg, W.ai, &cb, NULL);
@@ -281,6 +311,7 @@ int main(int argc, char **argv)
 	kq_free(W.producer, 5000);
 	outbound_free(W.outbound); /* unfinished requests stay uncommitted */
 	job_free(W.jobs);          /* jobs taken and not published are handed out again after their lease */
+	media_free(W.media);       /* unfinished downloads too */
 	db_free(W.db);
 	db_free(W.db_coach);
 	db_free(W.db_bot);
@@ -572,11 +603,13 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 	bool moved = conv_domain && domain && strcmp(conv_domain, domain) != 0;
 	int scol = PQfnumber(res, "r_survey"); /* schema/011: the answer to a survey */
 	bool survey_answer = scol >= 0 && !PQgetisnull(res, row, scol);
+	cJSON *media = cJSON_GetObjectItem(ev, "media");
+	/* inline bytes go to the media store, never into events */
+	cJSON *b64 = cJSON_IsObject(media) ? cJSON_DetachItemFromObject(media, "base64") : NULL;
 	metrics_add(inserted ? W.m_stored : rerouted ? W.m_rerouted : W.m_duplicates, 1);
 	if (inserted) {
 		size_t len;
 		evt_route_t route = {.company = company, .conversation = conversation, .agent = agent};
-		cJSON *media = cJSON_GetObjectItem(ev, "media");
 		evt_message_t m = {.message_id = json_str(ev, "provider_id"), .db_id = message_id,
 				   .conversation_id = conversation, .conversation_key = json_str(ev, "conversation"),
 				   .company_id = company, .agent_id = agent, /* 0: no agent in the company yet */
@@ -595,6 +628,16 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 			return;
 		}
 	}
+	if (cJSON_IsObject(media) && cJSON_IsString(cJSON_GetObjectItem(ev, "kind")) && !survey_answer) {
+		/* its file first: the message is published again with it, then coached */
+		wrk_media_t *wm = xcalloc(1, sizeof(*wm));
+		*wm = (wrk_media_t){.it = it, .message_id = message_id, .conversation = conversation, .agent = agent,
+				    .company = company, .coach = !from_me && !hinted};
+		it->refs++;
+		media_handle(W.media, ev, conversation, b64, wrk_media_done, wm);
+		return;
+	}
+	cJSON_Delete(b64);
 	if (from_me || hinted || survey_answer)
 		return;
 	/* once: a message handed over is coached where it lands, even if moved again meanwhile */
@@ -787,6 +830,173 @@ static void wrk_bot_done(void *token, void *arg)
 {
 	(void)arg;
 	wrk_release(token);
+}
+
+/* A media message's file is decided (stored, too_large or failed): consoles get the message
+ * again with its media (id, type from the bytes, size, status), then it is coached on its
+ * caption like a text message. */
+static void wrk_media_done(const media_result_t *r, void *arg)
+{
+	wrk_media_t *wm = arg;
+	wrk_item_t *it = wm->it;
+	cJSON *ev = it->event;
+	if (r->id && r->fresh) {
+		size_t len;
+		evt_route_t route = {.company = wm->company, .conversation = wm->conversation, .agent = wm->agent};
+		cJSON *mo = cJSON_CreateObject();
+		cJSON_AddNumberToObject(mo, "id", (double)r->id);
+		cJSON_AddStringToObject(mo, "kind", r->kind);
+		json_add_str_or_null(mo, "mime", r->mime);
+		if (r->size >= 0)
+			cJSON_AddNumberToObject(mo, "size", (double)r->size);
+		else
+			cJSON_AddNullToObject(mo, "size");
+		json_add_str_or_null(mo, "name", r->name);
+		cJSON_AddStringToObject(mo, "status", r->status);
+		json_add_str_or_null(mo, "error", r->error);
+		if (r->duration_ms)
+			cJSON_AddNumberToObject(mo, "duration_ms", r->duration_ms);
+		evt_message_t m = {.message_id = json_str(ev, "provider_id"), .db_id = wm->message_id,
+				   .conversation_id = wm->conversation, .conversation_key = json_str(ev, "conversation"),
+				   .company_id = wm->company, .agent_id = wm->agent, .domain = json_str(ev, "domain"),
+				   .channel = json_str(ev, "channel"), .customer = json_str(ev, "customer"),
+				   .sender_name = json_str(ev, "sender_name"), .from_me = json_true(ev, "from_me"),
+				   .kind = json_str(ev, "kind"), .text = json_str(ev, "text"), .media = mo, .update = true,
+				   .created_at = json_str(ev, "received_at")};
+		char *json = evt_message(&route, &m, &len);
+		wrk_produce_event("message", wm->company, wm->conversation, json, len, wrk_ref(&it, 1));
+		wm->media = mo;
+	}
+	const char *kind = json_str(ev, "kind");
+	if (kind && strcmp(kind, "audio") == 0) {
+		wrk_voice_start(wm, r); /* takes wm */
+		return;
+	}
+	wrk_media_coach(wm, json_str(ev, "text"));
+}
+
+/* Coaches a media message on text (its caption, a voice note's marker and transcript), then
+ * lets it go. */
+static void wrk_media_coach(wrk_media_t *wm, const char *text)
+{
+	wrk_item_t *it = wm->it;
+	cJSON *ev = it->event;
+	if (wm->coach) {
+		it->refs++;
+		coach_msg_t m = {.message_id = wm->message_id, .conversation_id = wm->conversation, .agent_id = wm->agent,
+				 .company = wm->company, .conversation_key = json_str(ev, "conversation"),
+				 .provider_id = json_str(ev, "provider_id"), .domain = json_str(ev, "domain"),
+				 .text = text ? text : "", .received_at = json_str(ev, "received_at"), .token = it};
+		coach_add(W.coach, &m);
+	}
+	cJSON_Delete(wm->media);
+	free(wm->bytes);
+	free(wm->mime);
+	free(wm->transcript);
+	free(wm);
+	wrk_release(it); /* the media reference */
+}
+
+/* A voice note: transcribed (provider openai, file just stored, within the budget), then
+ * coached on its transcript; otherwise coached as "listen to it". */
+static void wrk_voice_start(wrk_media_t *wm, const media_result_t *r)
+{
+	if (!W.ai || !r->bytes || strcmp(r->status, "stored") != 0 || !wm->coach) {
+		wrk_media_coach(wm, RULES_VOICE_MARK);
+		return;
+	}
+	wm->bytes = xmalloc(r->len);
+	memcpy(wm->bytes, r->bytes, r->len);
+	wm->len = r->len;
+	wm->mime = xstrdup(r->mime ? r->mime : "audio/ogg");
+	wm->duration_ms = r->duration_ms;
+	double cost = ai_transcription_cost_usd(r->duration_ms, W.cfg.ai.price_transcription_minute);
+	if (W.cfg.limits.cost_per_hour_usd <= 0 && W.cfg.limits.cost_per_day_usd <= 0) {
+		wrk_voice_admitted(NULL, wm);
+		return;
+	}
+	char c[32], h[32], d[32];
+	snprintf(c, sizeof(c), "%.6f", cost);
+	snprintf(h, sizeof(h), "%.6f", W.cfg.limits.cost_per_hour_usd);
+	snprintf(d, sizeof(d), "%.6f", W.cfg.limits.cost_per_day_usd);
+	const char *params[3] = {c, h, d};
+	if (!db_query(W.db_coach, "SELECT atende_transcription_admit($1, $2, $3)", 3, params, wrk_voice_admitted, wm)) {
+		metrics_add(metrics_series(W.m_transcriptions, "result=\"refused\""), 1);
+		wrk_media_coach(wm, RULES_VOICE_MARK);
+	}
+}
+
+/* res NULL: no budget to ask. */
+static void wrk_voice_admitted(PGresult *res, void *arg)
+{
+	wrk_media_t *wm = arg;
+	wrk_item_t *it = wm->it;
+	if (res && (PQresultStatus(res) != PGRES_TUPLES_OK || !PQgetisnull(res, 0, 0))) {
+		log_warn("voice note %s not transcribed: %s", json_str(it->event, "provider_id"),
+			 PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : PQresultErrorMessage(res));
+		metrics_add(metrics_series(W.m_transcriptions, "result=\"refused\""), 1);
+		wrk_media_coach(wm, RULES_VOICE_MARK);
+		return;
+	}
+	if (!ai_transcribe(W.ai, wm->company, json_str(it->event, "conversation"), wm->bytes, wm->len, wm->mime,
+			   wm->duration_ms, wrk_voice_transcribed, wm))
+		wrk_media_coach(wm, RULES_VOICE_MARK);
+}
+
+static void wrk_voice_transcribed(const ai_result_t *res, void *arg)
+{
+	wrk_media_t *wm = arg;
+	char id[24];
+	free(wm->bytes);
+	wm->bytes = NULL;
+	if (!res->ok) {
+		/* cancelled by ai_free at exit: nothing more happens to it; it stays uncommitted */
+		cJSON_Delete(wm->media);
+		free(wm->mime);
+		free(wm);
+		return;
+	}
+	if (!res->transcript || !*res->transcript) {
+		log_warn("voice note %s not transcribed: %s", json_str(wm->it->event, "provider_id"), res->error);
+		metrics_add(metrics_series(W.m_transcriptions, "result=\"failed\""), 1);
+		wrk_media_coach(wm, RULES_VOICE_MARK);
+		return;
+	}
+	metrics_add(metrics_series(W.m_transcriptions, "result=\"ok\""), 1);
+	metrics_observe(W.m_transcription_seconds, res->latency_ms / 1000.0);
+	wm->transcript = xstrdup(res->transcript);
+	snprintf(id, sizeof(id), "%lld", (long long)wm->message_id);
+	const char *params[2] = {id, wm->transcript};
+	if (!db_query(W.db, "UPDATE messages SET transcript = $2 WHERE id = $1", 2, params, wrk_voice_stored, wm))
+		wrk_voice_stored(NULL, wm);
+}
+
+/* The transcript is stored: consoles get the message again with it, and it is coached. */
+static void wrk_voice_stored(PGresult *res, void *arg)
+{
+	wrk_media_t *wm = arg;
+	wrk_item_t *it = wm->it;
+	cJSON *ev = it->event;
+	char *text = NULL;
+	if (!db_ok(res, "transcript update")) {
+		wrk_media_coach(wm, RULES_VOICE_MARK);
+		return;
+	}
+	size_t len;
+	evt_route_t route = {.company = wm->company, .conversation = wm->conversation, .agent = wm->agent};
+	evt_message_t m = {.message_id = json_str(ev, "provider_id"), .db_id = wm->message_id,
+			   .conversation_id = wm->conversation, .conversation_key = json_str(ev, "conversation"),
+			   .company_id = wm->company, .agent_id = wm->agent, .domain = json_str(ev, "domain"),
+			   .channel = json_str(ev, "channel"), .customer = json_str(ev, "customer"),
+			   .sender_name = json_str(ev, "sender_name"), .from_me = json_true(ev, "from_me"),
+			   .kind = json_str(ev, "kind"), .text = json_str(ev, "text"), .media = wm->media,
+			   .transcript = wm->transcript, .update = true, .created_at = json_str(ev, "received_at")};
+	char *json = evt_message(&route, &m, &len);
+	wrk_produce_event("message", wm->company, wm->conversation, json, len, wrk_ref(&it, 1));
+	if (asprintf(&text, "%s %s", RULES_VOICE_MARK, wm->transcript) < 0)
+		text = NULL;
+	wrk_media_coach(wm, text ? text : RULES_VOICE_MARK);
+	free(text);
 }
 
 /* Publishes one event (json, as event.c wrote it; taken) to atende.events, in its company's
@@ -1271,6 +1481,13 @@ static void wrk_metrics_init(void)
 							   "Events that could not be published.", NULL, 0), "");
 	W.m_rebalances = metrics_series(metrics_family("atende_worker_rebalances_total", METRICS_COUNTER,
 						       "Consumer group assignments and revocations.", NULL, 0), "");
+	W.m_transcriptions = metrics_family("atende_worker_transcriptions_total", METRICS_COUNTER,
+					    "Voice notes by transcription outcome (ok, failed, refused by the budget).", NULL, 0);
+	W.m_transcription_seconds = metrics_series(metrics_family("atende_worker_transcription_seconds", METRICS_HISTOGRAM,
+								  "Voice note transcription, queueing and retries included.",
+								  metrics_latency_buckets, metrics_latency_nbuckets), "");
+	W.m_media_pending = metrics_series(metrics_family("atende_worker_media_pending", METRICS_GAUGE,
+							  "Media messages whose file is being fetched or stored.", NULL, 0), "");
 	W.m_lag = metrics_family("atende_worker_consumer_lag", METRICS_GAUGE,
 				 "Messages behind the end of each assigned inbound partition.", NULL, 0);
 	static const double score_buckets[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
@@ -1314,6 +1531,7 @@ static void wrk_metrics_refresh(void)
 	metrics_set(W.m_db_pending, db_pending(W.db));
 	metrics_set(W.m_coach_pending, coach_pending(W.coach));
 	metrics_set(W.m_conversations, coach_conversations(W.coach));
+	metrics_set(W.m_media_pending, media_pending(W.media));
 	if (!W.ai)
 		return;
 	ai_stats_t st;

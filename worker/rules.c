@@ -692,7 +692,31 @@ bool rules_intent_parse(const char *name, rules_intent_t *out)
 	return false;
 }
 
+static void rules_classify_text(const char *text, const char *domain, rules_result_t *out);
+
 void rules_classify(const char *text, const char *domain, rules_result_t *out)
+{
+	size_t ml = strlen(RULES_VOICE_MARK);
+	if (!text || strncmp(text, RULES_VOICE_MARK, ml) != 0) {
+		rules_classify_text(text, domain, out);
+		return;
+	}
+	const char *words = text + ml + strspn(text + ml, " \t\n");
+	if (!*words) {
+		memset(out, 0, sizeof(*out));
+		out->intent = INTENT_OTHER;
+		snprintf(out->text, sizeof(out->text), "O cliente mandou uma mensagem de voz: ouça o áudio no console antes "
+			 "de responder e, se não conseguir ouvir, peça com gentileza que escreva o essencial.");
+		return;
+	}
+	char hint[RULES_HINT_MAX];
+	rules_classify_text(words, domain, out);
+	snprintf(hint, sizeof(hint), "(Mensagem de voz, transcrita) %.440s", out->text);
+	memcpy(out->text, hint, sizeof(out->text));
+	out->text[sizeof(out->text) - 1] = '\0';
+}
+
+static void rules_classify_text(const char *text, const char *domain, rules_result_t *out)
 {
 	char norm[RULES_NORM_MAX + 1];
 	char padded[RULES_CANON_MAX + 2];

@@ -61,4 +61,9 @@ void rules_classify(const char *text, const char *domain, rules_result_t *out);
  * Pure; "" for NULL or a text with nothing left. */
 size_t rules_cache_key(const char *text, char *out, size_t cap);
 
+/* What a voice note is coached as: RULES_VOICE_MARK alone (no transcript: the hint tells the
+ * agent to listen to it), or followed by its transcript (classified like text, the hint
+ * saying it came from a voice note). */
+#define RULES_VOICE_MARK "[mensagem de voz]"
+
 #endif

@@ -496,6 +496,8 @@
 				known.error = m.status_error || null;
 			}
 			if (known && !known.db_id) known.db_id = m.id;
+			if (known && m.media && m.media.id && !known.media) known.media = m.media;
+			if (known && m.transcript && !known.transcript) known.transcript = m.transcript;
 		} else {
 			var by = /^agent:(\d+)$/.exec(m.by || '');
 			insertMessage(c, {
@@ -505,8 +507,10 @@
 				agent_id: by ? Number(by[1]) : null,
 				bot: m.by === 'bot',
 				sender_name: null,
-				text: m.text || m.transcript || '',
+				text: m.text || '',
 				kind: m.kind || 'text',
+				media: m.media && m.media.id ? m.media : null,
+				transcript: m.transcript || null,
 				at: parseTime(m.sent_at) || 0,
 				local: false,
 				status: m.from_me ? (m.status || 'sent') : null,
@@ -998,6 +1002,16 @@
 		var id = convKey(d);
 		if (id === null) return;
 		var c = ensureConv(id, d);
+		if (d.update && d.message_id && c.seen[d.message_id]) {
+			// the same message again with its stored file, or a voice note's transcript
+			var known = findMessage(c, d.message_id);
+			if (known) {
+				if (d.media && d.media.id) known.media = d.media;
+				if (d.transcript) known.transcript = d.transcript;
+				scheduleRender();
+			}
+			return;
+		}
 		if (d.message_id && c.seen[d.message_id]) return; // same message through agent: and company:
 		if (d.request_id && c.seen['req:' + d.request_id + ':' + (d.status || '')]) return;
 		if (d.request_id) c.seen['req:' + d.request_id + ':' + (d.status || '')] = true;
@@ -1045,6 +1059,8 @@
 				sender_name: d.sender_name || null,
 				text: d.text || '',
 				kind: d.kind || 'text',
+				media: d.media && d.media.id ? d.media : null,
+				transcript: d.transcript || null,
 				at: at,
 				local: false,
 				db_id: d.db_id || null,
@@ -1904,7 +1920,14 @@
 					bubble.appendChild(el('div', 'msg-author', 'Agente ' + m.agent_id));
 				else if (m.from_me && m.bot)
 					bubble.appendChild(el('div', 'msg-author', 'Robô'));
-				bubble.appendChild(el('div', 'msg-text', m.text || kindLabel(m.kind)));
+				if (m.media) bubble.appendChild(mediaView(m));
+				if (m.text || !m.media) bubble.appendChild(el('div', 'msg-text', m.text || kindLabel(m.kind)));
+				if (m.transcript) {
+					var tr = el('div', 'msg-transcript', m.transcript);
+					tr.title = 'Transcrição automática da mensagem de voz';
+					tr.setAttribute('data-testid', 'msg-transcript');
+					bubble.appendChild(tr);
+				}
 				var foot = el('div', 'msg-foot');
 				if (!m.from_me && m.message_id && c.hinted[m.message_id]) {
 					var hb = el('span', 'msg-hinted', 'sugestão');
@@ -2045,6 +2068,66 @@
 		var s = String(n || '').replace(/@.*$/, '');
 		var m = /^55(\d{2})(\d{4,5})(\d{4})$/.exec(s);
 		return m ? '+55 ' + m[1] + ' ' + m[2] + '-' + m[3] : s;
+	}
+
+	/* A media message's file, loaded from GET /v1/media/ID with the token in the URL (elements
+	 * cannot send headers). One element per media, kept across renders, so a playing audio is
+	 * not restarted by the next message. */
+	var mediaEls = {};
+	function mediaUrl(id) {
+		return '/v1/media/' + encodeURIComponent(id) + '?token=' + encodeURIComponent(S.token);
+	}
+	function mediaView(m) {
+		var md = m.media, key = md.id + ':' + md.status;
+		if (mediaEls[key]) return mediaEls[key];
+		var box = el('div', 'msg-media');
+		box.setAttribute('data-testid', 'msg-media');
+		var kind = md.mime ? md.mime.split('/')[0] : '';
+		if (md.status !== 'stored') {
+			box.appendChild(el('div', 'media-missing', kindLabel(md.kind || m.kind) + ' indisponível' +
+				(md.status === 'too_large' ? ': arquivo grande demais' : md.error ? ': ' + md.error : '')));
+		} else if (kind === 'audio') {
+			var au = document.createElement('audio');
+			au.controls = true;
+			au.preload = 'metadata';
+			au.src = mediaUrl(md.id);
+			au.setAttribute('data-testid', 'media-audio');
+			box.appendChild(au);
+		} else if (kind === 'video') {
+			var vi = document.createElement('video');
+			vi.controls = true;
+			vi.preload = 'metadata';
+			vi.src = mediaUrl(md.id);
+			vi.className = 'media-video';
+			box.appendChild(vi);
+		} else if (kind === 'image') {
+			var a = el('a', 'media-image-link');
+			a.href = mediaUrl(md.id);
+			a.target = '_blank';
+			a.rel = 'noopener';
+			a.title = 'Abrir em tamanho real';
+			var img = document.createElement('img');
+			img.className = 'media-thumb';
+			img.loading = 'lazy';
+			img.alt = m.text || 'imagem do cliente';
+			img.src = mediaUrl(md.id);
+			img.setAttribute('data-testid', 'media-image');
+			a.appendChild(img);
+			box.appendChild(a);
+		} else {
+			var d = el('a', 'media-doc', '📄 ' + (md.name || 'documento') + (md.size ? ' (' + formatBytes(md.size) + ')' : ''));
+			d.href = mediaUrl(md.id);
+			d.setAttribute('download', md.name || 'documento');
+			d.setAttribute('data-testid', 'media-doc');
+			box.appendChild(d);
+		}
+		mediaEls[key] = box;
+		return box;
+	}
+	function formatBytes(n) {
+		if (n < 1024) return n + ' B';
+		if (n < 1024 * 1024) return (n / 1024).toFixed(0) + ' KB';
+		return (n / 1024 / 1024).toFixed(1) + ' MB';
 	}
 
 	function kindLabel(kind) {

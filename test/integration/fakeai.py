@@ -4,6 +4,10 @@ the benchmark. Its behaviour is switched at runtime, so one running atende can b
 through success, latency, 429, 500, garbage and hangs:
 
   POST <any prefix>/chat/completions   the API (e.g. /v1/chat/completions)
+  POST <any prefix>/audio/transcriptions  multipart (file, model, language): answers
+                  {"text": the transcript set with "transcript"}, after "transcription_latency_ms";
+                  the current mode applies to it too (429, 500, garbage, hang)
+  POST /control  also {"transcript": TEXT, "transcription_latency_ms": N}
   POST /control  {"mode": "ok"|"429"|"500"|"garbage"|"hang"|"odd_intent"|"no_critical"|
                   "long_hint"|"no_hint", "latency_ms": N,
                   "retry_after": S, "times": K}   (fields optional; "times": the mode
@@ -24,6 +28,7 @@ in-process (FakeAI().start()) or as a program:
   python3 test/integration/fakeai.py --port 18099 [--latency-ms 1500]
 """
 import argparse
+import hashlib
 import json
 import signal
 import sys
@@ -120,6 +125,8 @@ class FakeAI:
         self.count = 0
         self.log = []
         self.by_model = {}
+        self.transcript = "oi, minha internet caiu desde ontem e o roteador está piscando vermelho"
+        self.transcription_latency_ms = 0
         # one thread per connection: small stacks so the benchmark's thousands of calls fit
         # (process-wide setting, plenty for these handlers)
         threading.stack_size(512 * 1024)
@@ -142,8 +149,13 @@ class FakeAI:
         if self._thread:
             self._thread.join(timeout=5)
 
-    def control(self, mode=None, latency_ms=None, retry_after=None, times=None):
+    def control(self, mode=None, latency_ms=None, retry_after=None, times=None, transcript=None,
+                transcription_latency_ms=None):
         with self._lock:
+            if transcript is not None:
+                self.transcript = str(transcript)
+            if transcription_latency_ms is not None:
+                self.transcription_latency_ms = max(0, int(transcription_latency_ms))
             if mode is not None:
                 if mode not in MODES:
                     raise ValueError(f"mode must be one of {', '.join(MODES)}")
@@ -159,7 +171,7 @@ class FakeAI:
 
     def state(self):
         return {"mode": self.mode, "latency_ms": self.latency_ms, "retry_after": self.retry_after,
-                "times": self.times, "count": self.count}
+                "times": self.times, "count": self.count, "transcription_latency_ms": self.transcription_latency_ms}
 
     def reset(self):
         with self._lock:
@@ -250,6 +262,7 @@ class FakeAI:
             def _body(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n) if n else b""
+                self.raw = raw
                 try:
                     return json.loads(raw or b"{}")
                 except ValueError:
@@ -275,13 +288,16 @@ class FakeAI:
                         return self._send(400, {"error": "body must be a JSON object"})
                     try:
                         state = fake.control(body.get("mode"), body.get("latency_ms"), body.get("retry_after"),
-                                             body.get("times"))
+                                             body.get("times"), body.get("transcript"),
+                                             body.get("transcription_latency_ms"))
                     except (ValueError, TypeError) as e:
                         return self._send(400, {"error": str(e)})
                     return self._send(200, state)
                 if path == "/reset":
                     fake.reset()
                     return self._send(200, fake.state())
+                if path.endswith("/audio/transcriptions"):
+                    return self._transcription()
                 if not path.endswith("/chat/completions"):
                     return self._send(404, {"error": {"message": "not found"}})
                 if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
@@ -309,7 +325,55 @@ class FakeAI:
                     entry["status"] = 200
                     self._send(200, raw=b"<html><body>upstream exploded</body></html>")
 
+            def _transcription(self):
+                ctype = self.headers.get("Content-Type", "")
+                fields = parse_multipart(ctype, self.raw)
+                if fields is None or "file" not in fields or "model" not in fields:
+                    return self._send(400, {"error": {"message": "multipart with file and model is required"}})
+                mode, _, retry_after = fake._next_mode()
+                with fake._lock:
+                    latency_ms, transcript = fake.transcription_latency_ms, fake.transcript
+                body = {"model": fields["model"].decode(), "language": fields.get("language", b"").decode(),
+                        "file_len": len(fields["file"]), "file_sha256": hashlib.sha256(fields["file"]).hexdigest(),
+                        "kind": "transcription"}
+                entry = fake._record(body, mode)
+                if mode == "hang":
+                    fake._stop.wait(3600)
+                    self.close_connection = True
+                    return
+                if latency_ms and fake._stop.wait(latency_ms / 1000.0):
+                    self.close_connection = True
+                    return
+                entry["status"] = {"ok": 200, "429": 429, "500": 500}.get(mode, 200)
+                if mode == "ok":
+                    self._send(200, {"text": transcript})
+                elif mode == "429":
+                    self._send(429, {"error": {"message": "Rate limit reached"}}, headers={"Retry-After": str(retry_after)})
+                elif mode == "500":
+                    self._send(500, {"error": {"message": "The server had an error"}})
+                else:
+                    self._send(200, raw=b"<html>upstream exploded</html>")
+
         return Handler
+
+
+def parse_multipart(content_type, raw):
+    """{name: bytes} of a multipart/form-data body; None when it is not one."""
+    if "boundary=" not in content_type:
+        return None
+    boundary = content_type.split("boundary=", 1)[1].strip().strip('"').encode()
+    out = {}
+    for part in raw.split(b"--" + boundary)[1:]:
+        if part.startswith(b"--"):
+            break
+        head, _, data = part.partition(b"\r\n\r\n")
+        name = None
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-disposition:") and b'name="' in line:
+                name = line.split(b'name="', 1)[1].split(b'"', 1)[0].decode()
+        if name is not None:
+            out[name] = data[:-2] if data.endswith(b"\r\n") else data
+    return out
 
 
 def main():

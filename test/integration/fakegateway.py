@@ -4,7 +4,12 @@ whatsapp-cloud-send-text.json), records every request it gets, and can be told t
 (an HTTP status N times, or every send until told otherwise) or to be slow. It also answers
 the health checks: Evolution's GET /instance/connectionState/{instance} (state settable)
 and the Cloud API's GET /{version}/{phone_number_id}. Failures and delays apply to sends
-(POST) only, so health checks never use them up."""
+(POST) only, so health checks never use them up. Media (add_media): Evolution's POST
+/chat/getBase64FromMediaMessage/{instance} answers {"base64","mimetype"} for the message id in
+message.key.id; the Cloud API's GET /{version}/{media_id} answers {"url","mime_type","file_size"}
+and GET /files/{media_id} the bytes, both only with the channel's bearer token; fail_media(n)
+makes the next n media requests fail (their own counter, not the sends')."""
+import base64
 import itertools
 import json
 import threading
@@ -29,6 +34,9 @@ class FakeGateway:
         self._delay_all = 0         # seconds every send waits, until cleared
         self.state = "open"         # Evolution connectionState
         self.health_status = 200    # HTTP status of the health endpoints
+        self.media = {}             # id -> (bytes, mime)
+        self._media_fail = []       # statuses the next media requests get
+        self.bearer = "cloud-test-token"  # what the Cloud API's media endpoints want
         gw = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,8 +46,24 @@ class FakeGateway:
                 pass
 
             def do_GET(self):
+                got = gw._media_get(self.path, dict(self.headers))
+                if got is not None:
+                    status, answer = got
+                    if isinstance(answer, bytes):
+                        return self._raw(status, answer)
+                    return self._answer(status, answer)
                 status, answer = gw._health(self.path, dict(self.headers))
                 self._answer(status, answer)
+
+            def _raw(self, status, data):
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass
 
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
@@ -48,6 +72,8 @@ class FakeGateway:
                     body = json.loads(raw)
                 except ValueError:
                     body = None
+                if self.path.startswith("/chat/getBase64FromMediaMessage/"):
+                    return self._answer(*gw._media_evolution(self.path, dict(self.headers), body))
                 status, answer, delay = gw._record(self.command, self.path, dict(self.headers), body)
                 if delay:
                     time.sleep(delay)
@@ -124,6 +150,66 @@ class FakeGateway:
             if (text is None or t == text) and (path_prefix is None or r["path"].startswith(path_prefix)):
                 out.append(r)
         return out
+
+    def add_media(self, media_id, data, mime):
+        """Bytes the media endpoints answer for media_id (Evolution: the message id)."""
+        with self.lock:
+            self.media[media_id] = (data, mime)
+
+    def fail_media(self, n, status=500):
+        """The next n media requests are answered with status."""
+        with self.lock:
+            self._media_fail.extend([status] * n)
+
+    def media_requests(self, media_id=None):
+        """Recorded media requests (Evolution's and both Cloud API steps), optionally of one id."""
+        with self.lock:
+            reqs = [r for r in self.requests if r.get("media")]
+        return [r for r in reqs if media_id is None or r["media"] == media_id]
+
+    def _media_record(self, method, path, headers, body, media_id):
+        with self.lock:
+            self.requests.append({"method": method, "path": path, "headers": headers, "body": body,
+                                  "at": time.time(), "n": next(self._ids), "media": media_id})
+            return self._media_fail.pop(0) if self._media_fail else None
+
+    def _media_evolution(self, path, headers, body):
+        key = ((body or {}).get("message") or {}).get("key") or {}
+        mid = key.get("id")
+        fail = self._media_record("POST", path, headers, body, mid)
+        if fail:
+            return fail, {"status": fail, "error": "fake media failure"}
+        with self.lock:
+            got = self.media.get(mid)
+        if not got:
+            return 400, {"status": 400, "error": "Bad Request", "response": {"message": ["Message not found"]}}
+        return 201, {"mediaType": "audioMessage", "fileName": None, "size": {"fileLength": str(len(got[0]))},
+                     "mimetype": got[1], "base64": base64.b64encode(got[0]).decode()}
+
+    def _media_get(self, path, headers):
+        """The Cloud API's media endpoints; None when path is not one of them."""
+        parts = path.strip("/").split("/")
+        with self.lock:
+            known = set(self.media)
+        if len(parts) == 2 and parts[0] == "files":
+            mid = parts[1]
+        elif len(parts) == 2 and parts[0].startswith("v") and parts[1] in known:
+            mid = parts[1]
+        else:
+            return None
+        fail = self._media_record("GET", path, headers, None, mid)
+        if fail:
+            return fail, {"error": {"message": "fake media failure", "code": fail}}
+        if headers.get("Authorization") != f"Bearer {self.bearer}":
+            return 401, {"error": {"message": "Invalid OAuth access token", "code": 190}}
+        with self.lock:
+            data, mime = self.media.get(mid, (None, None))
+        if data is None:
+            return 404, {"error": {"message": "no such media"}}
+        if parts[0] == "files":
+            return 200, data
+        return 200, {"messaging_product": "whatsapp", "url": f"{self.url}/files/{mid}", "mime_type": mime,
+                     "sha256": "", "file_size": len(data), "id": mid}
 
     # --- answers ---------------------------------------------------------
     def _record(self, method, path, headers, body):

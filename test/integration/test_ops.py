@@ -303,11 +303,16 @@ def test_retention_archives_and_drops_exactly_the_old_partitions(system):
     system.sql("insert into hints (message_id, message_ids, conversation_id, company_id, domain, intent, text, source, "
                f"created_at) select id, array[id], conversation_id, 1, 'suporte', 'other', 'dica antiga', 'rules', "
                f"'{old_ts}' from messages where provider_id in ('OPS-OLD-0', 'OPS-OLD-1')")
+    # a voice note's media row goes with its message's week (schema/013)
+    system.sql("insert into media (company_id, message_id, conversation_id, received_at, kind, status, error) "
+               "select 1, id, conversation_id, received_at, 'audio', 'failed', 'test' from messages "
+               "where provider_id = 'OPS-OLD-0' returning id")
     before = {tuple(r) for r in system.sql("select tbl, part, expired from atende_partitions(90)")}
     expired = {(t, p) for t, p, e in before if e == "t"}
     kept = {(t, p) for t, p, e in before if e == "f"}
     old_week = system.sql(f"select to_char(atende_week_start('{old_ts}') at time zone 'UTC', 'IYYY\"w\"IW')")[0][0]
     assert ("messages", f"messages_{old_week}") in expired and ("hints", f"hints_{old_week}") in expired
+    assert ("media", f"media_{old_week}") in expired
     recent = count(system, "select count(*) from messages where received_at > now() - interval '90 days'")
     recent_hints = count(system, "select count(*) from hints where created_at > now() - interval '90 days'")
 
@@ -329,7 +334,7 @@ def test_retention_archives_and_drops_exactly_the_old_partitions(system):
         with gzip.open(a["file"], "rt", newline="") as f:
             rows = list(csv.reader(f))
         assert rows[0][:2] == ["id", "conversation_id"] if tbl == "messages" else rows[0][0] == "id"
-        expect = {"messages": 3, "hints": 2}[tbl] if week == old_week else 0
+        expect = {"messages": 3, "hints": 2, "media": 1}[tbl] if week == old_week else 0
         assert len(rows) - 1 == a["rows"] == expect, (part, rows)
         if tbl == "messages" and expect:
             texts = sorted(r[rows[0].index("text")] for r in rows[1:])

@@ -431,6 +431,19 @@ TEST(deterministic_and_long_input)
 	free(big);
 }
 
+/* A voice note: alone, the hint says to listen; with its transcript, classified like text and
+ * the hint says it came from a voice note. */
+TEST(voice_notes)
+{
+	rules_result_t r;
+	rules_classify(RULES_VOICE_MARK, "suporte", &r);
+	CHECK(strstr(r.text, "ouça o áudio") != NULL);
+	CHECK(r.intent == INTENT_OTHER && !r.critical);
+	rules_classify(RULES_VOICE_MARK " quero cancelar o contrato", "suporte", &r);
+	CHECK(r.intent == INTENT_CANCEL);
+	CHECK(strncmp(r.text, "(Mensagem de voz, transcrita) ", 30) == 0);
+}
+
 int main(void)
 {
 	RUN(corpus_accuracy);
@@ -446,5 +459,6 @@ int main(void)
 	RUN(hints_are_concrete);
 	RUN(hints_vary);
 	RUN(deterministic_and_long_input);
+	RUN(voice_notes);
 	return unit_done();
 }

@@ -1,0 +1,365 @@
+"""Media messages on one real system with a fake gateway (issue 17): an Evolution voice note
+inline (base64 in the webhook) and fetched (getBase64FromMediaMessage), a Cloud API image
+(media id -> url -> bytes, both with the bearer token), a PDF; each stored once, as one
+content-addressed file, its type decided from the bytes; GET /v1/media/ID with Range, only to
+its company; an oversized file (too_large, never retried); the gateway's media endpoint
+failing then succeeding, and failing for good (failed, with the error in the history); a voice
+note transcribed by the fake AI, its transcript stored, sent to the console and coached."""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+import urllib.parse
+
+import pytest
+
+from fakeai import FakeAI
+from fakegateway import FakeGateway
+from harness import FIXTURES, System, http, serve, wait_for
+
+VOICE = open(os.path.join(FIXTURES, "media", "voice.ogg"), "rb").read()
+PNG = open(os.path.join(FIXTURES, "media", "image.png"), "rb").read()
+PDF = open(os.path.join(FIXTURES, "media", "doc.pdf"), "rb").read()
+MAX_DOC = 4096
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    gw = FakeGateway().start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="module")
+def ai():
+    a = FakeAI().start()
+    yield a
+    a.stop()
+
+
+@pytest.fixture(scope="module")
+def system(gateway, ai):
+    s = System(name="media", extra={
+        r'provider = "rules";': 'provider = "openai";',
+        r'base_url = "";': f'base_url = "{ai.base_url}";',
+        r'url = "http://127.0.0.1:8090";': f'url = "{gateway.url}";',
+        r'access_token = "";': f'access_token = "{gateway.bearer}"; url = "{gateway.url}/";',
+        r'(\{ id = 1; name = "Demo Telecom"; agents = \[1, 5\]; \})':
+            r'\1,\n  { id = 2; name = "Other Co"; agents = [6, 8]; }',
+        r"channels = \(\n": 'channels = (\n  { type = "evolution"; instance = "solo"; key = "solo-key"; company = 2; '
+                            f'domain = "financeiro"; url = "{gateway.url}"; }},\n',
+        r"max_document_bytes = 33554432;": f"max_document_bytes = {MAX_DOC};",
+        r"fetch_retries = 3;": "fetch_retries = 2;",
+        r"fetch_retry_base_ms = 500;": "fetch_retry_base_ms = 100;",
+    })
+    yield from serve(s)
+
+
+def evolution_media(msg_id, part, body, customer="5511977770001", inline=None, instance="demo"):
+    message = {part: body}
+    if inline is not None:
+        message["base64"] = inline
+    return {"event": "messages.upsert", "instance": instance,
+            "data": {"key": {"remoteJid": f"{customer}@s.whatsapp.net", "fromMe": False, "id": msg_id},
+                     "pushName": "Cliente Mídia", "message": message, "messageType": part,
+                     "messageTimestamp": int(time.time())}}
+
+
+def voice_part(size=len(VOICE)):
+    return {"url": "https://mmg.whatsapp.net/v/t62.7117-24/fake.enc", "mimetype": "audio/ogg; codecs=opus",
+            "seconds": 2, "ptt": True, "fileLength": str(size)}
+
+
+def media_row(system, provider_id, wait_status=True):
+    q = ("select md.id, md.status, md.mime, md.size, md.sha256, coalesce(md.name, ''), coalesce(md.error, ''), "
+         "md.attempts, coalesce(md.duration_ms, 0), coalesce(md.width, 0), coalesce(md.height, 0) "
+         f"from media md join messages m on m.id = md.message_id where m.provider_id = '{provider_id}'")
+    if wait_status:
+        rows = wait_for(lambda: [r for r in system.sql(q) if r[1] != "pending"], what=f"media of {provider_id} decided")
+    else:
+        rows = system.sql(q)
+    assert len(rows) == 1, rows
+    r = rows[0]
+    return {"id": int(r[0]), "status": r[1], "mime": r[2], "size": int(r[3]) if r[3] else None, "sha256": r[4],
+            "name": r[5], "error": r[6], "attempts": int(r[7]), "duration_ms": int(r[8]), "width": int(r[9]),
+            "height": int(r[10])}
+
+
+def media_file(system, sha):
+    return os.path.join(system.dir, "var", "media", sha[:2], sha)
+
+
+def get_media(system, media_id, token, headers=None, query_token=False):
+    url = system.url("notifier", f"/v1/media/{media_id}")
+    h = dict(headers or {})
+    if query_token:
+        url += "?" + urllib.parse.urlencode({"token": token})
+    else:
+        h["Authorization"] = f"Bearer {token}"
+    return http("GET", url, None, h)
+
+
+def test_voice_note_inline_is_stored_once_typed_from_its_bytes(system):
+    inline = base64.b64encode(VOICE).decode()
+    payload = evolution_media("VOICE-INLINE-1", "audioMessage", voice_part(), inline=inline)
+    r = system.evolution(payload)
+    assert r.status == 200, r.body
+    m = media_row(system, "VOICE-INLINE-1")
+    assert m["status"] == "stored" and m["mime"] == "audio/ogg" and m["size"] == len(VOICE)
+    assert m["sha256"] == hashlib.sha256(VOICE).hexdigest()
+    assert 1900 <= m["duration_ms"] <= 2100, m
+    with open(media_file(system, m["sha256"]), "rb") as f:
+        assert f.read() == VOICE
+    # redelivered: answered as a duplicate, nothing stored again
+    assert system.evolution(payload).status == 200
+    # the same bytes in another message: a row of its own, the one file
+    assert system.evolution(evolution_media("VOICE-INLINE-2", "audioMessage", voice_part(), inline=inline)).status == 200
+    m2 = media_row(system, "VOICE-INLINE-2")
+    assert m2["sha256"] == m["sha256"] and m2["id"] != m["id"]
+    assert system.sql("select count(*) from media md join messages m on m.id = md.message_id "
+                      "where m.provider_id = 'VOICE-INLINE-1'") == [["1"]]
+    files = [f for d in os.listdir(os.path.join(system.dir, "var", "media"))
+             for f in os.listdir(os.path.join(system.dir, "var", "media", d))]
+    assert files.count(m["sha256"]) == 1 and not [f for f in files if ".tmp." in f]
+
+
+def test_bad_inline_base64_is_422_naming_the_field(system):
+    r = system.evolution(evolution_media("VOICE-BAD-B64", "audioMessage", voice_part(), inline="not base64 at all!"))
+    assert r.status == 422 and r.json()["error"] == "data.message.base64 is not base64", r.body
+    assert system.sql("select count(*) from messages where provider_id = 'VOICE-BAD-B64'") == [["0"]]
+
+
+def test_voice_note_fetched_from_evolution(system, gateway):
+    gateway.add_media("VOICE-FETCH-1", VOICE, "audio/ogg; codecs=opus")
+    assert system.evolution(evolution_media("VOICE-FETCH-1", "audioMessage", voice_part())).status == 200
+    m = media_row(system, "VOICE-FETCH-1")
+    assert m["status"] == "stored" and m["mime"] == "audio/ogg" and m["attempts"] == 1
+    reqs = gateway.media_requests("VOICE-FETCH-1")
+    assert len(reqs) == 1 and reqs[0]["path"] == "/chat/getBase64FromMediaMessage/demo"
+    assert reqs[0]["headers"].get("apikey") == "demo-evolution-key"
+
+
+def cloud_image(msg_id, media_id, customer="5511977770002"):
+    body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "551100000000",
+                                                      "phone_number_id": "106540352242922"},
+        "contacts": [{"profile": {"name": "Ana"}, "wa_id": customer}],
+        "messages": [{"from": customer, "id": msg_id, "timestamp": str(int(time.time())), "type": "image",
+                      "image": {"caption": "a luz do roteador", "mime_type": "image/jpeg", "sha256": "x",
+                                "id": media_id}}]}}]}]}
+    raw = json.dumps(body).encode()
+    return raw, "sha256=" + hmac.new(b"demo-app-secret", raw, hashlib.sha256).hexdigest()
+
+
+def test_cloud_image_two_step_fetch_with_bearer(system, gateway):
+    gateway.add_media("CLOUD-MEDIA-1", PNG, "image/jpeg")  # the gateway's word is wrong: the bytes say png
+    raw, sig = cloud_image("wamid.IMG1", "CLOUD-MEDIA-1")
+    assert system.post("/webhooks/whatsapp", raw, {"X-Hub-Signature-256": sig}).status == 200
+    m = media_row(system, "wamid.IMG1")
+    assert m["status"] == "stored" and m["mime"] == "image/png" and (m["width"], m["height"]) == (8, 6)
+    reqs = gateway.media_requests("CLOUD-MEDIA-1")
+    assert [r["path"] for r in reqs] == ["/v21.0/CLOUD-MEDIA-1", "/files/CLOUD-MEDIA-1"]
+    assert all(r["headers"].get("Authorization") == f"Bearer {gateway.bearer}" for r in reqs)
+
+
+def test_pdf_served_as_attachment_only_to_its_company(system, gateway):
+    gateway.add_media("DOC-1", PDF, "application/pdf")
+    doc = {"url": "https://mmg.whatsapp.net/d/fake.enc", "mimetype": "application/pdf",
+           "fileName": "conta de luz\"; x=.pdf", "fileLength": str(len(PDF))}
+    assert system.evolution(evolution_media("DOC-1", "documentMessage", doc)).status == 200
+    m = media_row(system, "DOC-1")
+    assert m["status"] == "stored" and m["mime"] == "application/pdf" and m["name"] == "conta de luz\"; x=.pdf"
+    t1 = system.token(1, 1)
+    r = get_media(system, m["id"], t1)
+    assert r.status == 200 and r.body == PDF
+    assert r.headers["Content-Type"] == "application/pdf"
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Content-Disposition"] == 'attachment; filename="conta de luz__ x_.pdf"'
+    # another company's agent: the same answer as a media that does not exist
+    t2 = system.token(6, 2)
+    other, missing = get_media(system, m["id"], t2), get_media(system, 987654321, t2)
+    assert other.status == missing.status == 404
+    assert other.json() == {"error": f"no media {m['id']}"} and missing.json() == {"error": "no media 987654321"}
+    assert get_media(system, m["id"], "forged.token.x").status == 401
+    # and company 2's own media is served to it alone
+    gateway.add_media("SOLO-IMG-1", PNG, "image/png")
+    p = evolution_media("SOLO-IMG-1", "imageMessage", {"mimetype": "image/png", "fileLength": str(len(PNG))},
+                        instance="solo")
+    assert system.evolution(p, key="solo-key").status == 200
+    s = media_row(system, "SOLO-IMG-1")
+    assert get_media(system, s["id"], t2).body == PNG
+    assert get_media(system, s["id"], t1).json() == {"error": f"no media {s['id']}"}
+
+
+def test_audio_is_served_with_ranges_and_a_query_token(system):
+    m = media_row(system, "VOICE-INLINE-1")
+    t = system.token(1, 1)
+    full = get_media(system, m["id"], t, query_token=True)
+    assert full.status == 200 and full.body == VOICE and full.headers["Content-Type"] == "audio/ogg"
+    assert full.headers["Content-Disposition"].startswith("inline") and full.headers["Accept-Ranges"] == "bytes"
+    part = get_media(system, m["id"], t, {"Range": "bytes=10-109"})
+    assert part.status == 206 and part.body == VOICE[10:110]
+    assert part.headers["Content-Range"] == f"bytes 10-109/{len(VOICE)}"
+    tail = get_media(system, m["id"], t, {"Range": "bytes=-50"})
+    assert tail.status == 206 and tail.body == VOICE[-50:]
+    bad = get_media(system, m["id"], t, {"Range": f"bytes={len(VOICE)}-"})
+    assert bad.status == 416 and bad.headers["Content-Range"] == f"bytes */{len(VOICE)}"
+
+
+def test_oversized_file_is_too_large_and_never_retried(system, gateway):
+    big = b"%PDF-1.4\n" + os.urandom(MAX_DOC * 2)
+    gateway.add_media("DOC-BIG", big, "application/pdf")
+    # announced bigger: not even downloaded
+    doc = {"mimetype": "application/pdf", "fileName": "big.pdf", "fileLength": str(len(big))}
+    assert system.evolution(evolution_media("DOC-BIG", "documentMessage", doc)).status == 200
+    m = media_row(system, "DOC-BIG")
+    assert m["status"] == "too_large" and "max_document_bytes" in m["error"] and m["size"] == len(big)
+    assert gateway.media_requests("DOC-BIG") == []
+    # announced small (or not at all), bigger when it comes: too_large after one download
+    gateway.add_media("DOC-BIG-2", big, "application/pdf")
+    doc2 = {"mimetype": "application/pdf", "fileName": "big2.pdf"}
+    assert system.evolution(evolution_media("DOC-BIG-2", "documentMessage", doc2)).status == 200
+    m2 = media_row(system, "DOC-BIG-2")
+    assert m2["status"] == "too_large" and "max_document_bytes" in m2["error"]
+    assert len(gateway.media_requests("DOC-BIG-2")) == 1
+
+
+def test_media_endpoint_failing_then_succeeding(system, gateway):
+    gateway.add_media("VOICE-RETRY", VOICE, "audio/ogg")
+    gateway.fail_media(2, 503)
+    assert system.evolution(evolution_media("VOICE-RETRY", "audioMessage", voice_part())).status == 200
+    m = media_row(system, "VOICE-RETRY")
+    assert m["status"] == "stored" and m["attempts"] == 3
+    assert len(gateway.media_requests("VOICE-RETRY")) == 3
+
+
+def test_media_failing_for_good_is_shown_to_the_agent(system, gateway):
+    gateway.add_media("VOICE-GONE", VOICE, "audio/ogg")
+    gateway.fail_media(10, 500)
+    customer = "5511977770009"
+    assert system.evolution(evolution_media("VOICE-GONE", "audioMessage", voice_part(), customer=customer)).status == 200
+    m = media_row(system, "VOICE-GONE")
+    with gateway.lock:
+        gateway._media_fail.clear()
+    assert m["status"] == "failed" and "HTTP 500" in m["error"] and m["attempts"] == 3
+    conv = system.sql(f"select id from conversations where customer = '{customer}'")[0][0]
+    t = system.token(1, 1)
+    h = http("GET", system.url("notifier", f"/v1/conversations/{conv}/messages"), None,
+             {"Authorization": f"Bearer {t}"}).json()
+    media = h["messages"][-1]["media"]
+    assert media["id"] == m["id"] and media["status"] == "failed" and "HTTP 500" in media["error"]
+    assert get_media(system, m["id"], t).status == 404
+
+
+def test_history_and_events_carry_the_media_id(system, gateway):
+    customer = "5511977770010"
+    c = system.ws(system.token(1, 1))
+    try:
+        assert c.subscribe("company:1")["type"] == "ack"
+        gateway.add_media("IMG-EV-1", PNG, "image/png")
+        p = evolution_media("IMG-EV-1", "imageMessage", {"mimetype": "image/png", "caption": "olha a conta"},
+                            customer=customer)
+        assert system.evolution(p).status == 200
+        upd = c.wait(lambda f: f.get("type") == "message" and f["data"].get("message_id") == "IMG-EV-1"
+                     and f["data"].get("update"))
+    finally:
+        c.close()
+    m = media_row(system, "IMG-EV-1")
+    assert upd["data"]["media"]["id"] == m["id"] and upd["data"]["media"]["mime"] == "image/png"
+    assert upd["data"]["media"]["status"] == "stored" and upd["data"]["text"] == "olha a conta"
+    conv = system.sql(f"select id from conversations where customer = '{customer}'")[0][0]
+    h = http("GET", system.url("notifier", f"/v1/conversations/{conv}/messages"), None,
+             {"Authorization": f"Bearer {system.token(1, 1)}"}).json()
+    last = h["messages"][-1]
+    assert last["kind"] == "image" and last["media"]["id"] == m["id"] and last["media"]["size"] == len(PNG)
+    assert {"id", "mime", "size", "name"} <= set(last["media"])
+
+
+def test_retention_removes_only_files_no_row_names(system):
+    root = os.path.join(system.dir, "var", "media")
+    old = time.time() - 3 * 86400
+
+    def put(data, age):
+        sha = hashlib.sha256(data).hexdigest()
+        os.makedirs(os.path.join(root, sha[:2]), exist_ok=True)
+        with open(os.path.join(root, sha[:2], sha), "wb") as f:
+            f.write(data)
+        if age:
+            os.utime(os.path.join(root, sha[:2], sha), (age, age))
+        return sha
+
+    orphan, fresh = put(b"left behind by a dropped week", old), put(b"just written by a worker", None)
+    kept = media_row(system, "VOICE-INLINE-1")["sha256"]
+    os.utime(media_file(system, kept), (old, old))
+    report = json.loads(system.cli("retention", "--json").stdout)
+    assert report["ok"] and report["media_files_removed"] == 1, report
+    assert not os.path.exists(media_file(system, orphan))
+    assert os.path.exists(media_file(system, fresh)) and os.path.exists(media_file(system, kept))
+    assert system.sql("select tbl from atende_partitioned where tbl = 'media'") == [["media"]]
+
+
+def test_voice_note_is_transcribed_sent_and_coached(system, gateway, ai):
+    customer = "5511977770020"
+    ai.control(transcript="minha internet caiu de novo e o roteador está com a luz vermelha piscando")
+    c = system.ws(system.token(1, 1))
+    try:
+        assert c.subscribe("company:1")["type"] == "ack"
+        gateway.add_media("VOICE-TR-1", VOICE, "audio/ogg; codecs=opus")
+        assert system.evolution(evolution_media("VOICE-TR-1", "audioMessage", voice_part(), customer=customer)).status == 200
+        upd = c.wait(lambda f: f.get("type") == "message" and f["data"].get("message_id") == "VOICE-TR-1"
+                     and f["data"].get("transcript"))
+        hint = c.wait(lambda f: f.get("type") == "hint" and "VOICE-TR-1" in f["data"].get("message_ids", []))
+    finally:
+        c.close()
+    assert upd["data"]["transcript"].startswith("minha internet caiu") and upd["data"]["media"]["mime"] == "audio/ogg"
+    assert system.sql("select transcript from messages where provider_id = 'VOICE-TR-1'") == [
+        ["minha internet caiu de novo e o roteador está com a luz vermelha piscando"]]
+    assert hint["data"]["intent"] == "outage" and hint["data"]["source"] == "ai"
+    calls = [x for x in ai.calls()["calls"] if x["body"].get("kind") == "transcription"
+             and x["body"]["file_sha256"] == hashlib.sha256(VOICE).hexdigest()]
+    assert calls and calls[-1]["body"]["model"] == "whisper-1" and calls[-1]["body"]["language"] == "pt"
+    analysis = [x for x in ai.calls()["calls"] if "[mensagem de voz] minha internet caiu" in (x.get("user") or "")]
+    assert analysis, "the transcript was coached with its voice-note marker"
+    conv = system.sql(f"select id from conversations where customer = '{customer}'")[0][0]
+    h = http("GET", system.url("notifier", f"/v1/conversations/{conv}/messages"), None,
+             {"Authorization": f"Bearer {system.token(1, 1)}"}).json()
+    assert h["messages"][-1]["transcript"].startswith("minha internet caiu")
+    assert h["messages"][-1]["hint"]["intent"] == "outage"
+
+
+def test_console_plays_the_audio_and_shows_the_image_and_the_document(system, gateway):
+    """Headless Chromium (test/browser/console_media.test.js) on a conversation with the three."""
+    from test_console_browser import BROWSER_DIR, ensure_browser_tools
+    import subprocess
+    from harness import ROOT
+    node = ensure_browser_tools()
+    customer = "5511977770030"
+    inline = base64.b64encode(VOICE).decode()
+    assert system.evolution(evolution_media("BR-VOICE", "audioMessage", voice_part(), customer=customer,
+                                            inline=inline)).status == 200
+    gateway.add_media("BR-IMG", PNG, "image/png")
+    assert system.evolution(evolution_media("BR-IMG", "imageMessage", {"mimetype": "image/png", "caption": "o roteador"},
+                                            customer=customer)).status == 200
+    gateway.add_media("BR-DOC", PDF, "application/pdf")
+    assert system.evolution(evolution_media("BR-DOC", "documentMessage", {"mimetype": "application/pdf",
+                                                                         "fileName": "fatura-marco.pdf"},
+                                            customer=customer)).status == 200
+    for pid in ("BR-VOICE", "BR-IMG", "BR-DOC"):
+        assert media_row(system, pid)["status"] == "stored"
+    wait_for(lambda: system.sql("select transcript from messages where provider_id = 'BR-VOICE'")[0][0], what="transcript")
+    conv, agent = system.sql(f"select id, agent_id from conversations where customer = '{customer}'")[0]
+    shot = os.path.join(ROOT, "build", "console-media.png")
+    os.makedirs(os.path.dirname(shot), exist_ok=True)
+    env = dict(os.environ, ATENDE_NOTIFIER=system.url("notifier", ""), ATENDE_TOKEN=system.token(int(agent), 1),
+               ATENDE_CONVERSATION=conv, ATENDE_DOC_NAME="fatura-marco.pdf", ATENDE_SCREENSHOT=shot)
+    r = subprocess.run([node, os.path.join(BROWSER_DIR, "console_media.test.js")], cwd=ROOT, env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr + r.stdout
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert 1.5 < out["duration"] < 2.5, out
+    assert out["audioSrc"].startswith("/v1/media/") and out["transcript"].startswith("minha internet caiu")
+    assert (out["image"]["w"], out["image"]["h"]) == (8, 6) and out["image"]["href"].startswith("/v1/media/")
+    assert "fatura-marco.pdf" in out["doc"]["text"] and f"({len(PDF)} B)" in out["doc"]["text"]
+    assert out["doc"]["status"] == 200 and out["doc"]["type"] == "application/pdf"
