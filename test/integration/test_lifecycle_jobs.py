@@ -350,9 +350,9 @@ def test_business_figures_of_one_conversation(system, gateway):
     cust = "5511966669999"
     body = dict(evolution_text(f"BIZ-{time.time_ns()}", "boa tarde, meu boleto veio em dobro", customer=cust,
                                instance="biz"), apikey="biz-key")
-    assert system.evolution(body, key="biz-key").status == 200
     agent = system.ws(system.token(70, 3))
-    assert agent.subscribe("agent:70")["type"] == "ack"
+    assert agent.subscribe("agent:70")["type"] == "ack"  # before the message: its event is live only
+    assert system.evolution(body, key="biz-key").status == 200
     agent.wait(lambda f: f["type"] == "message" and f["data"]["customer"] == cust)
     conv = conversation(system, cust)
     assert agent.request(op="reply", conversation=conv, text="Oi! Já estou vendo o seu boleto.")["type"] == "ack"
