@@ -60,9 +60,5 @@ def test_every_message_gets_its_coaching_decision_and_every_reply_its_outcome(re
     assert report["replies_lost"] == 0, report["examples"].get("replies_lost")
 
 
-@pytest.mark.xfail(strict=False, reason="known (issue 18, make chaos): a worker killed after storing a batch "
-                   "but before the broker acknowledged its message events publishes nothing for those messages "
-                   "on redelivery (worker/main.c wrk_after_store publishes only newly inserted rows), so a "
-                   "console never gets their message event")
 def test_the_company_console_got_every_message_event_after_resuming(report):
     assert report["missed_events"] == 0, report["examples"].get("missed_events")
