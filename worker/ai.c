@@ -113,6 +113,7 @@ struct ai {
 	metrics_family_t *m_call_seconds; /* per model: the provider's speed, retries and failures included */
 };
 
+static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
 static int64_t ai_now_ms(void);
 static char *ai_strdup(const char *s);
 static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t errlen);
@@ -444,13 +445,17 @@ bool ai_use_large(const ai_config_t *cfg, const char *const *texts, int n_texts,
 	return cfg->large_min_words > 0 && words >= cfg->large_min_words;
 }
 
-bool ai_parse_completion(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
+/* What every chat completion answer starts with: the token usage into out (zeroed first), and
+ * the JSON object the model wrote in choices[0].message.content (it may sit inside ``` fences or
+ * prose: the outermost braces are taken). Returns that object (the caller deletes it), or NULL
+ * with why in err. */
+static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
-	cJSON *root = cJSON_ParseWithLength(body, len);
+	cJSON *root = cJSON_ParseWithLength(body, len), *obj = NULL;
 	if (!root) {
 		snprintf(err, errlen, "response is not JSON");
-		return false;
+		return NULL;
 	}
 	const cJSON *usage = cJSON_GetObjectItem(root, "usage");
 	const cJSON *pt = cJSON_GetObjectItem(usage, "prompt_tokens");
@@ -459,23 +464,28 @@ bool ai_parse_completion(const char *body, size_t len, ai_parsed_t *out, char *e
 		out->tokens_in = pt->valueint;
 	if (cJSON_IsNumber(ct) && ct->valuedouble >= 0 && ct->valuedouble < 1e9)
 		out->tokens_out = ct->valueint;
-
-	bool ok = false;
-	cJSON *obj = NULL;
 	const cJSON *choices = cJSON_GetObjectItem(root, "choices");
 	const cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(choices, 0), "message"), "content");
-	if (!cJSON_IsString(content)) {
+	const char *open = cJSON_IsString(content) ? strchr(content->valuestring, '{') : NULL;
+	const char *close = cJSON_IsString(content) ? strrchr(content->valuestring, '}') : NULL;
+	if (!cJSON_IsString(content))
 		snprintf(err, errlen, "no choices[0].message.content");
-		goto out;
-	}
-	/* the object may sit inside ``` fences or prose: take the outermost braces */
-	const char *open = strchr(content->valuestring, '{');
-	const char *close = strrchr(content->valuestring, '}');
-	if (!open || !close || close < open || !(obj = cJSON_ParseWithLength(open, (size_t)(close - open + 1))) ||
-	    !cJSON_IsObject(obj)) {
+	else if (!open || !close || close < open || !(obj = cJSON_ParseWithLength(open, (size_t)(close - open + 1))) ||
+		 !cJSON_IsObject(obj)) {
 		snprintf(err, errlen, "content is not a JSON object");
-		goto out;
+		cJSON_Delete(obj);
+		obj = NULL;
 	}
+	cJSON_Delete(root);
+	return obj;
+}
+
+bool ai_parse_completion(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
+{
+	bool ok = false;
+	cJSON *obj = ai_answer_object(body, len, out, err, errlen);
+	if (!obj)
+		return false;
 	/* the hint first: without one the answer is unusable whatever else it says */
 	const cJSON *hint = cJSON_GetObjectItem(obj, "hint");
 	const char *h = cJSON_IsString(hint) ? hint->valuestring : NULL;
@@ -518,40 +528,15 @@ bool ai_parse_completion(const char *body, size_t len, ai_parsed_t *out, char *e
 	ok = true;
 out:
 	cJSON_Delete(obj);
-	cJSON_Delete(root);
 	return ok;
 }
 
 bool ai_parse_bot_answer(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
 {
-	memset(out, 0, sizeof(*out));
-	cJSON *root = cJSON_ParseWithLength(body, len);
-	if (!root) {
-		snprintf(err, errlen, "response is not JSON");
-		return false;
-	}
-	const cJSON *usage = cJSON_GetObjectItem(root, "usage");
-	const cJSON *pt = cJSON_GetObjectItem(usage, "prompt_tokens");
-	const cJSON *ct = cJSON_GetObjectItem(usage, "completion_tokens");
-	if (cJSON_IsNumber(pt) && pt->valuedouble >= 0 && pt->valuedouble < 1e9)
-		out->tokens_in = pt->valueint;
-	if (cJSON_IsNumber(ct) && ct->valuedouble >= 0 && ct->valuedouble < 1e9)
-		out->tokens_out = ct->valueint;
 	bool ok = false;
-	cJSON *obj = NULL;
-	const cJSON *content = cJSON_GetObjectItem(
-		cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "choices"), 0), "message"), "content");
-	if (!cJSON_IsString(content)) {
-		snprintf(err, errlen, "no choices[0].message.content");
-		goto out;
-	}
-	const char *open = strchr(content->valuestring, '{');
-	const char *close = strrchr(content->valuestring, '}');
-	if (!open || !close || close < open || !(obj = cJSON_ParseWithLength(open, (size_t)(close - open + 1))) ||
-	    !cJSON_IsObject(obj)) {
-		snprintf(err, errlen, "content is not a JSON object");
-		goto out;
-	}
+	cJSON *obj = ai_answer_object(body, len, out, err, errlen);
+	if (!obj)
+		return false;
 	const cJSON *handoff = cJSON_GetObjectItem(obj, "handoff"), *answer = cJSON_GetObjectItem(obj, "answer");
 	out->handoff = cJSON_IsTrue(handoff) || (cJSON_IsString(handoff) && strcasecmp(handoff->valuestring, "true") == 0);
 	const char *a = cJSON_IsString(answer) ? answer->valuestring : NULL;
@@ -569,7 +554,6 @@ bool ai_parse_bot_answer(const char *body, size_t len, ai_parsed_t *out, char *e
 	ok = true;
 out:
 	cJSON_Delete(obj);
-	cJSON_Delete(root);
 	return ok;
 }
 
