@@ -72,7 +72,7 @@ def code_metric_names():
             text = f.read()
         names.update(re.findall(r'metrics_family\(\s*"(atende_[a-z0-9_]+)"', text))
         names.update(re.findall(r'# TYPE (atende_[a-z0-9_]+) ', text))
-        names.update(re.findall(r'\{"(atende_[a-z0-9_]+)", "', text))  # rows of a table of families
+        names.update(re.findall(r'\{(?:\d+, )?"(atende_[a-z0-9_]+)", "', text))  # rows of a table of families
     return names
 
 
