@@ -52,6 +52,10 @@ void hc_cancel(hc_t *hc, hc_call_t *call);
 /* Calls started and not finished. */
 int hc_in_flight(const hc_t *hc);
 
+/* Percent-encodes s for one path segment of a URL (everything but RFC 3986's unreserved
+ * characters) into out (len bytes, NUL-terminated; stops before an escape that would not fit). */
+void hc_path_escape(const char *s, char *out, size_t len);
+
 /* Cancels every call (no callbacks) and frees the client. */
 void hc_free(hc_t *hc);
 

@@ -65,7 +65,6 @@ static void md_got_bytes(md_job_t *j, unsigned char *bytes, size_t len);
 static void md_mark(md_job_t *j, const char *status, const char *error);
 static void md_marked(PGresult *res, void *arg);
 static void md_finish(md_job_t *j);
-static void md_url_escape(const char *s, char *out, size_t len);
 static void md_set_error(md_job_t *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 media_t *media_new(struct event_base *base, db_t *db, const cfg_t *cfg, char *err, size_t errlen)
@@ -228,7 +227,7 @@ static void md_fetch(md_job_t *j)
 	j->step = MD_FETCH;
 	if (ch->type == CHAN_EVOLUTION) {
 		const char *key = in && in->key ? in->key : ch->key;
-		md_url_escape(in && in->instance ? in->instance : ch->name, esc, sizeof(esc));
+		hc_path_escape(in && in->instance ? in->instance : ch->name, esc, sizeof(esc));
 		snprintf(url, sizeof(url), "%.*s/chat/getBase64FromMediaMessage/%s", (int)blen, base, esc);
 		snprintf(auth, sizeof(auth), "apikey: %s", key ? key : "");
 		cJSON *body = cJSON_CreateObject(), *msg = cJSON_AddObjectToObject(body, "message");
@@ -253,7 +252,7 @@ static void md_fetch(md_job_t *j)
 			md_mark(j, "failed", j->error);
 			return;
 		}
-		md_url_escape(mid, esc, sizeof(esc));
+		hc_path_escape(mid, esc, sizeof(esc));
 		snprintf(url, sizeof(url), "%.*s/" MD_CLOUD_VERSION "/%s", (int)blen, base, esc);
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ch->access_token ? ch->access_token : "");
 		const char *headers[] = {auth};
@@ -471,18 +470,3 @@ static void md_set_error(md_job_t *j, const char *fmt, ...)
 	j->error = xstrdup(buf);
 }
 
-static void md_url_escape(const char *s, char *out, size_t len)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p && o + 4 < len; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
-			out[o++] = (char)*p;
-		} else {
-			out[o++] = '%';
-			out[o++] = hex[*p >> 4];
-			out[o++] = hex[*p & 15];
-		}
-	}
-	out[o] = 0;
-}

@@ -168,7 +168,6 @@ static char *ob_message_events(ob_req_t *r, const char *provider_id, const char 
 static void ob_count(outbound_t *o, const ob_req_t *r, const char *result);
 static long ob_lease_ms(const outbound_t *o);
 static char *ob_dup(const char *s);
-static void ob_url_escape(const char *s, char *out, size_t len);
 static double ob_now(void);
 static ob_pool_t *ob_pool_get(outbound_t *o, const cfg_channel_t *ch, const cfg_instance_t *in, int n);
 static const cfg_instance_t *ob_instances(const cfg_channel_t *ch, int *n);
@@ -472,13 +471,13 @@ static void ob_send(ob_req_t *r)
 	cJSON *body = cJSON_CreateObject();
 	if (type == CHAN_EVOLUTION) {
 		const char *key = in->key ? in->key : ch->key;
-		ob_url_escape(in->instance ? in->instance : ch->name, esc, sizeof(esc));
+		hc_path_escape(in->instance ? in->instance : ch->name, esc, sizeof(esc));
 		snprintf(url, sizeof(url), "%.*s/message/sendText/%s", (int)blen, base, esc);
 		snprintf(auth, sizeof(auth), "apikey: %s", key ? key : "");
 		cJSON_AddStringToObject(body, "number", r->customer);
 		cJSON_AddStringToObject(body, "text", r->text);
 	} else if (type == CHAN_CLOUD) {
-		ob_url_escape(ch->name, esc, sizeof(esc));
+		hc_path_escape(ch->name, esc, sizeof(esc));
 		snprintf(url, sizeof(url), "%.*s/" OB_CLOUD_VERSION "/%s/messages", (int)blen, base, esc);
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ch->access_token);
 		cJSON_AddStringToObject(body, "messaging_product", "whatsapp");
@@ -1079,11 +1078,11 @@ static void ob_health_start(outbound_t *o, ob_pool_t *p, const cfg_channel_t *ch
 		blen--;
 	if (ch->type == CHAN_EVOLUTION) {
 		const char *key = in->key ? in->key : ch->key;
-		ob_url_escape(in->instance ? in->instance : ch->name, esc, sizeof(esc));
+		hc_path_escape(in->instance ? in->instance : ch->name, esc, sizeof(esc));
 		snprintf(url, sizeof(url), "%.*s/instance/connectionState/%s", (int)blen, in->url, esc);
 		snprintf(auth, sizeof(auth), "apikey: %s", key ? key : "");
 	} else {
-		ob_url_escape(ch->name, esc, sizeof(esc));
+		hc_path_escape(ch->name, esc, sizeof(esc));
 		snprintf(url, sizeof(url), "%.*s/" OB_CLOUD_VERSION "/%s", (int)blen, in->url, esc);
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ch->access_token);
 	}
@@ -1161,23 +1160,6 @@ static int64_t ob_now_ms(void)
 static char *ob_dup(const char *s)
 {
 	return s ? xstrdup(s) : NULL;
-}
-
-/* Percent-encodes everything but RFC 3986's unreserved characters (a path segment). */
-static void ob_url_escape(const char *s, char *out, size_t len)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p && o + 4 < len; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
-			out[o++] = (char)*p;
-		} else {
-			out[o++] = '%';
-			out[o++] = hex[*p >> 4];
-			out[o++] = hex[*p & 15];
-		}
-	}
-	out[o] = 0;
 }
 
 static double ob_now(void)
