@@ -91,9 +91,6 @@ class System:
             # limits off unless a module turns them on (test_coaching does): tests post
             # many messages to few agents within seconds
             r"agent_interval_s = 10;": "agent_interval_s = 0;",
-            # no survey question after resolves unless a module asks (test_lifecycle_jobs):
-            # it would be one more message to the customer in every resolved conversation
-            r'survey = "nps";': 'survey = "off";',
         }
         subs.update(self.extra)
         subs.update(changes)

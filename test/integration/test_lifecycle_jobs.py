@@ -31,7 +31,7 @@ def system(gateway):
         r'followup1_after_s = 600;': f'followup1_after_s = {F1};',
         r'followup2_after_s = 1200;': f'followup2_after_s = {F2};',
         r'auto_resolve_after_s = 7200;': f'auto_resolve_after_s = {RESOLVE};',
-        r'survey = "nps";': 'survey = "nps";',  # the harness turns it off for the other modules
+        r'survey = "off";': 'survey = "nps";',  # off in deploy/atende.conf
         r'business_interval_s = 30;': 'business_interval_s = 1;',
         # company 3: one conversation, for the business figures (test_business_figures_...)
         r"companies = \(\n": 'companies = (\n  { id = 3; name = "Business Co"; agents = [70, 70]; },\n',
