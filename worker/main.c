@@ -1356,7 +1356,7 @@ static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg)
 	int64_t unread = 0;
 	if (now >= W.drain_deadline) {
 		/* they stay uncommitted: a broker that keeps its data redelivers them */
-		if (W.drain_to_end && !wrk_caught_up(&unread) && unread > 0)
+		if (W.drain_to_end && kq_brokers_up(W.consumer) && !wrk_caught_up(&unread) && unread > 0)
 			log_error("drain: %lld acknowledged messages not yet consumed are lost with the in-memory broker",
 				  (long long)unread);
 		log_warn("drain: stopping with %d messages unfinished (%d in coaching) to stop within "
@@ -1388,7 +1388,9 @@ static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Whether this worker has consumed everything its assigned partitions hold, by the
  * broker's own high watermarks (asked now, not a cached figure); *unread counts what is
- * left. Blocking round trips to the broker: for the drain only. */
+ * left. Blocking round trips to the broker: for the drain only, and all of them within one
+ * second, so a broker that vanished mid-drain (an orphan's, after the supervisor's kill -9)
+ * answers "not known" quickly instead of holding the drain timer for 2 s per partition. */
 static bool wrk_caught_up(int64_t *unread)
 {
 	rd_kafka_t *rk = kq_handle(W.consumer);
@@ -1396,13 +1398,15 @@ static bool wrk_caught_up(int64_t *unread)
 	*unread = 0;
 	if (!W.assigned || rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
 		return false;
+	double give_up = wrk_now() + 1.0;
 	rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
 	bool known = rd_kafka_position(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-		     rd_kafka_committed(rk, committed, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+		     rd_kafka_committed(rk, committed, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR;
 	for (int i = 0; known && i < parts->cnt; i++) {
 		rd_kafka_topic_partition_t *p = &parts->elems[i];
 		int64_t low, high;
-		if (rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &low, &high, 2000)) {
+		int left_ms = (int)((give_up - wrk_now()) * 1000);
+		if (left_ms <= 0 || rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &low, &high, left_ms)) {
 			known = false;
 			break;
 		}
