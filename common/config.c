@@ -66,6 +66,7 @@ const cfg_key_t cfg_keys[] = {
 	K_STR("kafka.brokers", kafka.brokers, "", false, "bootstrap servers; empty = embedded in-memory broker (one box, demos, tests)"),
 	K_STR("kafka.properties", kafka.properties, "", false, "librdkafka settings for every client, \"key=value; key=value\" (e.g. security.protocol=SASL_SSL; sasl.mechanism=SCRAM-SHA-512; sasl.username=atende; sasl.password=...; ssl.ca.location=/etc/ssl/certs/kafka-ca.pem); checked by librdkafka at load"),
 	K_INT("kafka.embedded_port", kafka.embedded_port, "9092", 1, 65535, false, "fixed loopback port of the embedded broker (for kcat)"),
+	K_INT("kafka.embedded_orphan_keep_s", kafka.embedded_orphan_keep_s, "300", 0, 86400, false, "when the supervisor dies (kill -9), the embedded broker keeps its in-memory topics for the next `atende run` to adopt, and stops once it has had no client for this long; 0 = it stops with the supervisor (its data with it)"),
 	K_INT("kafka.partitions", kafka.partitions, "4", 1, 1024, false, "partitions of each topic created by atende"),
 	K_STR("kafka.topic_prefix", kafka.topic_prefix, "atende", false, "topic names are <prefix>.inbound.<domain>, <prefix>.events, ..."),
 	K_STR("kafka.group", kafka.group, "atende-workers", false, "consumer group of the workers"),

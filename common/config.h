@@ -87,7 +87,7 @@ typedef struct {
 	struct { char *listen; bool on_public_ports; int business_interval_s; } metrics;
 	struct {
 		char *brokers, *properties, *topic_prefix, *group;
-		int embedded_port, partitions, session_timeout_ms, fetch_wait_max_ms;
+		int embedded_port, embedded_orphan_keep_s, partitions, session_timeout_ms, fetch_wait_max_ms;
 	} kafka;
 	struct { char *conninfo, *admin_conninfo, *user, *bin_dir; int embedded_port, priority; } postgres;
 	struct { int count, batch_size, retries, priority; } workers;
