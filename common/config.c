@@ -103,6 +103,7 @@ const cfg_key_t cfg_keys[] = {
 	K_STR("ai.base_url", ai.base_url, "", true, "e.g. http://127.0.0.1:18099/v1; the client POSTs to <base_url>/chat/completions"),
 	K_STR("ai.api_key", ai.api_key, "", true, "bearer key of the AI endpoint"),
 	K_STR("ai.model", ai.model, "gpt-4o-mini", true, "model name sent to the AI endpoint"),
+	K_BOOL("ai.stream", ai.stream, "true", true, "provider openai: ask for a streamed answer (server-sent events) and send the hint to the consoles as it is written (hint events with partial true, same hint_id as the final one); false = one answer at the end"),
 	K_INT("ai.timeout_ms", ai.timeout_ms, "10000", 100, 600000, true, "per-call AI timeout"),
 	K_STR("ai.model_large", ai.model_large, "gpt-4o", true, "larger model for long, wordy or critical messages (see ai.large_*); empty = always ai.model"),
 	K_INT("ai.large_min_chars", ai.large_min_chars, "280", 0, 1000000, true, "messages analysed together of at least this many characters use ai.model_large; 0 = off"),

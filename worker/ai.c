@@ -81,6 +81,15 @@ typedef struct ai_req {
 	const char *critical_reason;
 	char hint[AI_HINT_MAX];
 	int latency_ms;
+	/* a streamed analysis (ai.stream) */
+	bool stream;                  /* asked with "stream": true */
+	ai_partial_fn partial;        /* NULL: nobody wants the hint as it grows */
+	ai_sse_t sse;                 /* the call's events so far */
+	bool sse_on;                  /* the call answers text/event-stream (else plain JSON) */
+	bool first_token;             /* the call's first content came (observed once per call) */
+	int64_t call_t0;              /* monotonic ms the call started */
+	int64_t partial_at;           /* monotonic ms of the last partial hint; 0 = none yet */
+	size_t partial_sent;          /* bytes of the last partial hint of this call */
 	/* a transcription (ai_transcribe) instead of an analysis */
 	bool transcribe;
 	char *content_type;           /* "Content-Type: multipart/form-data; boundary=…" */
@@ -111,6 +120,7 @@ struct ai {
 	bool closing;
 	ai_stats_t st;
 	metrics_family_t *m_call_seconds; /* per model: the provider's speed, retries and failures included */
+	metrics_family_t *m_first_token;  /* per model: a streamed call's start to its first content */
 };
 
 static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
@@ -119,7 +129,11 @@ static char *ai_strdup(const char *s);
 static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t errlen);
 static void ai_free_config_strings(ai_t *ai);
 static char *ai_read_prompt(const char *dir, const char *name);
-static char *ai_build_body(const char *model, const char *system, const char *user, size_t *len);
+static char *ai_build_body(const char *model, const char *system, const char *user, bool stream, size_t *len);
+static void ai_on_data(const char *data, size_t len, long status, const char *content_type, void *arg);
+static cJSON *ai_content_object(const char *content, char *err, size_t errlen);
+static bool ai_read_hint(cJSON *obj, ai_parsed_t *out, char *err, size_t errlen);
+static bool ai_read_bot(cJSON *obj, ai_parsed_t *out, char *err, size_t errlen);
 static void ai_queue_insert(ai_t *ai, ai_req_t *r);
 static void ai_queue_remove(ai_t *ai, ai_req_t *r);
 static void ai_enqueue(ai_t *ai, ai_req_t *r, int64_t now);
@@ -170,6 +184,7 @@ void ai_config_from_cfg(ai_config_t *out, const cfg_t *c)
 	out->breaker.error_pct = c->ai.breaker_error_pct;
 	out->breaker.open_ms = (int64_t)c->ai.breaker_open_s * 1000;
 	out->prompts_dir = c->ai.prompts_dir;
+	out->stream = c->ai.stream;
 	out->transcription_model = c->ai.transcription_model;
 	out->price_transcription_minute = c->ai.price_transcription_minute;
 }
@@ -186,6 +201,9 @@ ai_t *ai_new(struct event_base *base, const ai_config_t *cfg, char *err, size_t 
 	ai->m_call_seconds = metrics_family("atende_worker_ai_call_seconds", METRICS_HISTOGRAM,
 					    "Duration of AI HTTP calls by model, whatever their outcome.",
 					    metrics_latency_buckets, metrics_latency_nbuckets);
+	ai->m_first_token = metrics_family("atende_worker_ai_first_token_seconds", METRICS_HISTOGRAM,
+					   "Streamed AI calls (ai.stream): call start to the first content of the answer, by model.",
+					   metrics_latency_buckets, metrics_latency_nbuckets);
 
 	const char *dir = cfg->prompts_dir && *cfg->prompts_dir ? cfg->prompts_dir : "deploy/prompts";
 	ai->prompt_default = ai_read_prompt(dir, "default");
@@ -250,6 +268,8 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 	r->company = req->company;
 	r->critical = req->critical;
 	r->bot = req->bot;
+	r->stream = ai->cfg.stream && !req->bot;
+	r->partial = req->bot ? NULL : req->partial;
 	r->domain = req->domain ? ai_strdup(req->domain) : NULL;
 	r->conversation = ai_strdup(req->conversation ? req->conversation : "");
 	r->texts = xcalloc((size_t)req->n_texts, sizeof(char *));
@@ -280,7 +300,7 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 					   ai->cfg.history_max_tokens, req->texts, req->n_texts);
 	if (user && r->model)
 		r->body = ai_build_body(r->model, req->bot ? ai_bot_prompt(ai, req->domain) : ai_prompt(ai, req->domain),
-					user, &r->body_len);
+					user, r->stream, &r->body_len);
 	free(user);
 	bool complete = r->conversation && r->texts && r->joined && r->model && r->body;
 	for (int i = 0; complete && i < r->n_texts; i++)
@@ -466,26 +486,49 @@ static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, c
 		out->tokens_out = ct->valueint;
 	const cJSON *choices = cJSON_GetObjectItem(root, "choices");
 	const cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(choices, 0), "message"), "content");
-	const char *open = cJSON_IsString(content) ? strchr(content->valuestring, '{') : NULL;
-	const char *close = cJSON_IsString(content) ? strrchr(content->valuestring, '}') : NULL;
 	if (!cJSON_IsString(content))
 		snprintf(err, errlen, "no choices[0].message.content");
-	else if (!open || !close || close < open || !(obj = cJSON_ParseWithLength(open, (size_t)(close - open + 1))) ||
-		 !cJSON_IsObject(obj)) {
+	else
+		obj = ai_content_object(content->valuestring, err, errlen);
+	cJSON_Delete(root);
+	return obj;
+}
+
+/* The JSON object the model wrote in content (the outermost braces); NULL with why in err. */
+static cJSON *ai_content_object(const char *content, char *err, size_t errlen)
+{
+	const char *open = strchr(content, '{'), *close = strrchr(content, '}');
+	cJSON *obj = NULL;
+	if (!open || !close || close < open || !(obj = cJSON_ParseWithLength(open, (size_t)(close - open + 1))) ||
+	    !cJSON_IsObject(obj)) {
 		snprintf(err, errlen, "content is not a JSON object");
 		cJSON_Delete(obj);
-		obj = NULL;
+		return NULL;
 	}
-	cJSON_Delete(root);
 	return obj;
 }
 
 bool ai_parse_completion(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
 {
-	bool ok = false;
 	cJSON *obj = ai_answer_object(body, len, out, err, errlen);
-	if (!obj)
-		return false;
+	return obj && ai_read_hint(obj, out, err, errlen);
+}
+
+bool ai_parse_streamed(const ai_sse_t *s, bool bot, ai_parsed_t *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	out->tokens_in = s->tokens_in;
+	out->tokens_out = s->tokens_out;
+	cJSON *obj = ai_content_object(s->content ? s->content : "", err, errlen);
+	if (obj && !s->done)
+		log_debug("ai: a stream ended without [DONE], its content complete");
+	return obj && (bot ? ai_read_bot(obj, out, err, errlen) : ai_read_hint(obj, out, err, errlen));
+}
+
+/* The coaching answer in obj (deleted here) into out; false (err) without a usable hint. */
+static bool ai_read_hint(cJSON *obj, ai_parsed_t *out, char *err, size_t errlen)
+{
+	bool ok = false;
 	/* the hint first: without one the answer is unusable whatever else it says */
 	const cJSON *hint = cJSON_GetObjectItem(obj, "hint");
 	const char *h = cJSON_IsString(hint) ? hint->valuestring : NULL;
@@ -533,10 +576,14 @@ out:
 
 bool ai_parse_bot_answer(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
 {
-	bool ok = false;
 	cJSON *obj = ai_answer_object(body, len, out, err, errlen);
-	if (!obj)
-		return false;
+	return obj && ai_read_bot(obj, out, err, errlen);
+}
+
+/* The bot's answer in obj (deleted here) into out. */
+static bool ai_read_bot(cJSON *obj, ai_parsed_t *out, char *err, size_t errlen)
+{
+	bool ok = false;
 	const cJSON *handoff = cJSON_GetObjectItem(obj, "handoff"), *answer = cJSON_GetObjectItem(obj, "answer");
 	out->handoff = cJSON_IsTrue(handoff) || (cJSON_IsString(handoff) && strcasecmp(handoff->valuestring, "true") == 0);
 	const char *a = cJSON_IsString(answer) ? answer->valuestring : NULL;
@@ -595,6 +642,220 @@ double ai_cost_usd(int tokens_in, int tokens_out, int64_t price_in, int64_t pric
 {
 	/* micro-USD per 1M tokens -> USD: / 1e6 (micro) / 1e6 (per million) */
 	return ((double)tokens_in * (double)price_in + (double)tokens_out * (double)price_out) / 1e12;
+}
+
+/* ------------------------------------------------------------------ streamed answers */
+
+void ai_sse_init(ai_sse_t *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+void ai_sse_free(ai_sse_t *s)
+{
+	free(s->line);
+	free(s->content);
+	memset(s, 0, sizeof(*s));
+}
+
+static void ai_grow(char **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return;
+	size_t c = *cap ? *cap : 256;
+	while (c < need)
+		c *= 2;
+	*buf = xrealloc(*buf, c);
+	*cap = c;
+}
+
+/* One whole line of the stream: "data: {json}" adds its delta and usage, "data: [DONE]"
+ * ends it; comments (":"), "event:", "id:" and blank lines carry nothing for us. */
+static size_t ai_sse_line(ai_sse_t *s, const char *line, size_t n)
+{
+	if (n < 5 || memcmp(line, "data:", 5) != 0)
+		return 0;
+	line += 5, n -= 5;
+	if (n && *line == ' ')
+		line++, n--;
+	if (n == 6 && memcmp(line, "[DONE]", 6) == 0) {
+		s->done = true;
+		return 0;
+	}
+	cJSON *o = cJSON_ParseWithLength(line, n);
+	if (!o) {
+		s->bad++;
+		return 0;
+	}
+	size_t added = 0;
+	const cJSON *usage = cJSON_GetObjectItem(o, "usage");
+	const cJSON *pt = cJSON_GetObjectItem(usage, "prompt_tokens"), *ct = cJSON_GetObjectItem(usage, "completion_tokens");
+	if (cJSON_IsNumber(pt) && pt->valuedouble >= 0 && pt->valuedouble < 1e9)
+		s->tokens_in = pt->valueint, s->usage = true;
+	if (cJSON_IsNumber(ct) && ct->valuedouble >= 0 && ct->valuedouble < 1e9)
+		s->tokens_out = ct->valueint, s->usage = true;
+	const cJSON *delta = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0), "delta");
+	const cJSON *content = cJSON_GetObjectItem(delta, "content");
+	if (cJSON_IsString(content) && content->valuestring[0]) {
+		added = strlen(content->valuestring);
+		ai_grow(&s->content, &s->content_cap, s->content_len + added + 1);
+		memcpy(s->content + s->content_len, content->valuestring, added + 1);
+		s->content_len += added;
+	}
+	cJSON_Delete(o);
+	return added;
+}
+
+size_t ai_sse_feed(ai_sse_t *s, const char *data, size_t len)
+{
+	size_t added = 0;
+	while (len) {
+		const char *nl = memchr(data, '\n', len);
+		size_t take = nl ? (size_t)(nl - data) : len;
+		ai_grow(&s->line, &s->line_cap, s->line_len + take + 1);
+		memcpy(s->line + s->line_len, data, take);
+		s->line_len += take;
+		data += take, len -= take;
+		if (!nl)
+			break;
+		data++, len--; /* the \n */
+		size_t n = s->line_len;
+		if (n && s->line[n - 1] == '\r')
+			n--;
+		added += ai_sse_line(s, s->line, n);
+		s->line_len = 0;
+	}
+	return added;
+}
+
+/* Writes code point cp as UTF-8 at out + *o when it fits in cap - 1; false when it does not. */
+static bool ai_put_utf8(char *out, size_t cap, size_t *o, unsigned long cp)
+{
+	char b[4];
+	size_t n;
+	if (cp < 0x80)
+		b[0] = (char)cp, n = 1;
+	else if (cp < 0x800)
+		b[0] = (char)(0xC0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
+	else if (cp < 0x10000)
+		b[0] = (char)(0xE0 | cp >> 12), b[1] = (char)(0x80 | ((cp >> 6) & 0x3F)), b[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
+	else
+		b[0] = (char)(0xF0 | cp >> 18), b[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
+		b[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), b[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
+	if (*o + n >= cap)
+		return false;
+	memcpy(out + *o, b, n);
+	*o += n;
+	return true;
+}
+
+/* The value of 4 hex digits at p (-1 when they are not). */
+static long ai_hex4(const char *p)
+{
+	long v = 0;
+	for (int i = 0; i < 4; i++) {
+		int c = (unsigned char)p[i];
+		int d = isdigit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+bool ai_partial_string(const char *json, size_t len, const char *field, char *out, size_t cap, bool *complete)
+{
+	size_t fl = strlen(field), i = 0, o = 0;
+	const char *end = json + len, *p = NULL;
+	if (complete)
+		*complete = false;
+	if (cap)
+		out[0] = 0;
+	/* the member's name: "field" not escaped (not inside another string), then : and " */
+	for (const char *q = json; !p && q + fl + 2 <= end; q++) {
+		q = memchr(q, '"', (size_t)(end - q));
+		if (!q || q + fl + 2 > end)
+			break;
+		if (q[fl + 1] != '"' || memcmp(q + 1, field, fl) != 0 || (q > json && q[-1] == '\\'))
+			continue;
+		const char *v = q + fl + 2;
+		while (v < end && isspace((unsigned char)*v))
+			v++;
+		if (v >= end || *v != ':')
+			continue;
+		v++;
+		while (v < end && isspace((unsigned char)*v))
+			v++;
+		if (v < end && *v == '"')
+			p = v + 1;
+	}
+	if (!p || !cap)
+		return p != NULL;
+	for (i = 0; p + i < end;) {
+		unsigned char c = (unsigned char)p[i];
+		if (c == '"') {
+			if (complete)
+				*complete = true;
+			break;
+		}
+		if (c != '\\') {
+			if (o + 1 >= cap)
+				break;
+			out[o++] = (char)c;
+			i++;
+			continue;
+		}
+		if (p + i + 1 >= end)
+			break; /* a backslash cut off */
+		char e = p[i + 1];
+		unsigned long cp;
+		size_t used = 2;
+		switch (e) {
+		case 'n': cp = '\n'; break;
+		case 't': cp = '\t'; break;
+		case 'r': cp = '\r'; break;
+		case 'b': cp = '\b'; break;
+		case 'f': cp = '\f'; break;
+		case 'u': {
+			if (p + i + 6 > end)
+				goto cut;
+			long u = ai_hex4(p + i + 2);
+			if (u < 0)
+				goto cut;
+			cp = (unsigned long)u;
+			used = 6;
+			if (u >= 0xD800 && u <= 0xDBFF) { /* a surrogate pair: its second half must come */
+				if (p + i + 12 > end)
+					goto cut;
+				long lo = p[i + 6] == '\\' && p[i + 7] == 'u' ? ai_hex4(p + i + 8) : -1;
+				if (lo < 0xDC00 || lo > 0xDFFF)
+					cp = 0xFFFD;
+				else
+					cp = 0x10000 + (((unsigned long)u - 0xD800) << 10) + ((unsigned long)lo - 0xDC00), used = 12;
+			}
+			break;
+		}
+		default: cp = (unsigned char)e; break; /* \" \\ \/ and anything else as itself */
+		}
+		if (!ai_put_utf8(out, cap, &o, cp))
+			break;
+		i += used;
+	}
+cut:
+	/* a UTF-8 sequence cut off at the end (by the stream or by cap) is left out */
+	{
+		size_t k = o, back = 0;
+		while (k > 0 && back < 4 && ((unsigned char)out[k - 1] & 0xC0) == 0x80)
+			k--, back++;
+		if (k > 0) {
+			unsigned char lead = (unsigned char)out[k - 1];
+			size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+			if (need > 1 && back + 1 < need)
+				o = k - 1;
+		}
+	}
+	out[o] = 0;
+	return true;
 }
 
 /* ------------------------------------------------------------------ queue and calls */
@@ -691,11 +952,54 @@ static bool ai_start_call(ai_t *ai, ai_req_t *r, int64_t now)
 		return false;
 	}
 	r->state = REQ_RUNNING;
+	r->call_t0 = now;
+	ai_sse_free(&r->sse);
+	ai_sse_init(&r->sse);
+	r->sse_on = r->first_token = false;
+	r->partial_sent = 0;
+	if (r->stream)
+		hc_on_data(r->call, ai_on_data, r);
 	if (r->attempts++ > 0)
 		ai->st.retries++;
 	if (++ai->st.in_flight > ai->st.max_in_flight_seen)
 		ai->st.max_in_flight_seen = ai->st.in_flight;
 	return true;
+}
+
+/* A piece of a streamed call's answer (hc_on_data): gathers the content, observes the first
+ * token and hands the hint so far to the request's partial callback, at most every
+ * AI_PARTIAL_MIN_MS. Plain JSON (a server that ignores "stream") is left to ai_call_done. */
+static void ai_on_data(const char *data, size_t len, long status, const char *content_type, void *arg)
+{
+	ai_req_t *r = arg;
+	ai_t *ai = r->ai;
+	if (status < 200 || status >= 300 || strncasecmp(content_type, "text/event-stream", 17) != 0)
+		return;
+	r->sse_on = true;
+	if (!ai_sse_feed(&r->sse, data, len))
+		return;
+	int64_t now = ai_now_ms();
+	if (!r->first_token) {
+		char labels[160];
+		r->first_token = true;
+		snprintf(labels, sizeof(labels), "model=\"%s\"", r->model);
+		metrics_observe(metrics_series(ai->m_first_token, labels), (double)(now - r->call_t0) / 1000.0);
+	}
+	if (!r->partial || (r->partial_at && now - r->partial_at < AI_PARTIAL_MIN_MS))
+		return;
+	char hint[AI_HINT_MAX], intent[32];
+	bool intent_whole = false;
+	if (!ai_partial_string(r->sse.content, r->sse.content_len, "hint", hint, sizeof(hint), NULL) ||
+	    strlen(hint) <= r->partial_sent)
+		return;
+	rules_intent_t in = INTENT_OTHER;
+	bool have_intent = ai_partial_string(r->sse.content, r->sse.content_len, "intent", intent, sizeof(intent),
+					     &intent_whole) && intent_whole;
+	if (have_intent && !ai_intent_nearest(intent, &in))
+		in = INTENT_OTHER; /* as the final answer will read it */
+	r->partial_sent = strlen(hint);
+	r->partial_at = now;
+	r->partial(hint, have_intent ? rules_intent_name(in) : NULL, r->arg);
 }
 
 /* One HTTP call ended (hc callback): classify it, tell the breaker, then finish, retry or
@@ -733,8 +1037,11 @@ static void ai_call_done(const hc_result_t *res, void *arg)
 		if (!text)
 			snprintf(r->error, sizeof(r->error), "garbage: no text in the transcription's answer");
 	} else if (status >= 200 && status < 300) {
-		bool ok = !res->too_big && (r->bot ? ai_parse_bot_answer(res->body, res->len, &parsed, why, sizeof(why))
-						   : ai_parse_completion(res->body, res->len, &parsed, why, sizeof(why)));
+		/* a server may ignore "stream": true and answer one JSON completion: read as such */
+		bool ok = !res->too_big &&
+			  (r->sse_on ? ai_parse_streamed(&r->sse, r->bot, &parsed, why, sizeof(why))
+			   : r->bot  ? ai_parse_bot_answer(res->body, res->len, &parsed, why, sizeof(why))
+				     : ai_parse_completion(res->body, res->len, &parsed, why, sizeof(why)));
 		if (res->too_big)
 			snprintf(why, sizeof(why), "response over %d bytes", AI_MAX_RESPONSE_BYTES);
 		else {
@@ -962,6 +1269,7 @@ static void ai_req_free(ai_t *ai, ai_req_t *r)
 	free(r->body);
 	free(r->content_type);
 	free(r->transcript);
+	ai_sse_free(&r->sse);
 	free(r);
 }
 
@@ -1098,7 +1406,7 @@ static char *ai_read_prompt(const char *dir, const char *name)
 	return buf;
 }
 
-static char *ai_build_body(const char *model, const char *system, const char *user, size_t *len)
+static char *ai_build_body(const char *model, const char *system, const char *user, bool stream, size_t *len)
 {
 	cJSON *root = cJSON_CreateObject();
 	if (!root)
@@ -1114,6 +1422,10 @@ static char *ai_build_body(const char *model, const char *system, const char *us
 	cJSON_AddStringToObject(usr, "content", user);
 	cJSON_AddNumberToObject(root, "temperature", 0.2);
 	cJSON_AddNumberToObject(root, "max_tokens", AI_COMPLETION_MAX_TOKENS);
+	if (stream) {
+		cJSON_AddBoolToObject(root, "stream", true);
+		cJSON_AddBoolToObject(cJSON_AddObjectToObject(root, "stream_options"), "include_usage", true);
+	}
 	char *s = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	if (s)

@@ -51,6 +51,8 @@ typedef struct {
 	int64_t price_large_in, price_large_out; /* micro-USD per 1M tokens of model_large */
 	breaker_params_t breaker;/* used by ai_new only */
 	const char *prompts_dir; /* <dir>/<domain>.txt and <dir>/default.txt; used by ai_new only */
+	bool stream;             /* ai.stream: analyses ask for server-sent events (bot answers and
+				  * transcriptions never do); the hint so far goes to ai_request_t.partial */
 	const char *transcription_model;   /* POST <base_url>/audio/transcriptions with this model */
 	int64_t price_transcription_minute; /* micro-USD per minute of audio */
 } ai_config_t;
@@ -62,6 +64,16 @@ typedef struct {
 	ai_role_t role;
 	const char *text;
 } ai_turn_t;
+
+/* The hint of a streamed answer as the model writes it (ai_config_t.stream): text is the
+ * "hint" string decoded so far (never cut inside a UTF-8 sequence or an escape), intent the
+ * answer's "intent" once the model has written it whole (NULL before). arg is the request's.
+ * Called from the loop while the call runs (not from inside ai_request), when the text has
+ * grown and at least AI_PARTIAL_MIN_MS have passed since the last call for this request; a
+ * retry starts the text over. It must not call ai_* functions. */
+typedef void (*ai_partial_fn)(const char *text, const char *intent, void *arg);
+
+#define AI_PARTIAL_MIN_MS 150 /* at most ~7 partial hints a second per analysis, whatever the model's speed */
 
 /* One analysis. Everything is copied by ai_request: the caller may free it on return. */
 typedef struct {
@@ -76,6 +88,7 @@ typedef struct {
 	bool bot;                      /* bot mode (worker/bot.c): the bot prompt (<prompts_dir>/bot-<domain>.txt,
 					* bot.txt, or a built-in one) and an answer to the customer, parsed by
 					* ai_parse_bot_answer; the result's hint is that answer */
+	ai_partial_fn partial;         /* NULL: no partial hints; bot requests have none */
 } ai_request_t;
 
 /* Outcome class of one HTTP call, for metrics. */
@@ -220,6 +233,37 @@ bool ai_parse_completion(const char *body, size_t len, ai_parsed_t *out, char *e
  * (fences or prose around it allowed); the answer goes to hint. An object with handoff
  * true needs no answer; otherwise the answer must not be blank. Usage read as above. */
 bool ai_parse_bot_answer(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
+
+/* A streamed chat completion (ai_config_t.stream) being read: server-sent events fed in
+ * pieces of any size (a piece may end inside a line, a UTF-8 sequence or an escape).
+ * content gathers choices[0].delta.content; the usage chunk (stream_options.include_usage)
+ * gives the tokens. */
+typedef struct {
+	char *line;                /* the line being received (up to its \n) */
+	size_t line_len, line_cap;
+	char *content;             /* NUL-terminated */
+	size_t content_len, content_cap;
+	int tokens_in, tokens_out; /* from the usage chunk; 0 until it comes */
+	bool usage;                /* a usage chunk came */
+	bool done;                 /* "data: [DONE]" came */
+	int bad;                   /* data lines that were not JSON (skipped) */
+} ai_sse_t;
+
+void ai_sse_init(ai_sse_t *s);
+/* Feeds len bytes of the event stream; returns how many bytes of content they added. */
+size_t ai_sse_feed(ai_sse_t *s, const char *data, size_t len);
+void ai_sse_free(ai_sse_t *s);
+
+/* The answer of a finished stream, as ai_parse_completion (bot: ai_parse_bot_answer) reads
+ * a whole completion: the JSON object in the gathered content, the tokens of its usage. */
+bool ai_parse_streamed(const ai_sse_t *s, bool bot, ai_parsed_t *out, char *err, size_t errlen);
+
+/* In json, len bytes of a JSON object the model is still writing, finds the member
+ * "field": "..." and decodes its string so far into out (cap bytes, NUL-terminated, cut at a
+ * UTF-8 boundary when full): escapes are decoded, an escape or a UTF-8 sequence cut off at
+ * the end is left out. *complete (may be NULL) tells whether the closing quote came. False
+ * when the member's string has not started. */
+bool ai_partial_string(const char *json, size_t len, const char *field, char *out, size_t cap, bool *complete);
 
 /* Writes the user message sent to the model: the history (cut to max_messages entries and
  * max_tokens approximate tokens, newest kept) then, after the line "Mensagens novas do

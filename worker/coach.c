@@ -67,6 +67,8 @@ struct coach_analysis {
 	char source[12], limited_by[16];
 	int tokens_in, tokens_out, latency_ms;
 	double cost_usd;
+	int64_t hint_id;         /* reserved at admission for a streamed AI analysis; 0 = none */
+	int partials;            /* partial hints published with that id */
 };
 
 typedef struct {
@@ -125,6 +127,8 @@ typedef struct {
 	bool critical;
 } coach_shadow_t;
 static void coach_pump_ai(coach_t *c);
+static void coach_ai_partial(const char *text, const char *intent, void *arg);
+static void coach_withdraw(coach_analysis_t *a);
 static void coach_ai_done(const ai_result_t *res, void *arg);
 static void coach_complete(coach_analysis_t *a);
 static char *coach_join(const coach_analysis_t *a, const char *sep);
@@ -536,7 +540,11 @@ static void coach_admit_cb(evutil_socket_t fd, short what, void *arg)
 		cJSON_AddItemToArray(arr, o);
 		b->list[b->n++] = a;
 	}
-	coach_batch_send(b, arr, "SELECT atende_coach_admit($1::jsonb)", coach_admitted);
+	/* a streamed analysis needs its hint's id before the hint exists: the partial hints carry it */
+	coach_batch_send(b, arr,
+			 c->ai && cfg->ai.stream ? "SELECT atende_coach_admit_streamed($1::jsonb)"
+						 : "SELECT atende_coach_admit($1::jsonb)",
+			 coach_admitted);
 }
 
 /* An upper bound of the analysis's cost, reserved against the budget at admission: a
@@ -648,6 +656,7 @@ static void coach_admitted(PGresult *res, void *arg)
 			if (c->cfg->cache.enabled)
 				coach_count(c, "cache", "miss");
 			a->reservation = (int64_t)json_num(r, "reservation", -1);
+			a->hint_id = (int64_t)json_num(r, "hint_id", 0);
 			coach_push(a->critical ? &c->ai_hi : &c->ai_lo, a, false);
 		}
 	}
@@ -687,7 +696,8 @@ static void coach_pump_ai(coach_t *c)
 			}
 		ai_request_t req = {.domain = a->items[0].m.domain, .company = a->items[0].m.company,
 				    .conversation = a->items[0].m.conversation_key, .texts = texts, .n_texts = a->n,
-				    .history = hist, .n_history = nh, .critical = a->critical};
+				    .history = hist, .n_history = nh, .critical = a->critical,
+				    .partial = a->hint_id > 0 && c->cb.publish_partial ? coach_ai_partial : NULL};
 		bool ok = ai_request(c->ai, &req, coach_ai_done, a);
 		free(texts);
 		if (!ok) {
@@ -704,6 +714,7 @@ static void coach_ai_done(const ai_result_t *res, void *arg)
 	coach_analysis_t *a = arg;
 	coach_t *c = a->c;
 	if (!res->ok) { /* cancelled at shutdown: not done, so uncommitted, so redelivered */
+		coach_withdraw(a); /* the redelivery gets another hint id */
 		for (int i = 0; i < a->n; i++)
 			coach_free_item(&a->items[i]);
 		c->pending -= a->n;
@@ -728,6 +739,34 @@ static void coach_ai_done(const ai_result_t *res, void *arg)
 	coach_push(&c->finish_q, a, false);
 	coach_schedule(c, true);
 	coach_pump_ai(c);
+}
+
+/* The hint so far of a streamed analysis, as a partial hint event with its reserved id. */
+static void coach_ai_partial(const char *text, const char *intent, void *arg)
+{
+	coach_analysis_t *a = arg;
+	coach_t *c = a->c;
+	const char *pids[256];
+	int np = 0;
+	for (int k = 0; k < a->n && np < 256; k++)
+		pids[np++] = a->items[k].m.provider_id;
+	const coach_msg_t *last = &a->items[a->n - 1].m;
+	evt_hint_t e = {.message_ids = pids, .n_message_ids = np, .hint_id = a->hint_id,
+			.conversation_id = last->conversation_id, .conversation_key = last->conversation_key,
+			.agent_id = last->agent_id, .company_id = last->company, .domain = last->domain,
+			.intent = intent, .critical = a->critical, .text = text, .source = "ai",
+			.received_at = a->items[0].m.received_at, .partial = true, .withdrawn = text == NULL};
+	if (!text)
+		e.text = "";
+	a->partials++;
+	c->cb.publish_partial(&e, c->arg);
+}
+
+/* Partial hints went out for an analysis whose hint will not be stored: consoles drop them. */
+static void coach_withdraw(coach_analysis_t *a)
+{
+	if (a->partials && a->hint_id > 0)
+		coach_ai_partial(NULL, NULL, a);
 }
 
 static void coach_rules_hint(coach_analysis_t *a, const char *limited_by)
@@ -859,6 +898,8 @@ static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
 		coach_add_agent(c, o, a);
 		cJSON_AddStringToObject(o, "norm", a->norm ? a->norm : "");
 		cJSON_AddBoolToObject(o, "cache_it", a->cache_it && c->cfg->cache.enabled);
+		if (a->hint_id > 0) /* the id its partial hints carried */
+			cJSON_AddNumberToObject(o, "hint_id", (double)a->hint_id);
 		if (a->reservation >= 0)
 			cJSON_AddNumberToObject(o, "reservation", (double)a->reservation);
 		else
@@ -923,8 +964,10 @@ static void coach_finished(PGresult *res, void *arg)
 						    .received_at = a->items[0].m.received_at},
 					  .tokens = tokens, .n_tokens = nt, .seconds = coach_now() - a->items[0].added_at};
 			c->cb.publish_hint(&h, c->arg);
-		} else if (decision && strcmp(decision, "refused") == 0) {
-			coach_count(c, "refusal", json_str(r, "reason") ? json_str(r, "reason") : "agent_interval");
+		} else {
+			if (decision && strcmp(decision, "refused") == 0)
+				coach_count(c, "refusal", json_str(r, "reason") ? json_str(r, "reason") : "agent_interval");
+			coach_withdraw(a);
 		}
 		coach_complete(a);
 	}

@@ -45,6 +45,10 @@ typedef struct {
 
 typedef struct {
 	void (*publish_hint)(const coach_hint_t *hint, void *arg);
+	/* ai.stream: an AI hint as the model writes it, or its withdrawal (hint->partial, see the
+	 * hint event in common/event.h), to publish as is: nothing is stored or acknowledged.
+	 * NULL: no partial hints. */
+	void (*publish_partial)(const evt_hint_t *hint, void *arg);
 	/* Every message given to coach_add comes back here exactly once, after its outcome
 	 * (hint, skip, refusal) is stored: only then may its offset be committed. */
 	void (*message_done)(void *token, void *arg);

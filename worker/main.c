@@ -139,6 +139,7 @@ static void wrk_dead_letter(wrk_item_t *it, const cJSON *ev, const void *value, 
 			    int attempts);
 static void wrk_dlq_stored(PGresult *res, void *arg);
 static void wrk_coach_hint(const coach_hint_t *h, void *arg);
+static void wrk_coach_partial(const evt_hint_t *e, void *arg);
 static void wrk_coach_done(void *token, void *arg);
 static void wrk_coach_count(const char *kind, const char *what, void *arg);
 static void wrk_commit_cb(evutil_socket_t fd, short what, void *arg);
@@ -250,7 +251,7 @@ int main(int argc, char **argv)
 		log_error("media: %s", err);
 		return 1;
 	}
-	coach_callbacks_t cb = {.publish_hint = wrk_coach_hint, .message_done = wrk_coach_done, .count = wrk_coach_count};
+	coach_callbacks_t cb = {.publish_hint = wrk_coach_hint, .publish_partial = wrk_coach_partial, .message_done = wrk_coach_done, .count = wrk_coach_count};
 	W.coach = coach_new(W.base, W.db_coach, &W.cfg, W.ai, &cb, NULL);
 	bot_callbacks_t bcb = {.publish_event = wrk_bot_event, .publish_request = wrk_bot_request,
 			       .coach = wrk_bot_coach, .done = wrk_bot_done};
@@ -1093,6 +1094,17 @@ static void wrk_coach_hint(const coach_hint_t *h, void *arg)
 	char *json = evt_hint(&route, e, &len);
 	wrk_produce_event("hint", e->company_id, e->conversation_id, json, len,
 			  wrk_ref((wrk_item_t *const *)h->tokens, h->n_tokens));
+}
+
+/* A partial hint (ai.stream) or its withdrawal: in the company's partition like the stored
+ * hint, so it reaches consoles before it; nothing waits for the broker's report. */
+static void wrk_coach_partial(const evt_hint_t *e, void *arg)
+{
+	size_t len;
+	(void)arg;
+	evt_route_t route = {.company = e->company_id, .conversation = e->conversation_id, .agent = e->agent_id};
+	char *json = evt_hint(&route, e, &len);
+	wrk_produce_event("hint", e->company_id, e->conversation_id, json, len, NULL);
 }
 
 /* An event about a reply or transfer; outbound learns of the broker's report. A stored reply

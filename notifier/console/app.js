@@ -34,6 +34,8 @@
 	var MAX_MESSAGES = 3000;        // per conversation, oldest dropped: the page runs all day
 	var MAX_CONVERSATIONS = 300;
 	var MAX_HINTS = 1000;
+	var PARTIAL_STALE_MS = 120000;  // a hint being written that neither its stored hint nor a withdrawal followed
+
 
 	var INTENT_LABELS = {
 		billing: 'Cobrança', sales: 'Vendas', outage: 'Falha técnica',
@@ -1142,10 +1144,21 @@
 		addHint(ensureConv(id, d), d, false);
 	}
 
-	/* A hint, live (toast when critical) or from the history (quiet). */
+	/* A hint, live (toast when critical) or from the history (quiet). A partial one (ai.stream)
+	 * is the hint being written: it creates or updates the box of its hint_id, and the stored
+	 * hint with that id replaces it; a withdrawn one removes it. */
 	function addHint(c, d, quiet) {
 		var id = c.id;
+		var i;
+		if (d.partial && d.withdrawn) {
+			for (i = S.hints.length - 1; i >= 0; i--)
+				if (S.hints[i].partial && S.hints[i].hint_id === d.hint_id) S.hints.splice(i, 1);
+			return;
+		}
 		var h = {
+			hint_id: d.hint_id !== undefined ? d.hint_id : null,
+			partial: !!d.partial,
+			updated: Date.now(),
 			message_id: d.message_id || null,
 			message_ids: Array.isArray(d.message_ids) ? d.message_ids.slice() : (d.message_id ? [d.message_id] : []),
 			conversation_id: id,
@@ -1162,19 +1175,35 @@
 			at: parseTime(d.created_at) || Date.now()
 		};
 		// One hint per customer message: a later one (e.g. the AI after a fallback) replaces it.
-		var replaced = false;
-		for (var i = 0; i < S.hints.length; i++) {
-			if (h.message_id && S.hints[i].message_id === h.message_id && S.hints[i].conversation_id === id) {
+		// A hint being written has its own box, found by its hint_id (the stored hint's too).
+		var replaced = false, wasPartial = false;
+		for (i = 0; i < S.hints.length; i++) {
+			var same = h.hint_id !== null && S.hints[i].hint_id === h.hint_id;
+			if (same || (!h.partial && !S.hints[i].partial && h.message_id &&
+			             S.hints[i].message_id === h.message_id && S.hints[i].conversation_id === id)) {
+				wasPartial = S.hints[i].partial;
+				if (h.partial) h.at = S.hints[i].at; // the box keeps its place while it grows
 				S.hints[i] = h;
 				replaced = true;
 				break;
 			}
 		}
-		if (!replaced) {
+		if (h.partial) {
+			if (!replaced) {
+				S.hints.push(h);
+				if (S.hints.length > MAX_HINTS) S.hints.splice(0, S.hints.length - MAX_HINTS);
+			}
+			setTimeout(expirePartials, PARTIAL_STALE_MS + 100);
+			return; // intent, critical flag and covered messages are the stored hint's to tell
+		}
+		// the stored hint with the id of a partial one: as new (its toast was held back)
+		for (i = S.hints.length - 1; replaced && i >= 0; i--)
+			if (S.hints[i] !== h && S.hints[i].partial && S.hints[i].hint_id === h.hint_id) S.hints.splice(i, 1);
+		if (!replaced || wasPartial) {
 			if (h.critical && id !== S.selected && !quiet)
 				toast('Conversa crítica' + (h.critical_reason ? ' (' + (REASON_LABELS[h.critical_reason] || h.critical_reason) + ')' : '') +
 					': ' + displayName(c), 'error');
-			S.hints.push(h);
+			if (!replaced) S.hints.push(h);
 			if (S.hints.length > MAX_HINTS) S.hints.splice(0, S.hints.length - MAX_HINTS);
 		}
 		h.message_ids.forEach(function (mid) { c.hinted[mid] = true; });
@@ -1183,6 +1212,14 @@
 			c.criticalReason = h.critical_reason || c.criticalReason;
 		}
 		if (!c.domain && h.domain) c.domain = h.domain;
+	}
+
+	/* Drops hints being written that nothing followed for PARTIAL_STALE_MS (their worker
+	 * stopped before it could store or withdraw them). */
+	function expirePartials() {
+		var now = Date.now(), before = S.hints.length;
+		S.hints = S.hints.filter(function (h) { return !h.partial || now - h.updated < PARTIAL_STALE_MS; });
+		if (S.hints.length !== before) scheduleRender();
 	}
 
 	function onTyping(d) {
@@ -1972,14 +2009,17 @@
 		hints.sort(function (a, b) { return b.at - a.at; }); // newest first: the one to act on
 		var frag = document.createDocumentFragment();
 		hints.forEach(function (h, i) {
-			var card = el('div', 'hint' + (h.critical ? ' critical' : '') + (i === 0 ? ' latest' : ''));
+			var card = el('div', 'hint' + (h.critical ? ' critical' : '') + (i === 0 ? ' latest' : '') + (h.partial ? ' partial' : ''));
 			card.dataset.messageId = h.message_id || '';
+			card.dataset.hintId = h.hint_id === null ? '' : String(h.hint_id);
+			card.dataset.partial = h.partial ? 'true' : 'false';
 			card.dataset.intent = h.intent;
 			card.dataset.critical = h.critical ? 'true' : 'false';
 			card.setAttribute('data-testid', 'hint');
 
 			var head = el('div', 'hint-head');
-			var intent = el('span', 'tag tag-intent intent-' + h.intent, INTENT_LABELS[h.intent] || h.intent);
+			var intent = h.partial ? el('span', 'tag tag-writing', 'escrevendo…')
+				: el('span', 'tag tag-intent intent-' + h.intent, INTENT_LABELS[h.intent] || h.intent);
 			intent.setAttribute('data-testid', 'hint-intent');
 			head.appendChild(intent);
 			if (h.critical) {
@@ -2002,6 +2042,7 @@
 			if (h.message_ids.length > 1) foot.appendChild(el('span', 'muted', 'cobre ' + h.message_ids.length + ' mensagens'));
 			var use = el('button', 'btn btn-small hint-use', 'Usar');
 			use.type = 'button';
+			use.disabled = h.partial; // not before the model has finished it
 			use.setAttribute('data-testid', 'hint-use');
 			use.title = 'Copiar a sugestão para a caixa de resposta';
 			use.addEventListener('click', function () { useHint(h); });

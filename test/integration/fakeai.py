@@ -8,8 +8,15 @@ through success, latency, 429, 500, garbage and hangs:
                   {"text": the transcript set with "transcript"}, after "transcription_latency_ms";
                   the current mode applies to it too (429, 500, garbage, hang)
   POST /control  also {"transcript": TEXT, "transcription_latency_ms": N}
+  POST /control  also {"stream_ms": N, "stream_chunks": K, "ignore_stream": bool}: a request
+                  with "stream": true is answered text/event-stream (chunked): the answer's
+                  JSON text in K content deltas (default 8) spread over N ms (default 0), each
+                  event written in two pieces (split mid-line), then a usage chunk when
+                  stream_options.include_usage, then "data: [DONE]"; "latency_ms" comes before
+                  the first delta. "ignore_stream": answer such requests with one plain JSON
+                  completion, as a server that does not stream would.
   POST /control  {"mode": "ok"|"429"|"500"|"garbage"|"hang"|"odd_intent"|"no_critical"|
-                  "long_hint"|"no_hint", "latency_ms": N,
+                  "long_hint"|"no_hint"|"cut", "latency_ms": N,
                   "retry_after": S, "times": K}   (fields optional; "times": the mode
                   applies to the next K calls, then "ok" returns)
   GET  /calls    {"count": N, "models": [...], "by_model": {...}, "calls": [{"t", "model",
@@ -21,7 +28,9 @@ through success, latency, 429, 500, garbage and hangs:
 customer messages (the text after "Mensagens novas do cliente:", as worker/ai.c writes
 it), so hints are meaningful. The odd modes answer 200 with a completion a real model may
 write: "odd_intent" says "intent": "technical", "no_critical" leaves "critical" out,
-"long_hint" writes a 3,000-character hint, "no_hint" leaves the hint out. A bot-mode request
+"long_hint" writes a 3,000-character hint, "no_hint" leaves the hint out. "cut" streams half of
+the deltas of a streamed answer and then drops the connection (no answer at all when not
+streamed): a stream broken midway. A bot-mode request
 (its system prompt asks for "handoff") gets {"answer": BOT_ANSWERS[intent], "handoff": false},
 or {"answer": "", "handoff": true} when the customer text holds one of BOT_CANNOT_HELP. Use it
 in-process (FakeAI().start()) or as a program:
@@ -36,7 +45,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MODES = ("ok", "429", "500", "garbage", "hang", "odd_intent", "no_critical", "long_hint", "no_hint")
+MODES = ("ok", "429", "500", "garbage", "hang", "odd_intent", "no_critical", "long_hint", "no_hint", "cut")
 ODD_MODES = ("odd_intent", "no_critical", "long_hint", "no_hint")
 NEW_MARKER = "Mensagens novas do cliente:"
 MAX_LOG = 10000
@@ -127,6 +136,7 @@ class FakeAI:
         self.by_model = {}
         self.transcript = "oi, minha internet caiu desde ontem e o roteador está piscando vermelho"
         self.transcription_latency_ms = 0
+        self.stream_ms, self.stream_chunks, self.ignore_stream = 0, 8, False
         # one thread per connection: small stacks so the benchmark's thousands of calls fit
         # (process-wide setting, plenty for these handlers)
         threading.stack_size(512 * 1024)
@@ -150,8 +160,14 @@ class FakeAI:
             self._thread.join(timeout=5)
 
     def control(self, mode=None, latency_ms=None, retry_after=None, times=None, transcript=None,
-                transcription_latency_ms=None):
+                transcription_latency_ms=None, stream_ms=None, stream_chunks=None, ignore_stream=None):
         with self._lock:
+            if stream_ms is not None:
+                self.stream_ms = max(0, int(stream_ms))
+            if stream_chunks is not None:
+                self.stream_chunks = max(1, int(stream_chunks))
+            if ignore_stream is not None:
+                self.ignore_stream = bool(ignore_stream)
             if transcript is not None:
                 self.transcript = str(transcript)
             if transcription_latency_ms is not None:
@@ -171,11 +187,13 @@ class FakeAI:
 
     def state(self):
         return {"mode": self.mode, "latency_ms": self.latency_ms, "retry_after": self.retry_after,
-                "times": self.times, "count": self.count, "transcription_latency_ms": self.transcription_latency_ms}
+                "times": self.times, "count": self.count, "transcription_latency_ms": self.transcription_latency_ms,
+                "stream_ms": self.stream_ms, "stream_chunks": self.stream_chunks, "ignore_stream": self.ignore_stream}
 
     def reset(self):
         with self._lock:
             self.mode, self.latency_ms, self.retry_after, self.times = "ok", 0, 1, None
+            self.stream_ms, self.stream_chunks, self.ignore_stream = 0, 8, False
             self.count, self.log, self.by_model = 0, [], {}
 
     def calls(self):
@@ -289,7 +307,8 @@ class FakeAI:
                     try:
                         state = fake.control(body.get("mode"), body.get("latency_ms"), body.get("retry_after"),
                                              body.get("times"), body.get("transcript"),
-                                             body.get("transcription_latency_ms"))
+                                             body.get("transcription_latency_ms"), body.get("stream_ms"),
+                                             body.get("stream_chunks"), body.get("ignore_stream"))
                     except (ValueError, TypeError) as e:
                         return self._send(400, {"error": str(e)})
                     return self._send(200, state)
@@ -311,6 +330,17 @@ class FakeAI:
                 if latency_ms and fake._stop.wait(latency_ms / 1000.0):
                     self.close_connection = True
                     return
+                with fake._lock:
+                    streamed = body.get("stream") is True and not fake.ignore_stream
+                    stream_ms, chunks = fake.stream_ms, fake.stream_chunks
+                entry["stream"] = streamed
+                if streamed and (mode in ("ok", "cut") or mode in ODD_MODES):
+                    entry["status"] = 200
+                    return self._stream(fake._completion(body, "ok" if mode == "cut" else mode), body, stream_ms,
+                                        chunks, cut=mode == "cut")
+                if mode == "cut":
+                    self.close_connection = True
+                    return
                 if mode == "ok" or mode in ODD_MODES:
                     entry["status"] = 200
                     self._send(200, fake._completion(body, mode))
@@ -324,6 +354,50 @@ class FakeAI:
                 else:  # garbage: 200 that is not a completion
                     entry["status"] = 200
                     self._send(200, raw=b"<html><body>upstream exploded</body></html>")
+
+            def _chunk(self, data):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+
+            def _event(self, obj):
+                """One server-sent event, written in two HTTP chunks split mid-line (mid UTF-8
+                sequence too, when the middle byte falls in one)."""
+                data = ("data: " + (obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)) + "\n\n").encode()
+                half = len(data) // 2
+                self._chunk(data[:half])
+                self._chunk(data[half:])
+
+            def _stream(self, completion, body, stream_ms, chunks, cut=False):
+                """completion's content as a chat-completions event stream."""
+                content = completion["choices"][0]["message"]["content"]
+                step = max(1, -(-len(content) // chunks))
+                pieces = [content[i:i + step] for i in range(0, len(content), step)]
+                base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
+                        "model": completion["model"]}
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Cache-Control", "no-cache")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self._event(dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                     "finish_reason": None}]))
+                    for k, piece in enumerate(pieces):
+                        if cut and k >= len(pieces) // 2:
+                            self.close_connection = True  # no terminating chunk: a broken stream
+                            return
+                        if k and stream_ms and fake._stop.wait(stream_ms / 1000.0 / max(1, len(pieces) - 1)):
+                            self.close_connection = True
+                            return
+                        self._event(dict(base, choices=[{"index": 0, "delta": {"content": piece},
+                                                         "finish_reason": None}]))
+                    self._event(dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+                    if (body.get("stream_options") or {}).get("include_usage"):
+                        self._event(dict(base, choices=[], usage=completion["usage"]))
+                    self._event("[DONE]")
+                    self._chunk(b"")
+                except OSError:
+                    self.close_connection = True
 
             def _transcription(self):
                 ctype = self.headers.get("Content-Type", "")
