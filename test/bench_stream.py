@@ -39,7 +39,7 @@ def main():
     s = System(name="stream-bench", extra={
         r'provider = "rules";': 'provider = "openai";',
         r'base_url = "";': f'base_url = "{ai.base_url}";',
-        r"(?m)^  stream = true;": f"  stream = {'true' if STREAM else 'false'};",
+        r"(?m)^  stream = false;": f"  stream = {'true' if STREAM else 'false'};",
         r"(cache: \{\n  enabled = )true;": r"\1false;",
     })
     try:

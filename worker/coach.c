@@ -751,10 +751,18 @@ static void coach_ai_partial(const char *text, const char *intent, void *arg)
 	for (int k = 0; k < a->n && np < 256; k++)
 		pids[np++] = a->items[k].m.provider_id;
 	const coach_msg_t *last = &a->items[a->n - 1].m;
+	/* INTERFACE.md's fields of a hint, valid in a partial too (a client that does not know
+	 * `partial` still reads an intent of the six and a time): the intent once the model has
+	 * written it, "other" until then */
+	char now[40];
+	rules_intent_t known;
+	json_iso_now(now, sizeof(now));
+	if (!intent || !rules_intent_parse(intent, &known))
+		intent = "other";
 	evt_hint_t e = {.message_ids = pids, .n_message_ids = np, .hint_id = a->hint_id,
 			.conversation_id = last->conversation_id, .conversation_key = last->conversation_key,
 			.agent_id = last->agent_id, .company_id = last->company, .domain = last->domain,
-			.intent = intent, .critical = a->critical, .text = text, .source = "ai",
+			.intent = intent, .critical = a->critical, .text = text, .source = "ai", .created_at = now,
 			.received_at = a->items[0].m.received_at, .partial = true, .withdrawn = text == NULL};
 	if (!text)
 		e.text = "";

@@ -91,9 +91,6 @@ class System:
             # limits off unless a module turns them on (test_coaching does): tests post
             # many messages to few agents within seconds
             r"agent_interval_s = 10;": "agent_interval_s = 0;",
-            # hints streamed only where a module turns it on (test_streaming does): elsewhere
-            # the first hint event of a message is its stored hint
-            r"(?m)^  stream = true;": "  stream = false;",
         }
         subs.update(self.extra)
         subs.update(changes)

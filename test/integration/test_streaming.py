@@ -13,6 +13,8 @@ from fakeai import FakeAI
 from harness import System, http, serve, wait_for
 from test_foundation import evolution_text
 
+INTENTS = ("billing", "sales", "outage", "complaint", "cancel", "other")
+
 AI = FakeAI().start()
 STREAM_MS = 1500
 
@@ -22,7 +24,7 @@ def system():
     s = System(name="streaming", extra={
         r'provider = "rules";': 'provider = "openai";',
         r'base_url = "";': f'base_url = "{AI.base_url}";',
-        r"(?m)^  stream = true;": "  stream = true;",  # the harness turns it off elsewhere
+        r"(?m)^  stream = false;": "  stream = true;",  # off in the sample config (and so in the other modules)
         r"retry_base_ms = 2000;": "retry_base_ms = 100;",
         r"max_retries = 3;": "max_retries = 1;",
         r"deadline_ms = 60000;": "deadline_ms = 20000;",
@@ -75,7 +77,8 @@ def test_streamed_hint_reaches_console_in_partials_then_stored_once(system):
     assert len(partials) >= 3, [p["text"] for p in partials]
     assert final["source"] == "ai" and final["intent"] == "billing"
     assert final["text"].startswith(partials[-1]["text"])
-    assert all(p["source"] == "ai" and p["created_at"] is None for p in partials)
+    # INTERFACE.md's hint fields hold in a partial too: an intent of the six, a time
+    assert all(p["source"] == "ai" and p["created_at"] and p["intent"] in INTENTS for p in partials)
     # the stored hint: once, under the id the partials carried, priced from the usage chunk
     hid, source, tokens_in, tokens_out, cost, copies = stored(system, "STREAM-1")
     assert (int(hid), source, int(copies)) == (final["hint_id"], "ai", 1)
