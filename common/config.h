@@ -107,7 +107,7 @@ typedef struct {
 	struct { char *token_secret, *previous_token_secret, *default_ttl; } auth;
 	struct { int backoff_initial_ms, backoff_max_ms, healthy_after_s, shutdown_timeout_s; char *roles; } supervisor;
 	struct { int keep_days, weeks_ahead, interval_s, dedup_days; char *archive_dir; } retention;
-	struct { char *dir; int max_audio_bytes, max_image_bytes, max_video_bytes, max_document_bytes, inline_max_bytes, fetch_timeout_ms, fetch_retries, fetch_retry_base_ms; } media;
+	struct { char *dir; int max_audio_bytes, max_image_bytes, max_video_bytes, max_document_bytes, inline_max_bytes, fetch_timeout_ms, fetch_retries, fetch_retry_base_ms, max_upload_bytes; } media;
 
 	cfg_channel_t *channels;
 	int n_channels;
@@ -173,5 +173,8 @@ const char *cfg_topic(const cfg_t *c, const char *suffix, char *buf, size_t len)
 
 /* Absolute path under data_dir ("var/run"); writes into buf. */
 const char *cfg_data_path(const cfg_t *c, const char *sub, char *buf, size_t len);
+
+/* The media store's folder: media.dir, under data_dir when relative. Returns buf. */
+const char *cfg_media_root(const cfg_t *c, char *buf, size_t len);
 
 #endif
