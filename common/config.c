@@ -127,6 +127,7 @@ const cfg_key_t cfg_keys[] = {
 	K_DBL("ai.shadow_share", route.shadow_share, "0", 0, 1, true, "share (0..1) of cache and routed hints also sent to the AI in the background, to measure their agreement (same intent and critical flag); not while a cost cap is set"),
 	K_INT("ai.breaker_open_s", ai.breaker_open_s, "30", 1, 3600, false, "circuit breaker: open this long, then one probe call (half-open)"),
 	K_STR("ai.transcription_model", ai.transcription_model, "whisper-1", true, "model of <ai.base_url>/audio/transcriptions for voice notes (provider openai only)"),
+	K_BOOL("ai.vision", ai.vision, "false", true, "provider openai: an image a customer sends is described by ai.model (chat completions with an image_url part holding the file as a data URL) and the description, with the caption, is what is coached; false: the caption alone"),
 	K_INT("ai.price_transcription_minute", ai.price_transcription_minute, "6000", 0, INT_MAX, true, "transcription price: micro-USD per minute of audio (6000 = $0.006), counted in the same budget as the analyses"),
 
 	K_INT("outbound.timeout_ms", outbound.timeout_ms, "10000", 100, 600000, true, "per-call timeout of a reply sent to a gateway (Evolution sendText, Cloud API messages)"),

@@ -8,6 +8,7 @@
 #include "hc.h"
 #include "log.h"
 #include "metrics.h"
+#include "mstore.h"
 #include "text.h"
 #include "xalloc.h"
 
@@ -24,6 +25,12 @@
 #define AI_MAX_PROMPT_BYTES (64 * 1024)
 #define AI_COMPLETION_MAX_TOKENS 300        /* a hint is one or two sentences */
 #define AI_NEW_MARKER "Mensagens novas do cliente:"
+#define AI_VISION_MAX_TOKENS 200         /* an image's description: two or three sentences */
+#define AI_VISION_PROMPT                                                                              \
+	"Você ajuda atendentes de uma empresa de telecomunicações no Brasil. Um cliente enviou a "    \
+	"imagem abaixo pelo WhatsApp. Descreva em português, em até três frases objetivas, o que ela " \
+	"mostra e que importe ao atendimento (por exemplo: luzes de um roteador, uma mensagem de "      \
+	"erro, valores e datas de uma fatura, um comprovante). Responda só com a descrição."
 
 static const char ai_builtin_prompt[] =
 	"Você orienta um atendente humano de uma central de atendimento de telecom no Brasil. "
@@ -85,7 +92,8 @@ typedef struct ai_req {
 	bool transcribe;
 	char *content_type;           /* "Content-Type: multipart/form-data; boundary=…" */
 	int duration_ms;
-	char *transcript;             /* the answer's text */
+	char *transcript;             /* the answer's text (a transcription's, or an image's description) */
+	bool vision;                  /* an image's description (ai_describe_image): chat, plain-text answer */
 } ai_req_t;
 
 struct ai {
@@ -114,6 +122,8 @@ struct ai {
 };
 
 static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
+static char *ai_answer_text(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
+static ai_req_t *ai_req_media(ai_t *ai, long company, const char *conversation, ai_done_fn done, void *arg);
 static int64_t ai_now_ms(void);
 static char *ai_strdup(const char *s);
 static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t errlen);
@@ -306,22 +316,12 @@ bool ai_transcribe(ai_t *ai, long company, const char *conversation, const void 
 {
 	if (ai->closing || !bytes || len == 0)
 		return false;
-	ai_req_t *r = xcalloc(1, sizeof(*r));
-	int64_t now = ai_now_ms();
+	ai_req_t *r = ai_req_media(ai, company, conversation, done, arg);
 	char boundary[64];
 	int salt = 0;
 	do /* a boundary the audio does not hold */
-		snprintf(boundary, sizeof(boundary), "atende-voice-note-%lld-%d", (long long)now, salt++);
+		snprintf(boundary, sizeof(boundary), "atende-voice-note-%lld-%d", (long long)r->t_start, salt++);
 	while (memmem(bytes, len, boundary, strlen(boundary)));
-	r->ai = ai;
-	r->done = done;
-	r->arg = arg;
-	r->seq = ai->next_seq++;
-	r->t_start = now;
-	r->deadline = now + ai->cfg.deadline_ms;
-	r->company = company;
-	r->conversation = ai_strdup(conversation ? conversation : "");
-	r->joined = ai_strdup(""); /* a fallback's rules see no words */
 	r->transcribe = true;
 	r->duration_ms = duration_ms;
 	r->model = ai_strdup(ai->cfg.transcription_model);
@@ -343,15 +343,81 @@ bool ai_transcribe(ai_t *ai, long company, const char *conversation, const void 
 	memcpy(r->body, head, (size_t)hl);
 	memcpy(r->body + hl, bytes, len);
 	memcpy(r->body + hl + len, tail, (size_t)tl);
+	ai_enqueue(ai, r, r->t_start);
+	ai_pump(ai);
+	return true;
+}
+
+bool ai_describe_image(ai_t *ai, long company, const char *conversation, const void *bytes, size_t len,
+		       const char *mime, const char *caption, ai_done_fn done, void *arg)
+{
+	if (ai->closing || !bytes || len == 0)
+		return false;
+	ai_req_t *r = ai_req_media(ai, company, conversation, done, arg);
+	r->vision = true;
+	r->tier = 0;
+	r->model = ai_strdup(ai->cfg.model_small);
+	r->price_in = ai->cfg.price_small_in;
+	r->price_out = ai->cfg.price_small_out;
+	char *b64 = mstore_b64_encode(bytes, len), *url = NULL, *text = NULL;
+	if (asprintf(&url, "data:%s;base64,%s", mime ? mime : "image/jpeg", b64) < 0)
+		url = NULL;
+	free(b64);
+	if (caption && *caption) {
+		if (asprintf(&text, "Legenda do cliente: %s", caption) < 0)
+			text = NULL;
+	}
+	cJSON *root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "model", r->model);
+	cJSON *msgs = cJSON_AddArrayToObject(root, "messages");
+	cJSON *sys = cJSON_CreateObject(), *usr = cJSON_CreateObject();
+	cJSON_AddItemToArray(msgs, sys);
+	cJSON_AddItemToArray(msgs, usr);
+	cJSON_AddStringToObject(sys, "role", "system");
+	cJSON_AddStringToObject(sys, "content", AI_VISION_PROMPT);
+	cJSON_AddStringToObject(usr, "role", "user");
+	cJSON *parts = cJSON_AddArrayToObject(usr, "content");
+	cJSON *tp = cJSON_CreateObject(), *ip = cJSON_CreateObject();
+	cJSON_AddItemToArray(parts, tp);
+	cJSON_AddItemToArray(parts, ip);
+	cJSON_AddStringToObject(tp, "type", "text");
+	cJSON_AddStringToObject(tp, "text", text ? text : "O cliente enviou esta imagem sem legenda.");
+	cJSON_AddStringToObject(ip, "type", "image_url");
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(ip, "image_url"), "url", url ? url : "");
+	cJSON_AddNumberToObject(root, "temperature", 0.2);
+	cJSON_AddNumberToObject(root, "max_tokens", AI_VISION_MAX_TOKENS);
+	r->body = cJSON_PrintUnformatted(root);
+	r->body_len = strlen(r->body);
+	cJSON_Delete(root);
+	free(url);
+	free(text);
+	ai_enqueue(ai, r, r->t_start);
+	ai_pump(ai);
+	return true;
+}
+
+/* A request for a media file (a transcription, an image's description), linked and counted;
+ * its body is the caller's to build. */
+static ai_req_t *ai_req_media(ai_t *ai, long company, const char *conversation, ai_done_fn done, void *arg)
+{
+	ai_req_t *r = xcalloc(1, sizeof(*r));
+	int64_t now = ai_now_ms();
+	r->ai = ai;
+	r->done = done;
+	r->arg = arg;
+	r->seq = ai->next_seq++;
+	r->t_start = now;
+	r->deadline = now + ai->cfg.deadline_ms;
+	r->company = company;
+	r->conversation = ai_strdup(conversation ? conversation : "");
+	r->joined = ai_strdup(""); /* a fallback's rules see no words */
 	r->next = ai->all;
 	if (ai->all)
 		ai->all->prev = r;
 	ai->all = r;
 	ai->st.requests++;
 	ai->st.pending++;
-	ai_enqueue(ai, r, now);
-	ai_pump(ai);
-	return true;
+	return r;
 }
 
 double ai_transcription_cost_usd(int duration_ms, int64_t price_minute)
@@ -449,10 +515,12 @@ bool ai_use_large(const ai_config_t *cfg, const char *const *texts, int n_texts,
  * the JSON object the model wrote in choices[0].message.content (it may sit inside ``` fences or
  * prose: the outermost braces are taken). Returns that object (the caller deletes it), or NULL
  * with why in err. */
-static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
+/* A completion's usage (into out, zeroed first) and its choices[0].message.content
+ * (malloc'd), or NULL with err. */
+static char *ai_answer_text(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
-	cJSON *root = cJSON_ParseWithLength(body, len), *obj = NULL;
+	cJSON *root = cJSON_ParseWithLength(body, len);
 	if (!root) {
 		snprintf(err, errlen, "response is not JSON");
 		return NULL;
@@ -466,17 +534,29 @@ static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, c
 		out->tokens_out = ct->valueint;
 	const cJSON *choices = cJSON_GetObjectItem(root, "choices");
 	const cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(choices, 0), "message"), "content");
-	const char *open = cJSON_IsString(content) ? strchr(content->valuestring, '{') : NULL;
-	const char *close = cJSON_IsString(content) ? strrchr(content->valuestring, '}') : NULL;
-	if (!cJSON_IsString(content))
+	char *text = cJSON_IsString(content) ? xstrdup(content->valuestring) : NULL;
+	if (!text)
 		snprintf(err, errlen, "no choices[0].message.content");
-	else if (!open || !close || close < open || !(obj = cJSON_ParseWithLength(open, (size_t)(close - open + 1))) ||
-		 !cJSON_IsObject(obj)) {
+	cJSON_Delete(root);
+	return text;
+}
+
+/* The usage, and the JSON object in choices[0].message.content (what analyses and the bot
+ * ask for), or NULL with err. */
+static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
+{
+	char *content = ai_answer_text(body, len, out, err, errlen);
+	cJSON *obj = NULL;
+	if (!content)
+		return NULL;
+	const char *open = strchr(content, '{'), *close = strrchr(content, '}');
+	if (!open || !close || close < open || !(obj = cJSON_ParseWithLength(open, (size_t)(close - open + 1))) ||
+	    !cJSON_IsObject(obj)) {
 		snprintf(err, errlen, "content is not a JSON object");
 		cJSON_Delete(obj);
 		obj = NULL;
 	}
-	cJSON_Delete(root);
+	free(content);
 	return obj;
 }
 
@@ -732,6 +812,29 @@ static void ai_call_done(const hc_result_t *res, void *arg)
 		memset(&parsed, 0, sizeof(parsed));
 		if (!text)
 			snprintf(r->error, sizeof(r->error), "garbage: no text in the transcription's answer");
+	} else if (status >= 200 && status < 300 && r->vision) {
+		char *text = res->too_big ? NULL : ai_answer_text(res->body, res->len, &parsed, why, sizeof(why));
+		char *t = text;
+		while (t && isspace((unsigned char)*t))
+			t++;
+		if (!res->too_big) {
+			double c = ai_cost_usd(parsed.tokens_in, parsed.tokens_out, r->price_in, r->price_out);
+			r->tokens_in += parsed.tokens_in;
+			r->tokens_out += parsed.tokens_out;
+			r->cost += c;
+			ai->st.tokens_in += (uint64_t)parsed.tokens_in;
+			ai->st.tokens_out += (uint64_t)parsed.tokens_out;
+			ai->st.cost_usd += c;
+		}
+		cls = t && *t ? AI_CLASS_2XX : AI_CLASS_GARBAGE;
+		if (cls == AI_CLASS_2XX) {
+			free(r->transcript);
+			r->transcript = xstrdup(t);
+		} else {
+			snprintf(r->error, sizeof(r->error), "garbage: %s", text ? "an empty description" : why);
+		}
+		free(text);
+		memset(&parsed, 0, sizeof(parsed));
 	} else if (status >= 200 && status < 300) {
 		bool ok = !res->too_big && (r->bot ? ai_parse_bot_answer(res->body, res->len, &parsed, why, sizeof(why))
 						   : ai_parse_completion(res->body, res->len, &parsed, why, sizeof(why)));

@@ -8,6 +8,8 @@ through success, latency, 429, 500, garbage and hangs:
                   {"text": the transcript set with "transcript"}, after "transcription_latency_ms";
                   the current mode applies to it too (429, 500, garbage, hang)
   POST /control  also {"transcript": TEXT, "transcription_latency_ms": N}
+  A chat completion whose user content holds an image_url part (an image's description,
+  ai.vision) is answered in plain text: the description set with "description".
   POST /control  {"mode": "ok"|"429"|"500"|"garbage"|"hang"|"odd_intent"|"no_critical"|
                   "long_hint"|"no_hint", "latency_ms": N,
                   "retry_after": S, "times": K}   (fields optional; "times": the mode
@@ -127,6 +129,7 @@ class FakeAI:
         self.by_model = {}
         self.transcript = "oi, minha internet caiu desde ontem e o roteador está piscando vermelho"
         self.transcription_latency_ms = 0
+        self.description = "Foto de um roteador com a luz de internet vermelha acesa."
         # one thread per connection: small stacks so the benchmark's thousands of calls fit
         # (process-wide setting, plenty for these handlers)
         threading.stack_size(512 * 1024)
@@ -150,8 +153,10 @@ class FakeAI:
             self._thread.join(timeout=5)
 
     def control(self, mode=None, latency_ms=None, retry_after=None, times=None, transcript=None,
-                transcription_latency_ms=None):
+                transcription_latency_ms=None, description=None):
         with self._lock:
+            if description is not None:
+                self.description = str(description)
             if transcript is not None:
                 self.transcript = str(transcript)
             if transcription_latency_ms is not None:
@@ -207,6 +212,15 @@ class FakeAI:
         return entry
 
     def _completion(self, body, mode="ok"):
+        users = [m.get("content") for m in body.get("messages", []) if isinstance(m, dict) and m.get("role") == "user"]
+        if users and isinstance(users[-1], list) and any(isinstance(p, dict) and p.get("type") == "image_url"
+                                                         for p in users[-1]):
+            answer = self.description
+            return {"id": f"chatcmpl-fake-{self.count}", "object": "chat.completion", "created": int(time.time()),
+                    "model": body.get("model"),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1000, "completion_tokens": 20, "total_tokens": 1020}}
         text = new_messages(body)
         intent, critical = classify(text)
         system = " ".join(m.get("content", "") for m in body.get("messages", [])
@@ -289,7 +303,7 @@ class FakeAI:
                     try:
                         state = fake.control(body.get("mode"), body.get("latency_ms"), body.get("retry_after"),
                                              body.get("times"), body.get("transcript"),
-                                             body.get("transcription_latency_ms"))
+                                             body.get("transcription_latency_ms"), body.get("description"))
                     except (ValueError, TypeError) as e:
                         return self._send(400, {"error": str(e)})
                     return self._send(200, state)

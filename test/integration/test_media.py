@@ -520,3 +520,45 @@ def test_uploads_that_are_refused(system):
     finally:
         c.close()
     assert d["status"] == "failed" and "is not one of this conversation's" in d["error"]
+
+
+def test_images_are_coached_on_their_caption_or_on_the_ai_description(system, gateway, ai):
+    """ai.vision off (the default): an image is coached on its caption, with no image sent to the
+    AI. On (a reload): the file goes to chat completions as an image_url part (a data URL), and
+    the description, with the caption, is what is coached."""
+    from test_coaching import reload
+
+    def image(msg_id, caption, customer):
+        gateway.add_media(msg_id, PNG, "image/png")
+        p = evolution_media(msg_id, "imageMessage", {"mimetype": "image/png", "caption": caption}, customer=customer)
+        assert system.evolution(p).status == 200
+        wait_for(lambda: system.sql(f"select 1 from messages where provider_id = '{msg_id}' and hint_id is not null"),
+                 what=f"the hint of {msg_id}")
+
+    def vision_calls():
+        return [c for c in ai.calls()["calls"] if isinstance(c["body"], dict) and any(
+            isinstance(m.get("content"), list) for m in c["body"].get("messages", []))]
+
+    image("IMG-VIS-OFF", "o modem está assim desde cedo", "5511977770050")
+    assert not vision_calls()
+    assert [c for c in ai.calls()["calls"] if c.get("user") == "o modem está assim desde cedo"]
+    reload(system, **{r"vision = false;": "vision = true;"})
+    try:
+        ai.control(description="Roteador com a luz de internet vermelha piscando; a luz de energia está verde.")
+        image("IMG-VIS-ON", "olha como está", "5511977770051")
+        calls = vision_calls()
+        assert len(calls) == 1, calls
+        body = calls[0]["body"]
+        parts = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+        urls = [p["image_url"]["url"] for p in parts if p.get("type") == "image_url"]
+        assert urls == ["data:image/png;base64," + base64.b64encode(PNG).decode()]
+        assert [p["text"] for p in parts if p.get("type") == "text"] == ["Legenda do cliente: olha como está"]
+        assert body["model"] == calls[0]["model"] and body["messages"][0]["role"] == "system"
+        coached = [c for c in ai.calls()["calls"] if (c.get("user") or "").startswith("[imagem] Roteador com a luz")]
+        assert coached and "(legenda do cliente: olha como está)" in coached[-1]["user"], \
+            [c.get("user") for c in ai.calls()["calls"][-4:]]
+        hint = system.sql("select h.intent from hints h join messages m on m.hint_id = h.id "
+                          "where m.provider_id = 'IMG-VIS-ON'")
+        assert hint == [["outage"]], hint  # read from the description: the caption alone says nothing
+    finally:
+        reload(system)
