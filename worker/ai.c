@@ -123,13 +123,15 @@ struct ai {
 
 static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
 static char *ai_answer_text(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
-static ai_req_t *ai_req_media(ai_t *ai, long company, const char *conversation, ai_done_fn done, void *arg);
+static ai_req_t *ai_req_new(ai_t *ai, long company, const char *conversation, ai_done_fn done, void *arg);
+static void ai_req_link(ai_t *ai, ai_req_t *r);
 static int64_t ai_now_ms(void);
 static char *ai_strdup(const char *s);
 static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t errlen);
 static void ai_free_config_strings(ai_t *ai);
 static char *ai_read_prompt(const char *dir, const char *name);
 static char *ai_build_body(const char *model, const char *system, const char *user, size_t *len);
+static char *ai_build_body_parts(const char *model, const char *system, cJSON *content, int max_tokens, size_t *len);
 static void ai_queue_insert(ai_t *ai, ai_req_t *r);
 static void ai_queue_remove(ai_t *ai, ai_req_t *r);
 static void ai_enqueue(ai_t *ai, ai_req_t *r, int64_t now);
@@ -249,19 +251,10 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 	for (int i = 0; i < req->n_texts; i++)
 		if (!req->texts[i])
 			return false;
-	ai_req_t *r = xcalloc(1, sizeof(*r));
-	int64_t now = ai_now_ms();
-	r->ai = ai;
-	r->done = done;
-	r->arg = arg;
-	r->seq = ai->next_seq++;
-	r->t_start = now;
-	r->deadline = now + ai->cfg.deadline_ms;
-	r->company = req->company;
+	ai_req_t *r = ai_req_new(ai, req->company, req->conversation, done, arg);
 	r->critical = req->critical;
 	r->bot = req->bot;
 	r->domain = req->domain ? ai_strdup(req->domain) : NULL;
-	r->conversation = ai_strdup(req->conversation ? req->conversation : "");
 	r->texts = xcalloc((size_t)req->n_texts, sizeof(char *));
 	r->n_texts = req->n_texts;
 	size_t total = 1;
@@ -270,6 +263,7 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 			r->texts[i] = ai_strdup(req->texts[i]);
 		total += strlen(req->texts[i]) + 1;
 	}
+	free(r->joined);
 	r->joined = xmalloc(total);
 	if (r->joined) {
 		char *p = r->joined;
@@ -300,13 +294,8 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 		ai_req_free(ai, r);
 		return false;
 	}
-	r->next = ai->all;
-	if (ai->all)
-		ai->all->prev = r;
-	ai->all = r;
-	ai->st.requests++;
-	ai->st.pending++;
-	ai_enqueue(ai, r, now);
+	ai_req_link(ai, r);
+	ai_enqueue(ai, r, r->t_start);
 	ai_pump(ai);
 	return true;
 }
@@ -316,7 +305,8 @@ bool ai_transcribe(ai_t *ai, long company, const char *conversation, const void 
 {
 	if (ai->closing || !bytes || len == 0)
 		return false;
-	ai_req_t *r = ai_req_media(ai, company, conversation, done, arg);
+	ai_req_t *r = ai_req_new(ai, company, conversation, done, arg);
+	ai_req_link(ai, r);
 	char boundary[64];
 	int salt = 0;
 	do /* a boundary the audio does not hold */
@@ -353,7 +343,8 @@ bool ai_describe_image(ai_t *ai, long company, const char *conversation, const v
 {
 	if (ai->closing || !bytes || len == 0)
 		return false;
-	ai_req_t *r = ai_req_media(ai, company, conversation, done, arg);
+	ai_req_t *r = ai_req_new(ai, company, conversation, done, arg);
+	ai_req_link(ai, r);
 	r->vision = true;
 	r->tier = 0;
 	r->model = ai_strdup(ai->cfg.model_small);
@@ -367,16 +358,7 @@ bool ai_describe_image(ai_t *ai, long company, const char *conversation, const v
 		if (asprintf(&text, "Legenda do cliente: %s", caption) < 0)
 			text = NULL;
 	}
-	cJSON *root = cJSON_CreateObject();
-	cJSON_AddStringToObject(root, "model", r->model);
-	cJSON *msgs = cJSON_AddArrayToObject(root, "messages");
-	cJSON *sys = cJSON_CreateObject(), *usr = cJSON_CreateObject();
-	cJSON_AddItemToArray(msgs, sys);
-	cJSON_AddItemToArray(msgs, usr);
-	cJSON_AddStringToObject(sys, "role", "system");
-	cJSON_AddStringToObject(sys, "content", AI_VISION_PROMPT);
-	cJSON_AddStringToObject(usr, "role", "user");
-	cJSON *parts = cJSON_AddArrayToObject(usr, "content");
+	cJSON *parts = cJSON_CreateArray();
 	cJSON *tp = cJSON_CreateObject(), *ip = cJSON_CreateObject();
 	cJSON_AddItemToArray(parts, tp);
 	cJSON_AddItemToArray(parts, ip);
@@ -384,11 +366,7 @@ bool ai_describe_image(ai_t *ai, long company, const char *conversation, const v
 	cJSON_AddStringToObject(tp, "text", text ? text : "O cliente enviou esta imagem sem legenda.");
 	cJSON_AddStringToObject(ip, "type", "image_url");
 	cJSON_AddStringToObject(cJSON_AddObjectToObject(ip, "image_url"), "url", url ? url : "");
-	cJSON_AddNumberToObject(root, "temperature", 0.2);
-	cJSON_AddNumberToObject(root, "max_tokens", AI_VISION_MAX_TOKENS);
-	r->body = cJSON_PrintUnformatted(root);
-	r->body_len = strlen(r->body);
-	cJSON_Delete(root);
+	r->body = ai_build_body_parts(r->model, AI_VISION_PROMPT, parts, AI_VISION_MAX_TOKENS, &r->body_len);
 	free(url);
 	free(text);
 	ai_enqueue(ai, r, r->t_start);
@@ -396,9 +374,8 @@ bool ai_describe_image(ai_t *ai, long company, const char *conversation, const v
 	return true;
 }
 
-/* A request for a media file (a transcription, an image's description), linked and counted;
- * its body is the caller's to build. */
-static ai_req_t *ai_req_media(ai_t *ai, long company, const char *conversation, ai_done_fn done, void *arg)
+/* A new request, not yet linked or counted (ai_req_link); its body is the caller's to build. */
+static ai_req_t *ai_req_new(ai_t *ai, long company, const char *conversation, ai_done_fn done, void *arg)
 {
 	ai_req_t *r = xcalloc(1, sizeof(*r));
 	int64_t now = ai_now_ms();
@@ -410,14 +387,19 @@ static ai_req_t *ai_req_media(ai_t *ai, long company, const char *conversation, 
 	r->deadline = now + ai->cfg.deadline_ms;
 	r->company = company;
 	r->conversation = ai_strdup(conversation ? conversation : "");
-	r->joined = ai_strdup(""); /* a fallback's rules see no words */
+	r->joined = ai_strdup(""); /* a fallback's rules see no words (a media request's) */
+	return r;
+}
+
+/* Links a complete request into ai->all and counts it (ai_req_free unlinks). */
+static void ai_req_link(ai_t *ai, ai_req_t *r)
+{
 	r->next = ai->all;
 	if (ai->all)
 		ai->all->prev = r;
 	ai->all = r;
 	ai->st.requests++;
 	ai->st.pending++;
-	return r;
 }
 
 double ai_transcription_cost_usd(int duration_ms, int64_t price_minute)
@@ -1203,9 +1185,19 @@ static char *ai_read_prompt(const char *dir, const char *name)
 
 static char *ai_build_body(const char *model, const char *system, const char *user, size_t *len)
 {
+	return ai_build_body_parts(model, system, cJSON_CreateString(user), AI_COMPLETION_MAX_TOKENS, len);
+}
+
+/* A chat completion's body: the system prompt, then one user message whose content is
+ * content (a string, or an array of parts; taken). */
+static char *ai_build_body_parts(const char *model, const char *system, cJSON *content, int max_tokens, size_t *len)
+{
 	cJSON *root = cJSON_CreateObject();
-	if (!root)
+	if (!root || !content) {
+		cJSON_Delete(root);
+		cJSON_Delete(content);
 		return NULL;
+	}
 	cJSON_AddStringToObject(root, "model", model);
 	cJSON *msgs = cJSON_AddArrayToObject(root, "messages");
 	cJSON *sys = cJSON_CreateObject(), *usr = cJSON_CreateObject();
@@ -1214,9 +1206,9 @@ static char *ai_build_body(const char *model, const char *system, const char *us
 	cJSON_AddStringToObject(sys, "role", "system");
 	cJSON_AddStringToObject(sys, "content", system);
 	cJSON_AddStringToObject(usr, "role", "user");
-	cJSON_AddStringToObject(usr, "content", user);
+	cJSON_AddItemToObject(usr, "content", content);
 	cJSON_AddNumberToObject(root, "temperature", 0.2);
-	cJSON_AddNumberToObject(root, "max_tokens", AI_COMPLETION_MAX_TOKENS);
+	cJSON_AddNumberToObject(root, "max_tokens", max_tokens);
 	char *s = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	if (s)
