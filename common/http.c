@@ -1137,8 +1137,7 @@ static bool conn_prepare_body(http_conn_t *conn)
 
 	uint64_t length = 0;
 	bool chunked = false;
-	conn->body_max = srv->limits.body_limit ? srv->limits.body_limit(req->head.method, req->head.path,
-									 srv->limits.body_limit_arg)
+	conn->body_max = srv->limits.body_limit ? srv->limits.body_limit(req, srv->limits.body_limit_arg)
 						: srv->limits.max_body_bytes;
 	if (te) {
 		if (cl) {

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "mstore.h"
 #include "notifier.h"
+#include "web.h"
 #include "xalloc.h"
 
 #include <stdio.h>
@@ -34,13 +35,16 @@ static void upload_recorded(PGresult *res, void *arg);
 static bool upload_query(upload_t *u, const char *sql, int n, const char *const *params, db_result_fn cb);
 static bool upload_db_ok(upload_t *u, PGresult *res);
 
-size_t upload_body_limit(const char *method, const char *path, void *arg)
+size_t upload_body_limit(const http_request_t *req, void *arg)
 {
 	(void)arg;
 	long long id;
-	const char *rest;
-	if (strcmp(method, "POST") == 0 && strncmp(path, "/v1/conversations/", 18) == 0 &&
-	    api_parse_id(path + 18, &id, &rest) && strcmp(rest, "/media") == 0)
+	const char *rest, *path = http_request_path(req);
+	token_claims_t claims;
+	char key[64], why[160];
+	if (strcmp(http_request_method(req), "POST") == 0 && strncmp(path, "/v1/conversations/", 18) == 0 &&
+	    api_parse_id(path + 18, &id, &rest) && strcmp(rest, "/media") == 0 &&
+	    web_token_check(req, &claims, key, sizeof(key), why, sizeof(why)))
 		return (size_t)N.cfg.media.max_upload_bytes;
 	return UPLOAD_SMALL_BODY;
 }

@@ -15,8 +15,9 @@
 #include <stddef.h>
 
 /* The body limit of a request (http_limits_t.body_limit): media.max_upload_bytes for
- * POST /v1/conversations/ID/media, the notifier's small default for everything else. */
-size_t upload_body_limit(const char *method, const char *path, void *arg);
+ * POST /v1/conversations/ID/media with a good token (nobody else makes the notifier hold
+ * megabytes), the notifier's small default for everything else. */
+size_t upload_body_limit(const http_request_t *req, void *arg);
 
 /* POST /v1/conversations/ID/media, the bearer's claims checked: answers 201
  * {"media":{"id","kind","mime","size","name","width","height"}}; 403 for another company's
