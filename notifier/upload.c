@@ -127,15 +127,11 @@ static void upload_checked(PGresult *res, void *arg)
 	char why[200], err[256];
 	if (!upload_db_ok(u, res))
 		return;
-	if (PQntuples(res) == 0) {
+	if (PQntuples(res) == 0 || atol(PQgetvalue(res, 0, 0)) != u->company) {
+		/* another company's conversation does not exist for this token (README, "Conversation
+		 * API"): a 403 would tell which ids exist */
 		snprintf(why, sizeof(why), "no conversation %lld", u->conv_id);
 		http_respond_error(u->req, 404, why);
-		free(u);
-		return;
-	}
-	if (atol(PQgetvalue(res, 0, 0)) != u->company) {
-		snprintf(why, sizeof(why), "conversation %lld is not your company's", u->conv_id);
-		http_respond_error(u->req, 403, why);
 		free(u);
 		return;
 	}

@@ -20,8 +20,8 @@
 size_t upload_body_limit(const http_request_t *req, void *arg);
 
 /* POST /v1/conversations/ID/media, the bearer's claims checked: answers 201
- * {"media":{"id","kind","mime","size","name","width","height"}}; 403 for another company's
- * conversation, 404 for none, 415 for bytes that are not a type atende sends, 422 for an
+ * {"media":{"id","kind","mime","size","name","width","height"}}; 404 for a conversation that
+ * does not exist or is another company's (the same answer), 415 for bytes that are not a type atende sends, 422 for an
  * empty body or a bad name, 503 when the database or the store is not there. */
 void upload_handle(http_request_t *req, const token_claims_t *claims, long long conv_id);
 

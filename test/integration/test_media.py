@@ -506,9 +506,10 @@ def test_uploads_that_are_refused(system):
     assert noise.status == 415 and "application/octet-stream" in noise.json()["error"]
     assert upload(system, conv, b"", t).status == 422
     assert upload(system, conv, PNG, t, name="a\x01b").status == 422
-    other = upload(system, conv, PNG, system.token(6, 2), name="x.png")
-    assert other.status == 403 and other.json() == {"error": f"conversation {conv} is not your company's"}
-    assert upload(system, 987654321, PNG, t).status == 404
+    # another company's agent: the same answer as a conversation that does not exist
+    other, missing = upload(system, conv, PNG, system.token(6, 2), name="x.png"), upload(system, 987654321, PNG, t)
+    assert other.status == missing.status == 404
+    assert other.json() == {"error": f"no conversation {conv}"} and missing.json() == {"error": "no conversation 987654321"}
     assert upload(system, conv, PNG, "forged.token.x").status == 401
     assert system.sql(f"select name from media_uploads where conversation_id = {conv}") == [["mid.pdf"]]
     # an upload of another conversation cannot be sent here
