@@ -129,6 +129,7 @@ const cfg_key_t cfg_keys[] = {
 	K_DBL("ai.shadow_share", route.shadow_share, "0", 0, 1, true, "share (0..1) of cache and routed hints also sent to the AI in the background, to measure their agreement (same intent and critical flag); not while a cost cap is set"),
 	K_INT("ai.breaker_open_s", ai.breaker_open_s, "30", 1, 3600, false, "circuit breaker: open this long, then one probe call (half-open)"),
 	K_STR("ai.transcription_model", ai.transcription_model, "whisper-1", true, "model of <ai.base_url>/audio/transcriptions for voice notes (provider openai only)"),
+	K_BOOL("ai.vision", ai.vision, "false", true, "provider openai: an image a customer sends is described by ai.model (chat completions with an image_url part holding the file as a data URL) and the description, with the caption, is what is coached; false: the caption alone"),
 	K_INT("ai.price_transcription_minute", ai.price_transcription_minute, "6000", 0, INT_MAX, true, "transcription price: micro-USD per minute of audio (6000 = $0.006), counted in the same budget as the analyses"),
 
 	K_INT("outbound.timeout_ms", outbound.timeout_ms, "10000", 100, 600000, true, "per-call timeout of a reply sent to a gateway (Evolution sendText, Cloud API messages)"),
@@ -184,6 +185,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("media.inline_max_bytes", media.inline_max_bytes, "524288", 0, 8388608, true, "base64 media in a webhook (Evolution's webhook_base64) of at most this many bytes rides the broker to the worker; larger inline media is dropped from the event and fetched from the gateway instead (a broker message stays under 1 MB); 0 = always fetch"),
 	K_INT("media.fetch_timeout_ms", media.fetch_timeout_ms, "30000", 100, 600000, true, "per-call timeout of a media download from a gateway"),
 	K_INT("media.fetch_retries", media.fetch_retries, "3", 0, 10, true, "retries of a media download after a 5xx, 429, timeout or connection error; then the media is recorded as failed"),
+	K_INT("media.max_upload_bytes", media.max_upload_bytes, "16777216", 1024, 67108864, true, "largest file an agent may send from the console (POST /v1/conversations/ID/media; 413 above); the notifier holds one such body in memory per upload under way"),
 	K_INT("media.fetch_retry_base_ms", media.fetch_retry_base_ms, "500", 1, 600000, true, "first retry delay of a media download, doubled per retry"),
 };
 const size_t cfg_n_keys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
@@ -392,6 +394,15 @@ const char *cfg_data_path(const cfg_t *c, const char *sub, char *buf, size_t len
 		snprintf(buf, len, "%s%s%s", c->data_dir, *sub ? "/" : "", sub);
 	else
 		snprintf(buf, len, "%s/%s%s%s", getcwd(cwd, sizeof(cwd)) ? cwd : ".", c->data_dir, *sub ? "/" : "", sub);
+	return buf;
+}
+
+const char *cfg_media_root(const cfg_t *c, char *buf, size_t len)
+{
+	if (c->media.dir[0] == '/')
+		snprintf(buf, len, "%s", c->media.dir);
+	else
+		cfg_data_path(c, c->media.dir, buf, len);
 	return buf;
 }
 

@@ -18,7 +18,8 @@
  *   message     {message_id (the gateway's id), db_id, conversation_id, conversation_key,
  *               company_id, agent_id, domain, channel, customer, sender_name, from_me, kind,
  *               text, [media {id, mime, size, name, status, error, duration_ms, kind}],
- *               [transcript], [update: true], created_at}; a console's reply adds {status (sent|not_sent|
+ *               [transcript], [update: true], created_at} (a console's reply with a file: kind
+ *               image|document and its media); a console's reply adds {status (sent|not_sent|
  *               failed|unknown), [error], request_id, client_id, by_agent, attempts}, and one
  *               not stored has message_id and db_id null; a reply the workers wrote
  *               themselves (bot mode) has by_agent null and adds {by: "bot"}. Workers,

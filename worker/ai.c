@@ -8,6 +8,7 @@
 #include "hc.h"
 #include "log.h"
 #include "metrics.h"
+#include "mstore.h"
 #include "text.h"
 #include "xalloc.h"
 
@@ -24,6 +25,12 @@
 #define AI_MAX_PROMPT_BYTES (64 * 1024)
 #define AI_COMPLETION_MAX_TOKENS 300        /* a hint is one or two sentences */
 #define AI_NEW_MARKER "Mensagens novas do cliente:"
+#define AI_VISION_MAX_TOKENS 200         /* an image's description: two or three sentences */
+#define AI_VISION_PROMPT                                                                              \
+	"Você ajuda atendentes de uma empresa de telecomunicações no Brasil. Um cliente enviou a "    \
+	"imagem abaixo pelo WhatsApp. Descreva em português, em até três frases objetivas, o que ela " \
+	"mostra e que importe ao atendimento (por exemplo: luzes de um roteador, uma mensagem de "      \
+	"erro, valores e datas de uma fatura, um comprovante). Responda só com a descrição."
 
 static const char ai_builtin_prompt[] =
 	"Você orienta um atendente humano de uma central de atendimento de telecom no Brasil. "
@@ -94,7 +101,8 @@ typedef struct ai_req {
 	bool transcribe;
 	char *content_type;           /* "Content-Type: multipart/form-data; boundary=…" */
 	int duration_ms;
-	char *transcript;             /* the answer's text */
+	char *transcript;             /* the answer's text (a transcription's, or an image's description) */
+	bool vision;                  /* an image's description (ai_describe_image): chat, plain-text answer */
 } ai_req_t;
 
 struct ai {
@@ -124,12 +132,17 @@ struct ai {
 };
 
 static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
+static char *ai_answer_text(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
+static ai_req_t *ai_req_new(ai_t *ai, long company, const char *conversation, ai_done_fn done, void *arg);
+static void ai_req_link(ai_t *ai, ai_req_t *r);
 static int64_t ai_now_ms(void);
 static char *ai_strdup(const char *s);
 static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t errlen);
 static void ai_free_config_strings(ai_t *ai);
 static char *ai_read_prompt(const char *dir, const char *name);
 static char *ai_build_body(const char *model, const char *system, const char *user, bool stream, size_t *len);
+static char *ai_build_body_parts(const char *model, const char *system, cJSON *content, int max_tokens, bool stream,
+				 size_t *len);
 static void ai_on_data(const char *data, size_t len, long status, const char *content_type, void *arg);
 static cJSON *ai_content_object(const char *content, char *err, size_t errlen);
 static bool ai_read_hint(cJSON *obj, ai_parsed_t *out, char *err, size_t errlen);
@@ -257,21 +270,12 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 	for (int i = 0; i < req->n_texts; i++)
 		if (!req->texts[i])
 			return false;
-	ai_req_t *r = xcalloc(1, sizeof(*r));
-	int64_t now = ai_now_ms();
-	r->ai = ai;
-	r->done = done;
-	r->arg = arg;
-	r->seq = ai->next_seq++;
-	r->t_start = now;
-	r->deadline = now + ai->cfg.deadline_ms;
-	r->company = req->company;
+	ai_req_t *r = ai_req_new(ai, req->company, req->conversation, done, arg);
 	r->critical = req->critical;
 	r->bot = req->bot;
 	r->stream = ai->cfg.stream && !req->bot;
 	r->partial = req->bot ? NULL : req->partial;
 	r->domain = req->domain ? ai_strdup(req->domain) : NULL;
-	r->conversation = ai_strdup(req->conversation ? req->conversation : "");
 	r->texts = xcalloc((size_t)req->n_texts, sizeof(char *));
 	r->n_texts = req->n_texts;
 	size_t total = 1;
@@ -280,6 +284,7 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 			r->texts[i] = ai_strdup(req->texts[i]);
 		total += strlen(req->texts[i]) + 1;
 	}
+	free(r->joined);
 	r->joined = xmalloc(total);
 	if (r->joined) {
 		char *p = r->joined;
@@ -310,13 +315,8 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 		ai_req_free(ai, r);
 		return false;
 	}
-	r->next = ai->all;
-	if (ai->all)
-		ai->all->prev = r;
-	ai->all = r;
-	ai->st.requests++;
-	ai->st.pending++;
-	ai_enqueue(ai, r, now);
+	ai_req_link(ai, r);
+	ai_enqueue(ai, r, r->t_start);
 	ai_pump(ai);
 	return true;
 }
@@ -326,22 +326,13 @@ bool ai_transcribe(ai_t *ai, long company, const char *conversation, const void 
 {
 	if (ai->closing || !bytes || len == 0)
 		return false;
-	ai_req_t *r = xcalloc(1, sizeof(*r));
-	int64_t now = ai_now_ms();
+	ai_req_t *r = ai_req_new(ai, company, conversation, done, arg);
+	ai_req_link(ai, r);
 	char boundary[64];
 	int salt = 0;
 	do /* a boundary the audio does not hold */
-		snprintf(boundary, sizeof(boundary), "atende-voice-note-%lld-%d", (long long)now, salt++);
+		snprintf(boundary, sizeof(boundary), "atende-voice-note-%lld-%d", (long long)r->t_start, salt++);
 	while (memmem(bytes, len, boundary, strlen(boundary)));
-	r->ai = ai;
-	r->done = done;
-	r->arg = arg;
-	r->seq = ai->next_seq++;
-	r->t_start = now;
-	r->deadline = now + ai->cfg.deadline_ms;
-	r->company = company;
-	r->conversation = ai_strdup(conversation ? conversation : "");
-	r->joined = ai_strdup(""); /* a fallback's rules see no words */
 	r->transcribe = true;
 	r->duration_ms = duration_ms;
 	r->model = ai_strdup(ai->cfg.transcription_model);
@@ -363,15 +354,73 @@ bool ai_transcribe(ai_t *ai, long company, const char *conversation, const void 
 	memcpy(r->body, head, (size_t)hl);
 	memcpy(r->body + hl, bytes, len);
 	memcpy(r->body + hl + len, tail, (size_t)tl);
+	ai_enqueue(ai, r, r->t_start);
+	ai_pump(ai);
+	return true;
+}
+
+bool ai_describe_image(ai_t *ai, long company, const char *conversation, const void *bytes, size_t len,
+		       const char *mime, const char *caption, ai_done_fn done, void *arg)
+{
+	if (ai->closing || !bytes || len == 0)
+		return false;
+	ai_req_t *r = ai_req_new(ai, company, conversation, done, arg);
+	ai_req_link(ai, r);
+	r->vision = true;
+	r->tier = 0;
+	r->model = ai_strdup(ai->cfg.model_small);
+	r->price_in = ai->cfg.price_small_in;
+	r->price_out = ai->cfg.price_small_out;
+	char *b64 = mstore_b64_encode(bytes, len), *url = NULL, *text = NULL;
+	if (asprintf(&url, "data:%s;base64,%s", mime ? mime : "image/jpeg", b64) < 0)
+		url = NULL;
+	free(b64);
+	if (caption && *caption) {
+		if (asprintf(&text, "Legenda do cliente: %s", caption) < 0)
+			text = NULL;
+	}
+	cJSON *parts = cJSON_CreateArray();
+	cJSON *tp = cJSON_CreateObject(), *ip = cJSON_CreateObject();
+	cJSON_AddItemToArray(parts, tp);
+	cJSON_AddItemToArray(parts, ip);
+	cJSON_AddStringToObject(tp, "type", "text");
+	cJSON_AddStringToObject(tp, "text", text ? text : "O cliente enviou esta imagem sem legenda.");
+	cJSON_AddStringToObject(ip, "type", "image_url");
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(ip, "image_url"), "url", url ? url : "");
+	r->body = ai_build_body_parts(r->model, AI_VISION_PROMPT, parts, AI_VISION_MAX_TOKENS, false, &r->body_len);
+	free(url);
+	free(text);
+	ai_enqueue(ai, r, r->t_start);
+	ai_pump(ai);
+	return true;
+}
+
+/* A new request, not yet linked or counted (ai_req_link); its body is the caller's to build. */
+static ai_req_t *ai_req_new(ai_t *ai, long company, const char *conversation, ai_done_fn done, void *arg)
+{
+	ai_req_t *r = xcalloc(1, sizeof(*r));
+	int64_t now = ai_now_ms();
+	r->ai = ai;
+	r->done = done;
+	r->arg = arg;
+	r->seq = ai->next_seq++;
+	r->t_start = now;
+	r->deadline = now + ai->cfg.deadline_ms;
+	r->company = company;
+	r->conversation = ai_strdup(conversation ? conversation : "");
+	r->joined = ai_strdup(""); /* a fallback's rules see no words (a media request's) */
+	return r;
+}
+
+/* Links a complete request into ai->all and counts it (ai_req_free unlinks). */
+static void ai_req_link(ai_t *ai, ai_req_t *r)
+{
 	r->next = ai->all;
 	if (ai->all)
 		ai->all->prev = r;
 	ai->all = r;
 	ai->st.requests++;
 	ai->st.pending++;
-	ai_enqueue(ai, r, now);
-	ai_pump(ai);
-	return true;
 }
 
 double ai_transcription_cost_usd(int duration_ms, int64_t price_minute)
@@ -465,14 +514,12 @@ bool ai_use_large(const ai_config_t *cfg, const char *const *texts, int n_texts,
 	return cfg->large_min_words > 0 && words >= cfg->large_min_words;
 }
 
-/* What every chat completion answer starts with: the token usage into out (zeroed first), and
- * the JSON object the model wrote in choices[0].message.content (it may sit inside ``` fences or
- * prose: the outermost braces are taken). Returns that object (the caller deletes it), or NULL
- * with why in err. */
-static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
+/* A completion's usage (into out, zeroed first) and its choices[0].message.content
+ * (malloc'd), or NULL with err. */
+static char *ai_answer_text(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
-	cJSON *root = cJSON_ParseWithLength(body, len), *obj = NULL;
+	cJSON *root = cJSON_ParseWithLength(body, len);
 	if (!root) {
 		snprintf(err, errlen, "response is not JSON");
 		return NULL;
@@ -486,15 +533,26 @@ static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, c
 		out->tokens_out = ct->valueint;
 	const cJSON *choices = cJSON_GetObjectItem(root, "choices");
 	const cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(choices, 0), "message"), "content");
-	if (!cJSON_IsString(content))
+	char *text = cJSON_IsString(content) ? xstrdup(content->valuestring) : NULL;
+	if (!text)
 		snprintf(err, errlen, "no choices[0].message.content");
-	else
-		obj = ai_content_object(content->valuestring, err, errlen);
 	cJSON_Delete(root);
+	return text;
+}
+
+/* What analyses and the bot ask for: the usage (into out) and the JSON object the model wrote
+ * in choices[0].message.content. Returns that object (the caller deletes it), or NULL with why
+ * in err. */
+static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
+{
+	char *content = ai_answer_text(body, len, out, err, errlen);
+	cJSON *obj = content ? ai_content_object(content, err, errlen) : NULL;
+	free(content);
 	return obj;
 }
 
-/* The JSON object the model wrote in content (the outermost braces); NULL with why in err. */
+/* The JSON object the model wrote in content (it may sit inside ``` fences or prose: the
+ * outermost braces are taken); NULL with why in err. */
 static cJSON *ai_content_object(const char *content, char *err, size_t errlen)
 {
 	const char *open = strchr(content, '{'), *close = strrchr(content, '}');
@@ -1036,6 +1094,29 @@ static void ai_call_done(const hc_result_t *res, void *arg)
 		memset(&parsed, 0, sizeof(parsed));
 		if (!text)
 			snprintf(r->error, sizeof(r->error), "garbage: no text in the transcription's answer");
+	} else if (status >= 200 && status < 300 && r->vision) {
+		char *text = res->too_big ? NULL : ai_answer_text(res->body, res->len, &parsed, why, sizeof(why));
+		char *t = text;
+		while (t && isspace((unsigned char)*t))
+			t++;
+		if (!res->too_big) {
+			double c = ai_cost_usd(parsed.tokens_in, parsed.tokens_out, r->price_in, r->price_out);
+			r->tokens_in += parsed.tokens_in;
+			r->tokens_out += parsed.tokens_out;
+			r->cost += c;
+			ai->st.tokens_in += (uint64_t)parsed.tokens_in;
+			ai->st.tokens_out += (uint64_t)parsed.tokens_out;
+			ai->st.cost_usd += c;
+		}
+		cls = t && *t ? AI_CLASS_2XX : AI_CLASS_GARBAGE;
+		if (cls == AI_CLASS_2XX) {
+			free(r->transcript);
+			r->transcript = xstrdup(t);
+		} else {
+			snprintf(r->error, sizeof(r->error), "garbage: %s", text ? "an empty description" : why);
+		}
+		free(text);
+		memset(&parsed, 0, sizeof(parsed));
 	} else if (status >= 200 && status < 300) {
 		/* a server may ignore "stream": true and answer one JSON completion: read as such */
 		bool ok = !res->too_big &&
@@ -1408,9 +1489,20 @@ static char *ai_read_prompt(const char *dir, const char *name)
 
 static char *ai_build_body(const char *model, const char *system, const char *user, bool stream, size_t *len)
 {
+	return ai_build_body_parts(model, system, cJSON_CreateString(user), AI_COMPLETION_MAX_TOKENS, stream, len);
+}
+
+/* A chat completion's body: the system prompt, then one user message whose content is
+ * content (a string, or an array of parts; taken); streamed with its usage when stream. */
+static char *ai_build_body_parts(const char *model, const char *system, cJSON *content, int max_tokens, bool stream,
+				 size_t *len)
+{
 	cJSON *root = cJSON_CreateObject();
-	if (!root)
+	if (!root || !content) {
+		cJSON_Delete(root);
+		cJSON_Delete(content);
 		return NULL;
+	}
 	cJSON_AddStringToObject(root, "model", model);
 	cJSON *msgs = cJSON_AddArrayToObject(root, "messages");
 	cJSON *sys = cJSON_CreateObject(), *usr = cJSON_CreateObject();
@@ -1419,9 +1511,9 @@ static char *ai_build_body(const char *model, const char *system, const char *us
 	cJSON_AddStringToObject(sys, "role", "system");
 	cJSON_AddStringToObject(sys, "content", system);
 	cJSON_AddStringToObject(usr, "role", "user");
-	cJSON_AddStringToObject(usr, "content", user);
+	cJSON_AddItemToObject(usr, "content", content);
 	cJSON_AddNumberToObject(root, "temperature", 0.2);
-	cJSON_AddNumberToObject(root, "max_tokens", AI_COMPLETION_MAX_TOKENS);
+	cJSON_AddNumberToObject(root, "max_tokens", max_tokens);
 	if (stream) {
 		cJSON_AddBoolToObject(root, "stream", true);
 		cJSON_AddBoolToObject(cJSON_AddObjectToObject(root, "stream_options"), "include_usage", true);

@@ -120,7 +120,8 @@ typedef struct {
 	const char *error;          /* "" when the hint came from the AI; else why not, e.g. "http 500", "timeout; breaker open" */
 	const char *const *texts;   /* the request's texts, as copied (n_texts of them) */
 	int n_texts;
-	const char *transcript;     /* ai_transcribe: the words (source "ai"); NULL when there are none
+	const char *transcript;     /* ai_transcribe: the words, ai_describe_image: the description
+				       (source "ai"); NULL when there are none
 				       (source "fallback", error says why; hint is then meaningless) */
 } ai_result_t;
 
@@ -181,6 +182,15 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg) _
  * when it worked. False (done never called) when len is 0 or ai_free has begun. */
 bool ai_transcribe(ai_t *ai, long company, const char *conversation, const void *bytes, size_t len, const char *mime,
 		   int duration_ms, ai_done_fn done, void *arg) __attribute__((warn_unused_result));
+
+/* Queues the description of an image (len bytes of type mime, copied) through chat
+ * completions on model_small: a user message whose content holds a text part (the caption,
+ * if any) and an image_url part with the file as a data URL, answered in plain text. Same
+ * queue, cap, retries, pauses, deadline and breaker as analyses; done as for ai_request, with
+ * transcript set to the description when it worked (priced by its usage). False (done never
+ * called) when len is 0 or ai_free has begun. */
+bool ai_describe_image(ai_t *ai, long company, const char *conversation, const void *bytes, size_t len,
+		       const char *mime, const char *caption, ai_done_fn done, void *arg) __attribute__((warn_unused_result));
 
 /* The cost in USD of transcribing duration_ms of audio at price micro-USD per minute. */
 double ai_transcription_cost_usd(int duration_ms, int64_t price_minute);

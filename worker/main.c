@@ -42,6 +42,9 @@
 #define WRK_COMMIT_MS 200
 #define WRK_STATUS_SWEEP_MS 1000 /* how often statuses that waited for their message are published */
 #define WRK_STATUS_SWEEP_MAX "500"
+#define WRK_IMAGE_MARK "[imagem]"      /* an image's description, as coached (ai.vision) */
+#define WRK_VISION_EST_TOKENS_IN 1000  /* what one image's description is priced at before the call */
+#define WRK_VISION_EST_TOKENS_OUT 150
 
 typedef struct wrk_batch wrk_batch_t;
 
@@ -181,7 +184,7 @@ typedef struct {
 	long company;
 	bool coach;             /* a customer message without a hint yet */
 	cJSON *media;           /* the media object its update events carry (owned) */
-	unsigned char *bytes;   /* a voice note's file while it is transcribed */
+	unsigned char *bytes;   /* a voice note's file while it is transcribed, an image's while it is described */
 	size_t len;
 	char *mime, *transcript;
 	int duration_ms;
@@ -192,6 +195,9 @@ static void wrk_voice_start(wrk_media_t *wm, const media_result_t *r);
 static void wrk_voice_admitted(PGresult *res, void *arg);
 static void wrk_voice_transcribed(const ai_result_t *res, void *arg);
 static void wrk_voice_stored(PGresult *res, void *arg);
+static void wrk_media_admit(wrk_media_t *wm, const media_result_t *r, double cost, db_result_fn admitted);
+static void wrk_image_admitted(PGresult *res, void *arg);
+static void wrk_image_described(const ai_result_t *res, void *arg);
 
 int main(int argc, char **argv)
 {
@@ -879,7 +885,82 @@ static void wrk_media_done(const media_result_t *r, void *arg)
 		wrk_voice_start(wm, r); /* takes wm */
 		return;
 	}
+	if (kind && strcmp(kind, "image") == 0 && W.cfg.ai.vision && W.ai && r->bytes && wm->coach &&
+	    strcmp(r->status, "stored") == 0) {
+		/* priced before the call as an image's usual usage (about a thousand tokens in) */
+		wrk_media_admit(wm, r, ai_cost_usd(WRK_VISION_EST_TOKENS_IN, WRK_VISION_EST_TOKENS_OUT,
+						   W.cfg.ai.price_small_in, W.cfg.ai.price_small_out),
+				wrk_image_admitted);
+		return;
+	}
 	wrk_media_coach(wm, json_str(ev, "text"));
+}
+
+/* Keeps the just stored file for an AI call, then asks the budget (limits.cost_per_*) for
+ * cost; admitted(res, wm) hears its answer (res NULL: no cap to ask). */
+static void wrk_media_admit(wrk_media_t *wm, const media_result_t *r, double cost, db_result_fn admitted)
+{
+	wm->bytes = xmalloc(r->len);
+	memcpy(wm->bytes, r->bytes, r->len);
+	wm->len = r->len;
+	wm->mime = xstrdup(r->mime ? r->mime : "application/octet-stream"); /* stored: decided from the bytes */
+	wm->duration_ms = r->duration_ms;
+	if (W.cfg.limits.cost_per_hour_usd <= 0 && W.cfg.limits.cost_per_day_usd <= 0) {
+		admitted(NULL, wm);
+		return;
+	}
+	char c[32], h[32], d[32];
+	snprintf(c, sizeof(c), "%.6f", cost);
+	snprintf(h, sizeof(h), "%.6f", W.cfg.limits.cost_per_hour_usd);
+	snprintf(d, sizeof(d), "%.6f", W.cfg.limits.cost_per_day_usd);
+	const char *params[3] = {c, h, d};
+	if (!db_query(W.db_coach, "SELECT atende_transcription_admit($1, $2, $3)", 3, params, admitted, wm)) {
+		PGresult *busy = PQmakeEmptyPGresult(NULL, PGRES_FATAL_ERROR);
+		admitted(busy, wm); /* refused: coached without the AI's reading */
+		PQclear(busy);
+	}
+}
+
+/* The image's text for coaching: the description with the caption, or the caption alone. */
+static void wrk_image_admitted(PGresult *res, void *arg)
+{
+	wrk_media_t *wm = arg;
+	wrk_item_t *it = wm->it;
+	const char *caption = json_str(it->event, "text");
+	if (res && (PQresultStatus(res) != PGRES_TUPLES_OK || !PQgetisnull(res, 0, 0))) {
+		log_warn("image %s not described: %s", json_str(it->event, "provider_id"),
+			 PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "budget not asked");
+		wrk_media_coach(wm, caption);
+		return;
+	}
+	if (!ai_describe_image(W.ai, wm->company, json_str(it->event, "conversation"), wm->bytes, wm->len, wm->mime,
+			       caption, wrk_image_described, wm))
+		wrk_media_coach(wm, caption);
+}
+
+static void wrk_image_described(const ai_result_t *res, void *arg)
+{
+	wrk_media_t *wm = arg;
+	const char *caption = json_str(wm->it->event, "text");
+	char *text = NULL;
+	if (!res->ok) {
+		/* cancelled by ai_free at exit: it stays uncommitted */
+		cJSON_Delete(wm->media);
+		free(wm->bytes);
+		free(wm->mime);
+		free(wm);
+		return;
+	}
+	if (!res->transcript || !*res->transcript) {
+		log_warn("image %s not described: %s", json_str(wm->it->event, "provider_id"), res->error);
+		wrk_media_coach(wm, caption);
+		return;
+	}
+	if (asprintf(&text, caption && *caption ? "%s %s (legenda do cliente: %s)" : "%s %s", WRK_IMAGE_MARK,
+		     res->transcript, caption) < 0)
+		text = NULL;
+	wrk_media_coach(wm, text ? text : caption);
+	free(text);
 }
 
 /* Coaches a media message on text (its caption, a voice note's marker and transcript), then
@@ -912,25 +993,8 @@ static void wrk_voice_start(wrk_media_t *wm, const media_result_t *r)
 		wrk_media_coach(wm, RULES_VOICE_MARK);
 		return;
 	}
-	wm->bytes = xmalloc(r->len);
-	memcpy(wm->bytes, r->bytes, r->len);
-	wm->len = r->len;
-	wm->mime = xstrdup(r->mime ? r->mime : "audio/ogg");
-	wm->duration_ms = r->duration_ms;
-	double cost = ai_transcription_cost_usd(r->duration_ms, W.cfg.ai.price_transcription_minute);
-	if (W.cfg.limits.cost_per_hour_usd <= 0 && W.cfg.limits.cost_per_day_usd <= 0) {
-		wrk_voice_admitted(NULL, wm);
-		return;
-	}
-	char c[32], h[32], d[32];
-	snprintf(c, sizeof(c), "%.6f", cost);
-	snprintf(h, sizeof(h), "%.6f", W.cfg.limits.cost_per_hour_usd);
-	snprintf(d, sizeof(d), "%.6f", W.cfg.limits.cost_per_day_usd);
-	const char *params[3] = {c, h, d};
-	if (!db_query(W.db_coach, "SELECT atende_transcription_admit($1, $2, $3)", 3, params, wrk_voice_admitted, wm)) {
-		metrics_add(metrics_series(W.m_transcriptions, "result=\"refused\""), 1);
-		wrk_media_coach(wm, RULES_VOICE_MARK);
-	}
+	wrk_media_admit(wm, r, ai_transcription_cost_usd(r->duration_ms, W.cfg.ai.price_transcription_minute),
+			wrk_voice_admitted);
 }
 
 /* res NULL: no budget to ask. */

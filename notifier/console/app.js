@@ -1050,6 +1050,7 @@
 			if (d.status === 'not_sent') msg.error = 'guardada: o canal não tem para onde enviar';
 			msg.message_id = d.message_id || msg.message_id;
 			msg.db_id = d.db_id || msg.db_id;
+			if (d.media && d.media.id) { msg.media = d.media; msg.kind = d.kind || msg.kind; }
 			msg.at = at;
 		} else if (notSent) {
 			return; // a failure report for a reply this console did not send
@@ -1315,16 +1316,16 @@
 
 	/* A reply always goes through the outbox (localStorage) first: typed offline it waits
 	 * there as "pendente" and leaves, in order, when the connection is back. */
-	function sendReply() {
+	function sendReply(media) {
 		var input = $('reply-input');
 		var text = input.value.replace(/\s+$/, '');
 		var c = S.conversations[S.selected];
-		if (!c || !text.trim()) return;
+		if (!c || (!text.trim() && !media)) return;
 		if (typeof c.rawId !== 'number') {
 			toast('Esta conversa ainda não tem número no servidor; aguarde a próxima mensagem.', 'error');
 			return;
 		}
-		var entry = outboxAdd(c, text);
+		var entry = outboxAdd(c, text, media);
 		if (!entry) {
 			toast('Não foi possível guardar a resposta neste navegador (armazenamento cheio ou bloqueado).', 'error');
 			if (!S.connected) return;
@@ -1332,17 +1333,55 @@
 		var cid = entry ? entry.cid : newClientId();
 		insertMessage(c, {
 			message_id: null, localId: cid, from_me: true, agent_id: S.me.agent, sender_name: null,
-			text: text, kind: 'text', at: Date.now(), local: true, status: 'queued'
+			text: text, kind: media ? media.kind : 'text', media: media ? uploadMedia(media) : null,
+			at: Date.now(), local: true, status: 'queued'
 		});
 		c.lastAt = Date.now();
-		c.lastText = text;
+		c.lastText = text || (media ? kindLabel(media.kind) : '');
 		c.lastFromMe = true;
 		input.value = '';
 		stopTyping();
 		if (entry) outboxFlush();
-		else sendReplyOp({ cid: cid, conversation: c.rawId, conv: c.id, text: text });
+		else sendReplyOp({ cid: cid, conversation: c.rawId, conv: c.id, text: text, media: media || null });
 		render();
 		scrollTimelineToEnd();
+	}
+
+	/* The attach button: the chosen file goes up (POST /v1/conversations/ID/media, the
+	 * server decides its type from its bytes), then leaves as a reply naming the upload, the
+	 * text typed so far as its caption, through the outbox like any reply. */
+	function attachFile(file) {
+		var c = S.conversations[S.selected];
+		if (!c || !file) return;
+		if (typeof c.rawId !== 'number') {
+			toast('Esta conversa ainda não tem número no servidor; aguarde a próxima mensagem.', 'error');
+			return;
+		}
+		var token = S.token, button = $('reply-attach');
+		button.disabled = true;
+		button.classList.add('busy');
+		fetch('/v1/conversations/' + c.rawId + '/media', {
+			method: 'POST', cache: 'no-store', body: file,
+			headers: { Authorization: 'Bearer ' + token, 'X-Filename': encodeURIComponent(file.name || '') }
+		}).then(function (r) {
+			return r.json().catch(function () { return {}; }).then(function (body) {
+				if (r.status === 401 && S.token === token) sessionRefused();
+				if (r.status !== 201 || !body.media) throw new Error(body.error || 'HTTP ' + r.status);
+				if (S.selected === c.id) sendReply(body.media);
+				else toast('Arquivo enviado ao servidor, mas a conversa mudou: anexe de novo.', 'error');
+			});
+		}).catch(function (e) {
+			toast('Arquivo não enviado: ' + (e && e.message ? e.message : 'sem conexão'), 'error');
+		}).then(function () {
+			button.disabled = !S.conversations[S.selected];
+			button.classList.remove('busy');
+			$('reply-file').value = '';
+		});
+	}
+
+	/* An upload's answer as a message's media (it is served at GET /v1/media/<upload id>). */
+	function uploadMedia(u) {
+		return { id: u.id, kind: u.kind, mime: u.mime, size: u.size, name: u.name, status: 'stored' };
 	}
 
 	/* ---------- outbox: replies not yet acknowledged ----------
@@ -1379,8 +1418,8 @@
 	}
 
 	var outboxSeq = 0;
-	function outboxAdd(c, text) {
-		var e = { cid: newClientId(), conversation: c.rawId, conv: c.id, text: text, at: Date.now(),
+	function outboxAdd(c, text, media) {
+		var e = { cid: newClientId(), conversation: c.rawId, conv: c.id, text: text, media: media || null, at: Date.now(),
 			seq: Date.now() * 1000 + (outboxSeq++ % 1000), owner: S.tabId, state: 'queued' };
 		return storeSet('local', outboxPrefix() + e.cid, JSON.stringify(e)) ? e : null;
 	}
@@ -1470,7 +1509,8 @@
 			var c = ensureConv(e.conv, { conversation_id: e.conversation }, true);
 			if (findLocal(c.id, e.cid)) return;
 			insertMessage(c, { message_id: null, localId: e.cid, from_me: true, agent_id: S.me.agent, sender_name: null,
-				text: e.text, kind: 'text', at: e.at, local: true, status: 'queued' });
+				text: e.text, kind: e.media ? e.media.kind : 'text', media: e.media ? uploadMedia(e.media) : null,
+				at: e.at, local: true, status: 'queued' });
 			if (e.at >= c.lastAt) { c.lastAt = e.at; c.lastText = e.text; c.lastFromMe = true; }
 		});
 		scheduleRender();
@@ -1521,7 +1561,7 @@
 			if (e.state === 'uncertain') S.stats.resent++;
 			e.state = 'sent';
 			outboxPut(e);
-			if (!sendReplyOp({ cid: e.cid, conversation: e.conversation, conv: e.conv, text: e.text })) {
+			if (!sendReplyOp({ cid: e.cid, conversation: e.conversation, conv: e.conv, text: e.text, media: e.media })) {
 				e.state = 'queued';
 				outboxPut(e);
 				return;
@@ -1532,7 +1572,9 @@
 
 	function sendReplyOp(r) {
 		var m = findLocal(r.conv, r.cid);
-		var id = sendOp({ op: 'reply', conversation: r.conversation, text: r.text, id: r.cid },
+		var op = { op: 'reply', conversation: r.conversation, text: r.text, id: r.cid };
+		if (r.media) op.media = r.media.id;
+		var id = sendOp(op,
 			{ conversation: r.conv, localId: r.cid, clientId: r.cid });
 		if (id === null) return false;
 		if (m && m.status === 'queued') { m.status = 'pending'; scheduleRender(); }
@@ -1902,6 +1944,7 @@
 		var has = !!c;
 		$('reply-input').disabled = !has;
 		$('reply-send').disabled = !has;
+		if (!$('reply-attach').classList.contains('busy')) $('reply-attach').disabled = !has;
 		$('transfer-agent').disabled = !has;
 		$('transfer-domain').disabled = !has;
 		$('transfer-button').disabled = !has;
@@ -2279,6 +2322,11 @@
 			}
 		});
 		$('reply-input').addEventListener('input', onReplyInput);
+		$('reply-attach').addEventListener('click', function () { $('reply-file').click(); });
+		$('reply-file').addEventListener('change', function () {
+			var f = $('reply-file').files && $('reply-file').files[0];
+			if (f) attachFile(f);
+		});
 		$('reply-input').addEventListener('blur', function () { if (!$('reply-input').value.trim()) stopTyping(); });
 		$('transfer-form').addEventListener('submit', function (e) {
 			e.preventDefault();

@@ -15,6 +15,8 @@ through success, latency, 429, 500, garbage and hangs:
                   stream_options.include_usage, then "data: [DONE]"; "latency_ms" comes before
                   the first delta. "ignore_stream": answer such requests with one plain JSON
                   completion, as a server that does not stream would.
+  A chat completion whose user content holds an image_url part (an image's description,
+  ai.vision) is answered in plain text: the description set with "description".
   POST /control  {"mode": "ok"|"429"|"500"|"garbage"|"hang"|"odd_intent"|"no_critical"|
                   "long_hint"|"no_hint"|"cut", "latency_ms": N,
                   "retry_after": S, "times": K}   (fields optional; "times": the mode
@@ -137,6 +139,7 @@ class FakeAI:
         self.transcript = "oi, minha internet caiu desde ontem e o roteador está piscando vermelho"
         self.transcription_latency_ms = 0
         self.stream_ms, self.stream_chunks, self.ignore_stream = 0, 8, False
+        self.description = "Foto de um roteador com a luz de internet vermelha acesa."
         # one thread per connection: small stacks so the benchmark's thousands of calls fit
         # (process-wide setting, plenty for these handlers)
         threading.stack_size(512 * 1024)
@@ -160,7 +163,8 @@ class FakeAI:
             self._thread.join(timeout=5)
 
     def control(self, mode=None, latency_ms=None, retry_after=None, times=None, transcript=None,
-                transcription_latency_ms=None, stream_ms=None, stream_chunks=None, ignore_stream=None):
+                transcription_latency_ms=None, stream_ms=None, stream_chunks=None, ignore_stream=None,
+                description=None):
         with self._lock:
             if stream_ms is not None:
                 self.stream_ms = max(0, int(stream_ms))
@@ -168,6 +172,8 @@ class FakeAI:
                 self.stream_chunks = max(1, int(stream_chunks))
             if ignore_stream is not None:
                 self.ignore_stream = bool(ignore_stream)
+            if description is not None:
+                self.description = str(description)
             if transcript is not None:
                 self.transcript = str(transcript)
             if transcription_latency_ms is not None:
@@ -225,6 +231,15 @@ class FakeAI:
         return entry
 
     def _completion(self, body, mode="ok"):
+        users = [m.get("content") for m in body.get("messages", []) if isinstance(m, dict) and m.get("role") == "user"]
+        if users and isinstance(users[-1], list) and any(isinstance(p, dict) and p.get("type") == "image_url"
+                                                         for p in users[-1]):
+            answer = self.description
+            return {"id": f"chatcmpl-fake-{self.count}", "object": "chat.completion", "created": int(time.time()),
+                    "model": body.get("model"),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1000, "completion_tokens": 20, "total_tokens": 1020}}
         text = new_messages(body)
         intent, critical = classify(text)
         system = " ".join(m.get("content", "") for m in body.get("messages", [])
@@ -308,7 +323,8 @@ class FakeAI:
                         state = fake.control(body.get("mode"), body.get("latency_ms"), body.get("retry_after"),
                                              body.get("times"), body.get("transcript"),
                                              body.get("transcription_latency_ms"), body.get("stream_ms"),
-                                             body.get("stream_chunks"), body.get("ignore_stream"))
+                                             body.get("stream_chunks"), body.get("ignore_stream"),
+                                             body.get("description"))
                     except (ValueError, TypeError) as e:
                         return self._send(400, {"error": str(e)})
                     return self._send(200, state)
