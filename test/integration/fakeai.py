@@ -408,12 +408,7 @@ class FakeAI:
                     return self._send(400, {"error": {"message": "messages is required", "type": "invalid_request"}})
                 mode, latency_ms, retry_after = fake._next_mode()
                 entry = fake._record(body, mode)
-                if mode == "hang":
-                    fake._stop.wait(3600)  # until the server stops; the client times out first
-                    self.close_connection = True
-                    return
-                if latency_ms and fake._stop.wait(latency_ms / 1000.0):
-                    self.close_connection = True
+                if not self._delay(mode, latency_ms):
                     return
                 with fake._lock:
                     streamed = body.get("stream") is True and not fake.ignore_stream
@@ -484,6 +479,16 @@ class FakeAI:
                 except OSError:
                     self.close_connection = True
 
+            def _delay(self, mode, latency_ms):
+                """Hangs ("hang", until the server stops) or waits latency_ms; False when the
+                connection is to be dropped without an answer."""
+                if mode == "hang" or (latency_ms and fake._stop.wait(latency_ms / 1000.0)):
+                    if mode == "hang":
+                        fake._stop.wait(3600)  # until the server stops; the client times out first
+                    self.close_connection = True
+                    return False
+                return True
+
             def _embeddings(self, body):
                 if not isinstance(body, dict) or not isinstance(body.get("input"), str) or not body.get("model"):
                     return self._send(400, {"error": {"message": "model and a string input are required",
@@ -493,12 +498,7 @@ class FakeAI:
                     fake.embedding_inputs.append(body["input"])
                     del fake.embedding_inputs[:-MAX_LOG]
                     mode, latency_ms = fake.embeddings_mode, fake.embeddings_latency_ms
-                if mode == "hang":
-                    fake._stop.wait(3600)
-                    self.close_connection = True
-                    return
-                if latency_ms and fake._stop.wait(latency_ms / 1000.0):
-                    self.close_connection = True
+                if not self._delay(mode, latency_ms):
                     return
                 if mode == "500":
                     return self._send(500, {"error": {"message": "The server had an error"}})
@@ -519,12 +519,7 @@ class FakeAI:
                         "file_len": len(fields["file"]), "file_sha256": hashlib.sha256(fields["file"]).hexdigest(),
                         "kind": "transcription"}
                 entry = fake._record(body, mode)
-                if mode == "hang":
-                    fake._stop.wait(3600)
-                    self.close_connection = True
-                    return
-                if latency_ms and fake._stop.wait(latency_ms / 1000.0):
-                    self.close_connection = True
+                if not self._delay(mode, latency_ms):
                     return
                 entry["status"] = {"ok": 200, "429": 429, "500": 500}.get(mode, 200)
                 if mode == "ok":
