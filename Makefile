@@ -168,6 +168,8 @@ bench: setup-test
 	@/usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
 	@BENCH_CORPUS_SET=test/fixtures/heldout/heldout.jsonl BENCH_CORPUS_ROUTE=1 BENCH_CORPUS_AGENT_INTERVAL=0 \
 		/usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
+	@BENCH_CORPUS_SET=test/fixtures/heldout/heldout.jsonl BENCH_CORPUS_ROUTE=1 BENCH_CORPUS_AGENT_INTERVAL=0 \
+		BENCH_CORPUS_EMBED=1 BENCH_CORPUS_RATE=2 /usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
 	@/usr/bin/python3 test/bench_api.py
 	@/usr/bin/python3 test/bench_outbound.py
 	@/usr/bin/python3 test/bench_media.py

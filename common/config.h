@@ -96,6 +96,7 @@ typedef struct {
 	struct { int max_wait_ms; } buffer;
 	struct { bool enabled; double similarity_threshold; int ttl_s; } cache;
 	struct { bool confident; double min_confidence; int max_chars; double shadow_share; } route; /* ai.route_*, ai.shadow_share */
+	struct { char *model; double threshold; int ring, timeout_ms, price; } emb; /* ai.embeddings_*, ai.price_embeddings */
 	struct { char *provider, *base_url, *api_key, *model, *model_large, *prompts_dir; char *transcription_model; int price_transcription_minute; int timeout_ms, large_min_chars, large_min_words, max_retries, retry_base_ms, deadline_ms, max_in_flight, history_messages, history_max_tokens, price_small_in, price_small_out, price_large_in, price_large_out, breaker_window_s, breaker_min_calls, breaker_error_pct, breaker_open_s; bool large_when_critical, stream, vision; } ai;
 	struct { int timeout_ms, retries, retry_base_ms, breaker_window_s, breaker_min_calls, breaker_error_pct, breaker_open_s, health_interval_s, health_timeout_ms; } outbound;
 	struct {

@@ -4,6 +4,7 @@
  * (backoff -> queue)* -> done list; results are always delivered from a deferred event.
  */
 #include "ai.h"
+#include "embed.h"
 #include "json.h"
 #include "hc.h"
 #include "log.h"
@@ -105,11 +106,24 @@ typedef struct ai_req {
 	bool vision;                  /* an image's description (ai_describe_image): chat, plain-text answer */
 } ai_req_t;
 
+/* An embeddings call (ai_embed). */
+typedef struct ai_emb ai_emb_t;
+struct ai_emb {
+	ai_emb_t *prev, *next;  /* ai->embeds */
+	ai_t *ai;
+	hc_call_t *call;        /* NULL: refused before starting, delivered by the deferred event */
+	struct event *ev;       /* delivers a refusal from the loop */
+	ai_embed_fn done;
+	void *arg;
+};
+
 struct ai {
 	struct event_base *base;
 	ai_config_t cfg;                /* strings below are owned copies */
 	char *url;                      /* <base_url>/chat/completions */
 	char *url_transcribe;           /* <base_url>/audio/transcriptions */
+	char *url_embeddings;           /* <base_url>/embeddings */
+	ai_emb_t *embeds;               /* embeddings calls not answered yet */
 	char *auth;                     /* "Authorization: Bearer …" or NULL */
 	char *prompts[CFG_MAX_DOMAINS]; /* per domain; NULL = use prompt_default */
 	char *prompt_default;
@@ -168,6 +182,9 @@ static int ai_count_words(const char *s);
 static void ai_copy_utf8(char *dst, size_t cap, const char *src);
 static bool ai_intent_nearest(const char *s, rules_intent_t *out);
 static void ai_cut_words(char *dst, size_t cap, const char *src);
+static void ai_emb_end(ai_emb_t *e, const float *vec, int dim, int tokens, double cost, const char *error);
+static void ai_emb_refuse(ai_emb_t *e);
+static void ai_emb_call_done(const hc_result_t *res, void *arg);
 
 /* ------------------------------------------------------------------ public */
 
@@ -200,6 +217,9 @@ void ai_config_from_cfg(ai_config_t *out, const cfg_t *c)
 	out->stream = c->ai.stream;
 	out->transcription_model = c->ai.transcription_model;
 	out->price_transcription_minute = c->ai.price_transcription_minute;
+	out->embeddings_model = c->emb.model;
+	out->embeddings_timeout_ms = c->emb.timeout_ms;
+	out->price_embeddings = c->emb.price;
 }
 
 ai_t *ai_new(struct event_base *base, const ai_config_t *cfg, char *err, size_t errlen)
@@ -258,6 +278,7 @@ bool ai_reconfigure(ai_t *ai, const ai_config_t *cfg, char *err, size_t errlen)
 	ai->cfg.breaker = keep_breaker;
 	ai->url = scratch.url;
 	ai->url_transcribe = scratch.url_transcribe;
+	ai->url_embeddings = scratch.url_embeddings;
 	ai->auth = scratch.auth;
 	ai_pump(ai); /* a larger max_in_flight may start waiting requests */
 	return true;
@@ -423,6 +444,41 @@ static void ai_req_link(ai_t *ai, ai_req_t *r)
 	ai->st.pending++;
 }
 
+bool ai_embed(ai_t *ai, const char *text, ai_embed_fn done, void *arg)
+{
+	if (ai->closing || !text || !text[0] || !ai->cfg.embeddings_model || !ai->cfg.embeddings_model[0])
+		return false;
+	ai_emb_t *e = xcalloc(1, sizeof(*e));
+	e->ai = ai;
+	e->done = done;
+	e->arg = arg;
+	e->next = ai->embeds;
+	if (ai->embeds)
+		ai->embeds->prev = e;
+	ai->embeds = e;
+	if (ai->paused_until > ai_now_ms()) { /* a 429 pause holds for the whole provider */
+		ai_emb_refuse(e);
+		return true;
+	}
+	cJSON *b = cJSON_CreateObject();
+	cJSON_AddStringToObject(b, "model", ai->cfg.embeddings_model);
+	cJSON_AddStringToObject(b, "input", text);
+	char *body = cJSON_PrintUnformatted(b);
+	cJSON_Delete(b);
+	const char *headers[] = {"Content-Type: application/json", ai->auth};
+	char err[256];
+	e->call = hc_post(ai->hc, ai->url_embeddings, headers, ai->auth ? 2 : 1, body, strlen(body),
+			  ai->cfg.embeddings_timeout_ms, AI_MAX_RESPONSE_BYTES, ai_emb_call_done, e, err, sizeof(err));
+	free(body);
+	if (!e->call) {
+		log_debug("ai: embeddings call not started: %s", err);
+		ai_emb_refuse(e);
+		return true;
+	}
+	ai->st.embed_in_flight++;
+	return true;
+}
+
 double ai_transcription_cost_usd(int duration_ms, int64_t price_minute)
 {
 	/* a started second is paid, as providers round */
@@ -465,6 +521,8 @@ void ai_free(ai_t *ai)
 	ai->closing = true;
 	hc_free(ai->hc); /* drops every call without callbacks; the requests are cancelled below */
 	ai->hc = NULL;
+	while (ai->embeds)
+		ai_emb_end(ai->embeds, NULL, 0, 0, 0, "cancelled");
 	/* finished results first, as they are; then everything else is cancelled */
 	while (ai->d_head) {
 		ai_req_t *r = ai->d_head;
@@ -1389,6 +1447,74 @@ static void ai_pause_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------------ helpers */
 
+/* Delivers an embeddings call's outcome once and forgets it. */
+static void ai_emb_end(ai_emb_t *e, const float *vec, int dim, int tokens, double cost, const char *error)
+{
+	ai_t *ai = e->ai;
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		ai->embeds = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	if (e->call)
+		ai->st.embed_in_flight--;
+	if (e->ev)
+		event_free(e->ev);
+	e->done(vec, dim, tokens, cost, error, e->arg);
+	free(e);
+}
+
+static void ai_emb_refused_cb(evutil_socket_t fd, short what, void *arg)
+{
+	ai_emb_t *e = arg;
+	(void)fd, (void)what;
+	ai_emb_end(e, NULL, 0, 0, 0, e->ai->paused_until > ai_now_ms() ? "paused" : "not started");
+}
+
+/* A call that did not start is answered from the loop all the same, as ai_embed promises. */
+static void ai_emb_refuse(ai_emb_t *e)
+{
+	e->ev = evtimer_new(e->ai->base, ai_emb_refused_cb, e);
+	struct timeval zero = {0, 0};
+	evtimer_add(e->ev, &zero);
+}
+
+static void ai_emb_call_done(const hc_result_t *res, void *arg)
+{
+	ai_emb_t *e = arg;
+	ai_t *ai = e->ai;
+	long status = res->too_big ? res->status_line : res->status;
+	char error[160] = "";
+	float *vec = NULL;
+	int dim = 0, tokens = 0;
+	double cost = 0;
+	ai_class_t cls;
+	if (status == 0) {
+		cls = res->timed_out ? AI_CLASS_TIMEOUT : AI_CLASS_CONN;
+		snprintf(error, sizeof(error), "%s", res->timed_out ? "timeout" : res->error[0] ? res->error : "no answer");
+	} else if (status >= 200 && status < 300) {
+		char why[96];
+		if (!res->too_big && embed_parse_response(res->body, res->len, &vec, &dim, &tokens, why, sizeof(why))) {
+			cls = AI_CLASS_2XX;
+			cost = ai_cost_usd(tokens, 0, ai->cfg.price_embeddings, 0);
+			ai->st.embed_tokens += (uint64_t)tokens;
+			ai->st.embed_cost_usd += cost;
+		} else {
+			cls = AI_CLASS_GARBAGE;
+			snprintf(error, sizeof(error), "garbage: %s", res->too_big ? "answer too big" : why);
+		}
+	} else {
+		cls = status == 429 ? AI_CLASS_429 : status >= 500 ? AI_CLASS_5XX : AI_CLASS_4XX;
+		snprintf(error, sizeof(error), "http %ld", status);
+	}
+	ai->st.embed_calls[cls]++;
+	e->call = NULL;
+	ai->st.embed_in_flight--;
+	ai_emb_end(e, vec, dim, tokens, cost, vec ? NULL : error);
+	free(vec);
+}
+
 static int64_t ai_now_ms(void)
 {
 	struct timespec ts;
@@ -1415,6 +1541,9 @@ static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t e
 	ai->cfg.model_large = ai_strdup(cfg->model_large);
 	ai->cfg.prompts_dir = ai_strdup(cfg->prompts_dir);
 	ai->cfg.transcription_model = ai_strdup(cfg->transcription_model ? cfg->transcription_model : "whisper-1");
+	ai->cfg.embeddings_model = ai_strdup(cfg->embeddings_model);
+	if (ai->cfg.embeddings_timeout_ms < 1)
+		ai->cfg.embeddings_timeout_ms = 2000;
 	if (ai->cfg.max_in_flight < 1)
 		ai->cfg.max_in_flight = 1;
 	if (ai->cfg.max_retries < 0)
@@ -1433,6 +1562,8 @@ static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t e
 		sprintf(ai->url, "%.*s/chat/completions", (int)n, cfg->base_url);
 	ai->url_transcribe = xmalloc(n + sizeof("/audio/transcriptions"));
 	sprintf(ai->url_transcribe, "%.*s/audio/transcriptions", (int)n, cfg->base_url);
+	ai->url_embeddings = xmalloc(n + sizeof("/embeddings"));
+	sprintf(ai->url_embeddings, "%.*s/embeddings", (int)n, cfg->base_url);
 	if (cfg->api_key && *cfg->api_key) {
 		ai->auth = xmalloc(strlen(cfg->api_key) + sizeof("Authorization: Bearer "));
 		if (ai->auth)
@@ -1456,6 +1587,10 @@ static void ai_free_config_strings(ai_t *ai)
 	free((char *)ai->cfg.prompts_dir);
 	free((char *)ai->cfg.transcription_model);
 	ai->cfg.transcription_model = NULL;
+	free((char *)ai->cfg.embeddings_model);
+	ai->cfg.embeddings_model = NULL;
+	free(ai->url_embeddings);
+	ai->url_embeddings = NULL;
 	free(ai->url_transcribe);
 	ai->url_transcribe = NULL;
 	free(ai->url);

@@ -53,6 +53,9 @@ typedef struct {
 	const char *prompts_dir; /* <dir>/<domain>.txt and <dir>/default.txt; used by ai_new only */
 	bool stream;             /* ai.stream: analyses ask for server-sent events (bot answers and
 				  * transcriptions never do); the hint so far goes to ai_request_t.partial */
+	const char *embeddings_model;      /* POST <base_url>/embeddings with this model (ai_embed); "" = none */
+	int embeddings_timeout_ms;         /* per embeddings call */
+	int64_t price_embeddings;          /* micro-USD per 1M tokens of embeddings_model */
 	const char *transcription_model;   /* POST <base_url>/audio/transcriptions with this model */
 	int64_t price_transcription_minute; /* micro-USD per minute of audio */
 } ai_config_t;
@@ -150,6 +153,10 @@ typedef struct {
 	uint64_t breaker_opens;
 	int64_t paused_ms;          /* > 0: no call starts for this long (429) */
 	uint64_t repaired[AI_REPAIRED_N]; /* usable answers repaired: [0] intent, [1] critical, [2] hint cut */
+	uint64_t embed_calls[AI_CLASS_N]; /* ai_embed calls by outcome (2xx, 4xx, 5xx, timeout, garbage, conn) */
+	uint64_t embed_tokens;      /* their usage */
+	double embed_cost_usd;      /* their cost (not in cost_usd, which is the chat calls') */
+	int embed_in_flight;
 } ai_stats_t;
 
 /* Fills out from the loaded config (ai.* keys; strings borrowed from c). */
@@ -191,6 +198,20 @@ bool ai_transcribe(ai_t *ai, long company, const char *conversation, const void 
  * called) when len is 0 or ai_free has begun. */
 bool ai_describe_image(ai_t *ai, long company, const char *conversation, const void *bytes, size_t len,
 		       const char *mime, const char *caption, ai_done_fn done, void *arg) __attribute__((warn_unused_result));
+
+/* What ai_embed gives back, from the loop: vec (dim floats, valid only during the call) or
+ * NULL when the call failed or was refused (error says why: "http 500", "timeout", "paused",
+ * "cancelled" from ai_free — then it must not call ai_* on this ai). tokens and cost_usd are
+ * the call's usage and price (0 on failure). */
+typedef void (*ai_embed_fn)(const float *vec, int dim, int tokens, double cost_usd, const char *error, void *arg);
+
+/* Embeds text through <base_url>/embeddings ({"model": embeddings_model, "input": text}):
+ * one call of embeddings_timeout_ms, no retry, outside the analyses' queue, in-flight cap
+ * and breaker (a failed embedding costs only a skipped semantic lookup), not started while
+ * a 429 pause holds. done is called exactly once, from the loop, never from inside ai_embed.
+ * False (done never called) when no embeddings_model is set, text is empty or ai_free has
+ * begun. */
+bool ai_embed(ai_t *ai, const char *text, ai_embed_fn done, void *arg) __attribute__((warn_unused_result));
 
 /* The cost in USD of transcribing duration_ms of audio at price micro-USD per minute. */
 double ai_transcription_cost_usd(int duration_ms, int64_t price_minute);

@@ -113,6 +113,8 @@ typedef struct {
 	metrics_series_t *m_db_pending, *m_event_failures, *m_rebalances, *m_coach_pending, *m_conversations;
 	metrics_family_t *m_lag, *m_hints, *m_skips, *m_refusals, *m_cache, *m_hint_seconds, *m_routed, *m_shadow;
 	metrics_family_t *m_ai_calls, *m_ai_tokens, *m_ai_fallbacks, *m_ai_repaired;
+	metrics_family_t *m_semantic, *m_embed_calls;
+	metrics_series_t *m_embed_tokens, *m_embed_cost, *m_embed_vectors;
 	metrics_series_t *m_ai_in_flight, *m_ai_max_in_flight, *m_ai_queued, *m_ai_cost, *m_ai_breaker;
 	metrics_series_t *m_ai_retries, *m_ai_rate_limited, *m_ai_breaker_opens;
 	metrics_family_t *m_statuses, *m_status_applied;
@@ -1273,6 +1275,9 @@ static void wrk_coach_count(const char *kind, const char *what, void *arg)
 	} else if (strcmp(kind, "cache") == 0) {
 		snprintf(labels, sizeof(labels), "result=\"%s\"", what);
 		metrics_inc(W.m_cache, labels);
+	} else if (strcmp(kind, "semantic") == 0) {
+		snprintf(labels, sizeof(labels), "result=\"%s\"", what);
+		metrics_inc(W.m_semantic, labels);
 	} else if (strcmp(kind, "routed") == 0) {
 		snprintf(labels, sizeof(labels), "intent=\"%s\"", what);
 		metrics_inc(W.m_routed, labels);
@@ -1546,7 +1551,11 @@ static void wrk_metrics_init(void)
 				    "Hints routed to the rules without an AI call (ai.route_confident), by intent.", NULL, 0);
 	W.m_shadow = metrics_family("atende_worker_shadow_checks_total", METRICS_COUNTER,
 				    "Cache and routed hints checked by the AI in the background (ai.shadow_share), by kind "
-				    "(cache, routed) and result (agree, disagree, failed).", NULL, 0);
+				    "(cache, semantic, routed) and result (agree, disagree, failed).", NULL, 0);
+	W.m_semantic = metrics_family("atende_worker_semantic_lookups_total", METRICS_COUNTER,
+				      "Semantic cache lookups (ai.embeddings_model) after a trigram miss, by result: hit, "
+				      "miss, refused (the nearest hint's intent or critical flag is not the rules'), failed "
+				      "(no embedding: the AI answers).", NULL, 0);
 	W.m_dlq = metrics_series(metrics_family("atende_worker_dead_letters_total", METRICS_COUNTER,
 						"Messages sent to the dead-letter topic.", NULL, 0), "");
 	W.m_batch_size = metrics_series(metrics_family("atende_worker_batch_size", METRICS_HISTOGRAM,
@@ -1609,6 +1618,16 @@ static void wrk_metrics_init(void)
 	W.m_ai_repaired = metrics_family("atende_worker_ai_answers_repaired_total", METRICS_COUNTER,
 					 "Usable AI answers repaired instead of retried, by what (intent, critical, hint_cut).",
 					 NULL, 0);
+	W.m_embed_calls = metrics_family("atende_worker_ai_embedding_calls_total", METRICS_COUNTER,
+					 "Embeddings calls (ai.embeddings_model) by model and outcome (2xx, 429, 4xx, 5xx, "
+					 "timeout, garbage, conn); not in atende_worker_ai_calls_total.", NULL, 0);
+	W.m_embed_tokens = metrics_series(metrics_family("atende_worker_ai_embedding_tokens_total", METRICS_COUNTER,
+							 "Tokens of the embeddings calls.", NULL, 0), "");
+	W.m_embed_cost = metrics_series(metrics_family("atende_worker_ai_embedding_cost_usd_total", METRICS_COUNTER,
+						       "Embeddings spending (USD, ai.price_embeddings); not in "
+						       "atende_worker_ai_cost_usd_total.", NULL, 0), "");
+	W.m_embed_vectors = metrics_series(metrics_family("atende_worker_semantic_vectors", METRICS_GAUGE,
+							  "AI hints' vectors this worker holds for the semantic cache.", NULL, 0), "");
 }
 
 static void wrk_metrics_refresh(void)
@@ -1646,6 +1665,15 @@ static void wrk_metrics_refresh(void)
 	metrics_set(W.m_ai_breaker_opens, (double)st.breaker_opens);
 	metrics_set(W.m_ai_retries, (double)st.retries);
 	metrics_set(W.m_ai_rate_limited, (double)st.pauses_429);
+	for (int k = 0; k < AI_CLASS_N; k++)
+		if (st.embed_calls[k]) {
+			snprintf(labels, sizeof(labels), "model=\"%s\",status=\"%s\"", W.cfg.emb.model,
+				 ai_class_name((ai_class_t)k));
+			metrics_set(metrics_series(W.m_embed_calls, labels), (double)st.embed_calls[k]);
+		}
+	metrics_set(W.m_embed_tokens, (double)st.embed_tokens);
+	metrics_set(W.m_embed_cost, st.embed_cost_usd);
+	metrics_set(W.m_embed_vectors, coach_semantic_vectors(W.coach));
 }
 
 static void wrk_on_lag(const char *topic, int32_t partition, int64_t lag, void *arg)
