@@ -64,8 +64,8 @@ class Gateway(FakeGateway):
         # a worker killed mid-send resets its connection: expected here, not worth a traceback
         self.server.handle_error = lambda request, address: None
 
-    def _record(self, method, path, headers, body):
-        status, answer, delay = super()._record(method, path, headers, body)
+    def _record(self, method, path, headers, body, raw=None):
+        status, answer, delay = super()._record(method, path, headers, body, raw)
         if method == "POST" and 200 <= status < 300 and isinstance(body, dict):
             with self.lock:
                 self.ok_texts.append(body.get("text"))
