@@ -11,7 +11,7 @@ CFLAGS  ?= -O2 -g
 
 # Goals that compile nothing themselves: they read no pkg-config data (the packages may
 # not be installed yet). Every other goal, `make` alone included, needs all of PKGS.
-SETUP_GOALS := deps deps-test setup setup-test run test bench chaos clean
+SETUP_GOALS := deps deps-test setup setup-test rdkafka-mock run test bench chaos clean
 ifneq ($(filter-out $(SETUP_GOALS),$(or $(MAKECMDGOALS),all)),)
 PKGS_MISSING := $(shell for p in $(PKGS); do $(PKG_CONFIG) --exists $$p 2>/dev/null || printf '%s ' $$p; done)
 ifneq ($(strip $(PKGS_MISSING)),)
@@ -63,7 +63,7 @@ UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/%)
 
 BINS := bin/atende bin/atende-ingress bin/atende-worker bin/atende-notifier bin/atende-bench
 
-.PHONY: all deps deps-test setup setup-test run test unit integration bench chaos clean fuzz fuzz-build valgrind
+.PHONY: all deps deps-test setup setup-test rdkafka-mock run test unit integration bench chaos clean fuzz fuzz-build valgrind
 all: $(BINS)
 
 deps:
@@ -76,9 +76,17 @@ deps-test:
 # make, whose pkg-config calls see what was just installed (this make's were made before).
 setup: deps
 	@$(MAKE) --no-print-directory all
+	@sh deploy/rdkafka-mock.sh
 
 setup-test: deps-test
 	@$(MAKE) --no-print-directory unit
+	@sh deploy/rdkafka-mock.sh
+
+# The embedded broker's patched librdkafka (bin/rdkafka-mock/; deploy/rdkafka-mock.sh): built
+# by run, test and bench, not by `make all`, which stays quick and offline. Never fails: without
+# it the broker runs on Debian's library and says so.
+rdkafka-mock:
+	@sh deploy/rdkafka-mock.sh
 
 build/flavour:
 	@mkdir -p build && echo $(FLAVOUR) > $@

@@ -66,6 +66,7 @@ const cfg_key_t cfg_keys[] = {
 	K_STR("kafka.brokers", kafka.brokers, "", false, "bootstrap servers; empty = embedded in-memory broker (one box, demos, tests)"),
 	K_STR("kafka.properties", kafka.properties, "", false, "librdkafka settings for every client, \"key=value; key=value\" (e.g. security.protocol=SASL_SSL; sasl.mechanism=SCRAM-SHA-512; sasl.username=atende; sasl.password=...; ssl.ca.location=/etc/ssl/certs/kafka-ca.pem); checked by librdkafka at load"),
 	K_INT("kafka.embedded_port", kafka.embedded_port, "9092", 1, 65535, false, "fixed loopback port of the embedded broker (for kcat)"),
+	K_BOOL("kafka.embedded_patched", kafka.embedded_patched, "true", false, "run the embedded broker on atende's patched librdkafka (bin/rdkafka-mock/, built by deploy/rdkafka-mock.sh: fetches stay fast once partitions fill) when it is there; false: on Debian's library like the other processes"),
 	K_INT("kafka.partitions", kafka.partitions, "4", 1, 1024, false, "partitions of each topic created by atende"),
 	K_STR("kafka.topic_prefix", kafka.topic_prefix, "atende", false, "topic names are <prefix>.inbound.<domain>, <prefix>.events, ..."),
 	K_STR("kafka.group", kafka.group, "atende-workers", false, "consumer group of the workers"),

@@ -88,6 +88,7 @@ typedef struct {
 	struct {
 		char *brokers, *properties, *topic_prefix, *group;
 		int embedded_port, partitions, session_timeout_ms, fetch_wait_max_ms;
+		bool embedded_patched;
 	} kafka;
 	struct { char *conninfo, *admin_conninfo, *user, *bin_dir; int embedded_port, priority; } postgres;
 	struct { int count, batch_size, retries, priority; } workers;

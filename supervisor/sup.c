@@ -57,6 +57,7 @@ typedef struct {
 	sup_child_t *children;
 	int n_children;
 	char brokers[512];       /* bootstrap handed to the children */
+	char broker_library[16]; /* the embedded broker's librdkafka: "patched", "stock"; "" for an external one */
 	char conninfo[1024];     /* conninfo handed to the children */
 	long long epoch;         /* broker incarnation */
 	bool embedded_pg, embedded_broker;
@@ -382,13 +383,19 @@ static void sup_spawn(sup_child_t *c)
  * at start-up, where nothing can run without it. */
 static void sup_spawn_broker(sup_child_t *c)
 {
-	char exe[PATH_MAX + 16], fdnum[16];
+	char exe[PATH_MAX + 16], fdnum[16], lib_dir[PATH_MAX + 16], lib[PATH_MAX + 40];
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) != 0) {
 		c->pid = -1;
 		return;
 	}
 	snprintf(exe, sizeof(exe), "%s/atende", S.self_dir);
+	/* The patched librdkafka (deploy/rdkafka-mock.sh) is for the broker alone: the loader
+	 * of the exec'd broker picks it up from LD_LIBRARY_PATH, the other children never see it.
+	 * The broker itself says which library it got (and warns when it is the stock one). */
+	snprintf(lib_dir, sizeof(lib_dir), "%s/rdkafka-mock", S.self_dir);
+	snprintf(lib, sizeof(lib), "%s/librdkafka.so.1", lib_dir);
+	bool patched = S.cfg->kafka.embedded_patched && access(lib, R_OK) == 0;
 	c->pid = fork();
 	if (c->pid == 0) {
 		proc_child_setup(S.pid);
@@ -396,6 +403,12 @@ static void sup_spawn_broker(sup_child_t *c)
 		fcntl(p[1], F_SETFD, 0);
 		snprintf(fdnum, sizeof(fdnum), "%d", p[1]);
 		setenv("ATENDE_READY_FD", fdnum, 1);
+		if (patched) {
+			setenv("LD_LIBRARY_PATH", lib_dir, 1);
+			setenv(PROC_ENV_BROKER_LIBRARY, lib, 1);
+		} else {
+			unsetenv(PROC_ENV_BROKER_LIBRARY);
+		}
 		char *argv[] = {exe, "embedded-broker", "-c", S.cfg->path, NULL};
 		execv(exe, argv);
 		_exit(127);
@@ -465,10 +478,14 @@ static void sup_handle_broker_line(const char *line)
 	struct timeval tv;
 	if (strncmp(line, "BOOTSTRAP ", 10) != 0)
 		return;
-	snprintf(S.brokers, sizeof(S.brokers), "%.*s", (int)strcspn(line + 10, "\r\n"), line + 10);
+	const char *addr = line + 10, *lib = addr + strcspn(addr, " \r\n");
+	snprintf(S.brokers, sizeof(S.brokers), "%.*s", (int)(lib - addr), addr);
+	lib += *lib == ' ';
+	snprintf(S.broker_library, sizeof(S.broker_library), "%.*s", (int)strcspn(lib, " \r\n"), lib);
 	gettimeofday(&tv, NULL);
 	S.epoch = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-	log_info("embedded broker at %s (epoch %lld)", S.brokers, S.epoch);
+	log_info("embedded broker at %s (epoch %lld, %s librdkafka)", S.brokers, S.epoch,
+		 S.broker_library[0] ? S.broker_library : "unknown");
 }
 
 /* The broker came back empty: every pipeline process must reconnect to the new address
@@ -706,6 +723,8 @@ static void sup_http_cb(http_request_t *req, void *arg)
 		cJSON_AddBoolToObject(root, "ok", ok);
 		cJSON_AddNumberToObject(root, "epoch", (double)S.epoch);
 		cJSON_AddStringToObject(root, "brokers", S.brokers);
+		if (S.embedded_broker)
+			cJSON_AddStringToObject(root, "broker_library", S.broker_library);
 		char *json = cJSON_PrintUnformatted(root);
 		http_respond_json(req, ok ? 200 : 503, json);
 		free(json);
@@ -727,8 +746,10 @@ static void sup_http_cb(http_request_t *req, void *arg)
 		for (int i = 0; i < S.n_children; i++)
 			fprintf(f, "atende_process_restarts_total{process=\"%s\",index=\"%d\"} %d\n",
 				sup_role_names[S.children[i].role], S.children[i].index, S.children[i].restarts);
-		fprintf(f, "# HELP atende_broker_epoch Incarnation of the broker's data (changes when it is lost).\n"
-			   "# TYPE atende_broker_epoch gauge\natende_broker_epoch %lld\n", S.epoch);
+		fprintf(f, "# HELP atende_broker_epoch Incarnation of the broker's data (changes when it is lost); library: "
+			   "the embedded broker's librdkafka (patched, stock) or external.\n"
+			   "# TYPE atende_broker_epoch gauge\natende_broker_epoch{library=\"%s\"} %lld\n",
+			S.embedded_broker ? S.broker_library : "external", S.epoch);
 		fprintf(f, "# HELP atende_retention_runs_total Scheduled retention runs by result.\n"
 			   "# TYPE atende_retention_runs_total counter\n"
 			   "atende_retention_runs_total{result=\"ok\"} %d\natende_retention_runs_total{result=\"failed\"} %d\n"
