@@ -10,7 +10,7 @@
 # Debian's library. The source comes once from the Debian archive through apt (a private
 # deb-src list and state under the cache folder: the system's apt sources stay untouched;
 # apt checks the files against the signed Sources index) and is kept under
-# build/rdkafka-mock/. A rebuild happens only when the patch or this script changes.
+# build/rdkafka-mock/. A rebuild happens only when the patch's diff or this script changes.
 #   RDKAFKA_MOCK=0   skip (and remove the library): the broker runs on Debian's library
 VERSION=2.0.2-1
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +30,8 @@ if [ "${RDKAFKA_MOCK:-1}" = 0 ]; then
 	rm -rf "$OUT"
 	exit 0
 fi
-want="$VERSION $(cat "$PATCH" "$0" | sha256sum | cut -c1-16)"
+# the patch's diff (not its header) and this script decide whether the library is current
+want="$VERSION $({ sed -n '/^diff /,$p' "$PATCH"; cat "$0"; } | sha256sum | cut -c1-16)"
 [ -f "$OUT/librdkafka.so.1" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ] && exit 0
 
 mkdir -p "$CACHE" || warn "cannot create $CACHE"

@@ -23,6 +23,7 @@ STEPS = [tuple(int(x) for x in s.split(":")) for s in
          os.environ.get("BENCH_BROKER_STEPS", "2000:80 2000:20 5000:20 10000:20").split()]
 IDLE_S = float(os.environ.get("BENCH_BROKER_IDLE_S", "30"))
 PRIORITY = os.environ.get("BENCH_BROKER_PRIORITY")
+FETCH_WAIT = os.environ.get("BENCH_BROKER_FETCH_WAIT_MS")
 RESULTS = os.path.join(ROOT, "build", "bench-results.jsonl")
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -47,6 +48,8 @@ class BenchSystem(System):
             r'(?m)^data_dir = "var";': f'data_dir = "{self.dir}";',
             r"embedded_patched = true;": f"embedded_patched = {'true' if self.lib == 'patched' else 'false'};",
         }
+        if FETCH_WAIT is not None:
+            subs[r"fetch_wait_max_ms = \d+;"] = f"fetch_wait_max_ms = {FETCH_WAIT};"
         if PRIORITY is not None:
             subs[r"(postgres: \{[^}]*priority = )\d+"] = rf"\g<1>{PRIORITY}"
             subs[r"(workers: \{[^}]*priority = )\d+"] = rf"\g<1>{PRIORITY}"
@@ -66,6 +69,34 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def descendants(root):
+    """root and every process below it (the embedded PostgreSQL's backends included)."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+    found, todo = set(), [root]
+    while todo:
+        p = todo.pop()
+        found.add(p)
+        todo += [c for c, pp in parent.items() if pp == p and c not in found]
+    return found
+
+
+def total_cpu_s(pids):
+    t = 0.0
+    for p in pids:
+        try:
+            t += cpu_s(p)
+        except OSError:
+            pass
+    return t
+
+
 def run_lib(lib):
     s = BenchSystem(lib)
     lines = []
@@ -78,10 +109,14 @@ def run_lib(lib):
             return lines
         broker = next(p["pid"] for p in h["processes"] if p["role"] == "broker")
         time.sleep(5)  # start-up settles (consumer groups join)
-        c0, t0 = cpu_s(broker), time.monotonic()
+        everyone = descendants(s.proc.pid)
+        c0, all0, t0 = cpu_s(broker), total_cpu_s(everyone), time.monotonic()
         time.sleep(IDLE_S)
-        idle = 100 * (cpu_s(broker) - c0) / (time.monotonic() - t0)
+        elapsed = time.monotonic() - t0
+        idle = 100 * (cpu_s(broker) - c0) / elapsed
+        idle_all = 100 * (total_cpu_s(everyone) - all0) / elapsed
         line = {"bench": "broker_idle", "library": lib, "seconds": IDLE_S, "broker_cpu_pct": round(idle, 1),
+                "system_cpu_pct": round(idle_all, 1), "fetch_wait_max_ms": FETCH_WAIT or "config",
                 "loadavg_1m": round(os.getloadavg()[0], 1)}
         print(json.dumps(line), flush=True)
         lines.append(line)
@@ -117,7 +152,8 @@ def main():
           f"{'ack p99':>8} {'missing':>7} {'broker us/msg':>13} {'load':>5}")
     for x in all_lines:
         if x["bench"] == "broker_idle":
-            print(f"{x['library']:8} idle: broker {x['broker_cpu_pct']} % of a core over {x['seconds']:g} s "
+            print(f"{x['library']:8} idle: broker {x['broker_cpu_pct']} %, whole system {x['system_cpu_pct']} % "
+                  f"of a core over {x['seconds']:g} s "
                   f"(load {x['loadavg_1m']})")
         else:
             print(f"{x['library']:8} {x['step']:>4} {x['rate']:>6} {x['hints_per_s']:>8} {x['hint_p50_ms']:>9} "
