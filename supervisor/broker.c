@@ -109,7 +109,11 @@ int broker_main(const cfg_t *cfg, int ready_fd)
 	signal(SIGPIPE, SIG_IGN);
 
 	char line[256];
-	int n = snprintf(line, sizeof(line), "BOOTSTRAP %s %s\n", bootstrap, broker_library(cfg));
+	const char *lib = broker_library(cfg);
+	/* the patch's third part (atende-mock-3 on) ends a held fetch when data arrives */
+	const char *(*patch_str)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "rd_kafka_mock_patch_str");
+	bool wakes = patch_str && strstr(patch_str(), "new data ends the wait");
+	int n = snprintf(line, sizeof(line), "BOOTSTRAP %s %s%s\n", bootstrap, lib, wakes ? " wakes" : "");
 	if (write(ready_fd, line, (size_t)n) != n)
 		log_warn("embedded broker: cannot report the bootstrap address");
 	close(ready_fd);

@@ -58,6 +58,7 @@ typedef struct {
 	int n_children;
 	char brokers[512];       /* bootstrap handed to the children */
 	char broker_library[16]; /* the embedded broker's librdkafka: "patched", "stock"; "" for an external one */
+	bool broker_wakes;       /* it answers a waiting fetch when data arrives (patched): the consumers wait long */
 	char conninfo[1024];     /* conninfo handed to the children */
 	long long epoch;         /* broker incarnation */
 	bool embedded_pg, embedded_broker;
@@ -356,6 +357,8 @@ static void sup_spawn(sup_child_t *c)
 			setenv(PROC_ENV_INDEX, idx, 1);
 			if (S.embedded_broker)
 				setenv(PROC_ENV_BROKER_IN_MEMORY, "1", 1);
+			if (S.embedded_broker && S.broker_wakes)
+				setenv(PROC_ENV_BROKER_WAKES, "1", 1);
 			if (c->pool) {
 				setenv(PROC_ENV_POOL, c->pool->name, 1);
 				/* the pool's priority is its processes' nice value */
@@ -482,10 +485,12 @@ static void sup_handle_broker_line(const char *line)
 	snprintf(S.brokers, sizeof(S.brokers), "%.*s", (int)(lib - addr), addr);
 	lib += *lib == ' ';
 	snprintf(S.broker_library, sizeof(S.broker_library), "%.*s", (int)strcspn(lib, " \r\n"), lib);
+	S.broker_wakes = strncmp(lib + strcspn(lib, " \r\n"), " wakes", 6) == 0;
 	gettimeofday(&tv, NULL);
 	S.epoch = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-	log_info("embedded broker at %s (epoch %lld, %s librdkafka)", S.brokers, S.epoch,
-		 S.broker_library[0] ? S.broker_library : "unknown");
+	log_info("embedded broker at %s (epoch %lld, %s librdkafka%s)", S.brokers, S.epoch,
+		 S.broker_library[0] ? S.broker_library : "unknown",
+		 S.broker_wakes ? ": the consumers use kafka.embedded_fetch_wait_max_ms" : "");
 }
 
 /* The broker came back empty: every pipeline process must reconnect to the new address

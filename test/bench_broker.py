@@ -7,7 +7,9 @@ $BENCH_BROKER_STEPS (default "2000:80 2000:20 5000:20 10000:20": the first fills
 partition to the broker's ~5 MiB cap, the others run on the full broker). Prints one JSON line per
 run (library, step, hints/s, hint and ack p50/p99, missing, the broker's CPU per message) and a
 table; appends the lines to build/bench-results.jsonl. $BENCH_BROKER_PRIORITY (default: the
-config's) sets postgres.priority and workers.priority, e.g. 0 on a machine shared with other load."""
+config's) sets postgres.priority and workers.priority, e.g. 0 on a machine shared with other load;
+$BENCH_BROKER_FETCH_WAIT_MS sets the consumers' fetch wait on either library (default: the config's,
+kafka.fetch_wait_max_ms on the stock broker, kafka.embedded_fetch_wait_max_ms on the patched one)."""
 import json
 import os
 import re
@@ -49,7 +51,9 @@ class BenchSystem(System):
             r"embedded_patched = true;": f"embedded_patched = {'true' if self.lib == 'patched' else 'false'};",
         }
         if FETCH_WAIT is not None:
-            subs[r"fetch_wait_max_ms = \d+;"] = f"fetch_wait_max_ms = {FETCH_WAIT};"
+            # the same wait whichever library the broker runs on
+            subs[r"(?m)^  fetch_wait_max_ms = \d+;"] = f"  fetch_wait_max_ms = {FETCH_WAIT};"
+            subs[r"embedded_fetch_wait_max_ms = \d+;"] = f"embedded_fetch_wait_max_ms = {FETCH_WAIT};"
         if PRIORITY is not None:
             subs[r"(postgres: \{[^}]*priority = )\d+"] = rf"\g<1>{PRIORITY}"
             subs[r"(workers: \{[^}]*priority = )\d+"] = rf"\g<1>{PRIORITY}"

@@ -229,7 +229,7 @@ int main(int argc, char **argv)
 	cfg_pool_group(&W.cfg, pool, group, sizeof(group));
 	kq_opts_t co = {.brokers = W.cfg.kafka.brokers, .properties = W.cfg.kafka.properties, .client_id = "atende-worker", .group = group,
 			.session_timeout_ms = W.cfg.kafka.session_timeout_ms,
-			.fetch_wait_max_ms = W.cfg.kafka.fetch_wait_max_ms, .on_message = wrk_on_message,
+			.fetch_wait_max_ms = cfg_fetch_wait_ms(&W.cfg), .on_message = wrk_on_message,
 			.on_rebalance = wrk_on_rebalance, .on_lag = wrk_on_lag};
 	W.consumer = W.producer ? kq_consumer_new(W.base, &co, err, sizeof(err)) : NULL;
 	if (!W.producer || !W.consumer || !wrk_start_typing_reader(err, sizeof(err))) {
@@ -326,7 +326,7 @@ static bool wrk_start_typing_reader(char *err, size_t errlen)
 	/* typing matters at human speed: a longer fetch wait than the pipeline's costs nothing
 	 * here, and every fetch of a busy topic costs the embedded broker a scan of its log */
 	kq_opts_t to = {.brokers = W.cfg.kafka.brokers, .properties = W.cfg.kafka.properties, .client_id = "atende-worker-typing",
-			.fetch_wait_max_ms = W.cfg.kafka.fetch_wait_max_ms > 100 ? W.cfg.kafka.fetch_wait_max_ms : 100,
+			.fetch_wait_max_ms = cfg_fetch_wait_ms(&W.cfg) > 100 ? cfg_fetch_wait_ms(&W.cfg) : 100,
 			.on_message = wrk_on_typing};
 	W.typing = kq_consumer_new(W.base, &to, err, errlen);
 	if (!W.typing)

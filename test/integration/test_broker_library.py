@@ -25,6 +25,11 @@ def librdkafka_of(pid):
     return os.path.realpath(paths.pop())
 
 
+def environ(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+
+
 def delivers(system, msg_id):
     console = system.ws(system.token(1, 1))
     console.subscribe("company:1")
@@ -42,11 +47,16 @@ def test_the_broker_alone_runs_on_the_patched_library(system):
         assert librdkafka_of(pids["broker0"]) == os.path.realpath(PATCHED_LIB)
         assert "embedded broker on the patched librdkafka 2.0.2" in log
         assert 'atende_broker_epoch{library="patched"}' in metrics_text(system)
+        # it ends a held fetch when data arrives, so the consumers wait long (and deliver at once)
+        assert "the consumers use kafka.embedded_fetch_wait_max_ms" in log
+        wakes = True
     else:  # the source could not be had: the stock library, with its one warning
         assert status["broker_library"] == "stock"
         assert "embedded broker on Debian's stock librdkafka" in log
+        wakes = False
     for client in ("ingress0", "worker0", "worker1", "notifier0"):
         assert librdkafka_of(pids[client]) != os.path.realpath(PATCHED_LIB), client
+        assert (environ(pids[client]).get(b"ATENDE_BROKER_WAKES") == b"1") == wakes, client
     assert "librdkafka)" in system.cli("status").stdout  # "brokers ... (embedded, patched librdkafka)"
     delivers(system, "LIB-PATCHED-1")
 
@@ -59,6 +69,8 @@ def test_kafka_embedded_patched_false_runs_the_stock_library():
         assert status["broker_library"] == "stock"
         broker = [p["pid"] for p in status["processes"] if p["role"] == "broker"][0]
         assert "/rdkafka-mock/" not in librdkafka_of(broker)
+        worker = [p["pid"] for p in status["processes"] if p["role"] == "worker"][0]
+        assert b"ATENDE_BROKER_WAKES" not in environ(worker)  # a stock broker holds fetches: short waits
         assert "embedded broker on Debian's librdkafka 2.0.2 (kafka.embedded_patched is false)" in s.log_text()
         assert 'atende_broker_epoch{library="stock"}' in metrics_text(s)
         delivers(s, "LIB-STOCK-1")
