@@ -12,7 +12,6 @@ $BENCH_BROKER_FETCH_WAIT_MS sets the consumers' fetch wait on either library (de
 kafka.fetch_wait_max_ms on the stock broker, kafka.embedded_fetch_wait_max_ms on the patched one)."""
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -38,18 +37,11 @@ class BenchSystem(System):
         super().__init__(name=f"bench_broker_{lib}")
 
     def write_config(self, **changes):
-        with open(os.path.join(ROOT, "deploy", "bench.conf")) as f:
-            text = f.read()
-        p = self.ports
-        subs = {
-            r'(ingress: \{\s*listen = )"[^"]*"': rf'\1"127.0.0.1:{p["ingress"]}"',
-            r'(notifier: \{\s*listen = )"[^"]*"': rf'\1"127.0.0.1:{p["notifier"]}"',
-            r'(metrics: \{\s*listen = )"[^"]*"': rf'\1"127.0.0.1:{p["metrics"]}"',
-            r"embedded_port = 9092;": f"embedded_port = {p['kafka']};",
-            r"embedded_port = 5433;": f"embedded_port = {p['pg']};",
+        subs = self.port_substitutions()
+        subs.update({
             r'(?m)^data_dir = "var";': f'data_dir = "{self.dir}";',
             r"embedded_patched = true;": f"embedded_patched = {'true' if self.lib == 'patched' else 'false'};",
-        }
+        })
         if FETCH_WAIT is not None:
             # the same wait whichever library the broker runs on
             subs[r"(?m)^  fetch_wait_max_ms = \d+;"] = f"  fetch_wait_max_ms = {FETCH_WAIT};"
@@ -57,11 +49,7 @@ class BenchSystem(System):
         if PRIORITY is not None:
             subs[r"(postgres: \{[^}]*priority = )\d+"] = rf"\g<1>{PRIORITY}"
             subs[r"(workers: \{[^}]*priority = )\d+"] = rf"\g<1>{PRIORITY}"
-        for pat, rep in subs.items():
-            text, n = re.subn(pat, rep, text)
-            assert n == 1, f"config substitution {pat!r} matched {n} times"
-        with open(self.conf, "w") as f:
-            f.write(text)
+        self.render_config("bench.conf", subs)
 
     def health(self):
         return json.loads(http("GET", self.url("metrics", "/healthz")).body)
