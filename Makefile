@@ -167,9 +167,10 @@ test: setup-test
 # 1.5 s) at 500/1,000/2,000 msg/s, the labelled corpus on the seed defaults, and the
 # conversation API with a million messages stored (test/bench_api.py), and replies alone through
 # 3 gateway instances, one of them failing (test/bench_outbound.py), and voice notes at 100 msg/s
-# transcribed by a fake AI after 2 s (test/bench_media.py), and the embedded broker on Debian's
-# librdkafka and on the patched one, each filled to its cap then at 2,000/5,000/10,000 msg/s
-# (test/bench_broker.py, docs/performance.md)
+# transcribed by a fake AI after 2 s (test/bench_media.py), streamed hints (ai.stream) with the
+# fake AI streaming each answer over 1.5 s: first and full hint at a console (test/bench_stream.py),
+# and the embedded broker on Debian's librdkafka and on the patched one, each filled to its cap
+# then at 2,000/5,000/10,000 msg/s (test/bench_broker.py, docs/performance.md)
 bench: setup-test
 	@build/test/test_rules | grep '^{"bench": "rules_' | tee -a build/bench-results.jsonl
 	@sh test/bench.sh
@@ -177,9 +178,12 @@ bench: setup-test
 	@/usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
 	@BENCH_CORPUS_SET=test/fixtures/heldout/heldout.jsonl BENCH_CORPUS_ROUTE=1 BENCH_CORPUS_AGENT_INTERVAL=0 \
 		/usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
+	@BENCH_CORPUS_SET=test/fixtures/heldout/heldout.jsonl BENCH_CORPUS_ROUTE=1 BENCH_CORPUS_AGENT_INTERVAL=0 \
+		BENCH_CORPUS_EMBED=1 BENCH_CORPUS_RATE=2 /usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
 	@/usr/bin/python3 test/bench_api.py
 	@/usr/bin/python3 test/bench_outbound.py
 	@/usr/bin/python3 test/bench_media.py
+	@/usr/bin/python3 test/bench_stream.py | tee -a build/bench-results.jsonl
 	@/usr/bin/python3 test/bench_broker.py
 
 # load (CHAOS_RATE msg/s, default 1,000, for CHAOS_SECONDS, default 300, fake AI at 1 s) while

@@ -69,6 +69,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("kafka.embedded_port", kafka.embedded_port, "9092", 1, 65535, false, "fixed loopback port of the embedded broker (for kcat)"),
 	K_BOOL("kafka.embedded_patched", kafka.embedded_patched, "true", false, "run the embedded broker on atende's patched librdkafka (bin/rdkafka-mock/, built by deploy/rdkafka-mock.sh: fetches stay fast once partitions fill) when it is there; false: on Debian's library like the other processes"),
 	K_INT("kafka.embedded_fetch_wait_max_ms", kafka.embedded_fetch_wait_max_ms, "500", 1, 10000, false, "kafka.fetch_wait_max_ms when the embedded broker runs on the patched librdkafka, which answers a waiting fetch as soon as data arrives: a long wait costs no latency and keeps the idle system quiet"),
+	K_INT("kafka.embedded_orphan_keep_s", kafka.embedded_orphan_keep_s, "300", 0, 86400, false, "when the supervisor dies (kill -9), the embedded broker keeps its in-memory topics for the next `atende run` to adopt, and stops once it has had no client for this long; 0 = it stops with the supervisor (its data with it)"),
 	K_INT("kafka.partitions", kafka.partitions, "4", 1, 1024, false, "partitions of each topic created by atende"),
 	K_STR("kafka.topic_prefix", kafka.topic_prefix, "atende", false, "topic names are <prefix>.inbound.<domain>, <prefix>.events, ..."),
 	K_STR("kafka.group", kafka.group, "atende-workers", false, "consumer group of the workers"),
@@ -105,6 +106,7 @@ const cfg_key_t cfg_keys[] = {
 	K_STR("ai.base_url", ai.base_url, "", true, "e.g. http://127.0.0.1:18099/v1; the client POSTs to <base_url>/chat/completions"),
 	K_STR("ai.api_key", ai.api_key, "", true, "bearer key of the AI endpoint"),
 	K_STR("ai.model", ai.model, "gpt-4o-mini", true, "model name sent to the AI endpoint"),
+	K_BOOL("ai.stream", ai.stream, "true", true, "provider openai: ask for a streamed answer (server-sent events) and send the hint to the consoles as it is written (hint events with partial true, same hint_id as the final one); false = one answer at the end"),
 	K_INT("ai.timeout_ms", ai.timeout_ms, "10000", 100, 600000, true, "per-call AI timeout"),
 	K_STR("ai.model_large", ai.model_large, "gpt-4o", true, "larger model for long, wordy or critical messages (see ai.large_*); empty = always ai.model"),
 	K_INT("ai.large_min_chars", ai.large_min_chars, "280", 0, 1000000, true, "messages analysed together of at least this many characters use ai.model_large; 0 = off"),
@@ -128,8 +130,14 @@ const cfg_key_t cfg_keys[] = {
 	K_DBL("ai.route_min_confidence", route.min_confidence, "0.7", 0, 1, true, "the rules' confidence (0..1) from which a message is routed to them"),
 	K_INT("ai.route_max_chars", route.max_chars, "120", 1, 100000, true, "messages analysed together longer than this (characters) always go to the AI"),
 	K_DBL("ai.shadow_share", route.shadow_share, "0", 0, 1, true, "share (0..1) of cache and routed hints also sent to the AI in the background, to measure their agreement (same intent and critical flag); not while a cost cap is set"),
+	K_STR("ai.embeddings_model", emb.model, "", true, "provider openai: embed each text going to the AI after a trigram cache miss through <ai.base_url>/embeddings with this model and reuse the hint of a recent AI hint (same company and domain) whose vector is ai.embeddings_threshold close and whose rules' intent and critical flag agree (source cache); empty = off"),
+	K_DBL("ai.embeddings_threshold", emb.threshold, "0.9", 0, 1, true, "cosine similarity (0..1) of two texts' embeddings from which the earlier hint is reused"),
+	K_INT("ai.embeddings_ring", emb.ring, "2000", 1, 1000000, false, "recent AI hints' vectors each worker keeps per company and domain (memory: ring x dimensions x 4 bytes + the hint texts, e.g. 2000 x 1536 x 4 = 12 MB)"),
+	K_INT("ai.embeddings_timeout_ms", emb.timeout_ms, "2000", 50, 600000, true, "per embeddings call; a failed or late one only skips the semantic lookup"),
+	K_INT("ai.price_embeddings", emb.price, "20000", 0, INT_MAX, true, "ai.embeddings_model input price: micro-USD per 1M tokens (20000 = $0.02), counted in the analysis' cost and the budget"),
 	K_INT("ai.breaker_open_s", ai.breaker_open_s, "30", 1, 3600, false, "circuit breaker: open this long, then one probe call (half-open)"),
 	K_STR("ai.transcription_model", ai.transcription_model, "whisper-1", true, "model of <ai.base_url>/audio/transcriptions for voice notes (provider openai only)"),
+	K_BOOL("ai.vision", ai.vision, "false", true, "provider openai: an image a customer sends is described by ai.model (chat completions with an image_url part holding the file as a data URL) and the description, with the caption, is what is coached; false: the caption alone"),
 	K_INT("ai.price_transcription_minute", ai.price_transcription_minute, "6000", 0, INT_MAX, true, "transcription price: micro-USD per minute of audio (6000 = $0.006), counted in the same budget as the analyses"),
 
 	K_INT("outbound.timeout_ms", outbound.timeout_ms, "10000", 100, 600000, true, "per-call timeout of a reply sent to a gateway (Evolution sendText, Cloud API messages)"),
@@ -185,6 +193,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("media.inline_max_bytes", media.inline_max_bytes, "524288", 0, 8388608, true, "base64 media in a webhook (Evolution's webhook_base64) of at most this many bytes rides the broker to the worker; larger inline media is dropped from the event and fetched from the gateway instead (a broker message stays under 1 MB); 0 = always fetch"),
 	K_INT("media.fetch_timeout_ms", media.fetch_timeout_ms, "30000", 100, 600000, true, "per-call timeout of a media download from a gateway"),
 	K_INT("media.fetch_retries", media.fetch_retries, "3", 0, 10, true, "retries of a media download after a 5xx, 429, timeout or connection error; then the media is recorded as failed"),
+	K_INT("media.max_upload_bytes", media.max_upload_bytes, "16777216", 1024, 67108864, true, "largest file an agent may send from the console (POST /v1/conversations/ID/media; 413 above); the notifier holds one such body in memory per upload under way"),
 	K_INT("media.fetch_retry_base_ms", media.fetch_retry_base_ms, "500", 1, 600000, true, "first retry delay of a media download, doubled per retry"),
 };
 const size_t cfg_n_keys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
@@ -399,6 +408,15 @@ const char *cfg_data_path(const cfg_t *c, const char *sub, char *buf, size_t len
 		snprintf(buf, len, "%s%s%s", c->data_dir, *sub ? "/" : "", sub);
 	else
 		snprintf(buf, len, "%s/%s%s%s", getcwd(cwd, sizeof(cwd)) ? cwd : ".", c->data_dir, *sub ? "/" : "", sub);
+	return buf;
+}
+
+const char *cfg_media_root(const cfg_t *c, char *buf, size_t len)
+{
+	if (c->media.dir[0] == '/')
+		snprintf(buf, len, "%s", c->media.dir);
+	else
+		cfg_data_path(c, c->media.dir, buf, len);
 	return buf;
 }
 

@@ -87,7 +87,7 @@ typedef struct {
 	struct { char *listen; bool on_public_ports; int business_interval_s; } metrics;
 	struct {
 		char *brokers, *properties, *topic_prefix, *group;
-		int embedded_port, partitions, session_timeout_ms, fetch_wait_max_ms;
+		int embedded_port, embedded_orphan_keep_s, partitions, session_timeout_ms, fetch_wait_max_ms;
 		int embedded_fetch_wait_max_ms;
 		bool embedded_patched;
 	} kafka;
@@ -98,7 +98,8 @@ typedef struct {
 	struct { int max_wait_ms; } buffer;
 	struct { bool enabled; double similarity_threshold; int ttl_s; } cache;
 	struct { bool confident; double min_confidence; int max_chars; double shadow_share; } route; /* ai.route_*, ai.shadow_share */
-	struct { char *provider, *base_url, *api_key, *model, *model_large, *prompts_dir; char *transcription_model; int price_transcription_minute; int timeout_ms, large_min_chars, large_min_words, max_retries, retry_base_ms, deadline_ms, max_in_flight, history_messages, history_max_tokens, price_small_in, price_small_out, price_large_in, price_large_out, breaker_window_s, breaker_min_calls, breaker_error_pct, breaker_open_s; bool large_when_critical; } ai;
+	struct { char *model; double threshold; int ring, timeout_ms, price; } emb; /* ai.embeddings_*, ai.price_embeddings */
+	struct { char *provider, *base_url, *api_key, *model, *model_large, *prompts_dir; char *transcription_model; int price_transcription_minute; int timeout_ms, large_min_chars, large_min_words, max_retries, retry_base_ms, deadline_ms, max_in_flight, history_messages, history_max_tokens, price_small_in, price_small_out, price_large_in, price_large_out, breaker_window_s, breaker_min_calls, breaker_error_pct, breaker_open_s; bool large_when_critical, stream, vision; } ai;
 	struct { int timeout_ms, retries, retry_base_ms, breaker_window_s, breaker_min_calls, breaker_error_pct, breaker_open_s, health_interval_s, health_timeout_ms; } outbound;
 	struct {
 		bool enabled;
@@ -109,7 +110,7 @@ typedef struct {
 	struct { char *token_secret, *previous_token_secret, *default_ttl; } auth;
 	struct { int backoff_initial_ms, backoff_max_ms, healthy_after_s, shutdown_timeout_s; char *roles; } supervisor;
 	struct { int keep_days, weeks_ahead, interval_s, dedup_days; char *archive_dir; } retention;
-	struct { char *dir; int max_audio_bytes, max_image_bytes, max_video_bytes, max_document_bytes, inline_max_bytes, fetch_timeout_ms, fetch_retries, fetch_retry_base_ms; } media;
+	struct { char *dir; int max_audio_bytes, max_image_bytes, max_video_bytes, max_document_bytes, inline_max_bytes, fetch_timeout_ms, fetch_retries, fetch_retry_base_ms, max_upload_bytes; } media;
 
 	cfg_channel_t *channels;
 	int n_channels;
@@ -180,5 +181,8 @@ const char *cfg_topic(const cfg_t *c, const char *suffix, char *buf, size_t len)
 
 /* Absolute path under data_dir ("var/run"); writes into buf. */
 const char *cfg_data_path(const cfg_t *c, const char *sub, char *buf, size_t len);
+
+/* The media store's folder: media.dir, under data_dir when relative. Returns buf. */
+const char *cfg_media_root(const cfg_t *c, char *buf, size_t len);
 
 #endif

@@ -260,6 +260,10 @@ static void evt_write_hint(json_out_t *o, const void *payload)
 	json_out_str(o, "model", h->model);
 	json_out_str(o, "created_at", h->created_at);
 	json_out_str(o, "received_at", h->received_at);
+	if (h->partial)
+		json_out_bool(o, "partial", true);
+	if (h->withdrawn)
+		json_out_bool(o, "withdrawn", true);
 }
 
 static void evt_write_typing(json_out_t *o, const void *payload)
@@ -509,6 +513,8 @@ static bool evt_read_payload(evt_t *e, const cJSON *d, char *why, size_t whylen)
 		h->model = json_str(d, "model");
 		h->created_at = json_str(d, "created_at");
 		h->received_at = json_str(d, "received_at");
+		h->partial = json_true(d, "partial");
+		h->withdrawn = json_true(d, "withdrawn");
 		return true;
 	}
 	case EVT_TYPING: {

@@ -18,7 +18,8 @@
  *   message     {message_id (the gateway's id), db_id, conversation_id, conversation_key,
  *               company_id, agent_id, domain, channel, customer, sender_name, from_me, kind,
  *               text, [media {id, mime, size, name, status, error, duration_ms, kind}],
- *               [transcript], [update: true], created_at}; a console's reply adds {status (sent|not_sent|
+ *               [transcript], [update: true], created_at} (a console's reply with a file: kind
+ *               image|document and its media); a console's reply adds {status (sent|not_sent|
  *               failed|unknown), [error], request_id, client_id, by_agent, attempts}, and one
  *               not stored has message_id and db_id null; a reply the workers wrote
  *               themselves (bot mode) has by_agent null and adds {by: "bot"}. Workers,
@@ -26,7 +27,16 @@
  *   hint        {message_ids (every message it covers), message_id (the last), hint_id,
  *               conversation_id, conversation_key, agent_id, company_id, domain, intent,
  *               critical, text, source (ai|rules|cache|fallback), from_cache, routed, model,
- *               created_at, received_at}. Workers.
+ *               created_at, received_at}. Workers, once stored. With ai.stream the AI's hint
+ *               is also sent while the model writes it: the same payload with partial: true,
+ *               the same hint_id the stored one will have, text the hint so far (growing, at
+ *               most one event per 150 ms), intent null until the model has written it,
+ *               source "ai", model and created_at null; not stored. The stored hint with that
+ *               hint_id follows (no partial member: finals are written as before), whatever
+ *               its source (a retry, the rules' fallback), and replaces it. When none will
+ *               follow (the agent interval refused it at storage, the messages had a hint
+ *               already, the worker stopped), a last partial event with withdrawn: true and
+ *               text "" says so. Consoles show a partial hint being written.
  *   typing      {conversation_id, agent_id, company_id, state (start|stop), expires_at,
  *               instance, [reason (expired|disconnected)]}. Notifiers; read back by the
  *               notifiers (consoles) and every worker (coaching waits while an agent types).
@@ -136,6 +146,8 @@ typedef struct {
 	bool from_cache;
 	const char *model, *created_at, *received_at;
 	bool routed;                 /* source rules by choice: the rules were sure (ai.route_confident) */
+	bool partial;                /* the hint as the model writes it (ai.stream): not stored; written only when true */
+	bool withdrawn;              /* with partial: the hint of this hint_id will not come (written only when true) */
 } evt_hint_t;
 
 typedef struct {

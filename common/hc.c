@@ -32,6 +32,8 @@ struct hc_call {
 	double started;
 	hc_done_fn cb;
 	void *arg;
+	hc_data_fn on_data;       /* hc_on_data: pieces of the body as they come */
+	void *data_arg;
 };
 
 /* A socket curl asked us to watch. */
@@ -175,6 +177,12 @@ void hc_cancel(hc_t *hc, hc_call_t *c)
 		return; /* hc_check holds it and frees it without calling back */
 	hc_detach(hc, c);
 	hc_call_free(c);
+}
+
+void hc_on_data(hc_call_t *call, hc_data_fn fn, void *arg)
+{
+	call->on_data = fn;
+	call->data_arg = arg;
 }
 
 int hc_in_flight(const hc_t *hc)
@@ -363,6 +371,13 @@ static size_t hc_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	memcpy(c->resp + c->resp_len, ptr, n);
 	c->resp_len += n;
 	c->resp[c->resp_len] = 0;
+	if (c->on_data && !c->cancelled) {
+		long status = 0;
+		char *ctype = NULL;
+		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(c->easy, CURLINFO_CONTENT_TYPE, &ctype);
+		c->on_data(ptr, n, status, ctype ? ctype : "", c->data_arg);
+	}
 	return n;
 }
 

@@ -46,6 +46,15 @@ hc_call_t *hc_post(hc_t *hc, const char *url, const char *const *headers, int n,
 hc_call_t *hc_get(hc_t *hc, const char *url, const char *const *headers, int n, long timeout_ms, size_t max_response,
 		  hc_done_fn cb, void *arg, char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* A piece of a call's answer body as it arrives: status and content_type ("" when absent)
+ * are the answer's so far. */
+typedef void (*hc_data_fn)(const char *data, size_t len, long status, const char *content_type, void *arg);
+
+/* Makes call hand every piece of its answer's body to fn as it arrives (a streamed answer:
+ * server-sent events), besides collecting it for the done callback as usual. fn runs inside
+ * curl's handling of the socket, on the loop: it must not start, cancel or free calls. */
+void hc_on_data(hc_call_t *call, hc_data_fn fn, void *arg);
+
 /* Abandons a call that has not called back yet: its callback will not be called. */
 void hc_cancel(hc_t *hc, hc_call_t *call);
 

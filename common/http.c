@@ -73,6 +73,7 @@ struct http_conn {
 	int busy;      /* >0 while conn_process runs on the stack, so frees are deferred to it */
 	size_t scan;   /* http_find_head_end position within the input */
 	uint64_t body_remaining; /* Content-Length bytes still to read */
+	size_t body_max;          /* the current request's body limit (limits.body_limit, else max_body_bytes) */
 	http_chunked_t chunked;
 	char *head_buf;
 	size_t head_cap;
@@ -118,6 +119,7 @@ static bool conn_body(http_conn_t *conn);
 static bool conn_chunked(http_conn_t *conn);
 static bool conn_dispatch(http_conn_t *conn);
 static void conn_fail(http_conn_t *conn, int status, const char *message);
+static void conn_fail_too_large(http_conn_t *conn);
 static void conn_write_head(http_conn_t *conn, int status, const char *ctype, size_t len, bool with_len, bool keep);
 static void conn_after_response(http_conn_t *conn, bool keep);
 static bool response_keep_alive(http_conn_t *conn);
@@ -144,6 +146,8 @@ void http_limits_default(http_limits_t *l)
 	l->max_connections = 10000;
 	l->request_timeout_ms = 30000;
 	l->idle_timeout_ms = 60000;
+	l->body_limit = NULL;
+	l->body_limit_arg = NULL;
 }
 
 http_server_t *http_server_new(struct event_base *base, const char *listen_addr, const http_limits_t *limits,
@@ -1133,6 +1137,8 @@ static bool conn_prepare_body(http_conn_t *conn)
 
 	uint64_t length = 0;
 	bool chunked = false;
+	conn->body_max = srv->limits.body_limit ? srv->limits.body_limit(req, srv->limits.body_limit_arg)
+						: srv->limits.max_body_bytes;
 	if (te) {
 		if (cl) {
 			/* both framings at once is how requests get smuggled past proxies */
@@ -1157,8 +1163,8 @@ static bool conn_prepare_body(http_conn_t *conn)
 			}
 			length = length * 10 + (uint64_t)(*p - '0');
 		}
-		if (length > srv->limits.max_body_bytes) {
-			conn_fail(conn, 413, "request body too large");
+		if (length > conn->body_max) {
+			conn_fail_too_large(conn);
 			return false;
 		}
 	}
@@ -1215,7 +1221,7 @@ static bool conn_chunked(http_conn_t *conn)
 {
 	struct evbuffer *in = bufferevent_get_input(conn->bev);
 	http_request_t *req = &conn->req;
-	size_t max = conn->srv->limits.max_body_bytes;
+	size_t max = conn->body_max;
 	for (;;) {
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
@@ -1234,7 +1240,7 @@ static bool conn_chunked(http_conn_t *conn)
 		evbuffer_drain(in, used);
 		req->body_len += got;
 		if (req->body_len > max) {
-			conn_fail(conn, 413, "request body too large");
+			conn_fail_too_large(conn);
 			return false;
 		}
 		if (rc < 0) {
@@ -1272,6 +1278,19 @@ static void conn_fail(http_conn_t *conn, int status, const char *message)
 	evbuffer_add(bufferevent_get_output(conn->bev), body, n);
 	conn->resp_len = 0;
 	conn_closing(conn);
+}
+
+/* 413: the generic message under the server-wide limit, the limit itself under a route's own
+ * (an upload's caller wants to know how big a file may be). */
+static void conn_fail_too_large(http_conn_t *conn)
+{
+	char msg[96];
+	if (!conn->srv->limits.body_limit) {
+		conn_fail(conn, 413, "request body too large");
+		return;
+	}
+	snprintf(msg, sizeof(msg), "request body too large (at most %zu bytes)", conn->body_max);
+	conn_fail(conn, 413, msg);
 }
 
 static void conn_write_head(http_conn_t *conn, int status, const char *ctype, size_t len, bool with_len, bool keep)

@@ -24,6 +24,12 @@ typedef struct {
 	int max_connections;     /* over it: accept then answer 503 and close */
 	int request_timeout_ms;  /* a started request (head+body) must be complete within this, else 408 + close; <=0: none */
 	int idle_timeout_ms;     /* keep-alive connection with no request in progress: closed silently after this; <=0: none */
+	/* Optional: the body limit of one request, from its head (method, path, headers: an
+	 * upload route with a good token takes more than the rest), before its body is read;
+	 * NULL: max_body_bytes for all. Its answer replaces max_body_bytes for that request, and
+	 * its 413 says the limit. */
+	size_t (*body_limit)(const http_request_t *req, void *arg);
+	void *body_limit_arg;
 } http_limits_t;
 
 typedef void (*http_handler_fn)(http_request_t *req, void *arg);

@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "mstore.h"
 #include "notifier.h"
+#include "upload.h"
 #include "xalloc.h"
 
 #include <cJSON.h>
@@ -37,7 +38,7 @@ typedef struct {
 } api_req_t;
 
 static db_t *api_db[API_DB_MAX];
-static mstore_t *api_store; /* media files (read only here) */
+static mstore_t *api_store; /* media files (read here, written by upload.c) */
 static int api_n_db, api_waiting;
 static unsigned long long api_requests, api_db_errors, api_timeouts;
 
@@ -71,10 +72,7 @@ void api_start(void)
 			 strstr(base, "://") ? "&options=-c%%20statement_timeout%%3D%d" : " options='-c statement_timeout=%d'",
 			 N.cfg.notifier.statement_timeout_ms);
 	char root[4096], err[256];
-	if (N.cfg.media.dir[0] == '/')
-		snprintf(root, sizeof(root), "%s", N.cfg.media.dir);
-	else
-		cfg_data_path(&N.cfg, N.cfg.media.dir, root, sizeof(root));
+	cfg_media_root(&N.cfg, root, sizeof(root));
 	api_store = mstore_new(root, err, sizeof(err));
 	if (!api_store)
 		log_error("api: %s: GET /v1/media answers 503", err);
@@ -95,6 +93,11 @@ void api_stop(void)
 	api_n_db = 0;
 	mstore_free(api_store);
 	api_store = NULL;
+}
+
+mstore_t *api_media_store(void)
+{
+	return api_store;
 }
 
 bool api_db_up(void)
@@ -129,6 +132,11 @@ void api_handle(http_request_t *req, const token_claims_t *claims)
 		if (strcmp(rest, "/read") == 0) {
 			if (api_method(req, "POST"))
 				api_read(req, claims, id);
+			return;
+		}
+		if (strcmp(rest, "/media") == 0) {
+			if (api_method(req, "POST"))
+				upload_handle(req, claims, id);
 			return;
 		}
 	}
@@ -688,8 +696,12 @@ static void api_media(http_request_t *req, const token_claims_t *claims, long lo
 	api_req_t *r = xcalloc(1, sizeof(*r));
 	r->conv_id = id;
 	if (!api_store || !best ||
-	    !db_query(best, "SELECT status, mime, size, name, sha256, kind FROM media WHERE id = $1 AND company_id = $2", 2,
-		      params, api_media_result, r)) {
+	    !db_query(best,
+		      /* an upload not yet sent (the console's preview) shares the media ids */
+		      "SELECT status, mime, size, name, sha256, kind FROM media WHERE id = $1 AND company_id = $2 "
+		      "UNION ALL SELECT 'stored', mime, size, name, sha256, kind FROM media_uploads "
+		      "WHERE id = $1 AND company_id = $2 LIMIT 1",
+		      2, params, api_media_result, r)) {
 		free(r);
 		api_db_errors++;
 		http_response_add_header(req, "Retry-After", "2");

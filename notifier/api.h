@@ -11,6 +11,7 @@
 
 #include "db.h"
 #include "http.h"
+#include "mstore.h"
 #include "token.h"
 
 #include <stdbool.h>
@@ -31,6 +32,9 @@ void api_stop(void);
 /* The connected database connection with the least waiting, NULL when none is up: for the
  * notifier's other queries (login, accounts, presence), which share the API's connections. */
 db_t *api_db_pick(void);
+
+/* The media store (data_dir/media.dir), or NULL when it could not be opened. */
+mstore_t *api_media_store(void);
 
 /* True while at least one connection is up (the notifier's /healthz). */
 bool api_db_up(void);

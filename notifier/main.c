@@ -28,6 +28,7 @@
 #include "proc.h"
 #include "stream.h"
 #include "typing.h"
+#include "upload.h"
 #include "web.h"
 
 #include <event2/event.h>
@@ -80,6 +81,7 @@ int main(int argc, char **argv)
 	lim.max_connections = N.cfg.notifier.max_connections;
 	proc_fd_limit(N.cfg.notifier.max_connections, "notifier.max_connections");
 	lim.max_body_bytes = 65536;
+	lim.body_limit = upload_body_limit; /* the console's file uploads take media.max_upload_bytes */
 	lim.request_timeout_ms = 10000;
 	lim.idle_timeout_ms = (N.cfg.notifier.poll_timeout_s + 30) * 1000; /* a long-poll client comes back */
 	char mpath[1200];

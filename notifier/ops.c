@@ -310,19 +310,32 @@ static void ops_produce_outbound(conn_t *c, const char *id_json, const char *op,
 	free(json);
 }
 
-/* {"op":"reply","conversation":V,"text":T}: to atende.outbound for a worker to send and store. */
+/* {"op":"reply","conversation":V,"text":T}: to atende.outbound for a worker to send and store.
+ * {"op":"reply","conversation":V,"media":U[,"text":caption]}: the upload U (POST
+ * /v1/conversations/V/media) sent as an image or document, T its caption; the worker checks
+ * that U is of this company and conversation. */
 static void ops_reply(conn_t *c, const cJSON *msg, const char *id_json)
 {
-	const cJSON *text = cJSON_GetObjectItem(msg, "text");
+	const cJSON *text = cJSON_GetObjectItem(msg, "text"), *media = cJSON_GetObjectItem(msg, "media");
 	int64_t conv;
+	long long upload = 0;
 	if (!ops_conversation(c, msg, id_json, "reply", &conv))
 		return;
-	if (!cJSON_IsString(text) || strspn(text->valuestring, " \t\r\n") == strlen(text->valuestring)) {
+	if (media && !json_int_in(media, 1, OPS_MAX_SEQ, &upload)) {
+		conn_send_error(c, id_json, "reply", "media must be an upload's id (POST /v1/conversations/ID/media)");
+		return;
+	}
+	if (upload && text && !cJSON_IsString(text)) {
+		conn_send_error(c, id_json, "reply", "text (the caption) must be a string");
+		return;
+	}
+	if (!upload && (!cJSON_IsString(text) || strspn(text->valuestring, " \t\r\n") == strlen(text->valuestring))) {
 		conn_send_error(c, id_json, "reply", "missing field: text (not blank)");
 		return;
 	}
+	const char *t = cJSON_IsString(text) ? text->valuestring : "";
 	size_t chars = 0;
-	for (const unsigned char *s = (const unsigned char *)text->valuestring; *s; s++)
+	for (const unsigned char *s = (const unsigned char *)t; *s; s++)
 		chars += (*s & 0xC0) != 0x80;
 	if (chars > OPS_MAX_REPLY_CHARS) {
 		conn_send_error(c, id_json, "reply", "text is longer than 4096 characters");
@@ -331,7 +344,7 @@ static void ops_reply(conn_t *c, const cJSON *msg, const char *id_json)
 	ops_pending_t *p = ops_pending_new();
 	N.n_replies++;
 	ops_produce_outbound(c, id_json, "reply", conv,
-			     wire_reply(c->claims.company, conv, c->claims.agent, text->valuestring, id_json, p->request_id,
+			     wire_reply(c->claims.company, conv, c->claims.agent, t, upload, id_json, p->request_id,
 					ntf_now_ms()),
 			     p);
 }

@@ -152,15 +152,15 @@ void web_poll_answer(conn_t *c)
 
 /* Token (401) and Origin (403) checks shared by /ws, /poll, /op and /v1/. A browser's
  * WebSocket cannot set headers, hence ?token=; API clients send the header. */
-bool web_authorize(http_request_t *req, token_claims_t *claims, char *token_key, size_t keylen)
+bool web_token_check(const http_request_t *req, token_claims_t *claims, char *token_key, size_t keylen, char *why,
+		     size_t whylen)
 {
 	char token[TOKEN_MAX_LEN];
 	const char *auth = http_request_header(req, "Authorization");
 	if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
 		snprintf(token, sizeof(token), "%s", auth + 7 + strspn(auth + 7, " "));
 	} else if (!http_request_query_param(req, "token", token, sizeof(token))) {
-		N.n_refused++;
-		http_respond_error(req, 401, "missing token (Authorization: Bearer T, or ?token=T)");
+		snprintf(why, whylen, "missing token (Authorization: Bearer T, or ?token=T)");
 		return false;
 	}
 	long now = (long)time(NULL);
@@ -168,20 +168,24 @@ bool web_authorize(http_request_t *req, token_claims_t *claims, char *token_key,
 	if (st == TOKEN_BAD_SIGNATURE && N.cfg.auth.previous_token_secret[0])
 		st = token_verify(N.cfg.auth.previous_token_secret, token, now, claims); /* during a rotation */
 	if (st != TOKEN_OK) {
-		char msg[128];
-		N.n_refused++;
-		snprintf(msg, sizeof(msg), "token refused: %s", token_status_text(st));
-		http_respond_error(req, 401, msg);
+		snprintf(why, whylen, "token refused: %s", token_status_text(st));
 		return false;
 	}
+	if (!web_token_current(claims, now, why, whylen))
+		return false;
+	const char *sig = strrchr(token, '.');
+	snprintf(token_key, keylen, "%.63s", sig ? sig + 1 : token); /* HS256: 43 characters */
+	return true;
+}
+
+bool web_authorize(http_request_t *req, token_claims_t *claims, char *token_key, size_t keylen)
+{
 	char why[160];
-	if (!web_token_current(claims, now, why, sizeof(why))) {
+	if (!web_token_check(req, claims, token_key, keylen, why, sizeof(why))) {
 		N.n_refused++;
 		http_respond_error(req, 401, why);
 		return false;
 	}
-	const char *sig = strrchr(token, '.');
-	snprintf(token_key, keylen, "%.63s", sig ? sig + 1 : token); /* HS256: 43 characters */
 	const char *origin = http_request_header(req, "Origin");
 	if (origin && N.cfg.notifier.allowed_origins[0]) {
 		bool ok = false;

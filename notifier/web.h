@@ -23,6 +23,11 @@ void web_handle(http_request_t *req, void *arg);
 bool web_authorize(http_request_t *req, token_claims_t *claims, char *token_key, size_t keylen)
 	__attribute__((warn_unused_result));
 
+/* The token part of web_authorize, answering nothing: true and claims, token_key filled when
+ * the request's token is good; false and why (for a 401) otherwise. */
+bool web_token_check(const http_request_t *req, token_claims_t *claims, char *token_key, size_t keylen, char *why,
+		     size_t whylen) __attribute__((warn_unused_result));
+
 /* Close code of a console whose token is no longer good (expired, its secret rotated out,
  * the agent disabled or its password changed): the console page logs in again on it. */
 #define WEB_CLOSE_RELOGIN 4001

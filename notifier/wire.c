@@ -12,11 +12,13 @@
 static cJSON *wire_request(const char *type, long company, int64_t conversation, long agent);
 static char *wire_finish(cJSON *root, const char *client_id_json, const char *request_id, long long at_ms);
 
-char *wire_reply(long company, int64_t conversation, long agent, const char *text, const char *client_id_json,
-		 const char *request_id, long long at_ms)
+char *wire_reply(long company, int64_t conversation, long agent, const char *text, long long media,
+		 const char *client_id_json, const char *request_id, long long at_ms)
 {
 	cJSON *root = wire_request("reply", company, conversation, agent);
 	cJSON_AddStringToObject(root, "text", text);
+	if (media > 0)
+		cJSON_AddNumberToObject(root, "media", (double)media);
 	return wire_finish(root, client_id_json, request_id, at_ms);
 }
 

@@ -4,8 +4,9 @@
  * the caller's.
  *
  * atende.outbound, key = conversation id (default partitioner), headers type, company:
- *   {"type":"reply","company_id":C,"conversation_id":V,"agent_id":A,"text":T,"client_id":<op id>,
- *    "request_id":"<instance>-<n>","requested_at":ISO}
+ *   {"type":"reply","company_id":C,"conversation_id":V,"agent_id":A,"text":T,["media":U,]
+ *    "client_id":<op id>,"request_id":"<instance>-<n>","requested_at":ISO}
+ *   (media: a media_uploads id, the file sent with T as its caption; T may then be "")
  *   {"type":"transfer","company_id":C,"conversation_id":V,"agent_id":A,"to_agent":B | "to_domain":D,
  *    "client_id":<op id>,"request_id":"<instance>-<n>","requested_at":ISO}
  *   {"type":"resolve"|"reopen"|"pending","company_id":C,"conversation_id":V,"agent_id":A,
@@ -18,9 +19,10 @@
 
 #include <stdint.h>
 
-/* client_id_json: the op's id as JSON text, or NULL (null). request_id: unique. */
-char *wire_reply(long company, int64_t conversation, long agent, const char *text, const char *client_id_json,
-		 const char *request_id, long long at_ms);
+/* client_id_json: the op's id as JSON text, or NULL (null). request_id: unique. media: an
+ * upload's id, 0 for a text reply. */
+char *wire_reply(long company, int64_t conversation, long agent, const char *text, long long media,
+		 const char *client_id_json, const char *request_id, long long at_ms);
 /* to_agent > 0, or to_domain non-NULL. */
 char *wire_transfer(long company, int64_t conversation, long agent, long to_agent, const char *to_domain,
 		    const char *client_id_json, const char *request_id, long long at_ms);

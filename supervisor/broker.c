@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BROKER_PIPE_HIGH (4 * 1024 * 1024)
@@ -32,6 +33,10 @@ typedef struct {
 	int linger_s;                    /* how long a stop waits for the clients to leave */
 	struct event *linger_ev;         /* while stopping: polls for clients still connected */
 	struct timeval stop_at;
+	pid_t parent;                    /* the supervisor that started us */
+	int orphan_keep_s;               /* kafka.embedded_orphan_keep_s */
+	struct event *orphan_ev;         /* once orphaned: polls for clients */
+	time_t orphan_idle_since;        /* 0 while some client is connected */
 } broker_proxy_t;
 
 static void broker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg);
@@ -43,6 +48,9 @@ static void broker_outage_cb(evutil_socket_t sig, short what, void *arg);
 static bool broker_create_topics(rd_kafka_mock_cluster_t *mc, const cfg_t *cfg);
 static void broker_linger_cb(evutil_socket_t fd, short what, void *arg);
 static const char *broker_library(const cfg_t *cfg);
+static void broker_orphan_cb(evutil_socket_t fd, short what, void *arg);
+static void broker_parent_gone_cb(evutil_socket_t sig, short what, void *arg);
+static int broker_clients(const broker_proxy_t *p);
 
 int broker_main(const cfg_t *cfg, int ready_fd)
 {
@@ -107,6 +115,15 @@ int broker_main(const cfg_t *cfg, int ready_fd)
 	event_add(sigusr1, NULL);
 	event_add(sigusr2, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* The supervisor's death is SIGHUP here, not the children's SIGTERM: the topics, which
+	 * hold what the ingress acknowledged and the workers have not finished, outlive it for
+	 * the next `atende run` to adopt (supervisor/sup.c). 0 keeps the old way: stop with it. */
+	proxy.parent = getppid();
+	proxy.orphan_keep_s = cfg->kafka.embedded_orphan_keep_s;
+	struct event *sighup = evsignal_new(proxy.base, SIGHUP, broker_parent_gone_cb, &proxy);
+	event_add(sighup, NULL);
+	if (proxy.orphan_keep_s > 0)
+		proc_die_with_parent(proxy.parent, SIGHUP);
 
 	char line[256];
 	const char *lib = broker_library(cfg);
@@ -126,6 +143,9 @@ int broker_main(const cfg_t *cfg, int ready_fd)
 		evconnlistener_free(proxy.listener);
 	if (proxy.linger_ev)
 		event_free(proxy.linger_ev);
+	if (proxy.orphan_ev)
+		event_free(proxy.orphan_ev);
+	event_free(sighup);
 	event_free(sigterm);
 	event_free(sigint);
 	event_free(sigusr1);
@@ -271,19 +291,58 @@ static void broker_signal_cb(evutil_socket_t sig, short what, void *arg)
 
 /* Clients connect to the mock's own port (its metadata names it), not through the
  * proxy: count the connections the kernel holds on either port. */
+static int broker_clients(const broker_proxy_t *p)
+{
+	return proc_tcp_count(ntohs(p->upstream.sin_port), PROC_TCP_ESTABLISHED) +
+	       proc_tcp_count(p->proxy_port, PROC_TCP_ESTABLISHED);
+}
+
 static void broker_linger_cb(evutil_socket_t fd, short what, void *arg)
 {
 	broker_proxy_t *p = arg;
 	struct timeval now;
 	(void)fd, (void)what;
-	int clients = proc_tcp_count(ntohs(p->upstream.sin_port), PROC_TCP_ESTABLISHED) +
-		      proc_tcp_count(p->proxy_port, PROC_TCP_ESTABLISHED);
+	int clients = broker_clients(p);
 	gettimeofday(&now, NULL);
 	if (clients <= 0) {
 		log_info("embedded broker: no client left");
 		event_base_loopbreak(p->base);
 	} else if (!timercmp(&now, &p->stop_at, <)) {
 		log_warn("embedded broker: %d connections still open after %d s: stopping anyway", clients, p->linger_s);
+		event_base_loopbreak(p->base);
+	}
+}
+
+/* SIGHUP: the kernel's parent-death signal (nobody else sends it; the supervisor forwards
+ * reloads to the pipeline processes only). From now on the broker waits to be adopted: the
+ * old children drain and leave, the next supervisor's connect, and it stops only after
+ * kafka.embedded_orphan_keep_s without any client (nobody came back for the data). */
+static void broker_parent_gone_cb(evutil_socket_t sig, short what, void *arg)
+{
+	broker_proxy_t *p = arg;
+	(void)sig, (void)what;
+	if (getppid() == p->parent || p->orphan_ev || !p->listener)
+		return;
+	log_warn("embedded broker: the supervisor (pid %d) is gone; keeping the topics for the next `atende run` "
+		 "to adopt, stopping after %d s without clients (kafka.embedded_orphan_keep_s)",
+		 (int)p->parent, p->orphan_keep_s);
+	p->orphan_ev = event_new(p->base, -1, EV_PERSIST, broker_orphan_cb, p);
+	struct timeval every = {1, 0};
+	event_add(p->orphan_ev, &every);
+}
+
+static void broker_orphan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	broker_proxy_t *p = arg;
+	(void)fd, (void)what;
+	time_t now = time(NULL);
+	if (broker_clients(p) > 0) {
+		p->orphan_idle_since = 0;
+	} else if (!p->orphan_idle_since) {
+		p->orphan_idle_since = now;
+	} else if (now - p->orphan_idle_since >= p->orphan_keep_s) {
+		log_warn("embedded broker: no supervisor adopted me and no client for %d s: stopping (the data goes)",
+			 p->orphan_keep_s);
 		event_base_loopbreak(p->base);
 	}
 }

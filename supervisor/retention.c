@@ -121,6 +121,10 @@ int retention_run(const cfg_t *cfg, const retention_opts_t *opts)
 			 * when that message is redelivered */
 			long long bot = retention_prune(r, "bot_turns", "created_at", NULL, cfg->retention.dedup_days);
 			cJSON_AddNumberToObject(r->out, "bot_turns_pruned", (double)bot);
+			/* a console upload is sent within minutes or never; a sent one has its own media
+			 * row naming the file, so the upload's row is only the unsent file's hold */
+			long long uploads = retention_prune(r, "media_uploads", "created_at", NULL, cfg->retention.dedup_days);
+			cJSON_AddNumberToObject(r->out, "uploads_pruned", (double)uploads);
 			if (bot)
 				retention_report(r, "retention: pruned %lld bot decisions older than %d days", bot,
 						 cfg->retention.dedup_days);
@@ -499,9 +503,9 @@ static bool retention_mkdirs(const char *path)
 	return mkdir(tmp, 0750) == 0 || errno == EEXIST;
 }
 
-/* Media files whose rows are gone (their weeks dropped with the messages): removed. A file
- * written or put again within the last day is spared, so a worker that stored it and has not
- * yet recorded its row keeps it; the age is checked again just before the unlink. */
+/* Media files no row names (their weeks dropped with the messages, no agent's upload left):
+ * removed. A file written or put again within the last day is spared, so a worker that stored
+ * it and has not yet recorded its row keeps it; the age is checked again just before the unlink. */
 typedef struct {
 	char (*shas)[MSTORE_SHA_HEX];
 	int n, cap;
@@ -524,10 +528,7 @@ static long long retention_media_sweep(retention_t *r)
 {
 	char root[PATH_MAX], err[256];
 	long long removed = 0;
-	if (r->cfg->media.dir[0] == '/')
-		snprintf(root, sizeof(root), "%s", r->cfg->media.dir);
-	else
-		cfg_data_path(r->cfg, r->cfg->media.dir, root, sizeof(root));
+	cfg_media_root(r->cfg, root, sizeof(root));
 	mstore_t *st = mstore_new(root, err, sizeof(err));
 	if (!st) {
 		retention_error(r, "%s", err);
@@ -546,7 +547,8 @@ static long long retention_media_sweep(retention_t *r)
 		arr[o] = '\0';
 		const char *params[1] = {arr};
 		PGresult *res = retention_exec(r, "SELECT s FROM unnest($1::text[]) s "
-						  "WHERE NOT EXISTS (SELECT 1 FROM media m WHERE m.sha256 = s)",
+						  "WHERE NOT EXISTS (SELECT 1 FROM media m WHERE m.sha256 = s) "
+						  "AND NOT EXISTS (SELECT 1 FROM media_uploads u WHERE u.sha256 = s)",
 					       1, params, "media files no row names");
 		free(arr);
 		if (!res)

@@ -361,6 +361,9 @@ static void status_dlq(const cfg_t *cfg, cJSON *root)
 	const char *keys[] = {"dbname", "connect_timeout", NULL};
 	const char *vals[] = {conninfo, "3", NULL};
 	PGconn *pg = PQconnectdbParams(keys, vals, 1);
+	/* a look at a struggling system must still answer: a slow database costs seconds, not minutes */
+	if (PQstatus(pg) == CONNECTION_OK)
+		PQclear(PQexec(pg, "SET statement_timeout = 5000"));
 	PGresult *res = PQstatus(pg) == CONNECTION_OK ? PQexec(pg, "SELECT count(*) FROM dlq WHERE replayed_at IS NULL") : NULL;
 	if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
 		cJSON_AddNumberToObject(root, "dlq_pending", atof(PQgetvalue(res, 0, 0)));

@@ -41,6 +41,7 @@ typedef struct {
 	int backoff_ms;          /* delay before the next restart after a crash */
 	time_t started;
 	bool planned_stop;       /* stopped by us (pipeline restart): restart at once, no backoff */
+	bool adopted;            /* a broker a killed supervisor left: not our child, watched by pid */
 	struct event *restart_ev;
 } sup_child_t;
 
@@ -64,6 +65,8 @@ typedef struct {
 	bool embedded_pg, embedded_broker;
 	int broker_pipe;         /* read end while waiting for the broker's address, else -1 */
 	struct event *broker_ev;
+	pid_t adopt_pid;         /* an embedded broker left running by a killed supervisor, else 0 */
+	struct event *adopted_ev; /* polls the adopted broker (no SIGCHLD for it) */
 	sup_stage_t stage;
 	bool immediate;          /* second signal: kill everything now */
 	struct event *stage_timer;
@@ -106,6 +109,10 @@ static void sup_describe_status(int status, char *buf, size_t len);
 static void sup_retention_cb(evutil_socket_t fd, short what, void *arg);
 static void sup_renice_cb(evutil_socket_t fd, short what, void *arg);
 static bool sup_ports_free(char *err, size_t errlen);
+static pid_t sup_find_orphan_broker(void);
+static void sup_broker_state(bool write);
+static void sup_adopted_watch_cb(evutil_socket_t fd, short what, void *arg);
+static bool sup_pid_running(pid_t pid);
 
 int sup_run(cfg_t *cfg)
 {
@@ -139,6 +146,8 @@ int sup_run(cfg_t *cfg)
 		log_error("embedded PostgreSQL: %s", err);
 		return 1;
 	}
+	if (S.embedded_broker)
+		S.adopt_pid = sup_find_orphan_broker();
 	if (!sup_ports_free(err, sizeof(err))) {
 		log_error("%s", err);
 		return 1;
@@ -218,6 +227,8 @@ static bool sup_ports_free(char *err, size_t errlen)
 		int port = ports[i].listen ? atoi(strrchr(ports[i].listen, ':') ? strrchr(ports[i].listen, ':') + 1 : "0")
 					   : ports[i].port;
 		pid_t holder = port > 0 ? proc_port_holder(port, name, sizeof(name)) : 0;
+		if (holder > 0 && holder == S.adopt_pid && !ports[i].listen)
+			continue; /* the embedded broker we adopt */
 		if (holder > 0)
 			snprintf(err, errlen, "port %d is held by pid %d (%s); %s needs it", port, (int)holder, name, ports[i].key);
 		else if (holder < 0)
@@ -248,7 +259,18 @@ static bool sup_start_infra(void)
 		log_error("cannot prepare the database; stopping");
 		return false;
 	}
-	if (S.embedded_broker) {
+	if (S.embedded_broker && S.adopt_pid > 0) {
+		sup_child_t *b = sup_add_child(ROLE_BROKER, 0);
+		b->pid = S.adopt_pid;
+		b->adopted = true;
+		b->started = time(NULL);
+		log_warn("adopted the embedded broker pid %d that a killed supervisor left at %s (epoch %lld, %s "
+			 "librdkafka): its topics, committed offsets and the messages not yet handled are kept",
+			 (int)b->pid, S.brokers, S.epoch, S.broker_library);
+		S.adopted_ev = event_new(S.base, -1, EV_PERSIST, sup_adopted_watch_cb, b);
+		struct timeval every = {0, 200 * 1000};
+		event_add(S.adopted_ev, &every);
+	} else if (S.embedded_broker) {
 		sup_child_t *b = sup_add_child(ROLE_BROKER, 0);
 		sup_spawn(b);
 		if (b->pid <= 0 || !sup_wait_broker_line(S.broker_pipe, 15000)) {
@@ -491,6 +513,94 @@ static void sup_handle_broker_line(const char *line)
 	log_info("embedded broker at %s (epoch %lld, %s librdkafka%s)", S.brokers, S.epoch,
 		 S.broker_library[0] ? S.broker_library : "unknown",
 		 S.broker_wakes ? ": the consumers use kafka.embedded_fetch_wait_max_ms" : "");
+	sup_broker_state(true);
+}
+
+/* run/broker.state ("PID EPOCH BOOTSTRAP LIBRARY WAKES"): what the next supervisor needs to adopt the
+ * embedded broker if this one is killed; removed when the broker stops with us. */
+static void sup_broker_state(bool write)
+{
+	char path[1200];
+	cfg_data_path(S.cfg, "run/broker.state", path, sizeof(path));
+	pid_t pid = 0;
+	for (int i = 0; i < S.n_children; i++)
+		if (S.children[i].role == ROLE_BROKER)
+			pid = S.children[i].pid;
+	if (!write || pid <= 0) {
+		unlink(path);
+		return;
+	}
+	FILE *f = fopen(path, "we");
+	if (!f || fprintf(f, "%d %lld %s %s %d\n", (int)pid, S.epoch, S.brokers,
+			  S.broker_library[0] ? S.broker_library : "unknown", S.broker_wakes) < 0)
+		log_warn("%s: cannot write (a supervisor killed now could not adopt the broker): %s", path, strerror(errno));
+	if (f)
+		fclose(f);
+}
+
+/* The embedded broker a killed supervisor left (broker.c keeps it for
+ * kafka.embedded_orphan_keep_s), if run/broker.state names a live `atende embedded-broker`
+ * still holding kafka.embedded_port: its pid, with S.brokers and S.epoch set from the file;
+ * else 0. */
+static pid_t sup_find_orphan_broker(void)
+{
+	char path[1200], bootstrap[512], library[16], comm[64], cmdline[256];
+	int pid = 0, wakes = 0;
+	long long epoch = 0;
+	cfg_data_path(S.cfg, "run/broker.state", path, sizeof(path));
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	bool parsed = fscanf(f, "%d %lld %511s %15s %d", &pid, &epoch, bootstrap, library, &wakes) == 5 && pid > 1;
+	fclose(f);
+	if (!parsed || proc_port_holder(S.cfg->kafka.embedded_port, comm, sizeof(comm)) != pid)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	f = fopen(path, "re");
+	size_t n = f ? fread(cmdline, 1, sizeof(cmdline) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	cmdline[n] = 0;
+	/* argv is NUL-separated: the second argument is the verb */
+	if (n == 0 || strlen(cmdline) + 1 >= n || strcmp(cmdline + strlen(cmdline) + 1, "embedded-broker") != 0)
+		return 0;
+	snprintf(S.brokers, sizeof(S.brokers), "%s", bootstrap);
+	snprintf(S.broker_library, sizeof(S.broker_library), "%s", library);
+	S.broker_wakes = wakes == 1;
+	S.epoch = epoch;
+	return pid;
+}
+
+/* Whether pid runs: a zombie no longer does (a container's PID 1 may never reap the
+ * orphans it inherits). */
+static bool sup_pid_running(pid_t pid)
+{
+	char path[64], stat[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "re");
+	size_t n = f ? fread(stat, 1, sizeof(stat) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	stat[n] = 0;
+	const char *end = strrchr(stat, ')'); /* the name in parentheses may hold anything */
+	return end && end[1] == ' ' && end[2] != 'Z' && end[2] != 'X';
+}
+
+/* The adopted broker is not our child: no SIGCHLD, so its exit is seen here. */
+static void sup_adopted_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sup_child_t *b = arg;
+	(void)fd, (void)what;
+	if (b->pid > 0 && b->adopted && sup_pid_running(b->pid))
+		return;
+	event_free(S.adopted_ev);
+	S.adopted_ev = NULL;
+	if (b->pid <= 0 || !b->adopted)
+		return;
+	b->adopted = false;
+	sup_child_exited(b, 0);
+	if (S.stage != STAGE_RUNNING)
+		sup_advance_stage();
 }
 
 /* The broker came back empty: every pipeline process must reconnect to the new address
@@ -573,6 +683,8 @@ static void sup_child_exited(sup_child_t *c, int status)
 	}
 	if (S.stage != STAGE_RUNNING) {
 		log_info("%s stopped (%s)", sup_role_names[c->role], why);
+		if (c->role == ROLE_BROKER)
+			sup_broker_state(false);
 		return;
 	}
 	if (c->planned_stop) {

@@ -9,7 +9,10 @@ BENCH_CORPUS_SET=test/fixtures/heldout/heldout.jsonl runs the WhatsApp-style hel
 instead (rows without a domain arrive on the "suporte" channel, each in its own
 conversation; agreement counts all six intents, "other" included), and BENCH_CORPUS_ROUTE=1
 turns ai.route_confident on: confident short messages get the rules' hint, no AI call;
-BENCH_CORPUS_AGENT_INTERVAL overrides limits.agent_interval_s (seed: 10)."""
+BENCH_CORPUS_AGENT_INTERVAL overrides limits.agent_interval_s (seed: 10). BENCH_CORPUS_EMBED=1
+turns the semantic cache on (ai.embeddings_model, the fake AI's /embeddings) at
+ai.embeddings_threshold BENCH_CORPUS_EMBED_THRESHOLD (seed 0.9): the line then also gives the
+embedding calls (total and per 1,000 messages) and the semantic lookups by result."""
 import json
 import os
 import sys
@@ -17,18 +20,33 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "integration"))
 from fakeai import FakeAI  # noqa: E402
-from harness import FIXTURES, System, wait_for  # noqa: E402
+from harness import FIXTURES, System, http, wait_for  # noqa: E402
 
 RATE = float(os.environ.get("BENCH_CORPUS_RATE", "100"))
 SET = os.environ.get("BENCH_CORPUS_SET", "")
 ROUTE = os.environ.get("BENCH_CORPUS_ROUTE", "0") == "1"
+EMBED = os.environ.get("BENCH_CORPUS_EMBED", "0") == "1"
+EMBED_THRESHOLD = float(os.environ.get("BENCH_CORPUS_EMBED_THRESHOLD", "0.9"))
+
+
+def worker_metric(s, name):
+    """{label text: value} of a metric summed over the workers."""
+    text = http("GET", s.url("metrics", "/metrics")).body.decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            labels = ",".join(x for x in line[len(name) + 1:line.index("}")].split(",") if not x.startswith("process="))
+            out[labels] = out.get(labels, 0) + float(line.rsplit(" ", 1)[1])
+    return out
 
 
 def main():
     ai = FakeAI(latency_ms=int(os.environ.get("BENCH_CORPUS_AI_MS", "1500"))).start()
     extra_route = {r"route_confident = false;": "route_confident = true;"} if ROUTE else {}
+    extra_embed = {r'embeddings_model = "";': 'embeddings_model = "text-embedding-3-small";',
+                   r"embeddings_threshold = 0\.9;": f"embeddings_threshold = {EMBED_THRESHOLD};"} if EMBED else {}
     s = System(name="corpus", extra={
-        **extra_route,
+        **extra_route, **extra_embed,
         r'provider = "rules";': 'provider = "openai";',
         r'base_url = "";': f'base_url = "{ai.base_url}";',
         # the seed default, kept on purpose; BENCH_CORPUS_AGENT_INTERVAL=0 measures every message
@@ -80,6 +98,11 @@ def main():
                 a, t = by_src.get(key, (0, 0))
                 by_src[key] = (a + (label == intent), t + 1)
         calls = ai.calls()["count"]
+        embeddings = ai.calls()["embeddings"]
+        semantic = {}
+        for k, v in worker_metric(s, "atende_worker_semantic_lookups_total").items():
+            result = k.split('result="', 1)[1].split('"', 1)[0]
+            semantic[result] = semantic.get(result, 0) + int(v)
         analyses = by_source.get("ai", 0) + by_source.get("cache", 0) + by_source.get("fallback", 0)
         print(json.dumps({
             "bench": "corpus", "messages": n, "rate": RATE, "seconds": round(time.monotonic() - t0, 1),
@@ -89,6 +112,8 @@ def main():
             "hints_by_source": by_source, "coaching_outcomes": coaching,
             "intent_agreement": round(agree / total, 3) if total else None,
             "set": os.path.basename(SET) if SET else "corpus.jsonl", "route_confident": ROUTE,
+            "embeddings": EMBED and {"threshold": EMBED_THRESHOLD, "calls": embeddings,
+                                     "calls_per_1000": round(embeddings * 1000 / n, 1), "lookups": semantic},
             "agreement_by_source": {k: [a, t] for k, (a, t) in sorted(by_src.items())}}))
     finally:
         s.destroy()

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """Runs every C unit test binary, a short smoke of each libFuzzer target (test/fuzz/run.py
---smoke: FUZZ_SMOKE_SECONDS each, 15 by default, 0 skips it; one result per target), then the
-integration suite (pytest; TEST_MODULES="test/integration/test_a.py ..." runs only those), and
-ends with one line "N passed, N failed" summing them all, ", N skipped" added when pytest
-skipped any (a skipped test is neither, and would otherwise vanish from the total). The C unit
-tests have no skip. Exit status 1 when anything failed.
+--smoke: FUZZ_SMOKE_SECONDS each, 30 by default, two targets at a time, 0 skips it; one result
+per target), then the integration suite (pytest; TEST_MODULES="test/integration/test_a.py ..."
+runs only those), and ends with one line "N passed, N failed" summing them all, ", N skipped"
+added when pytest skipped any (a skipped test is neither, and would otherwise vanish from the
+total). The C unit tests have no skip. Just above that line, every failure is named again (a CI
+log is often read from its tail). Exit status 1 when anything failed.
 
 With SANITIZE=1 (make test SANITIZE=1, which builds everything with ASan + UBSan) every
 sanitizer report of every process, the programs the integration tests start included, goes to
@@ -19,6 +20,7 @@ import xml.etree.ElementTree as ET
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.chdir(ROOT)
 passed = failed = skipped = 0
+failures = []  # one line per failure, printed again just above the summary (a CI log shows its tail)
 
 SANITIZE = os.environ.get("SANITIZE") == "1"
 SAN_LOGS = os.path.join(ROOT, "build", "san", "logs")
@@ -43,11 +45,13 @@ for binary in sorted(glob.glob("build/test/test_*")):
     if m and proc.returncode in (0, 1):
         passed += int(m.group(1))
         failed += int(m.group(2))
+        failures += [line.strip() for line in proc.stdout.splitlines() if line.startswith("  FAIL ")]
     else:
-        print(f"unit {binary}: crashed or printed no summary (exit {proc.returncode})")
+        failures.append(f"unit {binary}: crashed or printed no summary (exit {proc.returncode})")
+        print(failures[-1])
         failed += 1
 
-if os.environ.get("FUZZ_SMOKE_SECONDS", "15") != "0":
+if os.environ.get("FUZZ_SMOKE_SECONDS", "30") != "0":
     build = subprocess.run(["make", "-s", "-j2", "fuzz-build"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     proc = subprocess.run([sys.executable, "test/fuzz/run.py", "--smoke"], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) if build.returncode == 0 else build
@@ -56,8 +60,10 @@ if os.environ.get("FUZZ_SMOKE_SECONDS", "15") != "0":
     if m and build.returncode == 0:
         passed += int(m.group(1))
         failed += int(m.group(2))
+        failures += [line.strip() for line in proc.stdout.splitlines() if re.match(r"fuzz \S+: FAILED", line)]
     else:
-        print(f"fuzz: the targets did not build or run (exit {proc.returncode})")
+        failures.append(f"fuzz: the targets did not build or run (exit {proc.returncode})")
+        print(failures[-1])
         failed += 1
 
 junit = os.path.join(ROOT, "build", "pytest.xml")
@@ -73,8 +79,12 @@ try:
     skipped = int(suite.get("skipped", 0))
     passed += total - bad - skipped
     failed += bad
+    for case in suite.iter("testcase"):
+        if case.find("failure") is not None or case.find("error") is not None:
+            failures.append(f"integration {case.get('classname')}::{case.get('name')}")
 except (OSError, ET.ParseError, AttributeError):
-    print(f"integration: pytest produced no report (exit {rc})")
+    failures.append(f"integration: pytest produced no report (exit {rc})")
+    print(failures[-1])
     failed += 1
 
 if SANITIZE:
@@ -82,7 +92,12 @@ if SANITIZE:
         print(f"sanitizer report {report}:")
         with open(report, errors="replace") as f:
             sys.stdout.write(f.read()[-8000:])
+        failures.append(f"sanitizer report {report}")
         failed += 1
 
+if failures:
+    print("failed:")
+    for line in failures:
+        print(f"  {line}")
 print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
 sys.exit(1 if failed else 0)

@@ -4,10 +4,12 @@
  * (backoff -> queue)* -> done list; results are always delivered from a deferred event.
  */
 #include "ai.h"
+#include "embed.h"
 #include "json.h"
 #include "hc.h"
 #include "log.h"
 #include "metrics.h"
+#include "mstore.h"
 #include "text.h"
 #include "xalloc.h"
 
@@ -24,6 +26,12 @@
 #define AI_MAX_PROMPT_BYTES (64 * 1024)
 #define AI_COMPLETION_MAX_TOKENS 300        /* a hint is one or two sentences */
 #define AI_NEW_MARKER "Mensagens novas do cliente:"
+#define AI_VISION_MAX_TOKENS 200         /* an image's description: two or three sentences */
+#define AI_VISION_PROMPT                                                                              \
+	"Você ajuda atendentes de uma empresa de telecomunicações no Brasil. Um cliente enviou a "    \
+	"imagem abaixo pelo WhatsApp. Descreva em português, em até três frases objetivas, o que ela " \
+	"mostra e que importe ao atendimento (por exemplo: luzes de um roteador, uma mensagem de "      \
+	"erro, valores e datas de uma fatura, um comprovante). Responda só com a descrição."
 
 static const char ai_builtin_prompt[] =
 	"Você orienta um atendente humano de uma central de atendimento de telecom no Brasil. "
@@ -81,18 +89,41 @@ typedef struct ai_req {
 	const char *critical_reason;
 	char hint[AI_HINT_MAX];
 	int latency_ms;
+	/* a streamed analysis (ai.stream) */
+	bool stream;                  /* asked with "stream": true */
+	ai_partial_fn partial;        /* NULL: nobody wants the hint as it grows */
+	ai_sse_t sse;                 /* the call's events so far */
+	bool sse_on;                  /* the call answers text/event-stream (else plain JSON) */
+	bool first_token;             /* the call's first content came (observed once per call) */
+	int64_t call_t0;              /* monotonic ms the call started */
+	int64_t partial_at;           /* monotonic ms of the last partial hint; 0 = none yet */
+	size_t partial_sent;          /* bytes of the last partial hint of this call */
 	/* a transcription (ai_transcribe) instead of an analysis */
 	bool transcribe;
 	char *content_type;           /* "Content-Type: multipart/form-data; boundary=…" */
 	int duration_ms;
-	char *transcript;             /* the answer's text */
+	char *transcript;             /* the answer's text (a transcription's, or an image's description) */
+	bool vision;                  /* an image's description (ai_describe_image): chat, plain-text answer */
 } ai_req_t;
+
+/* An embeddings call (ai_embed). */
+typedef struct ai_emb ai_emb_t;
+struct ai_emb {
+	ai_emb_t *prev, *next;  /* ai->embeds */
+	ai_t *ai;
+	hc_call_t *call;        /* NULL: refused before starting, delivered by the deferred event */
+	struct event *ev;       /* delivers a refusal from the loop */
+	ai_embed_fn done;
+	void *arg;
+};
 
 struct ai {
 	struct event_base *base;
 	ai_config_t cfg;                /* strings below are owned copies */
 	char *url;                      /* <base_url>/chat/completions */
 	char *url_transcribe;           /* <base_url>/audio/transcriptions */
+	char *url_embeddings;           /* <base_url>/embeddings */
+	ai_emb_t *embeds;               /* embeddings calls not answered yet */
 	char *auth;                     /* "Authorization: Bearer …" or NULL */
 	char *prompts[CFG_MAX_DOMAINS]; /* per domain; NULL = use prompt_default */
 	char *prompt_default;
@@ -111,15 +142,25 @@ struct ai {
 	bool closing;
 	ai_stats_t st;
 	metrics_family_t *m_call_seconds; /* per model: the provider's speed, retries and failures included */
+	metrics_family_t *m_first_token;  /* per model: a streamed call's start to its first content */
 };
 
 static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
+static char *ai_answer_text(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
+static ai_req_t *ai_req_new(ai_t *ai, long company, const char *conversation, ai_done_fn done, void *arg);
+static void ai_req_link(ai_t *ai, ai_req_t *r);
 static int64_t ai_now_ms(void);
 static char *ai_strdup(const char *s);
 static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t errlen);
 static void ai_free_config_strings(ai_t *ai);
 static char *ai_read_prompt(const char *dir, const char *name);
-static char *ai_build_body(const char *model, const char *system, const char *user, size_t *len);
+static char *ai_build_body(const char *model, const char *system, const char *user, bool stream, size_t *len);
+static char *ai_build_body_parts(const char *model, const char *system, cJSON *content, int max_tokens, bool stream,
+				 size_t *len);
+static void ai_on_data(const char *data, size_t len, long status, const char *content_type, void *arg);
+static cJSON *ai_content_object(const char *content, char *err, size_t errlen);
+static bool ai_read_hint(cJSON *obj, ai_parsed_t *out, char *err, size_t errlen);
+static bool ai_read_bot(cJSON *obj, ai_parsed_t *out, char *err, size_t errlen);
 static void ai_queue_insert(ai_t *ai, ai_req_t *r);
 static void ai_queue_remove(ai_t *ai, ai_req_t *r);
 static void ai_enqueue(ai_t *ai, ai_req_t *r, int64_t now);
@@ -141,6 +182,9 @@ static int ai_count_words(const char *s);
 static void ai_copy_utf8(char *dst, size_t cap, const char *src);
 static bool ai_intent_nearest(const char *s, rules_intent_t *out);
 static void ai_cut_words(char *dst, size_t cap, const char *src);
+static void ai_emb_end(ai_emb_t *e, const float *vec, int dim, int tokens, double cost, const char *error);
+static void ai_emb_refuse(ai_emb_t *e);
+static void ai_emb_call_done(const hc_result_t *res, void *arg);
 
 /* ------------------------------------------------------------------ public */
 
@@ -170,8 +214,12 @@ void ai_config_from_cfg(ai_config_t *out, const cfg_t *c)
 	out->breaker.error_pct = c->ai.breaker_error_pct;
 	out->breaker.open_ms = (int64_t)c->ai.breaker_open_s * 1000;
 	out->prompts_dir = c->ai.prompts_dir;
+	out->stream = c->ai.stream;
 	out->transcription_model = c->ai.transcription_model;
 	out->price_transcription_minute = c->ai.price_transcription_minute;
+	out->embeddings_model = c->emb.model;
+	out->embeddings_timeout_ms = c->emb.timeout_ms;
+	out->price_embeddings = c->emb.price;
 }
 
 ai_t *ai_new(struct event_base *base, const ai_config_t *cfg, char *err, size_t errlen)
@@ -186,6 +234,9 @@ ai_t *ai_new(struct event_base *base, const ai_config_t *cfg, char *err, size_t 
 	ai->m_call_seconds = metrics_family("atende_worker_ai_call_seconds", METRICS_HISTOGRAM,
 					    "Duration of AI HTTP calls by model, whatever their outcome.",
 					    metrics_latency_buckets, metrics_latency_nbuckets);
+	ai->m_first_token = metrics_family("atende_worker_ai_first_token_seconds", METRICS_HISTOGRAM,
+					   "Streamed AI calls (ai.stream): call start to the first content of the answer, by model.",
+					   metrics_latency_buckets, metrics_latency_nbuckets);
 
 	const char *dir = cfg->prompts_dir && *cfg->prompts_dir ? cfg->prompts_dir : "deploy/prompts";
 	ai->prompt_default = ai_read_prompt(dir, "default");
@@ -227,6 +278,7 @@ bool ai_reconfigure(ai_t *ai, const ai_config_t *cfg, char *err, size_t errlen)
 	ai->cfg.breaker = keep_breaker;
 	ai->url = scratch.url;
 	ai->url_transcribe = scratch.url_transcribe;
+	ai->url_embeddings = scratch.url_embeddings;
 	ai->auth = scratch.auth;
 	ai_pump(ai); /* a larger max_in_flight may start waiting requests */
 	return true;
@@ -239,19 +291,12 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 	for (int i = 0; i < req->n_texts; i++)
 		if (!req->texts[i])
 			return false;
-	ai_req_t *r = xcalloc(1, sizeof(*r));
-	int64_t now = ai_now_ms();
-	r->ai = ai;
-	r->done = done;
-	r->arg = arg;
-	r->seq = ai->next_seq++;
-	r->t_start = now;
-	r->deadline = now + ai->cfg.deadline_ms;
-	r->company = req->company;
+	ai_req_t *r = ai_req_new(ai, req->company, req->conversation, done, arg);
 	r->critical = req->critical;
 	r->bot = req->bot;
+	r->stream = ai->cfg.stream && !req->bot;
+	r->partial = req->bot ? NULL : req->partial;
 	r->domain = req->domain ? ai_strdup(req->domain) : NULL;
-	r->conversation = ai_strdup(req->conversation ? req->conversation : "");
 	r->texts = xcalloc((size_t)req->n_texts, sizeof(char *));
 	r->n_texts = req->n_texts;
 	size_t total = 1;
@@ -260,6 +305,7 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 			r->texts[i] = ai_strdup(req->texts[i]);
 		total += strlen(req->texts[i]) + 1;
 	}
+	free(r->joined);
 	r->joined = xmalloc(total);
 	if (r->joined) {
 		char *p = r->joined;
@@ -280,7 +326,7 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 					   ai->cfg.history_max_tokens, req->texts, req->n_texts);
 	if (user && r->model)
 		r->body = ai_build_body(r->model, req->bot ? ai_bot_prompt(ai, req->domain) : ai_prompt(ai, req->domain),
-					user, &r->body_len);
+					user, r->stream, &r->body_len);
 	free(user);
 	bool complete = r->conversation && r->texts && r->joined && r->model && r->body;
 	for (int i = 0; complete && i < r->n_texts; i++)
@@ -290,13 +336,8 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg)
 		ai_req_free(ai, r);
 		return false;
 	}
-	r->next = ai->all;
-	if (ai->all)
-		ai->all->prev = r;
-	ai->all = r;
-	ai->st.requests++;
-	ai->st.pending++;
-	ai_enqueue(ai, r, now);
+	ai_req_link(ai, r);
+	ai_enqueue(ai, r, r->t_start);
 	ai_pump(ai);
 	return true;
 }
@@ -306,22 +347,13 @@ bool ai_transcribe(ai_t *ai, long company, const char *conversation, const void 
 {
 	if (ai->closing || !bytes || len == 0)
 		return false;
-	ai_req_t *r = xcalloc(1, sizeof(*r));
-	int64_t now = ai_now_ms();
+	ai_req_t *r = ai_req_new(ai, company, conversation, done, arg);
+	ai_req_link(ai, r);
 	char boundary[64];
 	int salt = 0;
 	do /* a boundary the audio does not hold */
-		snprintf(boundary, sizeof(boundary), "atende-voice-note-%lld-%d", (long long)now, salt++);
+		snprintf(boundary, sizeof(boundary), "atende-voice-note-%lld-%d", (long long)r->t_start, salt++);
 	while (memmem(bytes, len, boundary, strlen(boundary)));
-	r->ai = ai;
-	r->done = done;
-	r->arg = arg;
-	r->seq = ai->next_seq++;
-	r->t_start = now;
-	r->deadline = now + ai->cfg.deadline_ms;
-	r->company = company;
-	r->conversation = ai_strdup(conversation ? conversation : "");
-	r->joined = ai_strdup(""); /* a fallback's rules see no words */
 	r->transcribe = true;
 	r->duration_ms = duration_ms;
 	r->model = ai_strdup(ai->cfg.transcription_model);
@@ -343,14 +375,107 @@ bool ai_transcribe(ai_t *ai, long company, const char *conversation, const void 
 	memcpy(r->body, head, (size_t)hl);
 	memcpy(r->body + hl, bytes, len);
 	memcpy(r->body + hl + len, tail, (size_t)tl);
+	ai_enqueue(ai, r, r->t_start);
+	ai_pump(ai);
+	return true;
+}
+
+bool ai_describe_image(ai_t *ai, long company, const char *conversation, const void *bytes, size_t len,
+		       const char *mime, const char *caption, ai_done_fn done, void *arg)
+{
+	if (ai->closing || !bytes || len == 0)
+		return false;
+	ai_req_t *r = ai_req_new(ai, company, conversation, done, arg);
+	ai_req_link(ai, r);
+	r->vision = true;
+	r->tier = 0;
+	r->model = ai_strdup(ai->cfg.model_small);
+	r->price_in = ai->cfg.price_small_in;
+	r->price_out = ai->cfg.price_small_out;
+	char *b64 = mstore_b64_encode(bytes, len), *url = NULL, *text = NULL;
+	if (asprintf(&url, "data:%s;base64,%s", mime ? mime : "image/jpeg", b64) < 0)
+		url = NULL;
+	free(b64);
+	if (caption && *caption) {
+		if (asprintf(&text, "Legenda do cliente: %s", caption) < 0)
+			text = NULL;
+	}
+	cJSON *parts = cJSON_CreateArray();
+	cJSON *tp = cJSON_CreateObject(), *ip = cJSON_CreateObject();
+	cJSON_AddItemToArray(parts, tp);
+	cJSON_AddItemToArray(parts, ip);
+	cJSON_AddStringToObject(tp, "type", "text");
+	cJSON_AddStringToObject(tp, "text", text ? text : "O cliente enviou esta imagem sem legenda.");
+	cJSON_AddStringToObject(ip, "type", "image_url");
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(ip, "image_url"), "url", url ? url : "");
+	r->body = ai_build_body_parts(r->model, AI_VISION_PROMPT, parts, AI_VISION_MAX_TOKENS, false, &r->body_len);
+	free(url);
+	free(text);
+	ai_enqueue(ai, r, r->t_start);
+	ai_pump(ai);
+	return true;
+}
+
+/* A new request, not yet linked or counted (ai_req_link); its body is the caller's to build. */
+static ai_req_t *ai_req_new(ai_t *ai, long company, const char *conversation, ai_done_fn done, void *arg)
+{
+	ai_req_t *r = xcalloc(1, sizeof(*r));
+	int64_t now = ai_now_ms();
+	r->ai = ai;
+	r->done = done;
+	r->arg = arg;
+	r->seq = ai->next_seq++;
+	r->t_start = now;
+	r->deadline = now + ai->cfg.deadline_ms;
+	r->company = company;
+	r->conversation = ai_strdup(conversation ? conversation : "");
+	r->joined = ai_strdup(""); /* a fallback's rules see no words (a media request's) */
+	return r;
+}
+
+/* Links a complete request into ai->all and counts it (ai_req_free unlinks). */
+static void ai_req_link(ai_t *ai, ai_req_t *r)
+{
 	r->next = ai->all;
 	if (ai->all)
 		ai->all->prev = r;
 	ai->all = r;
 	ai->st.requests++;
 	ai->st.pending++;
-	ai_enqueue(ai, r, now);
-	ai_pump(ai);
+}
+
+bool ai_embed(ai_t *ai, const char *text, ai_embed_fn done, void *arg)
+{
+	if (ai->closing || !text || !text[0] || !ai->cfg.embeddings_model || !ai->cfg.embeddings_model[0])
+		return false;
+	ai_emb_t *e = xcalloc(1, sizeof(*e));
+	e->ai = ai;
+	e->done = done;
+	e->arg = arg;
+	e->next = ai->embeds;
+	if (ai->embeds)
+		ai->embeds->prev = e;
+	ai->embeds = e;
+	if (ai->paused_until > ai_now_ms()) { /* a 429 pause holds for the whole provider */
+		ai_emb_refuse(e);
+		return true;
+	}
+	cJSON *b = cJSON_CreateObject();
+	cJSON_AddStringToObject(b, "model", ai->cfg.embeddings_model);
+	cJSON_AddStringToObject(b, "input", text);
+	char *body = cJSON_PrintUnformatted(b);
+	cJSON_Delete(b);
+	const char *headers[] = {"Content-Type: application/json", ai->auth};
+	char err[256];
+	e->call = hc_post(ai->hc, ai->url_embeddings, headers, ai->auth ? 2 : 1, body, strlen(body),
+			  ai->cfg.embeddings_timeout_ms, AI_MAX_RESPONSE_BYTES, ai_emb_call_done, e, err, sizeof(err));
+	free(body);
+	if (!e->call) {
+		log_debug("ai: embeddings call not started: %s", err);
+		ai_emb_refuse(e);
+		return true;
+	}
+	ai->st.embed_in_flight++;
 	return true;
 }
 
@@ -396,6 +521,8 @@ void ai_free(ai_t *ai)
 	ai->closing = true;
 	hc_free(ai->hc); /* drops every call without callbacks; the requests are cancelled below */
 	ai->hc = NULL;
+	while (ai->embeds)
+		ai_emb_end(ai->embeds, NULL, 0, 0, 0, "cancelled");
 	/* finished results first, as they are; then everything else is cancelled */
 	while (ai->d_head) {
 		ai_req_t *r = ai->d_head;
@@ -445,14 +572,12 @@ bool ai_use_large(const ai_config_t *cfg, const char *const *texts, int n_texts,
 	return cfg->large_min_words > 0 && words >= cfg->large_min_words;
 }
 
-/* What every chat completion answer starts with: the token usage into out (zeroed first), and
- * the JSON object the model wrote in choices[0].message.content (it may sit inside ``` fences or
- * prose: the outermost braces are taken). Returns that object (the caller deletes it), or NULL
- * with why in err. */
-static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
+/* A completion's usage (into out, zeroed first) and its choices[0].message.content
+ * (malloc'd), or NULL with err. */
+static char *ai_answer_text(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
-	cJSON *root = cJSON_ParseWithLength(body, len), *obj = NULL;
+	cJSON *root = cJSON_ParseWithLength(body, len);
 	if (!root) {
 		snprintf(err, errlen, "response is not JSON");
 		return NULL;
@@ -466,26 +591,60 @@ static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, c
 		out->tokens_out = ct->valueint;
 	const cJSON *choices = cJSON_GetObjectItem(root, "choices");
 	const cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(choices, 0), "message"), "content");
-	const char *open = cJSON_IsString(content) ? strchr(content->valuestring, '{') : NULL;
-	const char *close = cJSON_IsString(content) ? strrchr(content->valuestring, '}') : NULL;
-	if (!cJSON_IsString(content))
+	char *text = cJSON_IsString(content) ? xstrdup(content->valuestring) : NULL;
+	if (!text)
 		snprintf(err, errlen, "no choices[0].message.content");
-	else if (!open || !close || close < open || !(obj = cJSON_ParseWithLength(open, (size_t)(close - open + 1))) ||
-		 !cJSON_IsObject(obj)) {
+	cJSON_Delete(root);
+	return text;
+}
+
+/* What analyses and the bot ask for: the usage (into out) and the JSON object the model wrote
+ * in choices[0].message.content. Returns that object (the caller deletes it), or NULL with why
+ * in err. */
+static cJSON *ai_answer_object(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
+{
+	char *content = ai_answer_text(body, len, out, err, errlen);
+	cJSON *obj = content ? ai_content_object(content, err, errlen) : NULL;
+	free(content);
+	return obj;
+}
+
+/* The JSON object the model wrote in content (it may sit inside ``` fences or prose: the
+ * outermost braces are taken); NULL with why in err. */
+static cJSON *ai_content_object(const char *content, char *err, size_t errlen)
+{
+	const char *open = strchr(content, '{'), *close = strrchr(content, '}');
+	cJSON *obj = NULL;
+	if (!open || !close || close < open || !(obj = cJSON_ParseWithLength(open, (size_t)(close - open + 1))) ||
+	    !cJSON_IsObject(obj)) {
 		snprintf(err, errlen, "content is not a JSON object");
 		cJSON_Delete(obj);
-		obj = NULL;
+		return NULL;
 	}
-	cJSON_Delete(root);
 	return obj;
 }
 
 bool ai_parse_completion(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
 {
-	bool ok = false;
 	cJSON *obj = ai_answer_object(body, len, out, err, errlen);
-	if (!obj)
-		return false;
+	return obj && ai_read_hint(obj, out, err, errlen);
+}
+
+bool ai_parse_streamed(const ai_sse_t *s, bool bot, ai_parsed_t *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	out->tokens_in = s->tokens_in;
+	out->tokens_out = s->tokens_out;
+	cJSON *obj = ai_content_object(s->content ? s->content : "", err, errlen);
+	if (obj && !s->done)
+		log_debug("ai: a stream ended without [DONE], its content complete");
+	return obj && (bot ? ai_read_bot(obj, out, err, errlen) : ai_read_hint(obj, out, err, errlen));
+}
+
+/* The coaching answer in obj (deleted here) into out; false (err) without a usable hint. */
+static bool ai_read_hint(cJSON *obj, ai_parsed_t *out, char *err, size_t errlen)
+{
+	bool ok = false;
 	/* the hint first: without one the answer is unusable whatever else it says */
 	const cJSON *hint = cJSON_GetObjectItem(obj, "hint");
 	const char *h = cJSON_IsString(hint) ? hint->valuestring : NULL;
@@ -533,10 +692,14 @@ out:
 
 bool ai_parse_bot_answer(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen)
 {
-	bool ok = false;
 	cJSON *obj = ai_answer_object(body, len, out, err, errlen);
-	if (!obj)
-		return false;
+	return obj && ai_read_bot(obj, out, err, errlen);
+}
+
+/* The bot's answer in obj (deleted here) into out. */
+static bool ai_read_bot(cJSON *obj, ai_parsed_t *out, char *err, size_t errlen)
+{
+	bool ok = false;
 	const cJSON *handoff = cJSON_GetObjectItem(obj, "handoff"), *answer = cJSON_GetObjectItem(obj, "answer");
 	out->handoff = cJSON_IsTrue(handoff) || (cJSON_IsString(handoff) && strcasecmp(handoff->valuestring, "true") == 0);
 	const char *a = cJSON_IsString(answer) ? answer->valuestring : NULL;
@@ -595,6 +758,220 @@ double ai_cost_usd(int tokens_in, int tokens_out, int64_t price_in, int64_t pric
 {
 	/* micro-USD per 1M tokens -> USD: / 1e6 (micro) / 1e6 (per million) */
 	return ((double)tokens_in * (double)price_in + (double)tokens_out * (double)price_out) / 1e12;
+}
+
+/* ------------------------------------------------------------------ streamed answers */
+
+void ai_sse_init(ai_sse_t *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+void ai_sse_free(ai_sse_t *s)
+{
+	free(s->line);
+	free(s->content);
+	memset(s, 0, sizeof(*s));
+}
+
+static void ai_grow(char **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return;
+	size_t c = *cap ? *cap : 256;
+	while (c < need)
+		c *= 2;
+	*buf = xrealloc(*buf, c);
+	*cap = c;
+}
+
+/* One whole line of the stream: "data: {json}" adds its delta and usage, "data: [DONE]"
+ * ends it; comments (":"), "event:", "id:" and blank lines carry nothing for us. */
+static size_t ai_sse_line(ai_sse_t *s, const char *line, size_t n)
+{
+	if (n < 5 || memcmp(line, "data:", 5) != 0)
+		return 0;
+	line += 5, n -= 5;
+	if (n && *line == ' ')
+		line++, n--;
+	if (n == 6 && memcmp(line, "[DONE]", 6) == 0) {
+		s->done = true;
+		return 0;
+	}
+	cJSON *o = cJSON_ParseWithLength(line, n);
+	if (!o) {
+		s->bad++;
+		return 0;
+	}
+	size_t added = 0;
+	const cJSON *usage = cJSON_GetObjectItem(o, "usage");
+	const cJSON *pt = cJSON_GetObjectItem(usage, "prompt_tokens"), *ct = cJSON_GetObjectItem(usage, "completion_tokens");
+	if (cJSON_IsNumber(pt) && pt->valuedouble >= 0 && pt->valuedouble < 1e9)
+		s->tokens_in = pt->valueint, s->usage = true;
+	if (cJSON_IsNumber(ct) && ct->valuedouble >= 0 && ct->valuedouble < 1e9)
+		s->tokens_out = ct->valueint, s->usage = true;
+	const cJSON *delta = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0), "delta");
+	const cJSON *content = cJSON_GetObjectItem(delta, "content");
+	if (cJSON_IsString(content) && content->valuestring[0]) {
+		added = strlen(content->valuestring);
+		ai_grow(&s->content, &s->content_cap, s->content_len + added + 1);
+		memcpy(s->content + s->content_len, content->valuestring, added + 1);
+		s->content_len += added;
+	}
+	cJSON_Delete(o);
+	return added;
+}
+
+size_t ai_sse_feed(ai_sse_t *s, const char *data, size_t len)
+{
+	size_t added = 0;
+	while (len) {
+		const char *nl = memchr(data, '\n', len);
+		size_t take = nl ? (size_t)(nl - data) : len;
+		ai_grow(&s->line, &s->line_cap, s->line_len + take + 1);
+		memcpy(s->line + s->line_len, data, take);
+		s->line_len += take;
+		data += take, len -= take;
+		if (!nl)
+			break;
+		data++, len--; /* the \n */
+		size_t n = s->line_len;
+		if (n && s->line[n - 1] == '\r')
+			n--;
+		added += ai_sse_line(s, s->line, n);
+		s->line_len = 0;
+	}
+	return added;
+}
+
+/* Writes code point cp as UTF-8 at out + *o when it fits in cap - 1; false when it does not. */
+static bool ai_put_utf8(char *out, size_t cap, size_t *o, unsigned long cp)
+{
+	char b[4];
+	size_t n;
+	if (cp < 0x80)
+		b[0] = (char)cp, n = 1;
+	else if (cp < 0x800)
+		b[0] = (char)(0xC0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
+	else if (cp < 0x10000)
+		b[0] = (char)(0xE0 | cp >> 12), b[1] = (char)(0x80 | ((cp >> 6) & 0x3F)), b[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
+	else
+		b[0] = (char)(0xF0 | cp >> 18), b[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
+		b[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), b[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
+	if (*o + n >= cap)
+		return false;
+	memcpy(out + *o, b, n);
+	*o += n;
+	return true;
+}
+
+/* The value of 4 hex digits at p (-1 when they are not). */
+static long ai_hex4(const char *p)
+{
+	long v = 0;
+	for (int i = 0; i < 4; i++) {
+		int c = (unsigned char)p[i];
+		int d = isdigit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+bool ai_partial_string(const char *json, size_t len, const char *field, char *out, size_t cap, bool *complete)
+{
+	size_t fl = strlen(field), i = 0, o = 0;
+	const char *end = json + len, *p = NULL;
+	if (complete)
+		*complete = false;
+	if (cap)
+		out[0] = 0;
+	/* the member's name: "field" not escaped (not inside another string), then : and " */
+	for (const char *q = json; !p && q + fl + 2 <= end; q++) {
+		q = memchr(q, '"', (size_t)(end - q));
+		if (!q || q + fl + 2 > end)
+			break;
+		if (q[fl + 1] != '"' || memcmp(q + 1, field, fl) != 0 || (q > json && q[-1] == '\\'))
+			continue;
+		const char *v = q + fl + 2;
+		while (v < end && isspace((unsigned char)*v))
+			v++;
+		if (v >= end || *v != ':')
+			continue;
+		v++;
+		while (v < end && isspace((unsigned char)*v))
+			v++;
+		if (v < end && *v == '"')
+			p = v + 1;
+	}
+	if (!p || !cap)
+		return p != NULL;
+	for (i = 0; p + i < end;) {
+		unsigned char c = (unsigned char)p[i];
+		if (c == '"') {
+			if (complete)
+				*complete = true;
+			break;
+		}
+		if (c != '\\') {
+			if (o + 1 >= cap)
+				break;
+			out[o++] = (char)c;
+			i++;
+			continue;
+		}
+		if (p + i + 1 >= end)
+			break; /* a backslash cut off */
+		char e = p[i + 1];
+		unsigned long cp;
+		size_t used = 2;
+		switch (e) {
+		case 'n': cp = '\n'; break;
+		case 't': cp = '\t'; break;
+		case 'r': cp = '\r'; break;
+		case 'b': cp = '\b'; break;
+		case 'f': cp = '\f'; break;
+		case 'u': {
+			if (p + i + 6 > end)
+				goto cut;
+			long u = ai_hex4(p + i + 2);
+			if (u < 0)
+				goto cut;
+			cp = (unsigned long)u;
+			used = 6;
+			if (u >= 0xD800 && u <= 0xDBFF) { /* a surrogate pair: its second half must come */
+				if (p + i + 12 > end)
+					goto cut;
+				long lo = p[i + 6] == '\\' && p[i + 7] == 'u' ? ai_hex4(p + i + 8) : -1;
+				if (lo < 0xDC00 || lo > 0xDFFF)
+					cp = 0xFFFD;
+				else
+					cp = 0x10000 + (((unsigned long)u - 0xD800) << 10) + ((unsigned long)lo - 0xDC00), used = 12;
+			}
+			break;
+		}
+		default: cp = (unsigned char)e; break; /* \" \\ \/ and anything else as itself */
+		}
+		if (!ai_put_utf8(out, cap, &o, cp))
+			break;
+		i += used;
+	}
+cut:
+	/* a UTF-8 sequence cut off at the end (by the stream or by cap) is left out */
+	{
+		size_t k = o, back = 0;
+		while (k > 0 && back < 4 && ((unsigned char)out[k - 1] & 0xC0) == 0x80)
+			k--, back++;
+		if (k > 0) {
+			unsigned char lead = (unsigned char)out[k - 1];
+			size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+			if (need > 1 && back + 1 < need)
+				o = k - 1;
+		}
+	}
+	out[o] = 0;
+	return true;
 }
 
 /* ------------------------------------------------------------------ queue and calls */
@@ -691,11 +1068,54 @@ static bool ai_start_call(ai_t *ai, ai_req_t *r, int64_t now)
 		return false;
 	}
 	r->state = REQ_RUNNING;
+	r->call_t0 = now;
+	ai_sse_free(&r->sse);
+	ai_sse_init(&r->sse);
+	r->sse_on = r->first_token = false;
+	r->partial_sent = 0;
+	if (r->stream)
+		hc_on_data(r->call, ai_on_data, r);
 	if (r->attempts++ > 0)
 		ai->st.retries++;
 	if (++ai->st.in_flight > ai->st.max_in_flight_seen)
 		ai->st.max_in_flight_seen = ai->st.in_flight;
 	return true;
+}
+
+/* A piece of a streamed call's answer (hc_on_data): gathers the content, observes the first
+ * token and hands the hint so far to the request's partial callback, at most every
+ * AI_PARTIAL_MIN_MS. Plain JSON (a server that ignores "stream") is left to ai_call_done. */
+static void ai_on_data(const char *data, size_t len, long status, const char *content_type, void *arg)
+{
+	ai_req_t *r = arg;
+	ai_t *ai = r->ai;
+	if (status < 200 || status >= 300 || strncasecmp(content_type, "text/event-stream", 17) != 0)
+		return;
+	r->sse_on = true;
+	if (!ai_sse_feed(&r->sse, data, len))
+		return;
+	int64_t now = ai_now_ms();
+	if (!r->first_token) {
+		char labels[160];
+		r->first_token = true;
+		snprintf(labels, sizeof(labels), "model=\"%s\"", r->model);
+		metrics_observe(metrics_series(ai->m_first_token, labels), (double)(now - r->call_t0) / 1000.0);
+	}
+	if (!r->partial || (r->partial_at && now - r->partial_at < AI_PARTIAL_MIN_MS))
+		return;
+	char hint[AI_HINT_MAX], intent[32];
+	bool intent_whole = false;
+	if (!ai_partial_string(r->sse.content, r->sse.content_len, "hint", hint, sizeof(hint), NULL) ||
+	    strlen(hint) <= r->partial_sent)
+		return;
+	rules_intent_t in = INTENT_OTHER;
+	bool have_intent = ai_partial_string(r->sse.content, r->sse.content_len, "intent", intent, sizeof(intent),
+					     &intent_whole) && intent_whole;
+	if (have_intent && !ai_intent_nearest(intent, &in))
+		in = INTENT_OTHER; /* as the final answer will read it */
+	r->partial_sent = strlen(hint);
+	r->partial_at = now;
+	r->partial(hint, have_intent ? rules_intent_name(in) : NULL, r->arg);
 }
 
 /* One HTTP call ended (hc callback): classify it, tell the breaker, then finish, retry or
@@ -732,9 +1152,35 @@ static void ai_call_done(const hc_result_t *res, void *arg)
 		memset(&parsed, 0, sizeof(parsed));
 		if (!text)
 			snprintf(r->error, sizeof(r->error), "garbage: no text in the transcription's answer");
+	} else if (status >= 200 && status < 300 && r->vision) {
+		char *text = res->too_big ? NULL : ai_answer_text(res->body, res->len, &parsed, why, sizeof(why));
+		char *t = text;
+		while (t && isspace((unsigned char)*t))
+			t++;
+		if (!res->too_big) {
+			double c = ai_cost_usd(parsed.tokens_in, parsed.tokens_out, r->price_in, r->price_out);
+			r->tokens_in += parsed.tokens_in;
+			r->tokens_out += parsed.tokens_out;
+			r->cost += c;
+			ai->st.tokens_in += (uint64_t)parsed.tokens_in;
+			ai->st.tokens_out += (uint64_t)parsed.tokens_out;
+			ai->st.cost_usd += c;
+		}
+		cls = t && *t ? AI_CLASS_2XX : AI_CLASS_GARBAGE;
+		if (cls == AI_CLASS_2XX) {
+			free(r->transcript);
+			r->transcript = xstrdup(t);
+		} else {
+			snprintf(r->error, sizeof(r->error), "garbage: %s", text ? "an empty description" : why);
+		}
+		free(text);
+		memset(&parsed, 0, sizeof(parsed));
 	} else if (status >= 200 && status < 300) {
-		bool ok = !res->too_big && (r->bot ? ai_parse_bot_answer(res->body, res->len, &parsed, why, sizeof(why))
-						   : ai_parse_completion(res->body, res->len, &parsed, why, sizeof(why)));
+		/* a server may ignore "stream": true and answer one JSON completion: read as such */
+		bool ok = !res->too_big &&
+			  (r->sse_on ? ai_parse_streamed(&r->sse, r->bot, &parsed, why, sizeof(why))
+			   : r->bot  ? ai_parse_bot_answer(res->body, res->len, &parsed, why, sizeof(why))
+				     : ai_parse_completion(res->body, res->len, &parsed, why, sizeof(why)));
 		if (res->too_big)
 			snprintf(why, sizeof(why), "response over %d bytes", AI_MAX_RESPONSE_BYTES);
 		else {
@@ -962,6 +1408,7 @@ static void ai_req_free(ai_t *ai, ai_req_t *r)
 	free(r->body);
 	free(r->content_type);
 	free(r->transcript);
+	ai_sse_free(&r->sse);
 	free(r);
 }
 
@@ -1000,6 +1447,74 @@ static void ai_pause_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------------ helpers */
 
+/* Delivers an embeddings call's outcome once and forgets it. */
+static void ai_emb_end(ai_emb_t *e, const float *vec, int dim, int tokens, double cost, const char *error)
+{
+	ai_t *ai = e->ai;
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		ai->embeds = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	if (e->call)
+		ai->st.embed_in_flight--;
+	if (e->ev)
+		event_free(e->ev);
+	e->done(vec, dim, tokens, cost, error, e->arg);
+	free(e);
+}
+
+static void ai_emb_refused_cb(evutil_socket_t fd, short what, void *arg)
+{
+	ai_emb_t *e = arg;
+	(void)fd, (void)what;
+	ai_emb_end(e, NULL, 0, 0, 0, e->ai->paused_until > ai_now_ms() ? "paused" : "not started");
+}
+
+/* A call that did not start is answered from the loop all the same, as ai_embed promises. */
+static void ai_emb_refuse(ai_emb_t *e)
+{
+	e->ev = evtimer_new(e->ai->base, ai_emb_refused_cb, e);
+	struct timeval zero = {0, 0};
+	evtimer_add(e->ev, &zero);
+}
+
+static void ai_emb_call_done(const hc_result_t *res, void *arg)
+{
+	ai_emb_t *e = arg;
+	ai_t *ai = e->ai;
+	long status = res->too_big ? res->status_line : res->status;
+	char error[160] = "";
+	float *vec = NULL;
+	int dim = 0, tokens = 0;
+	double cost = 0;
+	ai_class_t cls;
+	if (status == 0) {
+		cls = res->timed_out ? AI_CLASS_TIMEOUT : AI_CLASS_CONN;
+		snprintf(error, sizeof(error), "%s", res->timed_out ? "timeout" : res->error[0] ? res->error : "no answer");
+	} else if (status >= 200 && status < 300) {
+		char why[96];
+		if (!res->too_big && embed_parse_response(res->body, res->len, &vec, &dim, &tokens, why, sizeof(why))) {
+			cls = AI_CLASS_2XX;
+			cost = ai_cost_usd(tokens, 0, ai->cfg.price_embeddings, 0);
+			ai->st.embed_tokens += (uint64_t)tokens;
+			ai->st.embed_cost_usd += cost;
+		} else {
+			cls = AI_CLASS_GARBAGE;
+			snprintf(error, sizeof(error), "garbage: %s", res->too_big ? "answer too big" : why);
+		}
+	} else {
+		cls = status == 429 ? AI_CLASS_429 : status >= 500 ? AI_CLASS_5XX : AI_CLASS_4XX;
+		snprintf(error, sizeof(error), "http %ld", status);
+	}
+	ai->st.embed_calls[cls]++;
+	e->call = NULL;
+	ai->st.embed_in_flight--;
+	ai_emb_end(e, vec, dim, tokens, cost, vec ? NULL : error);
+	free(vec);
+}
+
 static int64_t ai_now_ms(void)
 {
 	struct timespec ts;
@@ -1026,6 +1541,9 @@ static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t e
 	ai->cfg.model_large = ai_strdup(cfg->model_large);
 	ai->cfg.prompts_dir = ai_strdup(cfg->prompts_dir);
 	ai->cfg.transcription_model = ai_strdup(cfg->transcription_model ? cfg->transcription_model : "whisper-1");
+	ai->cfg.embeddings_model = ai_strdup(cfg->embeddings_model);
+	if (ai->cfg.embeddings_timeout_ms < 1)
+		ai->cfg.embeddings_timeout_ms = 2000;
 	if (ai->cfg.max_in_flight < 1)
 		ai->cfg.max_in_flight = 1;
 	if (ai->cfg.max_retries < 0)
@@ -1044,6 +1562,8 @@ static bool ai_copy_config(ai_t *ai, const ai_config_t *cfg, char *err, size_t e
 		sprintf(ai->url, "%.*s/chat/completions", (int)n, cfg->base_url);
 	ai->url_transcribe = xmalloc(n + sizeof("/audio/transcriptions"));
 	sprintf(ai->url_transcribe, "%.*s/audio/transcriptions", (int)n, cfg->base_url);
+	ai->url_embeddings = xmalloc(n + sizeof("/embeddings"));
+	sprintf(ai->url_embeddings, "%.*s/embeddings", (int)n, cfg->base_url);
 	if (cfg->api_key && *cfg->api_key) {
 		ai->auth = xmalloc(strlen(cfg->api_key) + sizeof("Authorization: Bearer "));
 		if (ai->auth)
@@ -1067,6 +1587,10 @@ static void ai_free_config_strings(ai_t *ai)
 	free((char *)ai->cfg.prompts_dir);
 	free((char *)ai->cfg.transcription_model);
 	ai->cfg.transcription_model = NULL;
+	free((char *)ai->cfg.embeddings_model);
+	ai->cfg.embeddings_model = NULL;
+	free(ai->url_embeddings);
+	ai->url_embeddings = NULL;
 	free(ai->url_transcribe);
 	ai->url_transcribe = NULL;
 	free(ai->url);
@@ -1098,11 +1622,22 @@ static char *ai_read_prompt(const char *dir, const char *name)
 	return buf;
 }
 
-static char *ai_build_body(const char *model, const char *system, const char *user, size_t *len)
+static char *ai_build_body(const char *model, const char *system, const char *user, bool stream, size_t *len)
+{
+	return ai_build_body_parts(model, system, cJSON_CreateString(user), AI_COMPLETION_MAX_TOKENS, stream, len);
+}
+
+/* A chat completion's body: the system prompt, then one user message whose content is
+ * content (a string, or an array of parts; taken); streamed with its usage when stream. */
+static char *ai_build_body_parts(const char *model, const char *system, cJSON *content, int max_tokens, bool stream,
+				 size_t *len)
 {
 	cJSON *root = cJSON_CreateObject();
-	if (!root)
+	if (!root || !content) {
+		cJSON_Delete(root);
+		cJSON_Delete(content);
 		return NULL;
+	}
 	cJSON_AddStringToObject(root, "model", model);
 	cJSON *msgs = cJSON_AddArrayToObject(root, "messages");
 	cJSON *sys = cJSON_CreateObject(), *usr = cJSON_CreateObject();
@@ -1111,9 +1646,13 @@ static char *ai_build_body(const char *model, const char *system, const char *us
 	cJSON_AddStringToObject(sys, "role", "system");
 	cJSON_AddStringToObject(sys, "content", system);
 	cJSON_AddStringToObject(usr, "role", "user");
-	cJSON_AddStringToObject(usr, "content", user);
+	cJSON_AddItemToObject(usr, "content", content);
 	cJSON_AddNumberToObject(root, "temperature", 0.2);
-	cJSON_AddNumberToObject(root, "max_tokens", AI_COMPLETION_MAX_TOKENS);
+	cJSON_AddNumberToObject(root, "max_tokens", max_tokens);
+	if (stream) {
+		cJSON_AddBoolToObject(root, "stream", true);
+		cJSON_AddBoolToObject(cJSON_AddObjectToObject(root, "stream_options"), "include_usage", true);
+	}
 	char *s = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	if (s)

@@ -51,6 +51,11 @@ typedef struct {
 	int64_t price_large_in, price_large_out; /* micro-USD per 1M tokens of model_large */
 	breaker_params_t breaker;/* used by ai_new only */
 	const char *prompts_dir; /* <dir>/<domain>.txt and <dir>/default.txt; used by ai_new only */
+	bool stream;             /* ai.stream: analyses ask for server-sent events (bot answers and
+				  * transcriptions never do); the hint so far goes to ai_request_t.partial */
+	const char *embeddings_model;      /* POST <base_url>/embeddings with this model (ai_embed); "" = none */
+	int embeddings_timeout_ms;         /* per embeddings call */
+	int64_t price_embeddings;          /* micro-USD per 1M tokens of embeddings_model */
 	const char *transcription_model;   /* POST <base_url>/audio/transcriptions with this model */
 	int64_t price_transcription_minute; /* micro-USD per minute of audio */
 } ai_config_t;
@@ -62,6 +67,16 @@ typedef struct {
 	ai_role_t role;
 	const char *text;
 } ai_turn_t;
+
+/* The hint of a streamed answer as the model writes it (ai_config_t.stream): text is the
+ * "hint" string decoded so far (never cut inside a UTF-8 sequence or an escape), intent the
+ * answer's "intent" once the model has written it whole (NULL before). arg is the request's.
+ * Called from the loop while the call runs (not from inside ai_request), when the text has
+ * grown and at least AI_PARTIAL_MIN_MS have passed since the last call for this request; a
+ * retry starts the text over. It must not call ai_* functions. */
+typedef void (*ai_partial_fn)(const char *text, const char *intent, void *arg);
+
+#define AI_PARTIAL_MIN_MS 150 /* at most ~7 partial hints a second per analysis, whatever the model's speed */
 
 /* One analysis. Everything is copied by ai_request: the caller may free it on return. */
 typedef struct {
@@ -76,6 +91,7 @@ typedef struct {
 	bool bot;                      /* bot mode (worker/bot.c): the bot prompt (<prompts_dir>/bot-<domain>.txt,
 					* bot.txt, or a built-in one) and an answer to the customer, parsed by
 					* ai_parse_bot_answer; the result's hint is that answer */
+	ai_partial_fn partial;         /* NULL: no partial hints; bot requests have none */
 } ai_request_t;
 
 /* Outcome class of one HTTP call, for metrics. */
@@ -107,7 +123,8 @@ typedef struct {
 	const char *error;          /* "" when the hint came from the AI; else why not, e.g. "http 500", "timeout; breaker open" */
 	const char *const *texts;   /* the request's texts, as copied (n_texts of them) */
 	int n_texts;
-	const char *transcript;     /* ai_transcribe: the words (source "ai"); NULL when there are none
+	const char *transcript;     /* ai_transcribe: the words, ai_describe_image: the description
+				       (source "ai"); NULL when there are none
 				       (source "fallback", error says why; hint is then meaningless) */
 } ai_result_t;
 
@@ -136,6 +153,10 @@ typedef struct {
 	uint64_t breaker_opens;
 	int64_t paused_ms;          /* > 0: no call starts for this long (429) */
 	uint64_t repaired[AI_REPAIRED_N]; /* usable answers repaired: [0] intent, [1] critical, [2] hint cut */
+	uint64_t embed_calls[AI_CLASS_N]; /* ai_embed calls by outcome (2xx, 4xx, 5xx, timeout, garbage, conn) */
+	uint64_t embed_tokens;      /* their usage */
+	double embed_cost_usd;      /* their cost (not in cost_usd, which is the chat calls') */
+	int embed_in_flight;
 } ai_stats_t;
 
 /* Fills out from the loaded config (ai.* keys; strings borrowed from c). */
@@ -168,6 +189,29 @@ bool ai_request(ai_t *ai, const ai_request_t *req, ai_done_fn done, void *arg) _
  * when it worked. False (done never called) when len is 0 or ai_free has begun. */
 bool ai_transcribe(ai_t *ai, long company, const char *conversation, const void *bytes, size_t len, const char *mime,
 		   int duration_ms, ai_done_fn done, void *arg) __attribute__((warn_unused_result));
+
+/* Queues the description of an image (len bytes of type mime, copied) through chat
+ * completions on model_small: a user message whose content holds a text part (the caption,
+ * if any) and an image_url part with the file as a data URL, answered in plain text. Same
+ * queue, cap, retries, pauses, deadline and breaker as analyses; done as for ai_request, with
+ * transcript set to the description when it worked (priced by its usage). False (done never
+ * called) when len is 0 or ai_free has begun. */
+bool ai_describe_image(ai_t *ai, long company, const char *conversation, const void *bytes, size_t len,
+		       const char *mime, const char *caption, ai_done_fn done, void *arg) __attribute__((warn_unused_result));
+
+/* What ai_embed gives back, from the loop: vec (dim floats, valid only during the call) or
+ * NULL when the call failed or was refused (error says why: "http 500", "timeout", "paused",
+ * "cancelled" from ai_free — then it must not call ai_* on this ai). tokens and cost_usd are
+ * the call's usage and price (0 on failure). */
+typedef void (*ai_embed_fn)(const float *vec, int dim, int tokens, double cost_usd, const char *error, void *arg);
+
+/* Embeds text through <base_url>/embeddings ({"model": embeddings_model, "input": text}):
+ * one call of embeddings_timeout_ms, no retry, outside the analyses' queue, in-flight cap
+ * and breaker (a failed embedding costs only a skipped semantic lookup), not started while
+ * a 429 pause holds. done is called exactly once, from the loop, never from inside ai_embed.
+ * False (done never called) when no embeddings_model is set, text is empty or ai_free has
+ * begun. */
+bool ai_embed(ai_t *ai, const char *text, ai_embed_fn done, void *arg) __attribute__((warn_unused_result));
 
 /* The cost in USD of transcribing duration_ms of audio at price micro-USD per minute. */
 double ai_transcription_cost_usd(int duration_ms, int64_t price_minute);
@@ -220,6 +264,37 @@ bool ai_parse_completion(const char *body, size_t len, ai_parsed_t *out, char *e
  * (fences or prose around it allowed); the answer goes to hint. An object with handoff
  * true needs no answer; otherwise the answer must not be blank. Usage read as above. */
 bool ai_parse_bot_answer(const char *body, size_t len, ai_parsed_t *out, char *err, size_t errlen);
+
+/* A streamed chat completion (ai_config_t.stream) being read: server-sent events fed in
+ * pieces of any size (a piece may end inside a line, a UTF-8 sequence or an escape).
+ * content gathers choices[0].delta.content; the usage chunk (stream_options.include_usage)
+ * gives the tokens. */
+typedef struct {
+	char *line;                /* the line being received (up to its \n) */
+	size_t line_len, line_cap;
+	char *content;             /* NUL-terminated */
+	size_t content_len, content_cap;
+	int tokens_in, tokens_out; /* from the usage chunk; 0 until it comes */
+	bool usage;                /* a usage chunk came */
+	bool done;                 /* "data: [DONE]" came */
+	int bad;                   /* data lines that were not JSON (skipped) */
+} ai_sse_t;
+
+void ai_sse_init(ai_sse_t *s);
+/* Feeds len bytes of the event stream; returns how many bytes of content they added. */
+size_t ai_sse_feed(ai_sse_t *s, const char *data, size_t len);
+void ai_sse_free(ai_sse_t *s);
+
+/* The answer of a finished stream, as ai_parse_completion (bot: ai_parse_bot_answer) reads
+ * a whole completion: the JSON object in the gathered content, the tokens of its usage. */
+bool ai_parse_streamed(const ai_sse_t *s, bool bot, ai_parsed_t *out, char *err, size_t errlen);
+
+/* In json, len bytes of a JSON object the model is still writing, finds the member
+ * "field": "..." and decodes its string so far into out (cap bytes, NUL-terminated, cut at a
+ * UTF-8 boundary when full): escapes are decoded, an escape or a UTF-8 sequence cut off at
+ * the end is left out. *complete (may be NULL) tells whether the closing quote came. False
+ * when the member's string has not started. */
+bool ai_partial_string(const char *json, size_t len, const char *field, char *out, size_t cap, bool *complete);
 
 /* Writes the user message sent to the model: the history (cut to max_messages entries and
  * max_tokens approximate tokens, newest kept) then, after the line "Mensagens novas do

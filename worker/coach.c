@@ -6,6 +6,7 @@
  * loop turn travel together in one query each.
  */
 #include "coach.h"
+#include "embed.h"
 #include "json.h"
 #include "log.h"
 #include "rules.h"
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #define COACH_BUCKETS 65536
 #define COACH_HISTORY_MAX 32
@@ -24,6 +26,7 @@
 #define COACH_MAX_COMPANIES 1024
 #define COACH_IDLE_FORGET_S 600.0
 #define COACH_COMPLETION_TOKENS 300 /* upper bound the AI client asks for (max_tokens) */
+#define COACH_EMB_REFRESH_S 10      /* other workers' AI hints reach this one's rings this late at most */
 
 typedef struct coach_conv coach_conv_t;
 
@@ -67,6 +70,11 @@ struct coach_analysis {
 	char source[12], limited_by[16];
 	int tokens_in, tokens_out, latency_ms;
 	double cost_usd;
+	int64_t hint_id;         /* reserved at admission for a streamed AI analysis; 0 = none */
+	int partials;            /* partial hints published with that id */
+	float *vec;              /* the texts' embedding (ai.embeddings_model), kept with an AI hint */
+	int dim;
+	double embed_cost_usd;   /* of that embedding, in the hint's cost */
 };
 
 typedef struct {
@@ -96,6 +104,13 @@ struct coach {
 	struct { int64_t conversation; int64_t agent; double until; } typing[COACH_TYPING_SLOTS];
 	coach_company_t companies[COACH_MAX_COMPANIES];
 	int n_companies;
+	/* the semantic cache (ai.embeddings_model): recent AI hints' vectors */
+	embed_index_t *emb;      /* NULL while ai.embeddings_model is empty */
+	char *emb_model;         /* the model emb's vectors come from */
+	int64_t emb_last_id;     /* hint_embeddings rows up to this id are loaded */
+	unsigned emb_gen, emb_query_gen; /* a load answered after the model changed is dropped */
+	bool emb_loading, emb_primed;
+	struct event *emb_ev;    /* refresh: other workers' rows, and old rows deleted */
 };
 
 static coach_conv_t *coach_conv(coach_t *c, const char *key, bool create);
@@ -113,9 +128,17 @@ static void coach_finish_cb(evutil_socket_t fd, short what, void *arg);
 static void coach_finished(PGresult *res, void *arg);
 static void coach_rules_hint(coach_analysis_t *a, const char *limited_by);
 static bool coach_route(coach_analysis_t *a);
-static bool coach_cache_agrees(const coach_analysis_t *a, const cJSON *hit);
+static bool coach_cache_agrees(const coach_analysis_t *a, const char *intent, bool critical);
 static void coach_shadow(coach_analysis_t *a, const char *kind);
 static void coach_shadow_done(const ai_result_t *res, void *arg);
+static bool coach_semantic(coach_analysis_t *a);
+static void coach_embedded(const float *vec, int dim, int tokens, double cost, const char *error, void *arg);
+static void coach_to_ai(coach_analysis_t *a);
+static void coach_drop(coach_analysis_t *a);
+static void coach_emb_setup(coach_t *c);
+static void coach_emb_refresh_cb(evutil_socket_t fd, short what, void *arg);
+static void coach_emb_loaded(PGresult *res, void *arg);
+static void coach_emb_store(coach_t *c, cJSON *rows);
 
 /* A shadow check under way: what the cache or the rules said, to compare with the AI. */
 typedef struct {
@@ -125,6 +148,8 @@ typedef struct {
 	bool critical;
 } coach_shadow_t;
 static void coach_pump_ai(coach_t *c);
+static void coach_ai_partial(const char *text, const char *intent, void *arg);
+static void coach_withdraw(coach_analysis_t *a);
 static void coach_ai_done(const ai_result_t *res, void *arg);
 static void coach_complete(coach_analysis_t *a);
 static char *coach_join(const coach_analysis_t *a, const char *sep);
@@ -156,6 +181,10 @@ coach_t *coach_new(struct event_base *base, db_t *db, const cfg_t *cfg, ai_t *ai
 	event_add(c->sweep_ev, &sweep);
 	event_add(c->companies_ev, &companies);
 	coach_companies_cb(-1, 0, c);
+	c->emb_ev = event_new(base, -1, EV_PERSIST, coach_emb_refresh_cb, c);
+	struct timeval emb = {COACH_EMB_REFRESH_S, 0};
+	event_add(c->emb_ev, &emb);
+	coach_emb_setup(c);
 	return c;
 }
 
@@ -232,6 +261,11 @@ int coach_pending(const coach_t *c)
 	return c->pending;
 }
 
+int coach_semantic_vectors(const coach_t *c)
+{
+	return c->emb ? embed_index_size(c->emb) : 0;
+}
+
 int coach_conversations(const coach_t *c)
 {
 	return c->n_convs;
@@ -241,6 +275,7 @@ void coach_reconfigure(coach_t *c, const cfg_t *cfg)
 {
 	c->cfg = cfg;
 	coach_companies_cb(-1, 0, c); /* a reload is also when operators expect overrides to apply */
+	coach_emb_setup(c);
 }
 
 void coach_free(coach_t *c)
@@ -263,6 +298,9 @@ void coach_free(coach_t *c)
 	event_free(c->finish_ev);
 	event_free(c->sweep_ev);
 	event_free(c->companies_ev);
+	event_free(c->emb_ev);
+	embed_index_free(c->emb);
+	free(c->emb_model);
 	free(c);
 }
 
@@ -536,7 +574,11 @@ static void coach_admit_cb(evutil_socket_t fd, short what, void *arg)
 		cJSON_AddItemToArray(arr, o);
 		b->list[b->n++] = a;
 	}
-	coach_batch_send(b, arr, "SELECT atende_coach_admit($1::jsonb)", coach_admitted);
+	/* a streamed analysis needs its hint's id before the hint exists: the partial hints carry it */
+	coach_batch_send(b, arr,
+			 c->ai && cfg->ai.stream ? "SELECT atende_coach_admit_streamed($1::jsonb)"
+						 : "SELECT atende_coach_admit($1::jsonb)",
+			 coach_admitted);
 }
 
 /* An upper bound of the analysis's cost, reserved against the budget at admission: a
@@ -622,7 +664,9 @@ static void coach_admitted(PGresult *res, void *arg)
 		} else if (strcmp(decision, "refused") == 0) {
 			a->refuse = xstrdup(json_str(r, "reason") ? json_str(r, "reason") : "agent_interval");
 			coach_push(&c->finish_q, a, false); /* recorded there; counted when finish confirms */
-		} else if (strcmp(decision, "cache") == 0 && !coach_cache_agrees(a, cJSON_GetObjectItem(r, "hint"))) {
+		} else if (strcmp(decision, "cache") == 0 &&
+			   !coach_cache_agrees(a, json_str(cJSON_GetObjectItem(r, "hint"), "intent"),
+					       json_true(cJSON_GetObjectItem(r, "hint"), "critical"))) {
 			a->no_cache = true; /* a similar text that means something else: ask the AI */
 			coach_count(c, "cache", "refused");
 			coach_push(&c->admit_q, a, a->critical);
@@ -648,7 +692,9 @@ static void coach_admitted(PGresult *res, void *arg)
 			if (c->cfg->cache.enabled)
 				coach_count(c, "cache", "miss");
 			a->reservation = (int64_t)json_num(r, "reservation", -1);
-			coach_push(a->critical ? &c->ai_hi : &c->ai_lo, a, false);
+			a->hint_id = (int64_t)json_num(r, "hint_id", 0);
+			if (!coach_semantic(a))
+				coach_push(a->critical ? &c->ai_hi : &c->ai_lo, a, false);
 		}
 	}
 	cJSON_Delete(out);
@@ -687,7 +733,8 @@ static void coach_pump_ai(coach_t *c)
 			}
 		ai_request_t req = {.domain = a->items[0].m.domain, .company = a->items[0].m.company,
 				    .conversation = a->items[0].m.conversation_key, .texts = texts, .n_texts = a->n,
-				    .history = hist, .n_history = nh, .critical = a->critical};
+				    .history = hist, .n_history = nh, .critical = a->critical,
+				    .partial = a->hint_id > 0 && c->cb.publish_partial ? coach_ai_partial : NULL};
 		bool ok = ai_request(c->ai, &req, coach_ai_done, a);
 		free(texts);
 		if (!ok) {
@@ -704,14 +751,7 @@ static void coach_ai_done(const ai_result_t *res, void *arg)
 	coach_analysis_t *a = arg;
 	coach_t *c = a->c;
 	if (!res->ok) { /* cancelled at shutdown: not done, so uncommitted, so redelivered */
-		for (int i = 0; i < a->n; i++)
-			coach_free_item(&a->items[i]);
-		c->pending -= a->n;
-		if (a->conv)
-			a->conv->busy = false;
-		free(a->items);
-		free(a->norm);
-		free(a);
+		coach_drop(a);
 		return;
 	}
 	snprintf(a->intent, sizeof(a->intent), "%s", rules_intent_name(res->intent));
@@ -721,13 +761,49 @@ static void coach_ai_done(const ai_result_t *res, void *arg)
 	a->model = res->model ? xstrdup(res->model) : NULL;
 	a->tokens_in = res->tokens_in;
 	a->tokens_out = res->tokens_out;
-	a->cost_usd = res->cost_usd;
+	a->cost_usd = res->cost_usd + a->embed_cost_usd;
 	a->latency_ms = res->latency_ms;
 	a->cache_it = strcmp(res->source, "ai") == 0;
 	coach_count(c, "source", res->source);
 	coach_push(&c->finish_q, a, false);
 	coach_schedule(c, true);
 	coach_pump_ai(c);
+}
+
+/* The hint so far of a streamed analysis, as a partial hint event with its reserved id. */
+static void coach_ai_partial(const char *text, const char *intent, void *arg)
+{
+	coach_analysis_t *a = arg;
+	coach_t *c = a->c;
+	const char *pids[256];
+	int np = 0;
+	for (int k = 0; k < a->n && np < 256; k++)
+		pids[np++] = a->items[k].m.provider_id;
+	const coach_msg_t *last = &a->items[a->n - 1].m;
+	/* INTERFACE.md's fields of a hint, valid in a partial too (a client that does not know
+	 * `partial` still reads an intent of the six and a time): the intent once the model has
+	 * written it, "other" until then */
+	char now[40];
+	rules_intent_t known;
+	json_iso_now(now, sizeof(now));
+	if (!intent || !rules_intent_parse(intent, &known))
+		intent = "other";
+	evt_hint_t e = {.message_ids = pids, .n_message_ids = np, .hint_id = a->hint_id,
+			.conversation_id = last->conversation_id, .conversation_key = last->conversation_key,
+			.agent_id = last->agent_id, .company_id = last->company, .domain = last->domain,
+			.intent = intent, .critical = a->critical, .text = text, .source = "ai", .created_at = now,
+			.received_at = a->items[0].m.received_at, .partial = true, .withdrawn = text == NULL};
+	if (!text)
+		e.text = "";
+	a->partials++;
+	c->cb.publish_partial(&e, c->arg);
+}
+
+/* Partial hints went out for an analysis whose hint will not be stored: consoles drop them. */
+static void coach_withdraw(coach_analysis_t *a)
+{
+	if (a->partials && a->hint_id > 0)
+		coach_ai_partial(NULL, NULL, a);
 }
 
 static void coach_rules_hint(coach_analysis_t *a, const char *limited_by)
@@ -751,15 +827,13 @@ static void coach_rules_hint(coach_analysis_t *a, const char *limited_by)
 
 /* A cache hit is only as good as the rules' reading of the new texts: the cached hint's
  * intent and critical flag must be the rules' (the critical patterns included). */
-static bool coach_cache_agrees(const coach_analysis_t *a, const cJSON *hit)
+static bool coach_cache_agrees(const coach_analysis_t *a, const char *intent, bool critical)
 {
 	rules_result_t r;
 	char *joined = coach_join(a, "\n");
 	rules_classify(joined, a->items[0].m.domain, &r);
 	free(joined);
-	const char *intent = json_str(hit, "intent");
-	return intent && strcmp(intent, rules_intent_name(r.intent)) == 0 &&
-	       json_true(hit, "critical") == (r.critical || a->critical);
+	return intent && strcmp(intent, rules_intent_name(r.intent)) == 0 && critical == (r.critical || a->critical);
 }
 
 /* ai.route_confident: an analysis short enough (ai.route_max_chars characters together)
@@ -837,6 +911,194 @@ static void coach_shadow_done(const ai_result_t *res, void *arg)
 	free(s);
 }
 
+/* ai.embeddings_model: after a trigram miss, the texts' embedding is looked up among the
+ * company and domain's recent AI hints (worker/embed.h). The nearest one at or above
+ * ai.embeddings_threshold, younger than cache.ttl_s, whose intent and critical flag the
+ * rules confirm is reused as a cache hit (and may be shadow-checked as "semantic"); one the
+ * rules contradict is refused. Any other outcome, a failed embedding included, goes on to
+ * the AI as before. True: the embedding was asked and coach_embedded decides. */
+static bool coach_semantic(coach_analysis_t *a)
+{
+	coach_t *c = a->c;
+	if (!c->emb || !c->cfg->cache.enabled || !a->norm[0])
+		return false;
+	return ai_embed(c->ai, a->norm, coach_embedded, a);
+}
+
+static void coach_embedded(const float *vec, int dim, int tokens, double cost, const char *error, void *arg)
+{
+	coach_analysis_t *a = arg;
+	coach_t *c = a->c;
+	(void)tokens;
+	if (!vec && error && strcmp(error, "cancelled") == 0) {
+		coach_drop(a); /* shutdown */
+		return;
+	}
+	a->embed_cost_usd = cost;
+	if (!vec || !c->emb) {
+		if (!vec) {
+			log_debug("coach: no embedding (%s): semantic lookup skipped", error ? error : "?");
+			coach_count(c, "semantic", "failed");
+		}
+		coach_to_ai(a);
+		return;
+	}
+	a->vec = xmalloc((size_t)dim * sizeof(float));
+	memcpy(a->vec, vec, (size_t)dim * sizeof(float));
+	a->dim = dim;
+	if (!embed_normalize(a->vec, dim)) {
+		free(a->vec);
+		a->vec = NULL;
+		coach_count(c, "semantic", "failed");
+		coach_to_ai(a);
+		return;
+	}
+	double sim;
+	const embed_entry_t *e = embed_index_nearest(c->emb, a->items[0].m.company, a->items[0].m.domain, a->vec, dim,
+						     c->cfg->emb.threshold, coach_now() - c->cfg->cache.ttl_s, &sim);
+	if (!e) {
+		coach_count(c, "semantic", "miss");
+		coach_to_ai(a);
+		return;
+	}
+	if (!coach_cache_agrees(a, e->intent, e->critical)) {
+		log_debug("coach: semantic neighbour of hint %lld (%.3f, %s) refused: the rules read otherwise",
+			  (long long)e->hint_id, sim, e->intent);
+		coach_count(c, "semantic", "refused");
+		coach_to_ai(a);
+		return;
+	}
+	snprintf(a->intent, sizeof(a->intent), "%s", e->intent);
+	a->hint_critical = e->critical || a->critical;
+	a->text = xstrdup(e->text);
+	snprintf(a->source, sizeof(a->source), "cache");
+	a->from_cache = true;
+	a->cost_usd = a->embed_cost_usd;
+	free(a->vec); /* only AI hints are remembered */
+	a->vec = NULL;
+	coach_count(c, "source", "cache");
+	coach_count(c, "semantic", "hit");
+	coach_shadow(a, "semantic");
+	coach_push(&c->finish_q, a, false);
+	coach_schedule(c, true);
+}
+
+static void coach_to_ai(coach_analysis_t *a)
+{
+	coach_push(a->critical ? &a->c->ai_hi : &a->c->ai_lo, a, false);
+	coach_pump_ai(a->c);
+}
+
+/* An analysis cancelled at shutdown: not done, so uncommitted, so redelivered. */
+static void coach_drop(coach_analysis_t *a)
+{
+	coach_t *c = a->c;
+	coach_withdraw(a); /* the redelivery gets another hint id */
+	for (int i = 0; i < a->n; i++)
+		coach_free_item(&a->items[i]);
+	c->pending -= a->n;
+	if (a->conv)
+		a->conv->busy = false;
+	free(a->items);
+	free(a->norm);
+	free(a->vec);
+	free(a);
+}
+
+/* Follows the config: an index for ai.embeddings_model (a new one, loaded from
+ * hint_embeddings, when the model changes), none when it is empty or the cache is off. */
+static void coach_emb_setup(coach_t *c)
+{
+	const char *model = c->ai && c->cfg->cache.enabled && c->cfg->emb.model ? c->cfg->emb.model : "";
+	if (c->emb && model[0] && strcmp(c->emb_model, model) == 0)
+		return;
+	embed_index_free(c->emb);
+	free(c->emb_model);
+	c->emb = NULL;
+	c->emb_model = NULL;
+	c->emb_last_id = 0;
+	c->emb_primed = false;
+	c->emb_gen++;
+	if (!model[0])
+		return;
+	c->emb = embed_index_new(c->cfg->emb.ring);
+	c->emb_model = xstrdup(model);
+	coach_emb_refresh_cb(-1, 0, c);
+}
+
+static void coach_emb_done(PGresult *res, void *arg)
+{
+	(void)arg;
+	db_ok(res, "hint embeddings");
+}
+
+/* Loads the newest rows of the model (at most a ring per company and domain) not loaded
+ * yet, the other workers' only once the first load is done, and deletes expired rows. */
+static void coach_emb_refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+	coach_t *c = arg;
+	(void)fd, (void)what;
+	if (!c->emb || c->emb_loading)
+		return;
+	char last[24], pid[16], ttl[16], ring[16];
+	snprintf(last, sizeof(last), "%lld", (long long)c->emb_last_id);
+	snprintf(pid, sizeof(pid), "%d", c->emb_primed ? (int)getpid() : -1); /* after the first load, what this worker stored is held already */
+	snprintf(ttl, sizeof(ttl), "%d", c->cfg->cache.ttl_s);
+	snprintf(ring, sizeof(ring), "%d", c->cfg->emb.ring);
+	const char *params[] = {c->emb_model, last, pid, ttl, ring};
+	c->emb_query_gen = c->emb_gen;
+	c->emb_loading = db_query(
+		c->db,
+		"SELECT id, hint_id, company_id, domain, intent, critical, text, vec::text, extract(epoch from created_at) "
+		"FROM (SELECT e.*, row_number() OVER (PARTITION BY company_id, domain ORDER BY id DESC) AS rn "
+		"FROM hint_embeddings e WHERE model = $1 AND id > $2::bigint AND worker <> $3::int "
+		"AND created_at > now() - make_interval(secs => $4::int)) x WHERE rn <= $5::int ORDER BY id",
+		5, params, coach_emb_loaded, c);
+	if (!db_query(c->db, "DELETE FROM hint_embeddings WHERE created_at < now() - make_interval(secs => $1::int)", 1,
+		      (const char *[]){ttl}, coach_emb_done, NULL))
+		log_warn("coach: database queue full; hint embeddings not refreshed");
+}
+
+static void coach_emb_loaded(PGresult *res, void *arg)
+{
+	coach_t *c = arg;
+	c->emb_loading = false;
+	if (!db_ok(res, "hint embeddings") || !c->emb || c->emb_query_gen != c->emb_gen)
+		return;
+	int n = PQntuples(res);
+	for (int i = 0; i < n; i++) {
+		float *v;
+		int dim = embed_pg_parse(PQgetvalue(res, i, 7), &v);
+		if (dim > 0)
+			embed_index_add(c->emb, atol(PQgetvalue(res, i, 2)), PQgetvalue(res, i, 3), v, dim,
+					atoll(PQgetvalue(res, i, 1)), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5)[0] == 't',
+					PQgetvalue(res, i, 6), atof(PQgetvalue(res, i, 8)));
+		free(v);
+		int64_t id = atoll(PQgetvalue(res, i, 0));
+		if (id > c->emb_last_id)
+			c->emb_last_id = id;
+	}
+	if (n && !c->emb_primed)
+		log_info("coach: %d hint embeddings loaded (%d kept)", n, embed_index_size(c->emb));
+	c->emb_primed = true;
+}
+
+/* Stores the vectors of AI hints just stored (rows built by coach_finished). */
+static void coach_emb_store(coach_t *c, cJSON *rows)
+{
+	char *json = cJSON_PrintUnformatted(rows), pid[16];
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	const char *params[] = {json, c->emb_model, pid};
+	if (!db_query(c->db,
+		      "INSERT INTO hint_embeddings (hint_id, company_id, domain, intent, critical, text, model, worker, vec) "
+		      "SELECT (e->>'hint_id')::bigint, (e->>'company')::bigint, e->>'domain', e->>'intent', "
+		      "(e->>'critical')::boolean, e->>'text', $2, $3::int, (e->>'vec')::real[] "
+		      "FROM jsonb_array_elements($1::jsonb) e",
+		      3, params, coach_emb_done, NULL))
+		log_warn("coach: database queue full; %d hint embeddings not stored", cJSON_GetArraySize(rows));
+	free(json);
+}
+
 static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
 {
 	coach_t *c = arg;
@@ -859,6 +1121,8 @@ static void coach_finish_cb(evutil_socket_t fd, short what, void *arg)
 		coach_add_agent(c, o, a);
 		cJSON_AddStringToObject(o, "norm", a->norm ? a->norm : "");
 		cJSON_AddBoolToObject(o, "cache_it", a->cache_it && c->cfg->cache.enabled);
+		if (a->hint_id > 0) /* the id its partial hints carried */
+			cJSON_AddNumberToObject(o, "hint_id", (double)a->hint_id);
 		if (a->reservation >= 0)
 			cJSON_AddNumberToObject(o, "reservation", (double)a->reservation);
 		else
@@ -894,10 +1158,28 @@ static void coach_finished(PGresult *res, void *arg)
 	cJSON *out = coach_batch_answer(b, res);
 	if (!out)
 		return;
+	cJSON *emb_rows = cJSON_CreateArray(); /* AI hints with a vector, for hint_embeddings */
 	for (int i = 0; i < b->n; i++) {
 		coach_analysis_t *a = b->list[i];
 		cJSON *r = cJSON_GetArrayItem(out, i);
 		const char *decision = json_str(r, "decision");
+		if (decision && strcmp(decision, "hinted") == 0 && a->vec && c->emb && strcmp(a->source, "ai") == 0) {
+			const coach_msg_t *m = &a->items[a->n - 1].m;
+			int64_t hid = (int64_t)json_num(r, "hint_id", 0);
+			embed_index_add(c->emb, m->company, m->domain, a->vec, a->dim, hid, a->intent, a->hint_critical,
+					a->text, coach_now());
+			cJSON *e = cJSON_CreateObject();
+			cJSON_AddNumberToObject(e, "hint_id", (double)hid);
+			cJSON_AddNumberToObject(e, "company", (double)m->company);
+			cJSON_AddStringToObject(e, "domain", m->domain);
+			cJSON_AddStringToObject(e, "intent", a->intent);
+			cJSON_AddBoolToObject(e, "critical", a->hint_critical);
+			cJSON_AddStringToObject(e, "text", a->text ? a->text : "");
+			char *vec = embed_pg_array(a->vec, a->dim);
+			cJSON_AddStringToObject(e, "vec", vec);
+			free(vec);
+			cJSON_AddItemToArray(emb_rows, e);
+		}
 		if (decision && strcmp(decision, "hinted") == 0) {
 			cJSON *covered = cJSON_GetObjectItem(r, "covered"), *id;
 			const char *pids[256];
@@ -923,11 +1205,16 @@ static void coach_finished(PGresult *res, void *arg)
 						    .received_at = a->items[0].m.received_at},
 					  .tokens = tokens, .n_tokens = nt, .seconds = coach_now() - a->items[0].added_at};
 			c->cb.publish_hint(&h, c->arg);
-		} else if (decision && strcmp(decision, "refused") == 0) {
-			coach_count(c, "refusal", json_str(r, "reason") ? json_str(r, "reason") : "agent_interval");
+		} else {
+			if (decision && strcmp(decision, "refused") == 0)
+				coach_count(c, "refusal", json_str(r, "reason") ? json_str(r, "reason") : "agent_interval");
+			coach_withdraw(a);
 		}
 		coach_complete(a);
 	}
+	if (cJSON_GetArraySize(emb_rows))
+		coach_emb_store(c, emb_rows);
+	cJSON_Delete(emb_rows);
 	cJSON_Delete(out);
 	free(b->list);
 	free(b);
@@ -958,6 +1245,7 @@ static void coach_complete(coach_analysis_t *a)
 	free(a->refuse);
 	free(a->text);
 	free(a->model);
+	free(a->vec);
 	free(a);
 }
 

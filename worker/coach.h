@@ -45,6 +45,10 @@ typedef struct {
 
 typedef struct {
 	void (*publish_hint)(const coach_hint_t *hint, void *arg);
+	/* ai.stream: an AI hint as the model writes it, or its withdrawal (hint->partial, see the
+	 * hint event in common/event.h), to publish as is: nothing is stored or acknowledged.
+	 * NULL: no partial hints. */
+	void (*publish_partial)(const evt_hint_t *hint, void *arg);
 	/* Every message given to coach_add comes back here exactly once, after its outcome
 	 * (hint, skip, refusal) is stored: only then may its offset be committed. */
 	void (*message_done)(void *token, void *arg);
@@ -52,7 +56,8 @@ typedef struct {
 	 * "skip" (disabled|short|agent_typing), "refusal" (agent_interval|per_minute|
 	 * cost_hour|cost_day|pending), "routed" (the intent of a hint routed to the rules:
 	 * ai.route_confident) or "shadow" ("cache|routed:agree|disagree|failed", a shadow
-	 * check's outcome: ai.shadow_share). */
+	 * check's outcome: ai.shadow_share; kind "semantic" is an embeddings cache hit) or
+	 * "semantic" (hit|miss|refused|failed: ai.embeddings_model lookups). */
 	void (*count)(const char *kind, const char *what, void *arg);
 } coach_callbacks_t;
 
@@ -73,6 +78,9 @@ void coach_typing(coach_t *c, int64_t conversation_id, int64_t agent_id, bool ty
 
 /* Messages handed in and not yet done. */
 int coach_pending(const coach_t *c);
+
+/* Vectors held for the semantic cache (ai.embeddings_model), all companies and domains. */
+int coach_semantic_vectors(const coach_t *c);
 
 /* Conversations currently remembered. */
 int coach_conversations(const coach_t *c);

@@ -42,6 +42,9 @@
 #define WRK_COMMIT_MS 200
 #define WRK_STATUS_SWEEP_MS 1000 /* how often statuses that waited for their message are published */
 #define WRK_STATUS_SWEEP_MAX "500"
+#define WRK_IMAGE_MARK "[imagem]"      /* an image's description, as coached (ai.vision) */
+#define WRK_VISION_EST_TOKENS_IN 1000  /* what one image's description is priced at before the call */
+#define WRK_VISION_EST_TOKENS_OUT 150
 
 typedef struct wrk_batch wrk_batch_t;
 
@@ -110,6 +113,8 @@ typedef struct {
 	metrics_series_t *m_db_pending, *m_event_failures, *m_rebalances, *m_coach_pending, *m_conversations;
 	metrics_family_t *m_lag, *m_hints, *m_skips, *m_refusals, *m_cache, *m_hint_seconds, *m_routed, *m_shadow;
 	metrics_family_t *m_ai_calls, *m_ai_tokens, *m_ai_fallbacks, *m_ai_repaired;
+	metrics_family_t *m_semantic, *m_embed_calls;
+	metrics_series_t *m_embed_tokens, *m_embed_cost, *m_embed_vectors;
 	metrics_series_t *m_ai_in_flight, *m_ai_max_in_flight, *m_ai_queued, *m_ai_cost, *m_ai_breaker;
 	metrics_series_t *m_ai_retries, *m_ai_rate_limited, *m_ai_breaker_opens;
 	metrics_family_t *m_statuses, *m_status_applied;
@@ -139,6 +144,7 @@ static void wrk_dead_letter(wrk_item_t *it, const cJSON *ev, const void *value, 
 			    int attempts);
 static void wrk_dlq_stored(PGresult *res, void *arg);
 static void wrk_coach_hint(const coach_hint_t *h, void *arg);
+static void wrk_coach_partial(const evt_hint_t *e, void *arg);
 static void wrk_coach_done(void *token, void *arg);
 static void wrk_coach_count(const char *kind, const char *what, void *arg);
 static void wrk_commit_cb(evutil_socket_t fd, short what, void *arg);
@@ -180,7 +186,7 @@ typedef struct {
 	long company;
 	bool coach;             /* a customer message without a hint yet */
 	cJSON *media;           /* the media object its update events carry (owned) */
-	unsigned char *bytes;   /* a voice note's file while it is transcribed */
+	unsigned char *bytes;   /* a voice note's file while it is transcribed, an image's while it is described */
 	size_t len;
 	char *mime, *transcript;
 	int duration_ms;
@@ -191,6 +197,9 @@ static void wrk_voice_start(wrk_media_t *wm, const media_result_t *r);
 static void wrk_voice_admitted(PGresult *res, void *arg);
 static void wrk_voice_transcribed(const ai_result_t *res, void *arg);
 static void wrk_voice_stored(PGresult *res, void *arg);
+static void wrk_media_admit(wrk_media_t *wm, const media_result_t *r, double cost, db_result_fn admitted);
+static void wrk_image_admitted(PGresult *res, void *arg);
+static void wrk_image_described(const ai_result_t *res, void *arg);
 
 int main(int argc, char **argv)
 {
@@ -250,7 +259,7 @@ int main(int argc, char **argv)
 		log_error("media: %s", err);
 		return 1;
 	}
-	coach_callbacks_t cb = {.publish_hint = wrk_coach_hint, .message_done = wrk_coach_done, .count = wrk_coach_count};
+	coach_callbacks_t cb = {.publish_hint = wrk_coach_hint, .publish_partial = wrk_coach_partial, .message_done = wrk_coach_done, .count = wrk_coach_count};
 	W.coach = coach_new(W.base, W.db_coach, &W.cfg, W.ai, &cb, NULL);
 	bot_callbacks_t bcb = {.publish_event = wrk_bot_event, .publish_request = wrk_bot_request,
 			       .coach = wrk_bot_coach, .done = wrk_bot_done};
@@ -878,7 +887,82 @@ static void wrk_media_done(const media_result_t *r, void *arg)
 		wrk_voice_start(wm, r); /* takes wm */
 		return;
 	}
+	if (kind && strcmp(kind, "image") == 0 && W.cfg.ai.vision && W.ai && r->bytes && wm->coach &&
+	    strcmp(r->status, "stored") == 0) {
+		/* priced before the call as an image's usual usage (about a thousand tokens in) */
+		wrk_media_admit(wm, r, ai_cost_usd(WRK_VISION_EST_TOKENS_IN, WRK_VISION_EST_TOKENS_OUT,
+						   W.cfg.ai.price_small_in, W.cfg.ai.price_small_out),
+				wrk_image_admitted);
+		return;
+	}
 	wrk_media_coach(wm, json_str(ev, "text"));
+}
+
+/* Keeps the just stored file for an AI call, then asks the budget (limits.cost_per_*) for
+ * cost; admitted(res, wm) hears its answer (res NULL: no cap to ask). */
+static void wrk_media_admit(wrk_media_t *wm, const media_result_t *r, double cost, db_result_fn admitted)
+{
+	wm->bytes = xmalloc(r->len);
+	memcpy(wm->bytes, r->bytes, r->len);
+	wm->len = r->len;
+	wm->mime = xstrdup(r->mime ? r->mime : "application/octet-stream"); /* stored: decided from the bytes */
+	wm->duration_ms = r->duration_ms;
+	if (W.cfg.limits.cost_per_hour_usd <= 0 && W.cfg.limits.cost_per_day_usd <= 0) {
+		admitted(NULL, wm);
+		return;
+	}
+	char c[32], h[32], d[32];
+	snprintf(c, sizeof(c), "%.6f", cost);
+	snprintf(h, sizeof(h), "%.6f", W.cfg.limits.cost_per_hour_usd);
+	snprintf(d, sizeof(d), "%.6f", W.cfg.limits.cost_per_day_usd);
+	const char *params[3] = {c, h, d};
+	if (!db_query(W.db_coach, "SELECT atende_transcription_admit($1, $2, $3)", 3, params, admitted, wm)) {
+		PGresult *busy = PQmakeEmptyPGresult(NULL, PGRES_FATAL_ERROR);
+		admitted(busy, wm); /* refused: coached without the AI's reading */
+		PQclear(busy);
+	}
+}
+
+/* The image's text for coaching: the description with the caption, or the caption alone. */
+static void wrk_image_admitted(PGresult *res, void *arg)
+{
+	wrk_media_t *wm = arg;
+	wrk_item_t *it = wm->it;
+	const char *caption = json_str(it->event, "text");
+	if (res && (PQresultStatus(res) != PGRES_TUPLES_OK || !PQgetisnull(res, 0, 0))) {
+		log_warn("image %s not described: %s", json_str(it->event, "provider_id"),
+			 PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "budget not asked");
+		wrk_media_coach(wm, caption);
+		return;
+	}
+	if (!ai_describe_image(W.ai, wm->company, json_str(it->event, "conversation"), wm->bytes, wm->len, wm->mime,
+			       caption, wrk_image_described, wm))
+		wrk_media_coach(wm, caption);
+}
+
+static void wrk_image_described(const ai_result_t *res, void *arg)
+{
+	wrk_media_t *wm = arg;
+	const char *caption = json_str(wm->it->event, "text");
+	char *text = NULL;
+	if (!res->ok) {
+		/* cancelled by ai_free at exit: it stays uncommitted */
+		cJSON_Delete(wm->media);
+		free(wm->bytes);
+		free(wm->mime);
+		free(wm);
+		return;
+	}
+	if (!res->transcript || !*res->transcript) {
+		log_warn("image %s not described: %s", json_str(wm->it->event, "provider_id"), res->error);
+		wrk_media_coach(wm, caption);
+		return;
+	}
+	if (asprintf(&text, caption && *caption ? "%s %s (legenda do cliente: %s)" : "%s %s", WRK_IMAGE_MARK,
+		     res->transcript, caption) < 0)
+		text = NULL;
+	wrk_media_coach(wm, text ? text : caption);
+	free(text);
 }
 
 /* Coaches a media message on text (its caption, a voice note's marker and transcript), then
@@ -911,25 +995,8 @@ static void wrk_voice_start(wrk_media_t *wm, const media_result_t *r)
 		wrk_media_coach(wm, RULES_VOICE_MARK);
 		return;
 	}
-	wm->bytes = xmalloc(r->len);
-	memcpy(wm->bytes, r->bytes, r->len);
-	wm->len = r->len;
-	wm->mime = xstrdup(r->mime ? r->mime : "audio/ogg");
-	wm->duration_ms = r->duration_ms;
-	double cost = ai_transcription_cost_usd(r->duration_ms, W.cfg.ai.price_transcription_minute);
-	if (W.cfg.limits.cost_per_hour_usd <= 0 && W.cfg.limits.cost_per_day_usd <= 0) {
-		wrk_voice_admitted(NULL, wm);
-		return;
-	}
-	char c[32], h[32], d[32];
-	snprintf(c, sizeof(c), "%.6f", cost);
-	snprintf(h, sizeof(h), "%.6f", W.cfg.limits.cost_per_hour_usd);
-	snprintf(d, sizeof(d), "%.6f", W.cfg.limits.cost_per_day_usd);
-	const char *params[3] = {c, h, d};
-	if (!db_query(W.db_coach, "SELECT atende_transcription_admit($1, $2, $3)", 3, params, wrk_voice_admitted, wm)) {
-		metrics_add(metrics_series(W.m_transcriptions, "result=\"refused\""), 1);
-		wrk_media_coach(wm, RULES_VOICE_MARK);
-	}
+	wrk_media_admit(wm, r, ai_transcription_cost_usd(r->duration_ms, W.cfg.ai.price_transcription_minute),
+			wrk_voice_admitted);
 }
 
 /* res NULL: no budget to ask. */
@@ -1095,6 +1162,17 @@ static void wrk_coach_hint(const coach_hint_t *h, void *arg)
 			  wrk_ref((wrk_item_t *const *)h->tokens, h->n_tokens));
 }
 
+/* A partial hint (ai.stream) or its withdrawal: in the company's partition like the stored
+ * hint, so it reaches consoles before it; nothing waits for the broker's report. */
+static void wrk_coach_partial(const evt_hint_t *e, void *arg)
+{
+	size_t len;
+	(void)arg;
+	evt_route_t route = {.company = e->company_id, .conversation = e->conversation_id, .agent = e->agent_id};
+	char *json = evt_hint(&route, e, &len);
+	wrk_produce_event("hint", e->company_id, e->conversation_id, json, len, NULL);
+}
+
 /* An event about a reply or transfer; outbound learns of the broker's report. A stored reply
  * also joins the conversation's history for the next analysis. */
 static void wrk_outbound_publish(const evt_t *e, outbound_acked_fn acked, void *ctx, void *arg)
@@ -1197,6 +1275,9 @@ static void wrk_coach_count(const char *kind, const char *what, void *arg)
 	} else if (strcmp(kind, "cache") == 0) {
 		snprintf(labels, sizeof(labels), "result=\"%s\"", what);
 		metrics_inc(W.m_cache, labels);
+	} else if (strcmp(kind, "semantic") == 0) {
+		snprintf(labels, sizeof(labels), "result=\"%s\"", what);
+		metrics_inc(W.m_semantic, labels);
 	} else if (strcmp(kind, "routed") == 0) {
 		snprintf(labels, sizeof(labels), "intent=\"%s\"", what);
 		metrics_inc(W.m_routed, labels);
@@ -1356,7 +1437,7 @@ static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg)
 	int64_t unread = 0;
 	if (now >= W.drain_deadline) {
 		/* they stay uncommitted: a broker that keeps its data redelivers them */
-		if (W.drain_to_end && !wrk_caught_up(&unread) && unread > 0)
+		if (W.drain_to_end && kq_brokers_up(W.consumer) && !wrk_caught_up(&unread) && unread > 0)
 			log_error("drain: %lld acknowledged messages not yet consumed are lost with the in-memory broker",
 				  (long long)unread);
 		log_warn("drain: stopping with %d messages unfinished (%d in coaching) to stop within "
@@ -1388,7 +1469,9 @@ static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Whether this worker has consumed everything its assigned partitions hold, by the
  * broker's own high watermarks (asked now, not a cached figure); *unread counts what is
- * left. Blocking round trips to the broker: for the drain only. */
+ * left. Blocking round trips to the broker: for the drain only, and all of them within one
+ * second, so a broker that vanished mid-drain (an orphan's, after the supervisor's kill -9)
+ * answers "not known" quickly instead of holding the drain timer for 2 s per partition. */
 static bool wrk_caught_up(int64_t *unread)
 {
 	rd_kafka_t *rk = kq_handle(W.consumer);
@@ -1396,13 +1479,15 @@ static bool wrk_caught_up(int64_t *unread)
 	*unread = 0;
 	if (!W.assigned || rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
 		return false;
+	double give_up = wrk_now() + 1.0;
 	rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
 	bool known = rd_kafka_position(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-		     rd_kafka_committed(rk, committed, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+		     rd_kafka_committed(rk, committed, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR;
 	for (int i = 0; known && i < parts->cnt; i++) {
 		rd_kafka_topic_partition_t *p = &parts->elems[i];
 		int64_t low, high;
-		if (rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &low, &high, 2000)) {
+		int left_ms = (int)((give_up - wrk_now()) * 1000);
+		if (left_ms <= 0 || rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &low, &high, left_ms)) {
 			known = false;
 			break;
 		}
@@ -1466,7 +1551,11 @@ static void wrk_metrics_init(void)
 				    "Hints routed to the rules without an AI call (ai.route_confident), by intent.", NULL, 0);
 	W.m_shadow = metrics_family("atende_worker_shadow_checks_total", METRICS_COUNTER,
 				    "Cache and routed hints checked by the AI in the background (ai.shadow_share), by kind "
-				    "(cache, routed) and result (agree, disagree, failed).", NULL, 0);
+				    "(cache, semantic, routed) and result (agree, disagree, failed).", NULL, 0);
+	W.m_semantic = metrics_family("atende_worker_semantic_lookups_total", METRICS_COUNTER,
+				      "Semantic cache lookups (ai.embeddings_model) after a trigram miss, by result: hit, "
+				      "miss, refused (the nearest hint's intent or critical flag is not the rules'), failed "
+				      "(no embedding: the AI answers).", NULL, 0);
 	W.m_dlq = metrics_series(metrics_family("atende_worker_dead_letters_total", METRICS_COUNTER,
 						"Messages sent to the dead-letter topic.", NULL, 0), "");
 	W.m_batch_size = metrics_series(metrics_family("atende_worker_batch_size", METRICS_HISTOGRAM,
@@ -1529,6 +1618,16 @@ static void wrk_metrics_init(void)
 	W.m_ai_repaired = metrics_family("atende_worker_ai_answers_repaired_total", METRICS_COUNTER,
 					 "Usable AI answers repaired instead of retried, by what (intent, critical, hint_cut).",
 					 NULL, 0);
+	W.m_embed_calls = metrics_family("atende_worker_ai_embedding_calls_total", METRICS_COUNTER,
+					 "Embeddings calls (ai.embeddings_model) by model and outcome (2xx, 429, 4xx, 5xx, "
+					 "timeout, garbage, conn); not in atende_worker_ai_calls_total.", NULL, 0);
+	W.m_embed_tokens = metrics_series(metrics_family("atende_worker_ai_embedding_tokens_total", METRICS_COUNTER,
+							 "Tokens of the embeddings calls.", NULL, 0), "");
+	W.m_embed_cost = metrics_series(metrics_family("atende_worker_ai_embedding_cost_usd_total", METRICS_COUNTER,
+						       "Embeddings spending (USD, ai.price_embeddings); not in "
+						       "atende_worker_ai_cost_usd_total.", NULL, 0), "");
+	W.m_embed_vectors = metrics_series(metrics_family("atende_worker_semantic_vectors", METRICS_GAUGE,
+							  "AI hints' vectors this worker holds for the semantic cache.", NULL, 0), "");
 }
 
 static void wrk_metrics_refresh(void)
@@ -1566,6 +1665,15 @@ static void wrk_metrics_refresh(void)
 	metrics_set(W.m_ai_breaker_opens, (double)st.breaker_opens);
 	metrics_set(W.m_ai_retries, (double)st.retries);
 	metrics_set(W.m_ai_rate_limited, (double)st.pauses_429);
+	for (int k = 0; k < AI_CLASS_N; k++)
+		if (st.embed_calls[k]) {
+			snprintf(labels, sizeof(labels), "model=\"%s\",status=\"%s\"", W.cfg.emb.model,
+				 ai_class_name((ai_class_t)k));
+			metrics_set(metrics_series(W.m_embed_calls, labels), (double)st.embed_calls[k]);
+		}
+	metrics_set(W.m_embed_tokens, (double)st.embed_tokens);
+	metrics_set(W.m_embed_cost, st.embed_cost_usd);
+	metrics_set(W.m_embed_vectors, coach_semantic_vectors(W.coach));
 }
 
 static void wrk_on_lag(const char *topic, int32_t partition, int64_t lag, void *arg)

@@ -74,10 +74,7 @@ media_t *media_new(struct event_base *base, db_t *db, const cfg_t *cfg, char *er
 	m->base = base;
 	m->db = db;
 	m->cfg = cfg;
-	if (cfg->media.dir[0] == '/')
-		snprintf(root, sizeof(root), "%s", cfg->media.dir);
-	else
-		cfg_data_path(cfg, cfg->media.dir, root, sizeof(root));
+	cfg_media_root(cfg, root, sizeof(root));
 	m->store = mstore_new(root, err, errlen);
 	m->hc = m->store ? hc_new(base, "atende-worker-media", err, errlen) : NULL;
 	if (!m->hc) {

@@ -11,12 +11,14 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
+#include "mstore.h"
 #include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #define OB_MAX_RESPONSE (256 * 1024)
@@ -83,6 +85,15 @@ struct ob_req {
 	char by[8];                 /* a worker's own reply: "bot" or "system" (role); "" for a console's */
 	char *sender_name;          /* a worker's own reply: the name the customer sees (NULL: OB_BOT_NAME) */
 	cJSON *client_id;           /* the console's op id, echoed in events */
+	/* a file from the console (the request's "media": a media_uploads id), text its caption */
+	int64_t upload_id;          /* 0: a text reply */
+	char *up_kind, *up_mime, *up_name; /* from the claim; up_kind NULL until then */
+	char up_sha[MSTORE_SHA_HEX];
+	int64_t up_size;
+	unsigned char *file;        /* its bytes, read from the store for the first send */
+	size_t file_len;
+	char *cloud_media_id;       /* Cloud API: the id its upload to the gateway answered (kept for retries) */
+	bool uploading;             /* the call under way is that upload */
 	/* the conversation, from the claim */
 	char *channel, *customer, *domain, *agent_name;
 	int64_t conv_agent;
@@ -127,6 +138,7 @@ struct outbound {
 	outbound_publish_fn publish;
 	void *arg;
 	hc_t *hc;
+	mstore_t *store;            /* the files the console uploaded (NULL: media replies fail) */
 	ob_req_t *reqs;
 	int n_reqs;
 	unsigned long long seq;
@@ -179,6 +191,10 @@ static void ob_health_start(outbound_t *o, ob_pool_t *p, const cfg_channel_t *ch
 static void ob_health_answer(const hc_result_t *res, void *arg);
 static void ob_pool_cancel_checks(ob_pool_t *p);
 static int64_t ob_now_ms(void);
+static bool ob_read_upload(ob_req_t *r, char *err, size_t errlen);
+static void ob_post(ob_req_t *r, const char *url, const char *auth, char *json);
+static cJSON *ob_media_json(const ob_req_t *r);
+static void ob_cloud_upload(ob_req_t *r, const char *base, size_t blen, const char *esc, const cfg_channel_t *ch);
 
 outbound_t *outbound_new(struct event_base *base, db_t *db, const cfg_t *cfg, outbound_publish_fn publish, void *arg,
 			 char *err, size_t errlen)
@@ -195,6 +211,10 @@ outbound_t *outbound_new(struct event_base *base, db_t *db, const cfg_t *cfg, ou
 		free(o);
 		return NULL;
 	}
+	char root[4096], serr[256];
+	o->store = mstore_new(cfg_media_root(cfg, root, sizeof(root)), serr, sizeof(serr));
+	if (!o->store)
+		log_error("outbound: %s: files from the console cannot be sent", serr);
 	gethostname(host, sizeof(host) - 1);
 	snprintf(o->identity, sizeof(o->identity), "%.40s:%d:%lld", host, (int)getpid(), (long long)(ob_now() * 1000));
 	o->m_requests = metrics_family("atende_worker_outbound_total", METRICS_COUNTER,
@@ -271,6 +291,8 @@ void outbound_handle(outbound_t *o, const cJSON *msg, outbound_done_fn done, voi
 		bad = "missing conversation_id";
 	else if (r->kind == OB_REPLY && !json_str(msg, "text"))
 		bad = "missing text";
+	else if (cJSON_GetObjectItem(msg, "media") && (r->kind != OB_REPLY || json_num(msg, "media", 0) < 1))
+		bad = "media must be an upload id, on a reply";
 	else if (own && r->kind != OB_REPLY)
 		bad = "role bot or system is for replies only";
 	else if (r->kind == OB_TRANSFER && !cJSON_IsNumber(to_agent) && !cJSON_IsString(to_domain))
@@ -285,6 +307,7 @@ void outbound_handle(outbound_t *o, const cJSON *msg, outbound_done_fn done, voi
 	r->conversation = (int64_t)conv;
 	r->agent = (int64_t)json_num(msg, "agent_id", 0);
 	r->text = ob_dup(json_str(msg, "text"));
+	r->upload_id = (int64_t)json_num(msg, "media", 0);
 	if (own) {
 		snprintf(r->by, sizeof(r->by), "%s", role);
 		r->sender_name = ob_dup(json_str(msg, "sender_name"));
@@ -312,6 +335,7 @@ void outbound_free(outbound_t *o)
 	if (!o)
 		return;
 	hc_free(o->hc); /* no callbacks: the calls are simply dropped */
+	mstore_free(o->store);
 	event_free(o->health_timer);
 	for (int i = 0; i < o->n_pools; i++) {
 		gwp_free(&o->pools[i]->gw);
@@ -339,7 +363,8 @@ void outbound_free(outbound_t *o)
 static void ob_claim(ob_req_t *r)
 {
 	char lease[24];
-	snprintf(lease, sizeof(lease), "%ld", ob_lease_ms(r->o));
+	/* a file to the Cloud API is two calls a round (its upload, then the message) */
+	snprintf(lease, sizeof(lease), "%ld", ob_lease_ms(r->o) * (r->upload_id ? 2 : 1));
 	const char *params[3] = {r->request_json, r->owner, lease};
 	ob_query(r, "SELECT atende_outbound_claim($1::jsonb, $2, $3)", 3, params, ob_claimed, ob_claim);
 }
@@ -378,9 +403,24 @@ static void ob_claimed(ob_req_t *r, PGresult *res)
 		r->conv_agent = (int64_t)json_num(conv, "agent_id", 0);
 		r->attempts = (int)json_num(c, "attempts", 0);
 		bool fresh = json_true(c, "fresh");
+		const cJSON *up = cJSON_GetObjectItem(c, "upload");
+		if (r->upload_id && up) {
+			free(r->up_kind), free(r->up_mime), free(r->up_name);
+			r->up_kind = ob_dup(json_str(up, "kind"));
+			r->up_mime = ob_dup(json_str(up, "mime"));
+			r->up_name = ob_dup(json_str(up, "name"));
+			snprintf(r->up_sha, sizeof(r->up_sha), "%s", json_str(up, "sha256") ? json_str(up, "sha256") : "");
+			r->up_size = (int64_t)json_num(up, "size", 0);
+		}
 		cJSON_Delete(c);
 		if (!r->channel || !r->customer) {
 			ob_complete(r, false, "atende_outbound_claim returned no conversation");
+		} else if (fresh && r->upload_id && (!r->up_kind || !r->up_mime)) {
+			char why[160];
+			snprintf(why, sizeof(why), "upload %lld is not one of this conversation's (POST "
+						   "/v1/conversations/%lld/media first)",
+				 (long long)r->upload_id, (long long)r->conversation);
+			ob_fail(r, "failed", why);
 		} else if (fresh) {
 			ob_send(r);
 		} else {
@@ -414,7 +454,6 @@ static void ob_send(ob_req_t *r)
 	outbound_t *o = r->o;
 	const cfg_t *cfg = o->cfg;
 	char url[2048], auth[1200], name[256], esc[768], err[256];
-	const char *headers[2] = {"Content-Type: application/json", auth};
 	size_t plen = strcspn(r->channel, ":");
 	snprintf(name, sizeof(name), "%s", r->channel[plen] ? r->channel + plen + 1 : "");
 	cfg_channel_type_t type = strncmp(r->channel, "evolution", plen) == 0 && plen == 9 ? CHAN_EVOLUTION
@@ -445,6 +484,10 @@ static void ob_send(ob_req_t *r)
 		ob_record_sent(r, id, "not_sent");
 		return;
 	}
+	if (r->upload_id && !r->file && !ob_read_upload(r, err, sizeof(err))) {
+		ob_fail(r, "failed", err);
+		return;
+	}
 	ob_pool_t *pool = ob_pool_get(o, ch, insts, n_inst);
 	r->rounds++;
 	bool probe = false;
@@ -468,8 +511,32 @@ static void ob_send(ob_req_t *r)
 	size_t blen = strlen(base);
 	while (blen > 0 && base[blen - 1] == '/')
 		blen--;
+	if (type == CHAN_CLOUD && r->upload_id && !r->cloud_media_id) {
+		hc_path_escape(ch->name, esc, sizeof(esc));
+		ob_cloud_upload(r, base, blen, esc, ch);
+		return;
+	}
 	cJSON *body = cJSON_CreateObject();
-	if (type == CHAN_EVOLUTION) {
+	if (type == CHAN_EVOLUTION && r->upload_id) {
+		/* Evolution takes the file inline, base64 */
+		const char *key = in->key ? in->key : ch->key;
+		hc_path_escape(in->instance ? in->instance : ch->name, esc, sizeof(esc));
+		snprintf(url, sizeof(url), "%.*s/message/sendMedia/%s", (int)blen, base, esc);
+		snprintf(auth, sizeof(auth), "apikey: %s", key ? key : "");
+		char *b64 = mstore_b64_encode(r->file, r->file_len);
+		cJSON_AddStringToObject(body, "number", r->customer);
+		cJSON_AddStringToObject(body, "mediatype", r->up_kind);
+		cJSON_AddStringToObject(body, "mimetype", r->up_mime);
+		cJSON_AddItemToObject(body, "media", cJSON_CreateStringReference(b64));
+		json_add_str_or_null(body, "fileName", r->up_name);
+		if (*r->text)
+			cJSON_AddStringToObject(body, "caption", r->text);
+		char *json = cJSON_PrintUnformatted(body);
+		cJSON_Delete(body); /* before b64, which it only references */
+		free(b64);
+		ob_post(r, url, auth, json);
+		return;
+	} else if (type == CHAN_EVOLUTION) {
 		const char *key = in->key ? in->key : ch->key;
 		hc_path_escape(in->instance ? in->instance : ch->name, esc, sizeof(esc));
 		snprintf(url, sizeof(url), "%.*s/message/sendText/%s", (int)blen, base, esc);
@@ -483,10 +550,21 @@ static void ob_send(ob_req_t *r)
 		cJSON_AddStringToObject(body, "messaging_product", "whatsapp");
 		cJSON_AddStringToObject(body, "recipient_type", "individual");
 		cJSON_AddStringToObject(body, "to", r->customer);
-		cJSON_AddStringToObject(body, "type", "text");
-		cJSON *t = cJSON_AddObjectToObject(body, "text");
-		cJSON_AddBoolToObject(t, "preview_url", false);
-		cJSON_AddStringToObject(t, "body", r->text);
+		if (r->upload_id) {
+			/* the file was uploaded to the gateway first (ob_cloud_upload): its id */
+			cJSON_AddStringToObject(body, "type", r->up_kind);
+			cJSON *m = cJSON_AddObjectToObject(body, r->up_kind);
+			cJSON_AddStringToObject(m, "id", r->cloud_media_id);
+			if (*r->text)
+				cJSON_AddStringToObject(m, "caption", r->text);
+			if (strcmp(r->up_kind, "document") == 0 && r->up_name)
+				cJSON_AddStringToObject(m, "filename", r->up_name);
+		} else {
+			cJSON_AddStringToObject(body, "type", "text");
+			cJSON *t = cJSON_AddObjectToObject(body, "text");
+			cJSON_AddBoolToObject(t, "preview_url", false);
+			cJSON_AddStringToObject(t, "body", r->text);
+		}
 	} else {
 		char id[192];
 		snprintf(id, sizeof(id), "atende-%s", r->request_id);
@@ -499,18 +577,125 @@ static void ob_send(ob_req_t *r)
 		cJSON_AddNumberToObject(body, "conversation_id", (double)r->conversation);
 		cJSON_AddNumberToObject(body, "agent_id", (double)r->agent);
 		cJSON_AddStringToObject(body, "request_id", r->request_id);
+		if (r->upload_id) {
+			cJSON *m = ob_media_json(r);
+			char *b64 = mstore_b64_encode(r->file, r->file_len);
+			cJSON_AddStringToObject(m, "base64", b64);
+			free(b64);
+			cJSON_AddItemToObject(body, "media", m);
+		}
 	}
 	char *json = cJSON_PrintUnformatted(body);
 	cJSON_Delete(body);
+	ob_post(r, url, auth, json);
+}
+
+/* POSTs json (taken) to url with the JSON content type and one auth header; the answer goes
+ * to ob_answer. */
+static void ob_post(ob_req_t *r, const char *url, const char *auth, char *json)
+{
+	char err[256];
+	const char *headers[2] = {"Content-Type: application/json", auth};
 	r->attempts++;
-	r->call = hc_post(o->hc, url, headers, 2, json, strlen(json), cfg->outbound.timeout_ms, OB_MAX_RESPONSE,
-			  ob_answer, r, err, sizeof(err));
+	r->call = hc_post(r->o->hc, url, headers, 2, json, strlen(json), r->o->cfg->outbound.timeout_ms,
+			  OB_MAX_RESPONSE, ob_answer, r, err, sizeof(err));
 	free(json);
 	if (!r->call) {
 		hc_result_t fake = {.error = err, .body = ""};
 		log_warn("outbound %s: cannot start the call to %s: %s", r->request_id, url, err);
 		ob_answer(&fake, r);
 	}
+}
+
+/* Cloud API: the file goes up first (POST /<version>/<phone_number_id>/media, multipart, the
+ * bearer token), and the message names the id it answers. A link instead would need a URL of
+ * atende's that Meta can fetch without the agent's token: public and signed, which atende
+ * does not have. The id is kept for the request's retries; an upload that went out twice
+ * only leaves an unused file at Meta (deleted there after 30 days), never a second message. */
+static void ob_cloud_upload(ob_req_t *r, const char *base, size_t blen, const char *esc, const cfg_channel_t *ch)
+{
+	char url[2048], auth[1200], ctype[160], boundary[64], err[256];
+	int salt = 0;
+	do /* a boundary the file does not hold */
+		snprintf(boundary, sizeof(boundary), "atende-upload-%lld-%d", (long long)r->upload_id, salt++);
+	while (memmem(r->file, r->file_len, boundary, strlen(boundary)));
+	snprintf(url, sizeof(url), "%.*s/" OB_CLOUD_VERSION "/%s/media", (int)blen, base, esc);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ch->access_token);
+	snprintf(ctype, sizeof(ctype), "Content-Type: multipart/form-data; boundary=%s", boundary);
+	char head[1024], tail[128], fname[256];
+	size_t o = 0;
+	for (const char *p = r->up_name ? r->up_name : "file"; *p && o + 1 < sizeof(fname); p++)
+		fname[o++] = *p == '"' || *p == '\r' || *p == '\n' ? '_' : *p; /* inside a quoted header value */
+	fname[o] = '\0';
+	int hl = snprintf(head, sizeof(head),
+			  "--%s\r\nContent-Disposition: form-data; name=\"messaging_product\"\r\n\r\nwhatsapp\r\n"
+			  "--%s\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\n%s\r\n"
+			  "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
+			  "Content-Type: %s\r\n\r\n",
+			  boundary, boundary, r->up_mime, boundary, fname, r->up_mime);
+	int tl = snprintf(tail, sizeof(tail), "\r\n--%s--\r\n", boundary);
+	size_t len = (size_t)hl + r->file_len + (size_t)tl;
+	char *body = xmalloc(len);
+	memcpy(body, head, (size_t)hl);
+	memcpy(body + hl, r->file, r->file_len);
+	memcpy(body + hl + r->file_len, tail, (size_t)tl);
+	const char *headers[2] = {ctype, auth};
+	r->uploading = true;
+	r->attempts++;
+	r->call = hc_post(r->o->hc, url, headers, 2, body, len, r->o->cfg->outbound.timeout_ms, OB_MAX_RESPONSE,
+			  ob_answer, r, err, sizeof(err));
+	free(body);
+	if (!r->call) {
+		hc_result_t fake = {.error = err, .body = ""};
+		log_warn("outbound %s: cannot start the upload to %s: %s", r->request_id, url, err);
+		ob_answer(&fake, r);
+	}
+}
+
+/* Reads the upload's file from the store (once: retries reuse it). Blocking local I/O of at
+ * most media.max_upload_bytes, as the stores' writes are. */
+static bool ob_read_upload(ob_req_t *r, char *err, size_t errlen)
+{
+	int64_t size = 0;
+	int fd = r->o->store ? mstore_open(r->o->store, r->up_sha, &size) : -1;
+	if (fd < 0) {
+		snprintf(err, errlen, "the file of upload %lld is not in the media store", (long long)r->upload_id);
+		return false;
+	}
+	r->file = xmalloc((size_t)size + 1);
+	size_t got = 0;
+	while (got < (size_t)size) {
+		ssize_t n = read(fd, r->file + got, (size_t)size - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	if (got != (size_t)size) {
+		free(r->file);
+		r->file = NULL;
+		snprintf(err, errlen, "the file of upload %lld could not be read from the media store", (long long)r->upload_id);
+		return false;
+	}
+	r->file_len = got;
+	return true;
+}
+
+/* The media member of the reply's message event (and of an api channel's request): what an
+ * inbound media message's carries. id is the upload's until atende_outbound_sent sets the
+ * stored message's media row's. */
+static cJSON *ob_media_json(const ob_req_t *r)
+{
+	cJSON *m = cJSON_CreateObject();
+	cJSON_AddNumberToObject(m, "id", (double)r->upload_id);
+	cJSON_AddStringToObject(m, "kind", r->up_kind);
+	cJSON_AddStringToObject(m, "mime", r->up_mime);
+	cJSON_AddNumberToObject(m, "size", (double)r->up_size);
+	json_add_str_or_null(m, "name", r->up_name);
+	cJSON_AddStringToObject(m, "status", "stored");
+	cJSON_AddNullToObject(m, "error");
+	cJSON_AddNullToObject(m, "duration_ms");
+	return m;
 }
 
 /* The gateway answered (or did not): record a success, retry what may succeed later,
@@ -548,7 +733,28 @@ static void ob_answer(const hc_result_t *res, void *arg)
 									      : BREAKER_OK,
 				   res->status > 0 ? ob_outcomes[cls] : res->error);
 	const char *where = r->pool && r->gen == r->pool->gw.gen ? r->pool->gw.inst[r->inst].label : "-";
+	int inst = r->inst;
 	r->pool = NULL;
+	bool upload = r->uploading;
+	r->uploading = false;
+	if (upload && res->status >= 200 && res->status < 300) {
+		cJSON *a = cJSON_ParseWithLength(res->body, res->len);
+		const char *id = json_str(a, "id");
+		if (id && *id) {
+			/* the message itself next, as the same round, the same instance preferred */
+			r->cloud_media_id = xstrdup(id);
+			cJSON_Delete(a);
+			log_debug("outbound %s: file uploaded to %s through %s (media id %s)", r->request_id, r->channel, where,
+				  r->cloud_media_id);
+			r->rounds--;
+			r->tried &= ~(1u << inst);
+			ob_send(r);
+			return;
+		}
+		cJSON_Delete(a);
+		ob_fail(r, "failed", "the gateway's media upload answered no id");
+		return;
+	}
 	if (res->status >= 200 && res->status < 300) {
 		cJSON *a = cJSON_ParseWithLength(res->body, res->len);
 		const char *id = NULL;
@@ -574,7 +780,8 @@ static void ob_answer(const hc_result_t *res, void *arg)
 		return;
 	}
 	if (res->status > 0)
-		snprintf(why, sizeof(why), "the gateway answered HTTP %ld: %.200s", res->status, res->body);
+		snprintf(why, sizeof(why), "the gateway%s answered HTTP %ld: %.200s", upload ? "'s media upload" : "",
+			 res->status, res->body);
 	else
 		snprintf(why, sizeof(why), "the gateway did not answer: %s", res->error);
 	for (char *p = why; *p; p++)
@@ -607,13 +814,16 @@ static char *ob_message_events(ob_req_t *r, const char *provider_id, const char 
 	bool stored = provider_id != NULL;
 	evt_route_t route = {.company = r->company, .conversation = r->conversation,
 			     .agent = stored ? r->conv_agent : r->agent};
+	cJSON *media = r->up_kind ? ob_media_json(r) : NULL;
 	evt_message_t m = {.message_id = provider_id, .conversation_id = r->conversation, .conversation_key = key,
 			   .company_id = r->company, .agent_id = r->conv_agent, .domain = r->domain,
 			   .channel = r->channel, .customer = r->customer, .sender_name = r->agent_name,
-			   .from_me = true, .kind = "text", .text = r->text, .created_at = at, .status = status,
+			   .from_me = true, .kind = r->up_kind ? r->up_kind : "text", .text = r->text, .created_at = at,
+			   .status = status, .media = media,
 			   .error = stored ? NULL : r->error, .request_id = r->request_id, .client_id = r->client_id,
 			   .by_agent = r->agent, .by = r->by[0] ? r->by : NULL, .attempts = r->attempts};
 	char *ev = evt_message(&route, &m, &len), *events = xmalloc(len + 3);
+	cJSON_Delete(media);
 	snprintf(events, len + 3, "[%s]", ev);
 	free(ev);
 	return events;
@@ -637,7 +847,7 @@ static void ob_record_sent(ob_req_t *r, const char *provider_id, const char *sta
 	cJSON_AddStringToObject(ev, "customer", r->customer);
 	cJSON_AddStringToObject(ev, "provider_id", provider_id);
 	cJSON_AddBoolToObject(ev, "from_me", true);
-	cJSON_AddStringToObject(ev, "kind", "text");
+	cJSON_AddStringToObject(ev, "kind", r->up_kind ? r->up_kind : "text");
 	cJSON_AddStringToObject(ev, "text", r->text);
 	json_add_str_or_null(ev, "sender_name", r->agent_name);
 	cJSON_AddStringToObject(ev, "sent_at", now);
@@ -894,6 +1104,7 @@ static void ob_req_free(ob_req_t *r)
 	free(r->request_json);
 	free(r->text);
 	free(r->sender_name);
+	free(r->up_kind), free(r->up_mime), free(r->up_name), free(r->file), free(r->cloud_media_id);
 	cJSON_Delete(r->client_id);
 	free(r->channel), free(r->customer), free(r->domain), free(r->agent_name);
 	free(r->rec_event), free(r->rec_events), free(r->rec_status);

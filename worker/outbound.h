@@ -2,7 +2,9 @@
  * outbound: the workers' side of the consoles' replies, transfers, resolves and reopens
  * (atende.outbound, written by the notifier). A reply is sent to the conversation's
  * gateway (Evolution sendText, Cloud API messages, or an api channel's url) and stored as
- * an agent message; a transfer changes the conversation's agent (and domain); a resolve or
+ * an agent message; one naming an upload ("media": a media_uploads id, the text its caption)
+ * goes to the media endpoint (Evolution sendMedia with the file in base64; Cloud API upload,
+ * then messages with the id) and is stored as an image or document with its media row; a transfer changes the conversation's agent (and domain); a resolve or
  * reopen its status (schema/008_conversation_ops.sql). Every request is claimed in
  * PostgreSQL (outbound_requests, schema/005_outbound.sql) before anything leaves, so a
  * redelivered one is never sent or applied twice.

@@ -34,6 +34,8 @@
 	var MAX_MESSAGES = 3000;        // per conversation, oldest dropped: the page runs all day
 	var MAX_CONVERSATIONS = 300;
 	var MAX_HINTS = 1000;
+	var PARTIAL_STALE_MS = 120000;  // a hint being written that neither its stored hint nor a withdrawal followed
+
 
 	var INTENT_LABELS = {
 		billing: 'Cobrança', sales: 'Vendas', outage: 'Falha técnica',
@@ -1048,6 +1050,7 @@
 			if (d.status === 'not_sent') msg.error = 'guardada: o canal não tem para onde enviar';
 			msg.message_id = d.message_id || msg.message_id;
 			msg.db_id = d.db_id || msg.db_id;
+			if (d.media && d.media.id) { msg.media = d.media; msg.kind = d.kind || msg.kind; }
 			msg.at = at;
 		} else if (notSent) {
 			return; // a failure report for a reply this console did not send
@@ -1142,10 +1145,21 @@
 		addHint(ensureConv(id, d), d, false);
 	}
 
-	/* A hint, live (toast when critical) or from the history (quiet). */
+	/* A hint, live (toast when critical) or from the history (quiet). A partial one (ai.stream)
+	 * is the hint being written: it creates or updates the box of its hint_id, and the stored
+	 * hint with that id replaces it; a withdrawn one removes it. */
 	function addHint(c, d, quiet) {
 		var id = c.id;
+		var i;
+		if (d.partial && d.withdrawn) {
+			for (i = S.hints.length - 1; i >= 0; i--)
+				if (S.hints[i].partial && S.hints[i].hint_id === d.hint_id) S.hints.splice(i, 1);
+			return;
+		}
 		var h = {
+			hint_id: d.hint_id !== undefined ? d.hint_id : null,
+			partial: !!d.partial,
+			updated: Date.now(),
 			message_id: d.message_id || null,
 			message_ids: Array.isArray(d.message_ids) ? d.message_ids.slice() : (d.message_id ? [d.message_id] : []),
 			conversation_id: id,
@@ -1162,19 +1176,35 @@
 			at: parseTime(d.created_at) || Date.now()
 		};
 		// One hint per customer message: a later one (e.g. the AI after a fallback) replaces it.
-		var replaced = false;
-		for (var i = 0; i < S.hints.length; i++) {
-			if (h.message_id && S.hints[i].message_id === h.message_id && S.hints[i].conversation_id === id) {
+		// A hint being written has its own box, found by its hint_id (the stored hint's too).
+		var replaced = false, wasPartial = false;
+		for (i = 0; i < S.hints.length; i++) {
+			var same = h.hint_id !== null && S.hints[i].hint_id === h.hint_id;
+			if (same || (!h.partial && !S.hints[i].partial && h.message_id &&
+			             S.hints[i].message_id === h.message_id && S.hints[i].conversation_id === id)) {
+				wasPartial = S.hints[i].partial;
+				if (h.partial) h.at = S.hints[i].at; // the box keeps its place while it grows
 				S.hints[i] = h;
 				replaced = true;
 				break;
 			}
 		}
-		if (!replaced) {
+		if (h.partial) {
+			if (!replaced) {
+				S.hints.push(h);
+				if (S.hints.length > MAX_HINTS) S.hints.splice(0, S.hints.length - MAX_HINTS);
+			}
+			setTimeout(expirePartials, PARTIAL_STALE_MS + 100);
+			return; // intent, critical flag and covered messages are the stored hint's to tell
+		}
+		// the stored hint with the id of a partial one: as new (its toast was held back)
+		for (i = S.hints.length - 1; replaced && i >= 0; i--)
+			if (S.hints[i] !== h && S.hints[i].partial && S.hints[i].hint_id === h.hint_id) S.hints.splice(i, 1);
+		if (!replaced || wasPartial) {
 			if (h.critical && id !== S.selected && !quiet)
 				toast('Conversa crítica' + (h.critical_reason ? ' (' + (REASON_LABELS[h.critical_reason] || h.critical_reason) + ')' : '') +
 					': ' + displayName(c), 'error');
-			S.hints.push(h);
+			if (!replaced) S.hints.push(h);
 			if (S.hints.length > MAX_HINTS) S.hints.splice(0, S.hints.length - MAX_HINTS);
 		}
 		h.message_ids.forEach(function (mid) { c.hinted[mid] = true; });
@@ -1183,6 +1213,14 @@
 			c.criticalReason = h.critical_reason || c.criticalReason;
 		}
 		if (!c.domain && h.domain) c.domain = h.domain;
+	}
+
+	/* Drops hints being written that nothing followed for PARTIAL_STALE_MS (their worker
+	 * stopped before it could store or withdraw them). */
+	function expirePartials() {
+		var now = Date.now(), before = S.hints.length;
+		S.hints = S.hints.filter(function (h) { return !h.partial || now - h.updated < PARTIAL_STALE_MS; });
+		if (S.hints.length !== before) scheduleRender();
 	}
 
 	function onTyping(d) {
@@ -1278,16 +1316,16 @@
 
 	/* A reply always goes through the outbox (localStorage) first: typed offline it waits
 	 * there as "pendente" and leaves, in order, when the connection is back. */
-	function sendReply() {
+	function sendReply(media) {
 		var input = $('reply-input');
 		var text = input.value.replace(/\s+$/, '');
 		var c = S.conversations[S.selected];
-		if (!c || !text.trim()) return;
+		if (!c || (!text.trim() && !media)) return;
 		if (typeof c.rawId !== 'number') {
 			toast('Esta conversa ainda não tem número no servidor; aguarde a próxima mensagem.', 'error');
 			return;
 		}
-		var entry = outboxAdd(c, text);
+		var entry = outboxAdd(c, text, media);
 		if (!entry) {
 			toast('Não foi possível guardar a resposta neste navegador (armazenamento cheio ou bloqueado).', 'error');
 			if (!S.connected) return;
@@ -1295,17 +1333,55 @@
 		var cid = entry ? entry.cid : newClientId();
 		insertMessage(c, {
 			message_id: null, localId: cid, from_me: true, agent_id: S.me.agent, sender_name: null,
-			text: text, kind: 'text', at: Date.now(), local: true, status: 'queued'
+			text: text, kind: media ? media.kind : 'text', media: media ? uploadMedia(media) : null,
+			at: Date.now(), local: true, status: 'queued'
 		});
 		c.lastAt = Date.now();
-		c.lastText = text;
+		c.lastText = text || (media ? kindLabel(media.kind) : '');
 		c.lastFromMe = true;
 		input.value = '';
 		stopTyping();
 		if (entry) outboxFlush();
-		else sendReplyOp({ cid: cid, conversation: c.rawId, conv: c.id, text: text });
+		else sendReplyOp({ cid: cid, conversation: c.rawId, conv: c.id, text: text, media: media || null });
 		render();
 		scrollTimelineToEnd();
+	}
+
+	/* The attach button: the chosen file goes up (POST /v1/conversations/ID/media, the
+	 * server decides its type from its bytes), then leaves as a reply naming the upload, the
+	 * text typed so far as its caption, through the outbox like any reply. */
+	function attachFile(file) {
+		var c = S.conversations[S.selected];
+		if (!c || !file) return;
+		if (typeof c.rawId !== 'number') {
+			toast('Esta conversa ainda não tem número no servidor; aguarde a próxima mensagem.', 'error');
+			return;
+		}
+		var token = S.token, button = $('reply-attach');
+		button.disabled = true;
+		button.classList.add('busy');
+		fetch('/v1/conversations/' + c.rawId + '/media', {
+			method: 'POST', cache: 'no-store', body: file,
+			headers: { Authorization: 'Bearer ' + token, 'X-Filename': encodeURIComponent(file.name || '') }
+		}).then(function (r) {
+			return r.json().catch(function () { return {}; }).then(function (body) {
+				if (r.status === 401 && S.token === token) sessionRefused();
+				if (r.status !== 201 || !body.media) throw new Error(body.error || 'HTTP ' + r.status);
+				if (S.selected === c.id) sendReply(body.media);
+				else toast('Arquivo enviado ao servidor, mas a conversa mudou: anexe de novo.', 'error');
+			});
+		}).catch(function (e) {
+			toast('Arquivo não enviado: ' + (e && e.message ? e.message : 'sem conexão'), 'error');
+		}).then(function () {
+			button.disabled = !S.conversations[S.selected];
+			button.classList.remove('busy');
+			$('reply-file').value = '';
+		});
+	}
+
+	/* An upload's answer as a message's media (it is served at GET /v1/media/<upload id>). */
+	function uploadMedia(u) {
+		return { id: u.id, kind: u.kind, mime: u.mime, size: u.size, name: u.name, status: 'stored' };
 	}
 
 	/* ---------- outbox: replies not yet acknowledged ----------
@@ -1342,8 +1418,8 @@
 	}
 
 	var outboxSeq = 0;
-	function outboxAdd(c, text) {
-		var e = { cid: newClientId(), conversation: c.rawId, conv: c.id, text: text, at: Date.now(),
+	function outboxAdd(c, text, media) {
+		var e = { cid: newClientId(), conversation: c.rawId, conv: c.id, text: text, media: media || null, at: Date.now(),
 			seq: Date.now() * 1000 + (outboxSeq++ % 1000), owner: S.tabId, state: 'queued' };
 		return storeSet('local', outboxPrefix() + e.cid, JSON.stringify(e)) ? e : null;
 	}
@@ -1433,7 +1509,8 @@
 			var c = ensureConv(e.conv, { conversation_id: e.conversation }, true);
 			if (findLocal(c.id, e.cid)) return;
 			insertMessage(c, { message_id: null, localId: e.cid, from_me: true, agent_id: S.me.agent, sender_name: null,
-				text: e.text, kind: 'text', at: e.at, local: true, status: 'queued' });
+				text: e.text, kind: e.media ? e.media.kind : 'text', media: e.media ? uploadMedia(e.media) : null,
+				at: e.at, local: true, status: 'queued' });
 			if (e.at >= c.lastAt) { c.lastAt = e.at; c.lastText = e.text; c.lastFromMe = true; }
 		});
 		scheduleRender();
@@ -1484,7 +1561,7 @@
 			if (e.state === 'uncertain') S.stats.resent++;
 			e.state = 'sent';
 			outboxPut(e);
-			if (!sendReplyOp({ cid: e.cid, conversation: e.conversation, conv: e.conv, text: e.text })) {
+			if (!sendReplyOp({ cid: e.cid, conversation: e.conversation, conv: e.conv, text: e.text, media: e.media })) {
 				e.state = 'queued';
 				outboxPut(e);
 				return;
@@ -1495,7 +1572,9 @@
 
 	function sendReplyOp(r) {
 		var m = findLocal(r.conv, r.cid);
-		var id = sendOp({ op: 'reply', conversation: r.conversation, text: r.text, id: r.cid },
+		var op = { op: 'reply', conversation: r.conversation, text: r.text, id: r.cid };
+		if (r.media) op.media = r.media.id;
+		var id = sendOp(op,
 			{ conversation: r.conv, localId: r.cid, clientId: r.cid });
 		if (id === null) return false;
 		if (m && m.status === 'queued') { m.status = 'pending'; scheduleRender(); }
@@ -1865,6 +1944,7 @@
 		var has = !!c;
 		$('reply-input').disabled = !has;
 		$('reply-send').disabled = !has;
+		if (!$('reply-attach').classList.contains('busy')) $('reply-attach').disabled = !has;
 		$('transfer-agent').disabled = !has;
 		$('transfer-domain').disabled = !has;
 		$('transfer-button').disabled = !has;
@@ -1972,14 +2052,17 @@
 		hints.sort(function (a, b) { return b.at - a.at; }); // newest first: the one to act on
 		var frag = document.createDocumentFragment();
 		hints.forEach(function (h, i) {
-			var card = el('div', 'hint' + (h.critical ? ' critical' : '') + (i === 0 ? ' latest' : ''));
+			var card = el('div', 'hint' + (h.critical ? ' critical' : '') + (i === 0 ? ' latest' : '') + (h.partial ? ' partial' : ''));
 			card.dataset.messageId = h.message_id || '';
+			card.dataset.hintId = h.hint_id === null ? '' : String(h.hint_id);
+			card.dataset.partial = h.partial ? 'true' : 'false';
 			card.dataset.intent = h.intent;
 			card.dataset.critical = h.critical ? 'true' : 'false';
 			card.setAttribute('data-testid', 'hint');
 
 			var head = el('div', 'hint-head');
-			var intent = el('span', 'tag tag-intent intent-' + h.intent, INTENT_LABELS[h.intent] || h.intent);
+			var intent = h.partial ? el('span', 'tag tag-writing', 'escrevendo…')
+				: el('span', 'tag tag-intent intent-' + h.intent, INTENT_LABELS[h.intent] || h.intent);
 			intent.setAttribute('data-testid', 'hint-intent');
 			head.appendChild(intent);
 			if (h.critical) {
@@ -2002,6 +2085,7 @@
 			if (h.message_ids.length > 1) foot.appendChild(el('span', 'muted', 'cobre ' + h.message_ids.length + ' mensagens'));
 			var use = el('button', 'btn btn-small hint-use', 'Usar');
 			use.type = 'button';
+			use.disabled = h.partial; // not before the model has finished it
 			use.setAttribute('data-testid', 'hint-use');
 			use.title = 'Copiar a sugestão para a caixa de resposta';
 			use.addEventListener('click', function () { useHint(h); });
@@ -2238,6 +2322,11 @@
 			}
 		});
 		$('reply-input').addEventListener('input', onReplyInput);
+		$('reply-attach').addEventListener('click', function () { $('reply-file').click(); });
+		$('reply-file').addEventListener('change', function () {
+			var f = $('reply-file').files && $('reply-file').files[0];
+			if (f) attachFile(f);
+		});
 		$('reply-input').addEventListener('blur', function () { if (!$('reply-input').value.trim()) stopTyping(); });
 		$('transfer-form').addEventListener('submit', function (e) {
 			e.preventDefault();

@@ -615,6 +615,10 @@ static void load_event_record(const char *data, size_t len)
 		return;
 	cJSON *root = cJSON_ParseWithLength(data, len);
 	const cJSON *d = cJSON_GetObjectItem(root, "data"), *id = cJSON_GetObjectItem(d, "message_id"), *ids, *x;
+	if (hint && cJSON_IsTrue(cJSON_GetObjectItem(d, "partial"))) {
+		cJSON_Delete(root); /* a hint being written (ai.stream): the stored one follows */
+		return;
+	}
 	if (hint && cJSON_IsArray(ids = cJSON_GetObjectItem(d, "message_ids")) && cJSON_GetArraySize(ids) > 0) {
 		cJSON_ArrayForEach(x, ids)
 			if (cJSON_IsString(x))
@@ -625,7 +629,8 @@ static void load_event_record(const char *data, size_t len)
 	cJSON_Delete(root);
 }
 
-/* A frame on company:C; only hint events matter. Cheap test first: message events are as frequent. */
+/* A frame on company:C; only stored hint events matter (not partial ones, ai.stream). Cheap test
+ * first: message events are as frequent. */
 static void load_hint_frame(const char *data, size_t len)
 {
 	if (!memmem(data, len, "\"type\":\"hint\"", 13))
@@ -633,7 +638,8 @@ static void load_hint_frame(const char *data, size_t len)
 	double now = loop_now();
 	cJSON *root = cJSON_ParseWithLength(data, len);
 	const cJSON *type = cJSON_GetObjectItem(root, "type"), *d = cJSON_GetObjectItem(root, "data");
-	if (cJSON_IsString(type) && strcmp(type->valuestring, "hint") == 0 && cJSON_IsObject(d)) {
+	if (cJSON_IsString(type) && strcmp(type->valuestring, "hint") == 0 && cJSON_IsObject(d) &&
+	    !cJSON_IsTrue(cJSON_GetObjectItem(d, "partial"))) {
 		const cJSON *ids = cJSON_GetObjectItem(d, "message_ids"), *id;
 		bool measured = false;
 		if (cJSON_IsArray(ids) && cJSON_GetArraySize(ids) > 0) {

@@ -2,7 +2,8 @@
 /*
  * The agent console in a real headless Chromium (Debian's /usr/bin/chromium, driven by
  * playwright-core), against a running atende. Two agents, each in a fresh browser profile:
- * agent A logs in, sees the colleague online, gets a hint live, replies, sees the colleague
+ * agent A logs in, sees the colleague online, gets a hint live (and a hint being written, fed
+ * as frames: it grows in its box and the stored one replaces it), replies, sees the colleague
  * typing, loses the network (a TCP proxy in front of the notifier is cut) while customer
  * messages arrive, and comes back with exactly those messages, by resume, not by reload.
  * A third agent sits behind a proxy that refuses WebSocket: its console falls back to
@@ -131,6 +132,29 @@ async function main() {
 		const hintText = (await hint.locator('[data-testid=hint-text]').innerText()).trim();
 		if (!hintText) throw new Error('the hint has no text');
 		const intent = await hint.getAttribute('data-intent');
+
+		begin('a hint being written (ai.stream) grows in its box, the stored one replaces it, a withdrawn one goes');
+		const conv = await pa.evaluate(() => window.atendeConsole.selected);
+		const feed = (data) => pa.evaluate((d) => window.atendeConsole._onFrame(JSON.stringify({ type: 'hint', data: d })),
+			Object.assign({ conversation_id: Number(conv), message_id: `${first}-S`, message_ids: [`${first}-S`], company_id: 1,
+				intent: null, critical: false, source: 'ai', created_at: null }, data));
+		const writing = pa.locator('[data-testid=hint][data-hint-id="990000001"]');
+		await feed({ hint_id: 990000001, partial: true, text: 'Verifique se há' });
+		await writing.locator('[data-testid=hint-text]', { hasText: 'Verifique se há' }).waitFor();
+		if (await writing.getAttribute('data-partial') !== 'true') throw new Error('a partial hint is not shown as one');
+		if (!(await writing.locator('[data-testid=hint-use]').isDisabled())) throw new Error('"Usar" on a hint being written');
+		await feed({ hint_id: 990000001, partial: true, text: 'Verifique se há falha massiva' });
+		await writing.locator('[data-testid=hint-text]', { hasText: 'falha massiva' }).waitFor();
+		if (await writing.count() !== 1) throw new Error('a growing hint got a second box');
+		await feed({ hint_id: 990000001, intent: 'outage', text: 'Verifique se há falha massiva na região.',
+			created_at: new Date().toISOString() });
+		await pa.locator('[data-testid=hint][data-hint-id="990000001"][data-partial=false][data-intent=outage]').waitFor();
+		if (await writing.count() !== 1) throw new Error('the stored hint did not replace the partial one');
+		await feed({ hint_id: 990000002, partial: true, text: 'Ofereça' });
+		await pa.locator('[data-testid=hint][data-hint-id="990000002"]').waitFor();
+		await feed({ hint_id: 990000002, partial: true, withdrawn: true, text: '' });
+		await pa.locator('[data-testid=hint][data-hint-id="990000002"]').waitFor({ state: 'detached' });
+		if (await hint.count() !== 1) throw new Error('the message\'s own hint went away');
 
 		begin('agent A replies');
 		const reply = `Oi ${NAME.split(' ')[0]}, já abri um chamado técnico para a sua linha (${RUN}).`;

@@ -5,7 +5,8 @@
  * atende) and the page plays the audio (its duration, read by the browser from the file served by
  * GET /v1/media/ID?token=, is > 0) with the transcript under it, shows the image (decoded, its
  * natural size the file's) linking to the full size, and the document as a download link with
- * its name and size.
+ * its name and size. With ATENDE_ATTACH, the agent then sends that image with the attach button
+ * and the page shows it, sent (the gateway's id on the bubble), loaded from /v1/media.
  *
  * Run by test/integration/test_media.py, with the environment:
  *   ATENDE_NOTIFIER            http://127.0.0.1:PORT
@@ -13,6 +14,8 @@
  *   ATENDE_CONVERSATION        the conversation's id
  *   ATENDE_DOC_NAME            the document's file name
  *   ATENDE_SCREENSHOT          where to save the screenshot
+ *   ATENDE_ATTACH              (optional) an image to send with the attach button, and
+ *   ATENDE_CAPTION             its caption, typed first; the page must then show it as sent
  * Prints one JSON line on success and exits 0; otherwise the failed step, and exits 1.
  */
 'use strict';
@@ -26,6 +29,8 @@ const TOKEN = env('ATENDE_TOKEN');
 const CONV = env('ATENDE_CONVERSATION');
 const DOC_NAME = env('ATENDE_DOC_NAME');
 const SHOT = env('ATENDE_SCREENSHOT');
+const ATTACH = process.env.ATENDE_ATTACH || '';
+const CAPTION = process.env.ATENDE_CAPTION || '';
 const T = 30000;
 const begin = steps.begin;
 
@@ -76,6 +81,21 @@ async function main() {
 		const r = await page.evaluate((href) => fetch(href).then((x) => ({ status: x.status, type: x.headers.get('content-type') })), out.doc.href);
 		out.doc.status = r.status;
 		out.doc.type = r.type;
+
+		if (ATTACH) {
+			begin('the agent attaches an image with a caption: it is sent and shown like a received one');
+			await page.locator('[data-testid=reply-input]').fill(CAPTION);
+			await page.locator('[data-testid=reply-attach]:not([disabled])').waitFor();
+			await page.locator('[data-testid=reply-file]').setInputFiles(ATTACH);
+			const sent = page.locator('.msg.out.sent[data-message-id]', { hasText: CAPTION })
+				.locator('[data-testid=media-image]');
+			await sent.waitFor();
+			await page.waitForFunction((cap) => Array.from(document.querySelectorAll('.msg.out.sent[data-message-id]'))
+				.some((row) => row.textContent.includes(cap) && (row.querySelector('[data-testid=media-image]') || {}).naturalWidth > 0), CAPTION);
+			out.sent = await sent.evaluate((i) => ({ w: i.naturalWidth, h: i.naturalHeight, src: new URL(i.src).pathname,
+				messageId: i.closest('.msg').dataset.messageId }));
+			out.caption = await page.locator('[data-testid=reply-input]').inputValue();
+		}
 		await page.screenshot({ path: SHOT });
 		process.stdout.write(JSON.stringify(out) + '\n');
 	} catch (e) {

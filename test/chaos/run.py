@@ -15,8 +15,10 @@ spread over the run (each logged with its time and how long the system took to b
   gateway     the fake gateway answers 500 for 30 s
   slow        a company console that stops reading for 30 s (the notifier should close it)
   postgres    kill -9 the embedded PostgreSQL's postmaster (the supervisor restarts it)
-  supervisor  kill -9 the supervisor (its children stop by themselves; `atende run` again once
-              they have, or after 90 s, as a process manager would), last: the most disruptive
+  supervisor  kill -9 the supervisor (its children stop by themselves, the embedded broker
+              stays to be adopted; `atende run` again once the ingress and notifier have
+              left their ports, or after 90 s, as a process manager would), last: the most
+              disruptive
 
 Then it waits for the system to drain and runs test/chaos/check.py, printing its JSON report
 (with the faults) and exiting with its status. Knobs (environment): CHAOS_SECONDS (300),
@@ -390,11 +392,12 @@ class Chaos:
         s.log.close()
         t = time.time()
         # its children stop by themselves (they watch their parent), the workers once they have
-        # stored what they hold, which under load takes a while; the next start stops a leftover
-        # PostgreSQL itself
+        # stored what they hold, which under load takes a while; the embedded broker stays for
+        # the next start to adopt, which also stops a leftover PostgreSQL itself: only the
+        # ingress and the notifier, holding their ports, must be gone before it
         try:
-            wait_for(lambda: not [p for p in s.leftover_processes() if "bench" not in p], 90,
-                     "the old processes to stop", interval=0.5)
+            wait_for(lambda: not [p for p in s.leftover_processes() if "atende-ingress" in p or "atende-notifier" in p],
+                     90, "the old ingress and notifier to stop", interval=0.5)
             stopped = round(time.time() - t, 1)
         except AssertionError:
             stopped = -1

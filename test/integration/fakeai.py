@@ -8,8 +8,22 @@ through success, latency, 429, 500, garbage and hangs:
                   {"text": the transcript set with "transcript"}, after "transcription_latency_ms";
                   the current mode applies to it too (429, 500, garbage, hang)
   POST /control  also {"transcript": TEXT, "transcription_latency_ms": N}
+  POST /control  also {"stream_ms": N, "stream_chunks": K, "ignore_stream": bool}: a request
+                  with "stream": true is answered text/event-stream (chunked): the answer's
+                  JSON text in K content deltas (default 8) spread over N ms (default 0), each
+                  event written in two pieces (split mid-line), then a usage chunk when
+                  stream_options.include_usage, then "data: [DONE]"; "latency_ms" comes before
+                  the first delta. "ignore_stream": answer such requests with one plain JSON
+                  completion, as a server that does not stream would.
+  A chat completion whose user content holds an image_url part (an image's description,
+  ai.vision) is answered in plain text: the description set with "description".
+  POST <any prefix>/embeddings  {"model", "input": TEXT} -> {"data": [{"embedding": [256 floats]}],
+                  "usage": {"prompt_tokens", "total_tokens"}}: embed(TEXT), deterministic, so
+                  paraphrases are close and different requests are not. Counted apart from the
+                  chat calls (GET /calls "embeddings", "embedding_inputs"); its own mode
+                  (POST /control {"embeddings_mode": "ok"|"500"|"hang", "embeddings_latency_ms": N})
   POST /control  {"mode": "ok"|"429"|"500"|"garbage"|"hang"|"odd_intent"|"no_critical"|
-                  "long_hint"|"no_hint", "latency_ms": N,
+                  "long_hint"|"no_hint"|"cut", "latency_ms": N,
                   "retry_after": S, "times": K}   (fields optional; "times": the mode
                   applies to the next K calls, then "ok" returns)
   GET  /calls    {"count": N, "models": [...], "by_model": {...}, "calls": [{"t", "model",
@@ -21,7 +35,9 @@ through success, latency, 429, 500, garbage and hangs:
 customer messages (the text after "Mensagens novas do cliente:", as worker/ai.c writes
 it), so hints are meaningful. The odd modes answer 200 with a completion a real model may
 write: "odd_intent" says "intent": "technical", "no_critical" leaves "critical" out,
-"long_hint" writes a 3,000-character hint, "no_hint" leaves the hint out. A bot-mode request
+"long_hint" writes a 3,000-character hint, "no_hint" leaves the hint out. "cut" streams half of
+the deltas of a streamed answer and then drops the connection (no answer at all when not
+streamed): a stream broken midway. A bot-mode request
 (its system prompt asks for "handoff") gets {"answer": BOT_ANSWERS[intent], "handoff": false},
 or {"answer": "", "handoff": true} when the customer text holds one of BOT_CANNOT_HELP. Use it
 in-process (FakeAI().start()) or as a program:
@@ -30,13 +46,18 @@ in-process (FakeAI().start()) or as a program:
 import argparse
 import hashlib
 import json
+import math
+import re
+import unicodedata
 import signal
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MODES = ("ok", "429", "500", "garbage", "hang", "odd_intent", "no_critical", "long_hint", "no_hint")
+EMBED_DIMS = 256
+EMBED_MODES = ("ok", "500", "hang")
+MODES = ("ok", "429", "500", "garbage", "hang", "odd_intent", "no_critical", "long_hint", "no_hint", "cut")
 ODD_MODES = ("odd_intent", "no_critical", "long_hint", "no_hint")
 NEW_MARKER = "Mensagens novas do cliente:"
 MAX_LOG = 10000
@@ -95,6 +116,66 @@ def classify(text):
     return intent, critical
 
 
+def _feature_index(feature):
+    h = hashlib.md5(feature.encode()).digest()
+    return int.from_bytes(h[:4], "little") % EMBED_DIMS, 1.0 if h[4] & 1 else -1.0
+
+
+# What a real embeddings model knows and a bag of words does not: words of one meaning land
+# together. A generic telecom lexicon (not drawn from any test set): word -> concept.
+EMBED_CONCEPTS = {
+    "bill": "fatura boleto conta cobranca cobrado cobraram cobrou debito valor mensalidade",
+    "copy": "segunda 2a via copia",
+    "pay": "pagar paguei pago pagamento pix quitar",
+    "down": "caiu cai parou sem nao funciona oscilando lenta lento instavel queda fora",
+    "net": "internet conexao wifi sinal rede servico",
+    "router": "roteador modem aparelho equipamento",
+    "cancel": "cancelar cancelamento encerrar rescindir desistir sair portabilidade",
+    "plan": "plano pacote assinatura combo mega giga velocidade",
+    "buy": "contratar assinar comprar adquirir mudar trocar upgrade aumentar",
+    "price": "preco quanto custa valores promocao oferta desconto",
+    "angry": "absurdo pessimo ridiculo vergonha descaso palhacada horrivel",
+    "nobody": "ninguem resolve resolveu responde",
+    "visit": "tecnico visita agendar agendamento instalacao reparo",
+    "thanks": "obrigado obrigada obg vlw valeu agradeco",
+    "ok": "ok certo entendi blz beleza perfeito",
+    "again": "denovo novo novamente outra vez",
+}
+EMBED_WORD_CONCEPT = {w: c for c, ws in EMBED_CONCEPTS.items() for w in ws.split()}
+EMBED_STOPWORDS = set("""a o as os um uma uns umas de do da dos das no na nos nas em e ou que pra para por com
+    me mim meu minha meus minhas eu voce vc vcs voces seu sua ele ela isso esse essa este esta ai aqui la
+    ja mas se tem ta to esta estou foi ser era nem so tb tambem mais muito bem oi ola bom boa dia tarde noite
+    tudo td gente entao ne assim favor pfv quero queria gostaria preciso manda mandar agora hoje""".split())
+
+
+def embed(text):
+    """A deterministic stand-in for an embeddings model: the text folded (case, accents,
+    punctuation), function words and bare request verbs dropped, each word mapped to its concept (EMBED_CONCEPTS:
+    "boleto" and "fatura" are one thing, as a real model would place them), then a hashed bag
+    of those concepts (weight 1) and the character trigrams of each word (0.1 each, so a typo
+    costs little) in EMBED_DIMS signed buckets, L2-normalised. A paraphrase that says the same
+    things in other words is close; another request shares few concepts and is not."""
+    t = unicodedata.normalize("NFKD", str(text).lower())
+    t = "".join(ch for ch in t if not unicodedata.combining(ch))
+    words = [w for w in re.findall(r"[a-z0-9]+", t) if w not in EMBED_STOPWORDS]
+    v = [0.0] * EMBED_DIMS
+    feats = []
+    for w in words:
+        stem = w[:-1] if len(w) > 4 and w.endswith("s") else w
+        feats.append(("c:" + EMBED_WORD_CONCEPT.get(w, EMBED_WORD_CONCEPT.get(stem, stem)), 1.0))
+        padded = f"^{stem}$"
+        feats += [("#" + padded[i:i + 3], 0.1) for i in range(len(padded) - 2)]
+    for f, weight in feats:
+        i, sign = _feature_index(f)
+        v[i] += sign * weight
+    n = math.sqrt(sum(x * x for x in v)) or 1.0
+    return [round(x / n, 6) for x in v]
+
+
+def cosine(a, b):
+    return sum(x * y for x, y in zip(a, b))
+
+
 def new_messages(body):
     """The customer text the client asked about: after the marker in the last user message."""
     msgs = body.get("messages") if isinstance(body, dict) else None
@@ -127,6 +208,9 @@ class FakeAI:
         self.by_model = {}
         self.transcript = "oi, minha internet caiu desde ontem e o roteador está piscando vermelho"
         self.transcription_latency_ms = 0
+        self.stream_ms, self.stream_chunks, self.ignore_stream = 0, 8, False
+        self.description = "Foto de um roteador com a luz de internet vermelha acesa."
+        self.embeddings_mode, self.embeddings_latency_ms, self.embeddings, self.embedding_inputs = "ok", 0, 0, []
         # one thread per connection: small stacks so the benchmark's thousands of calls fit
         # (process-wide setting, plenty for these handlers)
         threading.stack_size(512 * 1024)
@@ -150,8 +234,23 @@ class FakeAI:
             self._thread.join(timeout=5)
 
     def control(self, mode=None, latency_ms=None, retry_after=None, times=None, transcript=None,
-                transcription_latency_ms=None):
+                transcription_latency_ms=None, stream_ms=None, stream_chunks=None, ignore_stream=None,
+                description=None, embeddings_mode=None, embeddings_latency_ms=None):
         with self._lock:
+            if embeddings_mode is not None:
+                if embeddings_mode not in EMBED_MODES:
+                    raise ValueError(f"embeddings_mode must be one of {', '.join(EMBED_MODES)}")
+                self.embeddings_mode = embeddings_mode
+            if embeddings_latency_ms is not None:
+                self.embeddings_latency_ms = max(0, int(embeddings_latency_ms))
+            if stream_ms is not None:
+                self.stream_ms = max(0, int(stream_ms))
+            if stream_chunks is not None:
+                self.stream_chunks = max(1, int(stream_chunks))
+            if ignore_stream is not None:
+                self.ignore_stream = bool(ignore_stream)
+            if description is not None:
+                self.description = str(description)
             if transcript is not None:
                 self.transcript = str(transcript)
             if transcription_latency_ms is not None:
@@ -171,17 +270,23 @@ class FakeAI:
 
     def state(self):
         return {"mode": self.mode, "latency_ms": self.latency_ms, "retry_after": self.retry_after,
-                "times": self.times, "count": self.count, "transcription_latency_ms": self.transcription_latency_ms}
+                "times": self.times, "count": self.count, "transcription_latency_ms": self.transcription_latency_ms,
+                "stream_ms": self.stream_ms, "stream_chunks": self.stream_chunks, "ignore_stream": self.ignore_stream,
+                "embeddings_mode": self.embeddings_mode, "embeddings_latency_ms": self.embeddings_latency_ms,
+                "embeddings": self.embeddings}
 
     def reset(self):
         with self._lock:
             self.mode, self.latency_ms, self.retry_after, self.times = "ok", 0, 1, None
+            self.stream_ms, self.stream_chunks, self.ignore_stream = 0, 8, False
             self.count, self.log, self.by_model = 0, [], {}
+            self.embeddings_mode, self.embeddings_latency_ms, self.embeddings, self.embedding_inputs = "ok", 0, 0, []
 
     def calls(self):
         with self._lock:
             return {"count": self.count, "models": [c["model"] for c in self.log], "by_model": dict(self.by_model),
-                    "calls": list(self.log)}
+                    "calls": list(self.log), "embeddings": self.embeddings,
+                    "embedding_inputs": list(self.embedding_inputs)}
 
     # ---- the API
     def _next_mode(self):
@@ -207,6 +312,15 @@ class FakeAI:
         return entry
 
     def _completion(self, body, mode="ok"):
+        users = [m.get("content") for m in body.get("messages", []) if isinstance(m, dict) and m.get("role") == "user"]
+        if users and isinstance(users[-1], list) and any(isinstance(p, dict) and p.get("type") == "image_url"
+                                                         for p in users[-1]):
+            answer = self.description
+            return {"id": f"chatcmpl-fake-{self.count}", "object": "chat.completion", "created": int(time.time()),
+                    "model": body.get("model"),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1000, "completion_tokens": 20, "total_tokens": 1020}}
         text = new_messages(body)
         intent, critical = classify(text)
         system = " ".join(m.get("content", "") for m in body.get("messages", [])
@@ -289,7 +403,10 @@ class FakeAI:
                     try:
                         state = fake.control(body.get("mode"), body.get("latency_ms"), body.get("retry_after"),
                                              body.get("times"), body.get("transcript"),
-                                             body.get("transcription_latency_ms"))
+                                             body.get("transcription_latency_ms"), body.get("stream_ms"),
+                                             body.get("stream_chunks"), body.get("ignore_stream"),
+                                             body.get("description"), body.get("embeddings_mode"),
+                                             body.get("embeddings_latency_ms"))
                     except (ValueError, TypeError) as e:
                         return self._send(400, {"error": str(e)})
                     return self._send(200, state)
@@ -298,17 +415,25 @@ class FakeAI:
                     return self._send(200, fake.state())
                 if path.endswith("/audio/transcriptions"):
                     return self._transcription()
+                if path.endswith("/embeddings"):
+                    return self._embeddings(body)
                 if not path.endswith("/chat/completions"):
                     return self._send(404, {"error": {"message": "not found"}})
                 if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
                     return self._send(400, {"error": {"message": "messages is required", "type": "invalid_request"}})
                 mode, latency_ms, retry_after = fake._next_mode()
                 entry = fake._record(body, mode)
-                if mode == "hang":
-                    fake._stop.wait(3600)  # until the server stops; the client times out first
-                    self.close_connection = True
+                if not self._delay(mode, latency_ms):
                     return
-                if latency_ms and fake._stop.wait(latency_ms / 1000.0):
+                with fake._lock:
+                    streamed = body.get("stream") is True and not fake.ignore_stream
+                    stream_ms, chunks = fake.stream_ms, fake.stream_chunks
+                entry["stream"] = streamed
+                if streamed and (mode in ("ok", "cut") or mode in ODD_MODES):
+                    entry["status"] = 200
+                    return self._stream(fake._completion(body, "ok" if mode == "cut" else mode), body, stream_ms,
+                                        chunks, cut=mode == "cut")
+                if mode == "cut":
                     self.close_connection = True
                     return
                 if mode == "ok" or mode in ODD_MODES:
@@ -325,6 +450,78 @@ class FakeAI:
                     entry["status"] = 200
                     self._send(200, raw=b"<html><body>upstream exploded</body></html>")
 
+            def _chunk(self, data):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+
+            def _event(self, obj):
+                """One server-sent event, written in two HTTP chunks split mid-line (mid UTF-8
+                sequence too, when the middle byte falls in one)."""
+                data = ("data: " + (obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)) + "\n\n").encode()
+                half = len(data) // 2
+                self._chunk(data[:half])
+                self._chunk(data[half:])
+
+            def _stream(self, completion, body, stream_ms, chunks, cut=False):
+                """completion's content as a chat-completions event stream."""
+                content = completion["choices"][0]["message"]["content"]
+                step = max(1, -(-len(content) // chunks))
+                pieces = [content[i:i + step] for i in range(0, len(content), step)]
+                base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
+                        "model": completion["model"]}
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Cache-Control", "no-cache")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self._event(dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                     "finish_reason": None}]))
+                    for k, piece in enumerate(pieces):
+                        if cut and k >= len(pieces) // 2:
+                            self.close_connection = True  # no terminating chunk: a broken stream
+                            return
+                        if k and stream_ms and fake._stop.wait(stream_ms / 1000.0 / max(1, len(pieces) - 1)):
+                            self.close_connection = True
+                            return
+                        self._event(dict(base, choices=[{"index": 0, "delta": {"content": piece},
+                                                         "finish_reason": None}]))
+                    self._event(dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+                    if (body.get("stream_options") or {}).get("include_usage"):
+                        self._event(dict(base, choices=[], usage=completion["usage"]))
+                    self._event("[DONE]")
+                    self._chunk(b"")
+                except OSError:
+                    self.close_connection = True
+
+            def _delay(self, mode, latency_ms):
+                """Hangs ("hang", until the server stops) or waits latency_ms; False when the
+                connection is to be dropped without an answer."""
+                if mode == "hang" or (latency_ms and fake._stop.wait(latency_ms / 1000.0)):
+                    if mode == "hang":
+                        fake._stop.wait(3600)  # until the server stops; the client times out first
+                    self.close_connection = True
+                    return False
+                return True
+
+            def _embeddings(self, body):
+                if not isinstance(body, dict) or not isinstance(body.get("input"), str) or not body.get("model"):
+                    return self._send(400, {"error": {"message": "model and a string input are required",
+                                                      "type": "invalid_request"}})
+                with fake._lock:
+                    fake.embeddings += 1
+                    fake.embedding_inputs.append(body["input"])
+                    del fake.embedding_inputs[:-MAX_LOG]
+                    mode, latency_ms = fake.embeddings_mode, fake.embeddings_latency_ms
+                if not self._delay(mode, latency_ms):
+                    return
+                if mode == "500":
+                    return self._send(500, {"error": {"message": "The server had an error"}})
+                tokens = max(1, len(body["input"]) // 4)
+                self._send(200, {"object": "list", "model": body["model"],
+                                 "data": [{"object": "embedding", "index": 0, "embedding": embed(body["input"])}],
+                                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
             def _transcription(self):
                 ctype = self.headers.get("Content-Type", "")
                 fields = parse_multipart(ctype, self.raw)
@@ -337,12 +534,7 @@ class FakeAI:
                         "file_len": len(fields["file"]), "file_sha256": hashlib.sha256(fields["file"]).hexdigest(),
                         "kind": "transcription"}
                 entry = fake._record(body, mode)
-                if mode == "hang":
-                    fake._stop.wait(3600)
-                    self.close_connection = True
-                    return
-                if latency_ms and fake._stop.wait(latency_ms / 1000.0):
-                    self.close_connection = True
+                if not self._delay(mode, latency_ms):
                     return
                 entry["status"] = {"ok": 200, "429": 429, "500": 500}.get(mode, 200)
                 if mode == "ok":

@@ -8,7 +8,10 @@ and the Cloud API's GET /{version}/{phone_number_id}. Failures and delays apply 
 /chat/getBase64FromMediaMessage/{instance} answers {"base64","mimetype"} for the message id in
 message.key.id; the Cloud API's GET /{version}/{media_id} answers {"url","mime_type","file_size"}
 and GET /files/{media_id} the bytes, both only with the channel's bearer token; fail_media(n)
-makes the next n media requests fail (their own counter, not the sends')."""
+makes the next n media requests fail (their own counter, not the sends'). Sending files:
+Evolution's POST /message/sendMedia/{instance} answers like sendText; the Cloud API's POST
+/{version}/{phone_number_id}/media (multipart, recorded raw in "raw") answers {"id"}, and both
+count as sends (fail_next and the delays apply)."""
 import base64
 import itertools
 import json
@@ -74,7 +77,8 @@ class FakeGateway:
                     body = None
                 if self.path.startswith("/chat/getBase64FromMediaMessage/"):
                     return self._answer(*gw._media_evolution(self.path, dict(self.headers), body))
-                status, answer, delay = gw._record(self.command, self.path, dict(self.headers), body)
+                status, answer, delay = gw._record(self.command, self.path, dict(self.headers), body,
+                                                   raw if body is None else None)
                 if delay:
                     time.sleep(delay)
                 self._answer(status, answer)
@@ -212,16 +216,23 @@ class FakeGateway:
                      "sha256": "", "file_size": len(data), "id": mid}
 
     # --- answers ---------------------------------------------------------
-    def _record(self, method, path, headers, body):
+    def _record(self, method, path, headers, body, raw=None):
         with self.lock:
             n = next(self._ids)
             self.requests.append({"method": method, "path": path, "headers": headers, "body": body,
-                                  "at": time.time(), "n": n})
+                                  "at": time.time(), "n": n, "raw": raw})
             fail = self._fail.pop(0) if self._fail else self._fail_all
             delay = self._delay.pop(0) if self._delay else (self._delay_all or self.latency)
         if fail:
             return fail, {"status": fail, "error": "Internal Server Error", "response": {"message": ["fake failure"]}}, delay
         b = body if isinstance(body, dict) else {}
+        if path.startswith("/message/sendMedia/"):
+            number = str(b.get("number", ""))
+            return 201, {"key": {"remoteJid": f"{number}@s.whatsapp.net", "fromMe": True, "id": f"3EB0FAKE{self.port:05d}{n:07d}"},
+                         "message": {b.get("mediatype", "document") + "Message": {"mimetype": b.get("mimetype")}},
+                         "messageTimestamp": str(int(time.time())), "status": "PENDING"}, delay
+        if path.endswith("/media") and raw is not None:
+            return 200, {"id": f"FAKEUPLOAD{self.port:05d}{n:07d}"}, delay
         if path.startswith("/message/sendText/"):
             number = str(b.get("number", ""))
             return 201, {"key": {"remoteJid": f"{number}@s.whatsapp.net", "fromMe": True, "id": f"3EB0FAKE{self.port:05d}{n:07d}"},

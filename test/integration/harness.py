@@ -171,8 +171,10 @@ class System:
         return f"http://127.0.0.1:{self.ports[which]}{path}"
 
     def pid(self, role, index=0):
-        """The pid of a running child process, from `atende status`."""
-        s = json.loads(self.cli("status", "--json").stdout)
+        """The pid of a running child process, from the supervisor's /healthz (what `atende
+        status` starts from; status itself also scrapes twice and asks PostgreSQL, too slow to
+        poll on a loaded machine)."""
+        s = json.loads(http("GET", self.url("metrics", "/healthz"), timeout=10).body)
         return [p["pid"] for p in s["processes"] if p["role"] == role and p["index"] == index][0]
 
     def metric(self, which, name, index=0):

@@ -155,3 +155,28 @@ def test_command_line_program():
     finally:
         proc.terminate()
         assert proc.wait(timeout=5) == 0
+
+
+def test_embeddings_are_deterministic_and_counted_apart(fake):
+    url = fake.base_url + "/embeddings"
+    status, _, raw = post(url, {"model": "text-embedding-3-small", "input": "preciso da segunda via do boleto"})
+    assert status == 200
+    body = json.loads(raw)
+    vec = body["data"][0]["embedding"]
+    assert len(vec) == 256 and abs(sum(x * x for x in vec) - 1) < 1e-3
+    assert body["usage"]["prompt_tokens"] > 0
+    again = json.loads(post(url, {"model": "m", "input": "preciso da segunda via do boleto"})[2])["data"][0]["embedding"]
+    assert again == vec
+    near = json.loads(post(url, {"model": "m", "input": "me manda a 2a via da fatura"})[2])["data"][0]["embedding"]
+    far = json.loads(post(url, {"model": "m", "input": "quero cancelar meu plano"})[2])["data"][0]["embedding"]
+    cos = lambda a, b: sum(x * y for x, y in zip(a, b))
+    assert cos(vec, near) > 0.9 and cos(vec, far) < 0.3
+    assert post(url, {"model": "m", "input": ["a list"]})[0] == 400
+    fake.control(embeddings_mode="500")
+    assert post(url, {"model": "m", "input": "oi"})[0] == 500
+    assert chat(fake, "minha fatura veio errada")[0] == 200  # the chat mode is its own
+    calls = get(fake.base_url.rsplit("/v1", 1)[0] + "/calls")
+    assert calls["count"] == 1 and calls["embeddings"] == 5
+    assert calls["embedding_inputs"][-1] == "oi"
+    with pytest.raises(ValueError):
+        fake.control(embeddings_mode="odd")

@@ -1,5 +1,6 @@
 """Start, stop and restart: a clean drain leaves nothing behind and var/ is reusable;
 bad configs are refused with file:line."""
+import json
 import os
 import resource
 import signal
@@ -166,11 +167,13 @@ def running(pid):
         return False
 
 
-def test_kill_9_of_the_supervisor_leaves_nothing_and_the_next_start_recovers():
-    """Under load, kill -9 the supervisor: every child, the embedded PostgreSQL included,
-    stops by itself, after storing every message the ingress acknowledged; one psql
-    session keeps the old PostgreSQL alive (its smart shutdown waits for it), and the next
-    start stops that leftover first and is healthy within 30 s."""
+def test_kill_9_of_the_supervisor_keeps_the_broker_for_the_next_start():
+    """Under load, with the workers frozen (SIGSTOP) so that acknowledged messages wait in the
+    embedded broker, kill -9 the supervisor, then the workers: the ingress, the notifier and
+    the embedded PostgreSQL stop by themselves (one psql session keeps the old PostgreSQL's
+    smart shutdown waiting), but the embedded broker stays with what it holds. The next start
+    stops the PostgreSQL leftover, adopts that broker, and its workers store every message the
+    ingress acknowledged, once; a clean stop then stops the adopted broker too."""
     s = System(name="kill9")
     try:
         s.start()
@@ -179,9 +182,11 @@ def test_kill_9_of_the_supervisor_leaves_nothing_and_the_next_start_recovers():
         psql.stdin.write(b"select 'session-open';\n")
         psql.stdin.flush()
         assert b"session-open" in psql.stdout.readline() + psql.stdout.readline() + psql.stdout.readline()
-        postmaster = s.pid("postgres")
+        postmaster, broker = s.pid("postgres"), s.pid("broker")
+        status = json.loads(s.cli("status", "--json").stdout)
+        workers = [p["pid"] for p in status["processes"] if p["role"] == "worker"]
         tree = descendants(s.proc.pid)
-        assert postmaster in tree and s.pid("broker") in tree and len(tree) >= 6
+        assert postmaster in tree and broker in tree and len(tree) >= 6 and workers
 
         acked, stop_posting = [], threading.Event()
 
@@ -199,29 +204,42 @@ def test_kill_9_of_the_supervisor_leaves_nothing_and_the_next_start_recovers():
                     acked.append(mid)
         poster = threading.Thread(target=post)
         poster.start()
-        wait_for(lambda: len(acked) >= 200, what="200 acknowledged messages")
+        wait_for(lambda: len(acked) >= 50, what="50 acknowledged messages")
+        for w in workers:
+            os.kill(w, signal.SIGSTOP)
+        frozen_at = len(acked)
+        wait_for(lambda: len(acked) >= frozen_at + 200, what="200 messages acknowledged while the workers are frozen")
         os.kill(s.proc.pid, signal.SIGKILL)
         s.proc.wait()
         stop_posting.set()
         poster.join(30)
+        for w in workers:
+            os.kill(w, signal.SIGKILL)  # frozen workers never finish what they held: the broker must keep it
         old = [p for p in tree if p != psql.pid]
-        # everything but the PostgreSQL that the open session holds ends by itself
-        wait_for(lambda: [p for p in old if running(p) and p not in descendants(postmaster) and p != postmaster] == [],
-                 what="the supervisor's children to stop")
+        # everything but the broker and the PostgreSQL that the open session holds ends by itself
+        wait_for(lambda: [p for p in old if running(p) and p not in descendants(postmaster)
+                          and p not in (postmaster, broker)] == [],
+                 what="the supervisor's children but the broker to stop")
         assert running(postmaster), "the open psql session should keep the smart shutdown waiting"
+        assert running(broker), "the embedded broker should outlive the supervisor with its data"
 
         s.start(timeout=30)
         assert not running(postmaster)
         assert f"pid {postmaster}, left running on" in s.log_text()
-        assert [p for p in old if running(p)] == []
+        assert f"adopted the embedded broker pid {broker}" in s.log_text()
+        assert s.pid("broker") == broker
+        assert [p for p in old if running(p) and p != broker] == []
         psql.kill()
         psql.wait()
-        stored = dict(s.sql("select provider_id, count(*) from messages where provider_id like 'K9-%' "
-                            "group by provider_id"))
-        missing = [m for m in acked if m not in stored]
-        assert missing == [], f"{len(missing)} of {len(acked)} acknowledged messages not stored:\n{s.tail(80)}"
-        assert [m for m, n in stored.items() if n != "1"] == []
+
+        def stored():
+            return dict(s.sql("select provider_id, count(*) from messages where provider_id like 'K9-%' "
+                              "group by provider_id"))
+        wait_for(lambda: all(m in stored() for m in acked), timeout=90, interval=0.5,
+                 what=f"all {len(acked)} acknowledged messages stored by the new workers")
+        assert [m for m, n in stored().items() if n != "1"] == []
         assert s.stop() == 0
+        assert not running(broker)
         assert s.leftover_processes() == []
     finally:
         s.destroy()

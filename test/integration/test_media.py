@@ -4,7 +4,10 @@ inline (base64 in the webhook) and fetched (getBase64FromMediaMessage), a Cloud 
 content-addressed file, its type decided from the bytes; GET /v1/media/ID with Range, only to
 its company; an oversized file (too_large, never retried); the gateway's media endpoint
 failing then succeeding, and failing for good (failed, with the error in the history); a voice
-note transcribed by the fake AI, its transcript stored, sent to the console and coached."""
+note transcribed by the fake AI, its transcript stored, sent to the console and coached. And
+the other way: an agent uploads an image or a document (POST /v1/conversations/ID/media) and
+sends it with a reply op; it reaches the gateway's media endpoint exactly once (Evolution
+sendMedia with the base64, Cloud API upload then message), and shows in the history."""
 import base64
 import hashlib
 import hmac
@@ -23,6 +26,7 @@ VOICE = open(os.path.join(FIXTURES, "media", "voice.ogg"), "rb").read()
 PNG = open(os.path.join(FIXTURES, "media", "image.png"), "rb").read()
 PDF = open(os.path.join(FIXTURES, "media", "doc.pdf"), "rb").read()
 MAX_DOC = 4096
+MAX_UPLOAD = 200000
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +57,8 @@ def system(gateway, ai):
         r"max_document_bytes = 33554432;": f"max_document_bytes = {MAX_DOC};",
         r"fetch_retries = 3;": "fetch_retries = 2;",
         r"fetch_retry_base_ms = 500;": "fetch_retry_base_ms = 100;",
+        r"max_upload_bytes = 16777216;": f"max_upload_bytes = {MAX_UPLOAD};",
+        r"retry_base_ms = 1000;": "retry_base_ms = 200;",
     })
     yield from serve(s)
 
@@ -352,8 +358,10 @@ def test_console_plays_the_audio_and_shows_the_image_and_the_document(system, ga
     conv, agent = system.sql(f"select id, agent_id from conversations where customer = '{customer}'")[0]
     shot = os.path.join(ROOT, "build", "console-media.png")
     os.makedirs(os.path.dirname(shot), exist_ok=True)
+    caption = "Segue a foto do roteador certo"
     env = dict(os.environ, ATENDE_NOTIFIER=system.url("notifier", ""), ATENDE_TOKEN=system.token(int(agent), 1),
-               ATENDE_CONVERSATION=conv, ATENDE_DOC_NAME="fatura-marco.pdf", ATENDE_SCREENSHOT=shot)
+               ATENDE_CONVERSATION=conv, ATENDE_DOC_NAME="fatura-marco.pdf", ATENDE_SCREENSHOT=shot,
+               ATENDE_ATTACH=os.path.join(FIXTURES, "media", "image.png"), ATENDE_CAPTION=caption)
     r = subprocess.run([node, os.path.join(BROWSER_DIR, "console_media.test.js")], cwd=ROOT, env=env,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=180)
     assert r.returncode == 0, r.stderr + r.stdout
@@ -363,3 +371,200 @@ def test_console_plays_the_audio_and_shows_the_image_and_the_document(system, ga
     assert (out["image"]["w"], out["image"]["h"]) == (8, 6) and out["image"]["href"].startswith("/v1/media/")
     assert "fatura-marco.pdf" in out["doc"]["text"] and f"({len(PDF)} B)" in out["doc"]["text"]
     assert out["doc"]["status"] == 200 and out["doc"]["type"] == "application/pdf"
+    # the attach button: the image went up, out once, and shows as sent, loaded from /v1/media
+    assert (out["sent"]["w"], out["sent"]["h"]) == (8, 6) and out["sent"]["src"].startswith("/v1/media/")
+    assert out["caption"] == "", "the caption left the reply box with the file"
+    sends = [x for x in gateway.sent(path_prefix="/message/sendMedia/") if x["body"].get("caption") == caption]
+    assert len(sends) == 1 and base64.b64decode(sends[0]["body"]["media"]) == PNG
+    assert sends[0]["body"]["fileName"] == "image.png" and sends[0]["body"]["number"] == customer
+    assert system.sql(f"select kind from messages where provider_id = '{out['sent']['messageId']}'") == [["image"]]
+
+
+# ---------------------------------------------------------------- files the agents send
+
+
+def upload(system, conv, data, token, name=None, query_name=None):
+    h = {"Authorization": f"Bearer {token}", "Content-Type": "application/octet-stream"}
+    if name is not None:
+        h["X-Filename"] = urllib.parse.quote(name)
+    path = f"/v1/conversations/{conv}/media"
+    if query_name is not None:
+        path += "?" + urllib.parse.urlencode({"name": query_name})
+    return http("POST", system.url("notifier", path), data, h)
+
+
+def text_conversation(system, customer):
+    """A company 1 conversation on Evolution (a customer's text); returns (id, agent)."""
+    from test_foundation import evolution_text
+    mid = f"IN-{customer}-{time.time_ns()}"
+    assert system.evolution(evolution_text(mid, "oi, preciso de ajuda com a fatura", customer=customer)).status == 200
+    row = wait_for(lambda: system.sql(f"select c.id, c.agent_id from conversations c join messages m "
+                                      f"on m.conversation_id = c.id where m.provider_id = '{mid}'"), what="conversation")
+    return int(row[0][0]), int(row[0][1])
+
+
+def history(system, conv, token):
+    return http("GET", system.url("notifier", f"/v1/conversations/{conv}/messages"), None,
+                {"Authorization": f"Bearer {token}"}).json()["messages"]
+
+
+def test_agent_sends_an_image_once_retried_and_redelivered(system, gateway):
+    customer = "5511977770040"
+    conv, agent = text_conversation(system, customer)
+    t = system.token(agent, 1)
+    r = upload(system, conv, PNG, t, name="roteador ligado.png")
+    assert r.status == 201, r.body
+    up = r.json()["media"]
+    assert (up["kind"], up["mime"], up["size"], up["name"]) == ("image", "image/png", len(PNG), "roteador ligado.png")
+    assert (up["width"], up["height"]) == (8, 6)
+    assert get_media(system, up["id"], t).body == PNG  # the console's preview, before it is sent
+    c = system.ws(t)
+    try:
+        assert c.subscribe(f"conversation:{conv}")["type"] == "ack"
+        gateway.fail_next(1, 500)
+        caption = "a luz vermelha é esta?"
+        ack = c.request(op="reply", conversation=conv, media=up["id"], text=caption, id="img-op-1")
+        assert ack["type"] == "ack", ack
+        d = c.wait(lambda f: f["type"] == "message" and f["data"].get("request_id") == ack["request_id"])["data"]
+        assert d["status"] == "sent" and d["attempts"] == 2 and d["kind"] == "image" and d["text"] == caption
+        assert d["media"]["mime"] == "image/png" and d["media"]["id"] != up["id"] and d["by_agent"] == agent
+        # the console resends the op (a lost ack): the same op id, sent once all the same
+        c.send(op="reply", conversation=conv, media=up["id"], text=caption, id="img-op-1")
+        c.wait(lambda f: f.get("type") == "ack" and f.get("id") == "img-op-1" and f["request_id"] != ack["request_id"])
+        after = c.request(op="reply", conversation=conv, text="mais alguma coisa?")
+        c.wait(lambda f: f["type"] == "message" and f["data"].get("request_id") == after["request_id"])
+    finally:
+        c.close()
+    sends = [x for x in gateway.sent(path_prefix="/message/sendMedia/") if x["body"].get("number") == customer]
+    assert len(sends) == 2, "one failed, one that went out; the redelivered op sent nothing"
+    for x in sends:
+        assert x["path"] == "/message/sendMedia/demo" and x["headers"].get("apikey") == "demo-evolution-key"
+        b = x["body"]
+        assert (b["mediatype"], b["mimetype"], b["fileName"], b["caption"]) == ("image", "image/png",
+                                                                               "roteador ligado.png", caption)
+        assert base64.b64decode(b["media"]) == PNG
+    assert system.sql(f"select count(*) from messages where conversation_id = {conv} and kind = 'image'") == [["1"]]
+    last = [m for m in history(system, conv, t) if m["kind"] == "image"]
+    assert len(last) == 1 and last[0]["from_me"] and last[0]["by"] == f"agent:{agent}"
+    assert last[0]["media"]["id"] == d["media"]["id"] and last[0]["media"]["mime"] == "image/png"
+    assert last[0]["text"] == caption and last[0]["provider_id"] == d["message_id"]
+    served = get_media(system, last[0]["media"]["id"], t)
+    assert served.status == 200 and served.body == PNG and served.headers["Content-Type"] == "image/png"
+    assert get_media(system, last[0]["media"]["id"], system.token(6, 2)).status == 404
+
+
+def test_agent_sends_a_document_to_a_cloud_api_channel(system, gateway):
+    customer = "5521977770041"
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"phone_number_id": "106540352242922"},
+        "contacts": [{"profile": {"name": "Bia"}, "wa_id": customer}],
+        "messages": [{"from": customer, "id": "wamid.DOC-OUT-1", "timestamp": str(int(time.time())),
+                      "type": "text", "text": {"body": "me manda a segunda via"}}]}}]}]}).encode()
+    sig = "sha256=" + hmac.new(b"demo-app-secret", body, hashlib.sha256).hexdigest()
+    assert system.post("/webhooks/whatsapp", body, {"X-Hub-Signature-256": sig}).status == 200
+    conv, agent = [int(x) for x in wait_for(lambda: system.sql(
+        "select c.id, c.agent_id from conversations c join messages m on m.conversation_id = c.id "
+        "where m.provider_id = 'wamid.DOC-OUT-1'"), what="conversation")[0]]
+    t = system.token(agent, 1)
+    up = upload(system, conv, PDF, t, query_name="segunda via.pdf").json()["media"]
+    assert (up["kind"], up["mime"], up["name"]) == ("document", "application/pdf", "segunda via.pdf")
+    c = system.ws(t)
+    try:
+        assert c.subscribe(f"conversation:{conv}")["type"] == "ack"
+        gateway.fail_next(1, 503)  # the upload to the gateway fails once: retried
+        ack = c.request(op="reply", conversation=conv, media=up["id"])
+        d = c.wait(lambda f: f["type"] == "message" and f["data"].get("request_id") == ack["request_id"])["data"]
+    finally:
+        c.close()
+    assert d["status"] == "sent" and d["kind"] == "document" and d["message_id"].startswith("wamid.FAKE")
+    ups = [x for x in gateway.sent(path_prefix="/v21.0/106540352242922/media") if PDF in (x.get("raw") or b"")]
+    assert len(ups) == 2 and all(x["headers"].get("Authorization") == f"Bearer {gateway.bearer}" for x in ups)
+    assert b'name="type"\r\n\r\napplication/pdf' in ups[-1]["raw"]
+    assert ups[-1]["headers"]["Content-Type"].startswith("multipart/form-data; boundary=")
+    msgs = [x for x in gateway.sent(path_prefix="/v21.0/106540352242922/messages") if x["body"].get("to") == customer]
+    assert len(msgs) == 1
+    assert msgs[0]["body"]["type"] == "document" and msgs[0]["body"]["document"]["filename"] == "segunda via.pdf"
+    assert msgs[0]["body"]["document"]["id"].startswith("FAKEUPLOAD") and "caption" not in msgs[0]["body"]["document"]
+    h = [m for m in history(system, conv, t) if m["kind"] == "document"]
+    assert len(h) == 1 and h[0]["media"]["name"] == "segunda via.pdf" and h[0]["by"] == f"agent:{agent}"
+    assert get_media(system, h[0]["media"]["id"], t).body == PDF
+
+
+def test_uploads_that_are_refused(system):
+    conv, agent = text_conversation(system, "5511977770042")
+    t = system.token(agent, 1)
+    big = upload(system, conv, b"%PDF-1.4\n" + os.urandom(MAX_UPLOAD), t, name="big.pdf")
+    assert big.status == 413 and big.json() == {"error": f"request body too large (at most {MAX_UPLOAD} bytes)"}
+    # more than the notifier's 64 KiB for other requests: taken here, but only with a good token
+    mid = b"%PDF-1.4\n" + os.urandom(100000)
+    assert upload(system, conv, mid, t, name="mid.pdf").status == 201
+    forged = upload(system, conv, mid, "forged.token.x", name="mid.pdf")
+    assert forged.status == 413 and forged.json() == {"error": "request body too large (at most 65536 bytes)"}
+    gif = upload(system, conv, b"GIF89a" + bytes(40), t, name="x.gif")
+    assert gif.status == 415 and "image/gif" in gif.json()["error"]
+    noise = upload(system, conv, os.urandom(300), t, name="fatura.pdf")  # the name says pdf, the bytes do not
+    assert noise.status == 415 and "application/octet-stream" in noise.json()["error"]
+    assert upload(system, conv, b"", t).status == 422
+    assert upload(system, conv, PNG, t, name="a\x01b").status == 422
+    # another company's agent: the same answer as a conversation that does not exist
+    other, missing = upload(system, conv, PNG, system.token(6, 2), name="x.png"), upload(system, 987654321, PNG, t)
+    assert other.status == missing.status == 404
+    assert other.json() == {"error": f"no conversation {conv}"} and missing.json() == {"error": "no conversation 987654321"}
+    assert upload(system, conv, PNG, "forged.token.x").status == 401
+    assert system.sql(f"select name from media_uploads where conversation_id = {conv}") == [["mid.pdf"]]
+    # an upload of another conversation cannot be sent here
+    conv2, _ = text_conversation(system, "5511977770043")
+    up = upload(system, conv2, PNG, system.token(1, 1)).json()["media"]
+    assert up["name"] == "imagem.png"
+    c = system.ws(t)
+    try:
+        assert c.subscribe(f"agent:{agent}")["type"] == "ack"
+        bad = c.request(op="reply", conversation=conv, media="x")
+        assert bad["type"] == "error" and "upload" in bad["error"]
+        ack = c.request(op="reply", conversation=conv, media=up["id"], text="esta não")
+        d = c.wait(lambda f: f["type"] == "message" and f["data"].get("request_id") == ack["request_id"])["data"]
+    finally:
+        c.close()
+    assert d["status"] == "failed" and "is not one of this conversation's" in d["error"]
+
+
+def test_images_are_coached_on_their_caption_or_on_the_ai_description(system, gateway, ai):
+    """ai.vision off (the default): an image is coached on its caption, with no image sent to the
+    AI. On (a reload): the file goes to chat completions as an image_url part (a data URL), and
+    the description, with the caption, is what is coached."""
+    from test_coaching import reload
+
+    def image(msg_id, caption, customer):
+        gateway.add_media(msg_id, PNG, "image/png")
+        p = evolution_media(msg_id, "imageMessage", {"mimetype": "image/png", "caption": caption}, customer=customer)
+        assert system.evolution(p).status == 200
+        wait_for(lambda: system.sql(f"select 1 from messages where provider_id = '{msg_id}' and hint_id is not null"),
+                 what=f"the hint of {msg_id}")
+
+    def vision_calls():
+        return [c for c in ai.calls()["calls"] if isinstance(c["body"], dict) and any(
+            isinstance(m.get("content"), list) for m in c["body"].get("messages", []))]
+
+    image("IMG-VIS-OFF", "o modem está assim desde cedo", "5511977770050")
+    assert not vision_calls()
+    assert [c for c in ai.calls()["calls"] if c.get("user") == "o modem está assim desde cedo"]
+    reload(system, **{r"vision = false;": "vision = true;"})
+    try:
+        ai.control(description="Roteador com a luz de internet vermelha piscando; a luz de energia está verde.")
+        image("IMG-VIS-ON", "olha como está", "5511977770051")
+        calls = vision_calls()
+        assert len(calls) == 1, calls
+        body = calls[0]["body"]
+        parts = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+        urls = [p["image_url"]["url"] for p in parts if p.get("type") == "image_url"]
+        assert urls == ["data:image/png;base64," + base64.b64encode(PNG).decode()]
+        assert [p["text"] for p in parts if p.get("type") == "text"] == ["Legenda do cliente: olha como está"]
+        assert body["model"] == calls[0]["model"] and body["messages"][0]["role"] == "system"
+        coached = [c for c in ai.calls()["calls"] if (c.get("user") or "").startswith("[imagem] Roteador com a luz")]
+        assert coached and "(legenda do cliente: olha como está)" in coached[-1]["user"], \
+            [c.get("user") for c in ai.calls()["calls"][-4:]]
+        hint = system.sql("select h.intent from hints h join messages m on m.hint_id = h.id "
+                          "where m.provider_id = 'IMG-VIS-ON'")
+        assert hint == [["outage"]], hint  # read from the description: the caption alone says nothing
+    finally:
+        reload(system)

@@ -402,9 +402,141 @@ TEST(config_keys_and_prompts)
 	cfg_free(&cfg);
 }
 
+/* ================================================================ streamed answers (pure) */
+
+/* Feeds text to a fresh parser in pieces of step bytes (every boundary is crossed). */
+static void sse_feed_steps(ai_sse_t *s, const char *text, size_t step)
+{
+	size_t n = strlen(text);
+	for (size_t i = 0; i < n; i += step)
+		ai_sse_feed(s, text + i, n - i < step ? n - i : step);
+}
+
+TEST(sse_parser_chunk_boundaries)
+{
+	/* CRLF and LF lines, a comment, an event: line, a role-only delta, escapes and UTF-8 in the
+	 * content, a finish chunk, the usage chunk with empty choices, [DONE] */
+	static const char stream[] =
+		": keep-alive\r\n\r\n"
+		"event: message\n"
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n"
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"{\\\"intent\\\": \\\"billing\\\", \"}}]}\r\n\r\n"
+		"data:{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\\"hint\\\": \\\"Verifique a cobran\xc3\xa7\"}}]}\n\n"
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a \\\\\\\"extra\\\\\\\" \\u00e9 indevida.\\\"}\"}}]}\n\n"
+		"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":321,\"completion_tokens\":45,\"total_tokens\":366}}\n\n"
+		"data: [DONE]\n\n";
+	static const char want[] = "{\"intent\": \"billing\", \"hint\": \"Verifique a cobran\xc3\xa7" "a \\\"extra\\\" \xc3\xa9 indevida.\"}";
+	/* every piece size: 1 byte cuts every line, every UTF-8 sequence and every escape */
+	size_t steps[] = {1, 2, 3, 7, 64, sizeof(stream)};
+	for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		ai_sse_t s;
+		ai_sse_init(&s);
+		sse_feed_steps(&s, stream, steps[k]);
+		CHECK_STR(s.content, want);
+		CHECK(s.content_len == strlen(want));
+		CHECK(s.usage && s.tokens_in == 321 && s.tokens_out == 45);
+		CHECK(s.done && s.bad == 0);
+		ai_parsed_t p;
+		char err[96];
+		CHECK(ai_parse_streamed(&s, false, &p, err, sizeof(err)));
+		CHECK(p.intent == INTENT_BILLING && !p.critical && p.tokens_in == 321 && p.tokens_out == 45);
+		CHECK_STR(p.hint, "Verifique a cobran\xc3\xa7" "a \"extra\" \xc3\xa9 indevida.");
+		ai_sse_free(&s);
+	}
+
+	/* what a feed adds is reported; a line held back until its \n; a broken line is skipped */
+	ai_sse_t s;
+	ai_sse_init(&s);
+	const char *head = "data: {\"choices\":[{\"delta\":{\"content\":\"abc", *tail = "\"}}]}\n";
+	const char *more = "data: {not json\n\ndata: [DONE]\n";
+	CHECK(ai_sse_feed(&s, head, strlen(head)) == 0);
+	CHECK(s.content_len == 0);
+	CHECK(ai_sse_feed(&s, tail, strlen(tail)) == 3);
+	CHECK(ai_sse_feed(&s, more, strlen(more)) == 0);
+	CHECK(s.bad == 1 && s.done && !s.usage);
+	CHECK_STR(s.content, "abc");
+	ai_parsed_t p;
+	char err[96];
+	CHECK(!ai_parse_streamed(&s, false, &p, err, sizeof(err))); /* "abc" is no JSON object */
+	ai_sse_free(&s);
+
+	/* a stream cut before the object closes: unusable (retried), its partial hint readable */
+	ai_sse_init(&s);
+	sse_feed_steps(&s, "data: {\"choices\":[{\"delta\":{\"content\":\"{\\\"hint\\\": \\\"Ofere\"}}]}\n", 5);
+	CHECK(!ai_parse_streamed(&s, false, &p, err, sizeof(err)));
+	char out[64];
+	CHECK(ai_partial_string(s.content, s.content_len, "hint", out, sizeof(out), NULL));
+	CHECK_STR(out, "Ofere");
+	ai_sse_free(&s);
+
+	/* bot mode reads the answer */
+	ai_sse_init(&s);
+	sse_feed_steps(&s, "data: {\"choices\":[{\"delta\":{\"content\":\"{\\\"answer\\\": \\\"Oi!\\\", \\\"handoff\\\": false}\"}}]}\n\n", 9);
+	CHECK(ai_parse_streamed(&s, true, &p, err, sizeof(err)));
+	CHECK_STR(p.hint, "Oi!");
+	CHECK(!p.handoff);
+	ai_sse_free(&s);
+}
+
+TEST(partial_hint_scanner)
+{
+	char out[64];
+	bool whole;
+	const char *full = "{\"intent\": \"cancel\", \"critical\": false, \"hint\" :\t\"Pergunte o motivo \\\"real\\\"\\n\\u00e9 j\xc3\xa1\"}";
+	size_t n = strlen(full);
+	/* every prefix: the text so far, never an escape or a UTF-8 sequence half written */
+	size_t last = 0;
+	for (size_t k = 0; k <= n; k++) {
+		bool found = ai_partial_string(full, k, "hint", out, sizeof(out), &whole);
+		const char *start = strstr(full, "\t\"") + 2;
+		CHECK(found == (full + k >= start));
+		if (!found)
+			continue;
+		size_t len = strlen(out);
+		CHECK(len >= last); /* grows, never shrinks */
+		last = len;
+		CHECK(strncmp(out, "Pergunte o motivo \"real\"\n\xc3\xa9 j\xc3\xa1", len) == 0);
+		/* it ends on a UTF-8 boundary */
+		CHECK(len == 0 || ((unsigned char)out[len - 1] & 0xC0) != 0xC0);
+		CHECK(whole == (k == n || k == n - 1));
+	}
+	CHECK_STR(out, "Pergunte o motivo \"real\"\n\xc3\xa9 j\xc3\xa1");
+	/* cut inside the escapes: a lone backslash, \u with two hex digits, a UTF-8 lead byte */
+	CHECK(ai_partial_string("{\"hint\": \"ab\\", 12, "hint", out, sizeof(out), &whole) && !whole);
+	CHECK_STR(out, "ab");
+	CHECK(ai_partial_string("{\"hint\": \"ab\\u00", 15, "hint", out, sizeof(out), NULL));
+	CHECK_STR(out, "ab");
+	CHECK(ai_partial_string("{\"hint\": \"ab\xc3", 12, "hint", out, sizeof(out), NULL));
+	CHECK_STR(out, "ab");
+	CHECK(ai_partial_string("{\"hint\": \"ab\xe2\x80", 13, "hint", out, sizeof(out), NULL));
+	CHECK_STR(out, "ab");
+	/* a surrogate pair: held until its second half, then one 4-byte sequence */
+	CHECK(ai_partial_string("{\"hint\": \"ok \\ud83d\\ude0", 23, "hint", out, sizeof(out), NULL));
+	CHECK_STR(out, "ok ");
+	CHECK(ai_partial_string("{\"hint\": \"ok \\ud83d\\ude00\"", 26, "hint", out, sizeof(out), &whole) && whole);
+	CHECK_STR(out, "ok \xf0\x9f\x98\x80");
+	/* the name alone, a name inside another string, the member not started: not found */
+	CHECK(!ai_partial_string("{\"hint", 6, "hint", out, sizeof(out), NULL));
+	CHECK(!ai_partial_string("{\"hint\": ", 9, "hint", out, sizeof(out), NULL));
+	CHECK(!ai_partial_string("{\"intent\": \"o \\\"hint\\\": \\\"x", 27, "hint", out, sizeof(out), NULL));
+	CHECK(!ai_partial_string("{\"hints\": \"x\"", 13, "hint", out, sizeof(out), NULL));
+	CHECK(ai_partial_string("{\"hint\": \"\"", 11, "hint", out, sizeof(out), &whole) && whole);
+	CHECK_STR(out, "");
+	/* intent read whole or not at all */
+	CHECK(ai_partial_string("{\"intent\": \"bil", 15, "intent", out, sizeof(out), &whole) && !whole);
+	CHECK(ai_partial_string("{\"intent\": \"billing\", \"cri", 26, "intent", out, sizeof(out), &whole) && whole);
+	CHECK_STR(out, "billing");
+	/* a small buffer: cut at a UTF-8 boundary */
+	char tiny[5];
+	CHECK(ai_partial_string("{\"hint\": \"ab\xc3\xa9\xc3\xa9\"}", 18, "hint", tiny, sizeof(tiny), &whole));
+	CHECK_STR(tiny, "ab\xc3\xa9");
+	CHECK(!whole);
+}
+
 /* ================================================================ the fake OpenAI server */
 
-typedef enum { FK_OK, FK_429, FK_500, FK_GARBAGE, FK_HANG, FK_400 } fmode_t;
+typedef enum { FK_OK, FK_429, FK_500, FK_GARBAGE, FK_HANG, FK_400, FK_SSE, FK_SSE_CUT } fmode_t;
 
 #define FAKE_MAX_CALLS 2048
 
@@ -433,6 +565,7 @@ typedef struct fake {
 	char *models[FAKE_MAX_CALLS];
 	char *users[FAKE_MAX_CALLS];
 	char *systems[FAKE_MAX_CALLS];
+	bool streamed[FAKE_MAX_CALLS]; /* the request asked for "stream": true with include_usage */
 	char auth[128];
 	int open_requests, max_open_requests;
 	fake_pending_t *pending;
@@ -454,7 +587,8 @@ static void fake_send(fake_pending_t *p)
 		snprintf(ra, sizeof(ra), "%d", f->retry_after);
 		http_response_add_header(p->req, "Retry-After", ra);
 	}
-	http_respond(p->req, p->status, "application/json", p->body, strlen(p->body));
+	http_respond(p->req, p->status, strncmp(p->body, "data:", 5) == 0 ? "text/event-stream" : "application/json",
+		     p->body, strlen(p->body));
 	f->open_requests--;
 	if (p->prev)
 		p->prev->next = p->next;
@@ -491,6 +625,31 @@ static char *fake_ok_body(fake_t *f, const char *model)
 	return s;
 }
 
+/* f->content as an event stream in deltas of 7 bytes, then usage and [DONE]; cut: half of the
+ * deltas and nothing else (the stream broken midway, though the HTTP answer completes). */
+static char *fake_sse_body(fake_t *f, bool cut)
+{
+	size_t n = strlen(f->content), cap = 4096 + n * 16, o = 0;
+	char *out = malloc(cap);
+	for (size_t i = 0; i < n && (!cut || i < n / 2); i += 7) {
+		char piece[8];
+		snprintf(piece, sizeof(piece), "%.*s", (int)(n - i < 7 ? n - i : 7), f->content + i);
+		cJSON *ev = cJSON_CreateObject(), *ch = cJSON_AddArrayToObject(ev, "choices"), *c0 = cJSON_CreateObject();
+		cJSON_AddItemToArray(ch, c0);
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(c0, "delta"), "content", piece);
+		char *js = cJSON_PrintUnformatted(ev);
+		o += (size_t)snprintf(out + o, cap - o, "data: %s\n\n", js);
+		free(js);
+		cJSON_Delete(ev);
+	}
+	if (!cut)
+		o += (size_t)snprintf(out + o, cap - o,
+				      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d}}\n\n"
+				      "data: [DONE]\n\n",
+				      f->prompt_tokens, f->completion_tokens);
+	return out;
+}
+
 static void fake_handler(http_request_t *req, void *arg)
 {
 	fake_t *f = arg;
@@ -512,6 +671,8 @@ static void fake_handler(http_request_t *req, void *arg)
 		f->models[i] = strdup(cJSON_IsString(model) ? model->valuestring : "?");
 		f->users[i] = strdup(cJSON_IsString(usr) ? usr->valuestring : "?");
 		f->systems[i] = strdup(cJSON_IsString(sys) ? sys->valuestring : "?");
+		f->streamed[i] = cJSON_IsTrue(cJSON_GetObjectItem(j, "stream")) &&
+				 cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "stream_options"), "include_usage"));
 	}
 	const char *auth = http_request_header(req, "Authorization");
 	snprintf(f->auth, sizeof(f->auth), "%s", auth ? auth : "");
@@ -541,6 +702,11 @@ static void fake_handler(http_request_t *req, void *arg)
 		break;
 	case FK_HANG:
 		p->status = 0;
+		break;
+	case FK_SSE:
+	case FK_SSE_CUT:
+		p->status = 200;
+		p->body = fake_sse_body(f, mode == FK_SSE_CUT);
 		break;
 	}
 	cJSON_Delete(j);
@@ -1131,6 +1297,80 @@ TEST(ai_free_cancels_pending)
 	env_close(&e);
 }
 
+/* ai.stream: the request asks for a stream with usage; an event-stream answer gives the
+ * hint (partial callback included), the usage chunk prices it; a stream that stops midway
+ * is retried; a server answering plain JSON is read as before. */
+static int partials_seen;
+static char partial_last[AI_HINT_MAX], partial_intent[32];
+
+static void on_partial(const char *text, const char *intent, void *arg)
+{
+	(void)arg;
+	partials_seen++;
+	snprintf(partial_last, sizeof(partial_last), "%s", text);
+	snprintf(partial_intent, sizeof(partial_intent), "%s", intent ? intent : "(null)");
+}
+
+TEST(ai_stream_reads_events_usage_and_plain_answers)
+{
+	ai_config_t c = base_cfg();
+	c.stream = true;
+	env_t e;
+	CHECK(env_open(&e, &c));
+	if (!e.ai)
+		{ env_close(&e); return; }
+	e.fake->mode = FK_SSE;
+	e.fake->content = "{\"intent\":\"technical\",\"critical\":false,\"hint\":\"Verifique o sinal na regi\xc3\xa3o.\"}";
+	const char *texts[] = {"sem internet"};
+	ai_request_t req = {.domain = "suporte", .company = 1, .conversation = "c", .texts = texts, .n_texts = 1,
+			    .partial = on_partial};
+	slots[0] = (slot_t){e.col, 0};
+	e.col->expected = 1;
+	partials_seen = 0;
+	CHECK(ai_request(e.ai, &req, on_done, &slots[0]));
+	CHECK(run_until_done(e.base, e.col, 5000));
+	got_t *g = &e.col->r[0];
+	CHECK_STR(g->source, "ai");
+	CHECK(g->intent == INTENT_OTHER);
+	CHECK_STR(g->hint, "Verifique o sinal na regi\xc3\xa3o.");
+	CHECK(g->tokens_in == 100 && g->tokens_out == 20 && g->attempts == 1);
+	CHECK(g->cost > 2.69e-5 && g->cost < 2.71e-5);
+	CHECK(e.fake->streamed[0]);
+	CHECK(partials_seen >= 1); /* the whole answer came in one read: one partial at least */
+	CHECK(strncmp(partial_last, "Verifique", 9) == 0);
+	CHECK_STR(partial_intent, "other"); /* as the final answer reads "technical" */
+
+	/* cut midway: retried, then answered */
+	e.fake->n_script = 1;
+	e.fake->script[0] = FK_SSE_CUT;
+	e.fake->calls = 0;
+	CHECK(send_one(e.ai, e.col, 1, "suporte", "sem internet", false));
+	CHECK(run_until_done(e.base, e.col, 5000));
+	CHECK_STR(e.col->r[1].source, "ai");
+	CHECK(e.col->r[1].attempts == 2);
+	CHECK_STR(e.col->r[1].hint, "Verifique o sinal na regi\xc3\xa3o.");
+
+	/* a server that ignores "stream": one JSON completion, read as such */
+	e.fake->mode = FK_OK;
+	e.fake->n_script = 0;
+	CHECK(send_one(e.ai, e.col, 2, "suporte", "sem internet", false));
+	CHECK(run_until_done(e.base, e.col, 5000));
+	CHECK_STR(e.col->r[2].source, "ai");
+	CHECK(e.col->r[2].tokens_in == 100 && e.col->r[2].attempts == 1);
+
+	/* bot requests are never streamed */
+	ai_request_t bot = {.domain = "suporte", .company = 1, .conversation = "c", .texts = texts, .n_texts = 1, .bot = true};
+	e.fake->content = "{\"answer\":\"Oi\",\"handoff\":false}";
+	slots[3] = (slot_t){e.col, 3};
+	e.col->expected++;
+	int before = e.fake->calls;
+	CHECK(ai_request(e.ai, &bot, on_done, &slots[3]));
+	CHECK(run_until_done(e.base, e.col, 5000));
+	CHECK(e.fake->calls == before + 1 && !e.fake->streamed[before]);
+	CHECK_STR(e.col->r[3].hint, "Oi");
+	env_close(&e);
+}
+
 /* ================================================================ main */
 
 static void write_file(const char *dir, const char *name, const char *text)
@@ -1164,6 +1404,8 @@ int main(void)
 	RUN(parse_completion);
 	RUN(parse_completion_degrades);
 	RUN(cost);
+	RUN(sse_parser_chunk_boundaries);
+	RUN(partial_hint_scanner);
 	RUN(config_keys_and_prompts);
 	RUN(ai_success_parses_and_prices);
 	RUN(ai_retries_with_backoff_then_fallback);
@@ -1174,6 +1416,7 @@ int main(void)
 	RUN(ai_600_calls_in_flight);
 	RUN(ai_max_in_flight_queues_fifo);
 	RUN(ai_free_cancels_pending);
+	RUN(ai_stream_reads_events_usage_and_plain_answers);
 
 	char path[128];
 	snprintf(path, sizeof(path), "%s/default.txt", prompts_dir);

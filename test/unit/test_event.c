@@ -93,6 +93,24 @@ TEST(hint_round_trips)
 	CHECK_STR(e.hint.message_ids[1], "M2");
 	CHECK_STR(e.hint.intent, "billing");
 	CHECK(e.hint.critical && !e.hint.from_cache && !e.hint.model);
+	CHECK(!e.hint.partial && !e.hint.withdrawn); /* a stored hint has neither member */
+	evt_free(&e);
+
+	/* a hint being written (ai.stream), then its withdrawal */
+	h.partial = true;
+	h.intent = h.created_at = NULL;
+	json = evt_hint(&r, &h, &len);
+	CHECK(strstr(json, "\"intent\":null,") && strstr(json, "\"received_at\":\"r\",\"partial\":true}}"));
+	CHECK(reparse(&e, json, len));
+	CHECK(e.hint.partial && !e.hint.withdrawn && !e.hint.intent && e.hint.hint_id == 44);
+	evt_free(&e);
+	h.withdrawn = true;
+	h.text = "";
+	json = evt_hint(&r, &h, &len);
+	CHECK(strstr(json, "\"partial\":true,\"withdrawn\":true}}") != NULL);
+	CHECK(reparse(&e, json, len));
+	CHECK(e.hint.partial && e.hint.withdrawn);
+	CHECK_STR(e.hint.text, "");
 	evt_free(&e);
 }
 

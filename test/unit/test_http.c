@@ -537,7 +537,7 @@ static void *client_main(void *arg)
 	CHECK(cli_eof(c));
 	gettimeofday(&t1, NULL);
 	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000;
-	CHECK(ms >= 500 && ms < 2500);
+	CHECK(ms >= 500 && ms < 10000); /* closed by the 1 s idle timer, not at once; a loaded machine fires it late */
 	close(c->fd);
 
 	free(c);

@@ -9,6 +9,7 @@
 #include "poll.h"
 #include "presence.h"
 #include "typing.h"
+#include "upload.h"
 #include "wire.h"
 #include "unit.h"
 
@@ -395,16 +396,41 @@ TEST(hub_replays_exactly_the_missed_events)
 
 /* ---------------------------------------------------------------- wire */
 
+TEST(upload_names_and_kinds)
+{
+	char n[32];
+	CHECK(upload_name(NULL, n, sizeof(n)) && strcmp(n, "") == 0);
+	CHECK(upload_name("fatura%20mar%C3%A7o.pdf", n, sizeof(n)));
+	CHECK_STR(n, "fatura março.pdf");
+	CHECK(upload_name("..%2F..%2Fetc%2Fpasswd", n, sizeof(n)));
+	CHECK_STR(n, "passwd"); /* only ever a display name, and never a path */
+	CHECK(upload_name("C:\\Users\\ana\\foto.png", n, sizeof(n)));
+	CHECK_STR(n, "foto.png");
+	CHECK(!upload_name("a%0Ab", n, sizeof(n)));
+	CHECK(!upload_name("a name far longer than thirty-two bytes.pdf", n, sizeof(n)));
+	CHECK_STR(upload_kind("image/png"), "image");
+	CHECK_STR(upload_kind("image/jpeg"), "image");
+	CHECK_STR(upload_kind("application/pdf"), "document");
+	CHECK_STR(upload_kind("application/zip"), "document");
+	CHECK(!upload_kind("image/gif") && !upload_kind("application/octet-stream") && !upload_kind("audio/ogg"));
+}
+
 TEST(wire_outbound_formats)
 {
-	char *m = wire_reply(1, 555, 7, "Olá, \"já\" resolvo", "\"c-1\"", "i1-1", 1714564800000LL);
+	char *m = wire_reply(1, 555, 7, "Olá, \"já\" resolvo", 0, "\"c-1\"", "i1-1", 1714564800000LL);
 	cJSON *r = cJSON_Parse(m);
+	CHECK(!cJSON_GetObjectItem(r, "media"));
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "type")), "reply");
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "text")), "Olá, \"já\" resolvo");
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "client_id")), "c-1");
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "request_id")), "i1-1");
 	CHECK(cJSON_GetObjectItem(r, "conversation_id")->valuedouble == 555 && cJSON_GetObjectItem(r, "agent_id")->valueint == 7);
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "requested_at")), "2024-05-01T12:00:00.000Z");
+	cJSON_Delete(r), free(m);
+	m = wire_reply(1, 555, 7, "", 4242, NULL, "i1-1b", 0);
+	r = cJSON_Parse(m);
+	CHECK(cJSON_GetObjectItem(r, "media")->valuedouble == 4242);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(r, "text")), "");
 	cJSON_Delete(r), free(m);
 	m = wire_transfer(1, 555, 7, 0, "financeiro", NULL, "i1-2", 0);
 	r = cJSON_Parse(m);
@@ -459,6 +485,7 @@ int main(void)
 	RUN(guard_counts_per_key);
 	RUN(guard_counts_share_a_bucket_per_key);
 	RUN(hub_routes_and_replays_exactly);
+	RUN(upload_names_and_kinds);
 	RUN(wire_outbound_formats);
 	RUN(hub_routes_by_channel);
 	RUN(hub_replays_exactly_the_missed_events);

@@ -282,10 +282,11 @@ static bool raw_next(raw_t *r, ws_frame_header_t *h, uint8_t *out, size_t cap)
 	return true;
 }
 
-/* Runs the loop until the raw end has a frame or timeout. */
+/* Runs the loop until the raw end has a frame, or 5 s pass (only a failure waits that long;
+ * a loaded machine may need more than a moment). */
 static bool raw_wait(struct event_base *base, raw_t *r, ws_frame_header_t *h, uint8_t *out, size_t cap)
 {
-	long end = now_ms() + 2000;
+	long end = now_ms() + 5000;
 	while (now_ms() < end) {
 		if (raw_next(r, h, out, cap))
 			return true;
