@@ -11,7 +11,7 @@ CFLAGS  ?= -O2 -g
 
 # Goals that compile nothing themselves: they read no pkg-config data (the packages may
 # not be installed yet). Every other goal, `make` alone included, needs all of PKGS.
-SETUP_GOALS := deps deps-test setup setup-test run test bench chaos clean
+SETUP_GOALS := deps deps-test setup setup-test rdkafka-mock run test bench chaos clean
 ifneq ($(filter-out $(SETUP_GOALS),$(or $(MAKECMDGOALS),all)),)
 PKGS_MISSING := $(shell for p in $(PKGS); do $(PKG_CONFIG) --exists $$p 2>/dev/null || printf '%s ' $$p; done)
 ifneq ($(strip $(PKGS_MISSING)),)
@@ -63,7 +63,7 @@ UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/%)
 
 BINS := bin/atende bin/atende-ingress bin/atende-worker bin/atende-notifier bin/atende-bench
 
-.PHONY: all deps deps-test setup setup-test run test unit integration bench chaos clean fuzz fuzz-build valgrind
+.PHONY: all deps deps-test setup setup-test rdkafka-mock run test unit integration bench chaos clean fuzz fuzz-build valgrind
 all: $(BINS)
 
 deps:
@@ -76,9 +76,17 @@ deps-test:
 # make, whose pkg-config calls see what was just installed (this make's were made before).
 setup: deps
 	@$(MAKE) --no-print-directory all
+	@sh deploy/rdkafka-mock.sh
 
 setup-test: deps-test
 	@$(MAKE) --no-print-directory unit
+	@sh deploy/rdkafka-mock.sh
+
+# The embedded broker's patched librdkafka (bin/rdkafka-mock/; deploy/rdkafka-mock.sh): built
+# by run, test and bench, not by `make all`, which stays quick and offline. Never fails: without
+# it the broker runs on Debian's library and says so.
+rdkafka-mock:
+	@sh deploy/rdkafka-mock.sh
 
 build/flavour:
 	@mkdir -p build && echo $(FLAVOUR) > $@
@@ -159,8 +167,10 @@ test: setup-test
 # 1.5 s) at 500/1,000/2,000 msg/s, the labelled corpus on the seed defaults, and the
 # conversation API with a million messages stored (test/bench_api.py), and replies alone through
 # 3 gateway instances, one of them failing (test/bench_outbound.py), and voice notes at 100 msg/s
-# transcribed by a fake AI after 2 s (test/bench_media.py), and streamed hints (ai.stream) with the
-# fake AI streaming each answer over 1.5 s: first and full hint at a console (test/bench_stream.py)
+# transcribed by a fake AI after 2 s (test/bench_media.py), streamed hints (ai.stream) with the
+# fake AI streaming each answer over 1.5 s: first and full hint at a console (test/bench_stream.py),
+# and the embedded broker on Debian's librdkafka and on the patched one, each filled to its cap
+# then at 2,000/5,000/10,000 msg/s (test/bench_broker.py, docs/performance.md)
 bench: setup-test
 	@build/test/test_rules | grep '^{"bench": "rules_' | tee -a build/bench-results.jsonl
 	@sh test/bench.sh
@@ -174,6 +184,7 @@ bench: setup-test
 	@/usr/bin/python3 test/bench_outbound.py
 	@/usr/bin/python3 test/bench_media.py
 	@/usr/bin/python3 test/bench_stream.py | tee -a build/bench-results.jsonl
+	@/usr/bin/python3 test/bench_broker.py
 
 # load (CHAOS_RATE msg/s, default 1,000, for CHAOS_SECONDS, default 300, fake AI at 1 s) while
 # workers, the ingress, the notifier, the supervisor and PostgreSQL are killed, the broker, the AI

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "kq.h"
 #include "log.h"
+#include "proc.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -66,11 +67,13 @@ const cfg_key_t cfg_keys[] = {
 	K_STR("kafka.brokers", kafka.brokers, "", false, "bootstrap servers; empty = embedded in-memory broker (one box, demos, tests)"),
 	K_STR("kafka.properties", kafka.properties, "", false, "librdkafka settings for every client, \"key=value; key=value\" (e.g. security.protocol=SASL_SSL; sasl.mechanism=SCRAM-SHA-512; sasl.username=atende; sasl.password=...; ssl.ca.location=/etc/ssl/certs/kafka-ca.pem); checked by librdkafka at load"),
 	K_INT("kafka.embedded_port", kafka.embedded_port, "9092", 1, 65535, false, "fixed loopback port of the embedded broker (for kcat)"),
+	K_BOOL("kafka.embedded_patched", kafka.embedded_patched, "true", false, "run the embedded broker on atende's patched librdkafka (bin/rdkafka-mock/, built by deploy/rdkafka-mock.sh: fetches stay fast once partitions fill) when it is there; false: on Debian's library like the other processes"),
+	K_INT("kafka.embedded_fetch_wait_max_ms", kafka.embedded_fetch_wait_max_ms, "500", 1, 10000, false, "kafka.fetch_wait_max_ms when the embedded broker runs on the patched librdkafka, which answers a waiting fetch as soon as data arrives: a long wait costs no latency and keeps the idle system quiet"),
 	K_INT("kafka.embedded_orphan_keep_s", kafka.embedded_orphan_keep_s, "300", 0, 86400, false, "when the supervisor dies (kill -9), the embedded broker keeps its in-memory topics for the next `atende run` to adopt, and stops once it has had no client for this long; 0 = it stops with the supervisor (its data with it)"),
 	K_INT("kafka.partitions", kafka.partitions, "4", 1, 1024, false, "partitions of each topic created by atende"),
 	K_STR("kafka.topic_prefix", kafka.topic_prefix, "atende", false, "topic names are <prefix>.inbound.<domain>, <prefix>.events, ..."),
 	K_STR("kafka.group", kafka.group, "atende-workers", false, "consumer group of the workers"),
-	K_INT("kafka.fetch_wait_max_ms", kafka.fetch_wait_max_ms, "10", 1, 10000, false, "longest a fetch waits for new data; the embedded broker never answers a fetch early, so this bounds its delivery latency"),
+	K_INT("kafka.fetch_wait_max_ms", kafka.fetch_wait_max_ms, "10", 1, 10000, false, "longest a fetch waits for new data; the embedded broker on Debian's librdkafka never answers a fetch early, so this bounds its delivery latency (on the patched one, kafka.embedded_fetch_wait_max_ms applies instead)"),
 	K_INT("kafka.session_timeout_ms", kafka.session_timeout_ms, "6000", 1000, 300000, false, "consumer group session timeout (rebalances wait about this long)"),
 
 	K_STR("postgres.conninfo", postgres.conninfo, "", false, "libpq connection string; empty = embedded PostgreSQL under data_dir"),
@@ -372,6 +375,12 @@ void cfg_print_docs(void)
 			printf(" range=%ld..%ld", k->min, k->max);
 		printf("%s\n    %s\n", k->reloadable ? " (reloadable)" : "", k->doc);
 	}
+}
+
+int cfg_fetch_wait_ms(const cfg_t *c)
+{
+	const char *wakes = getenv(PROC_ENV_BROKER_WAKES);
+	return wakes && strcmp(wakes, "1") == 0 ? c->kafka.embedded_fetch_wait_max_ms : c->kafka.fetch_wait_max_ms;
 }
 
 bool cfg_has_role(const cfg_t *c, const char *role)

@@ -88,6 +88,8 @@ typedef struct {
 	struct {
 		char *brokers, *properties, *topic_prefix, *group;
 		int embedded_port, embedded_orphan_keep_s, partitions, session_timeout_ms, fetch_wait_max_ms;
+		int embedded_fetch_wait_max_ms;
+		bool embedded_patched;
 	} kafka;
 	struct { char *conninfo, *admin_conninfo, *user, *bin_dir; int embedded_port, priority; } postgres;
 	struct { int count, batch_size, retries, priority; } workers;
@@ -166,6 +168,11 @@ int cfg_domain_index(const char *name);
 void cfg_print_docs(void);
 
 /* Whether supervisor.roles names role ("ingress", "worker", "notifier"). */
+/* The consumers' fetch wait: kafka.embedded_fetch_wait_max_ms when the supervisor said that the
+ * embedded broker ends a waiting fetch when data arrives (PROC_ENV_BROKER_WAKES, the patched
+ * librdkafka), else kafka.fetch_wait_max_ms (a stock embedded broker holds an empty fetch for the
+ * whole wait, so the wait is the delivery latency). */
+int cfg_fetch_wait_ms(const cfg_t *c);
 bool cfg_has_role(const cfg_t *c, const char *role);
 
 /* Topic name for a domain's inbound stream ("atende.inbound.suporte"), or for

@@ -19,6 +19,8 @@
 #define PROC_ENV_INDEX "ATENDE_INDEX"             /* index of a worker among its siblings */
 #define PROC_ENV_POOL "ATENDE_POOL"               /* the worker pool a worker belongs to */
 #define PROC_ENV_BROKER_IN_MEMORY "ATENDE_BROKER_IN_MEMORY" /* "1": the embedded broker, whose data dies with it */
+#define PROC_ENV_BROKER_LIBRARY "ATENDE_BROKER_LIBRARY" /* to the embedded broker: the patched librdkafka it should run on */
+#define PROC_ENV_BROKER_WAKES "ATENDE_BROKER_WAKES" /* "1": the embedded broker answers a waiting fetch when data arrives */
 
 /* Resolves rel (e.g. "schema") against the working directory if it exists there,
  * else against the executable's parent folder (bin/..). Writes into buf. */

@@ -62,7 +62,7 @@ int main(int argc, char **argv)
 	web_load_console();
 
 	kq_opts_t ko = {.brokers = N.cfg.kafka.brokers, .properties = N.cfg.kafka.properties, .client_id = "atende-notifier", .on_message = stream_on_event,
-			.fetch_wait_max_ms = N.cfg.kafka.fetch_wait_max_ms};
+			.fetch_wait_max_ms = cfg_fetch_wait_ms(&N.cfg)};
 	N.consumer = kq_consumer_new(N.base, &ko, err, sizeof(err));
 	if (!N.consumer || !stream_assign_all(err, sizeof(err))) {
 		log_error("kafka: %s", err);

@@ -11,6 +11,7 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
@@ -46,6 +47,7 @@ static void broker_signal_cb(evutil_socket_t sig, short what, void *arg);
 static void broker_outage_cb(evutil_socket_t sig, short what, void *arg);
 static bool broker_create_topics(rd_kafka_mock_cluster_t *mc, const cfg_t *cfg);
 static void broker_linger_cb(evutil_socket_t fd, short what, void *arg);
+static const char *broker_library(const cfg_t *cfg);
 static void broker_orphan_cb(evutil_socket_t fd, short what, void *arg);
 static void broker_parent_gone_cb(evutil_socket_t sig, short what, void *arg);
 static int broker_clients(const broker_proxy_t *p);
@@ -124,7 +126,11 @@ int broker_main(const cfg_t *cfg, int ready_fd)
 		proc_die_with_parent(proxy.parent, SIGHUP);
 
 	char line[256];
-	int n = snprintf(line, sizeof(line), "BOOTSTRAP %s\n", bootstrap);
+	const char *lib = broker_library(cfg);
+	/* the patch's third part (atende-mock-3 on) ends a held fetch when data arrives */
+	const char *(*patch_str)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "rd_kafka_mock_patch_str");
+	bool wakes = patch_str && strstr(patch_str(), "new data ends the wait");
+	int n = snprintf(line, sizeof(line), "BOOTSTRAP %s %s%s\n", bootstrap, lib, wakes ? " wakes" : "");
 	if (write(ready_fd, line, (size_t)n) != n)
 		log_warn("embedded broker: cannot report the bootstrap address");
 	close(ready_fd);
@@ -148,6 +154,30 @@ int broker_main(const cfg_t *cfg, int ready_fd)
 	rd_kafka_mock_cluster_destroy(mc);
 	rd_kafka_destroy(rk);
 	return 0;
+}
+
+/* Which librdkafka this process got, logged once: "patched" when the library exports the
+ * marker of deploy/rdkafka-mock.patch, else "stock", with a warning when the patched one was
+ * wanted (kafka.embedded_patched) but is missing or did not load. */
+static const char *broker_library(const cfg_t *cfg)
+{
+	const char *(*patch_str)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "rd_kafka_mock_patch_str");
+	const char *wanted = getenv(PROC_ENV_BROKER_LIBRARY);
+	if (patch_str) {
+		log_info("embedded broker on the patched librdkafka %s (%s): %s", rd_kafka_version_str(),
+			 wanted ? wanted : "found on the loader's path", patch_str());
+		return "patched";
+	}
+	if (!cfg->kafka.embedded_patched)
+		log_info("embedded broker on Debian's librdkafka %s (kafka.embedded_patched is false)", rd_kafka_version_str());
+	else if (wanted)
+		log_warn("embedded broker: %s did not load; on Debian's stock librdkafka %s instead, whose fetches "
+			 "slow down once partitions fill (README, \"The embedded broker\")", wanted, rd_kafka_version_str());
+	else
+		log_warn("embedded broker on Debian's stock librdkafka %s: no bin/rdkafka-mock/librdkafka.so.1 "
+			 "(deploy/rdkafka-mock.sh builds it; make run/test/bench call it), so fetches slow down once "
+			 "partitions fill (README, \"The embedded broker\")", rd_kafka_version_str());
+	return "stock";
 }
 
 static bool broker_create_topics(rd_kafka_mock_cluster_t *mc, const cfg_t *cfg)

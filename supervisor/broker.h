@@ -10,7 +10,8 @@
 
 #include "config.h"
 
-/* Creates the cluster and every topic, writes "BOOTSTRAP <host:port>\n" to ready_fd,
+/* Creates the cluster and every topic, writes "BOOTSTRAP <host:port> <patched|stock>[ wakes]\n"
+ * (the librdkafka it runs on, deploy/rdkafka-mock.sh) to ready_fd,
  * then serves until SIGTERM/SIGINT. Returns the process exit status. */
 int broker_main(const cfg_t *cfg, int ready_fd);
 

@@ -517,7 +517,11 @@ static void status_print(const cJSON *root)
 		cJSON_ArrayForEach(r, ref) if (r->valuedouble > 0) printf(" %s %.1f/s", r->string, r->valuedouble), shown++;
 		printf("%s\n", shown ? "" : " none");
 	}
-	printf("epoch      %.0f, brokers %s\n", cJSON_GetNumberValue(cJSON_GetObjectItem(root, "epoch")),
-	       cJSON_GetStringValue(cJSON_GetObjectItem(root, "brokers")) ? cJSON_GetStringValue(cJSON_GetObjectItem(root, "brokers")) : "?");
+	const char *brokers = cJSON_GetStringValue(cJSON_GetObjectItem(root, "brokers"));
+	const char *library = cJSON_GetStringValue(cJSON_GetObjectItem(root, "broker_library"));
+	printf("epoch      %.0f, brokers %s", cJSON_GetNumberValue(cJSON_GetObjectItem(root, "epoch")), brokers ? brokers : "?");
+	if (library && *library)
+		printf(" (embedded, %s librdkafka)", library);
+	printf("\n");
 	status_print_business(root);
 }

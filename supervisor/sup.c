@@ -58,6 +58,8 @@ typedef struct {
 	sup_child_t *children;
 	int n_children;
 	char brokers[512];       /* bootstrap handed to the children */
+	char broker_library[16]; /* the embedded broker's librdkafka: "patched", "stock"; "" for an external one */
+	bool broker_wakes;       /* it answers a waiting fetch when data arrives (patched): the consumers wait long */
 	char conninfo[1024];     /* conninfo handed to the children */
 	long long epoch;         /* broker incarnation */
 	bool embedded_pg, embedded_broker;
@@ -262,9 +264,9 @@ static bool sup_start_infra(void)
 		b->pid = S.adopt_pid;
 		b->adopted = true;
 		b->started = time(NULL);
-		log_warn("adopted the embedded broker pid %d that a killed supervisor left at %s (epoch %lld): "
-			 "its topics, committed offsets and the messages not yet handled are kept",
-			 (int)b->pid, S.brokers, S.epoch);
+		log_warn("adopted the embedded broker pid %d that a killed supervisor left at %s (epoch %lld, %s "
+			 "librdkafka): its topics, committed offsets and the messages not yet handled are kept",
+			 (int)b->pid, S.brokers, S.epoch, S.broker_library);
 		S.adopted_ev = event_new(S.base, -1, EV_PERSIST, sup_adopted_watch_cb, b);
 		struct timeval every = {0, 200 * 1000};
 		event_add(S.adopted_ev, &every);
@@ -377,6 +379,8 @@ static void sup_spawn(sup_child_t *c)
 			setenv(PROC_ENV_INDEX, idx, 1);
 			if (S.embedded_broker)
 				setenv(PROC_ENV_BROKER_IN_MEMORY, "1", 1);
+			if (S.embedded_broker && S.broker_wakes)
+				setenv(PROC_ENV_BROKER_WAKES, "1", 1);
 			if (c->pool) {
 				setenv(PROC_ENV_POOL, c->pool->name, 1);
 				/* the pool's priority is its processes' nice value */
@@ -404,13 +408,19 @@ static void sup_spawn(sup_child_t *c)
  * at start-up, where nothing can run without it. */
 static void sup_spawn_broker(sup_child_t *c)
 {
-	char exe[PATH_MAX + 16], fdnum[16];
+	char exe[PATH_MAX + 16], fdnum[16], lib_dir[PATH_MAX + 16], lib[PATH_MAX + 40];
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) != 0) {
 		c->pid = -1;
 		return;
 	}
 	snprintf(exe, sizeof(exe), "%s/atende", S.self_dir);
+	/* The patched librdkafka (deploy/rdkafka-mock.sh) is for the broker alone: the loader
+	 * of the exec'd broker picks it up from LD_LIBRARY_PATH, the other children never see it.
+	 * The broker itself says which library it got (and warns when it is the stock one). */
+	snprintf(lib_dir, sizeof(lib_dir), "%s/rdkafka-mock", S.self_dir);
+	snprintf(lib, sizeof(lib), "%s/librdkafka.so.1", lib_dir);
+	bool patched = S.cfg->kafka.embedded_patched && access(lib, R_OK) == 0;
 	c->pid = fork();
 	if (c->pid == 0) {
 		proc_child_setup(S.pid);
@@ -418,6 +428,12 @@ static void sup_spawn_broker(sup_child_t *c)
 		fcntl(p[1], F_SETFD, 0);
 		snprintf(fdnum, sizeof(fdnum), "%d", p[1]);
 		setenv("ATENDE_READY_FD", fdnum, 1);
+		if (patched) {
+			setenv("LD_LIBRARY_PATH", lib_dir, 1);
+			setenv(PROC_ENV_BROKER_LIBRARY, lib, 1);
+		} else {
+			unsetenv(PROC_ENV_BROKER_LIBRARY);
+		}
 		char *argv[] = {exe, "embedded-broker", "-c", S.cfg->path, NULL};
 		execv(exe, argv);
 		_exit(127);
@@ -487,14 +503,20 @@ static void sup_handle_broker_line(const char *line)
 	struct timeval tv;
 	if (strncmp(line, "BOOTSTRAP ", 10) != 0)
 		return;
-	snprintf(S.brokers, sizeof(S.brokers), "%.*s", (int)strcspn(line + 10, "\r\n"), line + 10);
+	const char *addr = line + 10, *lib = addr + strcspn(addr, " \r\n");
+	snprintf(S.brokers, sizeof(S.brokers), "%.*s", (int)(lib - addr), addr);
+	lib += *lib == ' ';
+	snprintf(S.broker_library, sizeof(S.broker_library), "%.*s", (int)strcspn(lib, " \r\n"), lib);
+	S.broker_wakes = strncmp(lib + strcspn(lib, " \r\n"), " wakes", 6) == 0;
 	gettimeofday(&tv, NULL);
 	S.epoch = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-	log_info("embedded broker at %s (epoch %lld)", S.brokers, S.epoch);
+	log_info("embedded broker at %s (epoch %lld, %s librdkafka%s)", S.brokers, S.epoch,
+		 S.broker_library[0] ? S.broker_library : "unknown",
+		 S.broker_wakes ? ": the consumers use kafka.embedded_fetch_wait_max_ms" : "");
 	sup_broker_state(true);
 }
 
-/* run/broker.state ("PID EPOCH BOOTSTRAP"): what the next supervisor needs to adopt the
+/* run/broker.state ("PID EPOCH BOOTSTRAP LIBRARY WAKES"): what the next supervisor needs to adopt the
  * embedded broker if this one is killed; removed when the broker stops with us. */
 static void sup_broker_state(bool write)
 {
@@ -509,7 +531,8 @@ static void sup_broker_state(bool write)
 		return;
 	}
 	FILE *f = fopen(path, "we");
-	if (!f || fprintf(f, "%d %lld %s\n", (int)pid, S.epoch, S.brokers) < 0)
+	if (!f || fprintf(f, "%d %lld %s %s %d\n", (int)pid, S.epoch, S.brokers,
+			  S.broker_library[0] ? S.broker_library : "unknown", S.broker_wakes) < 0)
 		log_warn("%s: cannot write (a supervisor killed now could not adopt the broker): %s", path, strerror(errno));
 	if (f)
 		fclose(f);
@@ -521,14 +544,14 @@ static void sup_broker_state(bool write)
  * else 0. */
 static pid_t sup_find_orphan_broker(void)
 {
-	char path[1200], bootstrap[512], comm[64], cmdline[256];
-	int pid = 0;
+	char path[1200], bootstrap[512], library[16], comm[64], cmdline[256];
+	int pid = 0, wakes = 0;
 	long long epoch = 0;
 	cfg_data_path(S.cfg, "run/broker.state", path, sizeof(path));
 	FILE *f = fopen(path, "re");
 	if (!f)
 		return 0;
-	bool parsed = fscanf(f, "%d %lld %511s", &pid, &epoch, bootstrap) == 3 && pid > 1;
+	bool parsed = fscanf(f, "%d %lld %511s %15s %d", &pid, &epoch, bootstrap, library, &wakes) == 5 && pid > 1;
 	fclose(f);
 	if (!parsed || proc_port_holder(S.cfg->kafka.embedded_port, comm, sizeof(comm)) != pid)
 		return 0;
@@ -542,6 +565,8 @@ static pid_t sup_find_orphan_broker(void)
 	if (n == 0 || strlen(cmdline) + 1 >= n || strcmp(cmdline + strlen(cmdline) + 1, "embedded-broker") != 0)
 		return 0;
 	snprintf(S.brokers, sizeof(S.brokers), "%s", bootstrap);
+	snprintf(S.broker_library, sizeof(S.broker_library), "%s", library);
+	S.broker_wakes = wakes == 1;
 	S.epoch = epoch;
 	return pid;
 }
@@ -815,6 +840,8 @@ static void sup_http_cb(http_request_t *req, void *arg)
 		cJSON_AddBoolToObject(root, "ok", ok);
 		cJSON_AddNumberToObject(root, "epoch", (double)S.epoch);
 		cJSON_AddStringToObject(root, "brokers", S.brokers);
+		if (S.embedded_broker)
+			cJSON_AddStringToObject(root, "broker_library", S.broker_library);
 		char *json = cJSON_PrintUnformatted(root);
 		http_respond_json(req, ok ? 200 : 503, json);
 		free(json);
@@ -836,8 +863,10 @@ static void sup_http_cb(http_request_t *req, void *arg)
 		for (int i = 0; i < S.n_children; i++)
 			fprintf(f, "atende_process_restarts_total{process=\"%s\",index=\"%d\"} %d\n",
 				sup_role_names[S.children[i].role], S.children[i].index, S.children[i].restarts);
-		fprintf(f, "# HELP atende_broker_epoch Incarnation of the broker's data (changes when it is lost).\n"
-			   "# TYPE atende_broker_epoch gauge\natende_broker_epoch %lld\n", S.epoch);
+		fprintf(f, "# HELP atende_broker_epoch Incarnation of the broker's data (changes when it is lost); library: "
+			   "the embedded broker's librdkafka (patched, stock) or external.\n"
+			   "# TYPE atende_broker_epoch gauge\natende_broker_epoch{library=\"%s\"} %lld\n",
+			S.embedded_broker ? S.broker_library : "external", S.epoch);
 		fprintf(f, "# HELP atende_retention_runs_total Scheduled retention runs by result.\n"
 			   "# TYPE atende_retention_runs_total counter\n"
 			   "atende_retention_runs_total{result=\"ok\"} %d\natende_retention_runs_total{result=\"failed\"} %d\n"

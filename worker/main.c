@@ -151,7 +151,7 @@ static void wrk_commit_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_commit_one(const char *topic, int32_t partition, int64_t next, void *arg);
 static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg);
 static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg);
-static bool wrk_caught_up(int64_t *unread);
+static bool wrk_caught_up(int64_t *unread, bool cached);
 static void wrk_flow_control(void);
 static bool wrk_start_typing_reader(char *err, size_t errlen);
 static double wrk_now(void);
@@ -238,7 +238,7 @@ int main(int argc, char **argv)
 	cfg_pool_group(&W.cfg, pool, group, sizeof(group));
 	kq_opts_t co = {.brokers = W.cfg.kafka.brokers, .properties = W.cfg.kafka.properties, .client_id = "atende-worker", .group = group,
 			.session_timeout_ms = W.cfg.kafka.session_timeout_ms,
-			.fetch_wait_max_ms = W.cfg.kafka.fetch_wait_max_ms, .on_message = wrk_on_message,
+			.fetch_wait_max_ms = cfg_fetch_wait_ms(&W.cfg), .on_message = wrk_on_message,
 			.on_rebalance = wrk_on_rebalance, .on_lag = wrk_on_lag};
 	W.consumer = W.producer ? kq_consumer_new(W.base, &co, err, sizeof(err)) : NULL;
 	if (!W.producer || !W.consumer || !wrk_start_typing_reader(err, sizeof(err))) {
@@ -335,7 +335,7 @@ static bool wrk_start_typing_reader(char *err, size_t errlen)
 	/* typing matters at human speed: a longer fetch wait than the pipeline's costs nothing
 	 * here, and every fetch of a busy topic costs the embedded broker a scan of its log */
 	kq_opts_t to = {.brokers = W.cfg.kafka.brokers, .properties = W.cfg.kafka.properties, .client_id = "atende-worker-typing",
-			.fetch_wait_max_ms = W.cfg.kafka.fetch_wait_max_ms > 100 ? W.cfg.kafka.fetch_wait_max_ms : 100,
+			.fetch_wait_max_ms = cfg_fetch_wait_ms(&W.cfg) > 100 ? cfg_fetch_wait_ms(&W.cfg) : 100,
 			.on_message = wrk_on_typing};
 	W.typing = kq_consumer_new(W.base, &to, err, errlen);
 	if (!W.typing)
@@ -1437,7 +1437,7 @@ static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg)
 	int64_t unread = 0;
 	if (now >= W.drain_deadline) {
 		/* they stay uncommitted: a broker that keeps its data redelivers them */
-		if (W.drain_to_end && kq_brokers_up(W.consumer) && !wrk_caught_up(&unread) && unread > 0)
+		if (W.drain_to_end && !wrk_caught_up(&unread, true) && unread > 0)
 			log_error("drain: %lld acknowledged messages not yet consumed are lost with the in-memory broker",
 				  (long long)unread);
 		log_warn("drain: stopping with %d messages unfinished (%d in coaching) to stop within "
@@ -1461,18 +1461,19 @@ static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg)
 	if (now < W.drain_next_check)
 		return;
 	W.drain_next_check = now + 0.1;
-	if (!proc_pidfile_alive(&W.cfg, "ingress", "atende-ingress") && wrk_caught_up(&unread)) {
+	if (!proc_pidfile_alive(&W.cfg, "ingress", "atende-ingress") && wrk_caught_up(&unread, false)) {
 		log_info("drain: every message the broker holds for our partitions is handled");
 		event_base_loopbreak(W.base);
 	}
 }
 
-/* Whether this worker has consumed everything its assigned partitions hold, by the
- * broker's own high watermarks (asked now, not a cached figure); *unread counts what is
- * left. Blocking round trips to the broker: for the drain only, and all of them within one
- * second, so a broker that vanished mid-drain (an orphan's, after the supervisor's kill -9)
- * answers "not known" quickly instead of holding the drain timer for 2 s per partition. */
-static bool wrk_caught_up(int64_t *unread)
+/* Whether this worker has consumed everything its assigned partitions hold; *unread counts
+ * what is left. By the broker's own high watermarks, asked now: blocking round trips, for the
+ * drain only, all of them within one second (a vanished broker, or fetches held by a broker
+ * that answers them when data comes, must not hold the drain timer for seconds per
+ * partition); or, when cached, by the watermarks the last fetches brought (no round trip:
+ * for the drain's last word at its deadline). */
+static bool wrk_caught_up(int64_t *unread, bool cached)
 {
 	rd_kafka_t *rk = kq_handle(W.consumer);
 	rd_kafka_topic_partition_list_t *parts = NULL;
@@ -1482,18 +1483,19 @@ static bool wrk_caught_up(int64_t *unread)
 	double give_up = wrk_now() + 1.0;
 	rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
 	bool known = rd_kafka_position(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-		     rd_kafka_committed(rk, committed, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+		     (cached || rd_kafka_committed(rk, committed, 500) == RD_KAFKA_RESP_ERR_NO_ERROR);
 	for (int i = 0; known && i < parts->cnt; i++) {
 		rd_kafka_topic_partition_t *p = &parts->elems[i];
 		int64_t low, high;
 		int left_ms = (int)((give_up - wrk_now()) * 1000);
-		if (left_ms <= 0 || rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &low, &high, left_ms)) {
+		if (cached ? rd_kafka_get_watermark_offsets(rk, p->topic, p->partition, &low, &high) || high < 0
+			   : left_ms <= 0 || rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &low, &high, left_ms)) {
 			known = false;
 			break;
 		}
 		/* nothing consumed since the assignment: the position is the committed offset,
 		 * or the beginning (auto.offset.reset = earliest) */
-		int64_t at = p->offset >= 0 ? p->offset : committed->elems[i].offset >= 0 ? committed->elems[i].offset : low;
+		int64_t at = p->offset >= 0 ? p->offset : !cached && committed->elems[i].offset >= 0 ? committed->elems[i].offset : low;
 		if (high > at)
 			*unread += high - at;
 	}

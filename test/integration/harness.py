@@ -77,28 +77,39 @@ class System:
         self.proc = None
         self.write_config()
 
-    def write_config(self, **changes):
-        with open(os.path.join(ROOT, "deploy", "atende.conf")) as f:
-            text = f.read()
+    def port_substitutions(self):
+        """Config substitutions that put a sample config's listeners on this system's free ports."""
         p = self.ports
-        subs = {
+        return {
             r'(ingress: \{\s*listen = )"[^"]*"': rf'\1"127.0.0.1:{p["ingress"]}"',
             r'(notifier: \{\s*listen = )"[^"]*"': rf'\1"127.0.0.1:{p["notifier"]}"',
             r'(metrics: \{\s*listen = )"[^"]*"': rf'\1"127.0.0.1:{p["metrics"]}"',
             r"embedded_port = 9092;": f"embedded_port = {p['kafka']};",
             r"embedded_port = 5433;": f"embedded_port = {p['pg']};",
-            r"(?m)^  count = 2;": f"  count = {self.workers};",
-            # limits off unless a module turns them on (test_coaching does): tests post
-            # many messages to few agents within seconds
-            r"agent_interval_s = 10;": "agent_interval_s = 0;",
         }
-        subs.update(self.extra)
-        subs.update(changes)
+
+    def render_config(self, sample, subs):
+        """Writes deploy/<sample> with subs (pattern: replacement, each matching once) as this
+        system's config."""
+        with open(os.path.join(ROOT, "deploy", sample)) as f:
+            text = f.read()
         for pat, rep in subs.items():
             text, n = re.subn(pat, rep, text)
             assert n == 1, f"config substitution {pat!r} matched {n} times"
         with open(self.conf, "w") as f:
             f.write(text)
+
+    def write_config(self, **changes):
+        subs = self.port_substitutions()
+        subs.update({
+            r"(?m)^  count = 2;": f"  count = {self.workers};",
+            # limits off unless a module turns them on (test_coaching does): tests post
+            # many messages to few agents within seconds
+            r"agent_interval_s = 10;": "agent_interval_s = 0;",
+        })
+        subs.update(self.extra)
+        subs.update(changes)
+        self.render_config("atende.conf", subs)
 
     # --- lifecycle -------------------------------------------------------
     def start(self, timeout=90):

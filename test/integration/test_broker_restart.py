@@ -5,7 +5,7 @@ import json
 import os
 import signal
 
-from harness import wait_for
+from harness import BIN, wait_for
 from test_foundation import evolution_text
 
 
@@ -45,6 +45,9 @@ def test_broker_restart_restarts_the_pipeline_with_a_new_epoch(system):
     # what was stored before the broker died is still in PostgreSQL, once
     assert system.sql("select count(*) from messages where provider_id in ('BEFORE-1','AFTER-1')") == [["2"]]
     assert "embedded broker restarted" in system.log_text()
+    # the new broker is started like the first: on the patched librdkafka when it is built
+    patched = os.path.exists(os.path.join(BIN, "rdkafka-mock", "librdkafka.so.1"))
+    assert processes(system)["broker_library"] == ("patched" if patched else "stock")
     stale.close()
 
 
