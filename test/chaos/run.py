@@ -95,7 +95,8 @@ class ChaosSystem(System):
             (r'"127\.0\.0\.1:8080"', f'"127.0.0.1:{p["ingress"]}"', 1),
             (r'"127\.0\.0\.1:8081"', f'"127.0.0.1:{p["notifier"]}"', 1),
             (r'"127\.0\.0\.1:8082"', f'"127.0.0.1:{p["metrics"]}"', 1),
-            (r"embedded_port = 9092;", f"embedded_port = {p['kafka']};", 1),
+            # a killed supervisor's broker waits to be adopted: its data is what the checker counts
+            (r"embedded_port = 9092;", f"embedded_port = {p['kafka']}; embedded_orphan_keep_s = 300;", 1),
             (r"embedded_port = 5433;", f"embedded_port = {p['pg']};", 1),
             (r"(?m)^  count = 2;", f"  count = {self.workers};", 1),
             (r'url = "http://127\.0\.0\.1:8090"', f'url = "{self.gateway_url}"', 5),

@@ -167,14 +167,76 @@ def running(pid):
         return False
 
 
+def test_kill_9_of_the_supervisor_leaves_nothing_and_the_next_start_recovers():
+    """Under load, kill -9 the supervisor: every child, the embedded PostgreSQL included,
+    stops by itself, after storing every message the ingress acknowledged; one psql
+    session keeps the old PostgreSQL alive (its smart shutdown waits for it), and the next
+    start stops that leftover first and is healthy within 30 s."""
+    s = System(name="kill9")
+    try:
+        s.start()
+        psql = subprocess.Popen([os.path.join(BIN, "atende"), "psql", "-c", s.conf, "--", "-X", "-q"], cwd=s.dir,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        psql.stdin.write(b"select 'session-open';\n")
+        psql.stdin.flush()
+        assert b"session-open" in psql.stdout.readline() + psql.stdout.readline() + psql.stdout.readline()
+        postmaster = s.pid("postgres")
+        tree = descendants(s.proc.pid)
+        assert postmaster in tree and s.pid("broker") in tree and len(tree) >= 6
+
+        acked, stop_posting = [], threading.Event()
+
+        def post():
+            for i in range(100000):
+                if stop_posting.is_set():
+                    return
+                mid = f"K9-{i}"
+                try:
+                    r = s.evolution(evolution_text(mid, f"quero a segunda via do boleto {i}",
+                                                   customer=f"55119{i % 40:08d}"))
+                except OSError:
+                    return  # the ingress is gone
+                if r.status == 200:
+                    acked.append(mid)
+        poster = threading.Thread(target=post)
+        poster.start()
+        wait_for(lambda: len(acked) >= 200, what="200 acknowledged messages")
+        os.kill(s.proc.pid, signal.SIGKILL)
+        s.proc.wait()
+        stop_posting.set()
+        poster.join(30)
+        old = [p for p in tree if p != psql.pid]
+        # everything but the PostgreSQL that the open session holds ends by itself
+        wait_for(lambda: [p for p in old if running(p) and p not in descendants(postmaster) and p != postmaster] == [],
+                 what="the supervisor's children to stop")
+        assert running(postmaster), "the open psql session should keep the smart shutdown waiting"
+
+        s.start(timeout=30)
+        assert not running(postmaster)
+        assert f"pid {postmaster}, left running on" in s.log_text()
+        assert [p for p in old if running(p)] == []
+        psql.kill()
+        psql.wait()
+        stored = dict(s.sql("select provider_id, count(*) from messages where provider_id like 'K9-%' "
+                            "group by provider_id"))
+        missing = [m for m in acked if m not in stored]
+        assert missing == [], f"{len(missing)} of {len(acked)} acknowledged messages not stored:\n{s.tail(80)}"
+        assert [m for m, n in stored.items() if n != "1"] == []
+        assert s.stop() == 0
+        assert s.leftover_processes() == []
+    finally:
+        s.destroy()
+
+
 def test_kill_9_of_the_supervisor_keeps_the_broker_for_the_next_start():
     """Under load, with the workers frozen (SIGSTOP) so that acknowledged messages wait in the
     embedded broker, kill -9 the supervisor, then the workers: the ingress, the notifier and
     the embedded PostgreSQL stop by themselves (one psql session keeps the old PostgreSQL's
     smart shutdown waiting), but the embedded broker stays with what it holds. The next start
     stops the PostgreSQL leftover, adopts that broker, and its workers store every message the
-    ingress acknowledged, once; a clean stop then stops the adopted broker too."""
-    s = System(name="kill9")
+    ingress acknowledged, once; a clean stop then stops the adopted broker too. With
+    kafka.embedded_orphan_keep_s (0 by default: then the broker stops with the rest, above)."""
+    s = System(name="kill9keep", extra={r"embedded_orphan_keep_s = 0;": "embedded_orphan_keep_s = 300;"})
     try:
         s.start()
         psql = subprocess.Popen([os.path.join(BIN, "atende"), "psql", "-c", s.conf, "--", "-X", "-q"], cwd=s.dir,
