@@ -431,8 +431,12 @@ bool evt_parse_tree(evt_t *e, cJSON *root, char *why, size_t whylen)
 		e->type_name = type;
 		e->data = data;
 		e->route.company = (long)company;
-		e->route.conversation = evt_id_of(root, "conversation_id");
-		e->route.agent = evt_id_of(root, "agent_id");
+		/* presence is routed by company alone (evt_presence, evt_write): an envelope's
+		 * conversation or agent there is noise, not a route (found by fuzz_event) */
+		if (e->type != EVT_PRESENCE) {
+			e->route.conversation = evt_id_of(root, "conversation_id");
+			e->route.agent = evt_id_of(root, "agent_id");
+		}
 		ok = evt_read_payload(e, data, why, whylen);
 	}
 	if (!ok) {

@@ -319,6 +319,25 @@ TEST(out_of_range_numbers_read_as_absent)
 	evt_free(&e);
 }
 
+/* fuzz_event found it: an agent_id in a presence envelope became a route that writing the
+ * event back dropped; presence is routed by company alone. */
+TEST(presence_envelope_routes_by_company_only)
+{
+	const char *j = "{\"type\": \"presence\", \"agent_id\": 3, \"company_id\": 3, \"conversation_id\": 9, "
+			"\"data\": {\"agent_id\": 3, \"company_id\": 3, \"status\": \"offline\", \"instance\": \"n2\", \"tabs\": 0}}";
+	evt_t e, again;
+	char why[160] = "";
+	CHECK(evt_parse(&e, j, strlen(j), why, sizeof(why)));
+	CHECK(e.route.company == 3 && e.route.conversation == 0 && e.route.agent == 0);
+	size_t len = 0;
+	char *w = evt_write(&e, &len);
+	CHECK(w && evt_parse(&again, w, len, why, sizeof(why)));
+	CHECK(again.route.company == 3 && again.route.agent == 0 && again.presence.agent_id == 3);
+	evt_free(&again);
+	free(w);
+	evt_free(&e);
+}
+
 TEST(malformed_refused_with_reason)
 {
 	static const struct { const char *json, *why; } cases[] = {
@@ -382,5 +401,6 @@ int main(void)
 	RUN(names_and_unknown_types);
 	RUN(malformed_refused_with_reason);
 	RUN(out_of_range_numbers_read_as_absent);
+	RUN(presence_envelope_routes_by_company_only);
 	return unit_done();
 }
