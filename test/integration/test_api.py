@@ -111,6 +111,8 @@ def test_bad_limit_cursor_and_filters_are_400_naming_the_parameter(system):
     # a list's cursor is not a history's, and the other way round
     post(system, "BAD-1", "mensagem para ter um cursor", "5511970009901")
     post(system, "BAD-2", "mensagem para ter um cursor 2", "5511970009902")
+    # both stored (they may land on different partitions and workers): then a page of one has a next
+    stored(system, "5511970009901", 1)
     stored(system, "5511970009902", 1)
     nxt = api(system, "/v1/conversations", t, limit=1).json()["next"]
     assert nxt
