@@ -167,6 +167,28 @@ def running(pid):
         return False
 
 
+def post_until_stopped(s):
+    """Posts K9-<i> messages from a thread until the returned event is set or the ingress is
+    gone; returns (the ids acknowledged so far, growing; the event; the thread)."""
+    acked, stop_posting = [], threading.Event()
+
+    def post():
+        for i in range(100000):
+            if stop_posting.is_set():
+                return
+            mid = f"K9-{i}"
+            try:
+                r = s.evolution(evolution_text(mid, f"quero a segunda via do boleto {i}",
+                                               customer=f"55119{i % 40:08d}"))
+            except OSError:
+                return  # the ingress is gone
+            if r.status == 200:
+                acked.append(mid)
+    poster = threading.Thread(target=post)
+    poster.start()
+    return acked, stop_posting, poster
+
+
 def test_kill_9_of_the_supervisor_leaves_nothing_and_the_next_start_recovers():
     """Under load, kill -9 the supervisor: every child, the embedded PostgreSQL included,
     stops by itself, after storing every message the ingress acknowledged; one psql
@@ -184,22 +206,7 @@ def test_kill_9_of_the_supervisor_leaves_nothing_and_the_next_start_recovers():
         tree = descendants(s.proc.pid)
         assert postmaster in tree and s.pid("broker") in tree and len(tree) >= 6
 
-        acked, stop_posting = [], threading.Event()
-
-        def post():
-            for i in range(100000):
-                if stop_posting.is_set():
-                    return
-                mid = f"K9-{i}"
-                try:
-                    r = s.evolution(evolution_text(mid, f"quero a segunda via do boleto {i}",
-                                                   customer=f"55119{i % 40:08d}"))
-                except OSError:
-                    return  # the ingress is gone
-                if r.status == 200:
-                    acked.append(mid)
-        poster = threading.Thread(target=post)
-        poster.start()
+        acked, stop_posting, poster = post_until_stopped(s)
         wait_for(lambda: len(acked) >= 200, what="200 acknowledged messages")
         os.kill(s.proc.pid, signal.SIGKILL)
         s.proc.wait()
@@ -250,22 +257,7 @@ def test_kill_9_of_the_supervisor_keeps_the_broker_for_the_next_start():
         tree = descendants(s.proc.pid)
         assert postmaster in tree and broker in tree and len(tree) >= 6 and workers
 
-        acked, stop_posting = [], threading.Event()
-
-        def post():
-            for i in range(100000):
-                if stop_posting.is_set():
-                    return
-                mid = f"K9-{i}"
-                try:
-                    r = s.evolution(evolution_text(mid, f"quero a segunda via do boleto {i}",
-                                                   customer=f"55119{i % 40:08d}"))
-                except OSError:
-                    return  # the ingress is gone
-                if r.status == 200:
-                    acked.append(mid)
-        poster = threading.Thread(target=post)
-        poster.start()
+        acked, stop_posting, poster = post_until_stopped(s)
         wait_for(lambda: len(acked) >= 50, what="50 acknowledged messages")
         for w in workers:
             os.kill(w, signal.SIGSTOP)
