@@ -14,7 +14,9 @@ spread over the run (each logged with its time and how long the system took to b
   ai          the fake AI answers 500 for 30 s
   gateway     the fake gateway answers 500 for 30 s
   slow        a company console that stops reading for 30 s (the notifier should close it)
-  postgres    kill -9 the embedded PostgreSQL's postmaster (the supervisor restarts it)
+  postgres    kill -9 the embedded PostgreSQL's postmaster (the supervisor restarts it); with
+              CHAOS_PG=external, kill -9 the external server's postmaster and start it again
+              3 s later, as its process manager would (atende only reconnects)
   supervisor  kill -9 the supervisor (its children stop by themselves, the embedded broker
               stays to be adopted; `atende run` again once the ingress and notifier have
               left their ports, or after 90 s, as a process manager would), last: the most
@@ -23,9 +25,11 @@ spread over the run (each logged with its time and how long the system took to b
 Then it waits for the system to drain and runs test/chaos/check.py, printing its JSON report
 (with the faults) and exiting with its status. Knobs (environment): CHAOS_SECONDS (300),
 CHAOS_RATE (1000), CHAOS_FAULTS (all, in the order above), CHAOS_AI_LATENCY_MS (1000),
-CHAOS_CONSOLES (3), CHAOS_KEEP=1 keeps the temporary directory (logs, config, ids, events).
-External PostgreSQL (postgres.conninfo) is not covered: only the embedded one is restarted.
+CHAOS_CONSOLES (3), CHAOS_KEEP=1 keeps the temporary directory (logs, config, ids, events),
+CHAOS_PG=external runs the system on a PostgreSQL server of its own (postgres.conninfo set, started
+by this script as the unprivileged postgres.user), the way production runs.
 """
+import glob
 import json
 import os
 import re
@@ -34,6 +38,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -79,12 +84,94 @@ class Gateway(FakeGateway):
             return n
 
 
+class ExternalPostgres:
+    """A PostgreSQL server that atende does not own (CHAOS_PG=external): initdb'd and started by
+    this script as the unprivileged user, trust on loopback, its socket in its own directory."""
+
+    USER = "atende"  # deploy/bench.conf's postgres.user: the account exists once atende has run
+
+    def __init__(self, directory, port):
+        self.dir, self.port, self.proc = directory, port, None
+        self.bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: int(d.split("/")[-2]))[-1]
+        self.log = open(os.path.join(os.path.dirname(directory), "external-postgres.log"), "ab")
+
+    def _as_user(self, *argv):
+        return ["runuser", "-u", self.USER, "--", *argv] if os.geteuid() == 0 else list(argv)
+
+    def create(self):
+        if os.geteuid() == 0 and subprocess.run(["id", "-u", self.USER], stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL).returncode != 0:
+            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", self.USER],
+                           check=True)
+        os.makedirs(self.dir, 0o700)
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, self.USER, self.USER)
+        subprocess.run(self._as_user(os.path.join(self.bindir, "initdb"), "-D", self.dir, "-U", "postgres",
+                                     "-A", "trust", "-E", "UTF8", "--no-sync"),
+                       check=True, stdout=self.log, stderr=subprocess.STDOUT)
+        self.start()
+        subprocess.run(self._as_user(os.path.join(self.bindir, "psql"), "-X", "-q", "-h", self.dir, "-p",
+                                     str(self.port), "-U", "postgres", "-c", "create database atende"),
+                       check=True, stdout=self.log, stderr=subprocess.STDOUT)
+        return self
+
+    @property
+    def conninfo(self):
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname=atende"
+
+    def start(self, timeout=60):
+        """Starts the postmaster; after a kill -9 the old backends may still hold the shared
+        memory for a moment, so a refused start is tried again until timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.proc = subprocess.Popen(
+                self._as_user(os.path.join(self.bindir, "postgres"), "-D", self.dir, "-p", str(self.port),
+                              "-k", self.dir, "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"),
+                stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            if self._wait_ready(deadline):
+                return self
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"the external PostgreSQL did not start within {timeout}s")
+            time.sleep(0.5)
+
+    def _wait_ready(self, deadline):
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            r = subprocess.run(self._as_user(os.path.join(self.bindir, "pg_isready"), "-q", "-h", self.dir,
+                                             "-p", str(self.port)))
+            if r.returncode == 0:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def postmaster_pid(self):
+        with open(os.path.join(self.dir, "postmaster.pid")) as f:
+            return int(f.readline())
+
+    def kill(self):
+        """kill -9 of the postmaster (its backends notice and exit by themselves)."""
+        pid = self.postmaster_pid()
+        os.kill(pid, signal.SIGKILL)
+        self.proc.wait(10)
+        return pid
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            # to the postmaster itself (self.proc may be runuser, which does not pass SIGINT on)
+            os.kill(self.postmaster_pid(), signal.SIGINT)  # fast shutdown
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.postmaster_pid(), signal.SIGKILL)
+        self.log.close()
+
+
 class ChaosSystem(System):
     """A System on deploy/bench.conf (one Evolution instance per domain, agents 1-100, coaching
-    limits off) with the fake AI and the fake gateway."""
+    limits off) with the fake AI and the fake gateway; external_pg: an ExternalPostgres's
+    conninfo instead of the embedded server."""
 
-    def __init__(self, ai_url, gateway_url, workers=2):
-        self.ai_url, self.gateway_url = ai_url, gateway_url
+    def __init__(self, ai_url, gateway_url, workers=2, conninfo=""):
+        self.ai_url, self.gateway_url, self.conninfo = ai_url, gateway_url, conninfo
         super().__init__(name="chaos", workers=workers)
 
     def write_config(self, **changes):
@@ -98,6 +185,7 @@ class ChaosSystem(System):
             # a killed supervisor's broker waits to be adopted: its data is what the checker counts
             (r"embedded_port = 9092;", f"embedded_port = {p['kafka']}; embedded_orphan_keep_s = 300;", 1),
             (r"embedded_port = 5433;", f"embedded_port = {p['pg']};", 1),
+            (r'(?m)^  conninfo = "";', f'  conninfo = "{self.conninfo}";', 1),
             (r"(?m)^  count = 2;", f"  count = {self.workers};", 1),
             (r'url = "http://127\.0\.0\.1:8090"', f'url = "{self.gateway_url}"', 5),
             (r'provider = "rules";', 'provider = "openai";', 1),
@@ -186,8 +274,10 @@ class Consoles:
 class Chaos:
     """One chaos run: system, fakes, load, faults, drain, check."""
 
-    def __init__(self, seconds=300, rate=1000, faults=None, ai_latency_ms=1000, consoles=3, workers=2):
-        self.seconds, self.rate = seconds, rate
+    def __init__(self, seconds=300, rate=1000, faults=None, ai_latency_ms=1000, consoles=3, workers=2,
+                 external_pg=False):
+        self.seconds, self.rate, self.external_pg = seconds, rate, external_pg
+        self.pg = None
         self.fault_names = faults if faults is not None else list(ALL_FAULTS)
         unknown = [f for f in self.fault_names if f not in ALL_FAULTS]
         if unknown:
@@ -207,7 +297,14 @@ class Chaos:
                                          "--port", str(self.ai_port), "--latency-ms", str(self.ai_latency_ms)],
                                         stdout=self.ai_log, stderr=subprocess.STDOUT)
         wait_for(lambda: self._ai_up(), 20, "the fake AI to listen")
-        self.s = ChaosSystem(f"http://127.0.0.1:{self.ai_port}/v1", self.gw.url, self.workers)
+        conninfo = ""
+        if self.external_pg:
+            self.pg_root = tempfile.mkdtemp(prefix="atende-chaos-pg-", dir="/tmp")
+            os.chmod(self.pg_root, 0o755)
+            self.pg = ExternalPostgres(os.path.join(self.pg_root, "pgdata"), free_port()).create()
+            conninfo = self.pg.conninfo
+            log(f"external PostgreSQL on port {self.pg.port} in {self.pg_root}")
+        self.s = ChaosSystem(f"http://127.0.0.1:{self.ai_port}/v1", self.gw.url, self.workers, conninfo)
         self.s.start(timeout=120)
         self.ids, self.events = os.path.join(self.s.dir, "ids.tsv"), os.path.join(self.s.dir, "events.tsv")
         self.replies, self.faults_path = os.path.join(self.s.dir, "replies.json"), os.path.join(self.s.dir, "faults.json")
@@ -244,6 +341,10 @@ class Chaos:
             os.unlink(self.ai_log.name)
         if self.gw:
             self.gw.stop()
+        if self.pg:
+            self.pg.stop()
+            if not keep:
+                shutil.rmtree(self.pg_root, ignore_errors=True)
 
     # --- the run -----------------------------------------------------------
     def run(self):
@@ -294,7 +395,8 @@ class Chaos:
             report["bench"] = bench[:2000]
         report["drain_s"] = drained
         report["config"] = {"seconds": self.seconds, "rate": self.rate, "ai_latency_ms": self.ai_latency_ms,
-                            "workers": self.workers, "consoles": self.n_consoles}
+                            "workers": self.workers, "consoles": self.n_consoles,
+                            "postgres": "external" if self.external_pg else "embedded"}
         return report
 
     def consumer_lag(self):
@@ -383,7 +485,12 @@ class Chaos:
         return self._kill("notifier")
 
     def fault_postgres(self):
-        return self._kill("postgres")
+        if not self.pg:
+            return self._kill("postgres")
+        pid = self.pg.kill()
+        time.sleep(3)  # down for this long: a process manager's restart delay
+        self.pg.start()
+        return {"pid": pid, "external": True, "down_s": 3}
 
     def fault_supervisor(self):
         s = self.s
@@ -455,7 +562,8 @@ def main():
     rate = float(os.environ.get("CHAOS_RATE", "1000"))
     faults = [f for f in os.environ.get("CHAOS_FAULTS", " ".join(ALL_FAULTS)).replace(",", " ").split() if f]
     chaos = Chaos(seconds, rate, faults, int(os.environ.get("CHAOS_AI_LATENCY_MS", "1000")),
-                  int(os.environ.get("CHAOS_CONSOLES", "3")))
+                  int(os.environ.get("CHAOS_CONSOLES", "3")),
+                  external_pg=os.environ.get("CHAOS_PG", "embedded") == "external")
     keep = os.environ.get("CHAOS_KEEP") == "1"
     report = None
     try:
