@@ -392,8 +392,12 @@ static int kq_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 			cJSON_ArrayForEach(part, cJSON_GetObjectItem(topic, "partitions"))
 			{
 				cJSON *lag = cJSON_GetObjectItem(part, "consumer_lag");
+				cJSON *state = cJSON_GetObjectItem(part, "fetch_state");
 				int32_t p = (int32_t)atoi(part->string);
+				/* a revoked partition stays in the statistics with its last figures: only
+				 * the ones being fetched are this consumer's lag */
 				if (p >= 0 && cJSON_IsNumber(lag) && lag->valuedouble >= 0 &&
+				    cJSON_IsString(state) && strcmp(state->valuestring, "active") == 0 &&
 				    cJSON_IsNumber(cJSON_GetObjectItem(part, "committed_offset")))
 					kq->opts.on_lag(topic->string, p, (int64_t)lag->valuedouble, kq->opts.arg);
 			}

@@ -1370,8 +1370,12 @@ static void wrk_on_rebalance(kq_t *kq, rd_kafka_resp_err_t err, rd_kafka_topic_p
 	/* commit what is finished (may fail while the group rebalances: the new owner then
 	 * redelivers it, and storing is idempotent), then forget the partitions */
 	wrk_commit_cb(-1, 0, NULL);
-	for (int i = 0; i < parts->cnt; i++)
+	for (int i = 0; i < parts->cnt; i++) {
 		track_revoke(W.track, parts->elems[i].topic, parts->elems[i].partition);
+		/* the new owner reports that partition's lag now: a stale value here would add to its
+		 * figure in the merged /metrics for as long as this worker lives */
+		wrk_on_lag(parts->elems[i].topic, parts->elems[i].partition, 0, NULL);
+	}
 	log_info("revoked %d partitions", parts->cnt);
 }
 

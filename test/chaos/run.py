@@ -394,6 +394,7 @@ class Chaos:
         except ValueError:
             report["bench"] = bench[:2000]
         report["drain_s"] = drained
+        report["consumer_lag_after_drain"] = self.settled_lag()
         report["config"] = {"seconds": self.seconds, "rate": self.rate, "ai_latency_ms": self.ai_latency_ms,
                             "workers": self.workers, "consoles": self.n_consoles,
                             "postgres": "external" if self.external_pg else "embedded"}
@@ -407,6 +408,17 @@ class Chaos:
             return None
         vals = [float(l.rsplit(" ", 1)[1]) for l in body.splitlines() if l.startswith("atende_worker_consumer_lag{")]
         return sum(vals) if vals else None
+
+    def settled_lag(self, limit=30):
+        """The merged consumer lag once the workers' statistics (every few seconds) have caught
+        up with the drain: 0 unless a series is stale or something is still unconsumed."""
+        deadline, lag = time.monotonic() + limit, None
+        while time.monotonic() < deadline:
+            lag = self.consumer_lag()
+            if lag == 0:
+                break
+            time.sleep(1)
+        return lag
 
     def wait_drained(self, limit=600):
         """Seconds until the workers have consumed everything (consumer lag 0, or, since a

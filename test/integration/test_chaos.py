@@ -41,6 +41,8 @@ def test_every_fault_was_injected_and_the_system_recovered(report):
     assert [f["fault"] for f in report["faults"]] == ["worker", "notifier", "broker", "ai"]
     assert [f for f in report["faults"] if "error" in f or f["recovered_s"] < 0] == []
     assert report["drain_s"] >= 0, "the system did not drain"
+    # the killed worker's partitions moved: no stale lag series may stay behind on /metrics
+    assert report["consumer_lag_after_drain"] == 0
 
 
 def test_the_load_was_real(report):
