@@ -420,11 +420,13 @@ class Chaos:
             time.sleep(1)
         return lag
 
-    def wait_drained(self, limit=600):
-        """Seconds until the workers have consumed everything (consumer lag 0, or, since a
-        restarted worker's lag series can stay stale, no new message of the run stored for 10 s),
-        no stored customer message of the run awaits its coaching decision and no reply is still
-        being sent (-1: not within limit; the check then counts what is still in the broker as lost)."""
+    def wait_drained(self, limit=1800, stall=180):
+        """Seconds until the workers have consumed everything (consumer lag 0, or, should a lag
+        series stay stale, no new message of the run stored for 10 s), no stored customer message
+        of the run awaits its coaching decision and no reply is still being sent. A slow machine
+        gets time as long as the system makes progress (the lag, the stored count or the open
+        count moves); -1 when nothing moved for stall seconds, or after limit: the check then
+        counts what is still in the broker as lost."""
         start = time.monotonic()
         with open(self.ids) as f:
             first = f.readline().split("\t")[0]
@@ -433,20 +435,23 @@ class Chaos:
              "and hint_id is null and coaching is null) + "
              "(select count(*) from outbound_requests where status = 'sending'), "
              "(select count(*) from messages where provider_id like '" + prefix + "%')")
-        last, stored, still_since = None, None, time.monotonic()
-        while time.monotonic() - start < limit:
+        seen, moved_at, stored_at, lag = None, time.monotonic(), time.monotonic(), None
+        while time.monotonic() - start < limit and time.monotonic() - moved_at < stall:
             try:
                 row = self.s.sql(q)[0]
-                last, now_stored = int(row[0]), int(row[1])
+                still_open, stored = int(row[0]), int(row[1])
             except (AssertionError, IndexError, ValueError):
-                last, now_stored = None, None
-            if now_stored != stored:
-                stored, still_since = now_stored, time.monotonic()
+                still_open, stored = None, None
             lag = self.consumer_lag()
-            if last == 0 and (lag == 0 or time.monotonic() - still_since >= 10):
+            if seen is None or (still_open, stored, lag) != seen:
+                if seen is None or stored != seen[1]:
+                    stored_at = time.monotonic()
+                seen, moved_at = (still_open, stored, lag), time.monotonic()
+            if still_open == 0 and (lag == 0 or time.monotonic() - stored_at >= 10):
                 return round(time.monotonic() - start, 1)
             time.sleep(2)
-        log(f"not drained after {limit}s ({last} open, consumer lag {lag})")
+        log(f"not drained after {round(time.monotonic() - start)}s ({seen[0] if seen else None} open, "
+            f"consumer lag {lag}; nothing moved for {round(time.monotonic() - moved_at)}s)")
         return -1
 
     # --- faults ------------------------------------------------------------
