@@ -134,6 +134,10 @@ int sup_run(cfg_t *cfg)
 	/* one supervisor per data_dir */
 	cfg_data_path(cfg, "", path, sizeof(path));
 	mkdir(path, 0755);
+	/* run/ holds broker.state and the metrics exports whatever PostgreSQL is used (the
+	 * embedded one's set-up used to be the only one making it) */
+	cfg_data_path(cfg, "run", path, sizeof(path));
+	mkdir(path, 0755);
 	cfg_data_path(cfg, "atende.lock", path, sizeof(path));
 	int lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0) {

@@ -352,7 +352,10 @@ class Chaos:
         s = self.s
         self.bench_log = open(os.path.join(s.dir, "bench.log"), "wb")
         self.bench_out = os.path.join(s.dir, "bench.json")
-        drain = 120
+        # the bench's company socket is the watcher whose events the checker counts: it stays
+        # until the system has drained (then SIGINT ends the bench), so that what is stored
+        # during the drain is checked too, not only what was stored while the load ran
+        drain = 3600
         self.bench = subprocess.Popen(
             [os.path.join(ROOT, "bin", "atende"), "bench", "-c", s.conf, "--rate", str(self.rate),
              "--seconds", str(self.seconds), "--warmup", "0", "--drain", str(drain), "--connections", "64",
@@ -369,8 +372,13 @@ class Chaos:
                 log(f"the load ended before fault {name}")
                 break
             self.fault(name)
+        while time.time() < t0 + self.seconds and self.bench.poll() is None:
+            time.sleep(0.5)  # the load's own length
+        log("load sent; waiting for the system to drain")
+        drained = self.wait_drained()
         try:
-            self.bench.wait(self.seconds + drain + 300)
+            # the bench ends by itself once its socket got a hint for every acknowledged message
+            self.bench.wait(60)
         except subprocess.TimeoutExpired:
             self.bench.send_signal(signal.SIGINT)
             self.bench.wait(60)
@@ -378,8 +386,7 @@ class Chaos:
         consoles.finish()
         with open(self.bench_out) as f:
             bench = f.read().strip()
-        log(f"load done (bench exit {self.bench.returncode}): {bench[:400]}")
-        drained = self.wait_drained()
+        log(f"drained in {drained} s; bench exit {self.bench.returncode}: {bench[:400]}")
         with open(self.replies, "w") as f:
             with self.gw.lock:
                 ok = list(self.gw.ok_texts)

@@ -3,14 +3,17 @@ bad configs are refused with file:line."""
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 
 from fakeai import FakeAI
-from harness import BIN, System, fixture, wait_for
+from harness import BIN, System, fixture, free_port, wait_for
 from test_foundation import evolution_text
 
 
@@ -297,6 +300,38 @@ def test_kill_9_of_the_supervisor_keeps_the_broker_for_the_next_start():
         assert s.leftover_processes() == []
     finally:
         s.destroy()
+
+
+def test_kill_9_with_an_external_postgres_keeps_the_broker_too():
+    """The same adoption when postgres.conninfo points at a server atende does not own (make
+    chaos CHAOS_PG=external found the state file unwritten there: the run/ folder was made
+    only by the embedded PostgreSQL's set-up, so the next start found the port held)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "chaos"))
+    from run import ExternalPostgres  # test/chaos/run.py
+    root = tempfile.mkdtemp(prefix="atende-extpg-", dir="/tmp")
+    os.chmod(root, 0o755)
+    pg = ExternalPostgres(os.path.join(root, "pgdata"), free_port()).create()
+    s = System(name="kill9ext", extra={r"embedded_orphan_keep_s = 0;": "embedded_orphan_keep_s = 300;",
+                                       r'(?m)^  conninfo = "";': f'  conninfo = "{pg.conninfo}";'})
+    try:
+        s.start()
+        broker = s.pid("broker")
+        with open(os.path.join(s.dir, "var", "run", "broker.state")) as f:
+            assert int(f.read().split()[0]) == broker
+        os.kill(s.proc.pid, signal.SIGKILL)
+        s.proc.wait()
+        s.log.close()
+        wait_for(lambda: not [p for p in s.leftover_processes() if "atende-ingress" in p or "atende-notifier" in p],
+                 what="the old ingress and notifier to stop")
+        s.start(timeout=30)
+        assert f"adopted the embedded broker pid {broker}" in s.log_text()
+        assert s.pid("broker") == broker
+        assert s.stop() == 0
+        assert not running(broker)
+    finally:
+        s.destroy()
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_port_held_by_another_process_is_named():

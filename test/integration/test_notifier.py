@@ -759,7 +759,10 @@ def test_ops_over_http_share_the_agents_rate_limit(system):
     flooded = time.monotonic()
     accepted = [r for r in answers if r.status == 200]
     refused = [r for r in answers if r.status == 429]
-    assert len(accepted) + len(refused) == 1000, {r.status for r in answers}
+    # this module's notifier takes 30 connections in all: with sixteen requests at a time and
+    # earlier tests' sockets still closing on a slow (sanitized) build, a few may meet that cap
+    over_cap = [r for r in answers if r.status == 503 and r.json()["error"] == "too many connections"]
+    assert len(accepted) + len(refused) + len(over_cap) == 1000, {r.status for r in answers}
     assert len(accepted) <= 2 * rate + rate * (flooded - start) + 1, (len(accepted), flooded - start)
     assert all(r.headers.get("Retry-After") and r.json()["type"] == "error" and
                r.json()["error"] == f"rate limit: at most {rate} ops per second" for r in refused)

@@ -749,6 +749,14 @@ static fake_t *fake_new(struct event_base *base)
 	return f;
 }
 
+/* Forgets the recorded calls (their strings freed) so a test can script the next ones. */
+static void fake_forget_calls(fake_t *f)
+{
+	for (int i = 0; i < f->calls && i < FAKE_MAX_CALLS; i++)
+		free(f->models[i]), free(f->users[i]), free(f->systems[i]);
+	f->calls = 0;
+}
+
 static void fake_free(fake_t *f)
 {
 	if (!f)
@@ -762,8 +770,7 @@ static void fake_free(fake_t *f)
 		free(p);
 	}
 	http_server_free(f->srv);
-	for (int i = 0; i < f->calls && i < FAKE_MAX_CALLS; i++)
-		free(f->models[i]), free(f->users[i]), free(f->systems[i]);
+	fake_forget_calls(f);
 	free(f);
 }
 
@@ -1012,9 +1019,7 @@ TEST(ai_retries_with_backoff_then_fallback)
 
 	/* 500 then garbage then ok: the AI answer wins after two retries */
 	e.fake->n_script = 0;
-	e.fake->calls = 0;
-	for (int i = 0; i < 4; i++)
-		free(e.fake->models[i]), free(e.fake->users[i]), free(e.fake->systems[i]);
+	fake_forget_calls(e.fake);
 	e.fake->script[0] = FK_500;
 	e.fake->script[1] = FK_GARBAGE;
 	e.fake->script[2] = FK_OK;
@@ -1343,7 +1348,7 @@ TEST(ai_stream_reads_events_usage_and_plain_answers)
 	/* cut midway: retried, then answered */
 	e.fake->n_script = 1;
 	e.fake->script[0] = FK_SSE_CUT;
-	e.fake->calls = 0;
+	fake_forget_calls(e.fake);
 	CHECK(send_one(e.ai, e.col, 1, "suporte", "sem internet", false));
 	CHECK(run_until_done(e.base, e.col, 5000));
 	CHECK_STR(e.col->r[1].source, "ai");
