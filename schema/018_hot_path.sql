@@ -155,3 +155,35 @@ $$;
 -- test was planned again for every analysis (8,006 plans for 8,006 runs in the AI bench, 9 times
 -- its run time); the statements that settled on a generic plan are unchanged by this.
 ALTER FUNCTION atende_coach_admit(jsonb) SET plan_cache_mode = force_generic_plan;
+
+-- atende_pending_statuses_applied runs every second in each worker with outbound on (the
+-- status sweep), nearly always with nothing to do. As a SQL function with a data-modifying
+-- CTE it was planned afresh on every call, joining the partitioned messages table: 33 ms of a
+-- backend per call on an idle system (test/bench_pg.py with BENCH_PG_IDLE_S; the whole idle
+-- system's largest PostgreSQL cost). The same statement in PL/pgSQL, behind a probe of the
+-- partial index pending_statuses_applied: idle, a call is that probe. A status marked just
+-- after the probe goes out with the next sweep, as one marked after the old statement did.
+CREATE OR REPLACE FUNCTION atende_pending_statuses_applied(p_limit int)
+RETURNS TABLE (r_message_id bigint, r_conversation_id bigint, r_company_id bigint, r_agent_id bigint,
+               r_provider_id text, r_status text, r_error text, r_at text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pending_statuses s WHERE s.applied_message_id IS NOT NULL) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH taken AS (
+        DELETE FROM pending_statuses p
+         WHERE p.ctid = ANY (ARRAY (SELECT s.ctid FROM pending_statuses s WHERE s.applied_message_id IS NOT NULL
+                                     ORDER BY s.kept_at LIMIT p_limit FOR UPDATE SKIP LOCKED))
+        RETURNING p.channel, p.provider_id)
+    SELECT DISTINCT ON (m.id) m.id, m.conversation_id, m.company_id, c.agent_id, m.provider_id, m.status,
+           m.status_error, atende_iso(m.status_at)
+      FROM taken t
+      JOIN message_keys k ON k.channel = t.channel AND k.provider_id = t.provider_id
+      JOIN messages m ON m.id = k.message_id AND m.received_at = k.received_at
+      JOIN conversations c ON c.id = m.conversation_id
+     WHERE m.status IS NOT NULL
+     ORDER BY m.id;
+END;
+$$;

@@ -7,7 +7,7 @@ $BENCH_AI_LATENCY_MS: hints from test/integration/fakeai.py answering after that
 similarity cache on, as in bench.conf) instead of the rules. $BENCH_PG_PRIORITY sets
 postgres.priority and workers.priority (e.g. 0 on a machine shared with other load).
 $BENCH_PG_IDLE_S (0 = none) first measures each process's CPU with no traffic for that long;
-$BENCH_PG_SECONDS=0 then stops there. $BENCH_PG_PERF=1: `perf record` on the PostgreSQL backends
+$BENCH_PG_SECONDS=0 then stops there. $BENCH_PG_FETCH_WAIT_MS sets kafka.embedded_fetch_wait_max_ms. $BENCH_PG_PERF=1: `perf record` on the PostgreSQL backends
 during the measured run (report in $BENCH_PG_OUT). $BENCH_PG_EXPLAIN=1: EXPLAIN (ANALYZE, BUFFERS)
 of every statement of a 500-message ingest and its hints, afterwards (auto_explain).
 
@@ -35,6 +35,7 @@ AI_MS = os.environ.get("BENCH_AI_LATENCY_MS", "")
 PRIORITY = os.environ.get("BENCH_PG_PRIORITY")
 PERF = os.environ.get("BENCH_PG_PERF") == "1"
 EXPLAIN = os.environ.get("BENCH_PG_EXPLAIN") == "1"
+FETCH_WAIT = os.environ.get("BENCH_PG_FETCH_WAIT_MS")  # kafka.embedded_fetch_wait_max_ms
 IDLE_S = float(os.environ.get("BENCH_PG_IDLE_S", "0"))
 TICK = os.sysconf("SC_CLK_TCK")
 OUT = os.environ.get("BENCH_PG_OUT") or os.path.join(ROOT, "build", time.strftime("bench-pg-%Y%m%d-%H%M%S"))
@@ -56,6 +57,8 @@ class PgBenchSystem(System):
             subs[r'(?m)^  provider = "rules";'] = '  provider = "openai";'
             subs[r'(?m)^  base_url = "";'] = f'  base_url = "http://127.0.0.1:{self.ai_port}/v1";'
             subs[r"(?m)^  max_in_flight = 1000;"] = "  max_in_flight = 4000;"
+        if FETCH_WAIT is not None:
+            subs[r"embedded_fetch_wait_max_ms = \d+;"] = f"embedded_fetch_wait_max_ms = {FETCH_WAIT};"
         subs.update(changes)
         self.render_config("bench.conf", subs)
 
@@ -105,7 +108,18 @@ def main():
         wait_for(lambda: sum(1 for line in s.log_text().splitlines() if re.search(r"assigned \d+ partitions", line)) >= 2,
                  60, "the workers' partitions")
         if IDLE_S > 0:
+            time.sleep(10)  # start-up settles
+            s.sql("SELECT pg_stat_statements_reset()")
             idle(s)
+            # what the idle system asks PostgreSQL, by time
+            rows = s.sql("SELECT calls, round(total_exec_time::numeric, 1), regexp_replace(left(query, 120), '\\s+', ' ', 'g') "
+                         "FROM pg_stat_statements WHERE toplevel ORDER BY total_exec_time DESC LIMIT 12")
+            with open(os.path.join(OUT, "idle-statements.tsv"), "w") as f:
+                for row in rows:
+                    f.write("\t".join(row) + "\n")
+            print("idle statements (top level; calls, ms, query):")
+            for row in rows:
+                print("  " + "  ".join(row))
         if SECONDS <= 0:
             return
         # the warm-up: its own bench run, then the statistics are reset and the measured run starts
@@ -212,9 +226,8 @@ def ticks(pid):
 
 
 def idle(s):
-    """Each process's CPU over BENCH_PG_IDLE_S seconds of no traffic (after 10 s to settle), as % of
+    """Each process's CPU over BENCH_PG_IDLE_S seconds of no traffic, as % of
     a core: the supervisor, each child it lists, and PostgreSQL's postmaster and children."""
-    time.sleep(10)
     roles = {p["pid"]: f"{p['role']}{p['index'] if p['role'] == 'worker' else ''}" for p in health(s)["processes"]}
     roles[s.proc.pid] = "supervisor"
     pg = next(p for p, r in roles.items() if r == "postgres")
