@@ -18,9 +18,11 @@ DROP INDEX IF EXISTS conversations_company_status;
 -- function's time. Now the analyses that may store a hint are collected in the loop and
 -- claimed by one UPDATE for the whole batch, their hints stored by one INSERT; what comes
 -- before (reservations, refusals, skips, the agent interval) stays per analysis and in order.
--- A message in two analyses of one batch is claimed by the first, as before. The generic
--- plans (plan_cache_mode) prune the weekly partitions when they run, so nothing here is
--- planned twice in a session.
+-- A message in two analyses of one batch is claimed by the first, as before. Generic plans
+-- (plan_cache_mode): nothing here is planned twice in a session. They do not prune the weekly
+-- partitions (received_at = ANY of an array parameter cannot be pruned), so the claim probes
+-- each partition's primary key once per batch (EXPLAIN: ~0.1 ms per empty partition for 500
+-- messages), far less than planning it per hint.
 CREATE OR REPLACE FUNCTION atende_coach_finish(batch jsonb) RETURNS jsonb LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
