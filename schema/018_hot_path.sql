@@ -12,10 +12,9 @@ DROP INDEX IF EXISTS conversations_company_status;
 
 -- atende_coach_finish, same contract as 015's. 015's claimed each hinted analysis's messages
 -- with its own UPDATE of the partitioned messages table and stored its hint with its own
--- INSERT: per hint, PL/pgSQL planned that UPDATE again over every weekly partition (a custom
+-- INSERT: per hint, PL/pgSQL planned that UPDATE again over the weekly partitions (a custom
 -- plan always looks cheaper than the generic one for a partitioned table, whose generic cost
--- counts every partition) and started two executors over them; that was ~60 % of the
--- function's time. Now the analyses that may store a hint are collected in the loop and
+-- counts every partition) and started two executors; that was ~60 % of the function's time. Now the analyses that may store a hint are collected in the loop and
 -- claimed by one UPDATE for the whole batch, their hints stored by one INSERT; what comes
 -- before (reservations, refusals, skips, the agent interval) stays per analysis and in order.
 -- A message in two analyses of one batch is claimed by the first, as before. Generic plans
