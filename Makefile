@@ -185,6 +185,8 @@ bench: setup-test
 	@/usr/bin/python3 test/bench_media.py
 	@/usr/bin/python3 test/bench_stream.py | tee -a build/bench-results.jsonl
 	@/usr/bin/python3 test/bench_broker.py
+	@BENCH_PG_IDLE_S=60 /usr/bin/python3 test/bench_pg.py
+	@BENCH_AI_LATENCY_MS=1500 BENCH_PG_RATE=500 /usr/bin/python3 test/bench_pg.py
 
 # load (CHAOS_RATE msg/s, default 1,000, for CHAOS_SECONDS, default 300, fake AI at 1 s) while
 # workers, the ingress, the notifier, the supervisor and PostgreSQL are killed, the broker, the AI

@@ -193,10 +193,56 @@ pid_t pgembed_spawn(const cfg_t *cfg)
 	_exit(127);
 }
 
+/* Gives the autogroup of pid the nice value priority; true when it changed it. */
+static bool pgembed_renice_one(int pid, int priority)
+{
+	char path[64], line[128];
+	snprintf(path, sizeof(path), "/proc/%d/autogroup", pid);
+	FILE *f = fopen(path, "r+e");
+	if (!f)
+		return false; /* kernel without autogroup, or the backend just exited */
+	int nice = 0;
+	bool changed = false;
+	if (fgets(line, sizeof(line), f) && sscanf(line, "%*s nice %d", &nice) == 1 && nice != priority) {
+		rewind(f);
+		changed = fprintf(f, "%d", priority) > 0 && fflush(f) == 0;
+	}
+	fclose(f);
+	return changed;
+}
+
 int pgembed_renice_backends(pid_t postmaster, int priority)
 {
-	char path[64], line[512];
+	/* The postmaster's children from /proc/<pid>/task/<pid>/children (one thread: all of
+	 * them), and nothing to do while that list is what it was a second ago. Walking all of
+	 * /proc every second instead was the idle supervisor's largest cost (perf: ~0.4 % of a
+	 * core on a machine with a few hundred processes; docs/performance.md, "Idle"). */
+	static char last[4096];
+	static pid_t last_pm;
+	char path[64], line[512], kids[sizeof(last)];
 	int changed = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)postmaster, (int)postmaster);
+	FILE *cf = fopen(path, "re");
+	if (cf) {
+		size_t n = fread(kids, 1, sizeof(kids) - 1, cf);
+		fclose(cf);
+		kids[n] = '\0';
+		if (last_pm == postmaster && strcmp(kids, last) == 0)
+			return 0;
+		char copy[sizeof(kids)];
+		memcpy(copy, kids, n + 1);
+		for (char *save, *tok = strtok_r(kids, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+			changed += pgembed_renice_one(atoi(tok), priority);
+		/* settled only by a pass that had nothing to change: a backend reniced before its
+		 * setsid (a new autogroup at nice 0) is looked at again a second later. A list too
+		 * long to compare is walked every time. */
+		if (changed == 0 && n < sizeof(kids) - 1) {
+			memcpy(last, copy, n + 1);
+			last_pm = postmaster;
+		}
+		return changed;
+	}
+	/* a kernel without CONFIG_PROC_CHILDREN: every process's parent, from /proc/<pid>/stat */
 	DIR *d = opendir("/proc");
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
@@ -213,17 +259,7 @@ int pgembed_renice_backends(pid_t postmaster, int priority)
 		int ppid = 0;
 		if (!close_paren || sscanf(close_paren + 1, " %*c %d", &ppid) != 1 || ppid != postmaster)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/autogroup", pid);
-		f = fopen(path, "r+e");
-		if (!f)
-			continue; /* kernel without autogroup, or the backend just exited */
-		int nice = 0;
-		if (fgets(line, sizeof(line), f) && sscanf(line, "%*s nice %d", &nice) == 1 && nice != priority) {
-			rewind(f);
-			if (fprintf(f, "%d", priority) > 0 && fflush(f) == 0)
-				changed++;
-		}
-		fclose(f);
+		changed += pgembed_renice_one(pid, priority);
 	}
 	if (d)
 		closedir(d);

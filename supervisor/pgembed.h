@@ -31,8 +31,9 @@ pid_t pgembed_spawn(const cfg_t *cfg);
 /* Linux autogroup puts every session in its own scheduling group, and each PostgreSQL
  * backend starts a session (setsid): without this a backend competes as a whole session
  * and the server's nice value (postgres.priority) is ignored. Gives the autogroup of every
- * child of the postmaster that nice value; returns how many it changed. Cheap enough to
- * call every second; a no-op on kernels without autogroup. */
+ * child of the postmaster that nice value; returns how many it changed. Called every
+ * second: it reads the postmaster's children list and returns at once while that list is
+ * one a pass already found settled; a no-op on kernels without autogroup. */
 int pgembed_renice_backends(pid_t postmaster, int priority);
 
 /* The conninfo clients use to reach the embedded server. */

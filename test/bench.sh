@@ -9,7 +9,8 @@
 # messages; BENCH_WRK_CONNECTIONS, each run starting with the workers drained), then one
 # diagnostic wrk run with the workers stopped (SIGSTOP; BENCH_WRK_DIAGNOSTIC=0 skips it), which
 # shows the ingress and broker without the workers' reads; and prints each run's JSON line on
-# stdout, also appending it to build/bench-results.jsonl.
+# stdout, also appending it to build/bench-results.jsonl, and at the end the CPU per message per
+# process of the open-loop runs (test/bench_cpu.py).
 # The system is stopped (SIGTERM, then waited for) however the script ends.
 set -u
 
@@ -153,6 +154,7 @@ start_system
 record() {
 	echo "$1"
 	echo "$1" >>"$RESULTS"
+	echo "$1" >>"$TMP/lines.jsonl"
 }
 
 # pids of the processes of one role, from `atende status --json`
@@ -259,4 +261,6 @@ if [ "${BENCH_NOTIFIER:-1}" = 1 ] && [ -z "$AI_LATENCY" ]; then
 	done
 	IFS=$old_ifs
 fi
+# the CPU per message per process of this invocation's open-loop runs (issue 19)
+[ -f "$TMP/lines.jsonl" ] && python3 test/bench_cpu.py <"$TMP/lines.jsonl"
 exit $rc
