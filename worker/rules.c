@@ -747,7 +747,7 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 						 sizeof(rules_request_words) / sizeof(rules_request_words[0]), 16);
 		if (kw->intent == INTENT_CANCEL && !request &&
 		    rules_word_before(padded, at, rules_threat_words,
-				      sizeof(rules_threat_words) / sizeof(rules_threat_words[0]), 40)) {
+				      sizeof(rules_threat_words) / sizeof(rules_threat_words[0]), 60)) {
 			w = RULES_THREAT_WEIGHT;
 			threat = true;
 		} else if (request) {
