@@ -174,7 +174,7 @@ test: setup-test
 # and the embedded broker on Debian's librdkafka and on the patched one, each filled to its cap
 # then at 2,000/5,000/10,000 msg/s (test/bench_broker.py, docs/performance.md)
 bench: setup-test
-	@build/test/test_rules | grep '^{"bench": "rules_' | tee -a build/bench-results.jsonl
+	@build/test/test_rules | grep -E '^\{"bench": "(rules|routing)_' | tee -a build/bench-results.jsonl
 	@sh test/bench.sh
 	@BENCH_AI_LATENCY_MS=1500 BENCH_RATES="500 1000 2000" BENCH_WRK=0 sh test/bench.sh
 	@/usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
