@@ -25,6 +25,8 @@
 #define RULES_LATE_BONUS 0.6  /* a keyword at the very end weighs 1.6x one at the very start */
 #define RULES_REQUEST_BONUS 2 /* a keyword right after a request verb */
 #define RULES_THREAT_WEIGHT 1 /* "se não resolver vou cancelar": cancel is a threat, not the request */
+#define RULES_VERDICT_WEIGHT 4 /* "a internet está uma porcaria": the service judged, a fault */
+#define RULES_VERDICT_WINDOW 24 /* bytes between the thing judged and the judgement */
 #define RULES_DETAIL_MAX 48
 
 /* One keyword: its weight towards an intent and, optionally, a hint more precise than
@@ -261,7 +263,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" contratar", INTENT_SALES, 3, H_PROMOCAO},
 	{" contratacao", INTENT_SALES, 3, H_PROMOCAO},
 	{" assinar", INTENT_SALES, 2, H_PROMOCAO},
-	{" desconto", INTENT_SALES, 2, H_PROMOCAO},
+	{" desconto", INTENT_SALES, 3, H_PROMOCAO},
 	{" promocao", INTENT_SALES, 3, H_PROMOCAO},
 	{" oferta", INTENT_SALES, 2, H_PROMOCAO},
 	{" upgrade", INTENT_SALES, 4, H_UPGRADE},
@@ -273,7 +275,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" mega ", INTENT_SALES, 1, NULL},
 	{" megas ", INTENT_SALES, 1, NULL},
 	{" giga", INTENT_SALES, 1, NULL},
-	{" fibra", INTENT_SALES, 2, NULL},
+	{" fibra", INTENT_SALES, 1, NULL},
 	{" quanto custa", INTENT_SALES, 4, H_PRECO},
 	{" quanto e o plano", INTENT_SALES, 4, H_PRECO},
 	{" preco", INTENT_SALES, 3, H_PRECO},
@@ -344,13 +346,11 @@ static const rules_keyword_t rules_keywords[] = {
 	{" ouvidoria", INTENT_COMPLAINT, 4, H_RECLAMACAO_FORMAL},
 	{" pessim", INTENT_COMPLAINT, 3, H_INSATISFEITO},
 	{" horrivel", INTENT_COMPLAINT, 3, H_INSATISFEITO},
-	{" absurdo", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" absurdo", INTENT_COMPLAINT, 2, H_INSATISFEITO},
 	{" descaso", INTENT_COMPLAINT, 3, H_INSATISFEITO},
-	{" vergonha", INTENT_COMPLAINT, 3, H_INSATISFEITO},
-	{" falta de respeito", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+		{" falta de respeito", INTENT_COMPLAINT, 4, H_INSATISFEITO},
 	{" desrespeito", INTENT_COMPLAINT, 4, H_INSATISFEITO},
-	{" insatisfeit", INTENT_COMPLAINT, 3, H_INSATISFEITO},
-	{" mal atendid", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+		{" mal atendid", INTENT_COMPLAINT, 3, H_INSATISFEITO},
 	{" atendimento ruim", INTENT_COMPLAINT, 3, H_INSATISFEITO},
 	{" ninguem resolve", INTENT_COMPLAINT, 5, H_REINCIDENTE},
 	{" nao resolve", INTENT_COMPLAINT, 3, H_REINCIDENTE},
@@ -398,8 +398,6 @@ static const rules_keyword_t rules_keywords[] = {
 	{" devolver o equipamento", INTENT_CANCEL, 3, NULL},
 	{" portar meu numero", INTENT_CANCEL, 3, H_PORTABILIDADE_SAIDA},
 	/* how customers write on WhatsApp: matched on the rewritten text (rules_canonicalize) */
-	{" a conta", INTENT_BILLING, 2, NULL},
-	{" minha conta", INTENT_BILLING, 2, NULL},
 	{" vence", INTENT_BILLING, 3, H_DATA_VENCIMENTO},
 	{" quitar", INTENT_BILLING, 3, NULL},
 	{" quitacao", INTENT_BILLING, 3, NULL},
@@ -424,10 +422,6 @@ static const rules_keyword_t rules_keywords[] = {
 	{" volta a internet", INTENT_OUTAGE, 4, H_QUEDA},
 	{" internet parou", INTENT_OUTAGE, 4, H_QUEDA},
 	{" internet some", INTENT_OUTAGE, 4, H_INSTAVEL},
-	{" internet esta ruim", INTENT_OUTAGE, 4, H_LENTIDAO},
-	{" internet esta muito ruim", INTENT_OUTAGE, 4, H_LENTIDAO},
-	{" internet esta pessima", INTENT_OUTAGE, 4, H_LENTIDAO},
-	{" internet pessima", INTENT_OUTAGE, 4, H_LENTIDAO},
 	{" carroca", INTENT_OUTAGE, 3, H_LENTIDAO},
 	{" esta vindo", INTENT_OUTAGE, 3, H_LENTIDAO},
 	{" lag", INTENT_OUTAGE, 3, H_LENTIDAO},
@@ -511,6 +505,143 @@ static const rules_keyword_t rules_keywords[] = {
 	{" sair da", INTENT_CANCEL, 2, H_OPERADORA},
 	{" arrependi", INTENT_CANCEL, 4, NULL},
 	{" encerrar", INTENT_CANCEL, 3, NULL},
+	/* a telecom's other services and bills: pay TV, mobile, landline, invoices of a company */
+	{" nf ", INTENT_BILLING, 4, H_NOTA_FISCAL},
+	{" nota ", INTENT_BILLING, 2, H_NOTA_FISCAL},
+	{" reajuste", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" igpm", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" subiu", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" aumentaram", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" valor antigo", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" conta ", INTENT_BILLING, 2, NULL},
+	{" contas ", INTENT_BILLING, 2, NULL},
+	{" tarifa", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" interurbano", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" itens", INTENT_BILLING, 2, H_VALOR_ERRADO},
+	{" recarga", INTENT_BILLING, 2, H_PAGAMENTO_NAO_BAIXADO},
+	{" saldo", INTENT_BILLING, 3, H_PAGAMENTO_NAO_BAIXADO},
+	{" dinheiro", INTENT_BILLING, 2, H_ESTORNO},
+	{" de volta", INTENT_BILLING, 1, H_ESTORNO},
+	{" nome sujo", INTENT_BILLING, 4, H_PAGAMENTO_NAO_BAIXADO},
+	{" quitei", INTENT_BILLING, 3, H_PAGAMENTO_NAO_BAIXADO},
+	{" reais", INTENT_BILLING, 2, NULL},
+	{" meu cartao", INTENT_BILLING, 2, NULL},
+	{" gerar", INTENT_BILLING, 2, H_SEGUNDA_VIA},
+	{" mensalidade", INTENT_BILLING, 1, NULL}, /* "a mensalidade subiu": the bill as often as the price */
+	{" sem area", INTENT_OUTAGE, 5, H_SEM_SINAL},
+	{" sem telefone", INTENT_OUTAGE, 4, NULL},
+	{" sem audio", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" sem som", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" sem imagem", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" imagem", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" tela preta", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" tela azul", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" tela", INTENT_OUTAGE, 1, H_SEM_SINAL},
+	{" pixel", INTENT_OUTAGE, 3, H_SEM_SINAL},
+	{" borrad", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" trava ", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" carregando", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao abre", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nao roda", INTENT_OUTAGE, 3, H_QUEDA},
+	{" parou de", INTENT_OUTAGE, 3, H_QUEDA},
+	{" sumiu", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" sumiram", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" erro", INTENT_OUTAGE, 2, NULL},
+	{" decodificador", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" tv box", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" controle remoto", INTENT_OUTAGE, 3, NULL},
+	{" tomada", INTENT_OUTAGE, 2, H_ROTEADOR},
+	{" upload", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" download", INTENT_OUTAGE, 2, H_LENTIDAO},
+	{" speedtest", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" do contratado", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" perda de pacote", INTENT_OUTAGE, 4, H_INSTAVEL},
+	{" desconex", INTENT_OUTAGE, 4, H_INSTAVEL},
+	{" 4g ", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" 3g ", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" dados moveis", INTENT_OUTAGE, 3, H_SEM_SINAL},
+	{" nao recebo", INTENT_OUTAGE, 2, NULL},
+	{" recebe ligac", INTENT_OUTAGE, 3, NULL},
+	{" nao consigo", INTENT_OUTAGE, 1, NULL},
+	{" previsao", INTENT_OUTAGE, 3, H_QUEDA},
+	{" poste", INTENT_OUTAGE, 3, H_SEM_SINAL},
+	{" fio ", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" caido", INTENT_OUTAGE, 3, H_SEM_SINAL},
+	{" mb ", INTENT_OUTAGE, 2, H_LENTIDAO},
+	{" sms", INTENT_OUTAGE, 2, NULL},
+	{" navega", INTENT_OUTAGE, 2, H_QUEDA},
+	{" proposta", INTENT_SALES, 3, H_PRECO},
+	{" link dedicado", INTENT_SALES, 4, H_PRECO},
+	{" ip fixo", INTENT_SALES, 4, H_UPGRADE},
+	{" esim", INTENT_SALES, 3, NULL},
+	{" ponto extra", INTENT_SALES, 4, NULL},
+	{" promo", INTENT_SALES, 1, H_PROMOCAO}, /* with " promocao": "promo", "promoção", "promocional" */
+	{" black friday", INTENT_SALES, 3, H_PROMOCAO},
+	{" recomend", INTENT_SALES, 3, H_VELOCIDADES},
+	{" fechar ", INTENT_SALES, 3, H_PROMOCAO},
+	{" alugar", INTENT_SALES, 2, NULL},
+	{" mesh", INTENT_SALES, 3, NULL},
+	{" melhorar", INTENT_SALES, 2, H_UPGRADE},
+	{" vendem", INTENT_SALES, 3, NULL},
+	{" tem voces", INTENT_SALES, 3, H_COBERTURA},
+	{" vir pra voces", INTENT_SALES, 4, H_PORTABILIDADE_ENTRADA},
+	{" para ca", INTENT_SALES, 2, H_PORTABILIDADE_ENTRADA},
+	{" pra ca", INTENT_SALES, 2, H_PORTABILIDADE_ENTRADA},
+	{" inclus", INTENT_SALES, 3, H_PRECO},
+	/* the customer's own plan named as context ("num plano de 500 só vem 20") */
+	{" meu plano", INTENT_SALES, -2, NULL},
+	{" num plano", INTENT_SALES, -2, NULL},
+	{" meu pacote", INTENT_SALES, -2, NULL},
+	/* the way the customer was (not) treated */
+	{" ninguem", INTENT_COMPLAINT, 2, H_PROTOCOLO},
+	{" ninguem respond", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" ninguem atend", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" ninguem aparec", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
+	{" nunca veio", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" nunca mais aparec", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" foi embora", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
+	{" sem arrumar", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
+	{" reagend", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
+	{" nenhuma resposta", INTENT_COMPLAINT, 4, H_PROTOCOLO},
+	{" resposta", INTENT_COMPLAINT, 1, H_PROTOCOLO},
+	{" vacuo", INTENT_COMPLAINT, 4, H_PROTOCOLO},
+	{" ligou de volta", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" disseram que", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" mais uma vez", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" fecharam", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" encerraram", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" insatisf", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" maltrat", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" mal tratad", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" na minha cara", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" respeit", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" vergonh", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" consumidor", INTENT_COMPLAINT, 2, H_RECLAMACAO_FORMAL},
+	{" piada", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" pior atendimento", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" raiva", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" bot ", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" robo ", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" nao sabe", INTENT_COMPLAINT, 2, H_INSATISFEITO},
+	{" telemarketing", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" parem de ligar", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" por fora", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" contra voces", INTENT_COMPLAINT, 2, H_RECLAMACAO_FORMAL},
+	{" so agora", INTENT_COMPLAINT, 2, H_PROTOCOLO},
+	{" ignor", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" gravacao", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" furaram", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
+	/* ending part of a contract or a line */
+	{" desativ", INTENT_CANCEL, 3, NULL},
+	{" dar baixa na", INTENT_CANCEL, 3, NULL},
+	{" renovar", INTENT_CANCEL, 3, NULL},
+	{" encerramento", INTENT_CANCEL, 4, NULL},
+	{" falec", INTENT_CANCEL, 3, NULL},
+	{" tirar", INTENT_CANCEL, 2, NULL},
+	{" nao compensa", INTENT_CANCEL, 2, NULL},
+	/* a cancellation told as the story of a bill, not asked for */
+	{" nao cancelei", INTENT_CANCEL, -4, NULL},
+	{" que eu cancelei", INTENT_CANCEL, -3, NULL},
 	/* neither: asking for a person, opening hours, the registration, thanking */
 	{" falar com atendente", INTENT_OTHER, 6, NULL},
 	{" falar com um atendente", INTENT_OTHER, 6, NULL},
@@ -538,6 +669,20 @@ static const rules_keyword_t rules_keywords[] = {
 	{" aguardo", INTENT_OTHER, 3, NULL},
 	{" aguardando o retorno", INTENT_OTHER, 3, NULL},
 	{" estou aguardando", INTENT_OTHER, 2, NULL},
+	{" humano", INTENT_OTHER, 5, NULL},
+	{" curriculo", INTENT_OTHER, 5, NULL},
+	{" vaga de emprego", INTENT_OTHER, 5, NULL},
+	{" pessoa de verdade", INTENT_OTHER, 5, NULL},
+	{" encerrar o atendimento", INTENT_OTHER, 7, NULL},
+	{" tudo certo", INTENT_OTHER, 3, NULL},
+	{" deu certo", INTENT_OTHER, 4, NULL},
+	{" consegui resolver", INTENT_OTHER, 5, NULL},
+	{" nome da minha rede", INTENT_OTHER, 6, NULL},
+	{" nome da rede", INTENT_OTHER, 6, NULL},
+	{" endereco novo", INTENT_OTHER, 4, NULL},
+	{" levar a internet", INTENT_OTHER, 5, NULL},
+	{" transferir a internet", INTENT_OTHER, 5, NULL},
+	{" mudar de casa", INTENT_OTHER, 3, NULL},
 };
 
 /* WhatsApp spelling, one normalized word -> what an agent reads (may be several words). */
@@ -585,6 +730,21 @@ static const char *const rules_request_words[] = {
 	" mande ", " envia ", " envie ", " me passa ", " como faco ", " como faz ", " solicitar ", " qual ",
 	" quanto ", " quais ", " tem como ", " vim ", " desejo ",
 };
+/* A judgement ("ruim", "uma porcaria") says a fault when it follows a service, a complaint
+ * when it follows the people who served: the word alone weighs towards complaint. */
+static const char *const rules_verdict_words[] = {
+	" ruim", " pessim", " horrivel", " lixo", " merda", " bosta", " droga", " porcaria", " lesma",
+	" carroca", " desgraca", " osso", " podre", " fraca", " lenta", " instavel", " uma piada",
+};
+static const char *const rules_service_words[] = {
+	" internet ", " wifi ", " wi fi ", " sinal ", " conexao ", " rede ", " tv ", " linha ", " telefone ",
+	" celular ", " velocidade ", " servico ", " fibra ", " roteador ", " chip ",
+};
+static const char *const rules_treatment_words[] = {
+	" atendimento ", " atendente ", " atendentes ", " suporte ", " sac ", " loja ", " tecnico ", " vendedor ",
+	" empresa ", " voces ",
+};
+
 /* Words that, shortly before "cancelar", make it a condition: a threat, not the request. */
 static const char *const rules_threat_words[] = {" se ", " senao ", " caso ", " ou ", " ou entao "};
 
@@ -762,6 +922,17 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 			continue;
 		if ((int)rules_criticals[i].reason < reason)
 			reason = (int)rules_criticals[i].reason;
+	}
+	for (size_t i = 0; i < sizeof(rules_verdict_words) / sizeof(rules_verdict_words[0]); i++) {
+		const char *at = rules_last(padded, rules_verdict_words[i]);
+		if (!at)
+			continue;
+		if (rules_word_before(padded, at, rules_treatment_words,
+				      sizeof(rules_treatment_words) / sizeof(rules_treatment_words[0]), RULES_VERDICT_WINDOW))
+			score[INTENT_COMPLAINT] += RULES_VERDICT_WEIGHT;
+		else if (rules_word_before(padded, at, rules_service_words,
+					   sizeof(rules_service_words) / sizeof(rules_service_words[0]), RULES_VERDICT_WINDOW))
+			score[INTENT_OUTAGE] += RULES_VERDICT_WEIGHT;
 	}
 	if (reason != REASON_COUNT && rules_reason_intent[reason] != INTENT_OTHER)
 		score[rules_reason_intent[reason]] += 1;
@@ -954,7 +1125,8 @@ static size_t rules_canonicalize(const char *norm, char *out, size_t cap)
 }
 
 /* The vocabulary word w is a typo of (one edit from 6 letters on, two from 10), or NULL
- * when w is fine, too short, holds a digit or is no such typo. Typos seldom hit the
+ * when w is fine, too short, holds a digit, is a vocabulary word with one more letter at
+ * the end (an inflection) or is no such typo. Typos seldom hit the
  * first letter, so only words starting with the same one are tried. */
 static const char *rules_fix_typo(const char *w, size_t len)
 {
@@ -970,6 +1142,8 @@ static const char *rules_fix_typo(const char *w, size_t len)
 			continue;
 		if (vl == len && memcmp(v, w, len) == 0)
 			return NULL;
+		if (len == vl + 1 && memcmp(v, w, vl) == 0)
+			return NULL; /* an inflection, not a typo: "funcionar" is not "funciona" */
 		int d = rules_edit_distance(w, len, v, vl, max);
 		if (d < best_d) {
 			best_d = d;
