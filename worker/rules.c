@@ -600,6 +600,9 @@ static const rules_keyword_t rules_keywords[] = {
 	{" trocar meu plano", INTENT_SALES, 4, H_UPGRADE},
 	{" mudar meu plano", INTENT_SALES, 4, H_UPGRADE},
 	{" mais internet", INTENT_SALES, 3, H_UPGRADE},
+	{" quanto esta a ", INTENT_SALES, 3, H_PRECO}, /* the price of a thing, not "quanto está minha conta" */
+	{" quanto esta o ", INTENT_SALES, 3, H_PRECO},
+	{" quanto fica", INTENT_SALES, 2, H_PRECO},
 	{" pre pago", INTENT_SALES, 1, NULL},
 	{" pos pago", INTENT_SALES, 1, NULL},
 	{" valores", INTENT_SALES, 2, H_PRECO},
@@ -669,6 +672,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" por fora", INTENT_COMPLAINT, 3, H_INSATISFEITO},
 	{" contra voces", INTENT_COMPLAINT, 2, H_RECLAMACAO_FORMAL},
 	{" so agora", INTENT_COMPLAINT, 2, H_PROTOCOLO},
+	{" so sabem", INTENT_COMPLAINT, 3, H_INSATISFEITO},
 	{" ignor", INTENT_COMPLAINT, 3, H_PROTOCOLO},
 	{" gravacao", INTENT_COMPLAINT, 3, H_INSATISFEITO},
 	{" furaram", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
@@ -698,6 +702,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" desligar o servico", INTENT_CANCEL, 4, NULL},
 	{" como desliga", INTENT_CANCEL, 3, NULL},
 	{" sai da", INTENT_CANCEL, 3, H_OPERADORA},
+	{" sair de voces", INTENT_CANCEL, 4, H_OPERADORA},
 	{" devolv", INTENT_CANCEL, 2, NULL},
 	/* a cancellation told as the story of a bill, not asked for */
 	{" nao cancelei", INTENT_CANCEL, -4, NULL},
@@ -776,6 +781,8 @@ static const struct {
 	{"ngm", "ninguem"},   {"nd", "nada"},        {"agr", "agora"},      {"dps", "depois"},
 	{"kd", "cade"},       {"vo", "vou"},         {"eh", "e"},           {"p", "pra"},
 	{"ctz", "certeza"},   {"cmg", "comigo"},     {"fds", "fim de semana"},
+	{"qnto", "quanto"},   {"qto", "quanto"},     {"qnt", "quanto"},     {"cel", "celular"},
+	{"d", "de"},
 };
 
 /* Words a typo is corrected to (one edit from 6 letters on, two from 9); the ones the
@@ -806,7 +813,7 @@ static const char *const rules_request_words[] = {
  * when it follows the people who served: the word alone weighs towards complaint. */
 static const char *const rules_verdict_words[] = {
 	" ruim", " pessim", " horrivel", " lixo", " merda", " bosta", " droga", " porcaria", " lesma",
-	" carroca", " desgraca", " osso", " podre", " fraca", " lenta", " instavel", " uma piada",
+	" carroca", " desgraca", " osso", " podre", " fraca", " lenta", " instavel", " uma piada", " negacao",
 };
 static const char *const rules_service_words[] = {
 	" internet ", " wifi ", " wi fi ", " sinal ", " conexao ", " rede ", " tv ", " linha ", " telefone ",
