@@ -603,6 +603,10 @@ static const rules_keyword_t rules_keywords[] = {
 	{" quanto esta a ", INTENT_SALES, 3, H_PRECO}, /* the price of a thing, not "quanto está minha conta" */
 	{" quanto esta o ", INTENT_SALES, 3, H_PRECO},
 	{" quanto fica", INTENT_SALES, 2, H_PRECO},
+	{" barat", INTENT_SALES, 3, H_PROMOCAO},
+	{" valor da conta", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" reinici", INTENT_OUTAGE, 2, H_ROTEADOR},
+	{" sozinh", INTENT_OUTAGE, 2, H_ROTEADOR},
 	{" pre pago", INTENT_SALES, 1, NULL},
 	{" pos pago", INTENT_SALES, 1, NULL},
 	{" valores", INTENT_SALES, 2, H_PRECO},
@@ -631,7 +635,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" vir pra voces", INTENT_SALES, 4, H_PORTABILIDADE_ENTRADA},
 	{" para ca", INTENT_SALES, 2, H_PORTABILIDADE_ENTRADA},
 	{" pra ca", INTENT_SALES, 2, H_PORTABILIDADE_ENTRADA},
-	{" inclus", INTENT_SALES, 3, H_PRECO},
+	{" inclu", INTENT_SALES, 3, H_PRECO},
 	/* the customer's own plan named as context ("num plano de 500 só vem 20") */
 	{" meu plano", INTENT_SALES, -2, NULL},
 	{" num plano", INTENT_SALES, -2, NULL},
@@ -673,6 +677,9 @@ static const rules_keyword_t rules_keywords[] = {
 	{" contra voces", INTENT_COMPLAINT, 2, H_RECLAMACAO_FORMAL},
 	{" so agora", INTENT_COMPLAINT, 2, H_PROTOCOLO},
 	{" so sabem", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" impossivel", INTENT_COMPLAINT, 2, H_INSATISFEITO},
+	{" musiquinha", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" do que reclamar", INTENT_COMPLAINT, -4, NULL}, /* "não tenho do que reclamar" */
 	{" ignor", INTENT_COMPLAINT, 3, H_PROTOCOLO},
 	{" gravacao", INTENT_COMPLAINT, 3, H_INSATISFEITO},
 	{" furaram", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
@@ -736,6 +743,8 @@ static const rules_keyword_t rules_keywords[] = {
 	{" estou aguardando", INTENT_OTHER, 2, NULL},
 	{" humano", INTENT_OTHER, 5, NULL},
 	{" curriculo", INTENT_OTHER, 5, NULL},
+	{" vou esperar", INTENT_OTHER, 4, NULL},
+	{" vou aguardar", INTENT_OTHER, 4, NULL},
 	{" que horas", INTENT_OTHER, 4, NULL},
 	{" feriado", INTENT_OTHER, 3, NULL},
 	{" sabado", INTENT_OTHER, 2, NULL},
@@ -785,7 +794,7 @@ static const struct {
 	{"d", "de"},
 };
 
-/* Words a typo is corrected to (one edit from 6 letters on, two from 9); the ones the
+/* Words a typo is corrected to (one edit from 6 letters on, two from 10); the ones the
  * keywords above need whole. Kept short: every entry is a word a customer mistypes. */
 static const char *const rules_vocabulary[] = {
 	"cancelar",    "cancelamento", "cancelado",   "internet",   "fatura",       "boleto",      "segunda",
@@ -1204,8 +1213,8 @@ static size_t rules_canonicalize(const char *norm, char *out, size_t cap)
 }
 
 /* The vocabulary word w is a typo of (one edit from 6 letters on, two from 10), or NULL
- * when w is fine, too short, holds a digit, is a vocabulary word with one more letter at
- * the end (an inflection) or is no such typo. Typos seldom hit the
+ * when w is fine, too short, holds a digit, is a vocabulary word with one letter more or
+ * less at the end (an inflection) or is no such typo. Typos seldom hit the
  * first letter, so only words starting with the same one are tried. */
 static const char *rules_fix_typo(const char *w, size_t len)
 {
@@ -1221,8 +1230,8 @@ static const char *rules_fix_typo(const char *w, size_t len)
 			continue;
 		if (vl == len && memcmp(v, w, len) == 0)
 			return NULL;
-		if (len == vl + 1 && memcmp(v, w, vl) == 0)
-			return NULL; /* an inflection, not a typo: "funcionar" is not "funciona" */
+		if ((len == vl + 1 && memcmp(v, w, vl) == 0) || (vl == len + 1 && memcmp(v, w, len) == 0))
+			return NULL; /* an inflection, not a typo: "funcionar" is not "funciona", "reclama" not "reclamar" */
 		int d = rules_edit_distance(w, len, v, vl, max);
 		if (d < best_d) {
 			best_d = d;
