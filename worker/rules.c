@@ -679,6 +679,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" so sabem", INTENT_COMPLAINT, 3, H_INSATISFEITO},
 	{" impossivel", INTENT_COMPLAINT, 2, H_INSATISFEITO},
 	{" musiquinha", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" nao vier", INTENT_COMPLAINT, 2, H_TECNICO_FALTOU},
 	{" do que reclamar", INTENT_COMPLAINT, -4, NULL}, /* "não tenho do que reclamar" */
 	{" ignor", INTENT_COMPLAINT, 3, H_PROTOCOLO},
 	{" gravacao", INTENT_COMPLAINT, 3, H_INSATISFEITO},
@@ -744,6 +745,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" humano", INTENT_OTHER, 5, NULL},
 	{" curriculo", INTENT_OTHER, 5, NULL},
 	{" vou esperar", INTENT_OTHER, 4, NULL},
+	{" desculpa", INTENT_OTHER, 2, NULL},
 	{" vou aguardar", INTENT_OTHER, 4, NULL},
 	{" que horas", INTENT_OTHER, 4, NULL},
 	{" feriado", INTENT_OTHER, 3, NULL},
@@ -838,6 +840,8 @@ static const char *const rules_threat_words[] = {" se ", " senao ", " caso ", " 
 
 /* "não é urgente", "sem urgência": the word is there, the urgency is not. */
 static const char *const rules_negations[] = {" nao e", " nao eh", " nada", " sem", " nao ha", " nao tem", NULL};
+/* "protocolo falso" is a mistake of the agent, not a scam. */
+static const char *const rules_not_fraud[] = {" protocolo", " alarme", NULL};
 /* "plano de saúde" is an insurance, not a risk to anyone's health. */
 static const char *const rules_not_health[] = {" plano de", " plano da", " agente de", NULL};
 
@@ -867,6 +871,10 @@ static const rules_critical_t rules_criticals[] = {
 	{" golpe", REASON_FRAUD, NULL},
 	{" hackearam", REASON_FRAUD, NULL},
 	{" boleto falso", REASON_FRAUD, NULL},
+	{" falso", REASON_FRAUD, rules_not_fraud},
+	{" falsa", REASON_FRAUD, rules_not_fraud},
+	{" sem eu saber", REASON_FRAUD, NULL},
+	{" sem meu conhecimento", REASON_FRAUD, NULL},
 	{" mensagem falsa", REASON_FRAUD, NULL},
 	{" se passando por", REASON_FRAUD, NULL},
 	{" sem autorizacao", REASON_FRAUD, NULL},
