@@ -606,6 +606,23 @@ static const rules_keyword_t rules_keywords[] = {
 	{" barat", INTENT_SALES, 3, H_PROMOCAO},
 	{" valor da conta", INTENT_BILLING, 4, H_VALOR_ERRADO},
 	{" reinici", INTENT_OUTAGE, 2, H_ROTEADOR},
+	{" nao recebe", INTENT_OUTAGE, 3, NULL},
+	{" eco ", INTENT_OUTAGE, 3, NULL},
+	{" chiado", INTENT_OUTAGE, 3, NULL},
+	{" nao entra", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nenhum site", INTENT_OUTAGE, 4, H_QUEDA},
+	{" pagina", INTENT_OUTAGE, 2, H_LENTIDAO},
+	{" pra abrir", INTENT_OUTAGE, 2, H_LENTIDAO},
+	{" via radio", INTENT_SALES, 3, H_COBERTURA},
+	{" zona rural", INTENT_SALES, 3, H_COBERTURA},
+	{" 5g ", INTENT_SALES, 2, H_COBERTURA},
+	{" conta de ", INTENT_BILLING, 2, NULL},
+	{" caem", INTENT_OUTAGE, 3, H_INSTAVEL},
+	{" perda de", INTENT_OUTAGE, 3, H_INSTAVEL},
+	{" velocidades", INTENT_SALES, 3, H_VELOCIDADES},
+	{" disponiveis", INTENT_SALES, 3, H_VELOCIDADES},
+	{" numero pra voces", INTENT_SALES, 4, H_PORTABILIDADE_ENTRADA},
+	{" numero para voces", INTENT_SALES, 4, H_PORTABILIDADE_ENTRADA},
 	{" sozinh", INTENT_OUTAGE, 2, H_ROTEADOR},
 	{" pre pago", INTENT_SALES, 1, NULL},
 	{" pos pago", INTENT_SALES, 1, NULL},
@@ -680,6 +697,9 @@ static const rules_keyword_t rules_keywords[] = {
 	{" impossivel", INTENT_COMPLAINT, 2, H_INSATISFEITO},
 	{" musiquinha", INTENT_COMPLAINT, 3, H_PROTOCOLO},
 	{" nao vier", INTENT_COMPLAINT, 2, H_TECNICO_FALTOU},
+	{" esperando o tecnico", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" deu as caras", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" despreparad", INTENT_COMPLAINT, 4, H_INSATISFEITO},
 	{" do que reclamar", INTENT_COMPLAINT, -4, NULL}, /* "não tenho do que reclamar" */
 	{" ignor", INTENT_COMPLAINT, 3, H_PROTOCOLO},
 	{" gravacao", INTENT_COMPLAINT, 3, H_INSATISFEITO},
@@ -706,6 +726,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" nao compensa", INTENT_CANCEL, 2, NULL},
 	{" distrato", INTENT_CANCEL, 4, NULL},
 	{" nao preciso mais", INTENT_CANCEL, 4, NULL},
+	{" mais ser cliente", INTENT_CANCEL, 5, NULL},
 	{" desligar a ", INTENT_CANCEL, 3, NULL},
 	{" desligar o servico", INTENT_CANCEL, 4, NULL},
 	{" como desliga", INTENT_CANCEL, 3, NULL},
@@ -715,6 +736,7 @@ static const rules_keyword_t rules_keywords[] = {
 	/* a cancellation told as the story of a bill, not asked for */
 	{" nao cancelei", INTENT_CANCEL, -4, NULL},
 	{" que eu cancelei", INTENT_CANCEL, -3, NULL},
+	{" cancelei", INTENT_CANCEL, -2, NULL},
 	/* neither: asking for a person, opening hours, the registration, thanking */
 	{" falar com atendente", INTENT_OTHER, 6, NULL},
 	{" falar com um atendente", INTENT_OTHER, 6, NULL},
@@ -745,6 +767,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" humano", INTENT_OTHER, 5, NULL},
 	{" curriculo", INTENT_OTHER, 5, NULL},
 	{" vou esperar", INTENT_OTHER, 4, NULL},
+	{" comprovante de endereco", INTENT_OTHER, 5, NULL},
 	{" desculpa", INTENT_OTHER, 2, NULL},
 	{" vou aguardar", INTENT_OTHER, 4, NULL},
 	{" que horas", INTENT_OTHER, 4, NULL},
@@ -825,6 +848,7 @@ static const char *const rules_request_words[] = {
 static const char *const rules_verdict_words[] = {
 	" ruim", " pessim", " horrivel", " lixo", " merda", " bosta", " droga", " porcaria", " lesma",
 	" carroca", " desgraca", " osso", " podre", " fraca", " lenta", " instavel", " uma piada", " negacao",
+	" mal ",
 };
 static const char *const rules_service_words[] = {
 	" internet ", " wifi ", " wi fi ", " sinal ", " conexao ", " rede ", " tv ", " linha ", " telefone ",
@@ -832,7 +856,7 @@ static const char *const rules_service_words[] = {
 };
 static const char *const rules_treatment_words[] = {
 	" atendimento ", " atendente ", " atendentes ", " suporte ", " sac ", " loja ", " tecnico ", " vendedor ",
-	" empresa ", " voces ",
+	" empresa ", " voces ", " atenderam ", " atendeu ", " me trataram ",
 };
 
 /* Words that, shortly before "cancelar", make it a condition: a threat, not the request. */
