@@ -245,7 +245,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" trocar o vencimento", INTENT_BILLING, 4, H_DATA_VENCIMENTO},
 	{" vencid", INTENT_BILLING, 2, H_SEGUNDA_VIA},
 	{" venceu", INTENT_BILLING, 2, H_SEGUNDA_VIA},
-	{" juros", INTENT_BILLING, 2, NULL},
+	{" juros", INTENT_BILLING, 3, NULL},
 	{" atrasad", INTENT_BILLING, 1, NULL},
 	{" em atraso", INTENT_BILLING, 2, NULL},
 	{" nota fiscal", INTENT_BILLING, 4, H_NOTA_FISCAL},
@@ -607,6 +607,9 @@ static const rules_keyword_t rules_keywords[] = {
 	{" valor da conta", INTENT_BILLING, 4, H_VALOR_ERRADO},
 	{" reinici", INTENT_OUTAGE, 2, H_ROTEADOR},
 	{" nao recebe", INTENT_OUTAGE, 3, NULL},
+	{" chamadas de emergencia", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" falha", INTENT_OUTAGE, 3, H_QUEDA},
+	{" parado", INTENT_OUTAGE, 2, H_QUEDA},
 	{" eco ", INTENT_OUTAGE, 3, NULL},
 	{" chiado", INTENT_OUTAGE, 3, NULL},
 	{" nao entra", INTENT_OUTAGE, 3, H_QUEDA},
@@ -699,6 +702,11 @@ static const rules_keyword_t rules_keywords[] = {
 	{" nao vier", INTENT_COMPLAINT, 2, H_TECNICO_FALTOU},
 	{" esperando o tecnico", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
 	{" deu as caras", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" avisar", INTENT_COMPLAINT, 2, H_TECNICO_FALTOU},
+	{" me trataram", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" aguardando atendimento", INTENT_COMPLAINT, 4, H_PROTOCOLO},
+	{" minutos", INTENT_COMPLAINT, 1, H_PROTOCOLO},
+	{" ate hoje", INTENT_COMPLAINT, 2, H_REINCIDENTE},
 	{" despreparad", INTENT_COMPLAINT, 4, H_INSATISFEITO},
 	{" do que reclamar", INTENT_COMPLAINT, -4, NULL}, /* "não tenho do que reclamar" */
 	{" ignor", INTENT_COMPLAINT, 3, H_PROTOCOLO},
@@ -737,6 +745,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" nao cancelei", INTENT_CANCEL, -4, NULL},
 	{" que eu cancelei", INTENT_CANCEL, -3, NULL},
 	{" cancelei", INTENT_CANCEL, -2, NULL},
+	{" foi cancelad", INTENT_CANCEL, -4, NULL}, /* "a visita foi cancelada": done to the customer */
 	/* neither: asking for a person, opening hours, the registration, thanking */
 	{" falar com atendente", INTENT_OTHER, 6, NULL},
 	{" falar com um atendente", INTENT_OTHER, 6, NULL},
@@ -768,7 +777,9 @@ static const rules_keyword_t rules_keywords[] = {
 	{" curriculo", INTENT_OTHER, 5, NULL},
 	{" vou esperar", INTENT_OTHER, 4, NULL},
 	{" comprovante de endereco", INTENT_OTHER, 5, NULL},
-	{" desculpa", INTENT_OTHER, 2, NULL},
+	{" endereco de cobranca", INTENT_OTHER, 6, NULL},
+	{" atendem por", INTENT_OTHER, 5, NULL},
+	{" desculpa a demora", INTENT_OTHER, 5, NULL},
 	{" vou aguardar", INTENT_OTHER, 4, NULL},
 	{" que horas", INTENT_OTHER, 4, NULL},
 	{" feriado", INTENT_OTHER, 3, NULL},
@@ -864,6 +875,9 @@ static const char *const rules_threat_words[] = {" se ", " senao ", " caso ", " 
 
 /* "não é urgente", "sem urgência": the word is there, the urgency is not. */
 static const char *const rules_negations[] = {" nao e", " nao eh", " nada", " sem", " nao ha", " nao tem", NULL};
+/* ... and "só chamadas de emergência" is a phone without signal, not an emergency. */
+static const char *const rules_not_emergency[] = {" nao e", " nao eh", " nada", " sem", " nao ha", " nao tem",
+						   " chamadas de", " chamada de", " ligacoes de", " ligacao de", NULL};
 /* "protocolo falso" is a mistake of the agent, not a scam. */
 static const char *const rules_not_fraud[] = {" protocolo", " alarme", NULL};
 /* "plano de saúde" is an insurance, not a risk to anyone's health. */
@@ -917,7 +931,7 @@ static const rules_critical_t rules_criticals[] = {
 	{" anatel", REASON_LEGAL, NULL},
 	{" urgente", REASON_URGENCY, rules_negations},
 	{" urgencia", REASON_URGENCY, rules_negations},
-	{" emergencia", REASON_URGENCY, rules_negations},
+	{" emergencia", REASON_URGENCY, rules_not_emergency},
 	{" emergencial", REASON_URGENCY, rules_negations},
 };
 
