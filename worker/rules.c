@@ -5,7 +5,8 @@
  * spaces, so a pattern " cobr" means "a word starting with cobr" and accents, case,
  * punctuation, slang and one-letter typos never matter. A keyword late in a long message
  * or right after a request verb ("quero", "preciso", "manda") weighs more than one in the
- * preamble; "cancelar" after "se"/"senão"/"ou" is a threat and weighs little. Hints are
+ * preamble; "cancelar" after "se"/"senão"/"ou" is a threat and weighs little; a judgement
+ * ("ruim", "um lixo") says a fault after a service and a complaint after the people. Hints are
  * templates whose [optional parts] appear only when the detail they name ({valor},
  * {protocolo}…) was found.
  */
