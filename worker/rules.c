@@ -208,7 +208,9 @@ static const char H_URGENT_OUTAGE[] =
 	"chamado técnico com prioridade máxima e informe o prazo de atendimento.";
 
 /* The keyword table. Weights: 4-5 a phrase that settles the intent, 3 a strong word,
- * 2 a word common to two intents, 1 a hint of context ("mega" is sales and outage). */
+ * 2 a word common to two intents, 1 a hint of context ("mega" is sales and outage); a
+ * negative weight takes back what a word of the intent gave when the phrase around it
+ * tells a story rather than the request ("que eu cancelei", "meu plano de 500"). */
 static const rules_keyword_t rules_keywords[] = {
 	/* billing */
 	{" fatura", INTENT_BILLING, 3, NULL},

@@ -297,6 +297,17 @@ TEST(whatsapp_writing)
 	CHECK(r.confidence < 0.5);
 	rules_classify("a fatura veio errada e a internet caiu", NULL, &r);
 	CHECK(r.confidence < 0.7);
+	/* a judgement is a fault after a service, a complaint after the people who served */
+	rules_classify("a internet ta uma porcaria", NULL, &r);
+	CHECK(r.intent == INTENT_OUTAGE);
+	rules_classify("o atendimento de vcs e uma porcaria", NULL, &r);
+	CHECK(r.intent == INTENT_COMPLAINT);
+	/* an inflection is not a typo: "funcionar" stays and "parou de funcionar" matches */
+	rules_classify("o decodificador parou de funcionar", NULL, &r);
+	CHECK(r.intent == INTENT_OUTAGE);
+	/* a cancellation told as the story of a bill is not a request */
+	rules_classify("a fatura veio com um servico que eu cancelei faz 3 meses", NULL, &r);
+	CHECK(r.intent == INTENT_BILLING);
 }
 
 TEST(cache_key)
