@@ -875,11 +875,12 @@ static const char *const rules_request_words[] = {
 	" quanto ", " quais ", " tem como ", " vim ", " desejo ",
 };
 /* A judgement ("ruim", "uma porcaria") says a fault when it follows a service, a complaint
- * when it follows the people who served: the word alone weighs towards complaint. */
+ * when it follows the people who served: the word alone weighs towards complaint. Words that
+ * are faults whatever they follow ("lenta", "instável") are keywords, not judgements, so a
+ * slow line is not counted twice against the request that closes the message. */
 static const char *const rules_verdict_words[] = {
 	" ruim", " pessim", " horrivel", " lixo", " merda", " bosta", " droga", " porcaria", " lesma",
-	" carroca", " desgraca", " osso", " podre", " fraca", " lenta", " instavel", " uma piada", " negacao",
-	" mal ",
+	" desgraca", " osso", " podre", " uma piada", " negacao", " mal ",
 };
 static const char *const rules_service_words[] = {
 	" internet ", " wifi ", " wi fi ", " sinal ", " conexao ", " rede ", " tv ", " linha ", " telefone ",
@@ -1081,12 +1082,15 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 		const char *at = rules_last(padded, rules_verdict_words[i]);
 		if (!at)
 			continue;
+		double w = RULES_VERDICT_WEIGHT;
+		if (words >= RULES_LONG_WORDS && len > 0)
+			w *= 1.0 + RULES_LATE_BONUS * (double)(at - padded) / (double)len;
 		if (rules_word_before(padded, at, rules_treatment_words,
 				      sizeof(rules_treatment_words) / sizeof(rules_treatment_words[0]), RULES_VERDICT_WINDOW))
-			score[INTENT_COMPLAINT] += RULES_VERDICT_WEIGHT;
+			score[INTENT_COMPLAINT] += w;
 		else if (rules_word_before(padded, at, rules_service_words,
 					   sizeof(rules_service_words) / sizeof(rules_service_words[0]), RULES_VERDICT_WINDOW))
-			score[INTENT_OUTAGE] += RULES_VERDICT_WEIGHT;
+			score[INTENT_OUTAGE] += w;
 	}
 	if (reason != REASON_COUNT && rules_reason_intent[reason] != INTENT_OTHER)
 		score[rules_reason_intent[reason]] += 1;

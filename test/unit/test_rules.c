@@ -302,6 +302,8 @@ TEST(whatsapp_writing)
 	CHECK(r.intent == INTENT_OUTAGE);
 	rules_classify("o atendimento de vcs e uma porcaria", NULL, &r);
 	CHECK(r.intent == INTENT_COMPLAINT);
+	rules_classify("a internet ta lenta desde ontem a noite, quero cancelar", NULL, &r);
+	CHECK(r.intent == INTENT_CANCEL); /* "lenta" is a fault once, not a judgement on top */
 	/* an inflection is not a typo: "funcionar" stays and "parou de funcionar" matches */
 	rules_classify("o decodificador parou de funcionar", NULL, &r);
 	CHECK(r.intent == INTENT_OUTAGE);
