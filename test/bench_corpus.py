@@ -12,7 +12,15 @@ turns ai.route_confident on: confident short messages get the rules' hint, no AI
 BENCH_CORPUS_AGENT_INTERVAL overrides limits.agent_interval_s (seed: 10). BENCH_CORPUS_EMBED=1
 turns the semantic cache on (ai.embeddings_model, the fake AI's /embeddings) at
 ai.embeddings_threshold BENCH_CORPUS_EMBED_THRESHOLD (seed 0.9): the line then also gives the
-embedding calls (total and per 1,000 messages) and the semantic lookups by result."""
+embedding calls (total and per 1,000 messages) and the semantic lookups by result.
+
+BENCH_CORPUS_AI=labels makes the fake AI a model that is right: asked about a text of the set,
+it answers with that row's labelled intent and critical flag (fakeai.label_answer), and with
+BENCH_CORPUS_AI_ERROR=E (e.g. 0.05) a share E of the texts, picked by hash, get a wrong
+intent, a model's mistakes. The agreement then measures what atende's routing and cache keep
+or lose of the model's accuracy, not the keyword guesses of the default fake (keywords mode,
+the one the tests use). The line gives agreement overall, by source (routed, cache, ai,
+fallback), by labelled intent, and by source within each intent."""
 import json
 import os
 import sys
@@ -27,6 +35,8 @@ SET = os.environ.get("BENCH_CORPUS_SET", "")
 ROUTE = os.environ.get("BENCH_CORPUS_ROUTE", "0") == "1"
 EMBED = os.environ.get("BENCH_CORPUS_EMBED", "0") == "1"
 EMBED_THRESHOLD = float(os.environ.get("BENCH_CORPUS_EMBED_THRESHOLD", "0.9"))
+AI_MODE = os.environ.get("BENCH_CORPUS_AI", "keywords")
+AI_ERROR = float(os.environ.get("BENCH_CORPUS_AI_ERROR", "0"))
 
 
 def worker_metric(s, name):
@@ -41,7 +51,12 @@ def worker_metric(s, name):
 
 
 def main():
-    ai = FakeAI(latency_ms=int(os.environ.get("BENCH_CORPUS_AI_MS", "1500"))).start()
+    if AI_MODE not in ("keywords", "labels"):
+        sys.exit("BENCH_CORPUS_AI must be keywords or labels")
+    rows = [json.loads(l) for l in open(SET or os.path.join(FIXTURES, "corpus.jsonl"))]
+    labels = {r["text"]: (r["intent"], r.get("critical", False)) for r in rows} if AI_MODE == "labels" else None
+    ai = FakeAI(latency_ms=int(os.environ.get("BENCH_CORPUS_AI_MS", "1500")), labels=labels,
+                label_error=AI_ERROR).start()
     extra_route = {r"route_confident = false;": "route_confident = true;"} if ROUTE else {}
     extra_embed = {r'embeddings_model = "";': 'embeddings_model = "text-embedding-3-small";',
                    r"embeddings_threshold = 0\.9;": f"embeddings_threshold = {EMBED_THRESHOLD};"} if EMBED else {}
@@ -59,7 +74,6 @@ def main():
     })
     try:
         s.start()
-        rows = [json.loads(l) for l in open(SET or os.path.join(FIXTURES, "corpus.jsonl"))]
         for i, r in enumerate(rows):
             r.setdefault("domain", "suporte")
             r.setdefault("conversation", f"55119{i:06d}")
@@ -86,7 +100,7 @@ def main():
         cost = float(s.sql("select coalesce(sum(cost_usd), 0) from hints")[0][0])
         labelled = {f"CORPUS-{i}": r for i, r in enumerate(rows)}
         agree = total = 0
-        by_src = {}
+        by_src, by_intent, by_src_intent = {}, {}, {}
         for pid, intent, source, routed in s.sql(
                 "select m.provider_id, h.intent, h.source, h.routed::text from messages m join hints h on "
                 "h.id = m.hint_id where m.provider_id like 'CORPUS-%' and m.coaching = 'hinted'"):
@@ -95,8 +109,9 @@ def main():
                 total += 1
                 agree += label == intent
                 key = "routed" if routed == "true" else source
-                a, t = by_src.get(key, (0, 0))
-                by_src[key] = (a + (label == intent), t + 1)
+                for d, k in ((by_src, key), (by_intent, label), (by_src_intent.setdefault(label, {}), key)):
+                    a, t = d.get(k, (0, 0))
+                    d[k] = (a + (label == intent), t + 1)
         calls = ai.calls()["count"]
         embeddings = ai.calls()["embeddings"]
         semantic = {}
@@ -114,7 +129,11 @@ def main():
             "set": os.path.basename(SET) if SET else "corpus.jsonl", "route_confident": ROUTE,
             "embeddings": EMBED and {"threshold": EMBED_THRESHOLD, "calls": embeddings,
                                      "calls_per_1000": round(embeddings * 1000 / n, 1), "lookups": semantic},
-            "agreement_by_source": {k: [a, t] for k, (a, t) in sorted(by_src.items())}}))
+            "ai": {"mode": AI_MODE, "error": AI_ERROR, "answers": ai.calls()["answers"]},
+            "agreement_by_source": {k: [a, t] for k, (a, t) in sorted(by_src.items())},
+            "agreement_by_intent": {k: [a, t] for k, (a, t) in sorted(by_intent.items())},
+            "agreement_by_intent_source": {i: {k: [a, t] for k, (a, t) in sorted(d.items())}
+                                           for i, d in sorted(by_src_intent.items())}}))
     finally:
         s.destroy()
         ai.stop()

@@ -836,6 +836,15 @@ static bool coach_cache_agrees(const coach_analysis_t *a, const char *intent, bo
 	return intent && strcmp(intent, rules_intent_name(r.intent)) == 0 && critical == (r.critical || a->critical);
 }
 
+bool coach_route_decide(const cfg_t *cfg, const char *text, const char *domain, rules_result_t *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (!text || text_utf8_length(text) > (size_t)cfg->route.max_chars)
+		return false;
+	rules_classify(text, domain, r);
+	return !r->critical && r->confidence >= cfg->route.min_confidence;
+}
+
 /* ai.route_confident: an analysis short enough (ai.route_max_chars characters together)
  * that the rules classify, not critical, with at least ai.route_min_confidence gets the
  * rules' hint now (source "rules", routed), with no admission, cache or AI call; the agent
@@ -846,13 +855,9 @@ static bool coach_route(coach_analysis_t *a)
 	rules_result_t r;
 	char *joined = coach_join(a, "\n");
 	struct timeval t0, t1;
-	bool route = false;
-	if (text_utf8_length(joined) <= (size_t)cfg->route.max_chars) {
-		gettimeofday(&t0, NULL);
-		rules_classify(joined, a->items[0].m.domain, &r);
-		gettimeofday(&t1, NULL);
-		route = !r.critical && r.confidence >= cfg->route.min_confidence;
-	}
+	gettimeofday(&t0, NULL);
+	bool route = coach_route_decide(cfg, joined, a->items[0].m.domain, &r);
+	gettimeofday(&t1, NULL);
 	free(joined);
 	if (!route)
 		return false;

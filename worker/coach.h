@@ -17,6 +17,7 @@
 #include "config.h"
 #include "db.h"
 #include "event.h"
+#include "rules.h"
 
 typedef struct coach coach_t;
 
@@ -91,5 +92,12 @@ void coach_free(coach_t *c);
 /* True when text matches a built-in critical pattern or one of patterns ("a|b|c",
  * matched on normalized text). Pure; exposed for tests. */
 bool coach_is_critical(const char *text, const char *patterns);
+
+/* The routing decision of ai.route_confident: classifies text (the analysis' messages
+ * joined) on domain into *r and returns true when it is at most ai.route_max_chars
+ * characters, not critical for the rules and at least ai.route_min_confidence sure (the
+ * rules' hint is then used without an AI call). route.confident itself is not looked at.
+ * Pure; exposed so test_rules measures the routed share and precision the defaults give. */
+bool coach_route_decide(const cfg_t *cfg, const char *text, const char *domain, rules_result_t *r);
 
 #endif

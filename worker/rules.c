@@ -5,7 +5,8 @@
  * spaces, so a pattern " cobr" means "a word starting with cobr" and accents, case,
  * punctuation, slang and one-letter typos never matter. A keyword late in a long message
  * or right after a request verb ("quero", "preciso", "manda") weighs more than one in the
- * preamble; "cancelar" after "se"/"senão"/"ou" is a threat and weighs little. Hints are
+ * preamble; "cancelar" after "se"/"senão"/"ou" is a threat and weighs little; a judgement
+ * ("ruim", "um lixo") says a fault after a service and a complaint after the people. Hints are
  * templates whose [optional parts] appear only when the detail they name ({valor},
  * {protocolo}…) was found.
  */
@@ -25,6 +26,8 @@
 #define RULES_LATE_BONUS 0.6  /* a keyword at the very end weighs 1.6x one at the very start */
 #define RULES_REQUEST_BONUS 2 /* a keyword right after a request verb */
 #define RULES_THREAT_WEIGHT 1 /* "se não resolver vou cancelar": cancel is a threat, not the request */
+#define RULES_VERDICT_WEIGHT 4 /* "a internet está uma porcaria": the service judged, a fault */
+#define RULES_VERDICT_WINDOW 32 /* bytes between the thing judged and the judgement */
 #define RULES_DETAIL_MAX 48
 
 /* One keyword: its weight towards an intent and, optionally, a hint more precise than
@@ -205,7 +208,9 @@ static const char H_URGENT_OUTAGE[] =
 	"chamado técnico com prioridade máxima e informe o prazo de atendimento.";
 
 /* The keyword table. Weights: 4-5 a phrase that settles the intent, 3 a strong word,
- * 2 a word common to two intents, 1 a hint of context ("mega" is sales and outage). */
+ * 2 a word common to two intents, 1 a hint of context ("mega" is sales and outage); a
+ * negative weight takes back what a word of the intent gave when the phrase around it
+ * tells a story rather than the request ("que eu cancelei", "meu plano de 500"). */
 static const rules_keyword_t rules_keywords[] = {
 	/* billing */
 	{" fatura", INTENT_BILLING, 3, NULL},
@@ -233,8 +238,8 @@ static const rules_keyword_t rules_keywords[] = {
 	{" nao caiu", INTENT_BILLING, 1, H_PAGAMENTO_NAO_BAIXADO},
 	{" nao consta", INTENT_BILLING, 2, H_PAGAMENTO_NAO_BAIXADO},
 	{" comprovante", INTENT_BILLING, 2, H_PAGAMENTO_NAO_BAIXADO},
-	{" estorno", INTENT_BILLING, 4, H_ESTORNO},
-	{" reembolso", INTENT_BILLING, 4, H_ESTORNO},
+	{" estorn", INTENT_BILLING, 4, H_ESTORNO},
+	{" reembols", INTENT_BILLING, 4, H_ESTORNO},
 	{" devolucao do valor", INTENT_BILLING, 4, H_ESTORNO},
 	{" debito automatico", INTENT_BILLING, 4, NULL},
 	{" vencimento", INTENT_BILLING, 3, NULL},
@@ -243,7 +248,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" trocar o vencimento", INTENT_BILLING, 4, H_DATA_VENCIMENTO},
 	{" vencid", INTENT_BILLING, 2, H_SEGUNDA_VIA},
 	{" venceu", INTENT_BILLING, 2, H_SEGUNDA_VIA},
-	{" juros", INTENT_BILLING, 2, NULL},
+	{" juros", INTENT_BILLING, 3, NULL},
 	{" atrasad", INTENT_BILLING, 1, NULL},
 	{" em atraso", INTENT_BILLING, 2, NULL},
 	{" nota fiscal", INTENT_BILLING, 4, H_NOTA_FISCAL},
@@ -261,7 +266,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" contratar", INTENT_SALES, 3, H_PROMOCAO},
 	{" contratacao", INTENT_SALES, 3, H_PROMOCAO},
 	{" assinar", INTENT_SALES, 2, H_PROMOCAO},
-	{" desconto", INTENT_SALES, 2, H_PROMOCAO},
+	{" desconto", INTENT_SALES, 3, H_PROMOCAO},
 	{" promocao", INTENT_SALES, 3, H_PROMOCAO},
 	{" oferta", INTENT_SALES, 2, H_PROMOCAO},
 	{" upgrade", INTENT_SALES, 4, H_UPGRADE},
@@ -273,7 +278,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" mega ", INTENT_SALES, 1, NULL},
 	{" megas ", INTENT_SALES, 1, NULL},
 	{" giga", INTENT_SALES, 1, NULL},
-	{" fibra", INTENT_SALES, 2, NULL},
+	{" fibra", INTENT_SALES, 1, NULL},
 	{" quanto custa", INTENT_SALES, 4, H_PRECO},
 	{" quanto e o plano", INTENT_SALES, 4, H_PRECO},
 	{" preco", INTENT_SALES, 3, H_PRECO},
@@ -344,13 +349,11 @@ static const rules_keyword_t rules_keywords[] = {
 	{" ouvidoria", INTENT_COMPLAINT, 4, H_RECLAMACAO_FORMAL},
 	{" pessim", INTENT_COMPLAINT, 3, H_INSATISFEITO},
 	{" horrivel", INTENT_COMPLAINT, 3, H_INSATISFEITO},
-	{" absurdo", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" absurdo", INTENT_COMPLAINT, 2, H_INSATISFEITO},
 	{" descaso", INTENT_COMPLAINT, 3, H_INSATISFEITO},
-	{" vergonha", INTENT_COMPLAINT, 3, H_INSATISFEITO},
-	{" falta de respeito", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+		{" falta de respeito", INTENT_COMPLAINT, 4, H_INSATISFEITO},
 	{" desrespeito", INTENT_COMPLAINT, 4, H_INSATISFEITO},
-	{" insatisfeit", INTENT_COMPLAINT, 3, H_INSATISFEITO},
-	{" mal atendid", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+		{" mal atendid", INTENT_COMPLAINT, 3, H_INSATISFEITO},
 	{" atendimento ruim", INTENT_COMPLAINT, 3, H_INSATISFEITO},
 	{" ninguem resolve", INTENT_COMPLAINT, 5, H_REINCIDENTE},
 	{" nao resolve", INTENT_COMPLAINT, 3, H_REINCIDENTE},
@@ -398,8 +401,6 @@ static const rules_keyword_t rules_keywords[] = {
 	{" devolver o equipamento", INTENT_CANCEL, 3, NULL},
 	{" portar meu numero", INTENT_CANCEL, 3, H_PORTABILIDADE_SAIDA},
 	/* how customers write on WhatsApp: matched on the rewritten text (rules_canonicalize) */
-	{" a conta", INTENT_BILLING, 2, NULL},
-	{" minha conta", INTENT_BILLING, 2, NULL},
 	{" vence", INTENT_BILLING, 3, H_DATA_VENCIMENTO},
 	{" quitar", INTENT_BILLING, 3, NULL},
 	{" quitacao", INTENT_BILLING, 3, NULL},
@@ -424,10 +425,6 @@ static const rules_keyword_t rules_keywords[] = {
 	{" volta a internet", INTENT_OUTAGE, 4, H_QUEDA},
 	{" internet parou", INTENT_OUTAGE, 4, H_QUEDA},
 	{" internet some", INTENT_OUTAGE, 4, H_INSTAVEL},
-	{" internet esta ruim", INTENT_OUTAGE, 4, H_LENTIDAO},
-	{" internet esta muito ruim", INTENT_OUTAGE, 4, H_LENTIDAO},
-	{" internet esta pessima", INTENT_OUTAGE, 4, H_LENTIDAO},
-	{" internet pessima", INTENT_OUTAGE, 4, H_LENTIDAO},
 	{" carroca", INTENT_OUTAGE, 3, H_LENTIDAO},
 	{" esta vindo", INTENT_OUTAGE, 3, H_LENTIDAO},
 	{" lag", INTENT_OUTAGE, 3, H_LENTIDAO},
@@ -511,6 +508,264 @@ static const rules_keyword_t rules_keywords[] = {
 	{" sair da", INTENT_CANCEL, 2, H_OPERADORA},
 	{" arrependi", INTENT_CANCEL, 4, NULL},
 	{" encerrar", INTENT_CANCEL, 3, NULL},
+	/* a telecom's other services and bills: pay TV, mobile, landline, invoices of a company */
+	{" nf ", INTENT_BILLING, 4, H_NOTA_FISCAL},
+	{" nota ", INTENT_BILLING, 2, H_NOTA_FISCAL},
+	{" reajuste", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" igpm", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" subiu", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" aumentaram", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" valor antigo", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" conta ", INTENT_BILLING, 2, NULL},
+	{" contas ", INTENT_BILLING, 2, NULL},
+	{" tarifa", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" interurbano", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" itens", INTENT_BILLING, 2, H_VALOR_ERRADO},
+	{" recarga", INTENT_BILLING, 2, H_PAGAMENTO_NAO_BAIXADO},
+	{" saldo", INTENT_BILLING, 3, H_PAGAMENTO_NAO_BAIXADO},
+	{" dinheiro", INTENT_BILLING, 2, H_ESTORNO},
+	{" de volta", INTENT_BILLING, 1, H_ESTORNO},
+	{" nome sujo", INTENT_BILLING, 4, H_PAGAMENTO_NAO_BAIXADO},
+	{" quitei", INTENT_BILLING, 3, H_PAGAMENTO_NAO_BAIXADO},
+	{" reais", INTENT_BILLING, 2, NULL},
+	{" meu cartao", INTENT_BILLING, 2, NULL},
+	{" gerar", INTENT_BILLING, 2, H_SEGUNDA_VIA},
+	{" mensalidade", INTENT_BILLING, 1, NULL},
+	{" multa por atraso", INTENT_BILLING, 5, H_PAGAMENTO_NAO_BAIXADO},
+	{" multa de atraso", INTENT_BILLING, 5, H_PAGAMENTO_NAO_BAIXADO},
+	{" falta de pagamento", INTENT_BILLING, 4, H_PAGAMENTO_NAO_BAIXADO},
+	{" ressarc", INTENT_BILLING, 4, H_ESTORNO},
+	{" credito", INTENT_BILLING, 2, H_ESTORNO},
+	{" abatid", INTENT_BILLING, 2, H_ESTORNO},
+	{" em dobro", INTENT_BILLING, 3, H_DUPLICIDADE},
+	{" a mais", INTENT_BILLING, 2, H_VALOR_ERRADO},
+	{" cobrou", INTENT_BILLING, 3, NULL},
+	{" cobram ", INTENT_BILLING, 3, NULL},
+	{" indevid", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" pago ", INTENT_BILLING, 1, H_PAGAMENTO_NAO_BAIXADO},
+	{" compensar", INTENT_BILLING, 3, H_PAGAMENTO_NAO_BAIXADO},
+	{" vindo com", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" nao bate", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" sem o desconto", INTENT_BILLING, 5, H_VALOR_ERRADO},
+	{" devendo", INTENT_BILLING, 4, H_PARCELAR},
+	{" pendencia", INTENT_BILLING, 3, H_PAGAMENTO_NAO_BAIXADO},
+	{" valor do meu plano", INTENT_BILLING, 3, H_VALOR_ERRADO}, /* "a mensalidade subiu": the bill as often as the price */
+	{" sem area", INTENT_OUTAGE, 5, H_SEM_SINAL},
+	{" sem telefone", INTENT_OUTAGE, 4, NULL},
+	{" sem audio", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" sem som", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" sem imagem", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" imagem", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" tela preta", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" tela azul", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" tela", INTENT_OUTAGE, 1, H_SEM_SINAL},
+	{" pixel", INTENT_OUTAGE, 3, H_SEM_SINAL},
+	{" borrad", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" trava ", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" carregando", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao abre", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nao roda", INTENT_OUTAGE, 3, H_QUEDA},
+	{" parou de", INTENT_OUTAGE, 3, H_QUEDA},
+	{" sumiu", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" sumiram", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" erro", INTENT_OUTAGE, 2, NULL},
+	{" decodificador", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" tv box", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" controle remoto", INTENT_OUTAGE, 3, NULL},
+	{" tomada", INTENT_OUTAGE, 2, H_ROTEADOR},
+	{" upload", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" download", INTENT_OUTAGE, 2, H_LENTIDAO},
+	{" speedtest", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" do contratado", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" perda de pacote", INTENT_OUTAGE, 4, H_INSTAVEL},
+	{" desconex", INTENT_OUTAGE, 4, H_INSTAVEL},
+	{" 4g ", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" 3g ", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" dados moveis", INTENT_OUTAGE, 3, H_SEM_SINAL},
+	{" nao recebo", INTENT_OUTAGE, 2, NULL},
+	{" recebe ligac", INTENT_OUTAGE, 3, NULL},
+	{" nao consigo", INTENT_OUTAGE, 1, NULL},
+	{" previsao", INTENT_OUTAGE, 3, H_QUEDA},
+	{" poste", INTENT_OUTAGE, 3, H_SEM_SINAL},
+	{" fio ", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" caido", INTENT_OUTAGE, 3, H_SEM_SINAL},
+	{" mb ", INTENT_OUTAGE, 2, H_LENTIDAO},
+	{" sms", INTENT_OUTAGE, 2, NULL},
+	{" navega", INTENT_OUTAGE, 2, H_QUEDA},
+	{" sem tv", INTENT_OUTAGE, 3, H_SEM_SINAL},
+	{" fora ", INTENT_OUTAGE, 1, H_QUEDA},
+	{" rede movel", INTENT_OUTAGE, 3, H_SEM_SINAL},
+	{" congela", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" ocupado", INTENT_OUTAGE, 2, NULL},
+	{" discagem", INTENT_OUTAGE, 4, NULL},
+	{" apagad", INTENT_OUTAGE, 2, H_ROTEADOR},
+	{" nao liga", INTENT_OUTAGE, 3, H_ROTEADOR},
+	{" barrinha", INTENT_OUTAGE, 2, H_SEM_SINAL},
+	{" abaixo", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" velocidade", INTENT_OUTAGE, 1, H_LENTIDAO},
+	{" chuvisco", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" cortand", INTENT_OUTAGE, 3, H_INSTAVEL},
+	{" conseguindo", INTENT_OUTAGE, 1, NULL},
+	{" trocar meu plano", INTENT_SALES, 4, H_UPGRADE},
+	{" mudar meu plano", INTENT_SALES, 4, H_UPGRADE},
+	{" mais internet", INTENT_SALES, 3, H_UPGRADE},
+	{" quanto esta a ", INTENT_SALES, 3, H_PRECO}, /* the price of a thing, not "quanto está minha conta" */
+	{" quanto esta o ", INTENT_SALES, 3, H_PRECO},
+	{" quanto fica", INTENT_SALES, 2, H_PRECO},
+	{" barat", INTENT_SALES, 3, H_PROMOCAO},
+	{" opcoes", INTENT_SALES, 3, H_VELOCIDADES},
+	{" condominio", INTENT_SALES, 2, H_COBERTURA},
+	{" extra", INTENT_SALES, 2, NULL},
+	{" valor da conta", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" reinici", INTENT_OUTAGE, 2, H_ROTEADOR},
+	{" nao recebe", INTENT_OUTAGE, 3, NULL},
+	{" nao manda", INTENT_OUTAGE, 2, NULL},
+	{" consegue usar", INTENT_OUTAGE, 3, H_QUEDA},
+	{" internet boa", INTENT_SALES, 3, H_PRECO},
+	{" virar cliente", INTENT_SALES, 4, H_PROMOCAO},
+	{" chamadas de emergencia", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" falha", INTENT_OUTAGE, 3, H_QUEDA},
+	{" parado", INTENT_OUTAGE, 2, H_QUEDA},
+	{" eco ", INTENT_OUTAGE, 3, NULL},
+	{" chiado", INTENT_OUTAGE, 3, NULL},
+	{" nao entra", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nenhum site", INTENT_OUTAGE, 4, H_QUEDA},
+	{" pagina", INTENT_OUTAGE, 2, H_LENTIDAO},
+	{" pra abrir", INTENT_OUTAGE, 2, H_LENTIDAO},
+	{" via radio", INTENT_SALES, 3, H_COBERTURA},
+	{" zona rural", INTENT_SALES, 3, H_COBERTURA},
+	{" 5g ", INTENT_SALES, 2, H_COBERTURA},
+	{" conta de ", INTENT_BILLING, 2, NULL},
+	{" caem", INTENT_OUTAGE, 3, H_INSTAVEL},
+	{" perda de", INTENT_OUTAGE, 3, H_INSTAVEL},
+	{" velocidades", INTENT_SALES, 3, H_VELOCIDADES},
+	{" disponiveis", INTENT_SALES, 3, H_VELOCIDADES},
+	{" numero pra voces", INTENT_SALES, 4, H_PORTABILIDADE_ENTRADA},
+	{" numero para voces", INTENT_SALES, 4, H_PORTABILIDADE_ENTRADA},
+	{" sozinh", INTENT_OUTAGE, 2, H_ROTEADOR},
+	{" pre pago", INTENT_SALES, 1, NULL},
+	{" pos pago", INTENT_SALES, 1, NULL},
+	{" valores", INTENT_SALES, 2, H_PRECO},
+	{" interesse", INTENT_SALES, 2, H_PROMOCAO},
+	{" migrar", INTENT_SALES, 3, H_UPGRADE},
+	{" aumentar ", INTENT_SALES, 2, H_UPGRADE},
+	{" cep", INTENT_SALES, 2, H_COBERTURA},
+	{" disponibilidade", INTENT_SALES, 3, H_COBERTURA},
+	{" mais uma linha", INTENT_SALES, 3, NULL},
+	{" nova linha", INTENT_SALES, 3, NULL},
+	{" linha nova", INTENT_SALES, 3, NULL},
+	{" proposta", INTENT_SALES, 3, H_PRECO},
+	{" link dedicado", INTENT_SALES, 4, H_PRECO},
+	{" ip fixo", INTENT_SALES, 4, H_UPGRADE},
+	{" esim", INTENT_SALES, 3, NULL},
+	{" ponto extra", INTENT_SALES, 4, NULL},
+	{" promo", INTENT_SALES, 1, H_PROMOCAO}, /* with " promocao": "promo", "promoção", "promocional" */
+	{" black friday", INTENT_SALES, 3, H_PROMOCAO},
+	{" recomend", INTENT_SALES, 3, H_VELOCIDADES},
+	{" fechar ", INTENT_SALES, 3, H_PROMOCAO},
+	{" alug", INTENT_SALES, 2, NULL},
+	{" mesh", INTENT_SALES, 3, NULL},
+	{" melhorar", INTENT_SALES, 2, H_UPGRADE},
+	{" vendem", INTENT_SALES, 3, NULL},
+	{" tem voces", INTENT_SALES, 3, H_COBERTURA},
+	{" vir pra voces", INTENT_SALES, 4, H_PORTABILIDADE_ENTRADA},
+	{" para ca", INTENT_SALES, 2, H_PORTABILIDADE_ENTRADA},
+	{" pra ca", INTENT_SALES, 2, H_PORTABILIDADE_ENTRADA},
+	{" inclu", INTENT_SALES, 3, H_PRECO},
+	/* the customer's own plan named as context ("num plano de 500 só vem 20") */
+	{" meu plano", INTENT_SALES, -2, NULL},
+	{" num plano", INTENT_SALES, -2, NULL},
+	{" meu pacote", INTENT_SALES, -2, NULL},
+	/* the way the customer was (not) treated */
+	{" ninguem", INTENT_COMPLAINT, 2, H_PROTOCOLO},
+	{" ninguem respond", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" ninguem atend", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" ninguem aparec", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
+	{" nunca veio", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" nunca mais aparec", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" foi embora", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
+	{" sem arrumar", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
+	{" reagend", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
+	{" nenhuma resposta", INTENT_COMPLAINT, 4, H_PROTOCOLO},
+	{" resposta", INTENT_COMPLAINT, 1, H_PROTOCOLO},
+	{" vacuo", INTENT_COMPLAINT, 4, H_PROTOCOLO},
+	{" ligou de volta", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" disseram que", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" mais uma vez", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" fecharam", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" encerraram", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" insatisf", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" maltrat", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" mal tratad", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" na minha cara", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" respeit", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" vergonh", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" consumidor", INTENT_COMPLAINT, 2, H_RECLAMACAO_FORMAL},
+	{" piada", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" pior atendimento", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" raiva", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" bot ", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" robo ", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" nao sabe", INTENT_COMPLAINT, 2, H_INSATISFEITO},
+	{" telemarketing", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" parem de ligar", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" por fora", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" contra voces", INTENT_COMPLAINT, 2, H_RECLAMACAO_FORMAL},
+	{" so agora", INTENT_COMPLAINT, 2, H_PROTOCOLO},
+	{" so sabem", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" nunca pagou", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" respondid", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" reclamacoes", INTENT_COMPLAINT, 4, H_RECLAMACAO_FORMAL},
+	{" nao aguento mais", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" impossivel", INTENT_COMPLAINT, 2, H_INSATISFEITO},
+	{" musiquinha", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" nao vier", INTENT_COMPLAINT, 2, H_TECNICO_FALTOU},
+	{" esperando o tecnico", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" deu as caras", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" avisar", INTENT_COMPLAINT, 2, H_TECNICO_FALTOU},
+	{" me trataram", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" aguardando atendimento", INTENT_COMPLAINT, 4, H_PROTOCOLO},
+	{" minutos", INTENT_COMPLAINT, 1, H_PROTOCOLO},
+	{" ate hoje", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" despreparad", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" do que reclamar", INTENT_COMPLAINT, -4, NULL}, /* "não tenho do que reclamar" */
+	{" ignor", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" gravacao", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" furaram", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
+	{" demor", INTENT_COMPLAINT, 2, H_PROTOCOLO},
+	{" grosseir", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" educacao", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" atendido por", INTENT_COMPLAINT, 2, H_INSATISFEITO},
+	{" me passam", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" pro outro", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" tentando resolver", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" palhac", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" sacanagem", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" prazo", INTENT_COMPLAINT, 2, H_PROTOCOLO},
+	{" promessa", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" sem solucao", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	/* ending part of a contract or a line */
+	{" desativ", INTENT_CANCEL, 3, NULL},
+	{" dar baixa na", INTENT_CANCEL, 3, NULL},
+	{" renovar", INTENT_CANCEL, 3, NULL},
+	{" encerramento", INTENT_CANCEL, 4, NULL},
+	{" falec", INTENT_CANCEL, 3, NULL},
+	{" tirar", INTENT_CANCEL, 2, NULL},
+	{" nao compensa", INTENT_CANCEL, 2, NULL},
+	{" distrato", INTENT_CANCEL, 4, NULL},
+	{" nao preciso mais", INTENT_CANCEL, 4, NULL},
+	{" mais ser cliente", INTENT_CANCEL, 5, NULL},
+	{" desligar a ", INTENT_CANCEL, 3, NULL},
+	{" desligar o servico", INTENT_CANCEL, 4, NULL},
+	{" como desliga", INTENT_CANCEL, 3, NULL},
+	{" sai da", INTENT_CANCEL, 3, H_OPERADORA},
+	{" sair de voces", INTENT_CANCEL, 4, H_OPERADORA},
+	{" devolv", INTENT_CANCEL, 2, NULL},
+	/* a cancellation told as the story of a bill, not asked for */
+	{" nao cancelei", INTENT_CANCEL, -4, NULL},
+	{" que eu cancelei", INTENT_CANCEL, -3, NULL},
+	{" cancelei", INTENT_CANCEL, -2, NULL},
+	{" foi cancelad", INTENT_CANCEL, -4, NULL}, /* "a visita foi cancelada": done to the customer */
 	/* neither: asking for a person, opening hours, the registration, thanking */
 	{" falar com atendente", INTENT_OTHER, 6, NULL},
 	{" falar com um atendente", INTENT_OTHER, 6, NULL},
@@ -538,6 +793,38 @@ static const rules_keyword_t rules_keywords[] = {
 	{" aguardo", INTENT_OTHER, 3, NULL},
 	{" aguardando o retorno", INTENT_OTHER, 3, NULL},
 	{" estou aguardando", INTENT_OTHER, 2, NULL},
+	{" humano", INTENT_OTHER, 5, NULL},
+	{" curriculo", INTENT_OTHER, 5, NULL},
+	{" vou esperar", INTENT_OTHER, 4, NULL},
+	{" comprovante de endereco", INTENT_OTHER, 5, NULL},
+	{" endereco de cobranca", INTENT_OTHER, 6, NULL},
+	{" atendem por", INTENT_OTHER, 5, NULL},
+	{" desculpa a demora", INTENT_OTHER, 5, NULL},
+	{" vou aguardar", INTENT_OTHER, 4, NULL},
+	{" que horas", INTENT_OTHER, 4, NULL},
+	{" feriado", INTENT_OTHER, 3, NULL},
+	{" sabado", INTENT_OTHER, 2, NULL},
+	{" domingo", INTENT_OTHER, 2, NULL},
+	{" dados cadastrais", INTENT_OTHER, 5, NULL},
+	{" atualizar", INTENT_OTHER, 3, NULL},
+	{" codigo de cliente", INTENT_OTHER, 4, NULL},
+	{" agradec", INTENT_OTHER, 3, NULL},
+	{" informac", INTENT_OTHER, 2, NULL},
+	{" telefone de contato", INTENT_OTHER, 5, NULL},
+	{" copia do contrato", INTENT_OTHER, 5, NULL},
+	{" contrato por email", INTENT_OTHER, 4, NULL},
+	{" vaga de emprego", INTENT_OTHER, 5, NULL},
+	{" pessoa de verdade", INTENT_OTHER, 5, NULL},
+	{" encerrar o atendimento", INTENT_OTHER, 7, NULL},
+	{" tudo certo", INTENT_OTHER, 3, NULL},
+	{" deu certo", INTENT_OTHER, 4, NULL},
+	{" consegui resolver", INTENT_OTHER, 5, NULL},
+	{" nome da minha rede", INTENT_OTHER, 6, NULL},
+	{" nome da rede", INTENT_OTHER, 6, NULL},
+	{" endereco novo", INTENT_OTHER, 4, NULL},
+	{" levar a internet", INTENT_OTHER, 5, NULL},
+	{" transferir a internet", INTENT_OTHER, 5, NULL},
+	{" mudar de casa", INTENT_OTHER, 3, NULL},
 };
 
 /* WhatsApp spelling, one normalized word -> what an agent reads (may be several words). */
@@ -559,9 +846,11 @@ static const struct {
 	{"ngm", "ninguem"},   {"nd", "nada"},        {"agr", "agora"},      {"dps", "depois"},
 	{"kd", "cade"},       {"vo", "vou"},         {"eh", "e"},           {"p", "pra"},
 	{"ctz", "certeza"},   {"cmg", "comigo"},     {"fds", "fim de semana"},
+	{"qnto", "quanto"},   {"qto", "quanto"},     {"qnt", "quanto"},     {"cel", "celular"},
+	{"d", "de"},
 };
 
-/* Words a typo is corrected to (one edit from 6 letters on, two from 9); the ones the
+/* Words a typo is corrected to (one edit from 6 letters on, two from 10); the ones the
  * keywords above need whole. Kept short: every entry is a word a customer mistypes. */
 static const char *const rules_vocabulary[] = {
 	"cancelar",    "cancelamento", "cancelado",   "internet",   "fatura",       "boleto",      "segunda",
@@ -585,11 +874,33 @@ static const char *const rules_request_words[] = {
 	" mande ", " envia ", " envie ", " me passa ", " como faco ", " como faz ", " solicitar ", " qual ",
 	" quanto ", " quais ", " tem como ", " vim ", " desejo ",
 };
+/* A judgement ("ruim", "uma porcaria") says a fault when it follows a service, a complaint
+ * when it follows the people who served: the word alone weighs towards complaint. Words that
+ * are faults whatever they follow ("lenta", "instável") are keywords, not judgements, so a
+ * slow line is not counted twice against the request that closes the message. */
+static const char *const rules_verdict_words[] = {
+	" ruim", " pessim", " horrivel", " lixo", " merda", " bosta", " droga", " porcaria", " lesma",
+	" desgraca", " osso", " podre", " uma piada", " negacao", " mal ",
+};
+static const char *const rules_service_words[] = {
+	" internet ", " wifi ", " wi fi ", " sinal ", " conexao ", " rede ", " tv ", " linha ", " telefone ",
+	" celular ", " velocidade ", " servico ", " fibra ", " roteador ", " chip ",
+};
+static const char *const rules_treatment_words[] = {
+	" atendimento ", " atendente ", " atendentes ", " suporte ", " sac ", " loja ", " tecnico ", " vendedor ",
+	" empresa ", " voces ", " atenderam ", " atendeu ", " me trataram ",
+};
+
 /* Words that, shortly before "cancelar", make it a condition: a threat, not the request. */
 static const char *const rules_threat_words[] = {" se ", " senao ", " caso ", " ou ", " ou entao "};
 
 /* "não é urgente", "sem urgência": the word is there, the urgency is not. */
 static const char *const rules_negations[] = {" nao e", " nao eh", " nada", " sem", " nao ha", " nao tem", NULL};
+/* ... and "só chamadas de emergência" is a phone without signal, not an emergency. */
+static const char *const rules_not_emergency[] = {" nao e", " nao eh", " nada", " sem", " nao ha", " nao tem",
+						   " chamadas de", " chamada de", " ligacoes de", " ligacao de", NULL};
+/* "protocolo falso" is a mistake of the agent, not a scam. */
+static const char *const rules_not_fraud[] = {" protocolo", " alarme", NULL};
 /* "plano de saúde" is an insurance, not a risk to anyone's health. */
 static const char *const rules_not_health[] = {" plano de", " plano da", " agente de", NULL};
 
@@ -619,6 +930,10 @@ static const rules_critical_t rules_criticals[] = {
 	{" golpe", REASON_FRAUD, NULL},
 	{" hackearam", REASON_FRAUD, NULL},
 	{" boleto falso", REASON_FRAUD, NULL},
+	{" falso", REASON_FRAUD, rules_not_fraud},
+	{" falsa", REASON_FRAUD, rules_not_fraud},
+	{" sem eu saber", REASON_FRAUD, NULL},
+	{" sem meu conhecimento", REASON_FRAUD, NULL},
 	{" mensagem falsa", REASON_FRAUD, NULL},
 	{" se passando por", REASON_FRAUD, NULL},
 	{" sem autorizacao", REASON_FRAUD, NULL},
@@ -637,7 +952,7 @@ static const rules_critical_t rules_criticals[] = {
 	{" anatel", REASON_LEGAL, NULL},
 	{" urgente", REASON_URGENCY, rules_negations},
 	{" urgencia", REASON_URGENCY, rules_negations},
-	{" emergencia", REASON_URGENCY, rules_negations},
+	{" emergencia", REASON_URGENCY, rules_not_emergency},
 	{" emergencial", REASON_URGENCY, rules_negations},
 };
 
@@ -747,7 +1062,7 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 						 sizeof(rules_request_words) / sizeof(rules_request_words[0]), 16);
 		if (kw->intent == INTENT_CANCEL && !request &&
 		    rules_word_before(padded, at, rules_threat_words,
-				      sizeof(rules_threat_words) / sizeof(rules_threat_words[0]), 40)) {
+				      sizeof(rules_threat_words) / sizeof(rules_threat_words[0]), 60)) {
 			w = RULES_THREAT_WEIGHT;
 			threat = true;
 		} else if (request) {
@@ -762,6 +1077,20 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 			continue;
 		if ((int)rules_criticals[i].reason < reason)
 			reason = (int)rules_criticals[i].reason;
+	}
+	for (size_t i = 0; i < sizeof(rules_verdict_words) / sizeof(rules_verdict_words[0]); i++) {
+		const char *at = rules_last(padded, rules_verdict_words[i]);
+		if (!at)
+			continue;
+		double w = RULES_VERDICT_WEIGHT;
+		if (words >= RULES_LONG_WORDS && len > 0)
+			w *= 1.0 + RULES_LATE_BONUS * (double)(at - padded) / (double)len;
+		if (rules_word_before(padded, at, rules_treatment_words,
+				      sizeof(rules_treatment_words) / sizeof(rules_treatment_words[0]), RULES_VERDICT_WINDOW))
+			score[INTENT_COMPLAINT] += w;
+		else if (rules_word_before(padded, at, rules_service_words,
+					   sizeof(rules_service_words) / sizeof(rules_service_words[0]), RULES_VERDICT_WINDOW))
+			score[INTENT_OUTAGE] += w;
 	}
 	if (reason != REASON_COUNT && rules_reason_intent[reason] != INTENT_OTHER)
 		score[rules_reason_intent[reason]] += 1;
@@ -954,7 +1283,8 @@ static size_t rules_canonicalize(const char *norm, char *out, size_t cap)
 }
 
 /* The vocabulary word w is a typo of (one edit from 6 letters on, two from 10), or NULL
- * when w is fine, too short, holds a digit or is no such typo. Typos seldom hit the
+ * when w is fine, too short, holds a digit, is a vocabulary word with one letter more or
+ * less at the end (an inflection) or is no such typo. Typos seldom hit the
  * first letter, so only words starting with the same one are tried. */
 static const char *rules_fix_typo(const char *w, size_t len)
 {
@@ -970,6 +1300,8 @@ static const char *rules_fix_typo(const char *w, size_t len)
 			continue;
 		if (vl == len && memcmp(v, w, len) == 0)
 			return NULL;
+		if ((len == vl + 1 && memcmp(v, w, vl) == 0) || (vl == len + 1 && memcmp(v, w, len) == 0))
+			return NULL; /* an inflection, not a typo: "funcionar" is not "funciona", "reclama" not "reclamar" */
 		int d = rules_edit_distance(w, len, v, vl, max);
 		if (d < best_d) {
 			best_d = d;

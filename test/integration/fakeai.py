@@ -33,7 +33,12 @@ through success, latency, 429, 500, garbage and hangs:
 
 "ok" answers derive the intent and the critical flag from Portuguese keywords in the new
 customer messages (the text after "Mensagens novas do cliente:", as worker/ai.c writes
-it), so hints are meaningful. The odd modes answer 200 with a completion a real model may
+it), so hints are meaningful. Labelled mode (FakeAI(labels=..., label_error=E), benchmark
+only): a text found in labels {text: (intent, critical)} is answered with its label, as a
+model that is always right would; a share E of the labelled texts (chosen by a hash of the
+text, so every run and every call on that text alike) gets another intent instead, a
+model's mistakes. A text not in labels falls back to the keywords (GET /calls "answers"
+counts labelled, wrong and keyword answers). The odd modes answer 200 with a completion a real model may
 write: "odd_intent" says "intent": "technical", "no_critical" leaves "critical" out,
 "long_hint" writes a 3,000-character hint, "no_hint" leaves the hint out. "cut" streams half of
 the deltas of a streamed answer and then drops the connection (no answer at all when not
@@ -116,6 +121,24 @@ def classify(text):
     return intent, critical
 
 
+def label_answer(text, labels, error):
+    """(intent, critical, wrong) for text from labels {text: (intent, critical)}: the label's,
+    or, for the share `error` of texts picked by their hash, another intent (picked by the
+    hash too); None when neither the text nor any of its lines is labelled (several new
+    messages: the last labelled one decides, as the request comes last)."""
+    label = labels.get(text.strip())
+    if label is None:
+        label = next((labels[l.strip()] for l in reversed(text.split("\n")) if l.strip() in labels), None)
+    if label is None:
+        return None
+    intent, critical = label
+    h = int.from_bytes(hashlib.sha256(text.strip().encode()).digest()[:8], "little")
+    if error > 0 and (h % 100000) < error * 100000:
+        others = [name for name in HINTS if name != intent]
+        return others[(h >> 20) % len(others)], critical, True
+    return intent, critical, False
+
+
 def _feature_index(feature):
     h = hashlib.md5(feature.encode()).digest()
     return int.from_bytes(h[:4], "little") % EMBED_DIMS, 1.0 if h[4] & 1 else -1.0
@@ -195,8 +218,11 @@ class _Server(ThreadingHTTPServer):
 class FakeAI:
     """The server; thread-safe state, one thread per connection."""
 
-    def __init__(self, host="127.0.0.1", port=0, latency_ms=0):
+    def __init__(self, host="127.0.0.1", port=0, latency_ms=0, labels=None, label_error=0.0):
         self.host = host
+        self.labels = {str(k).strip(): (v[0], bool(v[1])) for k, v in (labels or {}).items()}
+        self.label_error = float(label_error)
+        self.answers = {"labelled": 0, "wrong": 0, "keywords": 0}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.mode = "ok"
@@ -280,12 +306,13 @@ class FakeAI:
             self.mode, self.latency_ms, self.retry_after, self.times = "ok", 0, 1, None
             self.stream_ms, self.stream_chunks, self.ignore_stream = 0, 8, False
             self.count, self.log, self.by_model = 0, [], {}
+            self.answers = {"labelled": 0, "wrong": 0, "keywords": 0}
             self.embeddings_mode, self.embeddings_latency_ms, self.embeddings, self.embedding_inputs = "ok", 0, 0, []
 
     def calls(self):
         with self._lock:
             return {"count": self.count, "models": [c["model"] for c in self.log], "by_model": dict(self.by_model),
-                    "calls": list(self.log), "embeddings": self.embeddings,
+                    "calls": list(self.log), "embeddings": self.embeddings, "answers": dict(self.answers),
                     "embedding_inputs": list(self.embedding_inputs)}
 
     # ---- the API
@@ -322,7 +349,11 @@ class FakeAI:
                                  "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 1000, "completion_tokens": 20, "total_tokens": 1020}}
         text = new_messages(body)
-        intent, critical = classify(text)
+        labelled = label_answer(text, self.labels, self.label_error) if self.labels else None
+        intent, critical = labelled[:2] if labelled else classify(text)
+        with self._lock:
+            self.answers["keywords" if labelled is None else "labelled"] += 1
+            self.answers["wrong"] += bool(labelled and labelled[2])
         system = " ".join(m.get("content", "") for m in body.get("messages", [])
                           if isinstance(m, dict) and m.get("role") == "system" and isinstance(m.get("content"), str))
         if '"handoff"' in system:

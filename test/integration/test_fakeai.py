@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fakeai import FakeAI, classify  # noqa: E402
+from fakeai import FakeAI, classify, label_answer  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -67,6 +67,29 @@ def test_ok_answers_a_completion_derived_from_keywords(fake):
     assert calls["calls"][0]["user"] == "minha fatura veio com valor errado"
     assert calls["calls"][0]["body"]["messages"][0]["role"] == "system"
     assert calls["calls"][1]["status"] == 200
+
+
+def test_labelled_mode_answers_the_label_and_errs_by_hash():
+    texts = [f"mensagem {i} sobre a fatura" for i in range(400)]
+    labels = {t: ("outage", i % 7 == 0) for i, t in enumerate(texts)}  # keywords would say billing
+    f = FakeAI(labels=labels).start()
+    try:
+        content = json.loads(json.loads(chat(f, texts[7])[2])["choices"][0]["message"]["content"])
+        assert content["intent"] == "outage" and content["critical"] is True and content["hint"]
+        # several new messages: the last labelled line decides; an unlabelled text: the keywords
+        content = json.loads(json.loads(chat(f, "oi\n" + texts[1])[2])["choices"][0]["message"]["content"])
+        assert content["intent"] == "outage" and content["critical"] is False
+        content = json.loads(json.loads(chat(f, "minha fatura veio errada")[2])["choices"][0]["message"]["content"])
+        assert content["intent"] == "billing"
+        assert get(f"http://127.0.0.1:{f.port}/calls")["answers"] == {"labelled": 2, "wrong": 0, "keywords": 1}
+    finally:
+        f.stop()
+    # label_error: about that share wrong, always the same texts, never the label's intent
+    wrong = [t for t in texts if label_answer(t, labels, 0.1)[2]]
+    assert 20 <= len(wrong) <= 60
+    assert wrong == [t for t in texts if label_answer(t, labels, 0.1)[2]]
+    assert all(label_answer(t, labels, 0.1)[0] != "outage" for t in wrong)
+    assert not any(label_answer(t, labels, 0)[2] for t in texts)
 
 
 def test_keyword_classifier():

@@ -122,7 +122,8 @@ def test_confident_short_message_is_routed_to_the_rules(system):
         texts = {
             "ROUTE-2": "urgente, estou sem internet desde ontem",  # critical
             "ROUTE-3": "boa tarde, tudo bem? entao, desde a chuva de ontem a internet nao volta aqui em casa, "
-                       "o roteador fica so com a luz laranja piscando e eu preciso trabalhar amanha cedo",  # long
+                       "o roteador fica so com a luz laranja piscando e eu preciso trabalhar amanha cedo, "
+                       "ja tirei da tomada duas vezes",  # long
             "ROUTE-4": "preciso falar sobre o meu endereço",  # the rules are not sure
         }
         for mid, text in texts.items():
