@@ -103,6 +103,7 @@ typedef struct {
 	char events_topic[160], dlq_topic[160], outbound_topic[160];
 	bool draining, paused;
 	bool drain_to_end;      /* the broker's data dies with it: a drain consumes all it holds */
+	bool stopped;           /* the loop has ended: batches still held are dropped, not stored */
 	bool assigned;          /* the group gave us our partitions (none is a valid share) and is
 				   not rebalancing: only then does an assignment say what is ours */
 	double drain_deadline;  /* wrk_now() after which a drain stops waiting for analyses */
@@ -132,6 +133,7 @@ static void wrk_on_rebalance(kq_t *kq, rd_kafka_resp_err_t err, rd_kafka_topic_p
 static void wrk_on_delivery(void *opaque, rd_kafka_resp_err_t err, int32_t partition, int64_t offset, void *arg);
 static void wrk_flush_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_store(wrk_batch_t *b);
+static void wrk_batch_abandon(wrk_batch_t *b);
 static void wrk_stored(PGresult *res, void *arg);
 static void wrk_retry_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_after_store(wrk_item_t *it, PGresult *res, int row);
@@ -303,6 +305,10 @@ int main(int argc, char **argv)
 		 W.ai ? W.cfg.ai.base_url : "the built-in rules");
 
 	event_base_dispatch(W.base);
+	W.stopped = true;
+	wrk_batch_abandon(W.open);
+	wrk_batch_abandon(W.open_st);
+	W.open = W.open_st = NULL;
 
 	/* final synchronous commit of everything handled, then leave the group */
 	rd_kafka_topic_partition_list_t *final = rd_kafka_topic_partition_list_new(16);
@@ -498,6 +504,18 @@ static void wrk_store(wrk_batch_t *b)
 	free(bot_on);
 }
 
+/* A batch the worker stops before storing: its messages stay uncommitted, so the next
+ * owner of their partitions stores them; only the memory goes. */
+static void wrk_batch_abandon(wrk_batch_t *b)
+{
+	if (!b)
+		return;
+	for (int i = 0; i < b->n; i++)
+		cJSON_Delete(b->items[i].event);
+	free(b->items);
+	free(b);
+}
+
 static void wrk_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
@@ -510,6 +528,10 @@ static void wrk_stored(PGresult *res, void *arg)
 	W.store_in_flight--;
 	if ((W.open || W.open_st) && W.store_in_flight == 0)
 		wrk_flush_cb(-1, 0, NULL); /* what accumulated meanwhile goes now */
+	if (!res && W.stopped) {
+		wrk_batch_abandon(b); /* db_free at exit answers what it still held with NULL */
+		return;
+	}
 	if (!res) {
 		/* connection lost: the batch may or may not have run; storing is idempotent, so
 		 * queue it again (db holds it until the connection is back) */
