@@ -70,6 +70,7 @@ struct wrk_batch {
 	int items_left;
 	int attempts;
 	double sent_at;
+	struct wrk_batch *live_prev, *live_next; /* W.live: every batch not freed yet */
 };
 
 /* What a delivery report releases: the items an event was about. */
@@ -104,6 +105,7 @@ typedef struct {
 	bool draining, paused;
 	bool drain_to_end;      /* the broker's data dies with it: a drain consumes all it holds */
 	bool stopped;           /* the loop has ended: batches still held are dropped, not stored */
+	wrk_batch_t *live;      /* every batch not freed yet, so that an exit can drop what it held */
 	bool assigned;          /* the group gave us our partitions (none is a valid share) and is
 				   not rebalancing: only then does an assignment say what is ours */
 	double drain_deadline;  /* wrk_now() after which a drain stops waiting for analyses */
@@ -133,6 +135,8 @@ static void wrk_on_rebalance(kq_t *kq, rd_kafka_resp_err_t err, rd_kafka_topic_p
 static void wrk_on_delivery(void *opaque, rd_kafka_resp_err_t err, int32_t partition, int64_t offset, void *arg);
 static void wrk_flush_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_store(wrk_batch_t *b);
+static wrk_batch_t *wrk_batch_new(bool statuses, int cap);
+static void wrk_batch_free(wrk_batch_t *b);
 static void wrk_batch_abandon(wrk_batch_t *b);
 static void wrk_stored(PGresult *res, void *arg);
 static void wrk_retry_cb(evutil_socket_t fd, short what, void *arg);
@@ -306,9 +310,6 @@ int main(int argc, char **argv)
 
 	event_base_dispatch(W.base);
 	W.stopped = true;
-	wrk_batch_abandon(W.open);
-	wrk_batch_abandon(W.open_st);
-	W.open = W.open_st = NULL;
 
 	/* final synchronous commit of everything handled, then leave the group */
 	rd_kafka_topic_partition_list_t *final = rd_kafka_topic_partition_list_new(16);
@@ -330,6 +331,11 @@ int main(int argc, char **argv)
 	db_free(W.db);
 	db_free(W.db_coach);
 	db_free(W.db_bot);
+	/* what is still held (open, being stored, coached by an analysis cancelled above) stays
+	 * uncommitted for the next owner of its partitions: only the memory goes */
+	while (W.live)
+		wrk_batch_abandon(W.live);
+	W.open = W.open_st = NULL;
 	log_info("stopped");
 	return 0;
 }
@@ -441,10 +447,7 @@ static wrk_batch_t **wrk_open_batch(bool statuses)
 {
 	wrk_batch_t **open = statuses ? &W.open_st : &W.open;
 	if (!*open) {
-		*open = xcalloc(1, sizeof(wrk_batch_t));
-		(*open)->statuses = statuses;
-		(*open)->cap = W.cfg.workers.batch_size;
-		(*open)->items = xcalloc((size_t)(*open)->cap, sizeof(wrk_item_t));
+		*open = wrk_batch_new(statuses, W.cfg.workers.batch_size);
 		struct timeval zero = {0, 0};
 		evtimer_add(W.flush_ev, &zero); /* runs after this drain pass: batches what arrived together */
 	}
@@ -504,16 +507,42 @@ static void wrk_store(wrk_batch_t *b)
 	free(bot_on);
 }
 
-/* A batch the worker stops before storing: its messages stay uncommitted, so the next
- * owner of their partitions stores them; only the memory goes. */
-static void wrk_batch_abandon(wrk_batch_t *b)
+/* A new batch of cap items, on W.live until wrk_batch_free. */
+static wrk_batch_t *wrk_batch_new(bool statuses, int cap)
 {
-	if (!b)
-		return;
-	for (int i = 0; i < b->n; i++)
-		cJSON_Delete(b->items[i].event);
+	wrk_batch_t *b = xcalloc(1, sizeof(*b));
+	b->statuses = statuses;
+	b->cap = cap;
+	b->items = xcalloc((size_t)cap, sizeof(wrk_item_t));
+	b->live_next = W.live;
+	if (W.live)
+		W.live->live_prev = b;
+	W.live = b;
+	return b;
+}
+
+static void wrk_batch_free(wrk_batch_t *b)
+{
+	if (b->live_prev)
+		b->live_prev->live_next = b->live_next;
+	else
+		W.live = b->live_next;
+	if (b->live_next)
+		b->live_next->live_prev = b->live_prev;
 	free(b->items);
 	free(b);
+}
+
+/* A batch held when the worker stops: the events of its items not yet released, then the
+ * batch (their offsets were never committed). */
+static void wrk_batch_abandon(wrk_batch_t *b)
+{
+	for (int i = 0; i < b->n; i++)
+		if (b->items[i].event) {
+			cJSON_Delete(b->items[i].event);
+			track_done(W.track, b->items[i].track);
+		}
+	wrk_batch_free(b);
 }
 
 static void wrk_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -528,10 +557,8 @@ static void wrk_stored(PGresult *res, void *arg)
 	W.store_in_flight--;
 	if ((W.open || W.open_st) && W.store_in_flight == 0)
 		wrk_flush_cb(-1, 0, NULL); /* what accumulated meanwhile goes now */
-	if (!res && W.stopped) {
-		wrk_batch_abandon(b); /* db_free at exit answers what it still held with NULL */
-		return;
-	}
+	if (!res && W.stopped)
+		return; /* db_free at exit answers what it still held with NULL: dropped with W.live */
 	if (!res) {
 		/* connection lost: the batch may or may not have run; storing is idempotent, so
 		 * queue it again (db holds it until the connection is back) */
@@ -544,16 +571,13 @@ static void wrk_stored(PGresult *res, void *arg)
 			/* one bad message must not hold back the rest: store them one by one */
 			log_warn("batch of %d failed (%.*s); retrying one by one", b->n, (int)strcspn(e, "\n"), e);
 			for (int i = 0; i < b->n; i++) {
-				wrk_batch_t *one = xcalloc(1, sizeof(*one));
-				one->statuses = b->statuses;
-				one->items = xcalloc(1, sizeof(wrk_item_t));
+				wrk_batch_t *one = wrk_batch_new(b->statuses, 1);
 				one->items[0] = b->items[i];
 				one->items[0].batch = one;
-				one->n = one->cap = one->items_left = 1;
+				one->n = one->items_left = 1;
 				wrk_store(one);
 			}
-			free(b->items);
-			free(b);
+			wrk_batch_free(b);
 			return;
 		}
 		if (b->attempts < W.cfg.workers.retries) {
@@ -570,8 +594,7 @@ static void wrk_stored(PGresult *res, void *arg)
 		char *v = cJSON_PrintUnformatted(dead->event);
 		wrk_dead_letter(dead, dead->event, v, strlen(v), e, b->attempts);
 		free(v);
-		free(b->items);
-		free(b);
+		wrk_batch_free(b);
 		return;
 	}
 	metrics_observe(W.m_db_seconds, wrk_now() - b->sent_at);
@@ -1163,8 +1186,7 @@ static void wrk_release(wrk_item_t *it)
 	if (!b) {
 		free(it); /* a dead letter */
 	} else if (--b->items_left == 0) {
-		free(b->items);
-		free(b);
+		wrk_batch_free(b);
 	}
 	wrk_flow_control();
 }
