@@ -1486,8 +1486,8 @@ static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg)
 	if (now >= W.drain_deadline) {
 		/* they stay uncommitted: a broker that keeps its data redelivers them */
 		if (W.drain_to_end && !wrk_caught_up(&unread, true) && unread > 0)
-			log_error("drain: %lld acknowledged messages not yet consumed are lost with the in-memory broker",
-				  (long long)unread);
+			log_error("drain: %lld acknowledged messages not yet consumed: lost with the in-memory broker "
+				  "unless it is kept for the next start (kafka.embedded_orphan_keep_s)", (long long)unread);
 		log_warn("drain: stopping with %d messages unfinished (%d in coaching) to stop within "
 			 "supervisor.shutdown_timeout_s; they are not committed", track_in_flight(W.track),
 			 coach_pending(W.coach));

@@ -170,6 +170,17 @@ def running(pid):
         return False
 
 
+def open_psql_session(s):
+    """An `atende psql` session that has answered a query and stays open (it keeps an old
+    PostgreSQL's smart shutdown waiting); the caller kills it."""
+    psql = subprocess.Popen([os.path.join(BIN, "atende"), "psql", "-c", s.conf, "--", "-X", "-q"], cwd=s.dir,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    psql.stdin.write(b"select 'session-open';\n")
+    psql.stdin.flush()
+    assert b"session-open" in psql.stdout.readline() + psql.stdout.readline() + psql.stdout.readline()
+    return psql
+
+
 def post_until_stopped(s):
     """Posts K9-<i> messages from a thread until the returned event is set or the ingress is
     gone; returns (the ids acknowledged so far, growing; the event; the thread)."""
@@ -200,11 +211,7 @@ def test_kill_9_of_the_supervisor_leaves_nothing_and_the_next_start_recovers():
     s = System(name="kill9")
     try:
         s.start()
-        psql = subprocess.Popen([os.path.join(BIN, "atende"), "psql", "-c", s.conf, "--", "-X", "-q"], cwd=s.dir,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        psql.stdin.write(b"select 'session-open';\n")
-        psql.stdin.flush()
-        assert b"session-open" in psql.stdout.readline() + psql.stdout.readline() + psql.stdout.readline()
+        psql = open_psql_session(s)
         postmaster = s.pid("postgres")
         tree = descendants(s.proc.pid)
         assert postmaster in tree and s.pid("broker") in tree and len(tree) >= 6
@@ -249,11 +256,7 @@ def test_kill_9_of_the_supervisor_keeps_the_broker_for_the_next_start():
     s = System(name="kill9keep", extra={r"embedded_orphan_keep_s = 0;": "embedded_orphan_keep_s = 300;"})
     try:
         s.start()
-        psql = subprocess.Popen([os.path.join(BIN, "atende"), "psql", "-c", s.conf, "--", "-X", "-q"], cwd=s.dir,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        psql.stdin.write(b"select 'session-open';\n")
-        psql.stdin.flush()
-        assert b"session-open" in psql.stdout.readline() + psql.stdout.readline() + psql.stdout.readline()
+        psql = open_psql_session(s)
         postmaster, broker = s.pid("postgres"), s.pid("broker")
         status = json.loads(s.cli("status", "--json").stdout)
         workers = [p["pid"] for p in status["processes"] if p["role"] == "worker"]
