@@ -20,12 +20,29 @@ BIN = os.path.join(ROOT, "bin")
 FIXTURES = os.path.join(ROOT, "test", "fixtures")
 
 
+# Ports are handed out below the kernel's ephemeral range (32768 and up), so no
+# client connection can take one between the choice and the server's bind, and
+# never twice in one process: port 0's answer can repeat once the socket is closed,
+# and one clean-clone run gave the notifier the supervisor's metrics port.
+_PORT_LOW, _PORT_HIGH = 20000, 32000
+_next_port = _PORT_LOW + (os.getpid() * 37) % (_PORT_HIGH - _PORT_LOW)
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """Returns a loopback TCP port nothing listens on, not handed out before by this process."""
+    global _next_port
+    for _ in range(_PORT_HIGH - _PORT_LOW):
+        port = _next_port
+        _next_port = _PORT_LOW + (_next_port + 1 - _PORT_LOW) % (_PORT_HIGH - _PORT_LOW)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port between %d and %d" % (_PORT_LOW, _PORT_HIGH))
 
 
 def fixture(name):

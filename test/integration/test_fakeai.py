@@ -14,6 +14,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakeai import FakeAI, classify, label_answer  # noqa: E402
+from harness import free_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -164,10 +165,7 @@ def test_many_concurrent_calls_with_latency(fake):
 
 
 def test_command_line_program():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "fakeai.py"), "--port", str(port), "--mode", "500"],
                             stdout=subprocess.PIPE, text=True)
     try:
