@@ -87,6 +87,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("workers.batch_size", workers.batch_size, "500", 1, 100000, true, "messages stored per PostgreSQL round trip at most"),
 	K_INT("workers.retries", workers.retries, "3", 1, 100, true, "attempts to store a message before it goes to the dead-letter topic and table"),
 	K_INT("workers.priority", workers.priority, "10", -20, 19, false, "nice value of the workers (without pools): under a burst the ingress keeps answering within milliseconds while the workers drain Kafka (below 0 needs root)"),
+	K_INT("workers.stall_s", workers.stall_s, "30", 1, 3600, true, "a worker with messages in flight or unread that consumes and finishes none for this long logs where they wait (once a minute while it lasts), counts atende_worker_stalls_total and, when it is its fetch that stopped, restarts it"),
 
 	K_BOOL("coaching.enabled", coaching.enabled, "true", true, "make hints for customer messages"),
 	K_INT("coaching.min_message_length", coaching.min_message_length, "10", 0, 100000, true, "customer messages shorter than this (characters) get no hint (per company: companies.min_message_length)"),

@@ -40,6 +40,7 @@
 
 #define WRK_MAX_IN_FLIGHT 20000
 #define WRK_COMMIT_MS 200
+#define WRK_WATCH_MS 5000      /* how often the stall watchdog looks */
 #define WRK_STATUS_SWEEP_MS 1000 /* how often statuses that waited for their message are published */
 #define WRK_STATUS_SWEEP_MAX "500"
 #define WRK_IMAGE_MARK "[imagem]"      /* an image's description, as coached (ai.vision) */
@@ -111,9 +112,15 @@ typedef struct {
 	double drain_deadline;  /* wrk_now() after which a drain stops waiting for analyses */
 	double drain_next_check; /* drain_to_end: when to ask the broker for its watermarks again */
 	int index;
+	/* the stall watchdog: counts of messages consumed and finished, as last seen */
+	struct event *watch_ev;
+	uint64_t consumed, finished, watch_consumed, watch_finished;
+	double watch_progress_at, stalled_since, stall_logged_at;
+	int stall_seeks;
 	/* metrics */
 	metrics_series_t *m_stored, *m_duplicates, *m_dlq, *m_batch_size, *m_db_seconds, *m_in_flight;
 	metrics_series_t *m_db_pending, *m_event_failures, *m_rebalances, *m_coach_pending, *m_conversations;
+	metrics_family_t *m_stalls;
 	metrics_family_t *m_lag, *m_hints, *m_skips, *m_refusals, *m_cache, *m_hint_seconds, *m_routed, *m_shadow;
 	metrics_family_t *m_ai_calls, *m_ai_tokens, *m_ai_fallbacks, *m_ai_repaired;
 	metrics_family_t *m_semantic, *m_embed_calls;
@@ -159,6 +166,7 @@ static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg);
 static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg);
 static bool wrk_caught_up(int64_t *unread, bool cached);
 static void wrk_flow_control(void);
+static void wrk_watch_cb(evutil_socket_t fd, short what, void *arg);
 static bool wrk_start_typing_reader(char *err, size_t errlen);
 static double wrk_now(void);
 static void wrk_metrics_init(void);
@@ -295,6 +303,10 @@ int main(int argc, char **argv)
 	W.commit_ev = event_new(W.base, -1, EV_PERSIST, wrk_commit_cb, NULL);
 	struct timeval tv = {0, WRK_COMMIT_MS * 1000};
 	event_add(W.commit_ev, &tv);
+	W.watch_ev = event_new(W.base, -1, EV_PERSIST, wrk_watch_cb, NULL);
+	struct timeval wt = {WRK_WATCH_MS / 1000, (WRK_WATCH_MS % 1000) * 1000};
+	event_add(W.watch_ev, &wt);
+	W.watch_progress_at = wrk_now();
 	if (W.outbound) {
 		/* one pool sweeps: any of its workers may publish any company's status */
 		W.sweep_ev = event_new(W.base, -1, EV_PERSIST, wrk_sweep_cb, NULL);
@@ -392,6 +404,7 @@ static void wrk_on_typing(rd_kafka_message_t *msg, void *arg)
 static void wrk_on_message(rd_kafka_message_t *msg, void *arg)
 {
 	(void)arg;
+	W.consumed++;
 	wrk_item_t item = {.track = track_add(W.track, rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset),
 			   .partition = msg->partition, .offset = msg->offset, .refs = 1, .consumed_at = wrk_now()};
 	snprintf(item.topic, sizeof(item.topic), "%s", rd_kafka_topic_name(msg->rkt));
@@ -1179,6 +1192,7 @@ static void wrk_release(wrk_item_t *it)
 {
 	if (--it->refs > 0)
 		return;
+	W.finished++;
 	track_done(W.track, it->track);
 	cJSON_Delete(it->event);
 	it->event = NULL;
@@ -1435,6 +1449,90 @@ static void wrk_flow_control(void)
 	}
 }
 
+/* Where a worker's messages wait when nothing moves: one line an operator (or a chaos run's
+ * post-mortem) can act on, since a stalled worker otherwise logs nothing at all. */
+static void wrk_log_stall(const char *kind, double for_s, int64_t unread)
+{
+	int batches = 0;
+	for (wrk_batch_t *b = W.live; b; b = b->live_next)
+		batches++;
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	int assigned = rd_kafka_assignment(kq_handle(W.consumer), &parts) == 0 && parts ? parts->cnt : 0;
+	if (parts)
+		rd_kafka_topic_partition_list_destroy(parts);
+	log_warn("stalled (%s): nothing consumed or finished for %.0f s; %d messages in flight "
+		 "(%d batches held, %d storage queries unanswered, %d queries queued or in flight, %d in coaching, "
+		 "%d media, %d events awaiting the broker's ack), %lld unread in %d assigned partitions%s%s, "
+		 "brokers %s",
+		 kind, for_s, track_in_flight(W.track), batches, W.store_in_flight, db_pending(W.db),
+		 coach_pending(W.coach), media_pending(W.media), kq_outq_len(W.producer), (long long)unread, assigned,
+		 W.paused ? ", consumption paused (too much in flight)" : "", W.draining ? ", draining" : "",
+		 kq_brokers_up(W.consumer) ? "up" : "down");
+}
+
+/* A fetcher that stopped fetching: seek each assigned partition to the position already
+ * handed to us, which drops its fetch state and starts it again from there (nothing is
+ * skipped: what was fetched and not yet consumed is fetched again). */
+static void wrk_restart_fetch(void)
+{
+	rd_kafka_t *rk = kq_handle(W.consumer);
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	if (rd_kafka_assignment(rk, &parts) || !parts)
+		return;
+	if (rd_kafka_position(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(parts->cnt);
+		for (int i = 0; i < parts->cnt; i++)
+			if (parts->elems[i].offset >= 0)
+				rd_kafka_topic_partition_list_add(seek, parts->elems[i].topic, parts->elems[i].partition)
+				    ->offset = parts->elems[i].offset;
+		rd_kafka_error_t *e = seek->cnt ? rd_kafka_seek_partitions(rk, seek, 2000) : NULL;
+		if (e) {
+			log_warn("stalled: seeking %d partitions to restart their fetch: %s", seek->cnt, rd_kafka_error_string(e));
+			rd_kafka_error_destroy(e);
+		} else if (seek->cnt) {
+			log_warn("stalled: %d partitions sought to their positions to restart their fetch", seek->cnt);
+		}
+		rd_kafka_topic_partition_list_destroy(seek);
+	}
+	rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* The stall watchdog (every WRK_WATCH_MS): progress is a message consumed or finished.
+ * With work waiting (messages in flight, or unread in our partitions) and no progress for
+ * workers.stall_s, it says where the work waits, once a minute while it lasts, and counts it;
+ * a fetch stall (unread messages, none in flight, consumption not paused) also restarts
+ * the fetch. */
+static void wrk_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+	double now = wrk_now();
+	int64_t unread = 0;
+	int in_flight = track_in_flight(W.track);
+	bool moved = W.consumed != W.watch_consumed || W.finished != W.watch_finished;
+	if (!moved)
+		wrk_caught_up(&unread, true);
+	if (moved || (in_flight == 0 && unread == 0)) {
+		if (W.stalled_since)
+			log_info("moving again after %.0f s stalled", now - W.stalled_since);
+		W.watch_consumed = W.consumed, W.watch_finished = W.finished;
+		W.watch_progress_at = now;
+		W.stalled_since = 0;
+		W.stall_seeks = 0;
+		return;
+	}
+	if (now - W.watch_progress_at < W.cfg.workers.stall_s || (W.stalled_since && now - W.stall_logged_at < 60))
+		return;
+	const char *kind = in_flight ? "finish" : "consume";
+	if (!W.stalled_since) {
+		W.stalled_since = W.watch_progress_at;
+		metrics_inc(W.m_stalls, in_flight ? "kind=\"finish\"" : "kind=\"consume\"");
+	}
+	W.stall_logged_at = now;
+	wrk_log_stall(kind, now - W.watch_progress_at, unread);
+	if (!in_flight && !W.paused && W.assigned && W.stall_seeks++ < 3)
+		wrk_restart_fetch();
+}
+
 static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what, (void)arg;
@@ -1626,6 +1724,10 @@ static void wrk_metrics_init(void)
 							   "Events that could not be published.", NULL, 0), "");
 	W.m_rebalances = metrics_series(metrics_family("atende_worker_rebalances_total", METRICS_COUNTER,
 						       "Consumer group assignments and revocations.", NULL, 0), "");
+	W.m_stalls = metrics_family("atende_worker_stalls_total", METRICS_COUNTER,
+				    "Times nothing was consumed or finished for 30 s with work waiting, by kind: "
+				    "consume (messages unread, none fetched) or finish (messages in flight, none done).",
+				    NULL, 0);
 	W.m_transcriptions = metrics_family("atende_worker_transcriptions_total", METRICS_COUNTER,
 					    "Voice notes by transcription outcome (ok, failed, refused by the budget).", NULL, 0);
 	W.m_transcription_seconds = metrics_series(metrics_family("atende_worker_transcription_seconds", METRICS_HISTOGRAM,

@@ -321,6 +321,23 @@ class Chaos:
         http("POST", f"http://127.0.0.1:{self.ai_port}/control", json.dumps({"mode": mode}).encode(),
              {"Content-Type": "application/json"})
 
+    def snapshot(self):
+        """What a post-mortem of a failed run needs from the live system, written into its kept
+        directory before it stops: the merged metrics, the status and PostgreSQL's sessions."""
+        if not self.s or self.s.proc.poll() is not None:
+            return
+        try:
+            with open(os.path.join(self.s.dir, "metrics-at-end.txt"), "w") as f:
+                f.write(http("GET", self.s.url("metrics", "/metrics"), timeout=10).body.decode())
+            with open(os.path.join(self.s.dir, "status-at-end.txt"), "w") as f:
+                f.write(self.s.cli("status", check=False).stdout)
+            with open(os.path.join(self.s.dir, "pg-activity-at-end.txt"), "w") as f:
+                for row in self.s.sql("select pid, application_name, state, wait_event_type, wait_event, "
+                                      "now() - query_start, left(query, 200) from pg_stat_activity"):
+                    f.write("\t".join(map(str, row)) + "\n")
+        except Exception as e:  # a post-mortem aid: the report matters more
+            log(f"snapshot of the failed run incomplete: {type(e).__name__}: {e}")
+
     def destroy(self, keep=False):
         if self.bench and self.bench.poll() is None:
             self.bench.send_signal(signal.SIGINT)
@@ -428,8 +445,8 @@ class Chaos:
         return lag
 
     def wait_drained(self, limit=1800, stall=180):
-        """Seconds until the workers have consumed everything (consumer lag 0, or, should a lag
-        series stay stale, no new message of the run stored for 10 s), no stored customer message
+        """Seconds until the workers have consumed everything (consumer lag 0, or, with no lag
+        series at all, no new message of the run stored for 10 s), no stored customer message
         of the run awaits its coaching decision and no reply is still being sent. A slow machine
         gets time as long as the system makes progress (the lag, the stored count or the open
         count moves); -1 when nothing moved for stall seconds, or after limit: the check then
@@ -454,7 +471,7 @@ class Chaos:
                 if seen is None or stored != seen[1]:
                     stored_at = time.monotonic()
                 seen, moved_at = (still_open, stored, lag), time.monotonic()
-            if still_open == 0 and (lag == 0 or time.monotonic() - stored_at >= 10):
+            if still_open == 0 and (lag == 0 or (lag is None and time.monotonic() - stored_at >= 10)):
                 return round(time.monotonic() - start, 1)
             time.sleep(2)
         log(f"not drained after {round(time.monotonic() - start)}s ({seen[0] if seen else None} open, "
@@ -596,6 +613,8 @@ def main():
     finally:
         if report is None or not report.get("pass"):
             keep = keep or report is not None
+            if keep:
+                chaos.snapshot()
         chaos.destroy(keep=keep)
     print(json.dumps(report, indent=1, ensure_ascii=False))
     os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)

@@ -13,7 +13,7 @@ import threading
 import time
 
 from fakeai import FakeAI
-from harness import BIN, System, fixture, free_port, wait_for
+from harness import BIN, System, fixture, free_port, http, wait_for
 from test_foundation import evolution_text
 
 
@@ -381,3 +381,39 @@ def test_a_stop_with_analyses_in_flight_ends_within_shutdown_timeout():
     finally:
         s.destroy()
         ai.stop()
+
+
+def test_a_stalled_worker_says_where_its_messages_wait():
+    """With PostgreSQL frozen (SIGSTOP: a database that hangs rather than fails), a worker
+    that consumed a message can neither store nor finish it. After workers.stall_s it logs
+    one line saying where its messages wait and counts atende_worker_stalls_total
+    {kind="finish"}; once PostgreSQL moves again the message is stored and the worker says it
+    is moving again. (A run of make chaos once stalled with a worker that logged nothing.)"""
+    s = System(name="stall", workers=1, extra={r"batch_size = 500;": "batch_size = 500; stall_s = 2;"})
+    frozen = []
+    try:
+        s.start()
+        assert s.evolution(evolution_text("STALL-0", "oi, a fatura veio errada de novo")).status == 200
+        wait_for(lambda: s.sql("select count(*) from messages where provider_id = 'STALL-0'") == [["1"]],
+                 what="the first message stored")
+        postmaster = s.pid("postgres")
+        frozen = [postmaster] + descendants(postmaster)
+        for p in frozen:
+            os.kill(p, signal.SIGSTOP)
+        assert s.evolution(evolution_text("STALL-1", "oi, a internet caiu de novo aqui")).status == 200
+        wait_for(lambda: "stalled (finish)" in s.log_text(), what="the worker's stall line")
+        line = [l for l in s.log_text().splitlines() if "stalled (finish)" in l][0]
+        assert "1 messages in flight" in line and "storage queries unanswered" in line, line
+        stalls = lambda: [l for l in http("GET", s.url("metrics", "/metrics")).body.decode().splitlines()
+                          if l.startswith('atende_worker_stalls_total{') and 'kind="finish"' in l]
+        wait_for(lambda: stalls() and float(stalls()[0].split()[-1]) >= 1, what="the stall counted")
+        for p in frozen:
+            os.kill(p, signal.SIGCONT)
+        frozen = []
+        wait_for(lambda: s.sql("select count(*) from messages where provider_id = 'STALL-1'") == [["1"]],
+                 what="the message stored once PostgreSQL moves again")
+        wait_for(lambda: "moving again after" in s.log_text(), what="the worker's recovery line")
+    finally:
+        for p in frozen:
+            os.kill(p, signal.SIGCONT)
+        s.destroy()
