@@ -1485,7 +1485,7 @@ static void wrk_restart_fetch(void)
 			if (parts->elems[i].offset >= 0)
 				rd_kafka_topic_partition_list_add(seek, parts->elems[i].topic, parts->elems[i].partition)
 				    ->offset = parts->elems[i].offset;
-		rd_kafka_error_t *e = seek->cnt ? rd_kafka_seek_partitions(rk, seek, 2000) : NULL;
+		rd_kafka_error_t *e = seek->cnt ? rd_kafka_seek_partitions(rk, seek, 0 /* asynchronous: the loop never waits */) : NULL;
 		if (e) {
 			log_warn("stalled: seeking %d partitions to restart their fetch: %s", seek->cnt, rd_kafka_error_string(e));
 			rd_kafka_error_destroy(e);
