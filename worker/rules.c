@@ -643,8 +643,8 @@ static const rules_keyword_t rules_keywords[] = {
 	{" numero pra voces", INTENT_SALES, 4, H_PORTABILIDADE_ENTRADA},
 	{" numero para voces", INTENT_SALES, 4, H_PORTABILIDADE_ENTRADA},
 	{" sozinh", INTENT_OUTAGE, 2, H_ROTEADOR},
-	{" pre pago", INTENT_SALES, 1, NULL},
-	{" pos pago", INTENT_SALES, 1, NULL},
+	{" pre pago", INTENT_SALES, 3, NULL},
+	{" pos pago", INTENT_SALES, 3, NULL},
 	{" valores", INTENT_SALES, 2, H_PRECO},
 	{" interesse", INTENT_SALES, 2, H_PROMOCAO},
 	{" migrar", INTENT_SALES, 3, H_UPGRADE},
@@ -764,7 +764,7 @@ static const rules_keyword_t rules_keywords[] = {
 	/* a cancellation told as the story of a bill, not asked for */
 	{" nao cancelei", INTENT_CANCEL, -4, NULL},
 	{" que eu cancelei", INTENT_CANCEL, -3, NULL},
-	{" cancelei", INTENT_CANCEL, -2, NULL},
+	{" cancelei", INTENT_CANCEL, -3, NULL},
 	{" foi cancelad", INTENT_CANCEL, -4, NULL}, /* "a visita foi cancelada": done to the customer */
 	/* neither: asking for a person, opening hours, the registration, thanking */
 	{" falar com atendente", INTENT_OTHER, 6, NULL},
@@ -825,6 +825,66 @@ static const rules_keyword_t rules_keywords[] = {
 	{" levar a internet", INTENT_OTHER, 5, NULL},
 	{" transferir a internet", INTENT_OTHER, 5, NULL},
 	{" mudar de casa", INTENT_OTHER, 3, NULL},
+	/* treatment failures told in other words: a call-back or promise not kept, being sent
+	 * around, a chat or call that ended alone, a formal complaint by another name */
+	{" cumpr", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" combinado", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" ficou de", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" ficaram de", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" ia me", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" iam me", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" era pra vir", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" era para vir", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" transferi", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" me mandaram", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" me mandam", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" jogam de", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" empurra", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" espera", INTENT_COMPLAINT, 2, H_PROTOCOLO},
+	{" encerrou", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" desligaram", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" queixa", INTENT_COMPLAINT, 4, H_RECLAMACAO_FORMAL},
+	{" formal", INTENT_COMPLAINT, 2, H_RECLAMACAO_FORMAL},
+	{" lamentavel", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" garantiu", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" garantiram", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" enganou", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" nada ate agora", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	/* a bill that grew, a charge that keeps coming, money owed */
+	{" aumento", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" vindo o valor", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" vindo a fatura", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" vindo cobr", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" vindo uma cobr", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" valor inteiro", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" valor cheio", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" veio cheia", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" aluguel", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" comodato", INTENT_BILLING, 2, H_VALOR_ERRADO},
+	{" pagando", INTENT_BILLING, 3, NULL},
+	{" devo ", INTENT_BILLING, 3, H_PARCELAR},
+	{" consigo pagar", INTENT_BILLING, 4, H_PIX},
+	{" conseguindo pagar", INTENT_BILLING, 4, H_PIX},
+	{" separad", INTENT_BILLING, 2, NULL},
+	{" ja da conta", INTENT_BILLING, -2, NULL}, /* "já dá conta": enough, not a bill */
+	{" nao da conta", INTENT_BILLING, -2, NULL},
+	{" fiquei sem", INTENT_OUTAGE, -3, NULL}, /* a past outage told to ask for a refund */
+	{" ficamos sem", INTENT_OUTAGE, -3, NULL},
+	/* availability and price questions */
+	{" tem plano", INTENT_SALES, 3, H_PRECO},
+	{" taxa de instalacao", INTENT_SALES, 5, H_COBERTURA},
+	{" vale a pena", INTENT_SALES, 3, H_VELOCIDADES},
+	/* ending part of a contract */
+	{" encerra ", INTENT_CANCEL, 4, NULL},
+	{" tira o", INTENT_CANCEL, 3, NULL},
+	{" tira a", INTENT_CANCEL, 3, NULL},
+	{" remov", INTENT_CANCEL, 2, NULL},
+	{" tira uma duvida", INTENT_CANCEL, -3, NULL},
+	/* neither */
+	{" de lugar", INTENT_OTHER, 4, NULL},
+	{" numero do protocolo", INTENT_OTHER, 3, NULL},
+	{" numero do meu protocolo", INTENT_OTHER, 3, NULL},
+	{" arrum", INTENT_OUTAGE, 2, H_QUEDA},
 };
 
 /* WhatsApp spelling, one normalized word -> what an agent reads (may be several words). */
@@ -872,7 +932,7 @@ static const char *const rules_vocabulary[] = {
 static const char *const rules_request_words[] = {
 	" quero ", " queria ", " gostaria ", " preciso ", " precisava ", " pode ", " podem ", " manda ",
 	" mande ", " envia ", " envie ", " me passa ", " como faco ", " como faz ", " solicitar ", " qual ",
-	" quanto ", " quais ", " tem como ", " vim ", " desejo ",
+	" quanto ", " quais ", " tem como ", " vim ", " desejo ", " prefiro ", " decidi ",
 };
 /* A judgement ("ruim", "uma porcaria") says a fault when it follows a service, a complaint
  * when it follows the people who served: the word alone weighs towards complaint. Words that
@@ -938,6 +998,19 @@ static const rules_critical_t rules_criticals[] = {
 	{" se passando por", REASON_FRAUD, NULL},
 	{" sem autorizacao", REASON_FRAUD, NULL},
 	{" invadiram minha conta", REASON_FRAUD, NULL},
+	{" nunca contratei", REASON_FRAUD, NULL},
+	{" alguem fez", REASON_FRAUD, NULL},
+	{" alguem usou", REASON_FRAUD, NULL},
+	{" usaram meu", REASON_FRAUD, NULL},
+	{" link estranho", REASON_FRAUD, NULL},
+	{" numero estranho", REASON_FRAUD, NULL},
+	{" email estranho", REASON_FRAUD, NULL},
+	{" site estranho", REASON_FRAUD, NULL},
+	{" suspeit", REASON_FRAUD, NULL},
+	{" pix pra outra", REASON_FRAUD, NULL},
+	{" pix para outra", REASON_FRAUD, NULL},
+	{" outro beneficiario", REASON_FRAUD, NULL},
+	{" beneficiario diferente", REASON_FRAUD, NULL},
 	{" justica", REASON_LEGAL, NULL},
 	{" procon", REASON_LEGAL, NULL},
 	{" advogad", REASON_LEGAL, NULL},
