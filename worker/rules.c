@@ -29,6 +29,8 @@
 #define RULES_VERDICT_WEIGHT 4 /* "a internet está uma porcaria": the service judged, a fault */
 #define RULES_VERDICT_WINDOW 32 /* bytes between the thing judged and the judgement */
 #define RULES_DETAIL_MAX 48
+#define RULES_OBJECT_WINDOW 20 /* bytes between "cancelar"/"tirar" and the thing to end */
+#define RULES_STORY_WEIGHT 3   /* "o técnico veio…", "o atendente disse…": the treatment is the subject */
 
 /* One keyword: its weight towards an intent and, optionally, a hint more precise than
  * the intent's generic one (the matched keyword with a hint and the highest weight wins). */
@@ -747,7 +749,11 @@ static const rules_keyword_t rules_keywords[] = {
 	/* ending part of a contract or a line */
 	{" desativ", INTENT_CANCEL, 3, NULL},
 	{" dar baixa na", INTENT_CANCEL, 3, NULL},
-	{" renovar", INTENT_CANCEL, 3, NULL},
+	{" renovar", INTENT_SALES, 2, H_PROMOCAO}, /* renewing is a sale; not renewing, an end */
+	{" nao renov", INTENT_CANCEL, 4, NULL},
+	{" nao vou renov", INTENT_CANCEL, 4, NULL},
+	{" nao quero renov", INTENT_CANCEL, 4, NULL},
+	{" finaliz", INTENT_CANCEL, 3, NULL},
 	{" encerramento", INTENT_CANCEL, 4, NULL},
 	{" falec", INTENT_CANCEL, 3, NULL},
 	{" tirar", INTENT_CANCEL, 2, NULL},
@@ -828,7 +834,6 @@ static const rules_keyword_t rules_keywords[] = {
 	/* treatment failures told in other words: a call-back or promise not kept, being sent
 	 * around, a chat or call that ended alone, a formal complaint by another name */
 	{" cumpr", INTENT_COMPLAINT, 3, H_REINCIDENTE},
-	{" combinado", INTENT_COMPLAINT, 2, H_REINCIDENTE},
 	{" ficou de", INTENT_COMPLAINT, 3, H_PROTOCOLO},
 	{" ficaram de", INTENT_COMPLAINT, 3, H_PROTOCOLO},
 	{" ia me", INTENT_COMPLAINT, 3, H_PROTOCOLO},
@@ -873,6 +878,13 @@ static const rules_keyword_t rules_keywords[] = {
 	/* availability and price questions */
 	{" tem plano", INTENT_SALES, 3, H_PRECO},
 	{" taxa de instalacao", INTENT_SALES, 5, H_COBERTURA},
+	{" taxa de instalacao", INTENT_BILLING, -3, NULL},
+	{" roteador novo", INTENT_SALES, 3, H_UPGRADE},
+	{" aparelho novo", INTENT_SALES, 3, NULL},
+	{" equipamento novo", INTENT_SALES, 3, NULL},
+	{" tem internet via", INTENT_SALES, 3, H_COBERTURA},
+	{" tem internet por", INTENT_SALES, 3, H_COBERTURA},
+	{" tem internet pra", INTENT_SALES, 3, H_COBERTURA},
 	{" vale a pena", INTENT_SALES, 3, H_VELOCIDADES},
 	/* ending part of a contract */
 	{" encerra ", INTENT_CANCEL, 4, NULL},
@@ -880,6 +892,17 @@ static const rules_keyword_t rules_keywords[] = {
 	{" tira a", INTENT_CANCEL, 3, NULL},
 	{" remov", INTENT_CANCEL, 2, NULL},
 	{" tira uma duvida", INTENT_CANCEL, -3, NULL},
+	/* the number leaving for another operator */
+	{" pra tim", INTENT_CANCEL, 3, H_OPERADORA},
+	{" pra vivo", INTENT_CANCEL, 3, H_OPERADORA},
+	{" pra claro", INTENT_CANCEL, 3, H_OPERADORA},
+	{" pra oi ", INTENT_CANCEL, 3, H_OPERADORA},
+	{" pra sky", INTENT_CANCEL, 3, H_OPERADORA},
+	{" para a tim", INTENT_CANCEL, 3, H_OPERADORA},
+	{" para a vivo", INTENT_CANCEL, 3, H_OPERADORA},
+	{" para a claro", INTENT_CANCEL, 3, H_OPERADORA},
+	{" para a oi ", INTENT_CANCEL, 3, H_OPERADORA},
+	{" para a sky", INTENT_CANCEL, 3, H_OPERADORA},
 	/* neither */
 	{" de lugar", INTENT_OTHER, 4, NULL},
 	{" numero do protocolo", INTENT_OTHER, 3, NULL},
@@ -950,6 +973,32 @@ static const char *const rules_treatment_words[] = {
 	" atendimento ", " atendente ", " atendentes ", " suporte ", " sac ", " loja ", " tecnico ", " vendedor ",
 	" empresa ", " voces ", " atenderam ", " atendeu ", " me trataram ",
 };
+
+/* Verbs that end something: a plan or service named right after one is what the customer
+ * wants to end ("cancelar o plano", "tira o ponto extra": its sales words count nothing); a
+ * charge named right after one is a bill to fix ("tirar os juros", "cancelar a cobrança"). */
+static const char *const rules_ending_words[] = {
+	" cancelar ", " cancela ", " cancelem ", " cancelamento ", " tirar ", " tira ", " remover ", " remove ",
+	" encerrar ", " encerra ", " desativar ", " desativa ", " desistir ",
+};
+/* The people who served the customer: one of them as the subject of a past-tense verb
+ * ("o técnico chegou atrasado", "a atendente desligou", "o vendedor garantiu") tells how the
+ * customer was treated, whatever the words after it. */
+static const char *const rules_agent_words[] = {
+	"tecnico", "tecnicos", "tecnica", "atendente", "atendentes", "vendedor", "vendedora", "supervisor",
+	"supervisora", "consultor", "consultora", "instalador", "instaladores", "moca", "rapaz", "funcionario",
+	"funcionaria", "gerente", "chat", "robo", "bot", "central", "pessoal",
+};
+/* Words that may stand between the agent and the verb ("o técnico nem veio", "me disse"). */
+static const char *const rules_agent_fillers[] = {"me", "nao", "nem", "ja", "so", "ainda", "tambem", "que", "la",
+						  "aqui", "de", "voces", "simplesmente", "nunca"};
+static const char *const rules_past_verbs[] = {"veio", "vieram", "disse", "disseram", "fez", "fizeram", "deu", "deram", "pos", "trouxe", "quis", "teve"};
+/* Portability is a sale when the number comes to us, a cancellation when it leaves. */
+static const char *const rules_to_us_words[] = {" pra voces", " para voces", " pra ca ", " para ca "};
+/* Shortly after "cancelar" ("vou cancelar se continuar"), a condition: a threat. */
+static const char *const rules_condition_words[] = {" se ", " caso "};
+/* Before a formal complaint ("se não resolverem abro reclamação"), a condition: a threat. */
+static const char *const rules_complaint_threat_words[] = {" se nao ", " senao ", " caso nao "};
 
 /* Words that, shortly before "cancelar", make it a condition: a threat, not the request. */
 static const char *const rules_threat_words[] = {" se ", " senao ", " caso ", " ou ", " ou entao "};
@@ -1052,6 +1101,8 @@ static const char *rules_fix_typo(const char *w, size_t len);
 static int rules_edit_distance(const char *a, size_t la, const char *b, size_t lb, int max);
 static const char *rules_last(const char *hay, const char *pattern);
 static bool rules_word_before(const char *canon, const char *at, const char *const *words, size_t n, size_t window);
+static bool rules_word_after(const char *from, const char *const *words, size_t n, size_t window);
+static bool rules_agent_story(const char *padded);
 static bool rules_critical_found(const char *padded, const rules_critical_t *c);
 static bool rules_in(const char *w, size_t len, const char *const *list, size_t n);
 static bool rules_only_words(const char *norm, const char *const *words, size_t n, const char *const *words2,
@@ -1133,15 +1184,32 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 			w *= 1.0 + RULES_LATE_BONUS * (double)(at - padded) / (double)len;
 		bool request = rules_word_before(padded, at, rules_request_words,
 						 sizeof(rules_request_words) / sizeof(rules_request_words[0]), 16);
-		if (kw->intent == INTENT_CANCEL && !request &&
-		    rules_word_before(padded, at, rules_threat_words,
-				      sizeof(rules_threat_words) / sizeof(rules_threat_words[0]), 60)) {
+		bool object = (kw->intent == INTENT_SALES ? kw->weight > 0 : kw->intent == INTENT_BILLING && kw->weight >= 3) &&
+			      rules_word_before(padded, at, rules_ending_words,
+						sizeof(rules_ending_words) / sizeof(rules_ending_words[0]), RULES_OBJECT_WINDOW);
+		rules_intent_t intent = kw->intent;
+		const char *after = at + strlen(kw->pattern) - 1;
+		if (kw->hint == H_PORTABILIDADE_SAIDA &&
+		    rules_word_after(after, rules_to_us_words, sizeof(rules_to_us_words) / sizeof(rules_to_us_words[0]), 40))
+			intent = INTENT_SALES;
+		if (intent == INTENT_CANCEL && !request &&
+		    (rules_word_before(padded, at, rules_threat_words,
+				       sizeof(rules_threat_words) / sizeof(rules_threat_words[0]), 60) ||
+		     (strncmp(kw->pattern, " cancel", 7) == 0 && rules_word_after(after, rules_condition_words,
+				      sizeof(rules_condition_words) / sizeof(rules_condition_words[0]), 12)))) {
 			w = RULES_THREAT_WEIGHT;
 			threat = true;
+		} else if (kw->hint == H_RECLAMACAO_FORMAL && !request &&
+			   rules_word_before(padded, at, rules_complaint_threat_words,
+					     sizeof(rules_complaint_threat_words) / sizeof(rules_complaint_threat_words[0]),
+					     60)) {
+			w = RULES_THREAT_WEIGHT;
+		} else if (object) {
+			w = intent == INTENT_SALES ? 0 : w + RULES_REQUEST_BONUS;
 		} else if (request) {
 			w += RULES_REQUEST_BONUS;
 		}
-		score[kw->intent] += w;
+		score[intent] += w;
 		if (kw->hint && (!best_kw[kw->intent] || kw->weight > best_kw[kw->intent]->weight))
 			best_kw[kw->intent] = kw;
 	}
@@ -1165,6 +1233,8 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 					   sizeof(rules_service_words) / sizeof(rules_service_words[0]), RULES_VERDICT_WINDOW))
 			score[INTENT_OUTAGE] += w;
 	}
+	if (rules_agent_story(padded))
+		score[INTENT_COMPLAINT] += RULES_STORY_WEIGHT;
 	if (reason != REASON_COUNT && rules_reason_intent[reason] != INTENT_OTHER)
 		score[rules_reason_intent[reason]] += 1;
 
@@ -1435,6 +1505,62 @@ static bool rules_word_before(const char *canon, const char *at, const char *con
 		for (const char *q = strstr(from, words[i]); q && q < at; q = strstr(q + 1, words[i]))
 			if (q + wl - 1 <= at)
 				return true;
+	}
+	return false;
+}
+
+/* True when one of words (each " word ") starts within window bytes from from. */
+static bool rules_word_after(const char *from, const char *const *words, size_t n, size_t window)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *q = strstr(from, words[i]);
+		if (q && (size_t)(q - from) <= window)
+			return true;
+	}
+	return false;
+}
+
+/* True when a word ends like a past-tense verb ("chegou", "prometeu", "sumiu", "mandaram")
+ * or is one of the irregular ones. */
+static bool rules_past_tense(const char *w, size_t len)
+{
+	static const char *const endings[] = {"ou", "eu", "iu", "aram", "eram", "iram"};
+	if (rules_in(w, len, rules_past_verbs, sizeof(rules_past_verbs) / sizeof(rules_past_verbs[0])))
+		return true;
+	for (size_t i = 0; len >= 4 && i < sizeof(endings) / sizeof(endings[0]); i++) {
+		size_t el = strlen(endings[i]);
+		if (len > el + 1 && memcmp(w + len - el, endings[i], el) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* True when one of rules_agent_words is followed (past a few fillers) by a past-tense
+ * verb: the message tells what the people who served the customer did. */
+static bool rules_agent_story(const char *padded)
+{
+	for (const char *p = padded; *p;) {
+		while (*p == ' ')
+			p++;
+		size_t len = strcspn(p, " ");
+		if (!len)
+			break;
+		bool agent = rules_in(p, len, rules_agent_words, sizeof(rules_agent_words) / sizeof(rules_agent_words[0]));
+		p += len;
+		if (!agent)
+			continue;
+		for (const char *q = p; *q;) {
+			while (*q == ' ')
+				q++;
+			size_t ql = strcspn(q, " ");
+			if (!ql)
+				break;
+			if (rules_past_tense(q, ql))
+				return true;
+			if (!rules_in(q, ql, rules_agent_fillers, sizeof(rules_agent_fillers) / sizeof(rules_agent_fillers[0])))
+				break;
+			q += ql;
+		}
 	}
 	return false;
 }
