@@ -451,6 +451,9 @@ static const rules_keyword_t rules_keywords[] = {
 	{" desconectando", INTENT_OUTAGE, 2, H_INSTAVEL},
 	{" esquent", INTENT_OUTAGE, 2, H_ROTEADOR},
 	{" mudo ", INTENT_OUTAGE, 3, NULL},
+	{" mudas", INTENT_OUTAGE, 3, NULL},
+	{" fica muda", INTENT_OUTAGE, 3, NULL},
+	{" ficam muda", INTENT_OUTAGE, 3, NULL},
 	{" nao da linha", INTENT_OUTAGE, 4, NULL},
 	{" nao faz ligac", INTENT_OUTAGE, 4, NULL},
 	{" sem linha", INTENT_OUTAGE, 4, NULL},
@@ -613,7 +616,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" mais internet", INTENT_SALES, 3, H_UPGRADE},
 	{" quanto esta a ", INTENT_SALES, 3, H_PRECO}, /* the price of a thing, not "quanto está minha conta" */
 	{" quanto esta o ", INTENT_SALES, 3, H_PRECO},
-	{" quanto fica", INTENT_SALES, 2, H_PRECO},
+	{" quanto fica", INTENT_SALES, 3, H_PRECO},
 	{" barat", INTENT_SALES, 3, H_PROMOCAO},
 	{" opcoes", INTENT_SALES, 3, H_VELOCIDADES},
 	{" condominio", INTENT_SALES, 2, H_COBERTURA},
