@@ -6,7 +6,9 @@
  * punctuation, slang and one-letter typos never matter. A keyword late in a long message
  * or right after a request verb ("quero", "preciso", "manda") weighs more than one in the
  * preamble; "cancelar" after "se"/"senão"/"ou" is a threat and weighs little; a judgement
- * ("ruim", "um lixo") says a fault after a service and a complaint after the people. Hints are
+ * ("ruim", "um lixo") says a fault after a service and a complaint after the people, and
+ * the people as the subject of a past-tense verb tell how the customer was treated; what
+ * follows "cancelar"/"tirar" is the object that ends, not a sale. Hints are
  * templates whose [optional parts] appear only when the detail they name ({valor},
  * {protocolo}…) was found.
  */

@@ -248,6 +248,40 @@ TEST(routing_defaults)
 	cfg_free(&cfg);
 }
 
+/* The structural cues, on phrasings of no set: what follows a verb that ends something, the
+ * people who served as the subject of a past-tense verb, a condition after "cancelar" or
+ * before a formal complaint, and the direction of a portability. */
+TEST(structural_cues)
+{
+	static const struct {
+		const char *text;
+		rules_intent_t want;
+	} cases[] = {
+		{"tira o pacote de filmes pfv", INTENT_CANCEL},
+		{"quero cancelar o plano de tv e ficar so com a internet", INTENT_CANCEL},
+		{"da pra tirar a taxa de religacao?", INTENT_BILLING},
+		{"o vendedor prometeu desconto e nao apareceu na fatura", INTENT_COMPLAINT},
+		{"o rapaz da loja me tratou super mal", INTENT_COMPLAINT},
+		{"o tecnico trocou o roteador e continua sem internet", INTENT_OUTAGE},
+		{"a moca resolveu rapidinho, obrigado", INTENT_OTHER},
+		{"vou cancelar se nao voltar hoje, sem internet desde ontem", INTENT_OUTAGE},
+		{"quero portar meu numero da claro pra voces", INTENT_SALES},
+		{"quero levar meu numero pra tim", INTENT_CANCEL},
+		{"nao vou renovar o contrato, me fala como encerra", INTENT_CANCEL},
+		{"tem alguma oferta pra renovar meu contrato?", INTENT_SALES},
+	};
+	rules_result_t r;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rules_classify(cases[i].text, NULL, &r);
+		if (r.intent != cases[i].want)
+			printf("  %s -> %s\n", cases[i].text, rules_intent_name(r.intent));
+		CHECK(r.intent == cases[i].want);
+	}
+	/* a formal complaint under a condition is a threat: the fault is the subject */
+	rules_classify("se nao me ligarem hoje vou abrir reclamacao, to sem sinal faz 3 dias", NULL, &r);
+	CHECK(r.intent == INTENT_OUTAGE);
+}
+
 TEST(whatsapp_writing)
 {
 	rules_result_t r;
@@ -522,6 +556,7 @@ int main(void)
 	RUN(corpus_accuracy_without_domain);
 	RUN(heldout_accuracy);
 	RUN(routing_defaults);
+	RUN(structural_cues);
 	RUN(whatsapp_writing);
 	RUN(cache_key);
 	RUN(intent_names);
