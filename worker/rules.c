@@ -945,6 +945,8 @@ static const rules_keyword_t rules_keywords[] = {
 	{" vou sair", INTENT_CANCEL, 4, H_OPERADORA},
 	{" comprovante de residencia", INTENT_OTHER, 5, NULL},
 	{" presencial", INTENT_OTHER, 4, NULL},
+	{" me ligando", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" pra avisar que", INTENT_OTHER, 3, NULL},
 	{" qual o email de voces", INTENT_OTHER, 4, NULL},
 	/* the number leaving for another operator */
 	{" pra tim", INTENT_CANCEL, 3, H_OPERADORA},
@@ -1040,8 +1042,8 @@ static const char *const rules_ending_words[] = {
  * customer was treated, whatever the words after it. */
 static const char *const rules_agent_words[] = {
 	"tecnico", "tecnicos", "tecnica", "atendente", "atendentes", "vendedor", "vendedora", "supervisor",
-	"supervisora", "consultor", "consultora", "instalador", "instaladores", "moca", "rapaz", "funcionario",
-	"funcionaria", "gerente", "chat", "robo", "bot", "central", "pessoal", "loja",
+	"supervisora", "consultor", "consultora", "instalador", "instaladores", "moca", "moco", "rapaz", "funcionario",
+	"funcionaria", "gerente", "chat", "central", "pessoal", "loja",
 };
 /* Words that may stand between the agent and the verb ("o técnico nem veio", "me disse"). */
 static const char *const rules_agent_fillers[] = {"me", "nao", "nem", "ja", "so", "ainda", "tambem", "que", "la",
