@@ -17,6 +17,7 @@
 #define DEV "test/fixtures/heldout/dev.jsonl"
 #define DEV2 "test/fixtures/heldout/dev2.jsonl"
 #define FRESH "test/fixtures/heldout/fresh.jsonl"
+#define PROBES "test/fixtures/heldout/probes.jsonl"
 
 typedef struct {
 	int rows, intent_rows, intent_ok, critical_rows, critical_hit, normal_rows, normal_flagged;
@@ -211,6 +212,11 @@ TEST(heldout_accuracy)
 	heldout_check("heldout", HELDOUT, "RULES_VERBOSE_HELDOUT");
 	heldout_check("dev2", DEV2, "RULES_VERBOSE_DEV2");
 	heldout_check("fresh", FRESH, "RULES_VERBOSE_FRESH");
+	/* the short probes and vocabulary audits (no critical rows): intents only */
+	heldout_stats_t probes;
+	CHECK(heldout_run(PROBES, &probes, getenv("RULES_VERBOSE_PROBES") != NULL, NULL));
+	heldout_print("probes", &probes);
+	CHECK(probes.rows >= 300 && 100.0 * probes.ok / probes.rows >= 90.0);
 }
 
 static void routing_print(const char *name, const heldout_stats_t *st, int messages)
