@@ -128,7 +128,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("ai.breaker_min_calls", ai.breaker_min_calls, "10", 1, 1000000, false, "circuit breaker: calls in the window before it may open"),
 	K_INT("ai.breaker_error_pct", ai.breaker_error_pct, "50", 1, 100, false, "circuit breaker: opens at this error percentage"),
 	K_BOOL("ai.route_confident", route.confident, "false", true, "a message the rules classify with at least ai.route_min_confidence, not critical and at most ai.route_max_chars characters gets its hint from the rules (source rules, routed) without an AI call"),
-	K_DBL("ai.route_min_confidence", route.min_confidence, "0.5", 0, 1, true, "the rules' confidence (0..1) from which a message is routed to them"),
+	K_DBL("ai.route_min_confidence", route.min_confidence, "0.4", 0, 1, true, "the rules' confidence (0..1) from which a message is routed to them"),
 	K_INT("ai.route_max_chars", route.max_chars, "160", 1, 100000, true, "messages analysed together longer than this (characters) always go to the AI"),
 	K_DBL("ai.shadow_share", route.shadow_share, "0", 0, 1, true, "share (0..1) of cache and routed hints also sent to the AI in the background, to measure their agreement (same intent and critical flag); not while a cost cap is set"),
 	K_STR("ai.embeddings_model", emb.model, "", true, "provider openai: embed each text going to the AI after a trigram cache miss through <ai.base_url>/embeddings with this model and reuse the hint of a recent AI hint (same company and domain) whose vector is ai.embeddings_threshold close and whose rules' intent and critical flag agree (source cache); empty = off"),

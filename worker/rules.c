@@ -6,7 +6,9 @@
  * punctuation, slang and one-letter typos never matter. A keyword late in a long message
  * or right after a request verb ("quero", "preciso", "manda") weighs more than one in the
  * preamble; "cancelar" after "se"/"senão"/"ou" is a threat and weighs little; a judgement
- * ("ruim", "um lixo") says a fault after a service and a complaint after the people. Hints are
+ * ("ruim", "um lixo") says a fault after a service and a complaint after the people, and
+ * the people as the subject of a past-tense verb tell how the customer was treated; what
+ * follows "cancelar"/"tirar" is the object that ends, not a sale. Hints are
  * templates whose [optional parts] appear only when the detail they name ({valor},
  * {protocolo}…) was found.
  */
@@ -29,6 +31,8 @@
 #define RULES_VERDICT_WEIGHT 4 /* "a internet está uma porcaria": the service judged, a fault */
 #define RULES_VERDICT_WINDOW 32 /* bytes between the thing judged and the judgement */
 #define RULES_DETAIL_MAX 48
+#define RULES_OBJECT_WINDOW 20 /* bytes between "cancelar"/"tirar" and the thing to end */
+#define RULES_STORY_WEIGHT 3   /* "o técnico veio…", "o atendente disse…": the treatment is the subject */
 
 /* One keyword: its weight towards an intent and, optionally, a hint more precise than
  * the intent's generic one (the matched keyword with a hint and the highest weight wins). */
@@ -449,6 +453,9 @@ static const rules_keyword_t rules_keywords[] = {
 	{" desconectando", INTENT_OUTAGE, 2, H_INSTAVEL},
 	{" esquent", INTENT_OUTAGE, 2, H_ROTEADOR},
 	{" mudo ", INTENT_OUTAGE, 3, NULL},
+	{" mudas", INTENT_OUTAGE, 3, NULL},
+	{" fica muda", INTENT_OUTAGE, 3, NULL},
+	{" ficam muda", INTENT_OUTAGE, 3, NULL},
 	{" nao da linha", INTENT_OUTAGE, 4, NULL},
 	{" nao faz ligac", INTENT_OUTAGE, 4, NULL},
 	{" sem linha", INTENT_OUTAGE, 4, NULL},
@@ -457,7 +464,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" ruim de noite", INTENT_OUTAGE, 3, H_LENTIDAO},
 	{" aumentar minha", INTENT_SALES, 4, H_UPGRADE},
 	{" plano maior", INTENT_SALES, 3, H_UPGRADE},
-	{" mais rapido", INTENT_SALES, 3, H_UPGRADE},
+	{" mais rapid", INTENT_SALES, 4, H_UPGRADE},
 	{" instalar", INTENT_SALES, 2, H_COBERTURA},
 	{" instalacao", INTENT_SALES, 2, H_COBERTURA},
 	{" instalam", INTENT_SALES, 3, H_COBERTURA},
@@ -611,7 +618,7 @@ static const rules_keyword_t rules_keywords[] = {
 	{" mais internet", INTENT_SALES, 3, H_UPGRADE},
 	{" quanto esta a ", INTENT_SALES, 3, H_PRECO}, /* the price of a thing, not "quanto está minha conta" */
 	{" quanto esta o ", INTENT_SALES, 3, H_PRECO},
-	{" quanto fica", INTENT_SALES, 2, H_PRECO},
+	{" quanto fica", INTENT_SALES, 3, H_PRECO},
 	{" barat", INTENT_SALES, 3, H_PROMOCAO},
 	{" opcoes", INTENT_SALES, 3, H_VELOCIDADES},
 	{" condominio", INTENT_SALES, 2, H_COBERTURA},
@@ -643,8 +650,8 @@ static const rules_keyword_t rules_keywords[] = {
 	{" numero pra voces", INTENT_SALES, 4, H_PORTABILIDADE_ENTRADA},
 	{" numero para voces", INTENT_SALES, 4, H_PORTABILIDADE_ENTRADA},
 	{" sozinh", INTENT_OUTAGE, 2, H_ROTEADOR},
-	{" pre pago", INTENT_SALES, 1, NULL},
-	{" pos pago", INTENT_SALES, 1, NULL},
+	{" pre pago", INTENT_SALES, 3, NULL},
+	{" pos pago", INTENT_SALES, 3, NULL},
 	{" valores", INTENT_SALES, 2, H_PRECO},
 	{" interesse", INTENT_SALES, 2, H_PROMOCAO},
 	{" migrar", INTENT_SALES, 3, H_UPGRADE},
@@ -747,7 +754,11 @@ static const rules_keyword_t rules_keywords[] = {
 	/* ending part of a contract or a line */
 	{" desativ", INTENT_CANCEL, 3, NULL},
 	{" dar baixa na", INTENT_CANCEL, 3, NULL},
-	{" renovar", INTENT_CANCEL, 3, NULL},
+	{" renovar", INTENT_SALES, 2, H_PROMOCAO}, /* renewing is a sale; not renewing, an end */
+	{" nao renov", INTENT_CANCEL, 4, NULL},
+	{" nao vou renov", INTENT_CANCEL, 4, NULL},
+	{" nao quero renov", INTENT_CANCEL, 4, NULL},
+	{" finaliz", INTENT_CANCEL, 3, NULL},
 	{" encerramento", INTENT_CANCEL, 4, NULL},
 	{" falec", INTENT_CANCEL, 3, NULL},
 	{" tirar", INTENT_CANCEL, 2, NULL},
@@ -764,7 +775,7 @@ static const rules_keyword_t rules_keywords[] = {
 	/* a cancellation told as the story of a bill, not asked for */
 	{" nao cancelei", INTENT_CANCEL, -4, NULL},
 	{" que eu cancelei", INTENT_CANCEL, -3, NULL},
-	{" cancelei", INTENT_CANCEL, -2, NULL},
+	{" cancelei", INTENT_CANCEL, -3, NULL},
 	{" foi cancelad", INTENT_CANCEL, -4, NULL}, /* "a visita foi cancelada": done to the customer */
 	/* neither: asking for a person, opening hours, the registration, thanking */
 	{" falar com atendente", INTENT_OTHER, 6, NULL},
@@ -825,6 +836,134 @@ static const rules_keyword_t rules_keywords[] = {
 	{" levar a internet", INTENT_OTHER, 5, NULL},
 	{" transferir a internet", INTENT_OTHER, 5, NULL},
 	{" mudar de casa", INTENT_OTHER, 3, NULL},
+	/* treatment failures told in other words: a call-back or promise not kept, being sent
+	 * around, a chat or call that ended alone, a formal complaint by another name */
+	{" cumpr", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" ficou de", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" ficaram de", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" ia me", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" iam me", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" era pra vir", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" era para vir", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" transferi", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" me mandaram", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" me mandam", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" jogam de", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" empurra", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" espera", INTENT_COMPLAINT, 2, H_PROTOCOLO},
+	{" encerrou", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" desligaram", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" queixa", INTENT_COMPLAINT, 4, H_RECLAMACAO_FORMAL},
+	{" formal", INTENT_COMPLAINT, 2, H_RECLAMACAO_FORMAL},
+	{" lamentavel", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" garantiu", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" garantiram", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" enganou", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" nada ate agora", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	/* a bill that grew, a charge that keeps coming, money owed */
+	{" aumento", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" vindo o valor", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" vindo a fatura", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" vindo cobr", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" vindo uma cobr", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" valor inteiro", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" valor cheio", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" veio cheia", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" aluguel", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" comodato", INTENT_BILLING, 2, H_VALOR_ERRADO},
+	{" pagando", INTENT_BILLING, 3, NULL},
+	{" devo ", INTENT_BILLING, 3, H_PARCELAR},
+	{" consigo pagar", INTENT_BILLING, 4, H_PIX},
+	{" conseguindo pagar", INTENT_BILLING, 4, H_PIX},
+	{" separad", INTENT_BILLING, 2, NULL},
+	{" ja da conta", INTENT_BILLING, -2, NULL}, /* "já dá conta": enough, not a bill */
+	{" nao da conta", INTENT_BILLING, -2, NULL},
+	{" fiquei sem", INTENT_OUTAGE, -3, NULL}, /* a past outage told to ask for a refund */
+	{" ficamos sem", INTENT_OUTAGE, -3, NULL},
+	/* availability and price questions */
+	{" tem plano", INTENT_SALES, 3, H_PRECO},
+	{" taxa de instalacao", INTENT_SALES, 5, H_COBERTURA},
+	{" taxa de instalacao", INTENT_BILLING, -3, NULL},
+	{" roteador novo", INTENT_SALES, 3, H_UPGRADE},
+	{" aparelho novo", INTENT_SALES, 3, NULL},
+	{" equipamento novo", INTENT_SALES, 3, NULL},
+	{" tem internet via", INTENT_SALES, 3, H_COBERTURA},
+	{" tem internet por", INTENT_SALES, 3, H_COBERTURA},
+	{" tem internet pra", INTENT_SALES, 3, H_COBERTURA},
+	{" vale a pena", INTENT_SALES, 3, H_VELOCIDADES},
+	/* ending part of a contract */
+	{" encerra ", INTENT_CANCEL, 4, NULL},
+	{" tira o", INTENT_CANCEL, 3, NULL},
+	{" tira a", INTENT_CANCEL, 3, NULL},
+	{" remov", INTENT_CANCEL, 2, NULL},
+	{" tira uma duvida", INTENT_CANCEL, -3, NULL},
+	/* own probes in the sets' style (2026-12-05), not from a set */
+	{" terceiros", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" dobrou", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" por menos", INTENT_SALES, 3, H_PROMOCAO},
+	{" quanto e o", INTENT_SALES, 3, H_PRECO},
+	{" por internet", INTENT_SALES, 3, H_COBERTURA},
+	{" botar internet", INTENT_SALES, 4, H_COBERTURA},
+	{" via do contrato", INTENT_BILLING, -5, NULL},
+	{" via do contrato", INTENT_OTHER, 5, NULL},
+	{" acessar minha conta", INTENT_OTHER, 4, NULL},
+	{" area do cliente", INTENT_OTHER, 4, NULL},
+	{" controle", INTENT_OUTAGE, 1, NULL},
+	{" parou ", INTENT_OUTAGE, 2, H_QUEDA},
+	{" devagar", INTENT_OUTAGE, 4, H_LENTIDAO},
+	{" senha do", INTENT_OTHER, 5, NULL},
+	{" a senha", INTENT_OTHER, 2, NULL},
+	{" atendem domingo", INTENT_OTHER, 4, NULL},
+	{" atendem sabado", INTENT_OTHER, 4, NULL},
+	{" atendem feriado", INTENT_OTHER, 4, NULL},
+	{" abrem", INTENT_OTHER, 3, NULL},
+	{" expliquei", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	/* a vocabulary audit: one short message per common way of saying each intent */
+	{" travad", INTENT_OUTAGE, 4, H_LENTIDAO},
+	{" sem rede", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" pra carregar", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nada funciona", INTENT_OUTAGE, 4, H_QUEDA},
+	{" sem cobertura", INTENT_OUTAGE, 3, H_SEM_SINAL},
+	{" liga de volta", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" ligam de volta", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" ligar de volta", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" ligaram de volta", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" fechad", INTENT_COMPLAINT, 2, H_PROTOCOLO},
+	{" sem resolver", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" onde fica", INTENT_OTHER, 4, NULL},
+	{" off ", INTENT_OUTAGE, 3, H_QUEDA},
+	{" morreu", INTENT_OUTAGE, 3, H_QUEDA},
+	{" vai e volta", INTENT_OUTAGE, 4, H_INSTAVEL},
+	{" bugad", INTENT_OUTAGE, 3, H_QUEDA},
+	{" esta muda", INTENT_OUTAGE, 4, NULL},
+	{" esta mudo", INTENT_OUTAGE, 4, NULL},
+	{" consigo ligar", INTENT_OUTAGE, 3, NULL},
+	{" mais velocidade", INTENT_SALES, 4, H_UPGRADE},
+	{" ser cliente", INTENT_SALES, 4, H_PROMOCAO},
+	{" sem aviso", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
+	{" sem avisar", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU},
+	{" vou sair", INTENT_CANCEL, 4, H_OPERADORA},
+	{" comprovante de residencia", INTENT_OTHER, 5, NULL},
+	{" presencial", INTENT_OTHER, 4, NULL},
+	{" me ligando", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" pra avisar que", INTENT_OTHER, 3, NULL},
+	{" qual o email de voces", INTENT_OTHER, 4, NULL},
+	/* the number leaving for another operator */
+	{" pra tim", INTENT_CANCEL, 3, H_OPERADORA},
+	{" pra vivo", INTENT_CANCEL, 3, H_OPERADORA},
+	{" pra claro", INTENT_CANCEL, 3, H_OPERADORA},
+	{" pra oi ", INTENT_CANCEL, 3, H_OPERADORA},
+	{" pra sky", INTENT_CANCEL, 3, H_OPERADORA},
+	{" para a tim", INTENT_CANCEL, 3, H_OPERADORA},
+	{" para a vivo", INTENT_CANCEL, 3, H_OPERADORA},
+	{" para a claro", INTENT_CANCEL, 3, H_OPERADORA},
+	{" para a oi ", INTENT_CANCEL, 3, H_OPERADORA},
+	{" para a sky", INTENT_CANCEL, 3, H_OPERADORA},
+	/* neither */
+	{" de lugar", INTENT_OTHER, 4, NULL},
+	{" numero do protocolo", INTENT_OTHER, 3, NULL},
+	{" numero do meu protocolo", INTENT_OTHER, 3, NULL},
+	{" arrum", INTENT_OUTAGE, 2, H_QUEDA},
 };
 
 /* WhatsApp spelling, one normalized word -> what an agent reads (may be several words). */
@@ -872,7 +1011,7 @@ static const char *const rules_vocabulary[] = {
 static const char *const rules_request_words[] = {
 	" quero ", " queria ", " gostaria ", " preciso ", " precisava ", " pode ", " podem ", " manda ",
 	" mande ", " envia ", " envie ", " me passa ", " como faco ", " como faz ", " solicitar ", " qual ",
-	" quanto ", " quais ", " tem como ", " vim ", " desejo ",
+	" quanto ", " quais ", " tem como ", " vim ", " desejo ", " prefiro ", " decidi ",
 };
 /* A judgement ("ruim", "uma porcaria") says a fault when it follows a service, a complaint
  * when it follows the people who served: the word alone weighs towards complaint. Words that
@@ -880,7 +1019,7 @@ static const char *const rules_request_words[] = {
  * slow line is not counted twice against the request that closes the message. */
 static const char *const rules_verdict_words[] = {
 	" ruim", " pessim", " horrivel", " lixo", " merda", " bosta", " droga", " porcaria", " lesma",
-	" desgraca", " osso", " podre", " uma piada", " negacao", " mal ",
+	" desgraca", " osso", " podre", " uma piada", " negacao", " mal ", " nao presta",
 };
 static const char *const rules_service_words[] = {
 	" internet ", " wifi ", " wi fi ", " sinal ", " conexao ", " rede ", " tv ", " linha ", " telefone ",
@@ -890,6 +1029,32 @@ static const char *const rules_treatment_words[] = {
 	" atendimento ", " atendente ", " atendentes ", " suporte ", " sac ", " loja ", " tecnico ", " vendedor ",
 	" empresa ", " voces ", " atenderam ", " atendeu ", " me trataram ",
 };
+
+/* Verbs that end something: a plan or service named right after one is what the customer
+ * wants to end ("cancelar o plano", "tira o ponto extra": its sales words count nothing); a
+ * charge named right after one is a bill to fix ("tirar os juros", "cancelar a cobrança"). */
+static const char *const rules_ending_words[] = {
+	" cancelar ", " cancela ", " cancelem ", " cancelamento ", " tirar ", " tira ", " remover ", " remove ",
+	" encerrar ", " encerra ", " desativar ", " desativa ", " desistir ",
+};
+/* The people who served the customer: one of them as the subject of a past-tense verb
+ * ("o técnico chegou atrasado", "a atendente desligou", "o vendedor garantiu") tells how the
+ * customer was treated, whatever the words after it. */
+static const char *const rules_agent_words[] = {
+	"tecnico", "tecnicos", "tecnica", "atendente", "atendentes", "vendedor", "vendedora", "supervisor",
+	"supervisora", "consultor", "consultora", "instalador", "instaladores", "moca", "moco", "rapaz", "funcionario",
+	"funcionaria", "gerente", "chat", "central", "pessoal", "loja",
+};
+/* Words that may stand between the agent and the verb ("o técnico nem veio", "me disse"). */
+static const char *const rules_agent_fillers[] = {"me", "nao", "nem", "ja", "so", "ainda", "tambem", "que", "la",
+						  "aqui", "de", "voces", "simplesmente", "nunca"};
+static const char *const rules_past_verbs[] = {"veio", "vieram", "disse", "disseram", "fez", "fizeram", "deu", "deram", "pos", "trouxe", "quis", "teve"};
+/* Portability is a sale when the number comes to us, a cancellation when it leaves. */
+static const char *const rules_to_us_words[] = {" pra voces", " para voces", " pra ca ", " para ca "};
+/* Shortly after "cancelar" ("vou cancelar se continuar"), a condition: a threat. */
+static const char *const rules_condition_words[] = {" se ", " caso "};
+/* Before a formal complaint ("se não resolverem abro reclamação"), a condition: a threat. */
+static const char *const rules_complaint_threat_words[] = {" se nao ", " senao ", " caso nao "};
 
 /* Words that, shortly before "cancelar", make it a condition: a threat, not the request. */
 static const char *const rules_threat_words[] = {" se ", " senao ", " caso ", " ou ", " ou entao "};
@@ -917,6 +1082,11 @@ static const rules_critical_t rules_criticals[] = {
 	{" homecare", REASON_HEALTH, NULL},
 	{" ambulancia", REASON_HEALTH, NULL},
 	{" marcapasso", REASON_HEALTH, NULL},
+	{" marca passo", REASON_HEALTH, NULL},
+	{" acamad", REASON_HEALTH, NULL},
+	{" cardiac", REASON_HEALTH, NULL},
+	{" dialise", REASON_HEALTH, NULL},
+	{" vida ou morte", REASON_HEALTH, NULL},
 	{" clonaram", REASON_FRAUD, NULL},
 	{" clonad", REASON_FRAUD, NULL},
 	{" clonagem", REASON_FRAUD, NULL},
@@ -938,6 +1108,25 @@ static const rules_critical_t rules_criticals[] = {
 	{" se passando por", REASON_FRAUD, NULL},
 	{" sem autorizacao", REASON_FRAUD, NULL},
 	{" invadiram minha conta", REASON_FRAUD, NULL},
+	{" nunca contratei", REASON_FRAUD, NULL},
+	{" alguem fez", REASON_FRAUD, NULL},
+	{" alguem usou", REASON_FRAUD, NULL},
+	{" usaram meu", REASON_FRAUD, NULL},
+	{" link estranho", REASON_FRAUD, NULL},
+	{" numero estranho", REASON_FRAUD, NULL},
+	{" email estranho", REASON_FRAUD, NULL},
+	{" site estranho", REASON_FRAUD, NULL},
+	{" suspeit", REASON_FRAUD, NULL},
+	{" pix pra outra", REASON_FRAUD, NULL},
+	{" pix para outra", REASON_FRAUD, NULL},
+	{" outro beneficiario", REASON_FRAUD, NULL},
+	{" beneficiario diferente", REASON_FRAUD, NULL},
+	{" usando meu", REASON_FRAUD, NULL},
+	{" codigo do whatsapp", REASON_FRAUD, NULL},
+	{" codigo de verificacao", REASON_FRAUD, NULL},
+	{" trocaram meu chip", REASON_FRAUD, NULL},
+	{" nao parece de voces", REASON_FRAUD, NULL},
+	{" nao parece ser de voces", REASON_FRAUD, NULL},
 	{" justica", REASON_LEGAL, NULL},
 	{" procon", REASON_LEGAL, NULL},
 	{" advogad", REASON_LEGAL, NULL},
@@ -945,12 +1134,16 @@ static const rules_critical_t rules_criticals[] = {
 	{" processo contra", REASON_LEGAL, NULL},
 	{" abrir processo", REASON_LEGAL, NULL},
 	{" danos morais", REASON_LEGAL, NULL},
-	{" processo judicial", REASON_LEGAL, NULL},
-	{" acao judicial", REASON_LEGAL, NULL},
 	{" juizado", REASON_LEGAL, NULL},
 	{" pequenas causas", REASON_LEGAL, NULL},
 	{" anatel", REASON_LEGAL, NULL},
-	{" urgente", REASON_URGENCY, rules_negations},
+	{" defensoria", REASON_LEGAL, NULL},
+	{" defesa do consumidor", REASON_LEGAL, NULL},
+	{" meus direitos", REASON_LEGAL, NULL},
+	{" boletim de ocorrencia", REASON_LEGAL, NULL},
+	{" delegacia", REASON_LEGAL, NULL},
+	{" judicial", REASON_LEGAL, NULL},
+	{" urgent", REASON_URGENCY, rules_negations}, /* urgente, urgentemente, urgentíssimo */
 	{" urgencia", REASON_URGENCY, rules_negations},
 	{" emergencia", REASON_URGENCY, rules_not_emergency},
 	{" emergencial", REASON_URGENCY, rules_negations},
@@ -979,6 +1172,8 @@ static const char *rules_fix_typo(const char *w, size_t len);
 static int rules_edit_distance(const char *a, size_t la, const char *b, size_t lb, int max);
 static const char *rules_last(const char *hay, const char *pattern);
 static bool rules_word_before(const char *canon, const char *at, const char *const *words, size_t n, size_t window);
+static bool rules_word_after(const char *from, const char *const *words, size_t n, size_t window);
+static bool rules_agent_story(const char *padded);
 static bool rules_critical_found(const char *padded, const rules_critical_t *c);
 static bool rules_in(const char *w, size_t len, const char *const *list, size_t n);
 static bool rules_only_words(const char *norm, const char *const *words, size_t n, const char *const *words2,
@@ -1060,15 +1255,32 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 			w *= 1.0 + RULES_LATE_BONUS * (double)(at - padded) / (double)len;
 		bool request = rules_word_before(padded, at, rules_request_words,
 						 sizeof(rules_request_words) / sizeof(rules_request_words[0]), 16);
-		if (kw->intent == INTENT_CANCEL && !request &&
-		    rules_word_before(padded, at, rules_threat_words,
-				      sizeof(rules_threat_words) / sizeof(rules_threat_words[0]), 60)) {
+		bool object = (kw->intent == INTENT_SALES ? kw->weight > 0 : kw->intent == INTENT_BILLING && kw->weight >= 3) &&
+			      rules_word_before(padded, at, rules_ending_words,
+						sizeof(rules_ending_words) / sizeof(rules_ending_words[0]), RULES_OBJECT_WINDOW);
+		rules_intent_t intent = kw->intent;
+		const char *after = at + strlen(kw->pattern) - 1;
+		if (kw->hint == H_PORTABILIDADE_SAIDA &&
+		    rules_word_after(after, rules_to_us_words, sizeof(rules_to_us_words) / sizeof(rules_to_us_words[0]), 40))
+			intent = INTENT_SALES;
+		if (intent == INTENT_CANCEL && !request &&
+		    (rules_word_before(padded, at, rules_threat_words,
+				       sizeof(rules_threat_words) / sizeof(rules_threat_words[0]), 60) ||
+		     (strncmp(kw->pattern, " cancel", 7) == 0 && rules_word_after(after, rules_condition_words,
+				      sizeof(rules_condition_words) / sizeof(rules_condition_words[0]), 12)))) {
 			w = RULES_THREAT_WEIGHT;
 			threat = true;
+		} else if (kw->hint == H_RECLAMACAO_FORMAL && !request &&
+			   rules_word_before(padded, at, rules_complaint_threat_words,
+					     sizeof(rules_complaint_threat_words) / sizeof(rules_complaint_threat_words[0]),
+					     60)) {
+			w = RULES_THREAT_WEIGHT;
+		} else if (object) {
+			w = intent == INTENT_SALES ? 0 : w + RULES_REQUEST_BONUS;
 		} else if (request) {
 			w += RULES_REQUEST_BONUS;
 		}
-		score[kw->intent] += w;
+		score[intent] += w;
 		if (kw->hint && (!best_kw[kw->intent] || kw->weight > best_kw[kw->intent]->weight))
 			best_kw[kw->intent] = kw;
 	}
@@ -1092,6 +1304,8 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 					   sizeof(rules_service_words) / sizeof(rules_service_words[0]), RULES_VERDICT_WINDOW))
 			score[INTENT_OUTAGE] += w;
 	}
+	if (rules_agent_story(padded))
+		score[INTENT_COMPLAINT] += RULES_STORY_WEIGHT;
 	if (reason != REASON_COUNT && rules_reason_intent[reason] != INTENT_OTHER)
 		score[rules_reason_intent[reason]] += 1;
 
@@ -1362,6 +1576,62 @@ static bool rules_word_before(const char *canon, const char *at, const char *con
 		for (const char *q = strstr(from, words[i]); q && q < at; q = strstr(q + 1, words[i]))
 			if (q + wl - 1 <= at)
 				return true;
+	}
+	return false;
+}
+
+/* True when one of words (each " word ") starts within window bytes from from. */
+static bool rules_word_after(const char *from, const char *const *words, size_t n, size_t window)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *q = strstr(from, words[i]);
+		if (q && (size_t)(q - from) <= window)
+			return true;
+	}
+	return false;
+}
+
+/* True when a word ends like a past-tense verb ("chegou", "prometeu", "sumiu", "mandaram")
+ * or is one of the irregular ones. */
+static bool rules_past_tense(const char *w, size_t len)
+{
+	static const char *const endings[] = {"ou", "eu", "iu", "aram", "eram", "iram"};
+	if (rules_in(w, len, rules_past_verbs, sizeof(rules_past_verbs) / sizeof(rules_past_verbs[0])))
+		return true;
+	for (size_t i = 0; len >= 4 && i < sizeof(endings) / sizeof(endings[0]); i++) {
+		size_t el = strlen(endings[i]);
+		if (len > el + 1 && memcmp(w + len - el, endings[i], el) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* True when one of rules_agent_words is followed (past a few fillers) by a past-tense
+ * verb: the message tells what the people who served the customer did. */
+static bool rules_agent_story(const char *padded)
+{
+	for (const char *p = padded; *p;) {
+		while (*p == ' ')
+			p++;
+		size_t len = strcspn(p, " ");
+		if (!len)
+			break;
+		bool agent = rules_in(p, len, rules_agent_words, sizeof(rules_agent_words) / sizeof(rules_agent_words[0]));
+		p += len;
+		if (!agent)
+			continue;
+		for (const char *q = p; *q;) {
+			while (*q == ' ')
+				q++;
+			size_t ql = strcspn(q, " ");
+			if (!ql)
+				break;
+			if (rules_past_tense(q, ql))
+				return true;
+			if (!rules_in(q, ql, rules_agent_fillers, sizeof(rules_agent_fillers) / sizeof(rules_agent_fillers[0])))
+				break;
+			q += ql;
+		}
 	}
 	return false;
 }

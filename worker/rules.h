@@ -41,10 +41,14 @@ bool rules_intent_parse(const char *name, rules_intent_t *out);
  * The text is read the way customers write on WhatsApp: slang and abbreviations
  * expanded ("vc", "net", "2a via", "to"), typos of the keywords corrected (one edit from
  * 6 letters on, two from 10), a keyword late in a long message or right after a request
- * verb weighs more, "cancelar" after "se"/"senão"/"ou" is a threat that leaves the
- * intent to the problem (the hint then warns of it), and a judgement ("ruim", "uma
- * porcaria") is a fault right after a service ("a internet") and a complaint right after
- * the people who served ("o atendimento"). The highest keyword score wins; the
+ * verb weighs more, "cancelar" after "se"/"senão"/"ou" or followed by "se" is a threat
+ * that leaves the intent to the problem (the hint then warns of it), as is a formal
+ * complaint after "se não"; a judgement ("ruim", "uma porcaria") is a fault right after a
+ * service ("a internet") and a complaint right after the people who served ("o
+ * atendimento"); one of those people as the subject of a past-tense verb ("o técnico
+ * chegou…") is a complaint; a plan named right after "cancelar"/"tirar" is what ends, not
+ * a sale, and a charge named there is a bill to fix; portability "pra vocês" is a sale.
+ * The highest keyword score wins; the
  * domain breaks ties and is the intent when no keyword matches. confidence is 0.95 for
  * greetings and acknowledgements, (top - second) / top scaled down below a score of 5
  * for keyword decisions, and 0.2 for a guess from the domain alone. Greetings and acknowledgements ("oi", "ok", "obrigado") and texts
