@@ -389,7 +389,7 @@ def test_a_stalled_worker_says_where_its_messages_wait():
     one line saying where its messages wait and counts atende_worker_stalls_total
     {kind="finish"}; once PostgreSQL moves again the message is stored and the worker says it
     is moving again. (A run of make chaos once stalled with a worker that logged nothing.)"""
-    s = System(name="stall", workers=1, extra={r"batch_size = 500;": "batch_size = 500; stall_s = 2;"})
+    s = System(name="stall", workers=1, extra={r"stall_s = 30;": "stall_s = 2;"})
     frozen = []
     try:
         s.start()
