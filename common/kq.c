@@ -241,7 +241,9 @@ static kq_t *kq_new(struct event_base *base, const kq_opts_t *opts, bool consume
 	rd_kafka_conf_set_log_cb(conf, kq_log_cb);
 	bool ok = kq_set(conf, "bootstrap.servers", opts->brokers, err, errlen) &&
 		  kq_set(conf, "client.id", opts->client_id ? opts->client_id : "atende", err, errlen) &&
-		  kq_set(conf, "statistics.interval.ms", "1000", err, errlen) &&
+		  /* the lag metrics and healthz's broker state come from here: every 5 s is enough for
+		   * both, and each snapshot costs the client's main thread a JSON of every partition */
+		  kq_set(conf, "statistics.interval.ms", "5000", err, errlen) &&
 		  /* small requests, several in flight: Nagle would hold one until the previous is ACKed */
 		  kq_set(conf, "socket.nagle.disable", "true", err, errlen) &&
 		  kq_set(conf, "reconnect.backoff.max.ms", "1000", err, errlen);
@@ -300,7 +302,7 @@ static kq_t *kq_new(struct event_base *base, const kq_opts_t *opts, bool consume
 	rd_kafka_queue_io_event_enable(kq->queue, kq->pipefd[1], "1", 1);
 	kq->wake_ev = event_new(base, kq->pipefd[0], EV_READ | EV_PERSIST, kq_wake_cb, kq);
 	kq->tick_ev = event_new(base, -1, EV_PERSIST, kq_wake_cb, kq);
-	struct timeval tick = {0, 100 * 1000};
+	struct timeval tick = {1, 0};
 	event_add(kq->wake_ev, NULL);
 	event_add(kq->tick_ev, &tick);
 	return kq;
