@@ -4,6 +4,8 @@
 #include "json.h"
 #include "xalloc.h"
 
+#include <math.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,7 +204,10 @@ void json_out_str(json_out_t *o, const char *name, const char *value)
 void json_out_num(json_out_t *o, const char *name, double value)
 {
 	char num[40];
-	int n = value == (double)(long long)value && value > -1e15 && value < 1e15
+	/* the range first: casting a double outside long long's range is undefined (a fuzzed
+	 * "fileLength" of 4.5e29 was); JSON has no inf or nan */
+	int n = !isfinite(value) ? snprintf(num, sizeof(num), "null")
+		: value > -1e15 && value < 1e15 && value == (double)(long long)value
 			? snprintf(num, sizeof(num), "%lld", (long long)value)
 			: snprintf(num, sizeof(num), "%.17g", value);
 	json_out_name(o, name);

@@ -97,7 +97,8 @@ void media_handle(media_t *m, const cJSON *ev, int64_t conversation, cJSON *inli
 	j->cb = cb;
 	j->arg = arg;
 	j->size = -1;
-	j->announced = cJSON_IsNumber(cJSON_GetObjectItem(media, "size")) ? (int64_t)json_num(media, "size", -1) : -1;
+	long long announced; /* a size no file has (negative, fractional, past 2^53) is no announcement */
+	j->announced = json_int_in(cJSON_GetObjectItem(media, "size"), 0, 1LL << 53, &announced) ? announced : -1;
 	snprintf(j->kind, sizeof(j->kind), "%s", json_str(ev, "kind") ? json_str(ev, "kind") : "document");
 	if (json_str(media, "name"))
 		j->name = xstrdup(json_str(media, "name"));

@@ -67,6 +67,33 @@ TEST(evolution_text)
 	free(b);
 }
 
+/* A file length no file has is left out of the event, never cast (fuzz_gw_evolution found
+ * "fileLength": "4555555555555555555555555582213" cast to long long); a real one is kept. */
+TEST(evolution_image_size_out_of_range_is_left_out)
+{
+	const char *lens[] = {"\"4555555555555555555555555582213\"", "1e300", "-5", "\"12.5\"", "\"nan\"", "\"48213\""};
+	for (int i = 0; i < 6; i++) {
+		char body[1024];
+		int n = snprintf(body, sizeof(body),
+				 "{\"event\": \"messages.upsert\", \"instance\": \"demo\", \"apikey\": \"demo-evolution-key\", \"data\": {\"key\": {\"remoteJid\": "
+				 "\"5511999990001@s.whatsapp.net\", \"fromMe\": false, \"id\": \"IMG%d\"}, \"message\": "
+				 "{\"imageMessage\": {\"url\": \"https://x/y.enc\", \"mimetype\": \"image/jpeg\", "
+				 "\"fileLength\": %s}}, \"messageType\": \"imageMessage\", \"messageTimestamp\": 1763800100}}",
+				 i, lens[i]);
+		gw_result_t r;
+		gw_parse_evolution(&C, NULL, body, (size_t)n, NOW, &r);
+		CHECK(r.status == 0 && r.n == 1);
+		cJSON *e = r.n == 1 ? event_json(&r, 0) : NULL;
+		cJSON *size = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "media"), "size");
+		if (i < 5)
+			CHECK(e && !size);
+		else
+			CHECK(cJSON_IsNumber(size) && size->valuedouble == 48213);
+		cJSON_Delete(e);
+		gw_result_free(&r);
+	}
+}
+
 TEST(evolution_extended_image_fromme_update)
 {
 	size_t len;
@@ -280,6 +307,7 @@ int main(void)
 	}
 	RUN(evolution_text);
 	RUN(evolution_extended_image_fromme_update);
+	RUN(evolution_image_size_out_of_range_is_left_out);
 	RUN(evolution_error_table);
 	RUN(cloud_signature_batch_status);
 	RUN(neutral_api);

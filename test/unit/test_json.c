@@ -107,6 +107,29 @@ TEST(int_in_range)
 	cJSON_Delete(doc);
 }
 
+/* Numbers past long long's range, or no number at all, are written as valid JSON without a
+ * cast (fuzz_gw_evolution found a "fileLength" of 4.5e29 cast to long long). */
+TEST(writer_numbers_out_of_range)
+{
+	json_out_t o;
+	size_t len = 0;
+	json_out_begin(&o);
+	json_out_num(&o, "big", 4.5555555555555555e29);
+	json_out_num(&o, "huge", -1e300);
+	json_out_num(&o, "edge", 9.3e18);
+	json_out_num(&o, "inf", 1.0 / 0.0);
+	json_out_num(&o, "nan", 0.0 / 0.0);
+	char *doc = json_out_finish(&o, &len);
+	cJSON *back = cJSON_Parse(doc);
+	CHECK(back != NULL);
+	CHECK(cJSON_IsNumber(cJSON_GetObjectItem(back, "big")) && cJSON_GetObjectItem(back, "big")->valuedouble > 4.5e29);
+	CHECK(cJSON_IsNumber(cJSON_GetObjectItem(back, "huge")) && cJSON_GetObjectItem(back, "huge")->valuedouble < -9e299);
+	CHECK(cJSON_IsNumber(cJSON_GetObjectItem(back, "edge")));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(back, "inf")) && cJSON_IsNull(cJSON_GetObjectItem(back, "nan")));
+	cJSON_Delete(back);
+	free(doc);
+}
+
 int main(void)
 {
 	RUN(writer_exact_text);
@@ -115,5 +138,7 @@ int main(void)
 	RUN(escape_truncates_whole_escapes);
 	RUN(iso_time);
 	RUN(int_in_range);
+	RUN(writer_numbers_out_of_range);
 	return unit_done();
 }
+
