@@ -8,6 +8,7 @@
 #include "xalloc.h"
 
 #include <cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,7 +180,8 @@ bool embed_parse_response(const char *body, size_t len, float **vec, int *dim, i
 	cJSON *it;
 	cJSON_ArrayForEach(it, emb)
 	{
-		if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
+		/* past FLT_MAX the cast to float is undefined */
+		if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || fabs(it->valuedouble) > FLT_MAX) {
 			snprintf(err, errlen, "embedding element %d is not a number", k);
 			free(v);
 			cJSON_Delete(root);
@@ -188,7 +190,12 @@ bool embed_parse_response(const char *body, size_t len, float **vec, int *dim, i
 		v[k++] = (float)it->valuedouble;
 	}
 	cJSON *usage = cJSON_GetObjectItem(root, "usage");
-	*tokens = (int)json_num(usage, "prompt_tokens", json_num(usage, "total_tokens", 0));
+	/* the provider's numbers, checked before the cast like the chat call's (worker/ai.c) */
+	long long used = 0;
+	if (!json_int_in(cJSON_GetObjectItem(usage, "prompt_tokens"), 0, 1000000000, &used) &&
+	    !json_int_in(cJSON_GetObjectItem(usage, "total_tokens"), 0, 1000000000, &used))
+		used = 0;
+	*tokens = (int)used;
 	*vec = v;
 	*dim = n;
 	cJSON_Delete(root);

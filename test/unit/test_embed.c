@@ -115,8 +115,14 @@ TEST(parse_response)
 	CHECK(embed_parse_response(total, strlen(total), &v, &dim, &tokens, err, sizeof(err)));
 	CHECK(dim == 1 && tokens == 4);
 	free(v);
+	/* a provider's absurd token counts are not cast: the vector is kept, the count is 0 */
+	const char *huge = "{\"data\":[{\"embedding\":[1]}],\"usage\":{\"prompt_tokens\":1e300,\"total_tokens\":-3}}";
+	CHECK(embed_parse_response(huge, strlen(huge), &v, &dim, &tokens, err, sizeof(err)));
+	CHECK(dim == 1 && tokens == 0);
+	free(v);
 	const char *bad[] = {"not json", "{}", "{\"data\":[]}", "{\"data\":[{\"embedding\":[]}]}",
-			     "{\"data\":[{\"embedding\":[1,\"x\"]}]}", "{\"data\":[{\"embedding\":\"1,2\"}]}"};
+			     "{\"data\":[{\"embedding\":[1,\"x\"]}]}", "{\"data\":[{\"embedding\":\"1,2\"}]}",
+			     "{\"data\":[{\"embedding\":[1,1e300]}]}"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		CHECK(!embed_parse_response(bad[i], strlen(bad[i]), &v, &dim, &tokens, err, sizeof(err)));
 		CHECK(v == NULL && err[0]);
