@@ -777,8 +777,13 @@ static void coach_ai_partial(const char *text, const char *intent, void *arg)
 	coach_t *c = a->c;
 	const char *pids[256];
 	int np = 0;
-	for (int k = 0; k < a->n && np < 256; k++)
-		pids[np++] = a->items[k].m.provider_id;
+	for (int k = 0; k < a->n && np < 256; k++) {
+		int seen = 0; /* a redelivered copy of a message already listed (see coach_finished) */
+		while (seen < k && a->items[seen].m.message_id != a->items[k].m.message_id)
+			seen++;
+		if (seen == k)
+			pids[np++] = a->items[k].m.provider_id;
+	}
 	const coach_msg_t *last = &a->items[a->n - 1].m;
 	/* INTERFACE.md's fields of a hint, valid in a partial too (a client that does not know
 	 * `partial` still reads an intent of the six and a time): the intent once the model has
@@ -1192,11 +1197,16 @@ static void coach_finished(PGresult *res, void *arg)
 			int np = 0, nt = 0;
 			for (int k = 0; k < a->n && nt < 256; k++)
 				tokens[nt++] = a->items[k].m.token;
+			/* one entry per covered message: a message redelivered while its first copy
+			 * waited is in the analysis twice (both tokens released above), but it is one
+			 * message of the hint (a chaos run's console saw 2,744 ids twice) */
 			cJSON_ArrayForEach(id, covered)
 			{
 				for (int k = 0; k < a->n && np < 256; k++)
-					if (a->items[k].m.message_id == (int64_t)id->valuedouble)
+					if (a->items[k].m.message_id == (int64_t)id->valuedouble) {
 						pids[np++] = a->items[k].m.provider_id;
+						break;
+					}
 			}
 			const coach_msg_t *last = &a->items[a->n - 1].m;
 			coach_hint_t h = {.event = {.message_ids = pids, .n_message_ids = np,
