@@ -1473,12 +1473,13 @@ static void wrk_log_stall(const char *kind, double for_s, int64_t unread)
 /* A fetcher that stopped fetching: seek each assigned partition to the position already
  * handed to us, which drops its fetch state and starts it again from there (nothing is
  * skipped: what was fetched and not yet consumed is fetched again). */
-static void wrk_restart_fetch(void)
+static int wrk_restart_fetch(void)
 {
 	rd_kafka_t *rk = kq_handle(W.consumer);
 	rd_kafka_topic_partition_list_t *parts = NULL;
+	int sought = 0;
 	if (rd_kafka_assignment(rk, &parts) || !parts)
-		return;
+		return 0;
 	if (rd_kafka_position(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(parts->cnt);
 		for (int i = 0; i < parts->cnt; i++)
@@ -1491,17 +1492,23 @@ static void wrk_restart_fetch(void)
 			rd_kafka_error_destroy(e);
 		} else if (seek->cnt) {
 			log_warn("stalled: %d partitions sought to their positions to restart their fetch", seek->cnt);
+			sought = seek->cnt;
 		}
 		rd_kafka_topic_partition_list_destroy(seek);
 	}
 	rd_kafka_topic_partition_list_destroy(parts);
+	return sought;
 }
 
 /* The stall watchdog (every WRK_WATCH_MS): progress is a message consumed or finished.
  * With work waiting (messages in flight, or unread in our partitions) and no progress for
  * workers.stall_s, it says where the work waits, once a minute while it lasts, and counts it;
  * a fetch stall (unread messages, none in flight, consumption not paused) also restarts
- * the fetch. */
+ * the fetch, and when that cannot help, the worker: librdkafka 2.0.2's consumer was seen
+ * (make chaos, after rebalances during a broker outage with commits failing) holding an
+ * assignment it never started fetching, with no position to seek to. Nothing is in flight
+ * then, so exiting loses nothing: the supervisor starts a fresh consumer, and the group
+ * hands it the partitions from their committed offsets. */
 static void wrk_watch_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what, (void)arg;
@@ -1529,8 +1536,15 @@ static void wrk_watch_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	W.stall_logged_at = now;
 	wrk_log_stall(kind, now - W.watch_progress_at, unread);
-	if (!in_flight && !W.paused && W.assigned && W.stall_seeks++ < 3)
-		wrk_restart_fetch();
+	if (in_flight || W.paused || !W.assigned || W.draining)
+		return;
+	if (W.stall_seeks++ == 0 && wrk_restart_fetch() > 0)
+		return; /* looked at again a minute later */
+	log_error("stalled: the consumer fetches none of its partitions (%lld messages unread, none in flight); "
+		  "exiting so that the supervisor starts a fresh consumer",
+		  (long long)unread);
+	rd_kafka_flush(kq_handle(W.producer), 2000); /* events already produced (jobs, statuses) */
+	_exit(3);
 }
 
 static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg)
