@@ -1739,7 +1739,7 @@ static void wrk_metrics_init(void)
 	W.m_rebalances = metrics_series(metrics_family("atende_worker_rebalances_total", METRICS_COUNTER,
 						       "Consumer group assignments and revocations.", NULL, 0), "");
 	W.m_stalls = metrics_family("atende_worker_stalls_total", METRICS_COUNTER,
-				    "Times nothing was consumed or finished for 30 s with work waiting, by kind: "
+				    "Times nothing was consumed or finished for workers.stall_s with work waiting, by kind: "
 				    "consume (messages unread, none fetched) or finish (messages in flight, none done).",
 				    NULL, 0);
 	W.m_transcriptions = metrics_family("atende_worker_transcriptions_total", METRICS_COUNTER,
