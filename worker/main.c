@@ -115,7 +115,8 @@ typedef struct {
 	/* the stall watchdog: counts of messages consumed and finished, as last seen */
 	struct event *watch_ev;
 	uint64_t consumed, finished, watch_consumed, watch_finished;
-	double watch_progress_at, stalled_since, stall_logged_at;
+	double watch_progress_at, stalled_since, stall_logged_at, watch_asked_at;
+	int64_t watch_unread_asked; /* unread by the broker's own watermarks, last asked */
 	int stall_seeks;
 	/* metrics */
 	metrics_series_t *m_stored, *m_duplicates, *m_dlq, *m_batch_size, *m_db_seconds, *m_in_flight;
@@ -313,8 +314,8 @@ int main(int argc, char **argv)
 		struct timeval sw = {WRK_STATUS_SWEEP_MS / 1000, (WRK_STATUS_SWEEP_MS % 1000) * 1000};
 		event_add(W.sweep_ev, &sw);
 	}
-	int sigs[] = {SIGTERM, SIGINT, SIGHUP};
-	for (int i = 0; i < 3; i++)
+	int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR2};
+	for (int i = 0; i < 4; i++)
 		event_add(evsignal_new(W.base, sigs[i], wrk_signal_cb, NULL), NULL);
 	log_info("worker %d of pool %s consuming %d domain topics%s in group %s; hints from %s", W.index, pool->name,
 		 n_topics - (W.outbound ? 1 : 0), W.outbound ? " and the outbound replies" : "", group,
@@ -1516,8 +1517,20 @@ static void wrk_watch_cb(evutil_socket_t fd, short what, void *arg)
 	int64_t unread = 0;
 	int in_flight = track_in_flight(W.track);
 	bool moved = W.consumed != W.watch_consumed || W.finished != W.watch_finished;
-	if (!moved)
+	if (moved)
+		W.watch_unread_asked = 0;
+	else
 		wrk_caught_up(&unread, true);
+	if (!moved && unread == 0 && in_flight == 0 && W.assigned && !W.paused && !W.draining) {
+		/* The watermarks our fetches bring stop with them: a fetcher that stopped sees no
+		 * new messages. Ask the broker itself (blocking round trips, at most a second),
+		 * once per stall_s of quiet, and count what it said until something moves. */
+		if (now - W.watch_asked_at >= W.cfg.workers.stall_s) {
+			W.watch_asked_at = now;
+			wrk_caught_up(&W.watch_unread_asked, false);
+		}
+		unread = W.watch_unread_asked;
+	}
 	if (moved || (in_flight == 0 && unread == 0)) {
 		if (W.stalled_since)
 			log_info("moving again after %.0f s stalled", now - W.stalled_since);
@@ -1527,7 +1540,9 @@ static void wrk_watch_cb(evutil_socket_t fd, short what, void *arg)
 		W.stall_seeks = 0;
 		return;
 	}
-	if (now - W.watch_progress_at < W.cfg.workers.stall_s || (W.stalled_since && now - W.stall_logged_at < 60))
+	/* once a minute while it lasts; but a seek that restarted nothing is known after stall_s */
+	double again = W.stall_seeks ? W.cfg.workers.stall_s : 60;
+	if (now - W.watch_progress_at < W.cfg.workers.stall_s || (W.stalled_since && now - W.stall_logged_at < again))
 		return;
 	const char *kind = in_flight ? "finish" : "consume";
 	if (!W.stalled_since) {
@@ -1539,7 +1554,7 @@ static void wrk_watch_cb(evutil_socket_t fd, short what, void *arg)
 	if (in_flight || W.paused || !W.assigned || W.draining)
 		return;
 	if (W.stall_seeks++ == 0 && wrk_restart_fetch() > 0)
-		return; /* looked at again a minute later */
+		return; /* looked at again after stall_s */
 	log_error("stalled: the consumer fetches none of its partitions (%lld messages unread, none in flight); "
 		  "exiting so that the supervisor starts a fresh consumer",
 		  (long long)unread);
@@ -1547,9 +1562,28 @@ static void wrk_watch_cb(evutil_socket_t fd, short what, void *arg)
 	_exit(3);
 }
 
+/* Drill (SIGUSR2): the state librdkafka 2.0.2 was seen in, on purpose. The consumer stops
+ * fetching its partitions (paused inside librdkafka, the worker's flow control not told), so
+ * an operator or a test can watch the stall watchdog find it and hand the partitions to a
+ * fresh consumer without losing or repeating a message. */
+static void wrk_drill_wedge(void)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	if (rd_kafka_assignment(kq_handle(W.consumer), &parts) || !parts)
+		return;
+	rd_kafka_pause_partitions(kq_handle(W.consumer), parts);
+	log_warn("drill (SIGUSR2): the consumer stops fetching its %d partitions without the worker knowing; "
+		 "the stall watchdog has workers.stall_s to find it", parts->cnt);
+	rd_kafka_topic_partition_list_destroy(parts);
+}
+
 static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what, (void)arg;
+	if (sig == SIGUSR2) {
+		wrk_drill_wedge();
+		return;
+	}
 	if (sig == SIGHUP) {
 		char err[512];
 		if (!proc_reload_config(&W.cfg))

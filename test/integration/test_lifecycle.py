@@ -418,6 +418,24 @@ def test_a_stalled_worker_says_where_its_messages_wait():
         wait_for(lambda: s.sql("select count(*) from messages where provider_id = 'STALL-1'") == [["1"]],
                  what="the message stored once PostgreSQL moves again")
         wait_for(lambda: "moving again after" in s.log_text(), what="the worker's recovery line")
+
+        # The consumer that stops fetching (the worker's SIGUSR2 drill: what librdkafka 2.0.2
+        # did in a chaos run after rebalances) is found, and a fresh one takes its partitions:
+        # the message waiting for it is stored once.
+        wedged = s.pid("worker")
+        os.kill(wedged, signal.SIGUSR2)
+        wait_for(lambda: "drill (SIGUSR2): the consumer stops fetching" in s.log_text(), what="the drill")
+        assert s.evolution(evolution_text("STALL-2", "boa tarde, quero a segunda via do boleto")).status == 200
+        wait_for(lambda: "exiting so that the supervisor starts a fresh consumer" in s.log_text(),
+                 what="the wedged worker's exit")
+        line = [l for l in s.log_text().splitlines() if "stalled (consume)" in l][-1]
+        assert "0 messages in flight" in line and re.search(r"[1-9]\d* unread in \d+ assigned partitions", line), line
+        wait_for(lambda: s.sql("select count(*) from messages where provider_id = 'STALL-2'") == [["1"]],
+                 timeout=60, what="the waiting message stored by the fresh consumer")
+        assert s.pid("worker") != wedged
+        wait_for(lambda: s.sql("select count(*) from hints h join messages m on m.id = h.message_id "
+                               "where m.provider_id = 'STALL-2'") == [["1"]], what="its one hint")
+        assert s.sql("select count(*) from messages where provider_id like 'STALL-%'") == [["3"]]
     finally:
         for p in frozen:
             os.kill(p, signal.SIGCONT)
