@@ -1551,7 +1551,9 @@ static void wrk_watch_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	W.stall_logged_at = now;
 	wrk_log_stall(kind, now - W.watch_progress_at, unread);
-	if (in_flight || W.paused || !W.assigned || W.draining)
+	/* a fetch cannot start without brokers: librdkafka reconnects, and exiting would only
+	 * add a rebalance to the outage */
+	if (in_flight || W.paused || !W.assigned || W.draining || !kq_brokers_up(W.consumer))
 		return;
 	if (W.stall_seeks++ == 0 && wrk_restart_fetch() > 0)
 		return; /* looked at again after stall_s */
