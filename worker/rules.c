@@ -32,6 +32,7 @@
 #define RULES_VERDICT_WINDOW 32 /* bytes between the thing judged and the judgement */
 #define RULES_DETAIL_MAX 48
 #define RULES_OBJECT_WINDOW 20 /* bytes between "cancelar"/"tirar" and the thing to end */
+#define RULES_REFUSAL_WINDOW 14 /* bytes between "não quero" and the thing refused */
 #define RULES_STORY_WEIGHT 3   /* "o técnico veio…", "o atendente disse…": the treatment is the subject */
 
 /* One keyword: its weight towards an intent and, optionally, a hint more precise than
@@ -845,7 +846,10 @@ static const rules_keyword_t rules_keywords[] = {
 	{" iam me", INTENT_COMPLAINT, 3, H_PROTOCOLO},
 	{" era pra vir", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
 	{" era para vir", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
-	{" transferi", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" transferid", INTENT_COMPLAINT, 3, H_REINCIDENTE}, /* being sent around; "transferir o serviço" is a move */
+	{" transferem", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" transferindo", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" me transfer", INTENT_COMPLAINT, 3, H_REINCIDENTE},
 	{" me mandaram", INTENT_COMPLAINT, 3, H_REINCIDENTE},
 	{" me mandam", INTENT_COMPLAINT, 3, H_REINCIDENTE},
 	{" jogam de", INTENT_COMPLAINT, 3, H_REINCIDENTE},
@@ -1021,6 +1025,7 @@ static const char *const rules_verdict_words[] = {
 	" ruim", " pessim", " horrivel", " lixo", " merda", " bosta", " droga", " porcaria", " lesma",
 	" desgraca", " osso", " podre", " uma piada", " negacao", " mal ", " nao presta",
 };
+static const char *const rules_self_words[] = {" sou ", " eu sou ", " estou ", " fico ", " me sinto "};
 static const char *const rules_service_words[] = {
 	" internet ", " wifi ", " wi fi ", " sinal ", " conexao ", " rede ", " tv ", " linha ", " telefone ",
 	" celular ", " velocidade ", " servico ", " fibra ", " roteador ", " chip ",
@@ -1034,8 +1039,10 @@ static const char *const rules_treatment_words[] = {
  * wants to end ("cancelar o plano", "tira o ponto extra": its sales words count nothing); a
  * charge named right after one is a bill to fix ("tirar os juros", "cancelar a cobrança"). */
 static const char *const rules_ending_words[] = {
-	" cancelar ", " cancela ", " cancelem ", " cancelamento ", " tirar ", " tira ", " remover ", " remove ",
-	" encerrar ", " encerra ", " desativar ", " desativa ", " desistir ",
+	" cancelar ", " cancela ", " cancelem ", " cancele ", " cancelamento ", " tirar ", " tira ", " tirem ",
+	" remover ", " remove ", " encerrar ", " encerra ", " encerrem ", " encerre ", " desativar ", " desativa ",
+	" desativem ", " desative ", " desistir ", " desligar ", " desliga ", " desliguem ", " desligue ",
+	" suspender ", " suspende ",
 };
 /* The people who served the customer: one of them as the subject of a past-tense verb
  * ("o técnico chegou atrasado", "a atendente desligou", "o vendedor garantiu") tells how the
@@ -1058,6 +1065,25 @@ static const char *const rules_complaint_threat_words[] = {" se nao ", " senao "
 
 /* Words that, shortly before "cancelar", make it a condition: a threat, not the request. */
 static const char *const rules_threat_words[] = {" se ", " senao ", " caso ", " ou ", " ou entao "};
+/* ... when the customer says they will do it ("vou cancelar", "cancelo", "a gente cancela")
+ * or the condition is a failure ("se não resolverem"); "se cancelarem hoje", "confirma se
+ * está cancelado" and "quanto pago se cancelar?" are the request itself. */
+static const char *const rules_threat_subjects[] = {" vou ", " vamos ", " irei ", " iremos ", " eu ", " a gente ",
+						    " ter que ", " teria que ", " vai ", " acabo ", " acabar "};
+static const char *const rules_failure_conditions[] = {" se nao ", " senao ", " caso nao ", " se continuar ",
+						       " se for ", " ou ", " se demorar", " se ninguem "};
+static const char *const rules_cancel_questions[] = {" quanto ", " qual ", " quais ", " como ", " o que acontece ",
+						     " tem multa ", " pago ", " pagar ", " confirmar ", " saber ",
+						     " ver ", " verificar ", " confirma "};
+/* The first person of a verb that ends something: said by the customer about the future. */
+static const char *const rules_threat_forms[] = {"cancelo", "cancelarei", "cancelaria", "cancelamos", "encerro",
+						 "saio", "desisto", "rescindo", "cancelariamos"};
+/* "não quero desconto", "não queremos cancelar", "não mudei de plano": what follows is
+ * refused or was never done, not asked for. */
+static const char *const rules_refusals[] = {" nao quero ", " nao queremos ", " nao tenho interesse ",
+					     " nao temos interesse ", " sem interesse ", " nao pretendo ",
+					     " nao preciso de ", " nem ", " nao mudei ", " nao troquei ", " nao pedi ",
+					     " nunca pedi ", " nao solicitei ", " nao fiz ", " nunca fiz "};
 
 /* "não é urgente", "sem urgência": the word is there, the urgency is not. */
 static const char *const rules_negations[] = {" nao e", " nao eh", " nada", " sem", " nao ha", " nao tem", NULL};
@@ -1168,12 +1194,14 @@ static const char *const rules_ack_words[] = {"ok", "okay", "blz", "beleza", "va
 					      "agora", "entao", "tranquilo", "fechado", "de", "nada", "por", "favor"};
 
 static size_t rules_canonicalize(const char *norm, char *out, size_t cap);
-static const char *rules_fix_typo(const char *w, size_t len);
+static const char *rules_fix_typo(const char *w, size_t len, char *buf, size_t cap);
 static int rules_edit_distance(const char *a, size_t la, const char *b, size_t lb, int max);
 static const char *rules_last(const char *hay, const char *pattern);
 static bool rules_word_before(const char *canon, const char *at, const char *const *words, size_t n, size_t window);
 static bool rules_word_after(const char *from, const char *const *words, size_t n, size_t window);
 static bool rules_agent_story(const char *padded);
+static bool rules_cancel_threat(const char *padded, const char *at, const char *after);
+static const char *rules_opening(const char *padded);
 static bool rules_critical_found(const char *padded, const rules_critical_t *c);
 static bool rules_in(const char *w, size_t len, const char *const *list, size_t n);
 static bool rules_only_words(const char *norm, const char *const *words, size_t n, const char *const *words2,
@@ -1244,6 +1272,7 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 	size_t words = 0;
 	for (const char *p = padded; *p; p++)
 		words += p[0] == ' ' && p[1] && p[1] != ' ';
+	const char *opening = rules_opening(padded);
 
 	for (size_t i = 0; i < sizeof(rules_keywords) / sizeof(rules_keywords[0]); i++) {
 		const rules_keyword_t *kw = &rules_keywords[i];
@@ -1254,7 +1283,8 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 		if (words >= RULES_LONG_WORDS && len > 0)
 			w *= 1.0 + RULES_LATE_BONUS * (double)(at - padded) / (double)len;
 		bool request = rules_word_before(padded, at, rules_request_words,
-						 sizeof(rules_request_words) / sizeof(rules_request_words[0]), 16);
+						 sizeof(rules_request_words) / sizeof(rules_request_words[0]), 16) ||
+			       (kw->intent == INTENT_CANCEL && at == opening); /* "cancela a linha": an order */
 		bool object = (kw->intent == INTENT_SALES ? kw->weight > 0 : kw->intent == INTENT_BILLING && kw->weight >= 3) &&
 			      rules_word_before(padded, at, rules_ending_words,
 						sizeof(rules_ending_words) / sizeof(rules_ending_words[0]), RULES_OBJECT_WINDOW);
@@ -1263,11 +1293,13 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 		if (kw->hint == H_PORTABILIDADE_SAIDA &&
 		    rules_word_after(after, rules_to_us_words, sizeof(rules_to_us_words) / sizeof(rules_to_us_words[0]), 40))
 			intent = INTENT_SALES;
-		if (intent == INTENT_CANCEL && !request &&
-		    (rules_word_before(padded, at, rules_threat_words,
-				       sizeof(rules_threat_words) / sizeof(rules_threat_words[0]), 60) ||
-		     (strncmp(kw->pattern, " cancel", 7) == 0 && rules_word_after(after, rules_condition_words,
-				      sizeof(rules_condition_words) / sizeof(rules_condition_words[0]), 12)))) {
+		if (kw->weight > 0 && (intent == INTENT_SALES || intent == INTENT_CANCEL) &&
+		    rules_word_before(padded, at, rules_refusals, sizeof(rules_refusals) / sizeof(rules_refusals[0]),
+				      RULES_REFUSAL_WINDOW) &&
+		    strncmp(at, " mais ", 6) != 0 &&
+		    !rules_word_before(padded, at, (const char *const[]){" mais "}, 1, RULES_REFUSAL_WINDOW)) {
+			w = 0;
+		} else if (intent == INTENT_CANCEL && !request && rules_cancel_threat(padded, at, after)) {
 			w = RULES_THREAT_WEIGHT;
 			threat = true;
 		} else if (kw->hint == H_RECLAMACAO_FORMAL && !request &&
@@ -1294,6 +1326,8 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 		const char *at = rules_last(padded, rules_verdict_words[i]);
 		if (!at)
 			continue;
+		if (rules_word_before(padded, at, rules_self_words, sizeof(rules_self_words) / sizeof(rules_self_words[0]), 12))
+			continue; /* "sou meio ruim com isso": the customer judges themself */
 		double w = RULES_VERDICT_WEIGHT;
 		if (words >= RULES_LONG_WORDS && len > 0)
 			w *= 1.0 + RULES_LATE_BONUS * (double)(at - padded) / (double)len;
@@ -1480,8 +1514,9 @@ static size_t rules_canonicalize(const char *norm, char *out, size_t cap)
 		for (size_t i = 0; !rep && i < sizeof(rules_slang) / sizeof(rules_slang[0]); i++)
 			if (strcmp(w, rules_slang[i].from) == 0)
 				rep = rules_slang[i].to;
+		char fixed[sizeof(w)];
 		if (!rep)
-			rep = rules_fix_typo(w, k);
+			rep = rules_fix_typo(w, k, fixed, sizeof(fixed));
 		if (!rep)
 			rep = w;
 		size_t rl = strlen(rep);
@@ -1496,11 +1531,18 @@ static size_t rules_canonicalize(const char *norm, char *out, size_t cap)
 	return o;
 }
 
+/* The endings a verb of rules_vocabulary takes: a mistyped inflection ("canselo",
+ * "reclamaro", "cancelem") is corrected on its stem and keeps its own ending. Longest first. */
+static const char *const rules_verb_endings[] = {"aram", "ando", "arem", "ado", "ada", "ar", "er", "ir", "am",
+						 "em", "ou", "ei", "o", "a", "e", ""};
+
 /* The vocabulary word w is a typo of (one edit from 6 letters on, two from 10), or NULL
  * when w is fine, too short, holds a digit, is a vocabulary word with one letter more or
  * less at the end (an inflection) or is no such typo. Typos seldom hit the
- * first letter, so only words starting with the same one are tried. */
-static const char *rules_fix_typo(const char *w, size_t len)
+ * first letter, so only words starting with the same one are tried. A verb's inflection
+ * with a typo in its stem (5 letters or more) is rewritten in buf as the right stem and
+ * the word's own ending: "canselá" reads "cancela". */
+static const char *rules_fix_typo(const char *w, size_t len, char *buf, size_t cap)
 {
 	if (len < 6 || strpbrk(w, "0123456789"))
 		return NULL;
@@ -1522,7 +1564,32 @@ static const char *rules_fix_typo(const char *w, size_t len)
 			best = v;
 		}
 	}
-	return best;
+	if (best)
+		return best;
+	for (size_t i = 0; i < sizeof(rules_vocabulary) / sizeof(rules_vocabulary[0]); i++) {
+		const char *v = rules_vocabulary[i];
+		size_t vl = strlen(v);
+		if (v[0] != w[0] || vl < 7 || v[vl - 1] != 'r' || !strchr("aei", v[vl - 2]))
+			continue;
+		size_t sl = vl - 2; /* the stem of "cancelar" is "cancel" */
+		for (size_t e = 0; e < sizeof(rules_verb_endings) / sizeof(rules_verb_endings[0]); e++) {
+			size_t el = strlen(rules_verb_endings[e]);
+			if (len <= el || memcmp(w + len - el, rules_verb_endings[e], el) != 0)
+				continue;
+			size_t wsl = len - el;
+			if (wsl == sl && memcmp(w, v, sl) == 0)
+				return NULL; /* the verb rightly inflected: "reclame" */
+			if (wsl + 1 < sl || wsl > sl + 1)
+				continue;
+			if (rules_edit_distance(w, wsl, v, sl, 1) == 1 && sl + el < cap) {
+				memcpy(buf, v, sl);
+				memcpy(buf + sl, w + wsl, el);
+				buf[sl + el] = '\0';
+				return buf;
+			}
+		}
+	}
+	return NULL;
 }
 
 /* Optimal string alignment distance (insertions, deletions, substitutions, adjacent
@@ -1578,6 +1645,48 @@ static bool rules_word_before(const char *canon, const char *at, const char *con
 				return true;
 	}
 	return false;
+}
+
+/* The space before the first word of padded that is not a greeting or a courtesy ("oi, boa
+ * tarde, por favor, cancela…"): where an order opens. */
+static const char *rules_opening(const char *padded)
+{
+	static const char *const courtesy[] = {"oi", "ola", "opa", "bom", "boa", "dia", "tarde", "noite", "por",
+					       "favor", "gente", "pessoal", "moca", "moco", "ei", "e", "ai", "alo"};
+	const char *p = padded;
+	while (*p == ' ' && p[1]) {
+		size_t len = strcspn(p + 1, " ");
+		if (!len || !rules_in(p + 1, len, courtesy, sizeof(courtesy) / sizeof(courtesy[0])))
+			break;
+		p += 1 + len;
+	}
+	return p;
+}
+
+/* True when the cancel keyword at at (ending at after) is a threat: a condition before it
+ * (or right after it) and the customer as the one who will end the contract, or a failure
+ * as the condition; never when the company is the subject ("se cancelarem hoje") or the
+ * condition is a question ("quanto pago se cancelar?", "confirma se está cancelado"). */
+static bool rules_cancel_threat(const char *padded, const char *at, const char *after)
+{
+	const char *word = at + 1;
+	size_t wl = strcspn(word, " ");
+	if (wl > 3 && (memcmp(word + wl - 2, "em", 2) == 0 || memcmp(word + wl - 3, "ram", 3) == 0))
+		return false; /* cancelem, cancelarem, cancelaram: the company's act */
+	if (rules_word_before(padded, at, rules_cancel_questions,
+			      sizeof(rules_cancel_questions) / sizeof(rules_cancel_questions[0]), 40))
+		return false;
+	bool first_person = rules_in(word, wl, rules_threat_forms, sizeof(rules_threat_forms) / sizeof(rules_threat_forms[0])) ||
+			    rules_word_before(padded, at, rules_threat_subjects,
+					      sizeof(rules_threat_subjects) / sizeof(rules_threat_subjects[0]), 14);
+	if (rules_word_before(padded, at, rules_threat_words, sizeof(rules_threat_words) / sizeof(rules_threat_words[0]),
+			      60) &&
+	    (first_person || rules_word_before(padded, at, rules_failure_conditions,
+					       sizeof(rules_failure_conditions) / sizeof(rules_failure_conditions[0]), 60)))
+		return true;
+	return first_person && strncmp(word, "cancel", 6) == 0 &&
+	       rules_word_after(after, rules_condition_words,
+				sizeof(rules_condition_words) / sizeof(rules_condition_words[0]), 12);
 }
 
 /* True when one of words (each " word ") starts within window bytes from from. */
