@@ -1230,7 +1230,9 @@ static const char *const rules_not_emergency[] = {" nao e", " nao eh", " nada", 
 /* "protocolo falso" is a mistake of the agent, not a scam. */
 static const char *const rules_not_fraud[] = {" protocolo", " alarme", NULL};
 /* "plano de saúde" is an insurance, not a risk to anyone's health. */
-static const char *const rules_not_health[] = {" plano de", " plano da", " agente de", NULL};
+static const char *const rules_not_health[] = {" plano de", " plano da", " planos de", " planos da", " agente de", NULL};
+/* A health plan's customer names hospitals and health as what the plan covers, not a risk. */
+static const char *const rules_health_plan_words[] = {" plano de saude", " planos de saude", " convenio", " plano odontologico"};
 
 /* Critical phrases; the most serious reason found is reported. */
 static const rules_critical_t rules_criticals[] = {
@@ -1320,7 +1322,8 @@ static const rules_critical_t rules_criticals[] = {
 	{" passei o codigo", REASON_FRAUD, NULL},
 	{" pediu o codigo", REASON_FRAUD, NULL},
 	{" pediram o codigo", REASON_FRAUD, NULL},
-	{" de outra empresa", REASON_FRAUD, NULL},
+	{" beneficiario e de", REASON_FRAUD, NULL},
+	{" cnpj do beneficiario", REASON_FRAUD, NULL},
 	{" e verdadeiro", REASON_FRAUD, NULL},
 	{" e verdadeira", REASON_FRAUD, NULL},
 	{" urgent", REASON_URGENCY, rules_negations}, /* urgente, urgentemente, urgentíssimo */
@@ -1470,8 +1473,14 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 		if (kw->hint && (!best_kw[kw->intent] || kw->weight > best_kw[kw->intent]->weight))
 			best_kw[kw->intent] = kw;
 	}
+	bool health_plan = false;
+	for (size_t i = 0; i < sizeof(rules_health_plan_words) / sizeof(rules_health_plan_words[0]); i++)
+		health_plan = health_plan || strstr(padded, rules_health_plan_words[i]) != NULL;
 	for (size_t i = 0; i < sizeof(rules_criticals) / sizeof(rules_criticals[0]); i++) {
 		if (!rules_critical_found(padded, &rules_criticals[i]))
+			continue;
+		if (rules_criticals[i].reason == REASON_HEALTH && health_plan &&
+		    (strcmp(rules_criticals[i].pattern, " hospital") == 0 || strcmp(rules_criticals[i].pattern, " saude") == 0))
 			continue;
 		if ((int)rules_criticals[i].reason < reason)
 			reason = (int)rules_criticals[i].reason;
