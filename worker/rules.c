@@ -1103,6 +1103,50 @@ static const rules_keyword_t rules_keywords[] = {
 	{" aplicativo", INTENT_OTHER, 2, NULL},
 	{" numero da central", INTENT_OTHER, 5, NULL},
 	{" telefone da central", INTENT_OTHER, 5, NULL},
+	{" vindo errad", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" nao veio o desconto", INTENT_BILLING, 5, H_VALOR_ERRADO},
+	{" desconto nao veio", INTENT_BILLING, 5, H_VALOR_ERRADO},
+	{" nao veio com o desconto", INTENT_BILLING, 5, H_VALOR_ERRADO},
+	{" desconto nao foi", INTENT_BILLING, 5, H_VALOR_ERRADO},
+	{" nao aplicaram o desconto", INTENT_BILLING, 5, H_VALOR_ERRADO},
+	{" trabalham com", INTENT_OTHER, -3, NULL}, /* "vocês trabalham com X?": a product, not opening hours */
+	{" trabalham com", INTENT_SALES, 3, H_PRECO},
+	{" quanto sai", INTENT_SALES, 3, H_PRECO},
+	{" barrent", INTENT_OUTAGE, 4, NULL},
+	{" agua suja", INTENT_OUTAGE, 4, NULL},
+	{" sem pressao", INTENT_OUTAGE, 4, NULL},
+	{" vazamento", INTENT_OUTAGE, 3, NULL},
+	{" fica rodando", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao conclui", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nao finaliza", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nao completa", INTENT_OUTAGE, 3, H_QUEDA},
+	{" fecha sozinho", INTENT_OUTAGE, 4, H_QUEDA},
+	{" fechando sozinho", INTENT_OUTAGE, 4, H_QUEDA},
+	{" instalaram", INTENT_SALES, -2, NULL}, /* what was installed is a story, not a sale */
+	{" chegou atrasad", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" chegaram atrasad", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" horas atrasad", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" decepcion", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" tratamento que recebi", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" arrogant", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" estupid", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" ignorante", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" sem educacao", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" debochad", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" ironic", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" rispid", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" impacien", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" mal humorad", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" pessoas diferentes", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" cada um ", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" cada uma ", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" trancar", INTENT_CANCEL, 3, NULL},
+	{" definitivamente", INTENT_CANCEL, 2, NULL},
+	{" cnpj de voces", INTENT_OTHER, 5, NULL},
+	{" razao social", INTENT_OTHER, 4, NULL},
+	{" mudar o nome", INTENT_OTHER, 4, NULL},
+	{" trocar o nome", INTENT_OTHER, 4, NULL},
+	{" nome da conta", INTENT_OTHER, 3, NULL},
 };
 
 /* WhatsApp spelling, one normalized word -> what an agent reads (may be several words). */
@@ -1177,7 +1221,7 @@ static const char *const rules_ending_words[] = {
 	" cancelar ", " cancela ", " cancelem ", " cancele ", " cancelamento ", " tirar ", " tira ", " tirem ",
 	" remover ", " remove ", " encerrar ", " encerra ", " encerrem ", " encerre ", " desativar ", " desativa ",
 	" desativem ", " desative ", " desistir ", " desligar ", " desliga ", " desliguem ", " desligue ",
-	" suspender ", " suspende ",
+	" suspender ", " suspende ", " trancar ", " tranca ",
 };
 /* The people who served the customer: one of them as the subject of a past-tense verb
  * ("o técnico chegou atrasado", "a atendente desligou", "o vendedor garantiu") tells how the
@@ -1193,6 +1237,8 @@ static const char *const rules_agent_words[] = {
 static const char *const rules_agent_fillers[] = {"me", "nao", "nem", "ja", "so", "ainda", "tambem", "que", "la",
 						  "aqui", "de", "voces", "simplesmente", "nunca"};
 static const char *const rules_past_verbs[] = {"veio", "vieram", "disse", "disseram", "fez", "fizeram", "deu", "deram", "pos", "trouxe", "quis", "teve"};
+/* Between the agent and the verb, whose agent it is: "do atendimento", "da loja". */
+static const char *const rules_agent_of[] = {"do", "da", "de", "dos", "das"};
 /* Portability is a sale when the number comes to us, a cancellation when it leaves. */
 static const char *const rules_to_us_words[] = {" pra voces", " para voces", " pra ca ", " para ca "};
 /* Shortly after "cancelar" ("vou cancelar se continuar"), a condition: a threat. */
@@ -1699,6 +1745,32 @@ static size_t rules_canonicalize(const char *norm, char *out, size_t cap)
 static const char *const rules_verb_endings[] = {"aram", "ando", "arem", "ado", "ada", "ar", "er", "ir", "am",
 						 "em", "ou", "ei", "o", "a", "e", ""};
 
+/* The stem (5 letters or more) of a vocabulary verb ("cancelar": "cancel") and one of
+ * rules_verb_endings, or NULL. */
+static const char *rules_verb_stem(const char *v, size_t *stem_len)
+{
+	size_t vl = strlen(v);
+	if (vl < 7 || v[vl - 1] != 'r' || !strchr("aei", v[vl - 2]))
+		return NULL;
+	*stem_len = vl - 2;
+	return v;
+}
+
+/* True when w is a vocabulary verb rightly inflected: "reclame", "instalaram". */
+static bool rules_verb_form(const char *w, size_t len)
+{
+	for (size_t i = 0; i < sizeof(rules_vocabulary) / sizeof(rules_vocabulary[0]); i++) {
+		size_t sl;
+		const char *v = rules_verb_stem(rules_vocabulary[i], &sl);
+		if (!v || len < sl || memcmp(w, v, sl) != 0)
+			continue;
+		for (size_t e = 0; e < sizeof(rules_verb_endings) / sizeof(rules_verb_endings[0]); e++)
+			if (strlen(rules_verb_endings[e]) == len - sl && memcmp(w + sl, rules_verb_endings[e], len - sl) == 0)
+				return true;
+	}
+	return false;
+}
+
 /* The vocabulary word w is a typo of (one edit from 6 letters on, two from 10), or NULL
  * when w is fine, too short, holds a digit, is a vocabulary word with one letter more or
  * less at the end (an inflection) or is no such typo. Typos seldom hit the
@@ -1709,6 +1781,8 @@ static const char *rules_fix_typo(const char *w, size_t len, char *buf, size_t c
 {
 	if (len < 6 || strpbrk(w, "0123456789"))
 		return NULL;
+	if (rules_verb_form(w, len))
+		return NULL; /* "instalaram" is not a typo of "instalacao" */
 	int max = len >= 10 ? 2 : 1;
 	const char *best = NULL;
 	int best_d = max + 1;
@@ -1730,19 +1804,16 @@ static const char *rules_fix_typo(const char *w, size_t len, char *buf, size_t c
 	if (best)
 		return best;
 	for (size_t i = 0; i < sizeof(rules_vocabulary) / sizeof(rules_vocabulary[0]); i++) {
-		const char *v = rules_vocabulary[i];
-		size_t vl = strlen(v);
-		if (v[0] != w[0] || vl < 7 || v[vl - 1] != 'r' || !strchr("aei", v[vl - 2]))
+		size_t sl;
+		const char *v = rules_verb_stem(rules_vocabulary[i], &sl);
+		if (!v || v[0] != w[0])
 			continue;
-		size_t sl = vl - 2; /* the stem of "cancelar" is "cancel" */
 		for (size_t e = 0; e < sizeof(rules_verb_endings) / sizeof(rules_verb_endings[0]); e++) {
 			size_t el = strlen(rules_verb_endings[e]);
 			if (len <= el || memcmp(w + len - el, rules_verb_endings[e], el) != 0)
 				continue;
 			size_t wsl = len - el;
-			if (wsl == sl && memcmp(w, v, sl) == 0)
-				return NULL; /* the verb rightly inflected: "reclame" */
-			if (wsl + 1 < sl || wsl > sl + 1)
+			if (wsl + 1 < sl || wsl > sl + 1 || (wsl == sl && memcmp(w, v, sl) == 0))
 				continue;
 			if (rules_edit_distance(w, wsl, v, sl, 1) == 1 && sl + el < cap) {
 				memcpy(buf, v, sl);
@@ -1892,6 +1963,7 @@ static bool rules_agent_story(const char *padded)
 		p += len;
 		if (!agent)
 			continue;
+		int complement = 0;
 		for (const char *q = p; *q;) {
 			while (*q == ' ')
 				q++;
@@ -1900,6 +1972,15 @@ static bool rules_agent_story(const char *padded)
 				break;
 			if (rules_past_tense(q, ql))
 				return true;
+			if (rules_in(q, ql, rules_agent_of, sizeof(rules_agent_of) / sizeof(rules_agent_of[0])) && complement < 2) {
+				/* "a enfermeira do atendimento domiciliar chegou…": whose agent, then the verb */
+				complement++;
+				q += ql;
+				while (*q == ' ')
+					q++;
+				q += strcspn(q, " ");
+				continue;
+			}
 			if (!rules_in(q, ql, rules_agent_fillers, sizeof(rules_agent_fillers) / sizeof(rules_agent_fillers[0])))
 				break;
 			q += ql;
