@@ -33,6 +33,8 @@
 #define RULES_DETAIL_MAX 48
 #define RULES_OBJECT_WINDOW 20 /* bytes between "cancelar"/"tirar" and the thing to end */
 #define RULES_REFUSAL_WINDOW 14 /* bytes between "não quero" and the thing refused */
+#define RULES_UNREAD_PENALTY 1.0 /* confidence lost per share of unread content words past the free half */
+#define RULES_UNREAD_FREE 0.5
 #define RULES_STORY_WEIGHT 3   /* "o técnico veio…", "o atendente disse…": the treatment is the subject */
 
 /* One keyword: its weight towards an intent and, optionally, a hint more precise than
@@ -1405,6 +1407,7 @@ static bool rules_word_after(const char *from, const char *const *words, size_t 
 static bool rules_agent_story(const char *padded);
 static bool rules_cancel_threat(const char *padded, const char *at, const char *after);
 static const char *rules_opening(const char *padded);
+static double rules_unread_share(const char *padded, const char *matched);
 static bool rules_critical_found(const char *padded, const rules_critical_t *c);
 static bool rules_in(const char *w, size_t len, const char *const *list, size_t n);
 static bool rules_only_words(const char *norm, const char *const *words, size_t n, const char *const *words2,
@@ -1462,6 +1465,7 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 	char norm[RULES_NORM_MAX + 1];
 	char padded[RULES_CANON_MAX + 2];
 	double score[INTENT_OTHER + 1] = {0};
+	char matched[RULES_CANON_MAX + 2] = {0}; /* the bytes of padded a keyword read */
 	const rules_keyword_t *best_kw[INTENT_OTHER + 1] = {0};
 	rules_details_t details;
 	int reason = REASON_COUNT;
@@ -1516,6 +1520,8 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 			w += RULES_REQUEST_BONUS;
 		}
 		score[intent] += w;
+		if (kw->weight > 0)
+			memset(matched + (at - padded), 1, strlen(kw->pattern));
 		if (kw->hint && (!best_kw[kw->intent] || kw->weight > best_kw[kw->intent]->weight))
 			best_kw[kw->intent] = kw;
 	}
@@ -1591,9 +1597,12 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 				}
 			}
 		}
-		/* sure when one intent clearly leads and was said strongly enough */
+		/* sure when one intent clearly leads, was said strongly enough and the keywords
+		 * read most of what the customer wrote */
 		double strength = top >= 5.0 ? 1.0 : top / 5.0;
-		out->confidence = (top - second) / top * strength;
+		double unread = rules_unread_share(padded, matched);
+		out->confidence = (top - second) / top * strength *
+				  (1.0 - RULES_UNREAD_PENALTY * (unread > RULES_UNREAD_FREE ? unread - RULES_UNREAD_FREE : 0));
 		hint = best_kw[out->intent] ? best_kw[out->intent]->hint : rules_generic_hints[out->intent];
 	} else {
 		out->intent = dom;
@@ -1879,6 +1888,35 @@ static bool rules_word_before(const char *canon, const char *at, const char *con
 				return true;
 	}
 	return false;
+}
+
+/* The share (0..1) of the content words of padded (4 letters or more, no digit, not a
+ * function word) that no keyword read: a message the table mostly does not know is one
+ * whose intent the rules may have missed, however clear the few words they saw. */
+static double rules_unread_share(const char *padded, const char *matched)
+{
+	static const char *const function_words[] = {
+		"para", "pelo", "pela", "esta", "estou", "estava", "voce", "voces", "isso", "esse", "essa", "este",
+		"aqui", "tudo", "como", "quando", "porque", "mais", "muito", "minha", "meus", "minhas", "desde",
+		"ainda", "entao", "sobre", "mesmo", "agora", "hoje", "ontem", "tambem", "queria", "quero", "gostaria",
+		"preciso", "obrigado", "obrigada", "favor", "tarde", "noite", "nada", "algum", "alguma", "qual",
+		"quais", "onde", "depois", "antes", "sempre", "nunca", "essas", "esses", "dele", "dela",
+	};
+	int content = 0, unread = 0;
+	for (const char *p = padded; *p;) {
+		while (*p == ' ')
+			p++;
+		size_t len = strcspn(p, " ");
+		if (!len)
+			break;
+		if (len >= 4 && !memchr(p, '0', len) && strcspn(p, "0123456789") >= len &&
+		    !rules_in(p, len, function_words, sizeof(function_words) / sizeof(function_words[0]))) {
+			content++;
+			unread += memchr(matched + (p - padded), 1, len) == NULL;
+		}
+		p += len;
+	}
+	return content ? (double)unread / content : 0.0;
 }
 
 /* The space before the first word of padded that is not a greeting or a courtesy ("oi, boa
