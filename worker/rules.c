@@ -1149,6 +1149,31 @@ static const rules_keyword_t rules_keywords[] = {
 	{" mudar o nome", INTENT_OTHER, 4, NULL},
 	{" trocar o nome", INTENT_OTHER, 4, NULL},
 	{" nome da conta", INTENT_OTHER, 3, NULL},
+	/* probes round 9 (2026-12-05), tuned after its before-measurement */
+	{" reajust", INTENT_BILLING, 3, H_VALOR_ERRADO}, /* reajustou, reajustaram, reajustado */
+	{" sem juros", INTENT_SALES, 3, H_PRECO}, /* a sale's terms as often as a bill's */
+	{" sem juros", INTENT_BILLING, -2, NULL},
+	{" abrir conta", INTENT_SALES, 6, H_PROMOCAO},
+	{" abrir uma conta", INTENT_SALES, 6, H_PROMOCAO},
+	{" finalizar a compra", INTENT_CANCEL, -3, NULL},
+	{" finalizar o pedido", INTENT_CANCEL, -3, NULL},
+	{" finalizar o pagamento", INTENT_CANCEL, -3, NULL},
+	{" esta fora", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nao da pra usar", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao da pra assistir", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao da pra ver", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao da pra jogar", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao da pra trabalhar", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao da pra nem", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao da nem pra", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" sujeira", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" bagunca", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" atencios", INTENT_OTHER, 3, NULL},
+	{" um amor", INTENT_OTHER, 3, NULL},
+	{" foi otim", INTENT_OTHER, 3, NULL},
+	{" excelente", INTENT_OTHER, 2, NULL},
+	{" certidao", INTENT_OTHER, 3, NULL},
+	{" atestado", INTENT_OTHER, 3, NULL},
 };
 
 /* WhatsApp spelling, one normalized word -> what an agent reads (may be several words). */
@@ -1556,7 +1581,7 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 	if (rules_agent_story(padded))
 		score[INTENT_COMPLAINT] += RULES_STORY_WEIGHT;
 	if (reason != REASON_COUNT && rules_reason_intent[reason] != INTENT_OTHER)
-		score[rules_reason_intent[reason]] += 1;
+		score[rules_reason_intent[reason]] += reason == REASON_FRAUD ? 3 : 1; /* a scam on the bill or card is billing */
 
 	rules_intent_t dom = INTENT_OTHER;
 	for (size_t i = 0; domain && i < sizeof(rules_domains) / sizeof(rules_domains[0]); i++)
