@@ -8,7 +8,8 @@
  * preamble; "cancelar" after "se"/"senão"/"ou" is a threat and weighs little; a judgement
  * ("ruim", "um lixo") says a fault after a service and a complaint after the people, and
  * the people as the subject of a past-tense verb tell how the customer was treated; what
- * follows "cancelar"/"tirar" is the object that ends, not a sale. Hints are
+ * follows "cancelar"/"tirar" is the object that ends, not a sale; what follows "não quero"
+ * is refused. The confidence falls with the share of the message no keyword read. Hints are
  * templates whose [optional parts] appear only when the detail they name ({valor},
  * {protocolo}…) was found.
  */

@@ -263,7 +263,8 @@ TEST(routing_defaults)
 
 /* The structural cues, on phrasings of no set: what follows a verb that ends something, the
  * people who served as the subject of a past-tense verb, a condition after "cancelar" or
- * before a formal complaint, and the direction of a portability. */
+ * before a formal complaint, the direction of a portability, refusals, orders, typos of
+ * inflections, and a confidence that falls with what the keywords did not read. */
 TEST(structural_cues)
 {
 	static const struct {
@@ -282,20 +283,9 @@ TEST(structural_cues)
 		{"quero levar meu numero pra tim", INTENT_CANCEL},
 		{"nao vou renovar o contrato, me fala como encerra", INTENT_CANCEL},
 		{"tem alguma oferta pra renovar meu contrato?", INTENT_SALES},
-	};
-	rules_result_t r;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		rules_classify(cases[i].text, NULL, &r);
-		if (r.intent != cases[i].want)
-			printf("  %s -> %s\n", cases[i].text, rules_intent_name(r.intent));
-		CHECK(r.intent == cases[i].want);
-	}
-	/* what the customer refuses or never did is not asked for; a question about cancelling,
-	 * or the company as the one who cancels, is no threat; an order opens with its verb */
-	static const struct {
-		const char *text;
-		rules_intent_t want;
-	} more[] = {
+		/* what the customer refuses or never did is not asked for; a question about
+		 * cancelling, or the company as the one who cancels, is no threat; an order opens
+		 * with its verb; a judgement of oneself is no complaint */
 		{"nao quero upgrade nenhum, so me explica essa cobranca", INTENT_BILLING},
 		{"nao queremos cancelar, so trocar a titularidade pro meu nome", INTENT_OTHER},
 		{"se eu cancelar agora tem multa?", INTENT_CANCEL},
@@ -306,11 +296,12 @@ TEST(structural_cues)
 		{"queria canselá o pacote de canais", INTENT_CANCEL},
 		{"sou pessima com tecnologia, como troco a senha do app?", INTENT_OTHER},
 	};
-	for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
-		rules_classify(more[i].text, NULL, &r);
-		if (r.intent != more[i].want)
-			printf("  %s -> %s\n", more[i].text, rules_intent_name(r.intent));
-		CHECK(r.intent == more[i].want);
+	rules_result_t r;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rules_classify(cases[i].text, NULL, &r);
+		if (r.intent != cases[i].want)
+			printf("  %s -> %s\n", cases[i].text, rules_intent_name(r.intent));
+		CHECK(r.intent == cases[i].want);
 	}
 	/* the same keyword is less sure when most of the message is words the table does not know */
 	rules_result_t known;
