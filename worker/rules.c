@@ -8,7 +8,8 @@
  * preamble; "cancelar" after "se"/"senão"/"ou" is a threat and weighs little; a judgement
  * ("ruim", "um lixo") says a fault after a service and a complaint after the people, and
  * the people as the subject of a past-tense verb tell how the customer was treated; what
- * follows "cancelar"/"tirar" is the object that ends, not a sale. Hints are
+ * follows "cancelar"/"tirar" is the object that ends, not a sale; what follows "não quero"
+ * is refused. The confidence falls with the share of the message no keyword read. Hints are
  * templates whose [optional parts] appear only when the detail they name ({valor},
  * {protocolo}…) was found.
  */
@@ -32,6 +33,9 @@
 #define RULES_VERDICT_WINDOW 32 /* bytes between the thing judged and the judgement */
 #define RULES_DETAIL_MAX 48
 #define RULES_OBJECT_WINDOW 20 /* bytes between "cancelar"/"tirar" and the thing to end */
+#define RULES_REFUSAL_WINDOW 14 /* bytes between "não quero" and the thing refused */
+#define RULES_UNREAD_PENALTY 1.0 /* confidence lost per share of unread content words past the free half */
+#define RULES_UNREAD_FREE 0.5
 #define RULES_STORY_WEIGHT 3   /* "o técnico veio…", "o atendente disse…": the treatment is the subject */
 
 /* One keyword: its weight towards an intent and, optionally, a hint more precise than
@@ -845,11 +849,13 @@ static const rules_keyword_t rules_keywords[] = {
 	{" iam me", INTENT_COMPLAINT, 3, H_PROTOCOLO},
 	{" era pra vir", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
 	{" era para vir", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
-	{" transferi", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" transferid", INTENT_COMPLAINT, 3, H_REINCIDENTE}, /* being sent around; "transferir o serviço" is a move */
+	{" transferem", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" transferindo", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" me transfer", INTENT_COMPLAINT, 3, H_REINCIDENTE},
 	{" me mandaram", INTENT_COMPLAINT, 3, H_REINCIDENTE},
 	{" me mandam", INTENT_COMPLAINT, 3, H_REINCIDENTE},
 	{" jogam de", INTENT_COMPLAINT, 3, H_REINCIDENTE},
-	{" empurra", INTENT_COMPLAINT, 3, H_REINCIDENTE},
 	{" espera", INTENT_COMPLAINT, 2, H_PROTOCOLO},
 	{" encerrou", INTENT_COMPLAINT, 3, H_PROTOCOLO},
 	{" desligaram", INTENT_COMPLAINT, 3, H_INSATISFEITO},
@@ -964,6 +970,245 @@ static const rules_keyword_t rules_keywords[] = {
 	{" numero do protocolo", INTENT_OTHER, 3, NULL},
 	{" numero do meu protocolo", INTENT_OTHER, 3, NULL},
 	{" arrum", INTENT_OUTAGE, 2, H_QUEDA},
+	/* families of words (2026-12-05): each intent said the ways customers of other businesses
+	 * say it too — energy and water, health plans, bank cards, online stores, gyms */
+	{" conta de luz", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" conta da luz", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" conta de energia", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" conta de agua", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" conta da agua", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" conta de gas", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" conta do gas", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" leitura", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" medidor", INTENT_BILLING, 2, H_VALOR_ERRADO},
+	{" consumo", INTENT_BILLING, 2, H_VALOR_ERRADO},
+	{" dobro", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" anuidade", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" sem anuidade", INTENT_BILLING, -3, NULL}, /* a card without a fee: a product asked for */
+	{" sem anuidade", INTENT_SALES, 4, H_PRECO},
+	{" coparticipac", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" cashback", INTENT_BILLING, 4, H_ESTORNO},
+	{" frete", INTENT_BILLING, 2, H_VALOR_ERRADO},
+	{" veio maior", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" valor maior", INTENT_BILLING, 3, H_VALOR_ERRADO},
+	{" esgotad", INTENT_SALES, 4, NULL},
+	{" estoque", INTENT_SALES, 3, NULL},
+	{" tamanho", INTENT_SALES, 2, NULL},
+	{" vender", INTENT_SALES, 3, H_PRECO},
+	{" vende ", INTENT_SALES, 3, H_PRECO},
+	{" quero comprar", INTENT_SALES, 4, H_PRECO},
+	{" matricula", INTENT_SALES, 3, H_PRECO},
+	{" dependente", INTENT_SALES, 3, H_PRECO},
+	{" limite", INTENT_SALES, 2, H_UPGRADE},
+	{" adicional", INTENT_SALES, 2, H_UPGRADE},
+	{" sai quanto", INTENT_SALES, 4, H_PRECO},
+	{" sai por quanto", INTENT_SALES, 4, H_PRECO},
+	{" pro de ", INTENT_SALES, 2, H_UPGRADE}, /* "passar pro de 500": a bigger plan */
+	{" empresaria", INTENT_SALES, 3, H_PRECO},
+	{" informacoes sobre", INTENT_OTHER, -2, NULL}, /* "informações sobre X": X is the subject */
+	{" sem luz", INTENT_OUTAGE, 5, H_QUEDA},
+	{" sem energia", INTENT_OUTAGE, 5, H_QUEDA},
+	{" sem agua", INTENT_OUTAGE, 5, H_QUEDA},
+	{" falta de agua", INTENT_OUTAGE, 4, H_QUEDA},
+	{" falta de energia", INTENT_OUTAGE, 4, H_QUEDA},
+	{" faltando", INTENT_OUTAGE, 3, H_QUEDA},
+	{" queda de energia", INTENT_OUTAGE, 4, H_QUEDA},
+	{" sem funcionar", INTENT_OUTAGE, 5, H_QUEDA},
+	{" sem chip", INTENT_OUTAGE, 4, H_SEM_SINAL},
+	{" some ", INTENT_OUTAGE, 3, H_INSTAVEL},
+	{" sumindo", INTENT_OUTAGE, 3, H_INSTAVEL},
+	{" derrub", INTENT_OUTAGE, 3, H_QUEDA},
+	{" recusad", INTENT_OUTAGE, 3, NULL},
+	{" da erro", INTENT_OUTAGE, 2, H_QUEDA},
+	{" erro de login", INTENT_OUTAGE, 3, NULL},
+	{" erro no login", INTENT_OUTAGE, 3, NULL},
+	{" nao esta lendo", INTENT_OUTAGE, 3, NULL},
+	{" nao cheg", INTENT_SALES, -3, NULL}, /* "o sms não chega": no coverage question */
+	{" nao cheg", INTENT_OUTAGE, 1, NULL},
+	{" mensagem automatica", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" resposta automatica", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" respostas automaticas", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" pedi pra parar", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" ficam me ligando", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" ficam me mandando", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" parar de ligar", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" parar de me ligar", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" fila", INTENT_COMPLAINT, 2, H_PROTOCOLO},
+	{" horas esperando", INTENT_COMPLAINT, 4, H_PROTOCOLO},
+	{" cancelaram", INTENT_COMPLAINT, 3, H_TECNICO_FALTOU}, /* the company ended it: how the customer was treated */
+	{" cancelaram", INTENT_CANCEL, -5, NULL},
+	{" encerrar a conversa", INTENT_CANCEL, -5, NULL},
+	{" encerrar a conversa", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" encerrar o chat", INTENT_CANCEL, -5, NULL},
+	{" encerrar o chat", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" desinstal", INTENT_CANCEL, 4, NULL},
+	{" desliga a ", INTENT_CANCEL, 4, NULL},
+	{" desliga o ", INTENT_CANCEL, 4, NULL},
+	{" desliga minha", INTENT_CANCEL, 4, NULL},
+	{" desliga meu", INTENT_CANCEL, 4, NULL},
+	{" desligue", INTENT_CANCEL, 4, NULL},
+	{" desliguem", INTENT_CANCEL, 4, NULL},
+	{" desligar minha", INTENT_CANCEL, 4, NULL},
+	{" desligar meu", INTENT_CANCEL, 4, NULL},
+	{" encerrem", INTENT_CANCEL, 4, NULL},
+	{" encerre ", INTENT_CANCEL, 4, NULL},
+	{" suspender definitiv", INTENT_CANCEL, 4, NULL},
+	{" pra sair", INTENT_CANCEL, 3, H_MULTA},
+	{" para sair", INTENT_CANCEL, 3, H_MULTA},
+	{" quero sair", INTENT_CANCEL, 4, NULL},
+	{" quebrar o contrato", INTENT_CANCEL, 4, H_MULTA},
+	{" romper o contrato", INTENT_CANCEL, 4, H_MULTA},
+	{" desfazer", INTENT_CANCEL, 4, NULL},
+	{" arrependimento", INTENT_CANCEL, 4, NULL},
+	{" nao uso mais", INTENT_CANCEL, 3, NULL},
+	{" nao usamos mais", INTENT_CANCEL, 3, NULL},
+	{" nao vou usar mais", INTENT_CANCEL, 3, NULL},
+	{" pro atendente", INTENT_OTHER, 5, NULL},
+	{" para o atendente", INTENT_OTHER, 5, NULL},
+	{" pra um atendente", INTENT_OTHER, 5, NULL},
+	{" para um atendente", INTENT_OTHER, 5, NULL},
+	{" atendimento humano", INTENT_OTHER, 6, NULL},
+	{" falar com uma pessoa", INTENT_OTHER, 5, NULL},
+	{" falar com robo", INTENT_OTHER, 5, NULL},
+	{" alterar meu", INTENT_OTHER, 3, NULL},
+	{" atualizar meu", INTENT_OTHER, 3, NULL},
+	{" atualizo", INTENT_OTHER, 3, NULL},
+	{" meu telefone", INTENT_OTHER, 3, NULL},
+	{" como contato", INTENT_OTHER, 4, NULL},
+	{" cadastrad", INTENT_OTHER, 3, NULL},
+	{" responsavel pela conta", INTENT_OTHER, 5, NULL},
+	{" passar o contrato", INTENT_OTHER, 5, NULL},
+	{" pro meu nome", INTENT_OTHER, 4, NULL},
+	{" para o meu nome", INTENT_OTHER, 4, NULL},
+	{" para meu nome", INTENT_OTHER, 4, NULL},
+	{" mudei de endereco", INTENT_OTHER, 5, NULL},
+	{" mudei de cidade", INTENT_OTHER, 5, NULL},
+	{" mudei de casa", INTENT_OTHER, 5, NULL},
+	{" mudar de cidade", INTENT_OTHER, 5, NULL},
+	{" mudar de endereco", INTENT_OTHER, 5, NULL},
+	{" de mudanca", INTENT_OTHER, 4, NULL},
+	{" transferir o servico", INTENT_OTHER, 5, NULL},
+	{" transferir a linha", INTENT_OTHER, 5, NULL},
+	{" levar minha internet", INTENT_OTHER, 5, NULL},
+	{" levar a linha", INTENT_OTHER, 5, NULL},
+	{" numero de protocolo", INTENT_OTHER, 3, NULL},
+	{" protocolo desse atendimento", INTENT_OTHER, 3, NULL},
+	{" protocolo deste atendimento", INTENT_OTHER, 3, NULL},
+	{" controle dos pais", INTENT_OTHER, 5, NULL},
+	{" controle parental", INTENT_OTHER, 5, NULL},
+	{" configur", INTENT_OTHER, 3, NULL},
+	{" libras", INTENT_OTHER, 5, NULL},
+	{" acessibilidade", INTENT_OTHER, 4, NULL},
+	{" minha solicitacao", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" carteirinha", INTENT_OTHER, 3, NULL},
+	{" loja fisica", INTENT_OTHER, 4, NULL},
+	{" aplicativo", INTENT_OTHER, 2, NULL},
+	{" numero da central", INTENT_OTHER, 5, NULL},
+	{" telefone da central", INTENT_OTHER, 5, NULL},
+	{" vindo errad", INTENT_BILLING, 4, H_VALOR_ERRADO},
+	{" nao veio o desconto", INTENT_BILLING, 5, H_VALOR_ERRADO},
+	{" desconto nao veio", INTENT_BILLING, 5, H_VALOR_ERRADO},
+	{" nao veio com o desconto", INTENT_BILLING, 5, H_VALOR_ERRADO},
+	{" desconto nao foi", INTENT_BILLING, 5, H_VALOR_ERRADO},
+	{" nao aplicaram o desconto", INTENT_BILLING, 5, H_VALOR_ERRADO},
+	{" trabalham com", INTENT_OTHER, -3, NULL}, /* "vocês trabalham com X?": a product, not opening hours */
+	{" trabalham com", INTENT_SALES, 3, H_PRECO},
+	{" quanto sai", INTENT_SALES, 3, H_PRECO},
+	{" barrent", INTENT_OUTAGE, 4, NULL},
+	{" agua suja", INTENT_OUTAGE, 4, NULL},
+	{" sem pressao", INTENT_OUTAGE, 4, NULL},
+	{" vazamento", INTENT_OUTAGE, 3, NULL},
+	{" fica rodando", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao conclui", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nao finaliza", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nao completa", INTENT_OUTAGE, 3, H_QUEDA},
+	{" fecha sozinho", INTENT_OUTAGE, 4, H_QUEDA},
+	{" fechando sozinho", INTENT_OUTAGE, 4, H_QUEDA},
+	{" instalaram", INTENT_SALES, -2, NULL}, /* what was installed is a story, not a sale */
+	{" chegou atrasad", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" chegaram atrasad", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" horas atrasad", INTENT_COMPLAINT, 4, H_TECNICO_FALTOU},
+	{" decepcion", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" tratamento que recebi", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" arrogant", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" estupid", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" ignorante", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" sem educacao", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" debochad", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" ironic", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" rispid", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" impacien", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" mal humorad", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" pessoas diferentes", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" cada um ", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" cada uma ", INTENT_COMPLAINT, 2, H_REINCIDENTE},
+	{" trancar", INTENT_CANCEL, 3, NULL},
+	{" definitivamente", INTENT_CANCEL, 2, NULL},
+	{" cnpj de voces", INTENT_OTHER, 5, NULL},
+	{" razao social", INTENT_OTHER, 4, NULL},
+	{" mudar o nome", INTENT_OTHER, 4, NULL},
+	{" trocar o nome", INTENT_OTHER, 4, NULL},
+	{" nome da conta", INTENT_OTHER, 3, NULL},
+	/* probes round 9 (2026-12-05), tuned after its before-measurement */
+	{" reajust", INTENT_BILLING, 3, H_VALOR_ERRADO}, /* reajustou, reajustaram, reajustado */
+	{" sem juros", INTENT_SALES, 3, H_PRECO}, /* a sale's terms as often as a bill's */
+	{" sem juros", INTENT_BILLING, -2, NULL},
+	{" abrir conta", INTENT_SALES, 6, H_PROMOCAO},
+	{" abrir uma conta", INTENT_SALES, 6, H_PROMOCAO},
+	{" finalizar a compra", INTENT_CANCEL, -3, NULL},
+	{" finalizar o pedido", INTENT_CANCEL, -3, NULL},
+	{" finalizar o pagamento", INTENT_CANCEL, -3, NULL},
+	{" esta fora", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nao da pra usar", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao da pra assistir", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao da pra ver", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao da pra jogar", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao da pra trabalhar", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao da pra nem", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" nao da nem pra", INTENT_OUTAGE, 3, H_LENTIDAO},
+	{" sujeira", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" bagunca", INTENT_COMPLAINT, 3, H_INSATISFEITO},
+	{" atencios", INTENT_OTHER, 3, NULL},
+	{" um amor", INTENT_OTHER, 3, NULL},
+	{" foi otim", INTENT_OTHER, 3, NULL},
+	{" excelente", INTENT_OTHER, 2, NULL},
+	{" certidao", INTENT_OTHER, 3, NULL},
+	{" atestado", INTENT_OTHER, 3, NULL},
+	/* probes round 10 (2026-12-05), tuned after its before-measurement */
+	{" nao apareceu no", INTENT_COMPLAINT, -3, NULL}, /* a bill not in the app: no no-show */
+	{" quando fecha", INTENT_BILLING, 3, H_SEGUNDA_VIA},
+	{" disponivel", INTENT_SALES, 2, H_PRECO},
+	{" indisponivel", INTENT_SALES, 2, H_PRECO},
+	{" seguro", INTENT_SALES, 2, H_PRECO},
+	{" taxa menor", INTENT_SALES, 4, H_PRECO},
+	{" logar", INTENT_OUTAGE, 3, H_QUEDA},
+	{" senha invalida", INTENT_OUTAGE, 3, H_QUEDA},
+	{" nao deixa", INTENT_OUTAGE, 2, H_QUEDA},
+	{" ninguem aqui", INTENT_COMPLAINT, -2, NULL}, /* "ninguém aqui na rua tem água": the area is out */
+	{" ninguem aqui", INTENT_OUTAGE, 2, H_QUEDA},
+	{" a cancela ", INTENT_CANCEL, -5, NULL}, /* after an article "cancela" is a gate */
+	{" da cancela ", INTENT_CANCEL, -5, NULL},
+	{" na cancela ", INTENT_CANCEL, -5, NULL},
+	{" nao le ", INTENT_OUTAGE, 3, NULL},
+	{" nao respond", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" nao atend", INTENT_COMPLAINT, 3, H_PROTOCOLO},
+	{" insistente", INTENT_COMPLAINT, 4, H_INSATISFEITO},
+	{" empurr", INTENT_COMPLAINT, 3, H_REINCIDENTE},
+	{" que eu nao queria", INTENT_SALES, -3, NULL},
+	{" que eu nao pedi", INTENT_SALES, -3, NULL},
+	{" quebrar a fidelidade", INTENT_CANCEL, 5, H_MULTA},
+	{" sair da fidelidade", INTENT_CANCEL, 5, H_MULTA},
+	{" desligar todas", INTENT_CANCEL, 4, NULL},
+	{" cancelar todas", INTENT_CANCEL, 4, NULL},
+	{" encerrando", INTENT_CANCEL, 2, NULL},
+	{" como encerro", INTENT_CANCEL, 4, NULL},
+	{" trocar de banco", INTENT_CANCEL, 4, H_OPERADORA},
+	{" me desligando", INTENT_CANCEL, 4, NULL},
+	{" me desligar", INTENT_CANCEL, 4, NULL},
+	{" fechar o chamado", INTENT_OTHER, 5, NULL},
+	{" fechar o protocolo", INTENT_OTHER, 5, NULL},
+	{" encerrar o chamado", INTENT_OTHER, 5, NULL},
+	{" ja resolveram", INTENT_OTHER, 4, NULL},
 };
 
 /* WhatsApp spelling, one normalized word -> what an agent reads (may be several words). */
@@ -986,7 +1231,7 @@ static const struct {
 	{"kd", "cade"},       {"vo", "vou"},         {"eh", "e"},           {"p", "pra"},
 	{"ctz", "certeza"},   {"cmg", "comigo"},     {"fds", "fim de semana"},
 	{"qnto", "quanto"},   {"qto", "quanto"},     {"qnt", "quanto"},     {"cel", "celular"},
-	{"d", "de"},
+	{"d", "de"},          {"add", "adicionar"},  {"addd", "adicionar"},
 };
 
 /* Words a typo is corrected to (one edit from 6 letters on, two from 10); the ones the
@@ -1021,6 +1266,7 @@ static const char *const rules_verdict_words[] = {
 	" ruim", " pessim", " horrivel", " lixo", " merda", " bosta", " droga", " porcaria", " lesma",
 	" desgraca", " osso", " podre", " uma piada", " negacao", " mal ", " nao presta",
 };
+static const char *const rules_self_words[] = {" sou ", " eu sou ", " estou ", " fico ", " me sinto "};
 static const char *const rules_service_words[] = {
 	" internet ", " wifi ", " wi fi ", " sinal ", " conexao ", " rede ", " tv ", " linha ", " telefone ",
 	" celular ", " velocidade ", " servico ", " fibra ", " roteador ", " chip ",
@@ -1034,8 +1280,10 @@ static const char *const rules_treatment_words[] = {
  * wants to end ("cancelar o plano", "tira o ponto extra": its sales words count nothing); a
  * charge named right after one is a bill to fix ("tirar os juros", "cancelar a cobrança"). */
 static const char *const rules_ending_words[] = {
-	" cancelar ", " cancela ", " cancelem ", " cancelamento ", " tirar ", " tira ", " remover ", " remove ",
-	" encerrar ", " encerra ", " desativar ", " desativa ", " desistir ",
+	" cancelar ", " cancela ", " cancelem ", " cancele ", " cancelamento ", " tirar ", " tira ", " tirem ",
+	" remover ", " remove ", " encerrar ", " encerra ", " encerrem ", " encerre ", " desativar ", " desativa ",
+	" desativem ", " desative ", " desistir ", " desligar ", " desliga ", " desliguem ", " desligue ",
+	" suspender ", " suspende ", " trancar ", " tranca ",
 };
 /* The people who served the customer: one of them as the subject of a past-tense verb
  * ("o técnico chegou atrasado", "a atendente desligou", "o vendedor garantiu") tells how the
@@ -1043,12 +1291,16 @@ static const char *const rules_ending_words[] = {
 static const char *const rules_agent_words[] = {
 	"tecnico", "tecnicos", "tecnica", "atendente", "atendentes", "vendedor", "vendedora", "supervisor",
 	"supervisora", "consultor", "consultora", "instalador", "instaladores", "moca", "moco", "rapaz", "funcionario",
-	"funcionaria", "gerente", "chat", "central", "pessoal", "loja",
+	"funcionaria", "gerente", "chat", "central", "pessoal", "loja", "entregador", "motoboy", "motorista",
+	"instrutor", "instrutora", "professor", "professora", "recepcionista", "eletricista", "medico", "medica",
+	"enfermeira", "enfermeiro", "corretor", "corretora",
 };
 /* Words that may stand between the agent and the verb ("o técnico nem veio", "me disse"). */
 static const char *const rules_agent_fillers[] = {"me", "nao", "nem", "ja", "so", "ainda", "tambem", "que", "la",
 						  "aqui", "de", "voces", "simplesmente", "nunca"};
 static const char *const rules_past_verbs[] = {"veio", "vieram", "disse", "disseram", "fez", "fizeram", "deu", "deram", "pos", "trouxe", "quis", "teve"};
+/* Between the agent and the verb, whose agent it is: "do atendimento", "da loja". */
+static const char *const rules_agent_of[] = {"do", "da", "de", "dos", "das"};
 /* Portability is a sale when the number comes to us, a cancellation when it leaves. */
 static const char *const rules_to_us_words[] = {" pra voces", " para voces", " pra ca ", " para ca "};
 /* Shortly after "cancelar" ("vou cancelar se continuar"), a condition: a threat. */
@@ -1058,6 +1310,25 @@ static const char *const rules_complaint_threat_words[] = {" se nao ", " senao "
 
 /* Words that, shortly before "cancelar", make it a condition: a threat, not the request. */
 static const char *const rules_threat_words[] = {" se ", " senao ", " caso ", " ou ", " ou entao "};
+/* ... when the customer says they will do it ("vou cancelar", "cancelo", "a gente cancela")
+ * or the condition is a failure ("se não resolverem"); "se cancelarem hoje", "confirma se
+ * está cancelado" and "quanto pago se cancelar?" are the request itself. */
+static const char *const rules_threat_subjects[] = {" vou ", " vamos ", " irei ", " iremos ", " eu ", " a gente ",
+						    " ter que ", " teria que ", " vai ", " acabo ", " acabar "};
+static const char *const rules_failure_conditions[] = {" se nao ", " senao ", " caso nao ", " se continuar ",
+						       " se for ", " ou ", " se demorar", " se ninguem "};
+static const char *const rules_cancel_questions[] = {" quanto ", " qual ", " quais ", " como ", " o que acontece ",
+						     " tem multa ", " pago ", " pagar ", " confirmar ", " saber ",
+						     " ver ", " verificar ", " confirma "};
+/* The first person of a verb that ends something: said by the customer about the future. */
+static const char *const rules_threat_forms[] = {"cancelo", "cancelarei", "cancelaria", "cancelamos", "encerro",
+						 "saio", "desisto", "rescindo", "cancelariamos"};
+/* "não quero desconto", "não queremos cancelar", "não mudei de plano": what follows is
+ * refused or was never done, not asked for. */
+static const char *const rules_refusals[] = {" nao quero ", " nao queremos ", " nao tenho interesse ",
+					     " nao temos interesse ", " sem interesse ", " nao pretendo ",
+					     " nao preciso de ", " nem ", " nao mudei ", " nao troquei ", " nao pedi ",
+					     " nunca pedi ", " nao solicitei ", " nao fiz ", " nunca fiz "};
 
 /* "não é urgente", "sem urgência": the word is there, the urgency is not. */
 static const char *const rules_negations[] = {" nao e", " nao eh", " nada", " sem", " nao ha", " nao tem", NULL};
@@ -1067,7 +1338,9 @@ static const char *const rules_not_emergency[] = {" nao e", " nao eh", " nada", 
 /* "protocolo falso" is a mistake of the agent, not a scam. */
 static const char *const rules_not_fraud[] = {" protocolo", " alarme", NULL};
 /* "plano de saúde" is an insurance, not a risk to anyone's health. */
-static const char *const rules_not_health[] = {" plano de", " plano da", " agente de", NULL};
+static const char *const rules_not_health[] = {" plano de", " plano da", " planos de", " planos da", " agente de", NULL};
+/* A health plan's customer names hospitals and health as what the plan covers, not a risk. */
+static const char *const rules_health_plan_words[] = {" plano de saude", " planos de saude", " convenio", " plano odontologico"};
 
 /* Critical phrases; the most serious reason found is reported. */
 static const rules_critical_t rules_criticals[] = {
@@ -1143,6 +1416,24 @@ static const rules_critical_t rules_criticals[] = {
 	{" boletim de ocorrencia", REASON_LEGAL, NULL},
 	{" delegacia", REASON_LEGAL, NULL},
 	{" judicial", REASON_LEGAL, NULL},
+	{" faisca", REASON_URGENCY, NULL},
+	{" pegando fogo", REASON_URGENCY, NULL},
+	{" incendio", REASON_URGENCY, NULL},
+	{" levar choque", REASON_URGENCY, NULL},
+	{" dando choque", REASON_URGENCY, NULL},
+	{" fio desencapado", REASON_URGENCY, NULL},
+	{" botao de socorro", REASON_HEALTH, NULL},
+	{" botao do panico", REASON_HEALTH, NULL},
+	{" dizendo que era", REASON_FRAUD, NULL},
+	{" dizendo ser", REASON_FRAUD, NULL},
+	{" se dizendo", REASON_FRAUD, NULL},
+	{" passei o codigo", REASON_FRAUD, NULL},
+	{" pediu o codigo", REASON_FRAUD, NULL},
+	{" pediram o codigo", REASON_FRAUD, NULL},
+	{" beneficiario e de", REASON_FRAUD, NULL},
+	{" cnpj do beneficiario", REASON_FRAUD, NULL},
+	{" e verdadeiro", REASON_FRAUD, NULL},
+	{" e verdadeira", REASON_FRAUD, NULL},
 	{" urgent", REASON_URGENCY, rules_negations}, /* urgente, urgentemente, urgentíssimo */
 	{" urgencia", REASON_URGENCY, rules_negations},
 	{" emergencia", REASON_URGENCY, rules_not_emergency},
@@ -1168,12 +1459,15 @@ static const char *const rules_ack_words[] = {"ok", "okay", "blz", "beleza", "va
 					      "agora", "entao", "tranquilo", "fechado", "de", "nada", "por", "favor"};
 
 static size_t rules_canonicalize(const char *norm, char *out, size_t cap);
-static const char *rules_fix_typo(const char *w, size_t len);
+static const char *rules_fix_typo(const char *w, size_t len, char *buf, size_t cap);
 static int rules_edit_distance(const char *a, size_t la, const char *b, size_t lb, int max);
 static const char *rules_last(const char *hay, const char *pattern);
 static bool rules_word_before(const char *canon, const char *at, const char *const *words, size_t n, size_t window);
 static bool rules_word_after(const char *from, const char *const *words, size_t n, size_t window);
 static bool rules_agent_story(const char *padded);
+static bool rules_cancel_threat(const char *padded, const char *at, const char *after);
+static const char *rules_opening(const char *padded);
+static double rules_unread_share(const char *padded, const char *matched);
 static bool rules_critical_found(const char *padded, const rules_critical_t *c);
 static bool rules_in(const char *w, size_t len, const char *const *list, size_t n);
 static bool rules_only_words(const char *norm, const char *const *words, size_t n, const char *const *words2,
@@ -1231,6 +1525,7 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 	char norm[RULES_NORM_MAX + 1];
 	char padded[RULES_CANON_MAX + 2];
 	double score[INTENT_OTHER + 1] = {0};
+	char matched[RULES_CANON_MAX + 2] = {0}; /* the bytes of padded a keyword read */
 	const rules_keyword_t *best_kw[INTENT_OTHER + 1] = {0};
 	rules_details_t details;
 	int reason = REASON_COUNT;
@@ -1244,6 +1539,7 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 	size_t words = 0;
 	for (const char *p = padded; *p; p++)
 		words += p[0] == ' ' && p[1] && p[1] != ' ';
+	const char *opening = rules_opening(padded);
 
 	for (size_t i = 0; i < sizeof(rules_keywords) / sizeof(rules_keywords[0]); i++) {
 		const rules_keyword_t *kw = &rules_keywords[i];
@@ -1254,7 +1550,8 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 		if (words >= RULES_LONG_WORDS && len > 0)
 			w *= 1.0 + RULES_LATE_BONUS * (double)(at - padded) / (double)len;
 		bool request = rules_word_before(padded, at, rules_request_words,
-						 sizeof(rules_request_words) / sizeof(rules_request_words[0]), 16);
+						 sizeof(rules_request_words) / sizeof(rules_request_words[0]), 16) ||
+			       (kw->intent == INTENT_CANCEL && at == opening); /* "cancela a linha": an order */
 		bool object = (kw->intent == INTENT_SALES ? kw->weight > 0 : kw->intent == INTENT_BILLING && kw->weight >= 3) &&
 			      rules_word_before(padded, at, rules_ending_words,
 						sizeof(rules_ending_words) / sizeof(rules_ending_words[0]), RULES_OBJECT_WINDOW);
@@ -1263,11 +1560,13 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 		if (kw->hint == H_PORTABILIDADE_SAIDA &&
 		    rules_word_after(after, rules_to_us_words, sizeof(rules_to_us_words) / sizeof(rules_to_us_words[0]), 40))
 			intent = INTENT_SALES;
-		if (intent == INTENT_CANCEL && !request &&
-		    (rules_word_before(padded, at, rules_threat_words,
-				       sizeof(rules_threat_words) / sizeof(rules_threat_words[0]), 60) ||
-		     (strncmp(kw->pattern, " cancel", 7) == 0 && rules_word_after(after, rules_condition_words,
-				      sizeof(rules_condition_words) / sizeof(rules_condition_words[0]), 12)))) {
+		if (kw->weight > 0 && (intent == INTENT_SALES || intent == INTENT_CANCEL) &&
+		    rules_word_before(padded, at, rules_refusals, sizeof(rules_refusals) / sizeof(rules_refusals[0]),
+				      RULES_REFUSAL_WINDOW) &&
+		    strncmp(at, " mais ", 6) != 0 &&
+		    !rules_word_before(padded, at, (const char *const[]){" mais "}, 1, RULES_REFUSAL_WINDOW)) {
+			w = 0;
+		} else if (intent == INTENT_CANCEL && !request && rules_cancel_threat(padded, at, after)) {
 			w = RULES_THREAT_WEIGHT;
 			threat = true;
 		} else if (kw->hint == H_RECLAMACAO_FORMAL && !request &&
@@ -1281,11 +1580,19 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 			w += RULES_REQUEST_BONUS;
 		}
 		score[intent] += w;
+		if (kw->weight > 0)
+			memset(matched + (at - padded), 1, strlen(kw->pattern));
 		if (kw->hint && (!best_kw[kw->intent] || kw->weight > best_kw[kw->intent]->weight))
 			best_kw[kw->intent] = kw;
 	}
+	bool health_plan = false;
+	for (size_t i = 0; i < sizeof(rules_health_plan_words) / sizeof(rules_health_plan_words[0]); i++)
+		health_plan = health_plan || strstr(padded, rules_health_plan_words[i]) != NULL;
 	for (size_t i = 0; i < sizeof(rules_criticals) / sizeof(rules_criticals[0]); i++) {
 		if (!rules_critical_found(padded, &rules_criticals[i]))
+			continue;
+		if (rules_criticals[i].reason == REASON_HEALTH && health_plan &&
+		    (strcmp(rules_criticals[i].pattern, " hospital") == 0 || strcmp(rules_criticals[i].pattern, " saude") == 0))
 			continue;
 		if ((int)rules_criticals[i].reason < reason)
 			reason = (int)rules_criticals[i].reason;
@@ -1294,6 +1601,8 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 		const char *at = rules_last(padded, rules_verdict_words[i]);
 		if (!at)
 			continue;
+		if (rules_word_before(padded, at, rules_self_words, sizeof(rules_self_words) / sizeof(rules_self_words[0]), 12))
+			continue; /* "sou meio ruim com isso": the customer judges themself */
 		double w = RULES_VERDICT_WEIGHT;
 		if (words >= RULES_LONG_WORDS && len > 0)
 			w *= 1.0 + RULES_LATE_BONUS * (double)(at - padded) / (double)len;
@@ -1307,7 +1616,7 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 	if (rules_agent_story(padded))
 		score[INTENT_COMPLAINT] += RULES_STORY_WEIGHT;
 	if (reason != REASON_COUNT && rules_reason_intent[reason] != INTENT_OTHER)
-		score[rules_reason_intent[reason]] += 1;
+		score[rules_reason_intent[reason]] += reason == REASON_FRAUD ? 3 : 1; /* a scam on the bill or card is billing */
 
 	rules_intent_t dom = INTENT_OTHER;
 	for (size_t i = 0; domain && i < sizeof(rules_domains) / sizeof(rules_domains[0]); i++)
@@ -1348,9 +1657,12 @@ static void rules_classify_text(const char *text, const char *domain, rules_resu
 				}
 			}
 		}
-		/* sure when one intent clearly leads and was said strongly enough */
+		/* sure when one intent clearly leads, was said strongly enough and the keywords
+		 * read most of what the customer wrote */
 		double strength = top >= 5.0 ? 1.0 : top / 5.0;
-		out->confidence = (top - second) / top * strength;
+		double unread = rules_unread_share(padded, matched);
+		out->confidence = (top - second) / top * strength *
+				  (1.0 - RULES_UNREAD_PENALTY * (unread > RULES_UNREAD_FREE ? unread - RULES_UNREAD_FREE : 0));
 		hint = best_kw[out->intent] ? best_kw[out->intent]->hint : rules_generic_hints[out->intent];
 	} else {
 		out->intent = dom;
@@ -1480,8 +1792,9 @@ static size_t rules_canonicalize(const char *norm, char *out, size_t cap)
 		for (size_t i = 0; !rep && i < sizeof(rules_slang) / sizeof(rules_slang[0]); i++)
 			if (strcmp(w, rules_slang[i].from) == 0)
 				rep = rules_slang[i].to;
+		char fixed[sizeof(w)];
 		if (!rep)
-			rep = rules_fix_typo(w, k);
+			rep = rules_fix_typo(w, k, fixed, sizeof(fixed));
 		if (!rep)
 			rep = w;
 		size_t rl = strlen(rep);
@@ -1496,14 +1809,49 @@ static size_t rules_canonicalize(const char *norm, char *out, size_t cap)
 	return o;
 }
 
+/* The endings a verb of rules_vocabulary takes: a mistyped inflection ("canselo",
+ * "reclamaro", "cancelem") is corrected on its stem and keeps its own ending. Longest first. */
+static const char *const rules_verb_endings[] = {"aram", "ando", "arem", "ado", "ada", "ar", "er", "ir", "am",
+						 "em", "ou", "ei", "o", "a", "e", ""};
+
+/* The stem (5 letters or more) of a vocabulary verb ("cancelar": "cancel") and one of
+ * rules_verb_endings, or NULL. */
+static const char *rules_verb_stem(const char *v, size_t *stem_len)
+{
+	size_t vl = strlen(v);
+	if (vl < 7 || v[vl - 1] != 'r' || !strchr("aei", v[vl - 2]))
+		return NULL;
+	*stem_len = vl - 2;
+	return v;
+}
+
+/* True when w is a vocabulary verb rightly inflected: "reclame", "instalaram". */
+static bool rules_verb_form(const char *w, size_t len)
+{
+	for (size_t i = 0; i < sizeof(rules_vocabulary) / sizeof(rules_vocabulary[0]); i++) {
+		size_t sl;
+		const char *v = rules_verb_stem(rules_vocabulary[i], &sl);
+		if (!v || len < sl || memcmp(w, v, sl) != 0)
+			continue;
+		for (size_t e = 0; e < sizeof(rules_verb_endings) / sizeof(rules_verb_endings[0]); e++)
+			if (strlen(rules_verb_endings[e]) == len - sl && memcmp(w + sl, rules_verb_endings[e], len - sl) == 0)
+				return true;
+	}
+	return false;
+}
+
 /* The vocabulary word w is a typo of (one edit from 6 letters on, two from 10), or NULL
  * when w is fine, too short, holds a digit, is a vocabulary word with one letter more or
  * less at the end (an inflection) or is no such typo. Typos seldom hit the
- * first letter, so only words starting with the same one are tried. */
-static const char *rules_fix_typo(const char *w, size_t len)
+ * first letter, so only words starting with the same one are tried. A verb's inflection
+ * with a typo in its stem (5 letters or more) is rewritten in buf as the right stem and
+ * the word's own ending: "canselá" reads "cancela". */
+static const char *rules_fix_typo(const char *w, size_t len, char *buf, size_t cap)
 {
 	if (len < 6 || strpbrk(w, "0123456789"))
 		return NULL;
+	if (rules_verb_form(w, len))
+		return NULL; /* "instalaram" is not a typo of "instalacao" */
 	int max = len >= 10 ? 2 : 1;
 	const char *best = NULL;
 	int best_d = max + 1;
@@ -1522,7 +1870,29 @@ static const char *rules_fix_typo(const char *w, size_t len)
 			best = v;
 		}
 	}
-	return best;
+	if (best)
+		return best;
+	for (size_t i = 0; i < sizeof(rules_vocabulary) / sizeof(rules_vocabulary[0]); i++) {
+		size_t sl;
+		const char *v = rules_verb_stem(rules_vocabulary[i], &sl);
+		if (!v || v[0] != w[0])
+			continue;
+		for (size_t e = 0; e < sizeof(rules_verb_endings) / sizeof(rules_verb_endings[0]); e++) {
+			size_t el = strlen(rules_verb_endings[e]);
+			if (len <= el || memcmp(w + len - el, rules_verb_endings[e], el) != 0)
+				continue;
+			size_t wsl = len - el;
+			if (wsl + 1 < sl || wsl > sl + 1 || (wsl == sl && memcmp(w, v, sl) == 0))
+				continue;
+			if (rules_edit_distance(w, wsl, v, sl, 1) == 1 && sl + el < cap) {
+				memcpy(buf, v, sl);
+				memcpy(buf + sl, w + wsl, el);
+				buf[sl + el] = '\0';
+				return buf;
+			}
+		}
+	}
+	return NULL;
 }
 
 /* Optimal string alignment distance (insertions, deletions, substitutions, adjacent
@@ -1580,6 +1950,77 @@ static bool rules_word_before(const char *canon, const char *at, const char *con
 	return false;
 }
 
+/* The share (0..1) of the content words of padded (4 letters or more, no digit, not a
+ * function word) that no keyword read: a message the table mostly does not know is one
+ * whose intent the rules may have missed, however clear the few words they saw. */
+static double rules_unread_share(const char *padded, const char *matched)
+{
+	static const char *const function_words[] = {
+		"para", "pelo", "pela", "esta", "estou", "estava", "voce", "voces", "isso", "esse", "essa", "este",
+		"aqui", "tudo", "como", "quando", "porque", "mais", "muito", "minha", "meus", "minhas", "desde",
+		"ainda", "entao", "sobre", "mesmo", "agora", "hoje", "ontem", "tambem", "queria", "quero", "gostaria",
+		"preciso", "obrigado", "obrigada", "favor", "tarde", "noite", "nada", "algum", "alguma", "qual",
+		"quais", "onde", "depois", "antes", "sempre", "nunca", "essas", "esses", "dele", "dela",
+	};
+	int content = 0, unread = 0;
+	for (const char *p = padded; *p;) {
+		while (*p == ' ')
+			p++;
+		size_t len = strcspn(p, " ");
+		if (!len)
+			break;
+		if (len >= 4 && !memchr(p, '0', len) && strcspn(p, "0123456789") >= len &&
+		    !rules_in(p, len, function_words, sizeof(function_words) / sizeof(function_words[0]))) {
+			content++;
+			unread += memchr(matched + (p - padded), 1, len) == NULL;
+		}
+		p += len;
+	}
+	return content ? (double)unread / content : 0.0;
+}
+
+/* The space before the first word of padded that is not a greeting or a courtesy ("oi, boa
+ * tarde, por favor, cancela…"): where an order opens. */
+static const char *rules_opening(const char *padded)
+{
+	static const char *const courtesy[] = {"oi", "ola", "opa", "bom", "boa", "dia", "tarde", "noite", "por",
+					       "favor", "gente", "pessoal", "moca", "moco", "ei", "e", "ai", "alo"};
+	const char *p = padded;
+	while (*p == ' ' && p[1]) {
+		size_t len = strcspn(p + 1, " ");
+		if (!len || !rules_in(p + 1, len, courtesy, sizeof(courtesy) / sizeof(courtesy[0])))
+			break;
+		p += 1 + len;
+	}
+	return p;
+}
+
+/* True when the cancel keyword at at (ending at after) is a threat: a condition before it
+ * (or right after it) and the customer as the one who will end the contract, or a failure
+ * as the condition; never when the company is the subject ("se cancelarem hoje") or the
+ * condition is a question ("quanto pago se cancelar?", "confirma se está cancelado"). */
+static bool rules_cancel_threat(const char *padded, const char *at, const char *after)
+{
+	const char *word = at + 1;
+	size_t wl = strcspn(word, " ");
+	if (wl > 3 && (memcmp(word + wl - 2, "em", 2) == 0 || memcmp(word + wl - 3, "ram", 3) == 0))
+		return false; /* cancelem, cancelarem, cancelaram: the company's act */
+	if (rules_word_before(padded, at, rules_cancel_questions,
+			      sizeof(rules_cancel_questions) / sizeof(rules_cancel_questions[0]), 40))
+		return false;
+	bool first_person = rules_in(word, wl, rules_threat_forms, sizeof(rules_threat_forms) / sizeof(rules_threat_forms[0])) ||
+			    rules_word_before(padded, at, rules_threat_subjects,
+					      sizeof(rules_threat_subjects) / sizeof(rules_threat_subjects[0]), 14);
+	if (rules_word_before(padded, at, rules_threat_words, sizeof(rules_threat_words) / sizeof(rules_threat_words[0]),
+			      60) &&
+	    (first_person || rules_word_before(padded, at, rules_failure_conditions,
+					       sizeof(rules_failure_conditions) / sizeof(rules_failure_conditions[0]), 60)))
+		return true;
+	return first_person && strncmp(word, "cancel", 6) == 0 &&
+	       rules_word_after(after, rules_condition_words,
+				sizeof(rules_condition_words) / sizeof(rules_condition_words[0]), 12);
+}
+
 /* True when one of words (each " word ") starts within window bytes from from. */
 static bool rules_word_after(const char *from, const char *const *words, size_t n, size_t window)
 {
@@ -1620,6 +2061,7 @@ static bool rules_agent_story(const char *padded)
 		p += len;
 		if (!agent)
 			continue;
+		int complement = 0;
 		for (const char *q = p; *q;) {
 			while (*q == ' ')
 				q++;
@@ -1628,6 +2070,15 @@ static bool rules_agent_story(const char *padded)
 				break;
 			if (rules_past_tense(q, ql))
 				return true;
+			if (rules_in(q, ql, rules_agent_of, sizeof(rules_agent_of) / sizeof(rules_agent_of[0])) && complement < 2) {
+				/* "a enfermeira do atendimento domiciliar chegou…": whose agent, then the verb */
+				complement++;
+				q += ql;
+				while (*q == ' ')
+					q++;
+				q += strcspn(q, " ");
+				continue;
+			}
 			if (!rules_in(q, ql, rules_agent_fillers, sizeof(rules_agent_fillers) / sizeof(rules_agent_fillers[0])))
 				break;
 			q += ql;

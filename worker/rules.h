@@ -40,18 +40,23 @@ bool rules_intent_parse(const char *name, rules_intent_t *out);
  * means none) and writes the intent, the critical flag and a hint into *out.
  * The text is read the way customers write on WhatsApp: slang and abbreviations
  * expanded ("vc", "net", "2a via", "to"), typos of the keywords corrected (one edit from
- * 6 letters on, two from 10), a keyword late in a long message or right after a request
- * verb weighs more, "cancelar" after "se"/"senão"/"ou" or followed by "se" is a threat
- * that leaves the intent to the problem (the hint then warns of it), as is a formal
- * complaint after "se não"; a judgement ("ruim", "uma porcaria") is a fault right after a
+ * 6 letters on, two from 10; a verb's inflection on its stem: "canselá" is "cancela"), a
+ * keyword late in a long message, right after a request verb or an ending verb opening
+ * the message ("desliga a linha") weighs more, one the customer refuses or never did
+ * ("não quero desconto", "não mudei de plano") nothing; "cancelar" after "se"/"senão"/"ou"
+ * or followed by "se", said by the customer ("vou cancelar", "cancelo") or under a failure
+ * ("se não resolverem"), is a threat that leaves the intent to the problem (the hint then
+ * warns of it), as is a formal complaint after "se não" — not a question ("quanto pago se
+ * cancelar?") nor the company's act ("se não cancelarem hoje"); a judgement ("ruim", "uma porcaria") is a fault right after a
  * service ("a internet") and a complaint right after the people who served ("o
  * atendimento"); one of those people as the subject of a past-tense verb ("o técnico
  * chegou…") is a complaint; a plan named right after "cancelar"/"tirar" is what ends, not
  * a sale, and a charge named there is a bill to fix; portability "pra vocês" is a sale.
  * The highest keyword score wins; the
  * domain breaks ties and is the intent when no keyword matches. confidence is 0.95 for
- * greetings and acknowledgements, (top - second) / top scaled down below a score of 5
- * for keyword decisions, and 0.2 for a guess from the domain alone. Greetings and acknowledgements ("oi", "ok", "obrigado") and texts
+ * greetings and acknowledgements, (top - second) / top scaled down below a score of 5 and
+ * by the share past one half of the content words no keyword read, for keyword
+ * decisions, and 0.2 for a guess from the domain alone. Greetings and acknowledgements ("oi", "ok", "obrigado") and texts
  * with no letters or digits are INTENT_OTHER whatever the domain. When several critical
  * reasons match, the most serious is reported: health, fraud, legal, urgency.
  * Pure and deterministic; safe to call from any thread. */
