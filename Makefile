@@ -163,7 +163,7 @@ test: setup-test
 
 # the rules' intent accuracy per intent on the WhatsApp-style dev, held-out and fresh sets
 # (test/fixtures/heldout), the held-out set through the system with ai.route_confident on, the
-# untouched fresh2 set (only measured, never tuned on) the same way with a fake AI that answers the labels
+# untouched fresh3 set (only measured, never tuned on) the same way with a fake AI that answers the labels
 # and is wrong on 5 % of the texts, without and with the semantic cache,
 # rules at 500 and 2,000 msg/s, the ingress alone with wrk, the AI path (fake AI after
 # 1.5 s) at 500/1,000/2,000 msg/s, the labelled corpus on the seed defaults, and the
@@ -182,10 +182,10 @@ bench: setup-test
 		/usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
 	@BENCH_CORPUS_SET=test/fixtures/heldout/heldout.jsonl BENCH_CORPUS_ROUTE=1 BENCH_CORPUS_AGENT_INTERVAL=0 \
 		BENCH_CORPUS_EMBED=1 BENCH_CORPUS_RATE=2 /usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
-	@BENCH_CORPUS_SET=test/fixtures/heldout/fresh2.jsonl BENCH_CORPUS_ROUTE=1 BENCH_CORPUS_AGENT_INTERVAL=0 \
+	@BENCH_CORPUS_SET=test/fixtures/heldout/fresh3.jsonl BENCH_CORPUS_ROUTE=1 BENCH_CORPUS_AGENT_INTERVAL=0 \
 		BENCH_CORPUS_AI=labels BENCH_CORPUS_AI_ERROR=0.05 BENCH_CORPUS_AI_MS=200 \
 		/usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
-	@BENCH_CORPUS_SET=test/fixtures/heldout/fresh2.jsonl BENCH_CORPUS_ROUTE=1 BENCH_CORPUS_AGENT_INTERVAL=0 \
+	@BENCH_CORPUS_SET=test/fixtures/heldout/fresh3.jsonl BENCH_CORPUS_ROUTE=1 BENCH_CORPUS_AGENT_INTERVAL=0 \
 		BENCH_CORPUS_AI=labels BENCH_CORPUS_AI_ERROR=0.05 BENCH_CORPUS_AI_MS=200 BENCH_CORPUS_EMBED=1 \
 		BENCH_CORPUS_RATE=2 /usr/bin/python3 test/bench_corpus.py | tee -a build/bench-results.jsonl
 	@/usr/bin/python3 test/bench_api.py

@@ -18,6 +18,7 @@
 #define DEV2 "test/fixtures/heldout/dev2.jsonl"
 #define FRESH "test/fixtures/heldout/fresh.jsonl"
 #define FRESH2 "test/fixtures/heldout/fresh2.jsonl"
+#define FRESH3 "test/fixtures/heldout/fresh3.jsonl"
 #define PROBES "test/fixtures/heldout/probes.jsonl"
 
 typedef struct {
@@ -219,6 +220,12 @@ TEST(heldout_accuracy)
 	heldout_print("probes", &probes);
 	CHECK(probes.rows >= 300 && 100.0 * probes.ok / probes.rows >= 90.0);
 	heldout_check("fresh2", FRESH2, "RULES_VERBOSE_FRESH2");
+	/* fresh3 is only measured: a floor would invite tuning towards it (its misses are not
+	 * listed either) */
+	heldout_stats_t fresh3;
+	CHECK(heldout_run(FRESH3, &fresh3, false, NULL));
+	CHECK(fresh3.rows >= 400);
+	heldout_print("fresh3", &fresh3);
 }
 
 static void routing_print(const char *name, const heldout_stats_t *st, int messages)
@@ -238,7 +245,7 @@ TEST(routing_defaults)
 {
 	cfg_t cfg;
 	char err[256];
-	heldout_stats_t dev, held, dev2, fresh, fresh2;
+	heldout_stats_t dev, held, dev2, fresh, fresh2, fresh3;
 	CHECK(cfg_load("deploy/atende.conf", &cfg, err, sizeof(err)));
 	CHECK(heldout_run(DEV, &dev, false, &cfg));
 	CHECK(heldout_run(HELDOUT, &held, false, &cfg));
@@ -256,8 +263,10 @@ TEST(routing_defaults)
 	CHECK(100.0 * (dev2.routed - dev2.routed_ok) <= 2.0 * dev2.routed);
 	CHECK(100.0 * (fresh.routed - fresh.routed_ok) <= 2.0 * fresh.routed);
 	CHECK(100.0 * (fresh2.routed - fresh2.routed_ok) <= 2.0 * fresh2.routed);
-	/* issue 20's budget: at most 300 AI calls per 1,000 messages of the newest set */
+	/* issue 20's budget: at most 300 AI calls per 1,000 messages of the newest tuning set */
 	CHECK(1000.0 * (fresh2.hinted - fresh2.routed) <= 300.0 * fresh2.rows);
+	CHECK(heldout_run(FRESH3, &fresh3, false, &cfg)); /* printed only, as above */
+	routing_print("fresh3", &fresh3, fresh3.rows);
 	cfg_free(&cfg);
 }
 
