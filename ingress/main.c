@@ -25,6 +25,7 @@
 #include <sys/time.h>
 
 #define ING_LAG_POLL_MS 250
+#define ING_LAG_HOLD_S 5 /* no Admin request this long after the brokers were last seen down */
 
 typedef struct ing_pending ing_pending_t;
 
@@ -55,6 +56,7 @@ typedef struct {
 	backlog_t *backlog;
 	rd_kafka_queue_t *admin_queue;
 	bool lag_query_in_flight, draining;
+	struct timeval lag_hold_until; /* no committed-offsets query before this (see ing_lag_cb) */
 	int lag_pool;            /* the pool whose group is asked next */
 	struct event *lag_timer, *drain_timer;
 	char topics[CFG_MAX_DOMAINS][160];
@@ -365,6 +367,20 @@ static void ing_lag_cb(evutil_socket_t fd, short what, void *arg)
 		I.lag_query_in_flight = false;
 	}
 	if (I.lag_query_in_flight || backlog_count(I.backlog) == 0 || I.cfg.ingress.max_partition_backlog_bytes == 0)
+		return;
+	/* librdkafka 2.0.2 aborts the process (`eonce->refcnt > 0`, its issues #4605 and #3663)
+	 * when a group-coordinator Admin request cannot be sent on a connection that dropped:
+	 * every make chaos run's broker outage killed the ingress on the broker's return. So no
+	 * query while the brokers are down, nor in the seconds after they return, while the
+	 * coordinator's connection comes back. */
+	struct timeval now;
+	event_base_gettimeofday_cached(I.base, &now);
+	if (!kq_brokers_up(I.producer)) {
+		I.lag_hold_until = now;
+		I.lag_hold_until.tv_sec += ING_LAG_HOLD_S;
+		return;
+	}
+	if (evutil_timercmp(&now, &I.lag_hold_until, <))
 		return;
 	/* one pool (consumer group) per query, in turn: the Admin API takes one group at a time */
 	const cfg_pool_t *pool = &I.cfg.pools[I.lag_pool++ % I.cfg.n_pools];

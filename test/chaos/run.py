@@ -419,6 +419,9 @@ class Chaos:
             report["bench"] = bench[:2000]
         report["drain_s"] = drained
         report["consumer_lag_after_drain"] = self.settled_lag()
+        # a fault kills with -9; a process the supervisor saw die of anything else crashed
+        report["crashes"] = [l for l in s.log_text().splitlines()
+                             if re.search(r" exited \(killed by signal (?!9 )\d+", l)]
         report["config"] = {"seconds": self.seconds, "rate": self.rate, "ai_latency_ms": self.ai_latency_ms,
                             "workers": self.workers, "consoles": self.n_consoles,
                             "postgres": "external" if self.external_pg else "embedded"}
