@@ -27,6 +27,7 @@ static int pgembed_run(char *const argv[], const struct passwd *as);
 static bool pgembed_drop_to(const struct passwd *pw);
 static bool pgembed_mkdir_owned(const char *path, const struct passwd *pw, mode_t mode, char *err, size_t errlen);
 static bool pgembed_write_hba(const char *pgdir, const struct passwd *pw, char *err, size_t errlen);
+static bool pgembed_runs_on(int pid, const char *real_pgdir, char *exe, size_t exelen);
 
 bool pgembed_prepare(const cfg_t *cfg, char *err, size_t errlen)
 {
@@ -111,7 +112,7 @@ static bool pgembed_write_hba(const char *pgdir, const struct passwd *pw, char *
 
 bool pgembed_stop_leftover(const cfg_t *cfg, char *err, size_t errlen)
 {
-	char pgdir[1024], lockfile[1100], path[64], line[1024], real_pgdir[PATH_MAX], real_cwd[PATH_MAX], exe[PATH_MAX];
+	char pgdir[1024], lockfile[1100], path[64], line[1024], real_pgdir[PATH_MAX], exe[PATH_MAX];
 	cfg_data_path(cfg, "pg", pgdir, sizeof(pgdir));
 	snprintf(lockfile, sizeof(lockfile), "%s/postmaster.pid", pgdir);
 	FILE *f = fopen(lockfile, "re");
@@ -119,19 +120,15 @@ bool pgembed_stop_leftover(const cfg_t *cfg, char *err, size_t errlen)
 		return true;
 	int pid = fgets(line, sizeof(line), f) ? atoi(line) : 0;
 	fclose(f);
-	if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH))
-		return true; /* its process is gone: PostgreSQL recovers from the stale file itself */
-	/* ours if it is a postgres whose working directory is our data directory (the
-	 * postmaster chdirs there), not merely a live process that reuses the pid */
-	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
-	ssize_t n = readlink(path, exe, sizeof(exe) - 1);
-	exe[n > 0 ? n : 0] = 0;
-	const char *base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
-	snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
-	n = readlink(path, real_cwd, sizeof(real_cwd) - 1);
-	real_cwd[n > 0 ? n : 0] = 0;
-	bool ours = strncmp(base, "postgres", 8) == 0 && realpath(pgdir, real_pgdir) && strcmp(real_cwd, real_pgdir) == 0;
-	if (!ours) {
+	if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH)) {
+		/* its process is gone: PostgreSQL recovers from the stale file itself, once the
+		 * backends it left (if any still run) are gone too */
+		pgembed_kill_orphans(cfg);
+		return true;
+	}
+	/* ours if it is a postgres on our data directory, not merely a live process that
+	 * reuses the pid */
+	if (!realpath(pgdir, real_pgdir) || !pgembed_runs_on(pid, real_pgdir, exe, sizeof(exe))) {
 		log_warn("embedded PostgreSQL: %s names pid %d, which is not a postgres on this data directory "
 			 "(%s): removing the stale lock file", lockfile, pid, exe[0] ? exe : "unknown program");
 		if (unlink(lockfile) != 0) {
@@ -159,6 +156,44 @@ bool pgembed_stop_leftover(const cfg_t *cfg, char *err, size_t errlen)
 	}
 	snprintf(err, errlen, "PostgreSQL pid %d, left running on %s by an earlier run, does not stop", pid, pgdir);
 	return false;
+}
+
+/* Whether pid runs a postgres binary (its path in exe, for messages) with real_pgdir as its
+ * working directory: the postmaster chdirs to its data directory and every backend
+ * inherits it, so this tells our server's processes from any other postgres. */
+static bool pgembed_runs_on(int pid, const char *real_pgdir, char *exe, size_t exelen)
+{
+	char path[64], cwd[PATH_MAX];
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	ssize_t n = readlink(path, exe, exelen - 1);
+	exe[n > 0 ? n : 0] = 0;
+	const char *base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
+	snprintf(path, sizeof(path), "/proc/%d/cwd", pid);
+	n = readlink(path, cwd, sizeof(cwd) - 1);
+	cwd[n > 0 ? n : 0] = 0;
+	return strncmp(base, "postgres", 8) == 0 && strcmp(cwd, real_pgdir) == 0;
+}
+
+int pgembed_kill_orphans(const cfg_t *cfg)
+{
+	char pgdir[1024], real_pgdir[PATH_MAX], exe[PATH_MAX];
+	cfg_data_path(cfg, "pg", pgdir, sizeof(pgdir));
+	if (!realpath(pgdir, real_pgdir))
+		return 0;
+	int killed = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		int pid = atoi(e->d_name);
+		if (pid > 0 && pgembed_runs_on(pid, real_pgdir, exe, sizeof(exe)) && kill(pid, SIGKILL) == 0)
+			killed++;
+	}
+	if (d)
+		closedir(d);
+	if (killed)
+		log_warn("embedded PostgreSQL: %d processes of the server that died still held its shared memory: "
+			 "killed, so that it restarts at once", killed);
+	return killed;
 }
 
 pid_t pgembed_spawn(const cfg_t *cfg)

@@ -24,6 +24,13 @@ bool pgembed_prepare(const cfg_t *cfg, char *err, size_t errlen) __attribute__((
  * reason in err when the leftover does not stop. */
 bool pgembed_stop_leftover(const cfg_t *cfg, char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* After the postmaster died (kill -9, a crash), its backends live on until each next
+ * looks for it — a long statement for many seconds — and while any does, a new postmaster
+ * refuses to start ("pre-existing shared memory block is still in use"). Kills (SIGKILL,
+ * what the postmaster itself does in crash recovery) every process running postgres on
+ * our data directory; returns how many. Call only while no server of ours is running. */
+int pgembed_kill_orphans(const cfg_t *cfg);
+
 /* Forks and execs postgres; returns its pid or -1. The server gets SIGTERM (smart
  * shutdown) if the supervisor dies. */
 pid_t pgembed_spawn(const cfg_t *cfg);

@@ -691,6 +691,8 @@ static void sup_child_exited(sup_child_t *c, int status)
 			sup_broker_state(false);
 		return;
 	}
+	if (c->role == ROLE_POSTGRES)
+		pgembed_kill_orphans(S.cfg); /* else the restart fails while they hold its shared memory */
 	if (c->planned_stop) {
 		sup_spawn(c);
 		return;

@@ -246,6 +246,43 @@ def test_kill_9_of_the_supervisor_leaves_nothing_and_the_next_start_recovers():
         s.destroy()
 
 
+def test_kill_9_of_the_embedded_postgres_with_a_busy_backend_restarts_it_at_once():
+    """A backend in a long statement outlives its killed postmaster until it next looks for it
+    (one in a make chaos run held on 14 s), and while any does a new postmaster refuses to
+    start ("pre-existing shared memory block is still in use"): the supervisor kills what the
+    dead server left, so the restart works the first time and messages are stored again."""
+    s = System(name="pgorphan", workers=1)
+    busy = None
+    try:
+        s.start()
+        busy = subprocess.Popen([os.path.join(BIN, "atende"), "psql", "-c", s.conf, "--", "-X", "-q",
+                                 "-c", "set statement_timeout = '90s'", "-c",  # bounded even if the test fails
+                                 "DO $$ DECLARE i bigint := 0; BEGIN WHILE i < 20000000000 LOOP i := i + 1; "
+                                 "END LOOP; END $$;"], cwd=s.dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: s.sql("select count(*) from pg_stat_activity where state = 'active' "
+                               "and query like 'DO $$%'") == [["1"]], what="the busy backend")
+        postmaster = s.pid("postgres")
+        os.kill(postmaster, signal.SIGKILL)
+        wait_for(lambda: "of the server that died still held its shared memory: killed" in s.log_text(),
+                 what="the dead server's processes killed")
+        wait_for(lambda: s.pid("postgres") != postmaster and
+                 s.evolution(evolution_text("ORPHAN-1", "oi, voltou?")).status == 200, timeout=30,
+                 what="a new PostgreSQL and the ingress taking messages")
+        def stored():
+            try:
+                return s.sql("select count(*) from messages where provider_id = 'ORPHAN-1'") == [["1"]]
+            except AssertionError:  # the new server still recovering: psql refused
+                return False
+        wait_for(stored, timeout=30, what="a message stored by the new server")
+        assert "pre-existing shared memory block" not in s.log_text()
+        assert busy.wait(10) != 0  # its backend was killed, not finished
+        busy = None
+    finally:
+        if busy:
+            busy.kill()
+        s.destroy()
+
+
 def test_kill_9_of_the_supervisor_keeps_the_broker_for_the_next_start():
     """Under load, with the workers frozen (SIGSTOP) so that acknowledged messages wait in the
     embedded broker, kill -9 the supervisor, then the workers: the ingress, the notifier and
