@@ -64,3 +64,10 @@ def test_every_message_gets_its_coaching_decision_and_every_reply_its_outcome(re
 
 def test_the_company_console_got_every_message_event_after_resuming(report):
     assert report["missed_events"] == 0, report["examples"].get("missed_events")
+
+
+def test_no_process_crashed(report):
+    """The faults kill with -9; nothing else may die. Before the ingress held its
+    committed-offsets queries around a broker outage, librdkafka aborted it
+    (`eonce->refcnt > 0`) when the broker came back, in every full `make chaos` run."""
+    assert report["crashes"] == [], report["crashes"]
