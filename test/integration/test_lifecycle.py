@@ -426,17 +426,20 @@ def test_a_stalled_worker_says_where_its_messages_wait():
     that consumed a message can neither store nor finish it. After workers.stall_s it logs
     one line saying where its messages wait and counts atende_worker_stalls_total
     {kind="finish"}; once PostgreSQL moves again the message is stored and the worker says it
-    is moving again. (A run of make chaos once stalled with a worker that logged nothing.)"""
+    is moving again. (A run of make chaos once stalled with a worker that logged nothing.)
+    Then the drill (SIGUSR2) stops the worker's fetch: the watchdog finds it, the worker exits,
+    and a fresh one stores and hints the waiting message once."""
     s = System(name="stall", workers=1, extra={r"stall_s = 30;": "stall_s = 2;"})
     frozen = []
+    stored = lambda pid: s.sql(f"select count(*) from messages where provider_id = '{pid}'") == [["1"]]
+    hinted = lambda pid: s.sql("select count(*) from hints h join messages m on m.id = h.message_id "
+                               f"where m.provider_id = '{pid}'") == [["1"]]
     try:
         s.start()
         assert s.evolution(evolution_text("STALL-0", "oi, a fatura veio errada de novo")).status == 200
         # Stored is not finished: its hint may still be on the way. Freeze only once it has one,
         # so the stall line is about STALL-1 (CI once froze STALL-0's coaching with it).
-        wait_for(lambda: s.sql("select count(*) from hints h join messages m on m.id = h.message_id "
-                               "where m.provider_id = 'STALL-0'") == [["1"]],
-                 what="the first message stored and hinted")
+        wait_for(lambda: hinted("STALL-0"), what="the first message stored and hinted")
         postmaster = s.pid("postgres")
         frozen = [postmaster] + descendants(postmaster)
         for p in frozen:
@@ -452,8 +455,7 @@ def test_a_stalled_worker_says_where_its_messages_wait():
         for p in frozen:
             os.kill(p, signal.SIGCONT)
         frozen = []
-        wait_for(lambda: s.sql("select count(*) from messages where provider_id = 'STALL-1'") == [["1"]],
-                 what="the message stored once PostgreSQL moves again")
+        wait_for(lambda: stored("STALL-1"), what="the message stored once PostgreSQL moves again")
         wait_for(lambda: "moving again after" in s.log_text(), what="the worker's recovery line")
 
         # The consumer that stops fetching (the worker's SIGUSR2 drill: what librdkafka 2.0.2
@@ -467,11 +469,9 @@ def test_a_stalled_worker_says_where_its_messages_wait():
                  what="the wedged worker's exit")
         line = [l for l in s.log_text().splitlines() if "stalled (consume)" in l][-1]
         assert "0 messages in flight" in line and re.search(r"[1-9]\d* unread in \d+ assigned partitions", line), line
-        wait_for(lambda: s.sql("select count(*) from messages where provider_id = 'STALL-2'") == [["1"]],
-                 timeout=60, what="the waiting message stored by the fresh consumer")
+        wait_for(lambda: stored("STALL-2"), timeout=60, what="the waiting message stored by the fresh consumer")
         assert s.pid("worker") != wedged
-        wait_for(lambda: s.sql("select count(*) from hints h join messages m on m.id = h.message_id "
-                               "where m.provider_id = 'STALL-2'") == [["1"]], what="its one hint")
+        wait_for(lambda: hinted("STALL-2"), what="its one hint")
         assert s.sql("select count(*) from messages where provider_id like 'STALL-%'") == [["3"]]
     finally:
         for p in frozen:
