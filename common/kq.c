@@ -6,6 +6,7 @@
  */
 #include "kq.h"
 #include "log.h"
+#include "tick.h"
 #include "xalloc.h"
 
 #include <cJSON.h>
@@ -23,7 +24,7 @@ struct kq {
 	rd_kafka_queue_t *queue; /* main queue (producer) or consumer queue */
 	struct event_base *base;
 	struct event *wake_ev;   /* readable end of the wakeup pipe */
-	struct event *tick_ev;   /* safety poll: covers a wakeup lost between drains */
+	tick_t *tick;            /* safety poll: covers a wakeup lost between drains */
 	int pipefd[2];
 	bool consumer, paused, fatal;
 	int brokers_up;          /* -1 unknown, 0 down, 1 up */
@@ -171,8 +172,7 @@ void kq_free(kq_t *kq, int flush_ms)
 	}
 	if (kq->wake_ev)
 		event_free(kq->wake_ev);
-	if (kq->tick_ev)
-		event_free(kq->tick_ev);
+	tick_free(kq->tick);
 	for (int i = 0; i < kq->n_known_topics; i++)
 		rd_kafka_topic_destroy(kq->known_topics[i]);
 	free(kq->known_topics);
@@ -301,10 +301,8 @@ static kq_t *kq_new(struct event_base *base, const kq_opts_t *opts, bool consume
 	}
 	rd_kafka_queue_io_event_enable(kq->queue, kq->pipefd[1], "1", 1);
 	kq->wake_ev = event_new(base, kq->pipefd[0], EV_READ | EV_PERSIST, kq_wake_cb, kq);
-	kq->tick_ev = event_new(base, -1, EV_PERSIST, kq_wake_cb, kq);
-	struct timeval tick = {1, 0};
+	kq->tick = tick_new(base, 1000, kq_wake_cb, kq);
 	event_add(kq->wake_ev, NULL);
-	event_add(kq->tick_ev, &tick);
 	return kq;
 }
 

@@ -5,6 +5,7 @@
  */
 #include "metrics.h"
 #include "log.h"
+#include "tick.h"
 #include "xalloc.h"
 
 #include <dirent.h>
@@ -167,9 +168,7 @@ void metrics_export_start(struct event_base *base, const char *path, int interva
 		*slash = 0;
 		mkdir(dir, 0755);
 	}
-	struct event *ev = event_new(base, -1, EV_PERSIST, metrics_export_cb, NULL);
-	struct timeval tv = {interval_ms / 1000, (interval_ms % 1000) * 1000};
-	event_add(ev, &tv);
+	tick_new(base, interval_ms, metrics_export_cb, NULL); /* for the process's life */
 	metrics_export_cb(-1, 0, NULL);
 }
 

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proc.h"
+#include "tick.h"
 #include "xalloc.h"
 
 #include <event2/event.h>
@@ -25,6 +26,7 @@
 #include <sys/time.h>
 
 #define ING_LAG_POLL_MS 250
+#define ING_LAG_IDLE_POLL_MS 1000
 #define ING_LAG_HOLD_S 5 /* no Admin request this long after the brokers were last seen down */
 
 typedef struct ing_pending ing_pending_t;
@@ -58,7 +60,8 @@ typedef struct {
 	bool lag_query_in_flight, draining;
 	struct timeval lag_hold_until; /* no committed-offsets query before this (see ing_lag_cb) */
 	int lag_pool;            /* the pool whose group is asked next */
-	struct event *lag_timer, *drain_timer;
+	tick_t *lag_tick;
+	struct event *lag_soon, *drain_timer; /* lag_soon: the next lag poll while a backlog is read */
 	char topics[CFG_MAX_DOMAINS][160];
 	int n_pending;
 	/* metrics (hot-path series cached) */
@@ -76,6 +79,7 @@ static void ing_answer(ing_pending_t *p);
 static void ing_maybe_free(ing_pending_t *p);
 static void ing_timeout_cb(evutil_socket_t fd, short what, void *arg);
 static void ing_lag_cb(evutil_socket_t fd, short what, void *arg);
+static void ing_lag_poll(void);
 static void ing_lag_result(rd_kafka_event_t *ev);
 static void ing_signal_cb(evutil_socket_t sig, short what, void *arg);
 static void ing_drain_cb(evutil_socket_t fd, short what, void *arg);
@@ -128,9 +132,8 @@ int main(int argc, char **argv)
 	int sigs[] = {SIGTERM, SIGINT, SIGHUP};
 	for (int i = 0; i < 3; i++)
 		event_add(evsignal_new(I.base, sigs[i], ing_signal_cb, NULL), NULL);
-	I.lag_timer = event_new(I.base, -1, EV_PERSIST, ing_lag_cb, NULL);
-	struct timeval tv = {0, ING_LAG_POLL_MS * 1000};
-	event_add(I.lag_timer, &tv);
+	I.lag_tick = tick_new(I.base, ING_LAG_IDLE_POLL_MS, ing_lag_cb, NULL);
+	I.lag_soon = evtimer_new(I.base, ing_lag_cb, NULL);
 	log_info("listening on %s, producing to %s.inbound.* via %s", I.cfg.ingress.listen, I.cfg.kafka.topic_prefix,
 		 I.cfg.kafka.brokers);
 
@@ -139,7 +142,8 @@ int main(int argc, char **argv)
 
 	proc_pidfile_remove(&I.cfg, "ingress");
 	http_server_free(I.http);
-	event_free(I.lag_timer);
+	tick_free(I.lag_tick);
+	event_free(I.lag_soon);
 	rd_kafka_queue_destroy(I.admin_queue); /* librdkafka's destroy waits for every queue handle */
 	kq_free(I.producer, 5000);
 	log_info("stopped");
@@ -359,6 +363,19 @@ static void ing_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void ing_lag_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what, (void)arg;
+	ing_lag_poll();
+	/* every ING_LAG_POLL_MS while a partition holds unconsumed bytes or a query is out; else
+	 * only with the once-a-second tick, in which no partition can fill
+	 * (max_partition_backlog_bytes is MiBs) */
+	if ((I.lag_query_in_flight || backlog_max_bytes(I.backlog, NULL, 0) > 0) && !evtimer_pending(I.lag_soon, NULL)) {
+		struct timeval tv = {0, ING_LAG_POLL_MS * 1000};
+		evtimer_add(I.lag_soon, &tv);
+	}
+}
+
+/* Takes a committed-offsets answer if one came, and asks the next pool's when none is out. */
+static void ing_lag_poll(void)
+{
 	rd_kafka_event_t *ev;
 	while ((ev = rd_kafka_queue_poll(I.admin_queue, 0))) {
 		if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT)

@@ -39,7 +39,7 @@ static const business_gauge_t business_gauges[] = {
 #define BUSINESS_N (sizeof(business_gauges) / sizeof(business_gauges[0]))
 
 static struct {
-	struct event *timer;
+	tick_t *tick;
 	bool in_flight;
 	metrics_family_t *families[BUSINESS_N];
 	metrics_series_t *readings_ok, *readings_failed;
@@ -61,17 +61,14 @@ void business_start(void)
 	B.readings_failed = metrics_series(runs, "result=\"failed\"");
 	if (N.cfg.metrics.business_interval_s <= 0)
 		return;
-	B.timer = event_new(N.base, -1, EV_PERSIST, business_tick_cb, NULL);
-	struct timeval every = {N.cfg.metrics.business_interval_s, 0};
-	event_add(B.timer, &every);
+	B.tick = tick_new(N.base, N.cfg.metrics.business_interval_s * 1000, business_tick_cb, NULL);
 	business_tick_cb(-1, 0, NULL);
 }
 
 void business_stop(void)
 {
-	if (B.timer)
-		event_free(B.timer);
-	B.timer = NULL;
+	tick_free(B.tick);
+	B.tick = NULL;
 }
 
 static void business_tick_cb(evutil_socket_t fd, short what, void *arg)

@@ -37,7 +37,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define NTF_TICK_MS 100 /* typing expiry resolution */
+#define NTF_TICK_MS 100       /* typing expiry resolution */
+#define NTF_IDLE_TICK_MS 1000 /* the tick with no typing state to expire */
 
 static void ntf_tick_cb(evutil_socket_t fd, short what, void *arg);
 static void ntf_heartbeat_cb(evutil_socket_t fd, short what, void *arg);
@@ -100,12 +101,9 @@ int main(int argc, char **argv)
 	int sigs[] = {SIGTERM, SIGINT, SIGHUP};
 	for (int i = 0; i < 3; i++)
 		event_add(evsignal_new(N.base, sigs[i], ntf_signal_cb, NULL), NULL);
-	N.tick = event_new(N.base, -1, EV_PERSIST, ntf_tick_cb, NULL);
-	struct timeval tick = {0, NTF_TICK_MS * 1000};
-	event_add(N.tick, &tick);
-	N.heartbeat = event_new(N.base, -1, EV_PERSIST, ntf_heartbeat_cb, NULL);
-	struct timeval hb = {N.cfg.notifier.presence_heartbeat_s, 0};
-	event_add(N.heartbeat, &hb);
+	N.tick = tick_new(N.base, NTF_IDLE_TICK_MS, ntf_tick_cb, NULL);
+	N.typing_ev = evtimer_new(N.base, ntf_tick_cb, NULL);
+	N.heartbeat = tick_new(N.base, N.cfg.notifier.presence_heartbeat_s * 1000, ntf_heartbeat_cb, NULL);
 	log_info("listening on %s (WebSocket /ws, long-poll /poll, API /v1/, console /), reading %s (%d partitions), epoch %lld, "
 		 "instance %s",
 		 N.cfg.notifier.listen, N.events_topic, N.partitions, hub_epoch(N.hub), N.instance);
@@ -119,8 +117,9 @@ int main(int argc, char **argv)
 	http_server_free(N.http);
 	kq_free(N.producer, 2000); /* the last offline/stop messages reach the other instances */
 	kq_free(N.consumer, 0);
-	event_free(N.tick);
-	event_free(N.heartbeat);
+	tick_free(N.tick);
+	event_free(N.typing_ev);
+	tick_free(N.heartbeat);
 	hub_free(N.hub);
 	stream_free();
 	presence_free(N.presence);
@@ -143,6 +142,15 @@ static void ntf_tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (now - swept >= 1000) { /* keeps the op buckets to the agents active in the last seconds */
 		guard_counts_evict_idle(N.ops_rate, N.cfg.notifier.ops_per_second, 2.0 * N.cfg.notifier.ops_per_second, now);
 		swept = now;
+	}
+	/* once a second with the process's other ticks, and at a typing expiry due before the next
+	 * one: a start made since expires no sooner (notifier.typing_ttl_s >= 1), so an idle
+	 * notifier does not wake ten times a second for it */
+	long long next = typing_next_expiry(N.typing);
+	if (next >= 0 && next - now < NTF_IDLE_TICK_MS) {
+		long long delay = next - now < NTF_TICK_MS ? NTF_TICK_MS : next - now;
+		struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+		evtimer_add(N.typing_ev, &tv);
 	}
 }
 

@@ -12,6 +12,7 @@
 #include "hub.h"
 #include "kq.h"
 #include "presence.h"
+#include "tick.h"
 #include "typing.h"
 
 #include <event2/event.h>
@@ -35,7 +36,8 @@ typedef struct {
 	int partitions;               /* of atende.events: a company's channels live in company % partitions */
 	struct conn *conns;           /* every open connection and waiting poll, for the drain */
 	int n_ws, n_polls, n_http_ops;
-	struct event *tick, *heartbeat;
+	tick_t *tick, *heartbeat;
+	struct event *typing_ev; /* the next typing expiry within the tick's second */
 	bool draining;
 	uint64_t n_events, n_deliveries, n_slow_cuts, n_refused, n_limited, n_rate_limited, n_replies, n_transfers,
 		n_status_changes, n_typing, n_polls_answered, n_produce_errors, n_events_lost;

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "rules.h"
 #include "text.h"
+#include "tick.h"
 #include "xalloc.h"
 
 #include <cJSON.h>
@@ -98,7 +99,8 @@ struct coach {
 	coach_conv_t *buckets[COACH_BUCKETS];
 	int n_convs, pending;
 	coach_queue_t admit_q, finish_q, ai_hi, ai_lo;
-	struct event *admit_ev, *finish_ev, *sweep_ev, *companies_ev;
+	struct event *admit_ev, *finish_ev;
+	tick_t *sweep_tick, *companies_tick;
 	bool admit_armed, finish_armed;
 	bool admit_in_flight, finish_in_flight; /* one query of each kind at a time: batches grow with load */
 	struct { int64_t conversation; int64_t agent; double until; } typing[COACH_TYPING_SLOTS];
@@ -110,7 +112,7 @@ struct coach {
 	int64_t emb_last_id;     /* hint_embeddings rows up to this id are loaded */
 	unsigned emb_gen, emb_query_gen; /* a load answered after the model changed is dropped */
 	bool emb_loading, emb_primed;
-	struct event *emb_ev;    /* refresh: other workers' rows, and old rows deleted */
+	tick_t *emb_tick;        /* refresh: other workers' rows, and old rows deleted */
 };
 
 static coach_conv_t *coach_conv(coach_t *c, const char *key, bool create);
@@ -175,15 +177,10 @@ coach_t *coach_new(struct event_base *base, db_t *db, const cfg_t *cfg, ai_t *ai
 	c->arg = arg;
 	c->admit_ev = evtimer_new(base, coach_admit_cb, c);
 	c->finish_ev = evtimer_new(base, coach_finish_cb, c);
-	c->sweep_ev = event_new(base, -1, EV_PERSIST, coach_sweep_cb, c);
-	c->companies_ev = event_new(base, -1, EV_PERSIST, coach_companies_cb, c);
-	struct timeval sweep = {30, 0}, companies = {30, 0};
-	event_add(c->sweep_ev, &sweep);
-	event_add(c->companies_ev, &companies);
+	c->sweep_tick = tick_new(base, 30000, coach_sweep_cb, c);
+	c->companies_tick = tick_new(base, 30000, coach_companies_cb, c);
 	coach_companies_cb(-1, 0, c);
-	c->emb_ev = event_new(base, -1, EV_PERSIST, coach_emb_refresh_cb, c);
-	struct timeval emb = {COACH_EMB_REFRESH_S, 0};
-	event_add(c->emb_ev, &emb);
+	c->emb_tick = tick_new(base, COACH_EMB_REFRESH_S * 1000, coach_emb_refresh_cb, c);
 	coach_emb_setup(c);
 	return c;
 }
@@ -296,9 +293,9 @@ void coach_free(coach_t *c)
 		}
 	event_free(c->admit_ev);
 	event_free(c->finish_ev);
-	event_free(c->sweep_ev);
-	event_free(c->companies_ev);
-	event_free(c->emb_ev);
+	tick_free(c->sweep_tick);
+	tick_free(c->companies_tick);
+	tick_free(c->emb_tick);
 	embed_index_free(c->emb);
 	free(c->emb_model);
 	free(c);

@@ -7,6 +7,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "metrics.h"
+#include "tick.h"
 #include "xalloc.h"
 
 #include <cJSON.h>
@@ -23,7 +24,7 @@ struct job_runner {
 	const cfg_t *cfg;
 	job_publish_fn publish;
 	void *arg;
-	struct event *tick;
+	tick_t *tick;
 	int tick_ms;             /* the period tick was armed with */
 	char owner[96];          /* conversation_jobs.owner: host:pid */
 	bool querying;           /* the due query is in flight */
@@ -76,8 +77,8 @@ job_runner_t *job_new(struct event_base *base, db_t *db, const cfg_t *cfg, job_p
 		metrics_family("atende_worker_lifecycle_publish_failures_total", METRICS_COUNTER,
 			       "Lifecycle requests the broker did not take (handed out again after their lease).", NULL, 0),
 		"");
-	j->tick = event_new(base, -1, EV_PERSIST, job_tick_cb, j);
-	job_arm(j);
+	j->tick_ms = cfg->lifecycle.tick_ms;
+	j->tick = tick_new(base, j->tick_ms, job_tick_cb, j);
 	return j;
 }
 
@@ -92,7 +93,8 @@ void job_stop(job_runner_t *j)
 	if (!j)
 		return;
 	j->stopped = true;
-	event_del(j->tick);
+	tick_free(j->tick);
+	j->tick = NULL;
 }
 
 bool job_busy(const job_runner_t *j)
@@ -104,7 +106,7 @@ void job_free(job_runner_t *j)
 {
 	if (!j)
 		return;
-	event_free(j->tick);
+	tick_free(j->tick);
 	j->tick = NULL;
 	j->stopped = true;
 	if (j->ext > 0) {
@@ -118,9 +120,7 @@ void job_free(job_runner_t *j)
 static void job_arm(job_runner_t *j)
 {
 	j->tick_ms = j->cfg->lifecycle.tick_ms;
-	struct timeval tv = {j->tick_ms / 1000, (j->tick_ms % 1000) * 1000};
-	event_del(j->tick);
-	event_add(j->tick, &tv);
+	tick_set_period(j->tick, j->tick_ms);
 }
 
 static void job_tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -276,7 +276,7 @@ static void job_marked(PGresult *res, void *arg)
 static void job_finish(job_runner_t *j)
 {
 	if (j->full && !j->stopped)
-		event_active(j->tick, EV_TIMEOUT, 0); /* more are due: the next batch now */
+		tick_now(j->tick); /* more are due: the next batch now */
 }
 
 /* After job_free: frees once the last pending answer came; true when j is no longer usable. */

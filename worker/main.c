@@ -27,6 +27,7 @@
 #include "proc.h"
 #include "survey.h"
 #include "text.h"
+#include "tick.h"
 #include "track.h"
 #include "xalloc.h"
 
@@ -100,7 +101,7 @@ typedef struct {
 	wrk_batch_t *open;      /* batch being filled */
 	wrk_batch_t *open_st;   /* batch of statuses being filled */
 	struct event *flush_ev, *commit_ev, *drain_ev;
-	struct event *sweep_ev; /* publishes statuses applied when their message was stored */
+	tick_t *sweep_tick;     /* publishes statuses applied when their message was stored */
 	bool sweep_in_flight;
 	char events_topic[160], dlq_topic[160], outbound_topic[160];
 	bool draining, paused;
@@ -113,7 +114,7 @@ typedef struct {
 	double drain_next_check; /* drain_to_end: when to ask the broker for its watermarks again */
 	int index;
 	/* the stall watchdog: counts of messages consumed and finished, as last seen */
-	struct event *watch_ev;
+	tick_t *watch_tick;
 	uint64_t consumed, finished, watch_consumed, watch_finished;
 	double watch_progress_at, stalled_since, stall_logged_at, watch_asked_at;
 	int64_t watch_unread_asked; /* unread by the broker's own watermarks, last asked */
@@ -162,6 +163,7 @@ static void wrk_coach_partial(const evt_hint_t *e, void *arg);
 static void wrk_coach_done(void *token, void *arg);
 static void wrk_coach_count(const char *kind, const char *what, void *arg);
 static void wrk_commit_cb(evutil_socket_t fd, short what, void *arg);
+static void wrk_done(track_item_t *item);
 static void wrk_commit_one(const char *topic, int32_t partition, int64_t next, void *arg);
 static void wrk_signal_cb(evutil_socket_t sig, short what, void *arg);
 static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg);
@@ -301,18 +303,12 @@ int main(int argc, char **argv)
 	metrics_export_start(W.base, proc_metrics_path(&W.cfg, "worker", W.index, mpath, sizeof(mpath)), 1000,
 			     wrk_metrics_refresh);
 	W.flush_ev = evtimer_new(W.base, wrk_flush_cb, NULL);
-	W.commit_ev = event_new(W.base, -1, EV_PERSIST, wrk_commit_cb, NULL);
-	struct timeval tv = {0, WRK_COMMIT_MS * 1000};
-	event_add(W.commit_ev, &tv);
-	W.watch_ev = event_new(W.base, -1, EV_PERSIST, wrk_watch_cb, NULL);
-	struct timeval wt = {WRK_WATCH_MS / 1000, (WRK_WATCH_MS % 1000) * 1000};
-	event_add(W.watch_ev, &wt);
+	W.commit_ev = evtimer_new(W.base, wrk_commit_cb, NULL);
+	W.watch_tick = tick_new(W.base, WRK_WATCH_MS, wrk_watch_cb, NULL);
 	W.watch_progress_at = wrk_now();
 	if (W.outbound) {
 		/* one pool sweeps: any of its workers may publish any company's status */
-		W.sweep_ev = event_new(W.base, -1, EV_PERSIST, wrk_sweep_cb, NULL);
-		struct timeval sw = {WRK_STATUS_SWEEP_MS / 1000, (WRK_STATUS_SWEEP_MS % 1000) * 1000};
-		event_add(W.sweep_ev, &sw);
+		W.sweep_tick = tick_new(W.base, WRK_STATUS_SWEEP_MS, wrk_sweep_cb, NULL);
 	}
 	int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR2};
 	for (int i = 0; i < 4; i++)
@@ -437,7 +433,7 @@ static void wrk_on_message(rd_kafka_message_t *msg, void *arg)
 	if (!status && strcmp(type, "message") != 0) {
 		/* a type this worker does not know (a newer ingress): nothing to do but move on */
 		cJSON_Delete(ev);
-		track_done(W.track, item.track);
+		wrk_done(item.track);
 		return;
 	}
 	int score;
@@ -554,7 +550,7 @@ static void wrk_batch_abandon(wrk_batch_t *b)
 	for (int i = 0; i < b->n; i++)
 		if (b->items[i].event) {
 			cJSON_Delete(b->items[i].event);
-			track_done(W.track, b->items[i].track);
+			wrk_done(b->items[i].track);
 		}
 	wrk_batch_free(b);
 }
@@ -1194,7 +1190,7 @@ static void wrk_release(wrk_item_t *it)
 	if (--it->refs > 0)
 		return;
 	W.finished++;
-	track_done(W.track, it->track);
+	wrk_done(it->track);
 	cJSON_Delete(it->event);
 	it->event = NULL;
 	wrk_batch_t *b = it->batch;
@@ -1404,6 +1400,17 @@ static void wrk_dlq_stored(PGresult *res, void *arg)
 static void wrk_commit_one(const char *topic, int32_t partition, int64_t next, void *arg)
 {
 	rd_kafka_topic_partition_list_add(arg, topic, partition)->offset = next;
+}
+
+/* A message is handled: its offset is committed within WRK_COMMIT_MS, with whatever else
+ * finishes meanwhile. The commit timer runs only then, so an idle worker does not wake for it. */
+static void wrk_done(track_item_t *item)
+{
+	track_done(W.track, item);
+	if (!evtimer_pending(W.commit_ev, NULL)) {
+		struct timeval tv = {0, WRK_COMMIT_MS * 1000};
+		evtimer_add(W.commit_ev, &tv);
+	}
 }
 
 static void wrk_commit_cb(evutil_socket_t fd, short what, void *arg)

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mstore.h"
+#include "tick.h"
 #include "xalloc.h"
 
 #include <stdio.h>
@@ -149,7 +150,7 @@ struct outbound {
 	ob_pool_t **pools;
 	int n_pools;
 	breaker_params_t bp;
-	struct event *health_timer;
+	tick_t *health_tick;
 	metrics_family_t *m_inst_calls, *m_inst_breaker, *m_inst_healthy, *m_inst_seconds, *m_health;
 };
 
@@ -246,9 +247,7 @@ outbound_t *outbound_new(struct event_base *base, db_t *db, const cfg_t *cfg, ou
 	o->bp.min_calls = cfg->outbound.breaker_min_calls;
 	o->bp.error_pct = cfg->outbound.breaker_error_pct;
 	o->bp.open_ms = (int64_t)cfg->outbound.breaker_open_s * 1000;
-	o->health_timer = event_new(base, -1, EV_PERSIST, ob_health_tick, o);
-	struct timeval tick = {OB_HEALTH_TICK_MS / 1000, (OB_HEALTH_TICK_MS % 1000) * 1000};
-	evtimer_add(o->health_timer, &tick);
+	o->health_tick = tick_new(base, OB_HEALTH_TICK_MS, ob_health_tick, o);
 	return o;
 }
 
@@ -336,7 +335,7 @@ void outbound_free(outbound_t *o)
 		return;
 	hc_free(o->hc); /* no callbacks: the calls are simply dropped */
 	mstore_free(o->store);
-	event_free(o->health_timer);
+	tick_free(o->health_tick);
 	for (int i = 0; i < o->n_pools; i++) {
 		gwp_free(&o->pools[i]->gw);
 		free(o->pools[i]->name);
