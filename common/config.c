@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+const char *const cfg_other_topics[CFG_N_OTHER_TOPICS] = {"events", "outbound", "dlq", "typing"};
 const char *const cfg_domains[CFG_MAX_DOMAINS] = {"financeiro", "comercial", "suporte", "ouvidoria",
 						  "cancelamento"};
 
@@ -391,6 +392,11 @@ bool cfg_has_role(const cfg_t *c, const char *role)
 		if ((p == c->supervisor.roles || p[-1] == ' ') && (p[n] == 0 || p[n] == ' '))
 			return true;
 	return false;
+}
+
+int cfg_topic_partitions(const cfg_t *c, const char *suffix)
+{
+	return strcmp(suffix, "typing") == 0 ? 1 : c->kafka.partitions;
 }
 
 const char *cfg_topic(const cfg_t *c, const char *suffix, char *buf, size_t len)

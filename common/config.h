@@ -13,6 +13,10 @@
 
 #define CFG_MAX_DOMAINS 5
 extern const char *const cfg_domains[CFG_MAX_DOMAINS]; /* financeiro comercial suporte ouvidoria cancelamento */
+/* The topics besides the domains' (cfg_topic suffixes): events, outbound, dlq, and typing
+ * (the typing events of atende.events again, for the workers: a small topic to read). */
+#define CFG_N_OTHER_TOPICS 4
+extern const char *const cfg_other_topics[CFG_N_OTHER_TOPICS];
 
 typedef enum { CHAN_EVOLUTION, CHAN_CLOUD, CHAN_API } cfg_channel_type_t;
 
@@ -175,9 +179,13 @@ void cfg_print_docs(void);
 int cfg_fetch_wait_ms(const cfg_t *c);
 bool cfg_has_role(const cfg_t *c, const char *role);
 
-/* Topic name for a domain's inbound stream ("atende.inbound.suporte"), or for
- * "events", "dlq", "outbound". Writes into buf. */
+/* Topic name for a domain's inbound stream ("atende.inbound.suporte"), or for one of
+ * cfg_other_topics ("atende.events"). Writes into buf. */
 const char *cfg_topic(const cfg_t *c, const char *suffix, char *buf, size_t len);
+
+/* The partitions a topic is created with: kafka.partitions, but one for typing (agents type
+ * at human speed; every worker reads all of it, and each partition costs every fetch). */
+int cfg_topic_partitions(const cfg_t *c, const char *suffix);
 
 /* Absolute path under data_dir ("var/run"); writes into buf. */
 const char *cfg_data_path(const cfg_t *c, const char *sub, char *buf, size_t len);

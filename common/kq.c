@@ -30,6 +30,10 @@ struct kq {
 	int brokers_up;          /* -1 unknown, 0 down, 1 up */
 	rd_kafka_topic_t **known_topics; /* held so librdkafka keeps their metadata (kq_known_topics) */
 	int n_known_topics;
+	/* kq_read_alongside: its topic's partitions, each at the offset to resume from */
+	rd_kafka_topic_partition_list_t *side;
+	char *side_topic;
+	kq_message_fn on_side_message;
 	kq_opts_t opts;
 };
 
@@ -142,13 +146,42 @@ bool kq_fatal(const kq_t *kq)
 	return kq->fatal;
 }
 
+bool kq_read_alongside(kq_t *kq, const char *topic, kq_message_fn on_message, int timeout_ms, char *err, size_t errlen)
+{
+	int n = kq_partition_count(kq, topic, timeout_ms, err, errlen);
+	if (n <= 0)
+		return false;
+	kq->side = rd_kafka_topic_partition_list_new(n);
+	for (int p = 0; p < n; p++)
+		rd_kafka_topic_partition_list_add(kq->side, topic, p)->offset = RD_KAFKA_OFFSET_END;
+	kq->side_topic = xstrdup(topic);
+	kq->on_side_message = on_message;
+	return true;
+}
+
+rd_kafka_topic_partition_list_t *kq_group_assignment(kq_t *kq)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	if (rd_kafka_assignment(kq->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+		return NULL;
+	if (!kq->side)
+		return parts;
+	rd_kafka_topic_partition_list_t *group = rd_kafka_topic_partition_list_new(parts->cnt);
+	for (int i = 0; i < parts->cnt; i++)
+		if (strcmp(parts->elems[i].topic, kq->side_topic) != 0)
+			rd_kafka_topic_partition_list_add(group, parts->elems[i].topic, parts->elems[i].partition)->offset =
+			    parts->elems[i].offset;
+	rd_kafka_topic_partition_list_destroy(parts);
+	return group;
+}
+
 void kq_pause(kq_t *kq, bool paused)
 {
 	rd_kafka_topic_partition_list_t *parts = NULL;
 	if (kq->paused == paused)
 		return;
 	kq->paused = paused;
-	if (rd_kafka_assignment(kq->rk, &parts) == 0 && parts) {
+	if ((parts = kq_group_assignment(kq))) {
 		if (paused)
 			rd_kafka_pause_partitions(kq->rk, parts);
 		else
@@ -176,6 +209,9 @@ void kq_free(kq_t *kq, int flush_ms)
 	for (int i = 0; i < kq->n_known_topics; i++)
 		rd_kafka_topic_destroy(kq->known_topics[i]);
 	free(kq->known_topics);
+	if (kq->side)
+		rd_kafka_topic_partition_list_destroy(kq->side);
+	free(kq->side_topic);
 	rd_kafka_queue_destroy(kq->queue);
 	rd_kafka_destroy(kq->rk);
 	close(kq->pipefd[0]);
@@ -338,7 +374,10 @@ static void kq_drain(kq_t *kq)
 			continue;
 		}
 		kq->brokers_up = 1;
-		kq->opts.on_message(m, kq->opts.arg);
+		if (kq->side && strcmp(rd_kafka_topic_name(m->rkt), kq->side_topic) == 0)
+			kq->on_side_message(m, kq->opts.arg);
+		else
+			kq->opts.on_message(m, kq->opts.arg);
 	}
 	event_active(kq->wake_ev, EV_READ, 0);
 }
@@ -397,6 +436,7 @@ static int kq_stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 				/* a revoked partition stays in the statistics with its last figures: only
 				 * the ones being fetched are this consumer's lag */
 				if (p >= 0 && cJSON_IsNumber(lag) && lag->valuedouble >= 0 &&
+				    !(kq->side && strcmp(topic->string, kq->side_topic) == 0) &&
 				    cJSON_IsString(state) && strcmp(state->valuestring, "active") == 0 &&
 				    cJSON_IsNumber(cJSON_GetObjectItem(part, "committed_offset")))
 					kq->opts.on_lag(topic->string, p, (int64_t)lag->valuedouble, kq->opts.arg);
@@ -413,10 +453,29 @@ static void kq_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_to
 	if (kq->opts.on_rebalance)
 		kq->opts.on_rebalance(kq, err, parts, kq->opts.arg);
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		rd_kafka_assign(rk, parts);
+		rd_kafka_topic_partition_list_t *all = parts;
+		if (kq->side) {
+			all = rd_kafka_topic_partition_list_copy(parts);
+			for (int i = 0; i < kq->side->cnt; i++)
+				rd_kafka_topic_partition_list_add(all, kq->side_topic, kq->side->elems[i].partition)->offset =
+				    kq->side->elems[i].offset;
+		}
+		rd_kafka_assign(rk, all);
 		if (kq->paused)
 			rd_kafka_pause_partitions(rk, parts);
+		if (all != parts)
+			rd_kafka_topic_partition_list_destroy(all);
 	} else {
+		/* where the side partitions got to (a partition with nothing read since keeps where
+		 * it was resumed from): the next assignment resumes them there */
+		if (kq->side) {
+			rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_copy(kq->side);
+			if (rd_kafka_position(rk, at) == RD_KAFKA_RESP_ERR_NO_ERROR)
+				for (int i = 0; i < at->cnt; i++)
+					if (at->elems[i].offset >= 0)
+						kq->side->elems[i].offset = at->elems[i].offset;
+			rd_kafka_topic_partition_list_destroy(at);
+		}
 		rd_kafka_assign(rk, NULL);
 	}
 }

@@ -64,6 +64,20 @@ void kq_known_topics(kq_t *kq, const char *const *topics, int n);
 /* Subscribes a group consumer to topics. */
 bool kq_subscribe(kq_t *kq, const char *const *topics, int n, char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* A group consumer also reads every partition of topic, outside the group: this member
+ * adds them to each assignment the group gives it, from where it left them at the last
+ * revocation (their end at the first), and never commits them; flow control (kq_pause)
+ * leaves them running. Their messages go to on_message instead of opts.on_message. Saves a
+ * client (its threads and fetches) against a consumer of its own. Call before the first
+ * assignment (after kq_consumer_new, before kq_subscribe). False + err when the topic's
+ * partitions cannot be had. */
+bool kq_read_alongside(kq_t *kq, const char *topic, kq_message_fn on_message, int timeout_ms, char *err,
+		       size_t errlen) __attribute__((warn_unused_result));
+
+/* The partitions the group assigned to this member (without kq_read_alongside's), or NULL;
+ * the caller destroys the list. */
+rd_kafka_topic_partition_list_t *kq_group_assignment(kq_t *kq);
+
 /* Number of partitions of topic (blocking metadata request: start-up only); -1 and err
  * when the topic is unknown or the broker does not answer within timeout_ms. */
 int kq_partition_count(kq_t *kq, const char *topic, int timeout_ms, char *err, size_t errlen);

@@ -60,6 +60,7 @@ int main(int argc, char **argv)
 	snprintf(N.instance, sizeof(N.instance), "%.31s:%d:%llx", host, (int)getpid(), ntf_now_ms());
 	cfg_topic(&N.cfg, "events", N.events_topic, sizeof(N.events_topic));
 	cfg_topic(&N.cfg, "outbound", N.outbound_topic, sizeof(N.outbound_topic));
+	cfg_topic(&N.cfg, "typing", N.typing_topic, sizeof(N.typing_topic));
 	web_load_console();
 
 	kq_opts_t ko = {.brokers = N.cfg.kafka.brokers, .properties = N.cfg.kafka.properties, .client_id = "atende-notifier", .on_message = stream_on_event,
@@ -76,7 +77,15 @@ int main(int argc, char **argv)
 		log_error("kafka producer: %s", err);
 		return 1;
 	}
-	kq_known_topics(N.producer, (const char *const[]){N.events_topic, N.outbound_topic}, 2);
+	N.typing_partitions = kq_partition_count(N.producer, N.typing_topic, 10000, err, sizeof(err));
+	if (N.typing_partitions > 0)
+		kq_known_topics(N.producer, (const char *const[]){N.events_topic, N.outbound_topic, N.typing_topic}, 3);
+	else {
+		N.typing_partitions = 0;
+		kq_known_topics(N.producer, (const char *const[]){N.events_topic, N.outbound_topic}, 2);
+		log_warn("kafka: %s (`atende topics --create` makes it): typing events go to %s only, which the workers "
+			 "then read whole", err, N.events_topic);
+	}
 	http_limits_t lim;
 	http_limits_default(&lim);
 	lim.max_connections = N.cfg.notifier.max_connections;

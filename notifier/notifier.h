@@ -32,8 +32,9 @@ typedef struct {
 	guard_counts_t *per_token;    /* open connections per token */
 	guard_counts_t *ops_rate;     /* op buckets per agent ("company:agent"), shared by its connections */
 	char instance[PRESENCE_INSTANCE_MAX];
-	char events_topic[160], outbound_topic[160];
+	char events_topic[160], outbound_topic[160], typing_topic[160];
 	int partitions;               /* of atende.events: a company's channels live in company % partitions */
+	int typing_partitions;        /* of atende.typing; 0 when the brokers lack it (typing then only in events) */
 	struct conn *conns;           /* every open connection and waiting poll, for the drain */
 	int n_ws, n_polls, n_http_ops;
 	tick_t *tick, *heartbeat;

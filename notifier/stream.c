@@ -138,6 +138,13 @@ bool stream_publish(long company, const char *type, char *json)
 	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
 	rd_kafka_header_add(h, "type", -1, type, -1);
 	rd_kafka_header_add(h, "company", -1, key, -1);
+	/* typing again on its own topic, where the workers read it without every other event */
+	if (N.typing_partitions > 0 && strcmp(type, "typing") == 0 &&
+	    !kq_produce_to(N.producer, N.typing_topic, (int32_t)(company % N.typing_partitions), key, strlen(key), json,
+			   strlen(json), rd_kafka_headers_copy(h), NULL, err, sizeof(err))) {
+		N.n_produce_errors++;
+		log_error("typing event for company %ld not published to %s: %s", company, N.typing_topic, err);
+	}
 	bool ok = kq_produce_to(N.producer, N.events_topic, (int32_t)(company % N.partitions), key, strlen(key), json,
 				strlen(json), h, NULL, err, sizeof(err));
 	if (!ok) {

@@ -182,12 +182,11 @@ static const char *broker_library(const cfg_t *cfg)
 
 static bool broker_create_topics(rd_kafka_mock_cluster_t *mc, const cfg_t *cfg)
 {
-	static const char *const extra[] = {"events", "outbound", "dlq"};
 	char topic[256];
-	for (int i = 0; i < CFG_MAX_DOMAINS + 3; i++) {
-		const char *suffix = i < CFG_MAX_DOMAINS ? cfg_domains[i] : extra[i - CFG_MAX_DOMAINS];
+	for (int i = 0; i < CFG_MAX_DOMAINS + CFG_N_OTHER_TOPICS; i++) {
+		const char *suffix = i < CFG_MAX_DOMAINS ? cfg_domains[i] : cfg_other_topics[i - CFG_MAX_DOMAINS];
 		cfg_topic(cfg, suffix, topic, sizeof(topic));
-		rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, topic, cfg->kafka.partitions, 1);
+		rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, topic, cfg_topic_partitions(cfg, suffix), 1);
 		if (e) {
 			log_error("embedded broker: create topic %s: %s", topic, rd_kafka_err2str(e));
 			return false;

@@ -13,10 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOPICS_N (CFG_MAX_DOMAINS + 3)
+#define TOPICS_N (CFG_MAX_DOMAINS + CFG_N_OTHER_TOPICS)
 #define TOPICS_TIMEOUT_MS 10000
 
 static void topics_names(const cfg_t *cfg, char names[TOPICS_N][160]);
+static const char *topics_suffix(int i);
 static bool topics_create_missing(rd_kafka_t *rk, const cfg_t *cfg, char names[TOPICS_N][160], const bool *exists);
 static void topics_committed(rd_kafka_t *rk, const char *group, rd_kafka_topic_partition_list_t *parts);
 
@@ -127,11 +128,16 @@ int topics_run(const cfg_t *cfg, bool create, bool json)
 	return rc;
 }
 
+/* The cfg_topic suffix of the i-th of the TOPICS_N topics: the domains', then the others. */
+static const char *topics_suffix(int i)
+{
+	return i < CFG_MAX_DOMAINS ? cfg_domains[i] : cfg_other_topics[i - CFG_MAX_DOMAINS];
+}
+
 static void topics_names(const cfg_t *cfg, char names[TOPICS_N][160])
 {
-	static const char *const extra[] = {"events", "outbound", "dlq"};
 	for (int i = 0; i < TOPICS_N; i++)
-		cfg_topic(cfg, i < CFG_MAX_DOMAINS ? cfg_domains[i] : extra[i - CFG_MAX_DOMAINS], names[i], 160);
+		cfg_topic(cfg, topics_suffix(i), names[i], 160);
 }
 
 /* The workers' committed offsets, filled into parts (offset stays INVALID when none). */
@@ -172,7 +178,7 @@ static bool topics_create_missing(rd_kafka_t *rk, const cfg_t *cfg, char names[T
 	int n = 0;
 	for (int i = 0; i < TOPICS_N; i++)
 		if (!exists[i]) {
-			nt[n] = rd_kafka_NewTopic_new(names[i], cfg->kafka.partitions, -1, err, sizeof(err));
+			nt[n] = rd_kafka_NewTopic_new(names[i], cfg_topic_partitions(cfg, topics_suffix(i)), -1, err, sizeof(err));
 			if (!nt[n]) {
 				fprintf(stderr, "topics: %s: %s\n", names[i], err);
 				continue;
@@ -197,7 +203,11 @@ static bool topics_create_missing(rd_kafka_t *rk, const cfg_t *cfg, char names[T
 					rd_kafka_topic_result_error_string(res[i]));
 				ok = false;
 			} else {
-				log_info("topics: created %s (%d partitions)", rd_kafka_topic_result_name(res[i]), cfg->kafka.partitions);
+				const char *name = rd_kafka_topic_result_name(res[i]);
+				int k = 0;
+				while (k < TOPICS_N - 1 && strcmp(names[k], name) != 0)
+					k++;
+				log_info("topics: created %s (%d partitions)", name, cfg_topic_partitions(cfg, topics_suffix(k)));
 			}
 		}
 	} else {

@@ -86,7 +86,7 @@ typedef struct {
 typedef struct {
 	cfg_t cfg;
 	struct event_base *base;
-	kq_t *consumer, *producer, *typing;
+	kq_t *consumer, *producer;
 	db_t *db;               /* storage (and dead letters) */
 	db_t *db_coach;         /* the coaching stage's queries, so they never queue ahead of storage */
 	int store_in_flight;    /* storage queries sent and not answered */
@@ -170,7 +170,7 @@ static void wrk_drain_cb(evutil_socket_t fd, short what, void *arg);
 static bool wrk_caught_up(int64_t *unread, bool cached);
 static void wrk_flow_control(void);
 static void wrk_watch_cb(evutil_socket_t fd, short what, void *arg);
-static bool wrk_start_typing_reader(char *err, size_t errlen);
+static bool wrk_read_typing(char *err, size_t errlen);
 static double wrk_now(void);
 static void wrk_metrics_init(void);
 static void wrk_metrics_refresh(void);
@@ -258,7 +258,7 @@ int main(int argc, char **argv)
 			.fetch_wait_max_ms = cfg_fetch_wait_ms(&W.cfg), .on_message = wrk_on_message,
 			.on_rebalance = wrk_on_rebalance, .on_lag = wrk_on_lag};
 	W.consumer = W.producer ? kq_consumer_new(W.base, &co, err, sizeof(err)) : NULL;
-	if (!W.producer || !W.consumer || !wrk_start_typing_reader(err, sizeof(err))) {
+	if (!W.producer || !W.consumer || !wrk_read_typing(err, sizeof(err))) {
 		log_error("kafka: %s", err);
 		return 1;
 	}
@@ -331,7 +331,6 @@ int main(int argc, char **argv)
 	rd_kafka_topic_partition_list_destroy(final);
 	ai_free(W.ai); /* unfinished analyses are cancelled: their messages stay uncommitted */
 	bot_free(W.bot);
-	kq_free(W.typing, 0);
 	kq_free(W.consumer, 0);
 	kq_free(W.producer, 5000);
 	outbound_free(W.outbound); /* unfinished requests stay uncommitted */
@@ -351,27 +350,19 @@ int main(int argc, char **argv)
 
 /* Typing states come from the consoles through atende.events; every worker reads them
  * all (no group) from the end: only what is happening now matters. */
-static bool wrk_start_typing_reader(char *err, size_t errlen)
+static bool wrk_read_typing(char *err, size_t errlen)
 {
-	/* typing matters at human speed: a longer fetch wait than the pipeline's costs nothing
-	 * here, and every fetch of a busy topic costs the embedded broker a scan of its log */
-	kq_opts_t to = {.brokers = W.cfg.kafka.brokers, .properties = W.cfg.kafka.properties, .client_id = "atende-worker-typing",
-			.fetch_wait_max_ms = cfg_fetch_wait_ms(&W.cfg) > 100 ? cfg_fetch_wait_ms(&W.cfg) : 100,
-			.on_message = wrk_on_typing};
-	W.typing = kq_consumer_new(W.base, &to, err, errlen);
-	if (!W.typing)
-		return false;
-	int n = kq_partition_count(W.typing, W.events_topic, 10000, err, errlen);
-	if (n <= 0)
-		return false;
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
-	for (int p = 0; p < n; p++)
-		rd_kafka_topic_partition_list_add(l, W.events_topic, p)->offset = RD_KAFKA_OFFSET_END;
-	rd_kafka_resp_err_t e = rd_kafka_assign(kq_handle(W.typing), l);
-	rd_kafka_topic_partition_list_destroy(l);
-	if (e)
-		snprintf(err, errlen, "assign %s: %s", W.events_topic, rd_kafka_err2str(e));
-	return !e;
+	/* in the group consumer, beside the group's partitions: a client of its own would cost
+	 * its threads and fetches on every worker (docs/performance.md, "Idle"). atende.typing
+	 * holds only typing; brokers set up before it existed have atende.events, where typing
+	 * is too, among every message and hint */
+	char typing_topic[160];
+	const char *topic = cfg_topic(&W.cfg, "typing", typing_topic, sizeof(typing_topic));
+	if (kq_read_alongside(W.consumer, topic, wrk_on_typing, 10000, err, errlen))
+		return true;
+	log_warn("kafka: %s (`atende topics --create` makes it): reading typing from every event of %s", err,
+		 W.events_topic);
+	return kq_read_alongside(W.consumer, W.events_topic, wrk_on_typing, 10000, err, errlen);
 }
 
 static void wrk_on_typing(rd_kafka_message_t *msg, void *arg)
@@ -380,7 +371,7 @@ static void wrk_on_typing(rd_kafka_message_t *msg, void *arg)
 	const void *type_hdr = NULL;
 	size_t type_len = 0;
 	(void)arg;
-	/* most of this topic is messages and hints: the type header spares parsing them */
+	/* on atende.events (brokers without atende.typing) most are messages and hints: the type header spares parsing them */
 	if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
 	    rd_kafka_header_get_last(hdrs, "type", &type_hdr, &type_len) == RD_KAFKA_RESP_ERR_NO_ERROR &&
 	    !(type_len == 6 && memcmp(type_hdr, "typing", 6) == 0)) {
@@ -1465,7 +1456,7 @@ static void wrk_log_stall(const char *kind, double for_s, int64_t unread)
 	for (wrk_batch_t *b = W.live; b; b = b->live_next)
 		batches++;
 	rd_kafka_topic_partition_list_t *parts = NULL;
-	int assigned = rd_kafka_assignment(kq_handle(W.consumer), &parts) == 0 && parts ? parts->cnt : 0;
+	int assigned = (parts = kq_group_assignment(W.consumer)) ? parts->cnt : 0;
 	if (parts)
 		rd_kafka_topic_partition_list_destroy(parts);
 	log_warn("stalled (%s): nothing consumed or finished for %.0f s; %d messages in flight "
@@ -1486,7 +1477,7 @@ static int wrk_restart_fetch(void)
 	rd_kafka_t *rk = kq_handle(W.consumer);
 	rd_kafka_topic_partition_list_t *parts = NULL;
 	int sought = 0;
-	if (rd_kafka_assignment(rk, &parts) || !parts)
+	if (!(parts = kq_group_assignment(W.consumer)))
 		return 0;
 	if (rd_kafka_position(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(parts->cnt);
@@ -1578,7 +1569,7 @@ static void wrk_watch_cb(evutil_socket_t fd, short what, void *arg)
 static void wrk_drill_wedge(void)
 {
 	rd_kafka_topic_partition_list_t *parts = NULL;
-	if (rd_kafka_assignment(kq_handle(W.consumer), &parts) || !parts)
+	if (!(parts = kq_group_assignment(W.consumer)))
 		return;
 	rd_kafka_pause_partitions(kq_handle(W.consumer), parts);
 	log_warn("drill (SIGUSR2): the consumer stops fetching its %d partitions without the worker knowing; "
@@ -1681,7 +1672,7 @@ static bool wrk_caught_up(int64_t *unread, bool cached)
 	rd_kafka_t *rk = kq_handle(W.consumer);
 	rd_kafka_topic_partition_list_t *parts = NULL;
 	*unread = 0;
-	if (!W.assigned || rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+	if (!W.assigned || !(parts = kq_group_assignment(W.consumer)))
 		return false;
 	double give_up = wrk_now() + 1.0;
 	rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);

@@ -56,7 +56,7 @@ def test_topics_lists_the_domains(system):
     for d in ("financeiro", "comercial", "suporte", "ouvidoria", "cancelamento"):
         assert f"atende.inbound.{d}" in out
     topics = {t["topic"]: t for t in json.loads(system.cli("topics", "--json").stdout)}
-    assert topics["atende.events"]["partitions"] == 4 and topics["atende.dlq"]["exists"]
+    assert topics["atende.events"]["partitions"] == 4 and topics["atende.dlq"]["exists"] and topics["atende.typing"]["exists"]
     suporte = topics["atende.inbound.suporte"]["partition_offsets"]
     assert sum(p["high"] for p in suporte) >= 1  # AFTER-1 went through this topic
     assert all(p["lag"] >= 0 for p in suporte)

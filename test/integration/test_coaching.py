@@ -238,8 +238,10 @@ def test_typing_agent_gets_no_hint(system):
                              "on c.id = m.conversation_id where provider_id = 'TYP-1'")[0]
     typing = {"type": "typing", "company_id": 2, "conversation_id": int(conv), "agent_id": int(agent),
               "data": {"conversation_id": int(conv), "agent_id": int(agent), "state": "start"}}
-    subprocess.run(["kcat", "-b", f"127.0.0.1:{system.ports['kafka']}", "-P", "-t", "atende.events", "-p", "0"],
-                   input=json.dumps(typing), text=True, check=True, timeout=30)
+    # as the notifier publishes it for the workers: on atende.typing (and on atende.events, which
+    # the workers no longer read)
+    subprocess.run(["kcat", "-b", f"127.0.0.1:{system.ports['kafka']}", "-P", "-t", "atende.typing", "-p", "0",
+                    "-H", "type=typing"], input=json.dumps(typing), text=True, check=True, timeout=30)
 
     def skipped():
         mid = f"TYP-{time.monotonic_ns()}"

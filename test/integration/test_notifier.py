@@ -328,10 +328,15 @@ def test_typing_is_broadcast_and_expires(system):
     bad = system.ws(system.token(2, 1))
     assert bad.request(op="typing", conversation=conv, state="maybe")["type"] == "error"
     assert bad.request(op="typing", conversation=999999999, state="start")["type"] == "error"
-    # the workers read typing from atende.events (header type=typing) for the coaching filter
+    # typing is on atende.events (header type=typing) with every other event, and the same
+    # events again on atende.typing, where the workers read them for the coaching filter
+    # without reading every message and hint
     rows = [p for h, p in kcat(system, "atende.events") if "type=typing" in h and p["conversation_id"] == conv]
     assert [p["data"]["state"] for p in rows][:2] == ["start", "stop"]
     assert rows[0]["company_id"] == 1 and rows[0]["agent_id"] == 2
+    typing_topic = kcat(system, "atende.typing")
+    assert all("type=typing" in h for h, _ in typing_topic)
+    assert [p for _, p in typing_topic if p["conversation_id"] == conv] == rows
     viewer.close(), bad.close()
 
 
