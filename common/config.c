@@ -153,7 +153,7 @@ const cfg_key_t cfg_keys[] = {
 	K_INT("outbound.health_timeout_ms", outbound.health_timeout_ms, "5000", 100, 600000, true, "timeout of one health check"),
 
 	K_BOOL("lifecycle.enabled", lifecycle.enabled, "true", true, "run the conversation lifecycle jobs (follow-ups, auto-resolve, survey) in the workers"),
-	K_INT("lifecycle.tick_ms", lifecycle.tick_ms, "1000", 50, 600000, true, "each worker asks PostgreSQL for due jobs this often (each due job goes to exactly one worker)"),
+	K_INT("lifecycle.tick_ms", lifecycle.tick_ms, "1000", 50, 600000, true, "each worker asks PostgreSQL for due jobs this often, every 5th tick while none are due (each due job goes to exactly one worker)"),
 	K_INT("lifecycle.batch", lifecycle.batch, "200", 1, 100000, true, "conversations' jobs taken per tick at most (a full batch asks again at once)"),
 	K_INT("lifecycle.followup1_after_s", lifecycle.followup1_after_s, "600", 0, 2592000, true, "first follow-up when the customer has not answered our (agent or bot) last message for this long; 0 = off"),
 	K_INT("lifecycle.followup2_after_s", lifecycle.followup2_after_s, "1200", 0, 2592000, true, "second follow-up after this long without an answer (after the first); 0 = off"),

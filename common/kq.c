@@ -298,11 +298,17 @@ static kq_t *kq_new(struct event_base *base, const kq_opts_t *opts, bool consume
 		     kq_set(conf, "auto.offset.reset", "earliest", err, errlen) &&
 		     kq_set(conf, "enable.partition.eof", "false", err, errlen);
 		if (ok && opts->group) {
+			/* a heartbeat is a request and its answer through two threads of this client and
+			 * the broker's: a third of the session, as Kafka advises, and no more often (at
+			 * most 3 s, librdkafka's default; at least 1 s) */
+			char hb[32];
+			int hb_ms = opts->session_timeout_ms / 3;
+			snprintf(hb, sizeof(hb), "%d", hb_ms < 1000 ? 1000 : hb_ms > 3000 ? 3000 : hb_ms);
 			snprintf(num, sizeof(num), "%d", opts->session_timeout_ms);
 			rd_kafka_conf_set_rebalance_cb(conf, kq_rebalance_cb);
 			ok = kq_set(conf, "group.id", opts->group, err, errlen) &&
 			     kq_set(conf, "session.timeout.ms", num, err, errlen) &&
-			     kq_set(conf, "heartbeat.interval.ms", "1000", err, errlen);
+			     kq_set(conf, "heartbeat.interval.ms", hb, err, errlen);
 		} else if (ok) {
 			/* librdkafka wants a group.id for any KafkaConsumer; one nobody else uses, never committed to */
 			snprintf(num, sizeof(num), "atende-solo-%d", (int)getpid());

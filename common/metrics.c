@@ -41,8 +41,17 @@ struct metrics_family {
 };
 
 static metrics_family_t *metrics_all, *metrics_all_tail;
+/* The export file is rewritten when its text changed, or after this long unchanged: under
+ * the supervisor's 10 s staleness bound (sup.c), so an idle process writes it every few
+ * seconds instead of every second (a file write, a rename and an inode freed each time:
+ * half of an idle worker's main thread, docs/performance.md "Idle"). */
+#define METRICS_REWRITE_S 4
+
 static char *metrics_path;
 static void (*metrics_before)(void);
+static char *metrics_written;      /* the text last written */
+static size_t metrics_written_len;
+static time_t metrics_written_at;
 
 static void metrics_export_cb(evutil_socket_t fd, short what, void *arg);
 static void metrics_fmt(FILE *f, double v);
@@ -180,6 +189,12 @@ static void metrics_export_cb(evutil_socket_t fd, short what, void *arg)
 	if (metrics_before)
 		metrics_before();
 	char *text = metrics_render(&len);
+	time_t now = time(NULL);
+	if (metrics_written && len == metrics_written_len && memcmp(text, metrics_written, len) == 0 &&
+	    now - metrics_written_at < METRICS_REWRITE_S) {
+		free(text);
+		return;
+	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", metrics_path);
 	FILE *f = fopen(tmp, "w");
 	if (f) {
@@ -188,7 +203,10 @@ static void metrics_export_cb(evutil_socket_t fd, short what, void *arg)
 		if (ok && rename(tmp, metrics_path) != 0)
 			log_warn("metrics export %s: %s", metrics_path, strerror(errno));
 	}
-	free(text);
+	free(metrics_written);
+	metrics_written = text;
+	metrics_written_len = len;
+	metrics_written_at = now;
 }
 
 static void metrics_fmt(FILE *f, double v)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #define JOB_LEASE_MS 30000 /* a job taken and not published within this is handed out again */
+#define JOB_IDLE_EVERY 5   /* after a due query that found nothing, the next one this many ticks later */
 
 struct job_runner {
 	struct event_base *base;
@@ -38,6 +39,7 @@ struct job_runner {
 	char *done;              /* "{id,id,...}": jobs the broker has, to mark published */
 	size_t done_len, done_cap;
 	bool logged_error;       /* the last due query failed and said so (logged once until it works) */
+	int idle_skips;          /* ticks left to skip: the last due query found nothing */
 	metrics_family_t *m_jobs;
 	metrics_series_t *m_publish_failures;
 };
@@ -129,6 +131,10 @@ static void job_tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	if (j->stopped || !j->cfg->lifecycle.enabled || job_busy(j))
 		return;
+	if (j->idle_skips > 0) {
+		j->idle_skips--;
+		return;
+	}
 	char lease[16], limit[16];
 	char *settings = job_settings(j->cfg);
 	snprintf(lease, sizeof(lease), "%d", JOB_LEASE_MS);
@@ -187,6 +193,9 @@ static void job_due(PGresult *res, void *arg)
 	}
 	j->logged_error = false;
 	int n = PQntuples(res);
+	/* nothing due: an idle system asks every JOB_IDLE_EVERY ticks (a new silence falls due
+	 * only lifecycle's first *_after_s later; a resolve's survey waits a few ticks at most) */
+	j->idle_skips = n == 0 ? JOB_IDLE_EVERY - 1 : 0;
 	j->full = n >= j->cfg->lifecycle.batch;
 	j->publishing = true;
 	for (int i = 0; i < n; i++) {

@@ -43,6 +43,7 @@
 #define WRK_COMMIT_MS 200
 #define WRK_WATCH_MS 5000      /* how often the stall watchdog looks */
 #define WRK_STATUS_SWEEP_MS 1000 /* how often statuses that waited for their message are published */
+#define WRK_IDLE_EVERY 5         /* after a sweep that found nothing, the next one this many ticks later */
 #define WRK_STATUS_SWEEP_MAX "500"
 #define WRK_IMAGE_MARK "[imagem]"      /* an image's description, as coached (ai.vision) */
 #define WRK_VISION_EST_TOKENS_IN 1000  /* what one image's description is priced at before the call */
@@ -103,6 +104,7 @@ typedef struct {
 	struct event *flush_ev, *commit_ev, *drain_ev;
 	tick_t *sweep_tick;     /* publishes statuses applied when their message was stored */
 	bool sweep_in_flight;
+	int sweep_skips;        /* ticks left to skip: the last sweep found nothing */
 	char events_topic[160], dlq_topic[160], outbound_topic[160];
 	bool draining, paused;
 	bool drain_to_end;      /* the broker's data dies with it: a drain consumes all it holds */
@@ -816,6 +818,10 @@ static void wrk_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	const char *params[1] = {WRK_STATUS_SWEEP_MAX};
 	if (W.sweep_in_flight || W.draining || !db_connected(W.db))
 		return;
+	if (W.sweep_skips > 0) {
+		W.sweep_skips--;
+		return;
+	}
 	W.sweep_in_flight = true;
 	if (!db_query(W.db, "SELECT * FROM atende_pending_statuses_applied($1::int)", 1, params, wrk_swept, NULL))
 		W.sweep_in_flight = false; /* the queue is full: the next tick tries again */
@@ -841,6 +847,8 @@ static void wrk_swept(PGresult *res, void *arg)
 		char *json = evt_status(&route, &st, &len);
 		wrk_produce_event("status", route.company, route.conversation, json, len, NULL);
 	}
+	/* none waiting: an idle system asks every WRK_IDLE_EVERY ticks, not every second */
+	W.sweep_skips = PQntuples(res) == 0 ? WRK_IDLE_EVERY - 1 : 0;
 	if (PQntuples(res) == atoi(WRK_STATUS_SWEEP_MAX))
 		wrk_sweep_cb(-1, 0, NULL); /* there may be more */
 }
