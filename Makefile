@@ -172,8 +172,11 @@ test: setup-test
 # transcribed by a fake AI after 2 s (test/bench_media.py), streamed hints (ai.stream) with the
 # fake AI streaming each answer over 1.5 s: first and full hint at a console (test/bench_stream.py),
 # and the embedded broker on Debian's librdkafka and on the patched one, each filled to its cap
-# then at 2,000/5,000/10,000 msg/s (test/bench_broker.py, docs/performance.md)
+# then at 2,000/5,000/10,000 msg/s (test/bench_broker.py, docs/performance.md), PostgreSQL's
+# profile on fresh systems (rules, AI) and after 10 minutes at 2,000 msg/s (test/bench_pg.py),
+# and at the end one table of every open-loop run (test/bench_table.py)
 bench: setup-test
+	@/usr/bin/python3 test/bench_table.py --start
 	@build/test/test_rules | grep -E '^\{"bench": "(rules|routing)_' | tee -a build/bench-results.jsonl
 	@sh test/bench.sh
 	@BENCH_AI_LATENCY_MS=1500 BENCH_RATES="500 1000 2000" BENCH_WRK=0 sh test/bench.sh
@@ -195,6 +198,8 @@ bench: setup-test
 	@/usr/bin/python3 test/bench_broker.py
 	@BENCH_PG_IDLE_S=60 /usr/bin/python3 test/bench_pg.py
 	@BENCH_AI_LATENCY_MS=1500 BENCH_PG_RATE=500 /usr/bin/python3 test/bench_pg.py
+	@BENCH_PG_WARMUP=600 /usr/bin/python3 test/bench_pg.py
+	@/usr/bin/python3 test/bench_table.py
 
 # load (CHAOS_RATE msg/s, default 1,000, for CHAOS_SECONDS, default 300, fake AI at 1 s) while
 # workers, the ingress, the notifier, the supervisor and PostgreSQL are killed, the broker, the AI

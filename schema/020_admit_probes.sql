@@ -113,3 +113,9 @@ BEGIN
     RETURN to_jsonb(out);  -- built as an array: appending to a jsonb value would copy it every time
 END;
 $$;
+
+-- atende_coach_finish (019) has the same generic plans and the same key lookups: its
+-- per-analysis updates (refused, skipped) and its claim would seq-scan a week's partition
+-- whose plan was made while it was empty (1,044 sequential scans of messages in 20 s at
+-- 1,000 msg/s with 019, none after this).
+ALTER FUNCTION atende_coach_finish(jsonb) SET enable_seqscan = off;

@@ -179,7 +179,9 @@ def main():
         line = {"bench": "pg", "mode": f"ai {AI_MS} ms" if AI_MS else "rules", "rate": RATE, "seconds": SECONDS,
                 "sent": r["sent"], "acked": r["acked"], "missing": r["missing"], "duplicates": r["duplicates"],
                 "hint_p50_ms": r["hint_ms"]["p50"], "hint_p99_ms": r["hint_ms"]["p99"],
-                "ack_p99_ms": r["ack_ms"]["p99"], "cpu_us_per_msg": procs,
+                "ack_p50_ms": r["ack_ms"]["p50"], "ack_p99_ms": r["ack_ms"]["p99"], "cpu_us_per_msg": procs,
+                "warmup_messages": RATE * WARMUP,
+                "rss_mb": round(sum(p.get("rss_mb") or 0 for p in r["processes"] if p["role"] not in ("bench", "postgres"))),
                 "stored": stored, "hints_stored": hints,
                 "pg_us_per_stored": round(sum(p["cpu_s"] for p in r["processes"] if p["role"].startswith("postgres")
                                               and p["cpu_s"] is not None) * 1e6 / per),
