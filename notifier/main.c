@@ -78,14 +78,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	N.typing_partitions = kq_partition_count(N.producer, N.typing_topic, 10000, err, sizeof(err));
-	if (N.typing_partitions > 0)
-		kq_known_topics(N.producer, (const char *const[]){N.events_topic, N.outbound_topic, N.typing_topic}, 3);
-	else {
+	if (N.typing_partitions <= 0) {
 		N.typing_partitions = 0;
-		kq_known_topics(N.producer, (const char *const[]){N.events_topic, N.outbound_topic}, 2);
 		log_warn("kafka: %s (`atende topics --create` makes it): typing events go to %s only, which the workers "
 			 "then read whole", err, N.events_topic);
 	}
+	kq_known_topics(N.producer, (const char *const[]){N.events_topic, N.outbound_topic, N.typing_topic},
+			N.typing_partitions > 0 ? 3 : 2);
 	http_limits_t lim;
 	http_limits_default(&lim);
 	lim.max_connections = N.cfg.notifier.max_connections;
