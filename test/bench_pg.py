@@ -7,9 +7,12 @@ $BENCH_AI_LATENCY_MS: hints from test/integration/fakeai.py answering after that
 similarity cache on, as in bench.conf) instead of the rules. $BENCH_PG_PRIORITY sets
 postgres.priority and workers.priority (e.g. 0 on a machine shared with other load).
 $BENCH_PG_IDLE_S (0 = none) first measures each process's CPU with no traffic for that long;
-$BENCH_PG_SECONDS=0 then stops there. $BENCH_PG_FETCH_WAIT_MS sets kafka.embedded_fetch_wait_max_ms. $BENCH_PG_PERF=1: `perf record` on the PostgreSQL backends
-during the measured run (report in $BENCH_PG_OUT). $BENCH_PG_EXPLAIN=1: EXPLAIN (ANALYZE, BUFFERS)
+$BENCH_PG_SECONDS=0 then stops there. $BENCH_PG_FETCH_WAIT_MS sets kafka.embedded_fetch_wait_max_ms. $BENCH_PG_PERF=1 (or postgres, worker, ingress,
+notifier): `perf record` on the PostgreSQL backends (or that program's processes, with DWARF call
+graphs) during the measured run (report in $BENCH_PG_OUT). $BENCH_PG_EXPLAIN=1: EXPLAIN (ANALYZE, BUFFERS)
 of every statement of a 500-message ingest and its hints, afterwards (auto_explain).
+$BENCH_PG_AUTO_EXPLAIN_MS: the plans of the bench's own statements (nested ones too) slower than
+that many ms, into the system's log (atende.log in $BENCH_PG_OUT).
 
 Prints the bench's numbers, CPU per message per process, WAL bytes per message (pg_stat_wal), and
 the statements by total time with calls per message; writes everything (statements in full) to
@@ -33,10 +36,12 @@ SECONDS = int(os.environ.get("BENCH_PG_SECONDS", "20"))
 WARMUP = int(os.environ.get("BENCH_PG_WARMUP", "10"))
 AI_MS = os.environ.get("BENCH_AI_LATENCY_MS", "")
 PRIORITY = os.environ.get("BENCH_PG_PRIORITY")
-PERF = os.environ.get("BENCH_PG_PERF") == "1"
+# "1" or "postgres": the backends; "worker", "ingress", "notifier": that program's processes
+PERF = {"1": "postgres"}.get(os.environ.get("BENCH_PG_PERF", ""), os.environ.get("BENCH_PG_PERF", ""))
 EXPLAIN = os.environ.get("BENCH_PG_EXPLAIN") == "1"
 FETCH_WAIT = os.environ.get("BENCH_PG_FETCH_WAIT_MS")  # kafka.embedded_fetch_wait_max_ms
 IDLE_S = float(os.environ.get("BENCH_PG_IDLE_S", "0"))
+AUTO_EXPLAIN_MS = os.environ.get("BENCH_PG_AUTO_EXPLAIN_MS")
 TICK = os.sysconf("SC_CLK_TCK")
 OUT = os.environ.get("BENCH_PG_OUT") or os.path.join(ROOT, "build", time.strftime("bench-pg-%Y%m%d-%H%M%S"))
 RESULTS = os.path.join(ROOT, "build", "bench-results.jsonl")
@@ -100,9 +105,15 @@ def main():
         s.stop()
         # for this bench only: the server reads its postgresql.conf at start (root writes it)
         with open(os.path.join(s.dir, "pg", "postgresql.conf"), "a") as f:
-            f.write("shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n"
+            f.write("pg_stat_statements.track = all\n"
                     "pg_stat_statements.track_planning = on\n"
                     "track_io_timing = on\n")
+            if AUTO_EXPLAIN_MS:
+                f.write("shared_preload_libraries = 'pg_stat_statements,auto_explain'\n"
+                        f"auto_explain.log_min_duration = {int(AUTO_EXPLAIN_MS)}\nauto_explain.log_analyze = on\n"
+                        "auto_explain.log_buffers = on\nauto_explain.log_nested_statements = on\n")
+            else:
+                f.write("shared_preload_libraries = 'pg_stat_statements'\n")
         s.start()
         s.sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         wait_for(lambda: sum(1 for line in s.log_text().splitlines() if re.search(r"assigned \d+ partitions", line)) >= 2,
@@ -130,9 +141,14 @@ def main():
         s.sql("SELECT pg_stat_reset()")
         wal0 = int(s.sql("SELECT pg_current_wal_lsn() - '0/0'")[0][0])
         if PERF:
-            pids = ",".join(str(p) for p in backends(s))
-            perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", pids, "-o",
-                                     os.path.join(OUT, "perf.data")],
+            if PERF == "postgres":
+                pids, graph = backends(s), ["-g"]
+            else:
+                pids = subprocess.run(["pgrep", "-f", os.path.join(BIN, "atende-" + PERF)], stdout=subprocess.PIPE,
+                                      text=True).stdout.split()
+                graph = ["--call-graph", "dwarf,16384"]
+            perf = subprocess.Popen(["perf", "record", "-F", "499", *graph, "-p", ",".join(str(p) for p in pids),
+                                     "-o", os.path.join(OUT, "perf.data")],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         r = bench(s, RATE, SECONDS, 0)
         if perf:
@@ -207,7 +223,7 @@ def main():
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
             with open(os.path.join(OUT, "perf.txt"), "w") as f:
                 f.write(rep)
-            print("\nperf, PostgreSQL backends (self):")
+            print(f"\nperf, {PERF} (self):")
             print("\n".join(l for l in rep.splitlines() if l.strip() and not l.startswith("#"))[:4000])
     finally:
         if perf and perf.poll() is None:

@@ -389,3 +389,142 @@ def test_login_presence_queue_password_change_and_disable(system):
     assert r.status == 429 and int(r.headers["Retry-After"]) > 0
     metrics = http("GET", system.url("metrics", "/metrics")).body.decode()
     assert 'atende_notifier_logins_total{process="notifier",index="0",result="throttled"}' in metrics
+
+
+def at(seconds):
+    """An ISO time this many seconds after the start of this hour (a week with a partition)."""
+    import time
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(time.time()) // 3600 * 3600 + seconds))
+
+
+def ingest_sql(fn, batch):
+    """A query storing batch (a list of elements) through fn, counting the conversation row
+    versions it made in its transaction; its rows then that count."""
+    body = json.dumps(batch).replace("'", "''")
+    return (f"with i as materialized (select * from {fn}('{body}'::jsonb)) "
+            "select i.r_idx, coalesce(i.r_message_id::text, '-'), i.r_inserted, coalesce(i.r_agent_id::text, '-'), "
+            "i.r_status, coalesce(i.r_prev_status, '-'), i.r_assigned, i.r_queued, i.r_changed_at is null, "
+            "i.r_survey is null, (select n_tup_upd from pg_stat_xact_user_tables where relname = 'conversations') "
+            "from i order by i.r_idx")
+
+
+def test_plain_messages_are_stored_set_based_as_the_row_path_would(system):
+    """schema/021: messages to an open conversation with an active agent (and ours) are stored
+    by one statement per batch; the conversation, its messages and the rows returned are
+    what 011's row-by-row path makes of the same batch, with one conversation version
+    instead of two per message. Anything else in the batch goes the row way, in order."""
+    assert add(system, 41, "rui", domains="financeiro", max_open=50).returncode == 0
+    online(system, 41)
+    twins = {}
+    for who in ("A", "B"):
+        customer = f"551190009000{'1' if who == 'A' else '2'}"
+        first = [{"company": 1, "channel": "api:fin", "customer": customer, "domain": "financeiro",
+                  "provider_id": f"PL-{who}-0", "from_me": False, "text": "oi", "sender_name": "Cliente",
+                  "received_at": at(0)}]
+        system.sql(ingest_sql("atende_ingest", first))
+        cid = int(one(system, f"select id from conversations where channel = 'api:fin' and customer = '{customer}'"))
+        system.sql(f"update conversations set agent_id = 41, status = 'open', waiting_since = null where id = {cid}")
+        twins[who] = (cid, customer)
+
+    def batch(who):
+        cid, customer = twins[who]
+        base = {"company": 1, "channel": "api:fin", "customer": customer, "domain": "financeiro"}
+        return [dict(base, provider_id=f"PL-{who}-1", from_me=False, text="minha fatura veio errada",
+                     sender_name="Ana Souza", received_at=at(60), sent_at=at(59)),
+                dict(base, provider_id=f"PL-{who}-2", from_me=True, text="vou verificar, um momento " + "x" * 250,
+                     received_at=at(120)),
+                dict(base, provider_id=f"PL-{who}-3", from_me=False, kind="audio", text="",
+                     media={"mime": "audio/ogg", "url": "http://x/a.ogg"}, received_at=at(90))]
+
+    fast = system.sql(ingest_sql("atende_ingest", batch("A")))
+    slow = system.sql(ingest_sql("atende_ingest_011", batch("B")))
+    # one version for the three messages (the customer's came last: no silence starts); the
+    # row path: an upsert and a touch per message
+    assert ([r[-1] for r in fast], [r[-1] for r in slow]) == (["1"] * 3, ["6"] * 3)
+    strip = [[r[0]] + r[2:-1] for r in fast]
+    assert strip == [[r[0]] + r[2:-1] for r in slow]
+    assert strip[0] == ["0", "t", "41", "open", "-", "f", "f", "t", "t"]
+    ids = [int(r[1]) for r in fast]
+    assert ids == sorted(ids)  # ids in batch order within the conversation
+
+    def state(who):
+        cid, _ = twins[who]
+        row = system.sql(f"select last_message_at, customer_name, customer_messages, last_message - 'id' - 'provider_id', "
+                         f"last_message->>'provider_id', last_message_id = (select max(id) from messages "
+                         f"where conversation_id = {cid}), status, agent_id, lc_anchor_at, lc_next_at, lc_stage "
+                         f"from conversations where id = {cid}")[0]
+        msgs = system.sql(f"select provider_id, from_me, kind, text, coalesce(media::text, '-'), "
+                          f"coalesce(sender_name, '-'), coalesce(sent_at::text, '-'), received_at, company_id "
+                          f"from messages where conversation_id = {cid} order by id")
+        return row, [[m[0].replace(f"-{who}-", "-")] + m[1:] for m in msgs]
+
+    (row_a, msgs_a), (row_b, msgs_b) = state("A"), state("B")
+    assert row_a[4] == "PL-A-3" and row_b[4] == "PL-B-3"
+    assert row_a[:4] + row_a[5:] == row_b[:4] + row_b[5:]
+    assert row_a[1] == "Ana Souza" and row_a[2] == "3" and row_a[5] == "t" and row_a[8] == ""
+    assert msgs_a == msgs_b and [m[0] for m in msgs_a] == ["PL-0", "PL-1", "PL-2", "PL-3"]
+
+    # our message last: it starts a silence (011's lifecycle columns), the same both ways
+    def ours(who):
+        return [{"company": 1, "channel": "api:fin", "customer": twins[who][1], "domain": "financeiro",
+                 "provider_id": f"PL-{who}-5", "from_me": True, "text": "conseguiu ver?", "received_at": at(200)}]
+    fast = system.sql(ingest_sql("atende_ingest", ours("A")))
+    slow = system.sql(ingest_sql("atende_ingest_011", ours("B")))
+    assert (fast[0][-1], slow[0][-1]) == ("2", "3")  # the row path: upsert, touch, silence
+    (row_a, msgs_a), (row_b, msgs_b) = state("A"), state("B")
+    assert row_a[:4] + row_a[5:] == row_b[:4] + row_b[5:] and msgs_a == msgs_b
+    assert row_a[8] != "" and row_a[9] != "" and row_a[2] == "3"
+
+    # a mixed batch: a new conversation and a duplicate go the row way, the rest set-based,
+    # rows in batch order; storing it again changes nothing
+    cid_a, cust_a = twins["A"]
+    base = {"company": 1, "channel": "api:fin", "domain": "financeiro", "from_me": False,
+            "received_at": at(300)}
+    mixed = [dict(base, customer=cust_a, provider_id="PL-A-4", text="e ai?"),
+             dict(base, customer="5511900090009", provider_id="PL-C-1", text="boa tarde"),
+             dict(base, customer=cust_a, provider_id="PL-A-1", text="minha fatura veio errada"),
+             dict(base, customer="5511900090009", provider_id="PL-C-1", text="boa tarde")]
+    rows = system.sql(ingest_sql("atende_ingest", mixed))
+    assert [r[0] for r in rows] == ["0", "1", "2", "3"]
+    assert [r[2] for r in rows] == ["t", "t", "f", "f"]
+    assert rows[1][4] == "open" and rows[1][1] == rows[3][1]
+    assert rows[2][1] == str(ids[0])
+    again = system.sql(ingest_sql("atende_ingest", mixed))
+    assert [r[2] for r in again] == ["f"] * 4 and [r[1] for r in again] == [r[1] for r in rows]
+    assert one(system, f"select customer_messages from conversations where id = {cid_a}") == "4"
+
+
+def test_a_conversation_changed_before_its_lock_goes_the_row_way(system):
+    """A plain message whose conversation is resolved between the batch's look and its lock
+    (another transaction holds the row) is stored the 011 way: it reopens the conversation."""
+    import subprocess
+    from harness import BIN
+    assert add(system, 42, "ari", domains="financeiro", max_open=50).returncode == 0
+    online(system, 42)
+    customer = "5511900090021"
+    base = {"company": 1, "channel": "api:fin", "customer": customer, "domain": "financeiro", "from_me": False,
+            "received_at": at(3600)}
+    system.sql(ingest_sql("atende_ingest", [dict(base, provider_id="RC-0", text="oi")]))
+    cid = int(one(system, f"select id from conversations where channel = 'api:fin' and customer = '{customer}'"))
+    system.sql(f"update conversations set agent_id = 42, status = 'open', waiting_since = null where id = {cid}")
+    holder = subprocess.Popen([f"{BIN}/atende", "psql", "-c", system.conf, "--", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"],
+                              cwd=system.dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    holder.stdin.write(f"begin;\nupdate conversations set status = 'resolved' where id = {cid};\n"
+                       "select 'held';\n")
+    holder.stdin.flush()
+    assert holder.stdout.readline().strip() == "held"
+    result = []
+    t = threading.Thread(target=lambda: result.append(
+        system.sql(ingest_sql("atende_ingest", [dict(base, provider_id="RC-1", text="voltei")]))))
+    t.start()
+    wait_for(lambda: one(system, "select count(*) from pg_stat_activity where wait_event_type = 'Lock' "
+                                 "and query like '%RC-1%'") == "1", what="the ingest waiting for the row")
+    holder.stdin.write("commit;\n")
+    holder.stdin.close()
+    assert holder.wait(timeout=30) == 0, holder.stderr.read()
+    t.join(timeout=60)
+    (row,) = result[0]
+    assert row[2:6] == ["t", "42", "open", "resolved"]  # stored, and it reopened the conversation
+    assert one(system, f"select status from conversations where id = {cid}") == "open"
+    assert one(system, f"select kind from conversation_events where conversation_id = {cid} order by id desc limit 1") == "status"
