@@ -92,7 +92,7 @@ typedef struct {
 	struct {
 		char *brokers, *properties, *topic_prefix, *group;
 		int embedded_port, embedded_orphan_keep_s, partitions, session_timeout_ms, fetch_wait_max_ms;
-		int embedded_fetch_wait_max_ms;
+		int embedded_fetch_wait_max_ms, embedded_fetch_coalesce_ms;
 		bool embedded_patched;
 	} kafka;
 	struct { char *conninfo, *admin_conninfo, *user, *bin_dir; int embedded_port, priority; } postgres;

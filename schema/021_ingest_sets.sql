@@ -32,7 +32,8 @@ CREATE TRIGGER messages_touch_conversation AFTER INSERT ON messages FOR EACH ROW
 -- awaited survey answer); our last message after the customer's last one (not a lifecycle
 -- job's own) starts or extends one. The arrays are the stored messages, in batch order.
 CREATE FUNCTION atende_silences(m_conv bigint[], m_in boolean[], m_at timestamptz[], m_text text[])
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
     UPDATE conversations c
        SET lc_cycle = c.lc_cycle + CASE WHEN g.any_in AND (c.lc_anchor_at IS NOT NULL OR c.lc_stage <> 0
                                                             OR c.survey_until IS NOT NULL) THEN 1 ELSE 0 END,
@@ -54,17 +55,21 @@ RETURNS void LANGUAGE sql AS $$
      WHERE c.id = g.conv
        AND ((g.any_in AND (c.lc_anchor_at IS NOT NULL OR c.lc_stage <> 0 OR c.survey_until IS NOT NULL))
             OR (g.starts AND c.status <> 'resolved'));
+END;
 $$;
 
 -- atende_ingest_011 over the batch's elements at positions (0-based, in order), its rows
--- numbered by those positions.
+-- numbered by those positions. (The functions here are PL/pgSQL, not SQL: their plans are kept
+-- for the session, where a SQL function's are made at every call, ~1 ms each.)
 CREATE FUNCTION atende_ingest_rest(batch jsonb, positions int[]) RETURNS atende_ingest_row[]
-LANGUAGE sql AS $$
-    SELECT coalesce(array_agg(ROW(positions[x.r_idx + 1], x.r_message_id, x.r_conversation_id, x.r_agent_id,
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN (SELECT coalesce(array_agg(ROW(positions[x.r_idx + 1], x.r_message_id, x.r_conversation_id, x.r_agent_id,
                                   x.r_inserted, x.r_hint_id, x.r_hint_inserted, x.r_status, x.r_prev_status,
                                   x.r_assigned, x.r_from_agent, x.r_queued, x.r_changed_at, x.r_survey)::atende_ingest_row),
                     '{}')
-      FROM atende_ingest_011((SELECT jsonb_agg(batch->p ORDER BY o) FROM unnest(positions) WITH ORDINALITY AS u(p, o))) x
+      FROM atende_ingest_011((SELECT jsonb_agg(batch->p ORDER BY o) FROM unnest(positions) WITH ORDINALITY AS u(p, o))) x);
+END;
 $$;
 
 -- Sequential scans off: every query here is a key lookup, and a generic plan made while the

@@ -130,6 +130,15 @@ int broker_main(const cfg_t *cfg, int ready_fd)
 	/* the patch's third part (atende-mock-3 on) ends a held fetch when data arrives */
 	const char *(*patch_str)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "rd_kafka_mock_patch_str");
 	bool wakes = patch_str && strstr(patch_str(), "new data ends the wait");
+	/* the patch's fifth part (atende-mock-5 on): those wakes a little later, gathered */
+	void (*set_wake_delay)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "rd_kafka_mock_set_fetch_wake_delay");
+	if (set_wake_delay) {
+		set_wake_delay(cfg->kafka.embedded_fetch_coalesce_ms);
+		log_info("embedded broker: new data ends a waiting fetch %d ms later (kafka.embedded_fetch_coalesce_ms)",
+			 cfg->kafka.embedded_fetch_coalesce_ms);
+	} else if (wakes && cfg->kafka.embedded_fetch_coalesce_ms > 0)
+		log_warn("embedded broker: kafka.embedded_fetch_coalesce_ms needs a newer patched librdkafka "
+			 "(deploy/rdkafka-mock.sh); fetches are woken at once");
 	int n = snprintf(line, sizeof(line), "BOOTSTRAP %s %s%s\n", bootstrap, lib, wakes ? " wakes" : "");
 	if (write(ready_fd, line, (size_t)n) != n)
 		log_warn("embedded broker: cannot report the bootstrap address");

@@ -59,6 +59,8 @@ struct coach_analysis {
 	coach_item_t *items;
 	int n;
 	bool critical;
+	bool classified;         /* rules holds the rules' reading of the texts (one message: read once) */
+	rules_result_t rules;
 	char *norm;              /* the texts' cache key (rules_cache_key) */
 	bool no_cache;           /* a cache hit was refused: admit again without the cache */
 	char *skip;              /* a filter's reason: record it, no hint */
@@ -155,6 +157,8 @@ static void coach_withdraw(coach_analysis_t *a);
 static void coach_ai_done(const ai_result_t *res, void *arg);
 static void coach_complete(coach_analysis_t *a);
 static char *coach_join(const coach_analysis_t *a, const char *sep);
+static bool coach_patterns_found(const char *text, const char *patterns);
+static void coach_classify(const coach_analysis_t *a, rules_result_t *r);
 static double coach_now(void);
 static const coach_company_t *coach_company(const coach_t *c, long id);
 static void coach_companies_cb(evutil_socket_t fd, short what, void *arg);
@@ -304,10 +308,14 @@ void coach_free(coach_t *c)
 bool coach_is_critical(const char *text, const char *patterns)
 {
 	rules_result_t r;
-	char norm[4096], pat[1024];
 	rules_classify(text, NULL, &r);
-	if (r.critical)
-		return true;
+	return r.critical || coach_patterns_found(text, patterns);
+}
+
+/* One of coaching.critical_patterns ("a|b|c", normalized like the text) is in text. */
+static bool coach_patterns_found(const char *text, const char *patterns)
+{
+	char norm[4096], pat[1024];
 	if (!patterns || !patterns[0])
 		return false;
 	text_normalize(text, norm, sizeof(norm));
@@ -425,7 +433,14 @@ static void coach_start(coach_conv_t *v)
 	v->pending = NULL;
 	v->n_pending = v->cap_pending = 0;
 	v->busy = true;
-	for (int i = 0; i < a->n; i++)
+	if (a->n == 1) {
+		/* the rules read the text once, with its domain (the critical flag does not depend
+		 * on it), for the flag here and for the hint, the cache's check or the routing later */
+		rules_classify(a->items[0].m.text, a->items[0].m.domain, &a->rules);
+		a->classified = true;
+		a->critical = a->rules.critical || coach_patterns_found(a->items[0].m.text, c->cfg->coaching.critical_patterns);
+	}
+	for (int i = 0; a->n > 1 && i < a->n; i++)
 		a->critical |= coach_is_critical(a->items[i].m.text, c->cfg->coaching.critical_patterns);
 	char *joined = coach_join(a, " ");
 	size_t cap = 2 * strlen(joined) + 16; /* slang expands ("pfv" -> "por favor") */
@@ -811,12 +826,10 @@ static void coach_withdraw(coach_analysis_t *a)
 static void coach_rules_hint(coach_analysis_t *a, const char *limited_by)
 {
 	rules_result_t r;
-	char *joined = coach_join(a, "\n");
 	struct timeval t0, t1;
 	gettimeofday(&t0, NULL);
-	rules_classify(joined, a->items[0].m.domain, &r);
+	coach_classify(a, &r);
 	gettimeofday(&t1, NULL);
-	free(joined);
 	snprintf(a->intent, sizeof(a->intent), "%s", rules_intent_name(r.intent));
 	a->hint_critical = r.critical || a->critical;
 	a->text = xstrdup(r.text);
@@ -832,10 +845,20 @@ static void coach_rules_hint(coach_analysis_t *a, const char *limited_by)
 static bool coach_cache_agrees(const coach_analysis_t *a, const char *intent, bool critical)
 {
 	rules_result_t r;
-	char *joined = coach_join(a, "\n");
-	rules_classify(joined, a->items[0].m.domain, &r);
-	free(joined);
+	coach_classify(a, &r);
 	return intent && strcmp(intent, rules_intent_name(r.intent)) == 0 && critical == (r.critical || a->critical);
+}
+
+/* The rules' reading of the analysis's texts joined by newlines, with its domain. */
+static void coach_classify(const coach_analysis_t *a, rules_result_t *r)
+{
+	if (a->classified) {
+		*r = a->rules;
+		return;
+	}
+	char *joined = coach_join(a, "\n");
+	rules_classify(joined, a->items[0].m.domain, r);
+	free(joined);
 }
 
 bool coach_route_decide(const cfg_t *cfg, const char *text, const char *domain, rules_result_t *r)

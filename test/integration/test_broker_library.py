@@ -49,6 +49,8 @@ def test_the_broker_alone_runs_on_the_patched_library(system):
         assert 'atende_broker_epoch{library="patched"}' in metrics_text(system)
         # it ends a held fetch when data arrives, so the consumers wait long (and deliver at once)
         assert "the consumers use kafka.embedded_fetch_wait_max_ms" in log
+        # and answers them a little later, so that one fetch reads what came meanwhile (patch part 5)
+        assert "embedded broker: new data ends a waiting fetch 3 ms later" in log
         wakes = True
     else:  # the source could not be had: the stock library, with its one warning
         assert status["broker_library"] == "stock"
