@@ -490,16 +490,12 @@ static void wrk_store(wrk_batch_t *b)
 	b->sent_at = wrk_now();
 	W.store_in_flight++;
 	metrics_observe(W.m_batch_size, b->n);
-	/* the company domains with the bot on, for this transaction's new conversations
-	 * (schema/010_bot.sql): the setting is made before atende_ingest runs (lateral); and the
+	/* atende_store (schema/022): the company domains with the bot on, for this transaction's
+	 * new conversations (schema/010_bot.sql), then atende_ingest's rows with each one's
 	 * conversation's domain as it was when the batch started (a transfer may have moved it;
-	 * NULL for a conversation this batch creates): read by name, after the columns of
-	 * atende_ingest whatever their number */
+	 * NULL for a conversation this batch creates), read by name */
 	const char *sql = b->statuses ? "SELECT * FROM atende_apply_statuses($1::jsonb)"
-				      : "SELECT i.*, c.domain AS r_conv_domain "
-					"FROM (SELECT set_config('atende.bot_on', $2, true) AS bot_on) s, "
-					"LATERAL atende_ingest(CASE WHEN s.bot_on IS NOT NULL THEN $1::jsonb END) i "
-					"LEFT JOIN conversations c ON c.id = i.r_conversation_id ORDER BY i.r_idx";
+				      : "SELECT * FROM atende_store($1::jsonb, $2)";
 	if (!db_query(W.db, sql, b->statuses ? 1 : 2, params, wrk_stored, b)) {
 		W.store_in_flight--;
 		struct timeval later = {0, 100 * 1000};
