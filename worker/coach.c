@@ -435,7 +435,7 @@ static void coach_start(coach_conv_t *v)
 	v->busy = true;
 	if (a->n == 1) {
 		/* the rules read the text once, with its domain (the critical flag does not depend
-		 * on it), for the flag here and for the hint, the cache's check or the routing later */
+		 * on it), for the flag here and for the hint or the cache's check later */
 		rules_classify(a->items[0].m.text, a->items[0].m.domain, &a->rules);
 		a->classified = true;
 		a->critical = a->rules.critical || coach_patterns_found(a->items[0].m.text, c->cfg->coaching.critical_patterns);
