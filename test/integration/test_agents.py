@@ -502,37 +502,62 @@ def test_plain_messages_are_stored_set_based_as_the_row_path_would(system):
     assert one(system, f"select customer_messages from conversations where id = {cid_a}") == "4"
 
 
-def test_a_conversation_changed_before_its_lock_goes_the_row_way(system):
-    """A plain message whose conversation is resolved between the batch's look and its lock
-    (another transaction holds the row) is stored the 011 way: it reopens the conversation."""
+def ingest_behind(system, held_sql, batch, marker):
+    """Stores batch with atende_ingest while another session's open transaction (held_sql)
+    holds what it needs; that transaction commits once the ingest waits for a lock. Returns
+    the ingest's rows."""
     import subprocess
     from harness import BIN
-    assert add(system, 42, "ari", domains="financeiro", max_open=50).returncode == 0
-    online(system, 42)
-    customer = "5511900090021"
-    base = {"company": 1, "channel": "api:fin", "customer": customer, "domain": "financeiro", "from_me": False,
-            "received_at": at(400)}
-    system.sql(ingest_sql("atende_ingest", [dict(base, provider_id="RC-0", text="oi")]))
-    cid = int(one(system, f"select id from conversations where channel = 'api:fin' and customer = '{customer}'"))
-    system.sql(f"update conversations set agent_id = 42, status = 'open', waiting_since = null where id = {cid}")
-    holder = subprocess.Popen([f"{BIN}/atende", "psql", "-c", system.conf, "--", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"],
-                              cwd=system.dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
-    holder.stdin.write(f"begin;\nupdate conversations set status = 'resolved' where id = {cid};\n"
-                       "select 'held';\n")
+    holder = subprocess.Popen([f"{BIN}/atende", "psql", "-c", system.conf, "--", "-X", "-q", "-A", "-t", "-v",
+                               "ON_ERROR_STOP=1"], cwd=system.dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    holder.stdin.write(f"begin;\n{held_sql};\nselect 'held';\n")
     holder.stdin.flush()
     assert holder.stdout.readline().strip() == "held"
     result = []
-    t = threading.Thread(target=lambda: result.append(
-        system.sql(ingest_sql("atende_ingest", [dict(base, provider_id="RC-1", text="voltei")]))))
+    t = threading.Thread(target=lambda: result.append(system.sql(ingest_sql("atende_ingest", batch))))
     t.start()
     wait_for(lambda: one(system, "select count(*) from pg_stat_activity where wait_event_type = 'Lock' "
-                                 "and query like '%RC-1%'") == "1", what="the ingest waiting for the row")
+                                 f"and query like '%{marker}%'") == "1", what="the ingest waiting for a lock")
     holder.stdin.write("commit;\n")
     holder.stdin.close()
     assert holder.wait(timeout=30) == 0, holder.stderr.read()
     t.join(timeout=60)
-    (row,) = result[0]
+    return result[0]
+
+
+def plain_conversation(system, customer, agent, first_id):
+    """A conversation of customer with one message, open and given to agent; its id."""
+    base = {"company": 1, "channel": "api:fin", "customer": customer, "domain": "financeiro", "from_me": False,
+            "received_at": at(400)}
+    system.sql(ingest_sql("atende_ingest", [dict(base, provider_id=first_id, text="oi")]))
+    cid = int(one(system, f"select id from conversations where channel = 'api:fin' and customer = '{customer}'"))
+    system.sql(f"update conversations set agent_id = {agent}, status = 'open', waiting_since = null where id = {cid}")
+    return cid, base
+
+
+def test_a_conversation_changed_before_its_lock_goes_the_row_way(system):
+    """A plain message whose conversation is resolved between the batch's look and its lock
+    (another transaction holds the row) is stored the 011 way: it reopens the conversation."""
+    assert add(system, 42, "ari", domains="financeiro", max_open=50).returncode == 0
+    online(system, 42)
+    cid, base = plain_conversation(system, "5511900090021", 42, "RC-0")
+    (row,) = ingest_behind(system, f"update conversations set status = 'resolved' where id = {cid}",
+                           [dict(base, provider_id="RC-1", text="voltei")], "RC-1")
     assert row[2:6] == ["t", "42", "open", "resolved"]  # stored, and it reopened the conversation
     assert one(system, f"select status from conversations where id = {cid}") == "open"
     assert one(system, f"select kind from conversation_events where conversation_id = {cid} order by id desc limit 1") == "status"
+
+
+def test_a_key_stored_meanwhile_is_answered_as_a_redelivery(system):
+    """A plain message whose key another transaction stores between the batch's look and its
+    insert (a redelivery on another worker) is answered the 011 way, as stored before, in its
+    place in the batch; the batch's other message is stored."""
+    cid, base = plain_conversation(system, "5511900090022", 42, "RK-0")
+    rows = ingest_behind(system, "insert into message_keys (channel, provider_id, message_id, received_at) "
+                                 f"values ('api:fin', 'RK-1', 987654321, '{at(400)}')",
+                         [dict(base, provider_id="RK-1", text="de novo"), dict(base, provider_id="RK-2", text="e ai")],
+                         "RK-1")
+    assert [r[:3] for r in rows] == [["0", "987654321", "f"], ["1", rows[1][1], "t"]]
+    assert one(system, "select count(*) from messages where provider_id in ('RK-1', 'RK-2')") == "1"
+    assert one(system, f"select last_message->>'provider_id' from conversations where id = {cid}") == "RK-2"
