@@ -74,16 +74,13 @@ $$;
 
 -- Sequential scans off: every query here is a key lookup, and a generic plan made while the
 -- tables were small would keep scanning them (020).
-CREATE FUNCTION atende_ingest(batch jsonb)
-RETURNS TABLE (r_idx int, r_message_id bigint, r_conversation_id bigint, r_agent_id bigint,
-               r_inserted boolean, r_hint_id bigint, r_hint_inserted boolean,
-               r_status text, r_prev_status text, r_assigned boolean, r_from_agent bigint, r_queued boolean,
-               r_changed_at timestamptz, r_survey jsonb)
+CREATE FUNCTION atende_ingest(batch jsonb) RETURNS SETOF atende_ingest_row
 LANGUAGE plpgsql SET enable_seqscan = off AS $$
 DECLARE
     got       atende_ingest_row[] := '{}';
     plain     int[];       -- batch positions (0-based) that may be stored set-based...
-    plain_c   bigint[];    -- ...and their conversations
+    plain_c   bigint[];    -- ...their conversations...
+    plain_in  boolean[];   -- ...and whether each is the customer's
     others    int[];       -- the rest, for atende_ingest_011, in batch order
     locked    bigint[];    -- the plain conversations still plain once locked
     done      int[];       -- the positions stored set-based
@@ -91,10 +88,11 @@ DECLARE
 BEGIN
     SELECT coalesce(array_agg(q.idx ORDER BY q.idx) FILTER (WHERE q.conv_plain), '{}'),
            coalesce(array_agg(q.conv ORDER BY q.idx) FILTER (WHERE q.conv_plain), '{}'),
+           coalesce(array_agg(NOT q.from_me ORDER BY q.idx) FILTER (WHERE q.conv_plain), '{}'),
            coalesce(array_agg(q.idx ORDER BY q.idx) FILTER (WHERE NOT q.conv_plain), '{}')
-      INTO plain, plain_c, others
-      FROM (SELECT p.idx, p.conv, bool_and(p.ok) OVER (PARTITION BY coalesce(p.conv, -1 - p.idx)) AS conv_plain
-              FROM (SELECT e.idx, c.id AS conv,
+      INTO plain, plain_c, plain_in, others
+      FROM (SELECT p.idx, p.conv, p.from_me, bool_and(p.ok) OVER (PARTITION BY coalesce(p.conv, -1 - p.idx)) AS conv_plain
+              FROM (SELECT e.idx, c.id AS conv, e.from_me,
                            c.id IS NOT NULL AND c.agent_id IS NOT NULL
                            AND (e.from_me OR (c.status = 'open'
                                               AND EXISTS (SELECT 1 FROM agents a WHERE a.id = c.agent_id AND a.active)))
@@ -121,15 +119,15 @@ BEGIN
     -- lock the plain conversations; one changed meanwhile (resolved, transferred) is no
     -- longer plain and goes the 011 way below
     locked := ARRAY(SELECT c.id FROM conversations c
-                      JOIN (SELECT u.conv, bool_or(NOT coalesce((batch->u.idx->>'from_me')::boolean, false)) AS has_in
-                              FROM unnest(plain, plain_c) AS u(idx, conv) GROUP BY u.conv) w ON w.conv = c.id
+                      JOIN (SELECT u.conv, bool_or(u.is_in) AS has_in
+                              FROM unnest(plain_c, plain_in) AS u(conv, is_in) GROUP BY u.conv) w ON w.conv = c.id
                      WHERE c.agent_id IS NOT NULL AND (NOT w.has_in OR c.status = 'open')
                      ORDER BY c.id FOR UPDATE OF c);
 
     PERFORM set_config('atende.touched', 'on', true);
     WITH f AS (
-        SELECT u.idx, u.conv, batch->u.idx AS v, coalesce((batch->u.idx->>'from_me')::boolean, false) AS from_me
-          FROM unnest(plain, plain_c) AS u(idx, conv)
+        SELECT u.idx, u.conv, batch->u.idx AS v, NOT u.is_in AS from_me
+          FROM unnest(plain, plain_c, plain_in) AS u(idx, conv, is_in)
          WHERE u.conv = ANY(locked)),
     keys AS (
         -- ids in batch order (a volatile target list is computed after the sort)

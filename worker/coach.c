@@ -439,9 +439,10 @@ static void coach_start(coach_conv_t *v)
 		rules_classify(a->items[0].m.text, a->items[0].m.domain, &a->rules);
 		a->classified = true;
 		a->critical = a->rules.critical || coach_patterns_found(a->items[0].m.text, c->cfg->coaching.critical_patterns);
+	} else {
+		for (int i = 0; i < a->n; i++)
+			a->critical |= coach_is_critical(a->items[i].m.text, c->cfg->coaching.critical_patterns);
 	}
-	for (int i = 0; a->n > 1 && i < a->n; i++)
-		a->critical |= coach_is_critical(a->items[i].m.text, c->cfg->coaching.critical_patterns);
 	char *joined = coach_join(a, " ");
 	size_t cap = 2 * strlen(joined) + 16; /* slang expands ("pfv" -> "por favor") */
 	a->norm = xmalloc(cap);
