@@ -156,7 +156,12 @@ valgrind: unit
 run: setup
 	bin/atende run -c $(CONFIG)
 
-unit: all $(UNIT_BIN)
+unit: all $(UNIT_BIN) build/test/floor_sink build/test/floor_kafka
+
+# the floors under the ingress's HTTP and Kafka work (test/bench_floor.py)
+build/test/floor_%: test/floor_%.c $(LIB) build/flavour
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 test: setup-test
 	@SANITIZE=$(SANITIZE) /usr/bin/python3 test/run.py
@@ -174,6 +179,7 @@ test: setup-test
 # and the embedded broker on Debian's librdkafka and on the patched one, each filled to its cap
 # then at 2,000/5,000/10,000 msg/s (test/bench_broker.py, docs/performance.md), PostgreSQL's
 # profile on fresh systems (rules, AI) and after 10 minutes at 2,000 msg/s (test/bench_pg.py),
+# the floors under the ingress's and PostgreSQL's work on this machine (test/bench_floor.py),
 # and at the end one table of every open-loop run (test/bench_table.py)
 bench: setup-test
 	@/usr/bin/python3 test/bench_table.py --start
@@ -199,6 +205,7 @@ bench: setup-test
 	@BENCH_PG_IDLE_S=60 /usr/bin/python3 test/bench_pg.py
 	@BENCH_AI_LATENCY_MS=1500 BENCH_PG_RATE=500 /usr/bin/python3 test/bench_pg.py
 	@BENCH_PG_WARMUP=600 /usr/bin/python3 test/bench_pg.py
+	@/usr/bin/python3 test/bench_floor.py
 	@/usr/bin/python3 test/bench_table.py
 
 # load (CHAOS_RATE msg/s, default 1,000, for CHAOS_SECONDS, default 300, fake AI at 1 s) while

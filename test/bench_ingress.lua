@@ -7,6 +7,12 @@ local texts = {"minha internet caiu desde ontem", "quero parcelar a fatura atras
                "já liguei 3 vezes e ninguém resolve"}
 local threads = {}
 local next_id = 0
+-- WRK_DELAY_MS: each connection waits that long after each answer (test/bench_floor.py paces
+-- 64 connections to ~2,000 requests/s with 32); unset: flat out
+local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "")
+if delay_ms then
+  function delay() return delay_ms end
+end
 
 function setup(thread)
   thread:set("tid", next_id)

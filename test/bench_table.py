@@ -3,7 +3,8 @@
 to build/bench-results.jsonl (the lines after its last {"bench": "start"} marker; `--start` writes
 the marker): the system (fresh, or after how many messages), the path (rules, AI), the rate,
 acked, missing and duplicated messages, ack and hint p50/p99, CPU per message sent per process
-(microseconds; PostgreSQL with its backends, the workers summed) and the system's RSS."""
+(microseconds; PostgreSQL with its backends, the workers summed) and the system's RSS; then the
+floors test/bench_floor.py measured (the same work with none of atende's logic), one line each."""
 import json
 import os
 import sys
@@ -35,6 +36,26 @@ def rows(lines):
     return out
 
 
+def floors(lines):
+    """One text line per test/bench_floor.py measurement."""
+    out = []
+    for r in lines:
+        b = r.get("bench")
+        if b == "floor_http":
+            cpu = r["cpu_us_per_request"]
+            out.append(f"HTTP {'paced' if r['paced'] else 'flat out'} {r['per_s']}/s: {r['server']} {cpu['server']} us"
+                       + (f" (broker {cpu['broker']})" if "broker" in cpu else "") + f", wrk {cpu['wrk']}")
+        elif b == "floor_produce":
+            cpu = r["cpu_us_per_message"]
+            out.append(f"produce {r['rate']}/s: producer {cpu['producer']} us, broker {cpu['broker']}")
+        elif b == "floor_pg":
+            out.append(f"PostgreSQL {r['rows']} {r['rate']}/s in batches of {r['batch']}: "
+                       f"{r['postgres_cpu_us_per_message']} us per message")
+        elif b == "floor_idle":
+            out.append("idle % of a core: " + ", ".join(f"{k} {v}" for k, v in r["cpu_pct_of_a_core"].items()))
+    return out
+
+
 def main():
     if sys.argv[1:] == ["--start"]:
         with open(RESULTS, "a") as f:
@@ -52,9 +73,18 @@ def main():
             else:
                 lines.append(r)
     table = rows(lines)
-    if not table:
+    if table:
+        print_runs(table)
+    else:
         print("bench_table: no open-loop runs since make bench started")
-        return
+    floor = floors(lines)
+    if floor:
+        print("\nthe floors on this machine (test/bench_floor.py; docs/performance.md, \"Session 14\")")
+        for line in floor:
+            print("  " + line)
+
+
+def print_runs(table):
     print("\nmake bench: every open-loop run (CPU in us per message sent; RSS of atende's processes, MB)")
     head = (f"{'system':<16} {'path':<12} {'rate':>6} {'acked':>7} {'missing':>7} {'dup':>4} {'ack p50/p99 ms':>16} "
             f"{'hint p50/p99 ms':>18} " + " ".join(f"{k:>8}" for k in ROLES) + f" {'RSS':>6}")
