@@ -41,6 +41,7 @@ struct coach_conv {
 	coach_conv_t *next;      /* hash chain */
 	coach_t *coach;
 	char *key;
+	int64_t conversation_id; /* from its messages once stored; 0 until then */
 	coach_item_t *pending;   /* waiting for the next analysis */
 	int n_pending, cap_pending;
 	bool busy;               /* an analysis of this conversation is under way */
@@ -106,6 +107,7 @@ struct coach {
 	bool admit_armed, finish_armed;
 	bool admit_in_flight, finish_in_flight; /* one query of each kind at a time: batches grow with load */
 	struct { int64_t conversation; int64_t agent; double until; } typing[COACH_TYPING_SLOTS];
+	double typing_until_max; /* no agent types anywhere after this */
 	coach_company_t companies[COACH_MAX_COMPANIES];
 	int n_companies;
 	/* the semantic cache (ai.embeddings_model): recent AI hints' vectors */
@@ -166,6 +168,7 @@ static void coach_companies_loaded(PGresult *res, void *arg);
 static void coach_sweep_cb(evutil_socket_t fd, short what, void *arg);
 static void coach_count(coach_t *c, const char *kind, const char *what);
 static double coach_reserve_usd(const coach_t *c, const coach_analysis_t *a);
+static const char *coach_filtered(const coach_t *c, const coach_msg_t *m);
 static void coach_add_ids(cJSON *o, const coach_analysis_t *a);
 static void coach_add_agent(const coach_t *c, cJSON *o, const coach_analysis_t *a);
 
@@ -189,16 +192,22 @@ coach_t *coach_new(struct event_base *base, db_t *db, const cfg_t *cfg, ai_t *ai
 	return c;
 }
 
-void coach_add(coach_t *c, const coach_msg_t *m)
+/* The filters' reason to record m without analysing it ("disabled", "short"), or NULL. */
+static const char *coach_filtered(const coach_t *c, const coach_msg_t *m)
 {
 	const coach_company_t *co = coach_company(c, m->company);
 	int min_len = co && co->min_length >= 0 ? co->min_length : c->cfg->coaching.min_message_length;
-	const char *skip = NULL;
-	c->pending++;
 	if (!c->cfg->coaching.enabled || (co && !co->enabled))
-		skip = "disabled";
-	else if (!m->text || !m->text[0] || text_utf8_length(m->text) < (size_t)min_len)
-		skip = "short";
+		return "disabled";
+	if (!m->text || !m->text[0] || text_utf8_length(m->text) < (size_t)min_len)
+		return "short";
+	return NULL;
+}
+
+void coach_add(coach_t *c, const coach_msg_t *m)
+{
+	const char *skip = coach_filtered(c, m);
+	c->pending++;
 	if (skip) {
 		/* recorded, not analysed: one message, no conversation state */
 		coach_analysis_t *a = xcalloc(1, sizeof(*a));
@@ -214,6 +223,7 @@ void coach_add(coach_t *c, const coach_msg_t *m)
 		return;
 	}
 	coach_conv_t *v = coach_conv(c, m->conversation_key, true);
+	v->conversation_id = m->conversation_id;
 	if (v->n_pending == v->cap_pending) {
 		v->cap_pending = v->cap_pending ? v->cap_pending * 2 : 4;
 		v->pending = xrealloc(v->pending, (size_t)v->cap_pending * sizeof(coach_item_t));
@@ -226,6 +236,61 @@ void coach_add(coach_t *c, const coach_msg_t *m)
 		coach_arm(v, c->cfg->buffer.max_wait_ms); /* smart buffer: collect while it is analysed */
 	else
 		coach_arm(v, c->cfg->coaching.delay_ms);  /* 0: this loop turn's messages of it together */
+}
+
+bool coach_inline(coach_t *c, const coach_msg_t *m, cJSON *ev)
+{
+	const coach_company_t *co = coach_company(c, m->company);
+	int interval = co && co->agent_interval_s >= 0 ? co->agent_interval_s : c->cfg->limits.agent_interval_s;
+	if (c->ai || c->cfg->coaching.delay_ms > 0 || interval > 0 || coach_filtered(c, m))
+		return false;
+	double now = coach_now();
+	coach_conv_t *v = coach_conv(c, m->conversation_key, false);
+	if (v && (v->busy || v->n_pending || v->timer_armed))
+		return false; /* an analysis of it is under way or due: m joins the next one */
+	if (now < c->typing_until_max) {
+		/* someone types somewhere: only a conversation whose id is known can be checked */
+		if (!v || !v->conversation_id)
+			return false;
+		int slot = (int)((uint64_t)v->conversation_id % COACH_TYPING_SLOTS);
+		if (c->typing[slot].conversation == v->conversation_id && c->typing[slot].until > now)
+			return false;
+	}
+	rules_result_t r;
+	struct timeval t0, t1;
+	gettimeofday(&t0, NULL);
+	rules_classify(m->text, m->domain, &r);
+	gettimeofday(&t1, NULL);
+	cJSON *h = cJSON_AddObjectToObject(ev, "rules_hint");
+	cJSON_AddStringToObject(h, "intent", rules_intent_name(r.intent));
+	cJSON_AddBoolToObject(h, "critical", r.critical || coach_patterns_found(m->text, c->cfg->coaching.critical_patterns));
+	cJSON_AddStringToObject(h, "text", r.text);
+	cJSON_AddNumberToObject(h, "latency_ms", (double)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000));
+	return true;
+}
+
+void coach_inline_done(coach_t *c, const coach_msg_t *m, const cJSON *hint, int64_t hint_id, const char *created_at,
+		       double consumed_at, bool again)
+{
+	const char *pid = m->provider_id;
+	void *token = m->token;
+	coach_hint_t h = {.event = {.message_ids = &pid, .n_message_ids = 1, .hint_id = hint_id,
+				    .conversation_id = m->conversation_id, .conversation_key = m->conversation_key,
+				    .agent_id = m->agent_id, .company_id = m->company, .domain = m->domain,
+				    .intent = json_str(hint, "intent"), .critical = json_true(hint, "critical"),
+				    .text = json_str(hint, "text"), .source = "rules", .created_at = created_at,
+				    .received_at = m->received_at},
+			  .tokens = &token, .n_tokens = 1, .seconds = coach_now() - consumed_at};
+	if (!again)
+		coach_count(c, "source", "rules");
+	c->cb.publish_hint(&h, c->arg);
+	coach_history(c, m->conversation_key, false, m->text);
+	coach_conv_t *v = coach_conv(c, m->conversation_key, false);
+	if (v) {
+		v->conversation_id = m->conversation_id;
+		v->last_used = coach_now();
+	}
+	c->cb.message_done(token, c->arg);
 }
 
 void coach_history(coach_t *c, const char *conversation_key, bool from_agent, const char *text)
@@ -255,6 +320,8 @@ void coach_typing(coach_t *c, int64_t conversation_id, int64_t agent_id, bool ty
 	c->typing[slot].conversation = conversation_id;
 	c->typing[slot].agent = agent_id;
 	c->typing[slot].until = typing ? until_unix : 0;
+	if (typing && until_unix > c->typing_until_max)
+		c->typing_until_max = until_unix;
 }
 
 int coach_pending(const coach_t *c)

@@ -146,6 +146,7 @@ static void wrk_on_rebalance(kq_t *kq, rd_kafka_resp_err_t err, rd_kafka_topic_p
 static void wrk_on_delivery(void *opaque, rd_kafka_resp_err_t err, int32_t partition, int64_t offset, void *arg);
 static void wrk_flush_cb(evutil_socket_t fd, short what, void *arg);
 static void wrk_store(wrk_batch_t *b);
+static void wrk_inline_hints(wrk_batch_t *b);
 static wrk_batch_t *wrk_batch_new(bool statuses, int cap);
 static void wrk_batch_free(wrk_batch_t *b);
 static void wrk_batch_abandon(wrk_batch_t *b);
@@ -479,6 +480,8 @@ static void wrk_flush_cb(evutil_socket_t fd, short what, void *arg)
 
 static void wrk_store(wrk_batch_t *b)
 {
+	if (!b->statuses)
+		wrk_inline_hints(b);
 	cJSON *arr = cJSON_CreateArray();
 	for (int i = 0; i < b->n; i++)
 		cJSON_AddItemReferenceToArray(arr, b->items[i].event);
@@ -490,10 +493,11 @@ static void wrk_store(wrk_batch_t *b)
 	b->sent_at = wrk_now();
 	W.store_in_flight++;
 	metrics_observe(W.m_batch_size, b->n);
-	/* atende_store (schema/022): the company domains with the bot on, for this transaction's
-	 * new conversations (schema/010_bot.sql), then atende_ingest's rows with each one's
-	 * conversation's domain as it was when the batch started (a transfer may have moved it;
-	 * NULL for a conversation this batch creates), read by name */
+	/* atende_store (schema/022, 023): the company domains with the bot on, for this
+	 * transaction's new conversations (schema/010_bot.sql), then atende_ingest's rows with each
+	 * one's conversation's domain as it was when the batch started (a transfer may have moved
+	 * it; NULL for a conversation this batch creates) and the transaction's time (r_now: a
+	 * hint stored with its message was made then), read by name */
 	const char *sql = b->statuses ? "SELECT * FROM atende_apply_statuses($1::jsonb)"
 				      : "SELECT * FROM atende_store($1::jsonb, $2)";
 	if (!db_query(W.db, sql, b->statuses ? 1 : 2, params, wrk_stored, b)) {
@@ -504,6 +508,50 @@ static void wrk_store(wrk_batch_t *b)
 	}
 	free(json);
 	free(bot_on);
+}
+
+/* A customer message's conversation key and its place in a batch, to find the conversations
+ * with more than one. */
+typedef struct {
+	const char *key;
+	int idx;
+} wrk_conv_ref_t;
+
+static int wrk_conv_ref_cmp(const void *a, const void *b)
+{
+	return strcmp(((const wrk_conv_ref_t *)a)->key, ((const wrk_conv_ref_t *)b)->key);
+}
+
+/* The rules hints to store with their messages (schema/023): each customer message that the
+ * coach would hint at once (coach_inline) and that is its conversation's only customer message
+ * in the batch (several are one analysis, stored the coach's way) carries its hint. Messages
+ * the worker hands elsewhere first never do: media (described or transcribed first), survey
+ * answers, the bot's, a transferred conversation's. Decided again on a retry. */
+static void wrk_inline_hints(wrk_batch_t *b)
+{
+	wrk_conv_ref_t *refs = xmalloc((size_t)b->n * sizeof(*refs));
+	int n = 0;
+	for (int i = 0; i < b->n; i++) {
+		cJSON *ev = b->items[i].event;
+		cJSON_DeleteItemFromObject(ev, "rules_hint");
+		if (!json_true(ev, "from_me"))
+			refs[n++] = (wrk_conv_ref_t){.key = json_str(ev, "conversation"), .idx = i};
+	}
+	qsort(refs, (size_t)n, sizeof(*refs), wrk_conv_ref_cmp);
+	for (int k = 0; k < n; k++) {
+		if ((k > 0 && strcmp(refs[k - 1].key, refs[k].key) == 0) ||
+		    (k + 1 < n && strcmp(refs[k + 1].key, refs[k].key) == 0))
+			continue;
+		cJSON *ev = b->items[refs[k].idx].event;
+		long company = (long)json_num(ev, "company", 0);
+		if (cJSON_GetObjectItem(ev, "media") || cJSON_GetObjectItem(ev, "survey_score") ||
+		    json_str(ev, "rerouted_from") || bot_wants(W.bot, company, json_str(ev, "domain")))
+			continue;
+		coach_msg_t m = {.company = company, .conversation_key = refs[k].key, .domain = json_str(ev, "domain"),
+				 .text = json_str(ev, "text")};
+		coach_inline(W.coach, &m, ev);
+	}
+	free(refs);
 }
 
 /* A new batch of cap items, on W.live until wrk_batch_free. */
@@ -657,13 +705,19 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 	int scol = PQfnumber(res, "r_survey"); /* schema/011: the answer to a survey */
 	bool survey_answer = scol >= 0 && !PQgetisnull(res, row, scol);
 	cJSON *media = cJSON_GetObjectItem(ev, "media");
+	/* the hint it was sent with (wrk_inline_hints), stored with it when r_hint_inserted */
+	cJSON *rules_hint = cJSON_DetachItemFromObject(ev, "rules_hint");
 	/* inline bytes go to the media store, never into events */
 	cJSON *b64 = cJSON_IsObject(media) ? cJSON_DetachItemFromObject(media, "base64") : NULL;
 	metrics_add(inserted ? W.m_stored : rerouted ? W.m_rerouted : W.m_duplicates, 1);
 	/* a redelivered message that no hint covers yet may come from a worker that stored it and
 	 * died before the broker took its event: its message event goes out again (consoles drop
-	 * a repeat by message_id), or that console would never see it (found by make chaos) */
-	if (inserted || (!hinted && !rerouted)) {
+	 * a repeat by message_id), or that console would never see it (found by make chaos); so
+	 * does one whose hint was stored with it (r_hint), then its hint event */
+	int hcol = PQfnumber(res, "r_hint");
+	cJSON *stored_hint = !inserted && hcol >= 0 && !PQgetisnull(res, row, hcol)
+				     ? cJSON_Parse(PQgetvalue(res, row, hcol)) : NULL;
+	if (inserted || (!hinted && !rerouted) || stored_hint) {
 		size_t len;
 		evt_route_t route = {.company = company, .conversation = conversation, .agent = agent};
 		evt_message_t m = {.message_id = json_str(ev, "provider_id"), .db_id = message_id,
@@ -676,6 +730,24 @@ static void wrk_after_store(wrk_item_t *it, PGresult *res, int row)
 		char *json = evt_message(&route, &m, &len);
 		wrk_produce_event("message", company, conversation, json, len, wrk_ref(&it, 1));
 	}
+	/* the hint stored with it: this batch's (sent with it, r_hint_inserted) or a redelivery's */
+	const cJSON *with_message =
+		stored_hint ? stored_hint : rules_hint && inserted && PQgetvalue(res, row, 6)[0] == 't' ? rules_hint : NULL;
+	if (with_message) {
+		int ncol = PQfnumber(res, "r_now");
+		coach_msg_t m = {.message_id = message_id, .conversation_id = conversation,
+				 .agent_id = stored_hint ? (int64_t)json_num(stored_hint, "agent_id", 0) : agent,
+				 .company = company, .conversation_key = json_str(ev, "conversation"),
+				 .provider_id = json_str(ev, "provider_id"), .domain = json_str(ev, "domain"),
+				 .text = json_str(ev, "text"), .received_at = json_str(ev, "received_at"), .token = it};
+		it->refs++;
+		coach_inline_done(W.coach, &m, with_message, atoll(PQgetvalue(res, row, 5)),
+				  stored_hint ? json_str(stored_hint, "created_at")
+				  : ncol >= 0 ? PQgetvalue(res, row, ncol) : NULL,
+				  it->consumed_at, stored_hint != NULL);
+	}
+	cJSON_Delete(stored_hint);
+	cJSON_Delete(rules_hint);
 	if (inserted) {
 		evt_route_t route = {.company = company, .conversation = conversation, .agent = agent};
 		wrk_publish_changes(it, res, row, &route);

@@ -561,3 +561,96 @@ def test_a_key_stored_meanwhile_is_answered_as_a_redelivery(system):
     assert [r[:3] for r in rows] == [["0", "987654321", "f"], ["1", rows[1][1], "t"]]
     assert one(system, "select count(*) from messages where provider_id in ('RK-1', 'RK-2')") == "1"
     assert one(system, f"select last_message->>'provider_id' from conversations where id = {cid}") == "RK-2"
+
+
+def store_sql(batch):
+    """The worker's statement (atende_store, schema/023) for batch, no bot on: each row's place,
+    hint id (or -), whether its hint was stored with it, the statement's time and the hint
+    stored with a redelivered message (or -)."""
+    body = json.dumps(batch).replace("'", "''")
+    return ("select r_idx, coalesce(r_hint_id::text, '-'), r_hint_inserted, r_now, coalesce(r_hint::text, '-') "
+            f"from atende_store('{body}'::jsonb, '') order by r_idx")
+
+
+def test_a_rules_hint_is_stored_with_its_plain_message(system):
+    """schema/023: a customer message sent with its rules hint and stored set-based is stored
+    with the hint in its own transaction, never updated afterwards; the hint is the row the
+    coach's finish stores for a one-message rules analysis. The hint is not stored with our
+    own message, with one whose conversation was transferred to another domain, or with one
+    that goes the row way (a new conversation): the worker coaches those as before."""
+    assert add(system, 43, "ines", domains="financeiro", max_open=50).returncode == 0
+    online(system, 43)
+    cid, base = plain_conversation(system, "5511900090031", 43, "IH-0")
+    moved, mbase = plain_conversation(system, "5511900090032", 43, "IH-M0")
+    system.sql(f"update conversations set domain = 'suporte' where id = {moved}")
+    hint = {"intent": "billing", "critical": True, "text": "Ofereca o parcelamento da fatura", "latency_ms": 2}
+    batch = [dict(base, provider_id="IH-1", text="quero parcelar a fatura", rules_hint=hint),
+             dict(base, provider_id="IH-2", text="ja te mando o boleto", from_me=True, rules_hint=hint),
+             dict(mbase, provider_id="IH-M1", text="quero parcelar", rules_hint=hint),
+             dict(base, customer="5511900090033", provider_id="IH-N1", text="oi, sou novo", rules_hint=hint)]
+    rows = system.sql(store_sql(batch))
+    hid = rows[0][1]
+    assert hid != "-" and [r[1:3] + r[4:] for r in rows] == [[hid, "t", "-"], ["-", "f", "-"], ["-", "f", "-"],
+                                                             ["-", "f", "-"]]
+    mid = one(system, "select id from messages where provider_id = 'IH-1'")
+    assert system.sql(f"select message_id, message_ids, provider_ids, conversation_id, agent_id, domain, intent, "
+                      f"critical, text, source, latency_ms, to_jsonb(created_at) #>> '{{}}' from hints where id = {hid}") == \
+        [[mid, f"{{{mid}}}", "{IH-1}", str(cid), "43", "financeiro", "billing", "t",
+          "Ofereca o parcelamento da fatura", "rules", "2", rows[0][3]]]
+    # one transaction: the key, the message (never updated) and the hint
+    assert one(system, "select count(distinct x) from (select xmin::text x from message_keys where provider_id = 'IH-1' "
+                       "union all select xmin::text from messages where provider_id = 'IH-1' "
+                       f"union all select xmin::text from hints where id = {hid}) t") == "1"
+    assert system.sql("select provider_id, coalesce(hint_id::text, '-'), coalesce(coaching, '-') from messages "
+                      "where provider_id like 'IH-%' order by provider_id") == \
+        [["IH-0", "-", "-"], ["IH-1", hid, "hinted"], ["IH-2", "-", "-"], ["IH-M0", "-", "-"], ["IH-M1", "-", "-"],
+         ["IH-N1", "-", "-"]]
+    # the batch again (a redelivery): nothing stored twice; the hint stored with IH-1 comes
+    # back with it, for the worker to publish again
+    again = system.sql(store_sql(batch))
+    assert [r[1:3] for r in again] == [[hid, "f"], ["-", "f"], ["-", "f"], ["-", "f"]]
+    assert json.loads(again[0][4]) == {"intent": "billing", "critical": True, "text": "Ofereca o parcelamento da fatura",
+                                       "agent_id": 43, "created_at": rows[0][3]}
+    assert [r[4] for r in again[1:]] == ["-", "-", "-"]
+    assert one(system, "select count(*) from hints where 'IH-1' = any(provider_ids)") == "1"
+
+
+def test_the_worker_stores_a_lone_message_with_its_rules_hint(system):
+    """Through the pipeline: a customer message alone in its batch, to a conversation idle in the
+    coach with its agent online, is stored with its rules hint (one transaction), and the
+    console gets the hint event as from the coach's finish, after the message's event."""
+    assert add(system, 44, "otto", domains="financeiro", max_open=50).returncode == 0
+    online(system, 44)
+    cid = financeiro(system, "5511900090041", "IW-1", text="minha fatura veio com valor errado")
+    wait_for(lambda: one(system, "select coaching from messages where provider_id = 'IW-1'"), what="IW-1 coached")
+    console = system.ws(system.token(44, 1))
+    try:
+        console.subscribe("company:1")
+        financeiro(system, "5511900090041", "IW-2", text="quero parcelar a fatura atrasada, ta cara")
+        hint = console.wait(lambda f: f["type"] == "hint" and f["data"]["message_id"] == "IW-2")
+        row = system.sql("select h.id, h.source, h.intent, h.agent_id, h.conversation_id, to_jsonb(h.created_at) #>> '{}', "
+                         "k.xmin = h.xmin and m.xmin = h.xmin from hints h join messages m on m.id = h.message_id "
+                         "join message_keys k on k.channel = m.channel and k.provider_id = m.provider_id "
+                         "where m.provider_id = 'IW-2'")
+        assert row == [[str(hint["data"]["hint_id"]), "rules", hint["data"]["intent"], "44", str(cid),
+                        hint["data"]["created_at"], "t"]]
+        assert hint["data"]["source"] == "rules" and hint["data"]["agent_id"] == 44
+        frames = [f for f in console.events() if f["data"].get("message_id") == "IW-2"]
+        assert [f["type"] for f in frames][:2] == ["message", "hint"]
+
+        # the same Kafka message again, as after a worker died between the commit and the
+        # broker's ack of its events: both events go out again, the hint as stored
+        import subprocess
+        out = subprocess.run(["kcat", "-b", f"127.0.0.1:{system.ports['kafka']}", "-C", "-t", "atende.inbound.financeiro",
+                              "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n"], stdout=subprocess.PIPE, text=True,
+                             timeout=30).stdout
+        key, value = [line.split("\t", 1) for line in out.splitlines() if '"provider_id":"IW-2"' in line][0]
+        subprocess.run(["kcat", "-b", f"127.0.0.1:{system.ports['kafka']}", "-P", "-t", "atende.inbound.financeiro",
+                        "-k", key], input=value, text=True, check=True, timeout=30)
+        console.wait(lambda f: f["type"] == "hint" and f["data"]["message_id"] == "IW-2" and f is not hint)
+        frames = [f for f in console.events() if f["data"].get("message_id") == "IW-2"]
+        assert [f["type"] for f in frames] == ["message", "hint", "message", "hint"]
+        assert frames[3]["data"] == hint["data"]
+        assert one(system, "select count(*) from hints where 'IW-2' = any(provider_ids)") == "1"
+    finally:
+        console.close()

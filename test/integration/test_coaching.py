@@ -132,9 +132,10 @@ def test_smart_buffer_groups_quick_messages_into_one_call(system):
     assert [coaching_of(system, f"BUF-{i}") for i in (2, 3, 4)] == ["covered", "covered", "hinted"]
     console.close()
     # both calls, each at least the 800 ms the provider took, in the call-duration histogram
-    wait_for(lambda: ai_call_seconds(system)[0] == calls_before + 2, what="the calls in the merged metrics")
-    _, fast, seconds = ai_call_seconds(system)
-    assert fast == fast_before and seconds - seconds_before >= 1.6
+    # (a call the previous test left in flight may land in it too, on a loaded machine)
+    wait_for(lambda: ai_call_seconds(system)[0] >= calls_before + 2, what="the calls in the merged metrics")
+    calls, fast, seconds = ai_call_seconds(system)
+    assert fast - fast_before <= calls - calls_before - 2 and seconds - seconds_before >= 1.6
 
 
 def test_429_pauses_the_provider_then_the_ai_answers(system):
