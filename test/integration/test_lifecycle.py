@@ -143,6 +143,16 @@ def test_open_files_limit_is_raised_for_the_connections_configured():
         s.destroy()
 
 
+def signal_all(pids, sig):
+    """Sends sig to each of pids that still exists (a backend listed by descendants may have
+    ended before the signal: a CI run once failed there on SIGCONT)."""
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
 def descendants(root):
     """Every process below root (pids), from /proc's parent links."""
     children = {}
@@ -446,8 +456,7 @@ def test_a_stalled_worker_says_where_its_messages_wait():
         wait_for(lambda: hinted("STALL-0"), what="the first message stored and hinted")
         postmaster = s.pid("postgres")
         frozen = [postmaster] + descendants(postmaster)
-        for p in frozen:
-            os.kill(p, signal.SIGSTOP)
+        signal_all(frozen, signal.SIGSTOP)
         assert s.evolution(evolution_text("STALL-1", "oi, a internet caiu de novo aqui")).status == 200
         wait_for(lambda: "stalled (finish)" in s.log_text(), what="the worker's stall line")
         line = [l for l in s.log_text().splitlines() if "stalled (finish)" in l][0]
@@ -456,8 +465,7 @@ def test_a_stalled_worker_says_where_its_messages_wait():
         stalls = lambda: [l for l in http("GET", s.url("metrics", "/metrics")).body.decode().splitlines()
                           if l.startswith('atende_worker_stalls_total{') and 'kind="finish"' in l]
         wait_for(lambda: stalls() and float(stalls()[0].split()[-1]) >= 1, what="the stall counted")
-        for p in frozen:
-            os.kill(p, signal.SIGCONT)
+        signal_all(frozen, signal.SIGCONT)
         frozen = []
         wait_for(lambda: stored("STALL-1"), what="the message stored once PostgreSQL moves again")
         wait_for(lambda: "moving again after" in s.log_text(), what="the worker's recovery line")
@@ -478,6 +486,5 @@ def test_a_stalled_worker_says_where_its_messages_wait():
         wait_for(lambda: hinted("STALL-2"), what="its one hint")
         assert s.sql("select count(*) from messages where provider_id like 'STALL-%'") == [["3"]]
     finally:
-        for p in frozen:
-            os.kill(p, signal.SIGCONT)
+        signal_all(frozen, signal.SIGCONT)
         s.destroy()
