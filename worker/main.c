@@ -638,6 +638,7 @@ static void wrk_stored(PGresult *res, void *arg)
 		wrk_item_t *dead = xmalloc(sizeof(*dead));
 		*dead = b->items[0];
 		dead->batch = NULL;
+		cJSON_DeleteItemFromObject(dead->event, "rules_hint"); /* the worker's own, not the message's */
 		char *v = cJSON_PrintUnformatted(dead->event);
 		wrk_dead_letter(dead, dead->event, v, strlen(v), e, b->attempts);
 		free(v);
