@@ -137,6 +137,15 @@ def record(line):
         f.write(json.dumps(line) + "\n")
 
 
+def run_timed(argv, env=None):
+    """Runs argv to its end: (its stdout, its CPU seconds, its exit code)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return out, usage.ru_utime + usage.ru_stime, proc.returncode
+
+
 def wrk(port, paced, watch):
     """One wrk run against 127.0.0.1:port; returns its result line with the CPU per request of
     wrk and of each pid in watch ({name: pid})."""
@@ -145,17 +154,14 @@ def wrk(port, paced, watch):
     if paced:
         env["WRK_DELAY_MS"] = "32"
     before = {n: ticks(p) for n, p in watch.items()}
-    proc = subprocess.Popen(["wrk", "-t1", "-c64", f"-d{HTTP_SECONDS}s", "-s", LUA, f"http://127.0.0.1:{port}"],
-                            stdout=subprocess.PIPE, text=True, env=env)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"wrk exited with {proc.returncode}")
+    out, cpu_s, rc = run_timed(["wrk", "-t1", "-c64", f"-d{HTTP_SECONDS}s", "-s", LUA, f"http://127.0.0.1:{port}"],
+                               env)
+    if rc != 0:
+        raise RuntimeError(f"wrk exited with {rc}")
     res = json.loads(out.strip().splitlines()[-1])
     n = res["requests"]
     cpu = {name: round((ticks(p) - before[name]) / TICK * 1e6 / n, 1) for name, p in watch.items()}
-    cpu["wrk"] = round((usage.ru_utime + usage.ru_stime) * 1e6 / n, 1)
+    cpu["wrk"] = round(cpu_s * 1e6 / n, 1)
     return {"requests": n, "per_s": res["acked_per_s"], "refused": res["refused"],
             "latency_p99_ms": res["latency_ms"]["p99"], "cpu_us_per_request": cpu}
 
@@ -186,16 +192,13 @@ def http_floors(s):
             record(line)
         # the ingress's Kafka work alone, at the paced runs' rate
         before = ticks(broker)
-        proc = subprocess.Popen([KAFKA, "produce", f"127.0.0.1:{s.ports['kafka']}", "2000", str(HTTP_SECONDS)],
-                                stdout=subprocess.PIPE, text=True)
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
+        out, cpu_s, rc = run_timed([KAFKA, "produce", f"127.0.0.1:{s.ports['kafka']}", "2000", str(HTTP_SECONDS)])
+        if rc != 0:
             raise RuntimeError(f"floor_kafka produce failed: {out}")
         res = json.loads(out.strip().splitlines()[-1])
         n = res["acked"]
         record({"bench": "floor_produce", "rate": 2000, "acked": n, "cpu_us_per_message": {
-            "producer": round((usage.ru_utime + usage.ru_stime) * 1e6 / n, 1),
+            "producer": round(cpu_s * 1e6 / n, 1),
             "broker": round((ticks(broker) - before) / TICK * 1e6 / n, 1)}})
     finally:
         for w in workers:

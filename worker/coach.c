@@ -257,15 +257,14 @@ bool coach_inline(coach_t *c, const coach_msg_t *m, cJSON *ev)
 			return false;
 	}
 	rules_result_t r;
-	struct timeval t0, t1;
-	gettimeofday(&t0, NULL);
+	double t0 = coach_now();
 	rules_classify(m->text, m->domain, &r);
-	gettimeofday(&t1, NULL);
+	int latency_ms = (int)((coach_now() - t0) * 1000);
 	cJSON *h = cJSON_AddObjectToObject(ev, "rules_hint");
 	cJSON_AddStringToObject(h, "intent", rules_intent_name(r.intent));
 	cJSON_AddBoolToObject(h, "critical", r.critical || coach_patterns_found(m->text, c->cfg->coaching.critical_patterns));
 	cJSON_AddStringToObject(h, "text", r.text);
-	cJSON_AddNumberToObject(h, "latency_ms", (double)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000));
+	cJSON_AddNumberToObject(h, "latency_ms", latency_ms);
 	return true;
 }
 
