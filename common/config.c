@@ -104,6 +104,7 @@ const cfg_key_t cfg_keys[] = {
 	K_BOOL("cache.enabled", cache.enabled, "true", true, "reuse a recent hint of a similar message (same company and domain) instead of an AI call"),
 	K_DBL("cache.similarity_threshold", cache.similarity_threshold, "0.85", 0, 1, true, "trigram similarity (0..1) of normalized texts for a cache hit"),
 	K_INT("cache.ttl_s", cache.ttl_s, "3600", 1, 31536000, true, "cached hints are reused for this long"),
+	K_INT("cache.memory_entries", cache.memory_entries, "4096", 0, 1000000, false, "recent cached hints each worker keeps per company and domain and searches in memory before asking PostgreSQL (a miss there is still asked there); 0 = every lookup in PostgreSQL"),
 
 	K_STR("ai.provider", ai.provider, "rules", true, "rules (built-in, no network) | openai (any OpenAI-compatible endpoint)"),
 	K_STR("ai.base_url", ai.base_url, "", true, "e.g. http://127.0.0.1:18099/v1; the client POSTs to <base_url>/chat/completions"),

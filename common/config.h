@@ -100,7 +100,7 @@ typedef struct {
 	struct { bool enabled; int min_message_length, delay_ms; char *critical_patterns; } coaching;
 	struct { int agent_interval_s, analyses_per_minute, pending_analyses; double cost_per_hour_usd, cost_per_day_usd; } limits;
 	struct { int max_wait_ms; } buffer;
-	struct { bool enabled; double similarity_threshold; int ttl_s; } cache;
+	struct { bool enabled; double similarity_threshold; int ttl_s, memory_entries; } cache;
 	struct { bool confident; double min_confidence; int max_chars; double shadow_share; } route; /* ai.route_*, ai.shadow_share */
 	struct { char *model; double threshold; int ring, timeout_ms, price; } emb; /* ai.embeddings_*, ai.price_embeddings */
 	struct { char *provider, *base_url, *api_key, *model, *model_large, *prompts_dir; char *transcription_model; int price_transcription_minute; int timeout_ms, large_min_chars, large_min_words, max_retries, retry_base_ms, deadline_ms, max_in_flight, history_messages, history_max_tokens, price_small_in, price_small_out, price_large_in, price_large_out, breaker_window_s, breaker_min_calls, breaker_error_pct, breaker_open_s; bool large_when_critical, stream, vision; } ai;

@@ -26,6 +26,7 @@
 
 #define RETENTION_LOCK_KEY_S "727100010" /* 727100001 migrate, 727100002 coaching, 727100011 partitions */
 #define RETENTION_PRUNE_BATCH_S "10000" /* rows per pruning DELETE */
+#define RETENTION_DAYS(d) ((long long)(d) * 86400)
 
 /* One run's findings, reported at the end as text, log lines or JSON. */
 typedef struct {
@@ -51,7 +52,7 @@ static long long retention_export(retention_t *r, const char *ident, const char 
 static bool retention_copy_to(retention_t *r, const char *ident, gzFile gz, long long *rows, long long *bytes);
 static bool retention_verify(const char *path, long long rows, long long bytes, char *err, size_t errlen);
 static long long retention_prune(retention_t *r, const char *table, const char *age_column, const char *also,
-				 int days);
+				 long long seconds);
 static bool retention_mkdirs(const char *path);
 static long long retention_media_sweep(retention_t *r);
 
@@ -97,34 +98,40 @@ int retention_run(const cfg_t *cfg, const retention_opts_t *opts)
 			retention_create_ahead(r);
 		retention_expire(r);
 		if (!opts->dry_run) {
-			long long keys = retention_prune(r, "message_keys", "received_at", NULL, cfg->retention.dedup_days);
+			long long keys = retention_prune(r, "message_keys", "received_at", NULL,
+							 RETENTION_DAYS(cfg->retention.dedup_days));
 			long long dlq = cfg->retention.keep_days > 0
-						? retention_prune(r, "dlq", "replayed_at", NULL, cfg->retention.keep_days)
+						? retention_prune(r, "dlq", "replayed_at", NULL, RETENTION_DAYS(cfg->retention.keep_days))
 						: 0;
 			/* a finished console request is only looked up when its Kafka message is
 			 * redelivered: the same horizon as the gateway ids; unfinished ones stay */
 			long long outbound = retention_prune(r, "outbound_requests", "created_at",
-							     "published_at IS NOT NULL", cfg->retention.dedup_days);
+							     "published_at IS NOT NULL", RETENTION_DAYS(cfg->retention.dedup_days));
 			/* a delivery status whose message never came (a message atende did not send):
 			 * kept as long as the message could still turn up (schema/009) */
 			long long statuses = retention_prune(r, "pending_statuses", "kept_at", NULL,
-							     cfg->retention.dedup_days);
+							     RETENTION_DAYS(cfg->retention.dedup_days));
 			/* a lifecycle job's once-ness lives on its conversation (stage, cycle): the row
 			 * is history, and the published ones go at the same horizon */
 			long long jobs = retention_prune(r, "conversation_jobs", "created_at", "published_at IS NOT NULL",
-							 cfg->retention.dedup_days);
+							 RETENTION_DAYS(cfg->retention.dedup_days));
 			cJSON_AddNumberToObject(r->out, "jobs_pruned", (double)jobs);
 			if (jobs)
 				retention_report(r, "retention: pruned %lld published lifecycle jobs older than %d days", jobs,
 						 cfg->retention.dedup_days);
 			/* the bot's decision about a message: looked up, like the message's key, only
 			 * when that message is redelivered */
-			long long bot = retention_prune(r, "bot_turns", "created_at", NULL, cfg->retention.dedup_days);
+			long long bot = retention_prune(r, "bot_turns", "created_at", NULL,
+							RETENTION_DAYS(cfg->retention.dedup_days));
 			cJSON_AddNumberToObject(r->out, "bot_turns_pruned", (double)bot);
 			/* a console upload is sent within minutes or never; a sent one has its own media
 			 * row naming the file, so the upload's row is only the unsent file's hold */
-			long long uploads = retention_prune(r, "media_uploads", "created_at", NULL, cfg->retention.dedup_days);
+			long long uploads = retention_prune(r, "media_uploads", "created_at", NULL,
+							    RETENTION_DAYS(cfg->retention.dedup_days));
 			cJSON_AddNumberToObject(r->out, "uploads_pruned", (double)uploads);
+			/* a cached hint older than cache.ttl_s is never reused: lookups skip it */
+			long long cached = retention_prune(r, "hint_cache", "created_at", NULL, cfg->cache.ttl_s);
+			cJSON_AddNumberToObject(r->out, "cached_hints_pruned", (double)cached);
 			if (bot)
 				retention_report(r, "retention: pruned %lld bot decisions older than %d days", bot,
 						 cfg->retention.dedup_days);
@@ -463,19 +470,18 @@ static bool retention_verify(const char *path, long long rows, long long bytes, 
 	return true;
 }
 
-/* Repeats a bounded DELETE ($1 = days) until it removes less than a batch: short
- * transactions that never hold many row locks while traffic flows. */
-/* Deletes the rows of table whose age_column is older than days (and that match also, when
- * given) in batches of RETENTION_PRUNE_BATCH_S, so no statement holds many locks; returns how many. */
+/* Deletes the rows of table whose age_column is more than seconds old (and that match also,
+ * when given) in batches of RETENTION_PRUNE_BATCH_S, so no statement holds many row locks
+ * while traffic flows; returns how many. */
 static long long retention_prune(retention_t *r, const char *table, const char *age_column, const char *also,
-				 int days)
+				 long long seconds)
 {
-	char d[16], sql[512];
+	char d[24], sql[512];
 	long long total = 0;
-	snprintf(d, sizeof(d), "%d", days);
+	snprintf(d, sizeof(d), "%lld", seconds);
 	snprintf(sql, sizeof(sql),
 		 "DELETE FROM %s WHERE ctid = ANY (ARRAY (SELECT ctid FROM %s WHERE %s%s%s < now() - "
-		 "make_interval(days => $1::int) LIMIT " RETENTION_PRUNE_BATCH_S "))",
+		 "make_interval(secs => $1::float8) LIMIT " RETENTION_PRUNE_BATCH_S "))",
 		 table, table, also ? also : "", also ? " AND " : "", age_column);
 	const char *params[1] = {d};
 	for (;;) {

@@ -8,7 +8,7 @@ similarity cache on, as in bench.conf) instead of the rules. $BENCH_PG_PRIORITY 
 postgres.priority and workers.priority (e.g. 0 on a machine shared with other load).
 $BENCH_PG_IDLE_S (0 = none) first measures each process's CPU with no traffic for that long;
 $BENCH_PG_SECONDS=0 then stops there. $BENCH_PG_FETCH_WAIT_MS sets kafka.embedded_fetch_wait_max_ms, $BENCH_PG_COALESCE_MS
-kafka.embedded_fetch_coalesce_ms. $BENCH_PG_PERF=1 (or postgres, worker, ingress,
+kafka.embedded_fetch_coalesce_ms, $BENCH_PG_CACHE_MEMORY cache.memory_entries. $BENCH_PG_PERF=1 (or postgres, worker, ingress,
 notifier): `perf record` on the PostgreSQL backends (or that program's processes, with DWARF call
 graphs) during the measured run (report in $BENCH_PG_OUT). $BENCH_PG_EXPLAIN=1: EXPLAIN (ANALYZE, BUFFERS)
 of every statement of a 500-message ingest and its hints, afterwards (auto_explain).
@@ -42,6 +42,7 @@ PERF = {"1": "postgres"}.get(os.environ.get("BENCH_PG_PERF", ""), os.environ.get
 EXPLAIN = os.environ.get("BENCH_PG_EXPLAIN") == "1"
 FETCH_WAIT = os.environ.get("BENCH_PG_FETCH_WAIT_MS")  # kafka.embedded_fetch_wait_max_ms
 COALESCE = os.environ.get("BENCH_PG_COALESCE_MS")  # kafka.embedded_fetch_coalesce_ms
+CACHE_MEMORY = os.environ.get("BENCH_PG_CACHE_MEMORY")  # cache.memory_entries
 IDLE_S = float(os.environ.get("BENCH_PG_IDLE_S", "0"))
 AUTO_EXPLAIN_MS = os.environ.get("BENCH_PG_AUTO_EXPLAIN_MS")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -68,6 +69,8 @@ class PgBenchSystem(System):
             subs[r"embedded_fetch_wait_max_ms = \d+;"] = f"embedded_fetch_wait_max_ms = {FETCH_WAIT};"
         if COALESCE is not None:
             subs[r"embedded_fetch_coalesce_ms = \d+;"] = f"embedded_fetch_coalesce_ms = {COALESCE};"
+        if CACHE_MEMORY is not None:
+            subs[r"memory_entries = \d+;"] = f"memory_entries = {CACHE_MEMORY};"
         subs.update(changes)
         self.render_config("bench.conf", subs)
 

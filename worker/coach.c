@@ -1,15 +1,16 @@
 /*
  * coach: the coaching stage (see coach.h). An analysis covers one or more messages of
- * one conversation and moves through: filters -> admit (PostgreSQL: done already? cache
- * hit? budget?) -> provider (AI, or rules) -> finish (PostgreSQL: per-agent interval, one
- * hint per message, cache, cost settlement) -> publish. Admit and finish requests of one
- * loop turn travel together in one query each.
+ * one conversation and moves through: filters -> the cache in memory (a hit goes to finish)
+ * -> admit (PostgreSQL: done already? cache hit? budget?) -> provider (AI, or rules) ->
+ * finish (PostgreSQL: per-agent interval, one hint per message, cache, cost settlement) ->
+ * publish. Admit and finish requests of one loop turn travel together in one query each.
  */
 #include "coach.h"
 #include "embed.h"
 #include "json.h"
 #include "log.h"
 #include "rules.h"
+#include "simcache.h"
 #include "text.h"
 #include "tick.h"
 #include "xalloc.h"
@@ -28,6 +29,9 @@
 #define COACH_IDLE_FORGET_S 600.0
 #define COACH_COMPLETION_TOKENS 300 /* upper bound the AI client asks for (max_tokens) */
 #define COACH_EMB_REFRESH_S 10      /* other workers' AI hints reach this one's rings this late at most */
+#define COACH_SIMC_REFRESH_S 1.0    /* hint_cache rows reach the memory this late (while lookups come) */
+#define COACH_SIMC_MARGIN_S 5.0     /* a row's created_at is its transaction's start: reread this far back */
+#define COACH_SIMC_BATCH "10000"    /* rows per refresh query */
 
 typedef struct coach_conv coach_conv_t;
 
@@ -117,6 +121,11 @@ struct coach {
 	unsigned emb_gen, emb_query_gen; /* a load answered after the model changed is dropped */
 	bool emb_loading, emb_primed;
 	tick_t *emb_tick;        /* refresh: other workers' rows, and old rows deleted */
+	/* the trigram cache in memory (cache.memory_entries): recent hint_cache rows */
+	simcache_t *simc;        /* NULL when cache.memory_entries is 0 */
+	double simc_since;       /* the next refresh reads rows created after this (unix seconds) */
+	double simc_asked_at;    /* when the last refresh was sent */
+	bool simc_loading;
 };
 
 static coach_conv_t *coach_conv(coach_t *c, const char *key, bool create);
@@ -145,6 +154,10 @@ static void coach_emb_setup(coach_t *c);
 static void coach_emb_refresh_cb(evutil_socket_t fd, short what, void *arg);
 static void coach_emb_loaded(PGresult *res, void *arg);
 static void coach_emb_store(coach_t *c, cJSON *rows);
+static bool coach_memory_hit(coach_analysis_t *a);
+static void coach_cache_take(coach_analysis_t *a, const char *intent, bool critical, const char *text);
+static void coach_simc_refresh(coach_t *c);
+static void coach_simc_loaded(PGresult *res, void *arg);
 
 /* A shadow check under way: what the cache or the rules said, to compare with the AI. */
 typedef struct {
@@ -189,6 +202,8 @@ coach_t *coach_new(struct event_base *base, db_t *db, const cfg_t *cfg, ai_t *ai
 	coach_companies_cb(-1, 0, c);
 	c->emb_tick = tick_new(base, COACH_EMB_REFRESH_S * 1000, coach_emb_refresh_cb, c);
 	coach_emb_setup(c);
+	if (cfg->cache.memory_entries > 0)
+		c->simc = simcache_new(cfg->cache.memory_entries);
 	return c;
 }
 
@@ -333,6 +348,11 @@ int coach_semantic_vectors(const coach_t *c)
 	return c->emb ? embed_index_size(c->emb) : 0;
 }
 
+int coach_memory_entries(const coach_t *c)
+{
+	return simcache_size(c->simc);
+}
+
 int coach_conversations(const coach_t *c)
 {
 	return c->n_convs;
@@ -368,6 +388,7 @@ void coach_free(coach_t *c)
 	tick_free(c->emb_tick);
 	embed_index_free(c->emb);
 	free(c->emb_model);
+	simcache_free(c->simc);
 	free(c);
 }
 
@@ -537,6 +558,8 @@ static void coach_start(coach_conv_t *v)
 		coach_schedule(c, true);
 		return;
 	}
+	if (coach_memory_hit(a))
+		return;
 	coach_push(&c->admit_q, a, a->critical);
 	coach_schedule(c, false);
 }
@@ -751,15 +774,7 @@ static void coach_admitted(PGresult *res, void *arg)
 			coach_push(&c->admit_q, a, a->critical);
 		} else if (strcmp(decision, "cache") == 0) {
 			cJSON *h = cJSON_GetObjectItem(r, "hint");
-			snprintf(a->intent, sizeof(a->intent), "%s", json_str(h, "intent") ? json_str(h, "intent") : "other");
-			a->hint_critical = json_true(h, "critical") || a->critical;
-			a->text = xstrdup(json_str(h, "text") ? json_str(h, "text") : "");
-			snprintf(a->source, sizeof(a->source), "cache");
-			a->from_cache = true;
-			coach_count(c, "source", "cache");
-			coach_count(c, "cache", "hit");
-			coach_shadow(a, "cache");
-			coach_push(&c->finish_q, a, false);
+			coach_cache_take(a, json_str(h, "intent"), json_true(h, "critical"), json_str(h, "text"));
 		} else if (strcmp(decision, "limited") == 0) {
 			const char *why = json_str(r, "reason");
 			if (c->cfg->cache.enabled)
@@ -914,6 +929,96 @@ static bool coach_cache_agrees(const coach_analysis_t *a, const char *intent, bo
 	rules_result_t r;
 	coach_classify(a, &r);
 	return intent && strcmp(intent, rules_intent_name(r.intent)) == 0 && critical == (r.critical || a->critical);
+}
+
+/* A cache hit the rules agree with (a cached hint of PostgreSQL's or of the memory's):
+ * the analysis has its hint and goes to finish. */
+static void coach_cache_take(coach_analysis_t *a, const char *intent, bool critical, const char *text)
+{
+	coach_t *c = a->c;
+	snprintf(a->intent, sizeof(a->intent), "%s", intent ? intent : "other");
+	a->hint_critical = critical || a->critical;
+	a->text = xstrdup(text ? text : "");
+	snprintf(a->source, sizeof(a->source), "cache");
+	a->from_cache = true;
+	coach_count(c, "source", "cache");
+	coach_count(c, "cache", "hit");
+	coach_shadow(a, "cache");
+	coach_push(&c->finish_q, a, false);
+}
+
+/* cache.memory_entries: the texts are looked up in this worker's copy of the recent
+ * hint_cache rows before PostgreSQL is asked. A hit skips admission and goes to finish,
+ * which records it or the agent interval's refusal atomically (admission's own checks only
+ * save AI calls, and a hit costs none). A miss is asked in PostgreSQL as before: it also
+ * holds the rows of the last refresh interval. False: the analysis goes on to admission. */
+static bool coach_memory_hit(coach_analysis_t *a)
+{
+	coach_t *c = a->c;
+	const cfg_t *cfg = c->cfg;
+	const coach_msg_t *m = &a->items[0].m;
+	if (!c->simc || !cfg->cache.enabled || !a->norm[0] || a->no_cache)
+		return false;
+	coach_simc_refresh(c);
+	simcache_hit_t hit;
+	if (!simcache_find(c->simc, m->company, m->domain, a->norm, cfg->cache.similarity_threshold,
+			   coach_now() - cfg->cache.ttl_s, &hit)) {
+		coach_count(c, "cache_memory", "miss");
+		return false;
+	}
+	if (!coach_cache_agrees(a, hit.intent, hit.critical)) {
+		a->no_cache = true; /* as after PostgreSQL's refused hit: the AI answers */
+		coach_count(c, "cache", "refused");
+		coach_count(c, "cache_memory", "refused");
+		return false;
+	}
+	coach_count(c, "cache_memory", "hit");
+	coach_cache_take(a, hit.intent, hit.critical, hit.text);
+	coach_schedule(c, true);
+	return true;
+}
+
+/* Asks PostgreSQL for the hint_cache rows created since the last refresh (the last
+ * cache.ttl_s at first), at most once per COACH_SIMC_REFRESH_S and only while lookups
+ * come: an idle worker asks nothing. */
+static void coach_simc_refresh(coach_t *c)
+{
+	double now = coach_now();
+	if (c->simc_loading || now - c->simc_asked_at < COACH_SIMC_REFRESH_S)
+		return;
+	double since = c->simc_since > now - c->cfg->cache.ttl_s ? c->simc_since : now - c->cfg->cache.ttl_s;
+	char since_s[32];
+	snprintf(since_s, sizeof(since_s), "%.6f", since);
+	const char *params[1] = {since_s};
+	c->simc_asked_at = now;
+	c->simc_loading = db_query(c->db,
+				   "SELECT company_id, domain, norm, hint_id, intent, critical, text, "
+				   "extract(epoch from created_at) FROM hint_cache "
+				   "WHERE created_at > to_timestamp($1::float8) ORDER BY created_at LIMIT " COACH_SIMC_BATCH,
+				   1, params, coach_simc_loaded, c);
+}
+
+static void coach_simc_loaded(PGresult *res, void *arg)
+{
+	coach_t *c = arg;
+	c->simc_loading = false;
+	if (!db_ok(res, "hint cache refresh") || !c->simc)
+		return;
+	int n = PQntuples(res);
+	double newest = 0;
+	for (int i = 0; i < n; i++) {
+		newest = atof(PQgetvalue(res, i, 7));
+		simcache_put(c->simc, atol(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+			     atoll(PQgetvalue(res, i, 3)), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5)[0] == 't',
+			     PQgetvalue(res, i, 6), newest);
+	}
+	/* a full batch goes on from its last row (its transaction's other rows share its time);
+	 * otherwise the next refresh rereads the margin, where a row of a transaction that began
+	 * earlier may have landed since */
+	if (n == atoi(COACH_SIMC_BATCH))
+		c->simc_since = newest - 1e-6;
+	else if (n > 0 && newest - COACH_SIMC_MARGIN_S > c->simc_since)
+		c->simc_since = newest - COACH_SIMC_MARGIN_S;
 }
 
 /* The rules' reading of the analysis's texts joined by newlines, with its domain. */
@@ -1276,6 +1381,11 @@ static void coach_finished(PGresult *res, void *arg)
 			cJSON_AddStringToObject(e, "vec", vec);
 			free(vec);
 			cJSON_AddItemToArray(emb_rows, e);
+		}
+		if (decision && strcmp(decision, "hinted") == 0 && a->cache_it && c->simc && c->cfg->cache.enabled) {
+			const coach_msg_t *m = &a->items[a->n - 1].m; /* finish cached it under these */
+			simcache_put(c->simc, m->company, m->domain, a->norm, (int64_t)json_num(r, "hint_id", 0),
+				     a->intent, a->hint_critical, a->text, coach_now());
 		}
 		if (decision && strcmp(decision, "hinted") == 0) {
 			cJSON *covered = cJSON_GetObjectItem(r, "covered"), *id;

@@ -103,6 +103,9 @@ int coach_pending(const coach_t *c);
 /* Vectors held for the semantic cache (ai.embeddings_model), all companies and domains. */
 int coach_semantic_vectors(const coach_t *c);
 
+/* Cached hints this worker holds in memory (cache.memory_entries), all rings together. */
+int coach_memory_entries(const coach_t *c);
+
 /* Conversations currently remembered. */
 int coach_conversations(const coach_t *c);
 

@@ -127,8 +127,8 @@ typedef struct {
 	metrics_family_t *m_stalls;
 	metrics_family_t *m_lag, *m_hints, *m_skips, *m_refusals, *m_cache, *m_hint_seconds, *m_routed, *m_shadow;
 	metrics_family_t *m_ai_calls, *m_ai_tokens, *m_ai_fallbacks, *m_ai_repaired;
-	metrics_family_t *m_semantic, *m_embed_calls;
-	metrics_series_t *m_embed_tokens, *m_embed_cost, *m_embed_vectors;
+	metrics_family_t *m_semantic, *m_embed_calls, *m_cache_memory;
+	metrics_series_t *m_embed_tokens, *m_embed_cost, *m_embed_vectors, *m_cache_memory_entries;
 	metrics_series_t *m_ai_in_flight, *m_ai_max_in_flight, *m_ai_queued, *m_ai_cost, *m_ai_breaker;
 	metrics_series_t *m_ai_retries, *m_ai_rate_limited, *m_ai_breaker_opens;
 	metrics_family_t *m_statuses, *m_status_applied;
@@ -1401,6 +1401,9 @@ static void wrk_coach_count(const char *kind, const char *what, void *arg)
 	} else if (strcmp(kind, "semantic") == 0) {
 		snprintf(labels, sizeof(labels), "result=\"%s\"", what);
 		metrics_inc(W.m_semantic, labels);
+	} else if (strcmp(kind, "cache_memory") == 0) {
+		snprintf(labels, sizeof(labels), "result=\"%s\"", what);
+		metrics_inc(W.m_cache_memory, labels);
 	} else if (strcmp(kind, "routed") == 0) {
 		snprintf(labels, sizeof(labels), "intent=\"%s\"", what);
 		metrics_inc(W.m_routed, labels);
@@ -1825,6 +1828,15 @@ static void wrk_metrics_init(void)
 	W.m_shadow = metrics_family("atende_worker_shadow_checks_total", METRICS_COUNTER,
 				    "Cache and routed hints checked by the AI in the background (ai.shadow_share), by kind "
 				    "(cache, semantic, routed) and result (agree, disagree, failed).", NULL, 0);
+	W.m_cache_memory = metrics_family("atende_worker_cache_memory_lookups_total", METRICS_COUNTER,
+					  "Cache lookups in the worker's memory (cache.memory_entries) before PostgreSQL's, by "
+					  "result: hit (PostgreSQL not asked), miss (asked there), refused (the rules read "
+					  "otherwise). Hits are also in atende_worker_cache_lookups_total.", NULL, 0);
+	W.m_cache_memory_entries = metrics_series(
+		metrics_family("atende_worker_cache_memory_entries", METRICS_GAUGE,
+			       "Cached hints this worker holds in memory (cache.memory_entries per company and domain).",
+			       NULL, 0),
+		"");
 	W.m_semantic = metrics_family("atende_worker_semantic_lookups_total", METRICS_COUNTER,
 				      "Semantic cache lookups (ai.embeddings_model) after a trigram miss, by result: hit, "
 				      "miss, refused (the nearest hint's intent or critical flag is not the rules'), failed "
@@ -1951,6 +1963,7 @@ static void wrk_metrics_refresh(void)
 	metrics_set(W.m_embed_tokens, (double)st.embed_tokens);
 	metrics_set(W.m_embed_cost, st.embed_cost_usd);
 	metrics_set(W.m_embed_vectors, coach_semantic_vectors(W.coach));
+	metrics_set(W.m_cache_memory_entries, coach_memory_entries(W.coach));
 }
 
 static void wrk_on_lag(const char *topic, int32_t partition, int64_t lag, void *arg)

@@ -5,6 +5,7 @@ confident, short, non-critical messages are routed to the rules without an AI ca
 (ai.route_confident), the similarity cache compares texts with names, numbers, amounts and
 dates taken out and refuses a hit whose intent the rules do not share, and a share of cache
 and routed hints is checked by the AI in the background (ai.shadow_share)."""
+import json
 import os
 import signal
 import time
@@ -149,6 +150,34 @@ def test_cache_hit_across_names_amounts_and_dates(system):
     wait_for(lambda: hint_of(system, "CKEY-2"), what="the second hint")
     assert hint_of(system, "CKEY-2")[:2] == ("cache", "billing")
     assert AI.calls()["count"] == 1
+
+
+def test_a_near_duplicate_is_found_in_the_workers_memory(system):
+    """cache.memory_entries: the worker that cached a hint finds the next similar text in its
+    memory, with no admission asked of PostgreSQL."""
+    who = customer()  # one customer: one partition, so the worker that cached the first hint
+    assert system.evolution(evolution_text("MEM-1", "o roteador está piscando luz vermelha desde cedo",
+                                           customer=who)).status == 200
+    wait_for(lambda: hint_of(system, "MEM-1"), what="the first hint")
+    assert hint_of(system, "MEM-1")[0] == "ai"
+    wait_for(lambda: metric(system, "atende_worker_cache_memory_entries", []) >= 1, what="the hint in memory")
+    hits = metric(system, "atende_worker_cache_memory_lookups_total", ['result="hit"'])
+    assert system.evolution(evolution_text("MEM-2", "O roteador está piscando a luz vermelha desde cedo!",
+                                           customer=who)).status == 200
+    wait_for(lambda: hint_of(system, "MEM-2"), what="the second hint")
+    assert hint_of(system, "MEM-2")[0] == "cache"
+    assert AI.calls()["count"] == 1
+    wait_for(lambda: metric(system, "atende_worker_cache_memory_lookups_total", ['result="hit"']) == hits + 1,
+             what="the hit counted as the memory's")
+
+
+def test_retention_prunes_cached_hints_past_their_ttl(system):
+    system.sql("insert into hint_cache (company_id, domain, norm, hint_id, intent, critical, text, created_at) values "
+               "(1, 'suporte', 'texto antigo de teste', 0, 'other', false, 'x', now() - interval '2 hours'), "
+               "(1, 'suporte', 'texto recente de teste', 0, 'other', false, 'y', now() - interval '30 minutes')")
+    report = json.loads(system.cli("retention", "--json").stdout)
+    assert report["cached_hints_pruned"] >= 1  # cache.ttl_s = 3600
+    assert system.sql("select norm from hint_cache where norm like 'texto % de teste'") == [["texto recente de teste"]]
 
 
 def test_cache_hit_with_another_intent_is_refused(system):
