@@ -157,7 +157,9 @@ def main():
             perf = subprocess.Popen(["perf", "record", "-F", "499", *graph, "-p", ",".join(str(p) for p in pids),
                                      "-o", os.path.join(OUT, "perf.data")],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        coach0 = coach_counts(s)
         r = bench(s, RATE, SECONDS, 0)
+        coach1 = coach_counts(s)
         if perf:
             perf.send_signal(2)
             perf.wait()
@@ -218,6 +220,9 @@ def main():
         print("CPU us per message sent: " + ", ".join(f"{k} {v}" for k, v in procs.items()) + " (total: all but the bench)")
         print(f"stored {stored} messages, {hints} hints; PostgreSQL {line['pg_us_per_stored']} us per stored message")
         print(f"WAL: {line['wal_bytes_per_msg']} bytes/stored msg, {wal[0]} records, {wal[1]} full pages, {wal[5]} syncs")
+        coach = {k: round(v - coach0.get(k, 0)) for k, v in coach1.items() if v - coach0.get(k, 0)}
+        line["coach"] = coach
+        print("coaching (during the run): " + ", ".join(f"{k} {v}" for k, v in sorted(coach.items())))
         print(f"\nper stored message:\n{'ms':>9} {'us/msg':>7} {'calls/msg':>9} {'plans/msg':>9} {'plan us/msg':>11} {'dirtied':>8} {'wal/msg':>8}  query")
         for row in stmts[:25]:
             calls, total, plans, plan_ms, _, _, _, dirtied, _, walb, _, q = row[:12]
@@ -241,6 +246,24 @@ def main():
         if ai:
             ai.kill()
             ai.wait()
+
+
+COACH_FAMILIES = ("atende_worker_hints_total", "atende_worker_cache_lookups_total",
+                  "atende_worker_cache_memory_lookups_total", "atende_worker_ai_calls_total")
+
+
+def coach_counts(s):
+    """The coaching counters summed over the workers, by family and label: where hints came
+    from, the cache's lookups in PostgreSQL and in memory, the AI calls."""
+    text = http("GET", s.url("metrics", "/metrics")).body.decode()
+    out = {}
+    for l in text.splitlines():
+        name = l.split("{", 1)[0]
+        if name in COACH_FAMILIES and "{" in l:
+            labels = [x for x in l.split("{", 1)[1].rsplit("}", 1)[0].split(",") if not x.startswith("process=")]
+            key = name.replace("atende_worker_", "").replace("_total", "") + "{" + ",".join(labels) + "}"
+            out[key] = out.get(key, 0) + float(l.rsplit(" ", 1)[1])
+    return out
 
 
 def ticks(pid):

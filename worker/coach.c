@@ -68,6 +68,7 @@ struct coach_analysis {
 	rules_result_t rules;
 	char *norm;              /* the texts' cache key (rules_cache_key) */
 	bool no_cache;           /* a cache hit was refused: admit again without the cache */
+	double cache_since;      /* searched in the memory's copy up to this time (unix seconds); 0 = not */
 	char *skip;              /* a filter's reason: record it, no hint */
 	char *refuse;            /* a limit's reason found at admission: record it, no hint */
 	int64_t reservation;     /* ai_pending row, -1 when none */
@@ -125,7 +126,8 @@ struct coach {
 	simcache_t *simc;        /* NULL when cache.memory_entries is 0 */
 	double simc_since;       /* the next refresh reads rows created after this (unix seconds) */
 	double simc_asked_at;    /* when the last refresh was sent */
-	bool simc_loading;
+	bool simc_loading, simc_newest_first; /* the first load reads the newest rows */
+	bool simc_primed;        /* a load has come: simc_since is the copy's horizon */
 };
 
 static coach_conv_t *coach_conv(coach_t *c, const char *key, bool create);
@@ -662,6 +664,8 @@ static void coach_admit_cb(evutil_socket_t fd, short what, void *arg)
 			cJSON *cache = cJSON_AddObjectToObject(o, "cache");
 			cJSON_AddNumberToObject(cache, "threshold", cfg->cache.similarity_threshold);
 			cJSON_AddNumberToObject(cache, "ttl_s", cfg->cache.ttl_s);
+			if (a->cache_since > 0) /* PostgreSQL compares only the rows after it (schema/025) */
+				cJSON_AddNumberToObject(cache, "since", a->cache_since);
 		} else {
 			cJSON_AddNullToObject(o, "cache");
 		}
@@ -950,8 +954,9 @@ static void coach_cache_take(coach_analysis_t *a, const char *intent, bool criti
 /* cache.memory_entries: the texts are looked up in this worker's copy of the recent
  * hint_cache rows before PostgreSQL is asked. A hit skips admission and goes to finish,
  * which records it or the agent interval's refusal atomically (admission's own checks only
- * save AI calls, and a hit costs none). A miss is asked in PostgreSQL as before: it also
- * holds the rows of the last refresh interval. False: the analysis goes on to admission. */
+ * save AI calls, and a hit costs none). A miss, or a hit the rules refuse, is asked in
+ * PostgreSQL as before: it also holds the rows of the last refresh interval. False: the
+ * analysis goes on to admission. */
 static bool coach_memory_hit(coach_analysis_t *a)
 {
 	coach_t *c = a->c;
@@ -961,14 +966,15 @@ static bool coach_memory_hit(coach_analysis_t *a)
 		return false;
 	coach_simc_refresh(c);
 	simcache_hit_t hit;
+	a->cache_since = c->simc_primed ? c->simc_since : 0;
 	if (!simcache_find(c->simc, m->company, m->domain, a->norm, cfg->cache.similarity_threshold,
 			   coach_now() - cfg->cache.ttl_s, &hit)) {
 		coach_count(c, "cache_memory", "miss");
 		return false;
 	}
 	if (!coach_cache_agrees(a, hit.intent, hit.critical)) {
-		a->no_cache = true; /* as after PostgreSQL's refused hit: the AI answers */
-		coach_count(c, "cache", "refused");
+		/* PostgreSQL decides: it may hold the same text cached again, or a nearer one,
+		 * by another worker since this copy's last refresh */
 		coach_count(c, "cache_memory", "refused");
 		return false;
 	}
@@ -978,23 +984,29 @@ static bool coach_memory_hit(coach_analysis_t *a)
 	return true;
 }
 
-/* Asks PostgreSQL for the hint_cache rows created since the last refresh (the last
- * cache.ttl_s at first), at most once per COACH_SIMC_REFRESH_S and only while lookups
- * come: an idle worker asks nothing. */
+/* Asks PostgreSQL for the hint_cache rows created since the last refresh, at most once
+ * per COACH_SIMC_REFRESH_S and only while lookups come: an idle worker asks nothing. The
+ * first load (and one after a pause longer than cache.ttl_s) reads the newest rows of the
+ * last cache.ttl_s: the rings keep the newest, and older rows are PostgreSQL's alone. */
 static void coach_simc_refresh(coach_t *c)
 {
 	double now = coach_now();
 	if (c->simc_loading || now - c->simc_asked_at < COACH_SIMC_REFRESH_S)
 		return;
-	double since = c->simc_since > now - c->cfg->cache.ttl_s ? c->simc_since : now - c->cfg->cache.ttl_s;
+	double since = c->simc_since, oldest = now - c->cfg->cache.ttl_s;
+	c->simc_newest_first = since <= oldest;
 	char since_s[32];
-	snprintf(since_s, sizeof(since_s), "%.6f", since);
+	snprintf(since_s, sizeof(since_s), "%.6f", c->simc_newest_first ? oldest : since);
 	const char *params[1] = {since_s};
 	c->simc_asked_at = now;
 	c->simc_loading = db_query(c->db,
-				   "SELECT company_id, domain, norm, hint_id, intent, critical, text, "
-				   "extract(epoch from created_at) FROM hint_cache "
-				   "WHERE created_at > to_timestamp($1::float8) ORDER BY created_at LIMIT " COACH_SIMC_BATCH,
+				   c->simc_newest_first
+					   ? "SELECT company_id, domain, norm, hint_id, intent, critical, text, "
+					     "extract(epoch from created_at) FROM hint_cache WHERE created_at > "
+					     "to_timestamp($1::float8) ORDER BY created_at DESC LIMIT " COACH_SIMC_BATCH
+					   : "SELECT company_id, domain, norm, hint_id, intent, critical, text, "
+					     "extract(epoch from created_at) FROM hint_cache WHERE created_at > "
+					     "to_timestamp($1::float8) ORDER BY created_at LIMIT " COACH_SIMC_BATCH,
 				   1, params, coach_simc_loaded, c);
 }
 
@@ -1006,19 +1018,23 @@ static void coach_simc_loaded(PGresult *res, void *arg)
 		return;
 	int n = PQntuples(res);
 	double newest = 0;
-	for (int i = 0; i < n; i++) {
+	c->simc_primed = true;
+	for (int k = 0; k < n; k++) { /* oldest first: a ring keeps the last ones put */
+		int i = c->simc_newest_first ? n - 1 - k : k;
 		newest = atof(PQgetvalue(res, i, 7));
 		simcache_put(c->simc, atol(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
 			     atoll(PQgetvalue(res, i, 3)), PQgetvalue(res, i, 4), PQgetvalue(res, i, 5)[0] == 't',
 			     PQgetvalue(res, i, 6), newest);
 	}
-	/* a full batch goes on from its last row (its transaction's other rows share its time);
-	 * otherwise the next refresh rereads the margin, where a row of a transaction that began
-	 * earlier may have landed since */
-	if (n == atoi(COACH_SIMC_BATCH))
+	/* a full batch of the oldest rows goes on from its last one (its transaction's other rows
+	 * share its time); otherwise the next refresh rereads the margin, where a row of a
+	 * transaction that began earlier may have landed since */
+	if (n == atoi(COACH_SIMC_BATCH) && !c->simc_newest_first)
 		c->simc_since = newest - 1e-6;
 	else if (n > 0 && newest - COACH_SIMC_MARGIN_S > c->simc_since)
 		c->simc_since = newest - COACH_SIMC_MARGIN_S;
+	else if (n == 0 && c->simc_newest_first) /* nothing cached yet: from now on */
+		c->simc_since = coach_now() - COACH_SIMC_MARGIN_S;
 }
 
 /* The rules' reading of the analysis's texts joined by newlines, with its domain. */

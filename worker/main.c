@@ -1830,8 +1830,8 @@ static void wrk_metrics_init(void)
 				    "(cache, semantic, routed) and result (agree, disagree, failed).", NULL, 0);
 	W.m_cache_memory = metrics_family("atende_worker_cache_memory_lookups_total", METRICS_COUNTER,
 					  "Cache lookups in the worker's memory (cache.memory_entries) before PostgreSQL's, by "
-					  "result: hit (PostgreSQL not asked), miss (asked there), refused (the rules read "
-					  "otherwise). Hits are also in atende_worker_cache_lookups_total.", NULL, 0);
+					  "result: hit (PostgreSQL not asked), miss and refused (the rules read otherwise; "
+					  "both asked there). Hits are also in atende_worker_cache_lookups_total.", NULL, 0);
 	W.m_cache_memory_entries = metrics_series(
 		metrics_family("atende_worker_cache_memory_entries", METRICS_GAUGE,
 			       "Cached hints this worker holds in memory (cache.memory_entries per company and domain).",
