@@ -8,7 +8,8 @@ similarity cache on, as in bench.conf) instead of the rules. $BENCH_PG_PRIORITY 
 postgres.priority and workers.priority (e.g. 0 on a machine shared with other load).
 $BENCH_PG_IDLE_S (0 = none) first measures each process's CPU with no traffic for that long;
 $BENCH_PG_SECONDS=0 then stops there. $BENCH_PG_FETCH_WAIT_MS sets kafka.embedded_fetch_wait_max_ms, $BENCH_PG_COALESCE_MS
-kafka.embedded_fetch_coalesce_ms, $BENCH_PG_CACHE_MEMORY cache.memory_entries. $BENCH_PG_PERF=1 (or postgres, worker, ingress,
+kafka.embedded_fetch_coalesce_ms, $BENCH_PG_CACHE_MEMORY cache.memory_entries; $BENCH_PG_MESSY=1 sends
+texts as customers type them (atende bench --messy). $BENCH_PG_PERF=1 (or postgres, worker, ingress,
 notifier): `perf record` on the PostgreSQL backends (or that program's processes, with DWARF call
 graphs) during the measured run (report in $BENCH_PG_OUT). $BENCH_PG_EXPLAIN=1: EXPLAIN (ANALYZE, BUFFERS)
 of every statement of a 500-message ingest and its hints, afterwards (auto_explain).
@@ -43,6 +44,7 @@ EXPLAIN = os.environ.get("BENCH_PG_EXPLAIN") == "1"
 FETCH_WAIT = os.environ.get("BENCH_PG_FETCH_WAIT_MS")  # kafka.embedded_fetch_wait_max_ms
 COALESCE = os.environ.get("BENCH_PG_COALESCE_MS")  # kafka.embedded_fetch_coalesce_ms
 CACHE_MEMORY = os.environ.get("BENCH_PG_CACHE_MEMORY")  # cache.memory_entries
+MESSY = os.environ.get("BENCH_PG_MESSY") == "1"  # atende bench --messy
 IDLE_S = float(os.environ.get("BENCH_PG_IDLE_S", "0"))
 AUTO_EXPLAIN_MS = os.environ.get("BENCH_PG_AUTO_EXPLAIN_MS")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -81,7 +83,7 @@ def health(s):
 
 def bench(s, rate, seconds, warmup):
     out = subprocess.run([os.path.join(BIN, "atende"), "bench", "-c", s.conf, "--rate", str(rate), "--seconds",
-                          str(seconds), "--warmup", str(warmup), "--drain", "30"],
+                          str(seconds), "--warmup", str(warmup), "--drain", "30", *(["--messy"] if MESSY else [])],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -201,7 +203,7 @@ def main():
         if EXPLAIN:
             explain(s)
         procs = cpu_per_msg(r)
-        line = {"bench": "pg", "mode": f"ai {AI_MS} ms" if AI_MS else "rules", "rate": RATE, "seconds": SECONDS,
+        line = {"bench": "pg", "mode": (f"ai {AI_MS} ms" if AI_MS else "rules") + (", messy" if MESSY else ""), "rate": RATE, "seconds": SECONDS,
                 "sent": r["sent"], "acked": r["acked"], "missing": r["missing"], "duplicates": r["duplicates"],
                 "hint_p50_ms": r["hint_ms"]["p50"], "hint_p99_ms": r["hint_ms"]["p99"],
                 "ack_p50_ms": r["ack_ms"]["p50"], "ack_p99_ms": r["ack_ms"]["p99"], "cpu_us_per_msg": procs,

@@ -29,8 +29,9 @@
 #define COACH_IDLE_FORGET_S 600.0
 #define COACH_COMPLETION_TOKENS 300 /* upper bound the AI client asks for (max_tokens) */
 #define COACH_EMB_REFRESH_S 10      /* other workers' AI hints reach this one's rings this late at most */
-#define COACH_SIMC_REFRESH_S 1.0    /* hint_cache rows reach the memory this late (while lookups come) */
-#define COACH_SIMC_MARGIN_S 5.0     /* a row's created_at is its transaction's start: reread this far back */
+#define COACH_SIMC_REFRESH_S 1.0    /* while hits come, other workers' rows reach the copy this late */
+#define COACH_SIMC_WAIT_S 0.1       /* a miss waits for a read this long at most, beyond the read's own time */
+#define COACH_SIMC_MARGIN_S 1.0     /* a row's created_at is its transaction's start: reread this far back */
 #define COACH_SIMC_BATCH "10000"    /* rows per refresh query */
 
 typedef struct coach_conv coach_conv_t;
@@ -68,7 +69,8 @@ struct coach_analysis {
 	rules_result_t rules;
 	char *norm;              /* the texts' cache key (rules_cache_key) */
 	bool no_cache;           /* a cache hit was refused: admit again without the cache */
-	double cache_since;      /* searched in the memory's copy up to this time (unix seconds); 0 = not */
+	double asked_at;         /* first looked up in the cache's copy (unix seconds); 0 = not yet */
+	bool similar_searched;   /* a copy read since then has no similar text: PostgreSQL looks for the same */
 	char *skip;              /* a filter's reason: record it, no hint */
 	char *refuse;            /* a limit's reason found at admission: record it, no hint */
 	int64_t reservation;     /* ai_pending row, -1 when none */
@@ -124,10 +126,12 @@ struct coach {
 	tick_t *emb_tick;        /* refresh: other workers' rows, and old rows deleted */
 	/* the trigram cache in memory (cache.memory_entries): recent hint_cache rows */
 	simcache_t *simc;        /* NULL when cache.memory_entries is 0 */
-	double simc_since;       /* the next refresh reads rows created after this (unix seconds) */
-	double simc_asked_at;    /* when the last refresh was sent */
-	bool simc_loading, simc_newest_first; /* the first load reads the newest rows */
-	bool simc_primed;        /* a load has come: simc_since is the copy's horizon */
+	double simc_since;       /* the next read takes rows created after this (unix seconds) */
+	double simc_sent_at;     /* when the last read was sent */
+	double simc_fresh_at;    /* when the last read applied was sent: every row committed before is here */
+	bool simc_loading, simc_newest_first; /* the first read takes the newest rows */
+	coach_queue_t simc_wait; /* misses waiting for a read sent after their lookup */
+	struct event *simc_ev;   /* that read, when it is due later */
 };
 
 static coach_conv_t *coach_conv(coach_t *c, const char *key, bool create);
@@ -156,10 +160,12 @@ static void coach_emb_setup(coach_t *c);
 static void coach_emb_refresh_cb(evutil_socket_t fd, short what, void *arg);
 static void coach_emb_loaded(PGresult *res, void *arg);
 static void coach_emb_store(coach_t *c, cJSON *rows);
-static bool coach_memory_hit(coach_analysis_t *a);
+static bool coach_memory_lookup(coach_analysis_t *a);
 static void coach_cache_take(coach_analysis_t *a, const char *intent, bool critical, const char *text);
-static void coach_simc_refresh(coach_t *c);
+static void coach_simc_refresh(coach_t *c, double min_interval);
+static void coach_simc_due_cb(evutil_socket_t fd, short what, void *arg);
 static void coach_simc_loaded(PGresult *res, void *arg);
+static void coach_simc_apply(coach_t *c, PGresult *res);
 
 /* A shadow check under way: what the cache or the rules said, to compare with the AI. */
 typedef struct {
@@ -204,8 +210,10 @@ coach_t *coach_new(struct event_base *base, db_t *db, const cfg_t *cfg, ai_t *ai
 	coach_companies_cb(-1, 0, c);
 	c->emb_tick = tick_new(base, COACH_EMB_REFRESH_S * 1000, coach_emb_refresh_cb, c);
 	coach_emb_setup(c);
-	if (cfg->cache.memory_entries > 0)
+	if (cfg->cache.memory_entries > 0) {
 		c->simc = simcache_new(cfg->cache.memory_entries);
+		c->simc_ev = evtimer_new(base, coach_simc_due_cb, c);
+	}
 	return c;
 }
 
@@ -391,6 +399,8 @@ void coach_free(coach_t *c)
 	embed_index_free(c->emb);
 	free(c->emb_model);
 	simcache_free(c->simc);
+	if (c->simc_ev)
+		event_free(c->simc_ev);
 	free(c);
 }
 
@@ -560,7 +570,7 @@ static void coach_start(coach_conv_t *v)
 		coach_schedule(c, true);
 		return;
 	}
-	if (coach_memory_hit(a))
+	if (coach_memory_lookup(a))
 		return;
 	coach_push(&c->admit_q, a, a->critical);
 	coach_schedule(c, false);
@@ -664,8 +674,8 @@ static void coach_admit_cb(evutil_socket_t fd, short what, void *arg)
 			cJSON *cache = cJSON_AddObjectToObject(o, "cache");
 			cJSON_AddNumberToObject(cache, "threshold", cfg->cache.similarity_threshold);
 			cJSON_AddNumberToObject(cache, "ttl_s", cfg->cache.ttl_s);
-			if (a->cache_since > 0) /* PostgreSQL compares only the rows after it (schema/025) */
-				cJSON_AddNumberToObject(cache, "since", a->cache_since);
+			if (a->similar_searched) /* PostgreSQL looks for the same text only (schema/025) */
+				cJSON_AddTrueToObject(cache, "similar_searched");
 		} else {
 			cJSON_AddNullToObject(o, "cache");
 		}
@@ -952,53 +962,67 @@ static void coach_cache_take(coach_analysis_t *a, const char *intent, bool criti
 }
 
 /* cache.memory_entries: the texts are looked up in this worker's copy of the recent
- * hint_cache rows before PostgreSQL is asked. A hit skips admission and goes to finish,
- * which records it or the agent interval's refusal atomically (admission's own checks only
- * save AI calls, and a hit costs none). A miss, or a hit the rules refuse, is asked in
- * PostgreSQL as before: it also holds the rows of the last refresh interval. False: the
- * analysis goes on to admission. */
-static bool coach_memory_hit(coach_analysis_t *a)
+ * hint_cache rows before PostgreSQL is asked. A hit the rules agree with skips admission and
+ * goes to finish, which records it or the agent interval's refusal atomically (admission's own
+ * checks only save AI calls, and a hit costs none). Anything else is decided against a copy
+ * that holds every row committed before the lookup: the analysis waits for a read sent after
+ * it (COACH_SIMC_WAIT_S apart at most), is looked up again, and if it still finds no hit,
+ * PostgreSQL only looks for the same text (a row the ring has let go), not for a similar one
+ * (milliseconds per lookup there, growing with the table). True: the analysis was taken (a
+ * hit, or waiting); false: it goes on to admission. */
+static bool coach_memory_lookup(coach_analysis_t *a)
 {
 	coach_t *c = a->c;
 	const cfg_t *cfg = c->cfg;
 	const coach_msg_t *m = &a->items[0].m;
 	if (!c->simc || !cfg->cache.enabled || !a->norm[0] || a->no_cache)
 		return false;
-	coach_simc_refresh(c);
+	double now = coach_now();
+	if (!a->asked_at)
+		a->asked_at = now;
 	simcache_hit_t hit;
-	a->cache_since = c->simc_primed ? c->simc_since : 0;
-	if (!simcache_find(c->simc, m->company, m->domain, a->norm, cfg->cache.similarity_threshold,
-			   coach_now() - cfg->cache.ttl_s, &hit)) {
-		coach_count(c, "cache_memory", "miss");
-		return false;
+	bool found = simcache_find(c->simc, m->company, m->domain, a->norm, cfg->cache.similarity_threshold,
+				   now - cfg->cache.ttl_s, &hit);
+	if (found && coach_cache_agrees(a, hit.intent, hit.critical)) {
+		coach_count(c, "cache_memory", "hit");
+		coach_cache_take(a, hit.intent, hit.critical, hit.text);
+		coach_schedule(c, true);
+		coach_simc_refresh(c, COACH_SIMC_REFRESH_S); /* other workers' new rows, now and then */
+		return true;
 	}
-	if (!coach_cache_agrees(a, hit.intent, hit.critical)) {
-		/* PostgreSQL decides: it may hold the same text cached again, or a nearer one,
-		 * by another worker since this copy's last refresh */
-		coach_count(c, "cache_memory", "refused");
-		return false;
+	if (c->simc_fresh_at < a->asked_at) {
+		coach_push(&c->simc_wait, a, false);
+		coach_simc_refresh(c, COACH_SIMC_WAIT_S);
+		return true;
 	}
-	coach_count(c, "cache_memory", "hit");
-	coach_cache_take(a, hit.intent, hit.critical, hit.text);
-	coach_schedule(c, true);
-	return true;
+	/* refused: PostgreSQL's same-text row may be one the ring let go; it decides */
+	coach_count(c, "cache_memory", found ? "refused" : "miss");
+	a->similar_searched = true;
+	return false;
 }
 
-/* Asks PostgreSQL for the hint_cache rows created since the last refresh, at most once
- * per COACH_SIMC_REFRESH_S and only while lookups come: an idle worker asks nothing. The
- * first load (and one after a pause longer than cache.ttl_s) reads the newest rows of the
- * last cache.ttl_s: the rings keep the newest, and older rows are PostgreSQL's alone. */
-static void coach_simc_refresh(coach_t *c)
+/* Reads the hint_cache rows created since the last read, at most once per min_interval
+ * (later from a timer when the waiting need it) and only while lookups come: an idle worker
+ * asks nothing. The first read (and one after a pause longer than cache.ttl_s) takes the
+ * newest rows of the last cache.ttl_s: the rings keep the newest, older rows are
+ * PostgreSQL's alone. */
+static void coach_simc_refresh(coach_t *c, double min_interval)
 {
-	double now = coach_now();
-	if (c->simc_loading || now - c->simc_asked_at < COACH_SIMC_REFRESH_S)
+	if (c->simc_loading) /* its answer looks the waiting up again and asks again if needed */
 		return;
-	double since = c->simc_since, oldest = now - c->cfg->cache.ttl_s;
-	c->simc_newest_first = since <= oldest;
+	double now = coach_now(), due = c->simc_sent_at + min_interval;
+	if (now < due) {
+		if (c->simc_wait.n && !evtimer_pending(c->simc_ev, NULL)) {
+			struct timeval tv = {(time_t)(due - now), (suseconds_t)((due - now - (double)(time_t)(due - now)) * 1e6)};
+			evtimer_add(c->simc_ev, &tv);
+		}
+		return;
+	}
+	double oldest = now - c->cfg->cache.ttl_s;
+	c->simc_newest_first = c->simc_since <= oldest;
 	char since_s[32];
-	snprintf(since_s, sizeof(since_s), "%.6f", c->simc_newest_first ? oldest : since);
+	snprintf(since_s, sizeof(since_s), "%.6f", c->simc_newest_first ? oldest : c->simc_since);
 	const char *params[1] = {since_s};
-	c->simc_asked_at = now;
 	c->simc_loading = db_query(c->db,
 				   c->simc_newest_first
 					   ? "SELECT company_id, domain, norm, hint_id, intent, critical, text, "
@@ -1008,17 +1032,46 @@ static void coach_simc_refresh(coach_t *c)
 					     "extract(epoch from created_at) FROM hint_cache WHERE created_at > "
 					     "to_timestamp($1::float8) ORDER BY created_at LIMIT " COACH_SIMC_BATCH,
 				   1, params, coach_simc_loaded, c);
+	if (c->simc_loading)
+		c->simc_sent_at = now;
+	else /* the database queue is full: the waiting ones go to PostgreSQL as they are */
+		coach_simc_loaded(NULL, c);
 }
 
+static void coach_simc_due_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	coach_simc_refresh(arg, COACH_SIMC_WAIT_S);
+}
+
+/* A read's rows into the copy; then the waiting analyses are looked up again (or, when the
+ * read failed, go to PostgreSQL's whole lookup). */
 static void coach_simc_loaded(PGresult *res, void *arg)
 {
 	coach_t *c = arg;
+	bool read = res && db_ok(res, "hint cache read");
 	c->simc_loading = false;
-	if (!db_ok(res, "hint cache refresh") || !c->simc)
-		return;
+	if (read)
+		coach_simc_apply(c, res);
+	coach_queue_t waiting = c->simc_wait;
+	memset(&c->simc_wait, 0, sizeof(c->simc_wait));
+	coach_analysis_t *a;
+	bool admit = false;
+	while ((a = coach_pop(&waiting)))
+		if (!read || !coach_memory_lookup(a)) {
+			coach_push(&c->admit_q, a, a->critical);
+			admit = true;
+		}
+	if (admit)
+		coach_schedule(c, false);
+}
+
+static void coach_simc_apply(coach_t *c, PGresult *res)
+{
 	int n = PQntuples(res);
 	double newest = 0;
-	c->simc_primed = true;
+	if (n < atoi(COACH_SIMC_BATCH) || c->simc_newest_first) /* else the rest comes with the next read */
+		c->simc_fresh_at = c->simc_sent_at;
 	for (int k = 0; k < n; k++) { /* oldest first: a ring keeps the last ones put */
 		int i = c->simc_newest_first ? n - 1 - k : k;
 		newest = atof(PQgetvalue(res, i, 7));

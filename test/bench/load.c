@@ -178,7 +178,8 @@ static bool load_setup(char *err, size_t errlen)
 			 cfg->notifier.listen);
 		return false;
 	}
-	if (!post_init(cfg, B.o.company, &ingress_sa, ingress_len, B.prefix, B.o.connections, &load_post_cb, err, errlen))
+	if (!post_init(cfg, B.o.company, &ingress_sa, ingress_len, B.prefix, B.o.connections, B.o.messy, &load_post_cb,
+		       err, errlen))
 		return false;
 	if (!sample_init(&B.procs, cfg->metrics.listen, err, errlen))
 		return false;

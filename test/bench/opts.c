@@ -37,6 +37,10 @@ bool opts_parse(int argc, char **argv, opts_t *o, char *err, size_t errlen)
 			i++;
 			continue;
 		}
+		if (strcmp(argv[i], "--messy") == 0) {
+			o->messy = true;
+			continue;
+		}
 		if (strcmp(argv[i], "--ids") == 0 || strcmp(argv[i], "--events") == 0) {
 			if (i + 1 >= argc || !argv[i + 1][0]) {
 				snprintf(err, errlen, "%s needs a file name", argv[i]);

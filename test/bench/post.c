@@ -4,6 +4,7 @@
  * of this run are told apart from any other's.
  */
 #include "post.h"
+#include "messy.h"
 
 #include "dial.h"
 #include "loop.h"
@@ -31,7 +32,7 @@
 #define POST_MAX_TEXTS 20000          /* corpus lines kept */
 #define POST_REQUEST_TIMEOUT_S 30     /* an unanswered webhook counts as "timeout" after this */
 #define POST_RECONNECT_MS 100
-#define POST_FALLBACK_TEXT "\"Oi, minha internet caiu desde ontem e preciso trabalhar hoje\""
+#define POST_FALLBACK_TEXT "Oi, minha internet caiu desde ontem e preciso trabalhar hoje"
 
 /* One keep-alive connection to the ingress; at most one request in flight. */
 typedef struct {
@@ -53,7 +54,8 @@ static struct {
 	struct sockaddr_storage sa;
 	int salen;
 	uint64_t rng;
-	/* Channels and texts. texts[d] holds JSON string literals of domain d, texts[CFG_MAX_DOMAINS] all. */
+	/* Channels and texts. texts[d] holds JSON string literals of domain d, texts[CFG_MAX_DOMAINS] all
+	 * (with messy, the texts themselves: each is written anew at each send). */
 	const cfg_channel_t **chans;
 	int n_chans;
 	char **texts[CFG_MAX_DOMAINS + 1];
@@ -64,7 +66,7 @@ static struct {
 	int n_conns;
 	post_conn_t **idle; /* stack of connected, not busy connections */
 	int n_idle, n_up;
-	bool started, stopped;
+	bool started, stopped, messy;
 } P;
 
 static void post_load_corpus(void);
@@ -78,9 +80,10 @@ static void post_read_cb(struct bufferevent *bev, void *arg);
 static void post_event_cb(struct bufferevent *bev, short what, void *arg);
 
 bool post_init(const cfg_t *cfg, long company, const struct sockaddr_storage *sa, int salen, const char *prefix,
-	       int connections, const post_callbacks_t *cb, char *err, size_t errlen)
+	       int connections, bool messy, const post_callbacks_t *cb, char *err, size_t errlen)
 {
 	memset(&P, 0, sizeof(P));
+	P.messy = messy;
 	P.cfg = cfg;
 	P.prefix = prefix;
 	P.cb = cb;
@@ -140,6 +143,11 @@ bool post_send(uint64_t i)
 	const cfg_channel_t *ch = P.chans[k % (unsigned)P.n_chans];
 	int pool = ch->domain >= 0 && ch->domain < CFG_MAX_DOMAINS && P.n_texts[ch->domain] ? ch->domain : CFG_MAX_DOMAINS;
 	const char *text = P.texts[pool][(r >> 24) % (uint64_t)P.n_texts[pool]];
+	char messy[1100];
+	if (P.messy) {
+		messy_json(text, post_rand(), messy, sizeof(messy));
+		text = messy;
+	}
 	int blen = snprintf(body, sizeof(body),
 			    "{\"event\":\"messages.upsert\",\"instance\":\"%s\",\"data\":{\"key\":{\"remoteJid\":\"%lld@s.whatsapp.net\","
 			    "\"fromMe\":false,\"id\":\"%s%llu\"},\"pushName\":\"Cliente %u\",\"status\":\"DELIVERY_ACK\","
@@ -200,7 +208,9 @@ static void post_load_corpus(void)
 	while (f && n < POST_MAX_TEXTS && getline(&line, &cap, f) > 0) {
 		cJSON *o = cJSON_Parse(line);
 		const cJSON *t = cJSON_GetObjectItem(o, "text"), *d = cJSON_GetObjectItem(o, "domain");
-		char *lit = cJSON_IsString(t) && t->valuestring[0] ? cJSON_PrintUnformatted(t) : NULL;
+		char *lit = !cJSON_IsString(t) || !t->valuestring[0] ? NULL
+			    : P.messy			     ? xstrdup(t->valuestring)
+							     : cJSON_PrintUnformatted(t);
 		if (lit && strlen(lit) < 1024) {
 			int dom = cJSON_IsString(d) ? cfg_domain_index(d->valuestring) : -1;
 			P.texts[CFG_MAX_DOMAINS][P.n_texts[CFG_MAX_DOMAINS]++] = lit;
@@ -217,7 +227,7 @@ static void post_load_corpus(void)
 		fclose(f);
 	if (n == 0) {
 		fprintf(stderr, "bench: no corpus at %s, every message says the same thing\n", path);
-		P.texts[CFG_MAX_DOMAINS][P.n_texts[CFG_MAX_DOMAINS]++] = xstrdup(POST_FALLBACK_TEXT);
+		P.texts[CFG_MAX_DOMAINS][P.n_texts[CFG_MAX_DOMAINS]++] = xstrdup(P.messy ? POST_FALLBACK_TEXT : "\"" POST_FALLBACK_TEXT "\"");
 	}
 }
 

@@ -28,10 +28,12 @@ typedef struct {
 
 /* Picks the Evolution channels of company (names and keys that need no JSON escaping), loads the
  * corpus, and allocates connections to the ingress at sa (cfg->ingress.listen); message ids will
- * be prefix + index, prefix read at each send (cfg, prefix and cb are kept, not copied). False with
- * a reason when there is nothing to post to. */
+ * be prefix + index, prefix read at each send (cfg, prefix and cb are kept, not copied); messy:
+ * each text is sent as customers type it (messy.h). False with a reason when there is nothing to
+ * post to. */
 bool post_init(const cfg_t *cfg, long company, const struct sockaddr_storage *sa, int salen, const char *prefix,
-	       int connections, const post_callbacks_t *cb, char *err, size_t errlen) __attribute__((warn_unused_result));
+	       int connections, bool messy, const post_callbacks_t *cb, char *err,
+	       size_t errlen) __attribute__((warn_unused_result));
 
 /* Dials every connection. Before post_started, a connection that fails fails the run. */
 void post_connect_all(void);

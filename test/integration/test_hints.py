@@ -171,35 +171,33 @@ def test_a_near_duplicate_is_found_in_the_workers_memory(system):
              what="the hit counted as the memory's")
 
 
-def test_postgresqls_similar_lookup_reads_only_what_the_copy_may_lack(system):
-    """schema/025: with "since" (the worker's copy searched up to then) PostgreSQL compares the
-    text only with the rows created after it; without it, with every row of cache.ttl_s."""
+def test_postgresql_skips_the_similar_lookup_the_worker_made(system):
+    """schema/025: with "similar_searched" (the worker found no similar text in a fresh copy)
+    PostgreSQL only looks for the same text; without it, for a similar one too."""
     who = customer()
-    assert system.evolution(evolution_text("SINCE-1", "ok", customer=who, from_me=True)).status == 200
-    wait_for(lambda: system.sql("select id, received_at from messages where provider_id = 'SINCE-1'"),
+    assert system.evolution(evolution_text("SIM-1", "ok", customer=who, from_me=True)).status == 200
+    wait_for(lambda: system.sql("select id from messages where provider_id = 'SIM-1'"),
              what="the agent's message (never coached: its hint_id and coaching stay empty)")
     mid, at = system.sql("select id, to_char(received_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
-                         "from messages where provider_id = 'SINCE-1'")[0]
-    system.sql("insert into hint_cache (company_id, domain, norm, hint_id, intent, critical, text, created_at) values "
-               "(1, 'suporte', 'modem reinicia sozinho toda noite sem parar', 0, 'outage', false, 'since', "
-               "now() - interval '60 seconds')")
+                         "from messages where provider_id = 'SIM-1'")[0]
+    system.sql("insert into hint_cache (company_id, domain, norm, hint_id, intent, critical, text) values "
+               "(1, 'suporte', 'modem reinicia sozinho toda noite sem parar', 0, 'outage', false, 'similar')")
 
-    def admit(since):
+    def admit(norm, searched):
         cache = {"threshold": 0.85, "ttl_s": 3600}
-        if since is not None:
-            cache["since"] = since
-        req = [{"ids": [int(mid)], "received_at": [at],
-                "company": 1, "domain": "suporte", "norm": "modem reinicia sozinho toda noite sem parar hoje",
+        if searched:
+            cache["similar_searched"] = True
+        req = [{"ids": [int(mid)], "received_at": [at], "company": 1, "domain": "suporte", "norm": norm,
                 "cache": cache, "limits": {"per_minute": 0, "cost_hour": 0, "cost_day": 0, "pending": 0},
                 "reserve_usd": 0, "agent": None, "agent_interval_s": 0, "deadline_s": 90}]
-        out = system.sql(f"select atende_coach_admit('{json.dumps(req)}'::jsonb)")[0][0]
-        return json.loads(out)[0]["decision"]
+        out = json.loads(system.sql(f"select atende_coach_admit('{json.dumps(req)}'::jsonb)")[0][0])[0]
+        return out["decision"], out.get("hint", {}).get("text")
 
-    now = time.time()
-    assert admit(None) == "cache"  # 020's lookup: every row of the last hour
-    assert admit(now - 120) == "cache"  # the row is after the copy's horizon
-    assert admit(now - 30) == "ai"  # the copy held it when it was searched: not compared again
-    system.sql("delete from hint_cache where text = 'since'")
+    similar = "modem reinicia sozinho toda noite sem parar hoje"
+    assert admit(similar, False) == ("cache", "similar")  # 020's lookup
+    assert admit(similar, True)[0] == "ai"  # the worker looked for similar texts already
+    assert admit("modem reinicia sozinho toda noite sem parar", True) == ("cache", "similar")  # the same text
+    system.sql("delete from hint_cache where text = 'similar'")
 
 
 def test_retention_prunes_cached_hints_past_their_ttl(system):
