@@ -178,7 +178,8 @@ test: setup-test
 # fake AI streaming each answer over 1.5 s: first and full hint at a console (test/bench_stream.py),
 # and the embedded broker on Debian's librdkafka and on the patched one, each filled to its cap
 # then at 2,000/5,000/10,000 msg/s (test/bench_broker.py, docs/performance.md), PostgreSQL's
-# profile on fresh systems (rules, AI) and after 10 minutes at 2,000 msg/s (test/bench_pg.py),
+# profile on fresh systems (rules, AI, AI with texts as customers type them) and after 10 minutes
+# at 2,000 msg/s (test/bench_pg.py),
 # the floors under the ingress's and PostgreSQL's work on this machine (test/bench_floor.py),
 # and at the end one table of every open-loop run (test/bench_table.py)
 bench: setup-test
@@ -204,6 +205,7 @@ bench: setup-test
 	@/usr/bin/python3 test/bench_broker.py
 	@BENCH_PG_IDLE_S=60 /usr/bin/python3 test/bench_pg.py
 	@BENCH_AI_LATENCY_MS=1500 BENCH_PG_RATE=500 /usr/bin/python3 test/bench_pg.py
+	@BENCH_AI_LATENCY_MS=1500 BENCH_PG_RATE=1000 BENCH_PG_MESSY=1 /usr/bin/python3 test/bench_pg.py
 	@BENCH_PG_WARMUP=600 /usr/bin/python3 test/bench_pg.py
 	@/usr/bin/python3 test/bench_floor.py
 	@/usr/bin/python3 test/bench_table.py
