@@ -1,7 +1,9 @@
 /*
  * simcache: recent cached hints per company and domain, searched by trigram similarity
  * (see simcache.h). Each entry keeps its text's trigrams sorted, so a comparison is one
- * merge; an entry whose trigram count alone rules out the threshold is not compared.
+ * merge, given up as soon as too many trigrams went unmatched for the threshold; an entry
+ * whose trigram count alone rules it out is not compared. Each ring has a hash map from a
+ * text to its slot (open addressing, linear probing), so a reread row finds its entry at once.
  */
 #include "simcache.h"
 #include "xalloc.h"
@@ -24,6 +26,8 @@ typedef struct {
 	char domain[32];
 	simcache_entry_t *slots; /* ring_cap of them */
 	int head, count;         /* the oldest is slots[head] */
+	int *map;                /* map_mask + 1 cells: a slot + 1, or 0 */
+	unsigned map_mask;
 } simcache_group_t;
 
 struct simcache {
@@ -77,19 +81,25 @@ static uint32_t *simcache_trigrams(const char *s, int *n)
 	return t;
 }
 
-/* pg_trgm's formula: float4 arithmetic, as its % operator compares it */
-static float simcache_ratio(const uint32_t *a, int na, const uint32_t *b, int nb)
+/* pg_trgm's formula, in float4 arithmetic as its % operator compares it; -1 as soon as more
+ * than max_unmatched trigrams of the two found no match (the similarity is then below what
+ * the caller asks: shared = (na + nb - unmatched) / 2). */
+static float simcache_ratio(const uint32_t *a, int na, const uint32_t *b, int nb, int max_unmatched)
 {
 	if (na <= 0 || nb <= 0)
 		return 0.0f;
-	int i = 0, j = 0, common = 0;
+	int i = 0, j = 0, common = 0, unmatched = 0;
 	while (i < na && j < nb) {
+		if (a[i] == b[j]) {
+			common++, i++, j++;
+			continue;
+		}
 		if (a[i] < b[j])
 			i++;
-		else if (a[i] > b[j])
-			j++;
 		else
-			common++, i++, j++;
+			j++;
+		if (++unmatched > max_unmatched)
+			return -1.0f;
 	}
 	return (float)common / (float)(na + nb - common);
 }
@@ -98,7 +108,7 @@ float simcache_similarity(const char *a, const char *b)
 {
 	int na, nb;
 	uint32_t *ta = simcache_trigrams(a, &na), *tb = simcache_trigrams(b, &nb);
-	float r = simcache_ratio(ta, na, tb, nb);
+	float r = simcache_ratio(ta, na, tb, nb, na + nb);
 	free(ta);
 	free(tb);
 	return r;
@@ -136,6 +146,7 @@ void simcache_free(simcache_t *s)
 		for (int i = 0; i < s->ring_cap; i++)
 			simcache_entry_clear(&s->groups[g].slots[i]);
 		free(s->groups[g].slots);
+		free(s->groups[g].map);
 	}
 	free(s->groups);
 	free(s);
@@ -149,15 +160,40 @@ static simcache_group_t *simcache_group(const simcache_t *s, long company, const
 	return NULL;
 }
 
-/* The live entry of g whose text is norm (hash h), or NULL. */
-static simcache_entry_t *simcache_same(const simcache_t *s, const simcache_group_t *g, const char *norm, uint64_t h)
+/* The map cell of g holding text norm (hash h), or of the empty cell where it would go. */
+static unsigned simcache_cell(const simcache_group_t *g, const char *norm, uint64_t h)
 {
-	for (int i = 0; i < g->count; i++) {
-		simcache_entry_t *e = &g->slots[(g->head + i) % s->ring_cap];
+	unsigned i = (unsigned)h & g->map_mask;
+	for (; g->map[i]; i = (i + 1) & g->map_mask) {
+		const simcache_entry_t *e = &g->slots[g->map[i] - 1];
 		if (e->hash == h && strcmp(e->norm, norm) == 0)
-			return e;
+			break;
 	}
-	return NULL;
+	return i;
+}
+
+/* The live entry of g whose text is norm (hash h), or NULL. */
+static simcache_entry_t *simcache_same(const simcache_group_t *g, const char *norm, uint64_t h)
+{
+	unsigned i = simcache_cell(g, norm, h);
+	return g->map[i] ? &g->slots[g->map[i] - 1] : NULL;
+}
+
+/* Takes the text of slot out of g's map, moving back the cells probed past it. */
+static void simcache_unmap(simcache_group_t *g, int slot)
+{
+	unsigned hole = simcache_cell(g, g->slots[slot].norm, g->slots[slot].hash);
+	g->map[hole] = 0;
+	for (unsigned j = (hole + 1) & g->map_mask; g->map[j]; j = (j + 1) & g->map_mask) {
+		unsigned home = (unsigned)g->slots[g->map[j] - 1].hash & g->map_mask;
+		/* j's entry may fill the hole unless its home lies cyclically in (hole, j] */
+		bool stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
+		if (!stays) {
+			g->map[hole] = g->map[j];
+			g->map[j] = 0;
+			hole = j;
+		}
+	}
 }
 
 void simcache_put(simcache_t *s, long company, const char *domain, const char *norm, int64_t hint_id,
@@ -176,25 +212,33 @@ void simcache_put(simcache_t *s, long company, const char *domain, const char *n
 		g->company = company;
 		snprintf(g->domain, sizeof(g->domain), "%s", domain);
 		g->slots = xcalloc((size_t)s->ring_cap, sizeof(simcache_entry_t));
+		unsigned cells = 2;
+		while (cells < 2u * (unsigned)s->ring_cap) /* at most half full */
+			cells *= 2;
+		g->map = xcalloc(cells, sizeof(int));
+		g->map_mask = cells - 1;
 	}
 	uint64_t h = simcache_hash(norm);
-	simcache_entry_t *e = simcache_same(s, g, norm, h);
+	simcache_entry_t *e = simcache_same(g, norm, h);
 	if (e) {
 		free(e->intent);
 		free(e->text);
 	} else {
 		if (g->count == s->ring_cap) { /* the oldest goes */
+			simcache_unmap(g, g->head);
 			simcache_entry_clear(&g->slots[g->head]);
 			g->head = (g->head + 1) % s->ring_cap;
 			g->count--;
 			s->size--;
 		}
-		e = &g->slots[(g->head + g->count) % s->ring_cap];
+		int slot = (g->head + g->count) % s->ring_cap;
+		e = &g->slots[slot];
 		g->count++;
 		s->size++;
 		e->norm = xstrdup(norm);
 		e->hash = h;
 		e->trgm = simcache_trigrams(norm, &e->n_trgm);
+		g->map[simcache_cell(g, norm, h)] = slot + 1;
 	}
 	e->intent = xstrdup(intent ? intent : "other");
 	e->text = xstrdup(text ? text : "");
@@ -209,7 +253,7 @@ bool simcache_find(const simcache_t *s, long company, const char *domain, const 
 	const simcache_group_t *g = s && domain && norm && norm[0] ? simcache_group(s, company, domain) : NULL;
 	if (!g)
 		return false;
-	const simcache_entry_t *best = simcache_same(s, g, norm, simcache_hash(norm));
+	const simcache_entry_t *best = simcache_same(g, norm, simcache_hash(norm));
 	float best_sim = 1.0f;
 	if (!best || best->created_at <= not_before) {
 		best = NULL;
@@ -221,7 +265,9 @@ bool simcache_find(const simcache_t *s, long company, const char *domain, const 
 			/* shared <= the smaller count, so the similarity <= lo / hi */
 			if (e->created_at <= not_before || (double)lo < threshold * (double)hi)
 				continue;
-			float sim = simcache_ratio(q, nq, e->trgm, e->n_trgm);
+			/* sim >= t needs shared >= t (na + nb) / (1 + t): at most this many unmatched */
+			int max_unmatched = (int)((double)(nq + e->n_trgm) * (1.0 - threshold) / (1.0 + threshold)) + 1;
+			float sim = simcache_ratio(q, nq, e->trgm, e->n_trgm, max_unmatched);
 			bool better = !best || sim > best_sim || (sim == best_sim && e->created_at >= best->created_at);
 			if ((double)sim >= threshold && better) {
 				best = e;

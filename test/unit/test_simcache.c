@@ -8,6 +8,7 @@
 #include "unit.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 TEST(similarity_is_pg_trgms)
@@ -89,10 +90,40 @@ TEST(refresh_replaces_and_rings_are_bounded)
 	simcache_free(s);
 }
 
+TEST(map_survives_many_evictions)
+{
+	/* a small ring over many texts: every eviction takes a text out of the ring's map, and
+	 * the texts still held must all be found by their exact text, the evicted ones not */
+	simcache_t *s = simcache_new(8);
+	simcache_hit_t hit;
+	char text[64];
+	int bad = 0;
+	for (int i = 0; i < 2000; i++) {
+		snprintf(text, sizeof(text), "texto numero %d de teste", (i * 7919) % 5000);
+		simcache_put(s, 1, "suporte", text, i, "other", false, "x", 1000 + i);
+		if (i % 3 == 0) /* a reread of a held row: replaced in place */
+			simcache_put(s, 1, "suporte", text, i, "other", false, "x", 1000 + i);
+		for (int k = i > 7 ? i - 7 : 0; k <= i; k++) {
+			snprintf(text, sizeof(text), "texto numero %d de teste", (k * 7919) % 5000);
+			if (!simcache_find(s, 1, "suporte", text, 1.0, 0, &hit) || hit.hint_id != k)
+				bad++;
+		}
+		if (i >= 8) {
+			snprintf(text, sizeof(text), "texto numero %d de teste", ((i - 8) * 7919) % 5000);
+			if (simcache_find(s, 1, "suporte", text, 1.0, 0, &hit) && hit.hint_id == i - 8)
+				bad++;
+		}
+	}
+	CHECK(bad == 0);
+	CHECK(simcache_size(s) == 8);
+	simcache_free(s);
+}
+
 int main(void)
 {
 	RUN(similarity_is_pg_trgms);
 	RUN(find_exact_nearest_and_filters);
 	RUN(refresh_replaces_and_rings_are_bounded);
+	RUN(map_survives_many_evictions);
 	return unit_done();
 }
