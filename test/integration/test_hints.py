@@ -167,7 +167,8 @@ def test_a_near_duplicate_is_found_in_the_workers_memory(system):
     wait_for(lambda: hint_of(system, "MEM-2"), what="the second hint")
     assert hint_of(system, "MEM-2")[0] == "cache"
     assert AI.calls()["count"] == 1
-    wait_for(lambda: metric(system, "atende_worker_cache_memory_lookups_total", ['result="hit"']) == hits + 1,
+    # (at least: a hit of an earlier test may reach the exported metrics only now)
+    wait_for(lambda: metric(system, "atende_worker_cache_memory_lookups_total", ['result="hit"']) >= hits + 1,
              what="the hit counted as the memory's")
 
 
