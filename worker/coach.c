@@ -1013,7 +1013,8 @@ static void coach_simc_refresh(coach_t *c, double min_interval)
 	double now = coach_now(), due = c->simc_sent_at + min_interval;
 	if (now < due) {
 		if (c->simc_wait.n && !evtimer_pending(c->simc_ev, NULL)) {
-			struct timeval tv = {(time_t)(due - now), (suseconds_t)((due - now - (double)(time_t)(due - now)) * 1e6)};
+			double wait = due - now;
+			struct timeval tv = {(time_t)wait, (suseconds_t)((wait - (double)(time_t)wait) * 1e6)};
 			evtimer_add(c->simc_ev, &tv);
 		}
 		return;
