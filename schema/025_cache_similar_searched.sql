@@ -10,27 +10,22 @@
 -- that failed) the lookup is 020's.
 --
 -- atende_coach_admit is 020's with that statement made conditional: the change is applied to
--- the installed definition (pg_get_functiondef) instead of repeating the whole function here,
--- and the migration fails if 020's statement is not found as written.
+-- the installed definition (pg_get_functiondef) instead of repeating the whole function here:
+-- an IF before the statement's first line and an END IF after its last, each found once as
+-- 020 wrote it, or the migration fails.
 DO $migration$
 DECLARE
     def text := pg_get_functiondef('atende_coach_admit(jsonb)'::regprocedure);
-    old_lookup text := $old$            PERFORM set_config('pg_trgm.similarity_threshold', r->'cache'->>'threshold', true);
-            SELECT h.hint_id, h.intent, h.critical, h.text, similarity(h.norm, r->>'norm') AS sim INTO c
-              FROM hint_cache h
-             WHERE h.company_id = (r->>'company')::bigint AND h.domain = r->>'domain'
-               AND h.created_at > now_ts - make_interval(secs => (r->'cache'->>'ttl_s')::int)
-               AND h.norm % (r->>'norm')
-             ORDER BY similarity(h.norm, r->>'norm') DESC, h.id DESC
-             LIMIT 1;
-$old$;
+    first_line text := E'            PERFORM set_config(''pg_trgm.similarity_threshold'', r->''cache''->>''threshold'', true);\n';
+    last_lines text := E'             ORDER BY similarity(h.norm, r->>''norm'') DESC, h.id DESC\n             LIMIT 1;\n';
 BEGIN
-    IF position(old_lookup IN def) = 0 THEN
-        RAISE EXCEPTION '025_cache_similar_searched: atende_coach_admit is not 020''s (its similarity lookup was not found)';
+    IF (length(def) - length(replace(def, first_line, ''))) / length(first_line) <> 1
+       OR (length(def) - length(replace(def, last_lines, ''))) / length(last_lines) <> 1 THEN
+        RAISE EXCEPTION '025_cache_similar_searched: atende_coach_admit is not 020''s (its similar lookup was not found once)';
     END IF;
     -- FOUND stays the exact lookup's when the similar one is skipped
-    EXECUTE replace(def, old_lookup,
-                    E'            IF NOT coalesce((r->''cache''->>''similar_searched'')::boolean, false) THEN\n'
-                    || old_lookup || E'            END IF;\n');
+    def := replace(def, first_line,
+                   E'            IF NOT coalesce((r->''cache''->>''similar_searched'')::boolean, false) THEN\n' || first_line);
+    EXECUTE replace(def, last_lines, last_lines || E'            END IF;\n');
 END
 $migration$;

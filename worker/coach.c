@@ -32,7 +32,14 @@
 #define COACH_SIMC_REFRESH_S 1.0    /* while hits come, other workers' rows reach the copy this late */
 #define COACH_SIMC_WAIT_S 0.1       /* a miss waits for a read this long at most, beyond the read's own time */
 #define COACH_SIMC_MARGIN_S 1.0     /* a row's created_at is its transaction's start: reread this far back */
-#define COACH_SIMC_BATCH "10000"    /* rows per refresh query */
+#define COACH_SIMC_BATCH 10000      /* rows per read */
+#define COACH_STR(x) COACH_STR_(x)
+#define COACH_STR_(x) #x
+/* a read of the cache's rows created after $1, oldest first ("ASC") or newest first ("DESC") */
+#define COACH_SIMC_READ(order)                                                                           \
+	"SELECT company_id, domain, norm, hint_id, intent, critical, text, extract(epoch from created_at) " \
+	"FROM hint_cache WHERE created_at > to_timestamp($1::float8) ORDER BY created_at " order             \
+	" LIMIT " COACH_STR(COACH_SIMC_BATCH)
 
 typedef struct coach_conv coach_conv_t;
 
@@ -1024,15 +1031,8 @@ static void coach_simc_refresh(coach_t *c, double min_interval)
 	char since_s[32];
 	snprintf(since_s, sizeof(since_s), "%.6f", c->simc_newest_first ? oldest : c->simc_since);
 	const char *params[1] = {since_s};
-	c->simc_loading = db_query(c->db,
-				   c->simc_newest_first
-					   ? "SELECT company_id, domain, norm, hint_id, intent, critical, text, "
-					     "extract(epoch from created_at) FROM hint_cache WHERE created_at > "
-					     "to_timestamp($1::float8) ORDER BY created_at DESC LIMIT " COACH_SIMC_BATCH
-					   : "SELECT company_id, domain, norm, hint_id, intent, critical, text, "
-					     "extract(epoch from created_at) FROM hint_cache WHERE created_at > "
-					     "to_timestamp($1::float8) ORDER BY created_at LIMIT " COACH_SIMC_BATCH,
-				   1, params, coach_simc_loaded, c);
+	c->simc_loading = db_query(c->db, c->simc_newest_first ? COACH_SIMC_READ("DESC") : COACH_SIMC_READ("ASC"), 1,
+				   params, coach_simc_loaded, c);
 	if (c->simc_loading)
 		c->simc_sent_at = now;
 	else /* the database queue is full: the waiting ones go to PostgreSQL as they are */
@@ -1071,7 +1071,7 @@ static void coach_simc_apply(coach_t *c, PGresult *res)
 {
 	int n = PQntuples(res);
 	double newest = 0;
-	if (n < atoi(COACH_SIMC_BATCH) || c->simc_newest_first) /* else the rest comes with the next read */
+	if (n < COACH_SIMC_BATCH || c->simc_newest_first) /* else the rest comes with the next read */
 		c->simc_fresh_at = c->simc_sent_at;
 	for (int k = 0; k < n; k++) { /* oldest first: a ring keeps the last ones put */
 		int i = c->simc_newest_first ? n - 1 - k : k;
@@ -1083,7 +1083,7 @@ static void coach_simc_apply(coach_t *c, PGresult *res)
 	/* a full batch of the oldest rows goes on from its last one (its transaction's other rows
 	 * share its time); otherwise the next refresh rereads the margin, where a row of a
 	 * transaction that began earlier may have landed since */
-	if (n == atoi(COACH_SIMC_BATCH) && !c->simc_newest_first)
+	if (n == COACH_SIMC_BATCH && !c->simc_newest_first)
 		c->simc_since = newest - 1e-6;
 	else if (n > 0 && newest - COACH_SIMC_MARGIN_S > c->simc_since)
 		c->simc_since = newest - COACH_SIMC_MARGIN_S;
