@@ -156,7 +156,12 @@ valgrind: unit
 run: setup
 	bin/atende run -c $(CONFIG)
 
-unit: all $(UNIT_BIN) build/test/floor_sink build/test/floor_kafka
+unit: all $(UNIT_BIN) build/test/floor_sink build/test/floor_kafka build/test/fakeai_lean
+
+# the AI benchmarks' lean fake AI (test/bench_pg.py)
+build/test/fakeai_lean: test/fakeai_lean.c build/flavour
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # the floors under the ingress's HTTP and Kafka work (test/bench_floor.py)
 build/test/floor_%: test/floor_%.c $(LIB) build/flavour
@@ -178,8 +183,9 @@ test: setup-test
 # fake AI streaming each answer over 1.5 s: first and full hint at a console (test/bench_stream.py),
 # and the embedded broker on Debian's librdkafka and on the patched one, each filled to its cap
 # then at 2,000/5,000/10,000 msg/s (test/bench_broker.py, docs/performance.md), PostgreSQL's
-# profile on fresh systems (rules, AI, AI with texts as customers type them) and after 10 minutes
-# at 2,000 msg/s (test/bench_pg.py),
+# profile on fresh systems (rules, AI, AI with texts as customers type them), after 10 minutes
+# at 2,000 msg/s (rules) and after 10 minutes at 1,000 msg/s (AI, texts as customers type them)
+# (test/bench_pg.py; the AI there is build/test/fakeai_lean),
 # the floors under the ingress's and PostgreSQL's work on this machine (test/bench_floor.py),
 # and at the end one table of every open-loop run (test/bench_table.py)
 bench: setup-test
@@ -207,6 +213,7 @@ bench: setup-test
 	@BENCH_AI_LATENCY_MS=1500 BENCH_PG_RATE=500 /usr/bin/python3 test/bench_pg.py
 	@BENCH_AI_LATENCY_MS=1500 BENCH_PG_RATE=1000 BENCH_PG_MESSY=1 /usr/bin/python3 test/bench_pg.py
 	@BENCH_PG_WARMUP=600 /usr/bin/python3 test/bench_pg.py
+	@BENCH_PG_WARMUP=600 BENCH_AI_LATENCY_MS=1500 BENCH_PG_RATE=1000 BENCH_PG_MESSY=1 /usr/bin/python3 test/bench_pg.py
 	@/usr/bin/python3 test/bench_floor.py
 	@/usr/bin/python3 test/bench_table.py
 

@@ -75,7 +75,7 @@ static const main_verb_t main_verbs[] = {
 	{"psql", main_psql, "psql -c FILE [-- psql args]", "open psql on the configured database (embedded or not)"},
 	{"bench", main_bench,
 	 "bench -c FILE [--rate N] [--seconds S] [--connections C] [--agents A] [--warmup S] [--drain S] [--company C]\n"
-	 "                    [--messy] [--ids FILE] [--events FILE]\n"
+	 "                    [--messy] [--customers N] [--ids FILE] [--events FILE]\n"
 	 "       atende bench -c FILE --idle N [--hold S]\n"
 	 "       atende bench -c FILE --fanout S [--messages M] [--rate R]",
 	 "open-loop load test of a running system; one JSON line of results on stdout"},

@@ -17,7 +17,9 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 RATES=${BENCH_RATES-500 2000}
 # BENCH_AI_LATENCY_MS=1500: hints come from a fake OpenAI-compatible server (started here,
-# answering after that many ms) instead of the built-in rules.
+# answering after that many ms) instead of the built-in rules: build/test/fakeai_lean (one
+# libevent loop, fakeai.py's answers; the Python fakeai.py itself took a quarter of this machine
+# at 2,000 msg/s), or with BENCH_LEAN_AI=0 test/integration/fakeai.py.
 AI_LATENCY=${BENCH_AI_LATENCY_MS:-}
 AI_PID=""
 SECONDS_PER_RUN=${BENCH_SECONDS:-20}
@@ -63,7 +65,11 @@ trap 'exit 143' TERM
 
 sed "s|^data_dir = \"var\";|data_dir = \"$TMP\";|" "$CONF_SRC" >"$CONF"
 if [ -n "$AI_LATENCY" ]; then
-	/usr/bin/python3 test/integration/fakeai.py --port 18099 --latency-ms "$AI_LATENCY" >"$TMP/fakeai.log" 2>&1 &
+	if [ "${BENCH_LEAN_AI:-1}" = 1 ]; then
+		build/test/fakeai_lean --port 18099 --latency-ms "$AI_LATENCY" >"$TMP/fakeai.log" 2>&1 &
+	else
+		/usr/bin/python3 test/integration/fakeai.py --port 18099 --latency-ms "$AI_LATENCY" >"$TMP/fakeai.log" 2>&1 &
+	fi
 	AI_PID=$!
 	sed -i -e 's|^  provider = "rules";|  provider = "openai";|' \
 		-e 's|^  base_url = "";|  base_url = "http://127.0.0.1:18099/v1";|' \

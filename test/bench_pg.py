@@ -3,16 +3,21 @@
 deploy/bench.conf (free ports, its own data_dir) with pg_stat_statements loaded (track = all, so the
 statements inside the plpgsql functions show), then `atende bench` at $BENCH_PG_RATE (2000) msg/s:
 $BENCH_PG_WARMUP (10) s of warm-up, the statistics reset, then $BENCH_PG_SECONDS (20) s measured.
-$BENCH_AI_LATENCY_MS: hints from test/integration/fakeai.py answering after that many ms (the
-similarity cache on, as in bench.conf) instead of the rules. $BENCH_PG_PRIORITY sets
+$BENCH_AI_LATENCY_MS: hints from a fake AI answering after that many ms (the similarity cache on,
+as in bench.conf) instead of the rules: build/test/fakeai_lean (test/fakeai_lean.c: fakeai.py's
+answers on one libevent loop, a tenth of its CPU), or with $BENCH_PG_LEAN_AI=0 the suite's
+test/integration/fakeai.py; its CPU is printed apart from the system's. $BENCH_PG_PRIORITY sets
 postgres.priority and workers.priority (e.g. 0 on a machine shared with other load).
 $BENCH_PG_IDLE_S (0 = none) first measures each process's CPU with no traffic for that long;
 $BENCH_PG_SECONDS=0 then stops there. $BENCH_PG_FETCH_WAIT_MS sets kafka.embedded_fetch_wait_max_ms, $BENCH_PG_COALESCE_MS
-kafka.embedded_fetch_coalesce_ms, $BENCH_PG_CACHE_MEMORY cache.memory_entries; $BENCH_PG_MESSY=1 sends
-texts as customers type them (atende bench --messy). $BENCH_PG_PERF=1 (or postgres, worker, ingress,
+kafka.embedded_fetch_coalesce_ms, $BENCH_PG_CACHE_MEMORY cache.memory_entries, $BENCH_PG_BUFFER_MS
+buffer.max_wait_ms (the smart buffer's window, 1500); $BENCH_PG_MESSY=1 sends
+texts as customers type them (atende bench --messy), $BENCH_PG_CUSTOMERS sets how many customers
+(conversations) send (atende bench --customers, 5000). $BENCH_PG_PERF=1 (or postgres, worker, ingress,
 notifier): `perf record` on the PostgreSQL backends (or that program's processes, with DWARF call
 graphs) during the measured run (report in $BENCH_PG_OUT). $BENCH_PG_EXPLAIN=1: EXPLAIN (ANALYZE, BUFFERS)
 of every statement of a 500-message ingest and its hints, afterwards (auto_explain).
+$BENCH_PG_SQL: statements run before the warm-up (an experiment: an index dropped, a setting).
 $BENCH_PG_AUTO_EXPLAIN_MS: the plans of the bench's own statements (nested ones too) slower than
 that many ms, into the system's log (atende.log in $BENCH_PG_OUT).
 
@@ -37,6 +42,7 @@ RATE = int(os.environ.get("BENCH_PG_RATE", "2000"))
 SECONDS = int(os.environ.get("BENCH_PG_SECONDS", "20"))
 WARMUP = int(os.environ.get("BENCH_PG_WARMUP", "10"))
 AI_MS = os.environ.get("BENCH_AI_LATENCY_MS", "")
+LEAN_AI = os.environ.get("BENCH_PG_LEAN_AI", "1") == "1"  # build/test/fakeai_lean, else the suite's fakeai.py
 PRIORITY = os.environ.get("BENCH_PG_PRIORITY")
 # "1" or "postgres": the backends; "worker", "ingress", "notifier": that program's processes
 PERF = {"1": "postgres"}.get(os.environ.get("BENCH_PG_PERF", ""), os.environ.get("BENCH_PG_PERF", ""))
@@ -44,7 +50,10 @@ EXPLAIN = os.environ.get("BENCH_PG_EXPLAIN") == "1"
 FETCH_WAIT = os.environ.get("BENCH_PG_FETCH_WAIT_MS")  # kafka.embedded_fetch_wait_max_ms
 COALESCE = os.environ.get("BENCH_PG_COALESCE_MS")  # kafka.embedded_fetch_coalesce_ms
 CACHE_MEMORY = os.environ.get("BENCH_PG_CACHE_MEMORY")  # cache.memory_entries
+BUFFER_MS = os.environ.get("BENCH_PG_BUFFER_MS")  # buffer.max_wait_ms
+SQL = os.environ.get("BENCH_PG_SQL")  # run before the warm-up (experiments: an index dropped, a setting)
 MESSY = os.environ.get("BENCH_PG_MESSY") == "1"  # atende bench --messy
+CUSTOMERS = os.environ.get("BENCH_PG_CUSTOMERS")  # atende bench --customers (5000)
 IDLE_S = float(os.environ.get("BENCH_PG_IDLE_S", "0"))
 AUTO_EXPLAIN_MS = os.environ.get("BENCH_PG_AUTO_EXPLAIN_MS")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -73,6 +82,8 @@ class PgBenchSystem(System):
             subs[r"embedded_fetch_coalesce_ms = \d+;"] = f"embedded_fetch_coalesce_ms = {COALESCE};"
         if CACHE_MEMORY is not None:
             subs[r"memory_entries = \d+;"] = f"memory_entries = {CACHE_MEMORY};"
+        if BUFFER_MS is not None:
+            subs[r"max_wait_ms = \d+;"] = f"max_wait_ms = {BUFFER_MS};"
         subs.update(changes)
         self.render_config("bench.conf", subs)
 
@@ -83,7 +94,8 @@ def health(s):
 
 def bench(s, rate, seconds, warmup):
     out = subprocess.run([os.path.join(BIN, "atende"), "bench", "-c", s.conf, "--rate", str(rate), "--seconds",
-                          str(seconds), "--warmup", str(warmup), "--drain", "30", *(["--messy"] if MESSY else [])],
+                          str(seconds), "--warmup", str(warmup), "--drain", "30", *(["--messy"] if MESSY else []),
+                          *(["--customers", CUSTOMERS] if CUSTOMERS else [])],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -104,8 +116,9 @@ def main():
     ai_port = None
     if AI_MS:
         ai_port = free_port()
-        ai = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "test", "integration", "fakeai.py"),
-                               "--port", str(ai_port), "--latency-ms", AI_MS],
+        server = ([os.path.join(ROOT, "build", "test", "fakeai_lean")] if LEAN_AI else
+                  ["/usr/bin/python3", os.path.join(ROOT, "test", "integration", "fakeai.py")])
+        ai = subprocess.Popen(server + ["--port", str(ai_port), "--latency-ms", AI_MS],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     s = PgBenchSystem(ai_port)
     perf = None
@@ -142,6 +155,8 @@ def main():
                 print("  " + "  ".join(row))
         if SECONDS <= 0:
             return
+        if SQL:
+            print(f"before the warm-up: {SQL}: {s.sql(SQL)}")
         # the warm-up: its own bench run, then the statistics are reset and the measured run starts
         bench(s, RATE, WARMUP, 0)
         s.sql("SELECT pg_stat_statements_reset()")
@@ -160,7 +175,9 @@ def main():
                                      "-o", os.path.join(OUT, "perf.data")],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         coach0 = coach_counts(s)
+        ai0 = ticks(ai.pid)[0] if ai else 0
         r = bench(s, RATE, SECONDS, 0)
+        ai1 = ticks(ai.pid)[0] if ai else 0
         coach1 = coach_counts(s)
         if perf:
             perf.send_signal(2)
@@ -206,6 +223,8 @@ def main():
         line = {"bench": "pg", "mode": (f"ai {AI_MS} ms" if AI_MS else "rules") + (", messy" if MESSY else ""), "rate": RATE, "seconds": SECONDS,
                 "sent": r["sent"], "acked": r["acked"], "missing": r["missing"], "duplicates": r["duplicates"],
                 "hint_p50_ms": r["hint_ms"]["p50"], "hint_p99_ms": r["hint_ms"]["p99"],
+                "hinted_per_s": r.get("hinted_per_s"),
+                "hint_split": {k: [v["n"], v["hint_ms"]["p50"], v["hint_ms"]["p99"]] for k, v in r.get("hint_split", {}).items()},
                 "ack_p50_ms": r["ack_ms"]["p50"], "ack_p99_ms": r["ack_ms"]["p99"], "cpu_us_per_msg": procs,
                 "warmup_messages": RATE * WARMUP,
                 "rss_mb": round(sum(p.get("rss_mb") or 0 for p in r["processes"] if p["role"] not in ("bench", "postgres"))),
@@ -219,8 +238,20 @@ def main():
         print(json.dumps(line))
         print(f"\n{line['mode']}, {RATE} msg/s x {SECONDS} s: sent {r['sent']}, missing {r['missing']}, "
               f"hint p50/p99 {r['hint_ms']['p50']}/{r['hint_ms']['p99']} ms, load {load}")
+        print(f"hinted per second (every message whose hint came {5 if SECONDS >= 10 else SECONDS / 2} s into the window "
+              f"and before sending ended): {line['hinted_per_s']}")
+        print("hint latency by the hint's source and grouping (messages, p50, p99 ms): "
+              + ", ".join(f"{k} {v[0]} {v[1]}/{v[2]}" for k, v in line["hint_split"].items()))
+        if ai:
+            line["fakeai_us_per_msg"] = round((ai1 - ai0) / TICK * 1e6 / sent)
+            print(f"the fake AI server ({'fakeai_lean' if LEAN_AI else 'fakeai.py'}, outside the total): {line['fakeai_us_per_msg']} us per message sent")
         print("CPU us per message sent: " + ", ".join(f"{k} {v}" for k, v in procs.items()) + " (total: all but the bench)")
         print(f"stored {stored} messages, {hints} hints; PostgreSQL {line['pg_us_per_stored']} us per stored message")
+        # warm-up included: the share of hints stored with their message (schema/023, 026), by source
+        inline = s.sql("SELECT source, count(*) FILTER (WHERE with_message), count(*) FROM hints GROUP BY 1 ORDER BY 1")
+        line["hints_with_message"] = {src: [int(w), int(n)] for src, w, n in inline}
+        print("hints stored with their message, warm-up included (of all): "
+              + ", ".join(f"{src} {w} of {n}" for src, (w, n) in line["hints_with_message"].items()))
         print(f"WAL: {line['wal_bytes_per_msg']} bytes/stored msg, {wal[0]} records, {wal[1]} full pages, {wal[5]} syncs")
         coach = {k: round(v - coach0.get(k, 0)) for k, v in coach1.items() if v - coach0.get(k, 0)}
         line["coach"] = coach

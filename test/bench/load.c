@@ -33,6 +33,12 @@
 #define LOAD_TICK_US 1000        /* send timer: messages due within a tick go out together */
 #define LOAD_CONNECT_TIMEOUT_S 15 /* every socket must be up (and subscribed) by then */
 #define LOAD_GIVEUP_S 40          /* after the schedule ends, stop waiting for unsent/unanswered */
+#define LOAD_STEADY_SKIP_S 5.0    /* hints per second are counted from this far into the measured window */
+#define LOAD_GROUPED 0x80         /* hint_cls: the hint covers more than one message (the smart buffer) */
+
+/* A hint's "source", as hint_cls numbers it: anything else is the last. */
+static const char *const load_sources[] = {"ai", "cache", "rules", "fallback", "other"};
+#define LOAD_N_SOURCES (int)(sizeof(load_sources) / sizeof(load_sources[0]))
 
 /* Per-message state bits (one byte per message of the run, indexed by i). */
 enum { BM_SENT = 1, BM_ACKED = 2, BM_HINTED = 4 };
@@ -78,6 +84,9 @@ static struct {
 	uint64_t by_status[600], by_error, by_timeout;
 	double *ack_ms, *hint_ms;
 	size_t n_ack_ms, n_hint_ms;
+	uint8_t *hint_cls; /* per hint_ms sample: its hint's source (load_sources), + LOAD_GROUPED */
+	/* every message (warm-up too) whose hint came in the steady part of the sending window */
+	uint64_t hinted_steady;
 	/* Counters over every message, for progress. */
 	uint64_t all_sent, all_acked, all_rejected, all_hinted, agent_frames;
 
@@ -112,7 +121,7 @@ static void load_ws_close(ws_conn_t *c, int code, void *arg);
 static void load_hint_frame(const char *data, size_t len);
 static void load_event_record(const char *data, size_t len);
 static double load_wall(void);
-static void load_hint_id(const char *id, double now, bool *measured);
+static void load_hint_id(const char *id, double now, uint8_t cls, bool *measured);
 static void load_sub_ready(subs_sock_t *s, const char *ack, size_t len);
 static void load_sub_frame(subs_sock_t *s, const char *data, size_t len);
 static void load_sub_failed(subs_sock_t *s, const char *why);
@@ -178,7 +187,7 @@ static bool load_setup(char *err, size_t errlen)
 			 cfg->notifier.listen);
 		return false;
 	}
-	if (!post_init(cfg, B.o.company, &ingress_sa, ingress_len, B.prefix, B.o.connections, B.o.messy, &load_post_cb,
+	if (!post_init(cfg, B.o.company, &ingress_sa, ingress_len, B.prefix, B.o.connections, B.o.messy, B.o.customers, &load_post_cb,
 		       err, errlen))
 		return false;
 	if (!sample_init(&B.procs, cfg->metrics.listen, err, errlen))
@@ -198,7 +207,8 @@ static bool load_setup(char *err, size_t errlen)
 	B.mstate = xcalloc(B.total ? B.total : 1, 1);
 	B.ack_ms = xmalloc((measured ? measured : 1) * sizeof(double));
 	B.hint_ms = xmalloc((measured ? measured : 1) * sizeof(double));
-	if (!B.mstate || !B.ack_ms || !B.hint_ms) {
+	B.hint_cls = xmalloc(measured ? measured : 1);
+	if (!B.mstate || !B.ack_ms || !B.hint_ms || !B.hint_cls) {
 		snprintf(err, errlen, "out of memory for %llu messages", (unsigned long long)B.total);
 		return false;
 	}
@@ -288,6 +298,7 @@ static void load_teardown(void)
 	free(B.mstate);
 	free(B.ack_ms);
 	free(B.hint_ms);
+	free(B.hint_cls);
 	subs_free(&B.subs);
 	fan_free();
 }
@@ -641,14 +652,20 @@ static void load_hint_frame(const char *data, size_t len)
 	const cJSON *type = cJSON_GetObjectItem(root, "type"), *d = cJSON_GetObjectItem(root, "data");
 	if (cJSON_IsString(type) && strcmp(type->valuestring, "hint") == 0 && cJSON_IsObject(d) &&
 	    !cJSON_IsTrue(cJSON_GetObjectItem(d, "partial"))) {
-		const cJSON *ids = cJSON_GetObjectItem(d, "message_ids"), *id;
+		const cJSON *ids = cJSON_GetObjectItem(d, "message_ids"), *id, *source = cJSON_GetObjectItem(d, "source");
+		uint8_t cls = LOAD_N_SOURCES - 1;
+		for (int k = 0; cJSON_IsString(source) && k < LOAD_N_SOURCES - 1; k++)
+			if (strcmp(source->valuestring, load_sources[k]) == 0)
+				cls = (uint8_t)k;
 		bool measured = false;
 		if (cJSON_IsArray(ids) && cJSON_GetArraySize(ids) > 0) {
+			if (cJSON_GetArraySize(ids) > 1)
+				cls |= LOAD_GROUPED;
 			cJSON_ArrayForEach(id, ids)
 				if (cJSON_IsString(id))
-					load_hint_id(id->valuestring, now, &measured);
+					load_hint_id(id->valuestring, now, cls, &measured);
 		} else if (cJSON_IsString(id = cJSON_GetObjectItem(d, "message_id"))) {
-			load_hint_id(id->valuestring, now, &measured);
+			load_hint_id(id->valuestring, now, cls, &measured);
 		}
 		if (measured)
 			B.hints++;
@@ -656,8 +673,15 @@ static void load_hint_frame(const char *data, size_t len)
 	cJSON_Delete(root);
 }
 
+/* Hints per second are counted from this far into the measured window: past the start's
+ * transient, while messages are still sent. */
+static double load_steady_skip(void)
+{
+	return B.o.seconds / 2 < LOAD_STEADY_SKIP_S ? B.o.seconds / 2 : LOAD_STEADY_SKIP_S;
+}
+
 /* One message id a hint covers: ids of other runs are ignored; a second hint for one is a duplicate. */
-static void load_hint_id(const char *id, double now, bool *measured)
+static void load_hint_id(const char *id, double now, uint8_t cls, bool *measured)
 {
 	char *end;
 	if (strncmp(id, B.prefix, B.prefix_len) != 0 || !isdigit((unsigned char)id[B.prefix_len]))
@@ -673,10 +697,13 @@ static void load_hint_id(const char *id, double now, bool *measured)
 	}
 	B.mstate[i] |= BM_HINTED;
 	B.all_hinted++;
+	if (now >= B.t_measure + load_steady_skip() && now <= B.t_sched_end)
+		B.hinted_steady++;
 	if (!is_measured)
 		return;
 	*measured = true;
 	B.hinted++;
+	B.hint_cls[B.n_hint_ms] = cls;
 	B.hint_ms[B.n_hint_ms++] = (now - (B.t0 + (double)i / B.o.rate)) * 1000.0;
 	if (B.mstate[i] & BM_ACKED)
 		B.acked_unhinted--;
@@ -710,6 +737,33 @@ static void load_subs_closed(subs_set_t *set)
 
 /* ---- reports ---- */
 
+/* "hint_split":{"ai":{"n":..,"hint_ms":{..}},..,"alone":..,"grouped":..}: the hint latency of the
+ * measured messages by their hint's source, and by whether the hint covered them alone or with
+ * others of their conversation (the smart buffer). Before hint_ms is sorted. */
+static void load_report_split(FILE *f)
+{
+	double *v = xmalloc((B.n_hint_ms ? B.n_hint_ms : 1) * sizeof(double));
+	const char *sep = "";
+	fprintf(f, "\"hint_split\":{");
+	for (int k = 0; k < LOAD_N_SOURCES + 2; k++) {
+		size_t n = 0;
+		for (size_t j = 0; j < B.n_hint_ms; j++) {
+			uint8_t cls = B.hint_cls[j];
+			bool in = k < LOAD_N_SOURCES ? (cls & ~LOAD_GROUPED) == k : (k == LOAD_N_SOURCES) == !(cls & LOAD_GROUPED);
+			if (in)
+				v[n++] = B.hint_ms[j];
+		}
+		if (n == 0)
+			continue;
+		fprintf(f, "%s\"%s\":{\"n\":%zu,", sep, k < LOAD_N_SOURCES ? load_sources[k] : k == LOAD_N_SOURCES ? "alone" : "grouped", n);
+		report_latency(f, "hint_ms", v, n);
+		fputc('}', f);
+		sep = ",";
+	}
+	fputc('}', f);
+	free(v);
+}
+
 /* The one JSON line of the open-loop run. */
 static void load_report(void)
 {
@@ -739,7 +793,11 @@ static void load_report(void)
 		(unsigned long long)B.acked_unhinted, (unsigned long long)B.duplicates);
 	report_latency(f, "ack_ms", B.ack_ms, B.n_ack_ms);
 	fputc(',', f);
+	load_report_split(f);
+	fputc(',', f);
 	report_latency(f, "hint_ms", B.hint_ms, B.n_hint_ms);
+	double steady = B.t_sched_end - B.t_measure - load_steady_skip();
+	fprintf(f, ",\"hinted_per_s\":%.1f", steady > 0 ? (double)B.hinted_steady / steady : 0.0);
 	fprintf(f, ",\"achieved_rate\":%.1f,\"window_s\":%.2f,\"ws_dropped\":%d,\"ws_resets\":%d,\"interrupted\":%s,",
 		B.acked && span > 0 ? (double)B.acked / span : 0.0, window, B.ws_dropped, B.ws_resets, B.interrupted ? "true" : "false");
 	report_processes(f, &B.procs, window);

@@ -11,7 +11,7 @@
 
 bool opts_parse(int argc, char **argv, opts_t *o, char *err, size_t errlen)
 {
-	double connections = 64, agents = 100, company = 1, idle = 0, fanout = 0, messages = 2000;
+	double connections = 64, agents = 100, company = 1, idle = 0, fanout = 0, messages = 2000, customers = 5000;
 	struct {
 		const char *name;
 		double *target;
@@ -29,6 +29,7 @@ bool opts_parse(int argc, char **argv, opts_t *o, char *err, size_t errlen)
 		{"--hold", &o->hold, 0, 86400, false},
 		{"--fanout", &fanout, 1, 1000000, true},
 		{"--messages", &messages, 1, (double)OPTS_MAX_TOTAL, true},
+		{"--customers", &customers, 1, 1e7, true},
 	};
 	*o = (opts_t){.rate = 500, .seconds = 20, .warmup = 2, .drain = 10, .hold = 10};
 	for (int i = 1; i < argc; i++) {
@@ -74,6 +75,7 @@ bool opts_parse(int argc, char **argv, opts_t *o, char *err, size_t errlen)
 	o->idle = (int)idle;
 	o->fanout = (int)fanout;
 	o->messages = (long)messages;
+	o->customers = (int)customers;
 	if (o->idle && o->fanout) {
 		snprintf(err, errlen, "--idle and --fanout are separate runs");
 		return false;

@@ -28,6 +28,7 @@ typedef struct {
 	long messages;   /* --messages M of the fan-out run (default 2000); it replaces --seconds and
 			    --warmup, and no agent sockets are opened (--agents is ignored) */
 	bool messy;      /* --messy: each text as customers type it (test/bench/messy.h) */
+	int customers;   /* --customers N: distinct customers, so conversations (default 5000) */
 	const char *ids_path;    /* --ids FILE: one line per message sent, "id<TAB>acked<TAB>status"
 				    (acked 1 for a 200; status 0 = broken connection, -1 = no answer) */
 	const char *events_path; /* --events FILE: what the watcher (company:C) received, one line each:

@@ -27,7 +27,6 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#define POST_POOL 5000                /* distinct customers (conversations) */
 #define POST_JID_BASE 5511900000000LL /* customer k is 5511900000000 + k */
 #define POST_MAX_TEXTS 20000          /* corpus lines kept */
 #define POST_REQUEST_TIMEOUT_S 30     /* an unanswered webhook counts as "timeout" after this */
@@ -67,6 +66,7 @@ static struct {
 	post_conn_t **idle; /* stack of connected, not busy connections */
 	int n_idle, n_up;
 	bool started, stopped, messy;
+	int customers; /* distinct customers (conversations) */
 } P;
 
 static void post_load_corpus(void);
@@ -80,10 +80,11 @@ static void post_read_cb(struct bufferevent *bev, void *arg);
 static void post_event_cb(struct bufferevent *bev, short what, void *arg);
 
 bool post_init(const cfg_t *cfg, long company, const struct sockaddr_storage *sa, int salen, const char *prefix,
-	       int connections, bool messy, const post_callbacks_t *cb, char *err, size_t errlen)
+	       int connections, bool messy, int customers, const post_callbacks_t *cb, char *err, size_t errlen)
 {
 	memset(&P, 0, sizeof(P));
 	P.messy = messy;
+	P.customers = customers;
 	P.cfg = cfg;
 	P.prefix = prefix;
 	P.cb = cb;
@@ -139,7 +140,7 @@ bool post_send(uint64_t i)
 	}
 	char body[4096], head[2048];
 	uint64_t r = post_rand();
-	unsigned k = (unsigned)(r % POST_POOL);
+	unsigned k = (unsigned)(r % (uint64_t)P.customers);
 	const cfg_channel_t *ch = P.chans[k % (unsigned)P.n_chans];
 	int pool = ch->domain >= 0 && ch->domain < CFG_MAX_DOMAINS && P.n_texts[ch->domain] ? ch->domain : CFG_MAX_DOMAINS;
 	const char *text = P.texts[pool][(r >> 24) % (uint64_t)P.n_texts[pool]];

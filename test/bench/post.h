@@ -30,9 +30,9 @@ typedef struct {
  * corpus, and allocates connections to the ingress at sa (cfg->ingress.listen); message ids will
  * be prefix + index, prefix read at each send (cfg, prefix and cb are kept, not copied); messy:
  * each text is sent as customers type it (messy.h). False with a reason when there is nothing to
- * post to. */
+ * post to; customers: how many distinct customers (conversations) send. */
 bool post_init(const cfg_t *cfg, long company, const struct sockaddr_storage *sa, int salen, const char *prefix,
-	       int connections, bool messy, const post_callbacks_t *cb, char *err,
+	       int connections, bool messy, int customers, const post_callbacks_t *cb, char *err,
 	       size_t errlen) __attribute__((warn_unused_result));
 
 /* Dials every connection. Before post_started, a connection that fails fails the run. */

@@ -201,3 +201,68 @@ def test_embeddings_are_deterministic_and_counted_apart(fake):
     assert calls["embedding_inputs"][-1] == "oi"
     with pytest.raises(ValueError):
         fake.control(embeddings_mode="odd")
+
+
+def sse_content(body):
+    """The content of a chat-completions event stream, its pieces joined, and its usage."""
+    content, usage, done = "", None, False
+    for line in body.decode().split("\n"):
+        if not line.startswith("data: "):
+            continue
+        if line == "data: [DONE]":
+            done = True
+            continue
+        event = json.loads(line[6:])
+        for choice in event["choices"]:
+            content += choice["delta"].get("content", "")
+        usage = event.get("usage") or usage
+    assert done
+    return content, usage
+
+
+def test_the_benchmarks_lean_fake_ai_answers_as_this_one():
+    """test/fakeai_lean.c (the AI benchmarks' server, test/bench_pg.py) gives fakeai.py's "ok"
+    answer to every corpus text, plain and streamed, after its latency; anything but
+    .../chat/completions is 404."""
+    lean_port = free_port()
+    lean = subprocess.Popen([os.path.join(HERE, "..", "..", "build", "test", "fakeai_lean"), "--port", str(lean_port),
+                             "--latency-ms", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    fake = FakeAI().start()
+    try:
+        lean_url = f"http://127.0.0.1:{lean_port}/v1/chat/completions"
+        deadline = time.monotonic() + 10
+        while True:  # listening once a connection is taken
+            try:
+                socket.create_connection(("127.0.0.1", lean_port), timeout=1).close()
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline and lean.poll() is None, lean.stderr.read()
+                time.sleep(0.05)
+        with open(os.path.join(HERE, "..", "fixtures", "corpus.jsonl")) as f:
+            texts = [json.loads(line)["text"] for line in f][:300]
+        texts += ["VOU NO PROCON", "a internet caiu, é urgente", ""]
+
+        def compare(text):
+            body = {"model": "gpt-4o-mini", "messages": [
+                {"role": "system", "content": "Responda SOMENTE com um objeto JSON"},
+                {"role": "user", "content": "Cliente: oi\n\nMensagens novas do cliente:\n" + text}]}
+            want = json.loads(json.loads(post(fake.base_url + "/chat/completions", body)[2])["choices"][0]["message"]["content"])
+            status, _, got = post(lean_url, body)
+            assert status == 200, text
+            assert json.loads(json.loads(got)["choices"][0]["message"]["content"]) == want, text
+            return body, want
+
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(32) as pool:  # the lean server answers them all on one loop
+            body, want = list(pool.map(compare, texts))[-2]
+        t0 = time.monotonic()
+        status, headers, got = post(lean_url, dict(body, stream=True, stream_options={"include_usage": True}))
+        assert time.monotonic() - t0 >= 0.2
+        assert status == 200 and headers["Content-Type"] == "text/event-stream"
+        content, usage = sse_content(got)
+        assert json.loads(content) == want and usage["completion_tokens"] > 0
+        assert post(f"http://127.0.0.1:{lean_port}/v1/embeddings", {})[0] == 404
+    finally:
+        fake.stop()
+        lean.terminate()
+        assert lean.wait(timeout=10) == 0
