@@ -273,8 +273,13 @@ void coach_add(coach_t *c, const coach_msg_t *m)
 bool coach_inline(coach_t *c, const coach_msg_t *m, cJSON *ev)
 {
 	const coach_company_t *co = coach_company(c, m->company);
-	int interval = co && co->agent_interval_s >= 0 ? co->agent_interval_s : c->cfg->limits.agent_interval_s;
-	if (c->ai || c->cfg->coaching.delay_ms > 0 || interval > 0 || coach_filtered(c, m))
+	const cfg_t *cfg = c->cfg;
+	int interval = co && co->agent_interval_s >= 0 ? co->agent_interval_s : cfg->limits.agent_interval_s;
+	if (cfg->coaching.delay_ms > 0 || interval > 0 || coach_filtered(c, m))
+		return false;
+	/* with the AI, only a hit in the cache's copy is known now; one the routing or a shadow
+	 * check would take goes the analysis's way (coach_start) */
+	if (c->ai && (!c->simc || !cfg->cache.enabled || cfg->route.confident || cfg->route.shadow_share > 0))
 		return false;
 	double now = coach_now();
 	coach_conv_t *v = coach_conv(c, m->conversation_key, false);
@@ -292,9 +297,30 @@ bool coach_inline(coach_t *c, const coach_msg_t *m, cJSON *ev)
 	double t0 = coach_now();
 	rules_classify(m->text, m->domain, &r);
 	int latency_ms = (int)((coach_now() - t0) * 1000);
+	bool critical = r.critical || coach_patterns_found(m->text, cfg->coaching.critical_patterns);
+	if (c->ai) {
+		/* coach_memory_lookup's hit for a one-message analysis, the rules agreeing */
+		size_t cap = 2 * strlen(m->text) + 16; /* as coach_start's key */
+		char *norm = xmalloc(cap);
+		rules_cache_key(m->text, norm, cap);
+		simcache_hit_t hit;
+		bool found = norm[0] && simcache_find(c->simc, m->company, m->domain, norm, cfg->cache.similarity_threshold,
+						      t0 - cfg->cache.ttl_s, &hit);
+		free(norm);
+		if (!found || strcmp(hit.intent, rules_intent_name(r.intent)) != 0 || hit.critical != critical)
+			return false;
+		cJSON *h = cJSON_AddObjectToObject(ev, "rules_hint");
+		cJSON_AddStringToObject(h, "intent", hit.intent);
+		cJSON_AddBoolToObject(h, "critical", critical);
+		cJSON_AddStringToObject(h, "text", hit.text);
+		cJSON_AddNumberToObject(h, "latency_ms", latency_ms);
+		cJSON_AddStringToObject(h, "source", "cache");
+		coach_simc_refresh(c, COACH_SIMC_REFRESH_S); /* other workers' new rows, now and then */
+		return true;
+	}
 	cJSON *h = cJSON_AddObjectToObject(ev, "rules_hint");
 	cJSON_AddStringToObject(h, "intent", rules_intent_name(r.intent));
-	cJSON_AddBoolToObject(h, "critical", r.critical || coach_patterns_found(m->text, c->cfg->coaching.critical_patterns));
+	cJSON_AddBoolToObject(h, "critical", critical);
 	cJSON_AddStringToObject(h, "text", r.text);
 	cJSON_AddNumberToObject(h, "latency_ms", latency_ms);
 	return true;
@@ -305,15 +331,20 @@ void coach_inline_done(coach_t *c, const coach_msg_t *m, const cJSON *hint, int6
 {
 	const char *pid = m->provider_id;
 	void *token = m->token;
+	bool cached = json_str(hint, "source") && strcmp(json_str(hint, "source"), "cache") == 0;
 	coach_hint_t h = {.event = {.message_ids = &pid, .n_message_ids = 1, .hint_id = hint_id,
 				    .conversation_id = m->conversation_id, .conversation_key = m->conversation_key,
 				    .agent_id = m->agent_id, .company_id = m->company, .domain = m->domain,
 				    .intent = json_str(hint, "intent"), .critical = json_true(hint, "critical"),
-				    .text = json_str(hint, "text"), .source = "rules", .created_at = created_at,
-				    .received_at = m->received_at},
+				    .text = json_str(hint, "text"), .source = cached ? "cache" : "rules",
+				    .from_cache = cached, .created_at = created_at, .received_at = m->received_at},
 			  .tokens = &token, .n_tokens = 1, .seconds = coach_now() - consumed_at};
 	if (!again)
-		coach_count(c, "source", "rules");
+		coach_count(c, "source", cached ? "cache" : "rules");
+	if (!again && cached) {
+		coach_count(c, "cache", "hit");
+		coach_count(c, "cache_memory", "hit");
+	}
 	c->cb.publish_hint(&h, c->arg);
 	coach_history(c, m->conversation_key, false, m->text);
 	coach_conv_t *v = coach_conv(c, m->conversation_key, false);

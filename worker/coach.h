@@ -5,8 +5,8 @@
  * analysed are analysed together once). Filters, the shared limits (through PostgreSQL),
  * the similarity cache and the AI or rules provider are applied here; the PostgreSQL
  * work is batched: one admit and one finish round trip per loop turn, whatever the load.
- * A lone message the rules would hint at once skips both: its hint is made before it is
- * stored and stored with it (coach_inline, schema/023).
+ * A lone message the rules would hint at once, or the cache's copy in memory would, skips
+ * both: its hint is made before it is stored and stored with it (coach_inline, schema/023, 026).
  */
 #ifndef ATENDE_COACH_H
 #define ATENDE_COACH_H
@@ -73,20 +73,22 @@ coach_t *coach_new(struct event_base *base, db_t *db, const cfg_t *cfg, ai_t *ai
 /* A stored customer message whose coaching is not decided yet. */
 void coach_add(coach_t *c, const coach_msg_t *m);
 
-/* For a customer message about to be stored (its ids may still be 0): when nothing but the
- * rules' hint can come of its coaching (the rules provider, no debounce, no per-agent
- * interval, coaching on and the message long enough, its conversation idle here, no agent
- * typing in it), adds that hint to ev as "rules_hint" ({intent, critical, text, latency_ms})
- * for atende_store to store with the message (schema/023) and returns true; else false and
- * ev is untouched. The caller makes sure it is its conversation's only customer message in
- * the batch. */
+/* For a customer message about to be stored (its ids may still be 0): when its hint is known
+ * now (no debounce, no per-agent interval, coaching on and the message long enough, its
+ * conversation idle here, no agent typing in it; with the rules provider the rules' hint, with
+ * the AI a hit the rules agree with in the cache's copy in memory, unless routing or shadow
+ * checks are on), adds that hint to ev as "rules_hint" ({intent, critical, text, latency_ms,
+ * and "source": "cache" for a cache hit}) for atende_store to store with the message
+ * (schema/023, 026) and returns true; else false and ev is untouched. The caller makes sure it
+ * is its conversation's only customer message in the batch. */
 bool coach_inline(coach_t *c, const coach_msg_t *m, cJSON *ev);
 
 /* m was stored with coach_inline's hint (the "rules_hint" object) as hint_id at created_at
  * (as JSON writes a time): as a one-message analysis ends, publishes the hint (m->token its
  * one token, seconds since consumed_at), counts it, joins m to the history and hands m back
- * through message_done. again: m is a redelivery of such a message (its hint's intent,
- * critical and text as stored): the same, but the hint is not counted a second time. */
+ * through message_done; a "source": "cache" hint is published and counted as the cache's.
+ * again: m is a redelivery of such a message (its hint's intent, critical, text and source as
+ * stored): the same, but the hint is not counted a second time. */
 void coach_inline_done(coach_t *c, const coach_msg_t *m, const cJSON *hint, int64_t hint_id, const char *created_at,
 		       double consumed_at, bool again);
 

@@ -522,9 +522,10 @@ static int wrk_conv_ref_cmp(const void *a, const void *b)
 	return strcmp(((const wrk_conv_ref_t *)a)->key, ((const wrk_conv_ref_t *)b)->key);
 }
 
-/* The rules hints to store with their messages (schema/023): each customer message that the
- * coach would hint at once (coach_inline) and that is its conversation's only customer message
- * in the batch (several are one analysis, stored the coach's way) carries its hint. Messages
+/* The hints to store with their messages (schema/023; cache hits, 026): each customer
+ * message that the coach would hint at once (coach_inline) and that is its conversation's only
+ * customer message in the batch (several are one analysis, stored the coach's way) carries
+ * its hint. Messages
  * the worker hands elsewhere first never do: media (described or transcribed first), survey
  * answers, the bot's, a transferred conversation's. Decided again on a retry. */
 static void wrk_inline_hints(wrk_batch_t *b)

@@ -610,7 +610,7 @@ def test_a_rules_hint_is_stored_with_its_plain_message(system):
     again = system.sql(store_sql(batch))
     assert [r[1:3] for r in again] == [[hid, "f"], ["-", "f"], ["-", "f"], ["-", "f"]]
     assert json.loads(again[0][4]) == {"intent": "billing", "critical": True, "text": "Ofereca o parcelamento da fatura",
-                                       "agent_id": 43, "created_at": rows[0][3]}
+                                       "source": "rules", "agent_id": 43, "created_at": rows[0][3]}
     assert [r[4] for r in again[1:]] == ["-", "-", "-"]
     assert one(system, "select count(*) from hints where 'IH-1' = any(provider_ids)") == "1"
 

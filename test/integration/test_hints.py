@@ -172,6 +172,39 @@ def test_a_near_duplicate_is_found_in_the_workers_memory(system):
              what="the hit counted as the memory's")
 
 
+def test_a_cache_hit_in_memory_is_stored_with_its_message(system):
+    """schema/026: with the AI, a lone customer message to a conversation with its agent,
+    whose near duplicate the worker holds in memory, is stored with the cache's hint in its own
+    transaction (no finish, no AI call); the console gets it as a cache hint."""
+    from test_agents import add, online
+    assert add(system, 61, "cleo", domains="suporte", max_open=50).returncode == 0
+    online(system, 61)
+    who = customer()
+    assert system.evolution(evolution_text("CW-1", "o roteador esta piscando luz vermelha desde ontem a noite",
+                                           customer=who)).status == 200
+    wait_for(lambda: hint_of(system, "CW-1"), what="the first hint")
+    assert hint_of(system, "CW-1")[0] == "ai"
+    system.sql("update conversations c set agent_id = 61, status = 'open', waiting_since = null from messages m "
+               "where m.conversation_id = c.id and m.provider_id = 'CW-1'")
+    wait_for(lambda: metric(system, "atende_worker_cache_memory_entries", []) >= 1, what="the hint in memory")
+    console = system.ws(system.token(61, 1))
+    try:
+        console.subscribe("company:1")
+        assert system.evolution(evolution_text("CW-2", "O roteador está piscando a luz vermelha desde ontem à noite!",
+                                               customer=who)).status == 200
+        hint = console.wait(lambda f: f["type"] == "hint" and f["data"]["message_id"] == "CW-2")
+    finally:
+        console.close()
+    assert hint["data"]["source"] == "cache" and hint["data"]["from_cache"] is True
+    row = system.sql("select h.id, h.source, h.with_message::text, k.xmin = h.xmin and m.xmin = h.xmin, m.coaching "
+                     "from hints h join messages m on m.id = h.message_id "
+                     "join message_keys k on k.channel = m.channel and k.provider_id = m.provider_id "
+                     "where m.provider_id = 'CW-2'")
+    assert row == [[str(hint["data"]["hint_id"]), "cache", "true", "t", "hinted"]]
+    assert hint_of(system, "CW-2")[1:3] == hint_of(system, "CW-1")[1:3]
+    assert AI.calls()["count"] == 1
+
+
 def test_postgresql_skips_the_similar_lookup_the_worker_made(system):
     """schema/025: with "similar_searched" (the worker found no similar text in a fresh copy)
     PostgreSQL only looks for the same text; without it, for a similar one too."""
