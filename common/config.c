@@ -87,6 +87,7 @@ const cfg_key_t cfg_keys[] = {
 
 	K_INT("workers.count", workers.count, "2", 1, 256, false, "worker processes in the consumer group"),
 	K_INT("workers.batch_size", workers.batch_size, "500", 1, 100000, true, "messages stored per PostgreSQL round trip at most"),
+	K_INT("workers.batch_wait_ms", workers.batch_wait_ms, "100", 0, 1000, true, "a batch waits this long from its first message for more before it is stored (while a storage query is in flight it waits for that anyway): fewer, larger batches when the workers keep up, each batch costing PostgreSQL its statements and its commit whatever its size (docs/performance.md, \"Session 16\"); 0 = at once"),
 	K_INT("workers.retries", workers.retries, "3", 1, 100, true, "attempts to store a message before it goes to the dead-letter topic and table"),
 	K_INT("workers.priority", workers.priority, "10", -20, 19, false, "nice value of the workers (without pools): under a burst the ingress keeps answering within milliseconds while the workers drain Kafka (below 0 needs root)"),
 	K_INT("workers.stall_s", workers.stall_s, "30", 1, 3600, true, "a worker with messages in flight or unread that consumes and finishes none for this long logs where they wait (once a minute while it lasts), counts atende_worker_stalls_total and, when it is its fetch that stopped, restarts it"),

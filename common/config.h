@@ -96,7 +96,7 @@ typedef struct {
 		bool embedded_patched;
 	} kafka;
 	struct { char *conninfo, *admin_conninfo, *user, *bin_dir; int embedded_port, priority; } postgres;
-	struct { int count, batch_size, retries, priority, stall_s; } workers;
+	struct { int count, batch_size, batch_wait_ms, retries, priority, stall_s; } workers;
 	struct { bool enabled; int min_message_length, delay_ms; char *critical_patterns; } coaching;
 	struct { int agent_interval_s, analyses_per_minute, pending_analyses; double cost_per_hour_usd, cost_per_day_usd; } limits;
 	struct { int max_wait_ms; } buffer;

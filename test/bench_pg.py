@@ -11,7 +11,7 @@ postgres.priority and workers.priority (e.g. 0 on a machine shared with other lo
 $BENCH_PG_IDLE_S (0 = none) first measures each process's CPU with no traffic for that long;
 $BENCH_PG_SECONDS=0 then stops there. $BENCH_PG_FETCH_WAIT_MS sets kafka.embedded_fetch_wait_max_ms, $BENCH_PG_COALESCE_MS
 kafka.embedded_fetch_coalesce_ms, $BENCH_PG_CACHE_MEMORY cache.memory_entries, $BENCH_PG_BUFFER_MS
-buffer.max_wait_ms (the smart buffer's window, 1500); $BENCH_PG_MESSY=1 sends
+buffer.max_wait_ms (the smart buffer's window, 1500), $BENCH_PG_BATCH_WAIT_MS workers.batch_wait_ms; $BENCH_PG_MESSY=1 sends
 texts as customers type them (atende bench --messy), $BENCH_PG_CUSTOMERS sets how many customers
 (conversations) send (atende bench --customers, 5000). $BENCH_PG_PERF=1 (or postgres, worker, ingress,
 notifier): `perf record` on the PostgreSQL backends (or that program's processes, with DWARF call
@@ -51,6 +51,7 @@ FETCH_WAIT = os.environ.get("BENCH_PG_FETCH_WAIT_MS")  # kafka.embedded_fetch_wa
 COALESCE = os.environ.get("BENCH_PG_COALESCE_MS")  # kafka.embedded_fetch_coalesce_ms
 CACHE_MEMORY = os.environ.get("BENCH_PG_CACHE_MEMORY")  # cache.memory_entries
 BUFFER_MS = os.environ.get("BENCH_PG_BUFFER_MS")  # buffer.max_wait_ms
+BATCH_WAIT_MS = os.environ.get("BENCH_PG_BATCH_WAIT_MS")  # workers.batch_wait_ms
 SQL = os.environ.get("BENCH_PG_SQL")  # run before the warm-up (experiments: an index dropped, a setting)
 MESSY = os.environ.get("BENCH_PG_MESSY") == "1"  # atende bench --messy
 CUSTOMERS = os.environ.get("BENCH_PG_CUSTOMERS")  # atende bench --customers (5000)
@@ -82,6 +83,8 @@ class PgBenchSystem(System):
             subs[r"embedded_fetch_coalesce_ms = \d+;"] = f"embedded_fetch_coalesce_ms = {COALESCE};"
         if CACHE_MEMORY is not None:
             subs[r"memory_entries = \d+;"] = f"memory_entries = {CACHE_MEMORY};"
+        if BATCH_WAIT_MS is not None:
+            subs[r"batch_wait_ms = \d+;"] = f"batch_wait_ms = {BATCH_WAIT_MS};"
         if BUFFER_MS is not None:
             subs[r"max_wait_ms = \d+;"] = f"max_wait_ms = {BUFFER_MS};"
         subs.update(changes)

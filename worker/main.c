@@ -452,15 +452,19 @@ static wrk_batch_t **wrk_open_batch(bool statuses)
 	wrk_batch_t **open = statuses ? &W.open_st : &W.open;
 	if (!*open) {
 		*open = wrk_batch_new(statuses, W.cfg.workers.batch_size);
-		struct timeval zero = {0, 0};
-		evtimer_add(W.flush_ev, &zero); /* runs after this drain pass: batches what arrived together */
+		/* 0: runs after this drain pass, so what arrived together is one batch */
+		int ms = W.cfg.workers.batch_wait_ms;
+		struct timeval wait = {ms / 1000, (ms % 1000) * 1000};
+		if (!evtimer_pending(W.flush_ev, NULL))
+			evtimer_add(W.flush_ev, &wait);
 	}
 	return open;
 }
 
 /* Sends the open batch, unless a storage query is still in flight and the batch has
  * room: then it keeps filling and goes when that query returns. Under load batches
- * grow by themselves, so round trips stay few; when idle a message goes at once. */
+ * grow by themselves, so round trips stay few; when idle a message goes at once, or
+ * workers.batch_wait_ms after it. */
 static void wrk_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what, (void)arg;
@@ -603,8 +607,8 @@ static void wrk_stored(PGresult *res, void *arg)
 {
 	wrk_batch_t *b = arg;
 	W.store_in_flight--;
-	if ((W.open || W.open_st) && W.store_in_flight == 0)
-		wrk_flush_cb(-1, 0, NULL); /* what accumulated meanwhile goes now */
+	if ((W.open || W.open_st) && W.store_in_flight == 0 && !evtimer_pending(W.flush_ev, NULL))
+		wrk_flush_cb(-1, 0, NULL); /* what accumulated meanwhile goes now (its wait is over) */
 	if (!res && W.stopped)
 		return; /* db_free at exit answers what it still held with NULL: dropped with W.live */
 	if (!res) {

@@ -534,3 +534,31 @@ def test_roles_run_a_subset_of_the_processes():
         assert s.stop() == 0 and s.leftover_processes() == []
     finally:
         s.destroy()
+
+
+def test_batch_wait_stores_a_slow_burst_in_one_transaction(system):
+    """workers.batch_wait_ms (reload): a batch waits that long from its first message, so three
+    messages the ingress received 150 ms apart are stored by one statement (one transaction:
+    one xmin), where at once (0) or after the default 100 ms each would have been a batch of its
+    own on an idle worker."""
+    reloads = system.log_text().count("reload: configuration applied")
+    system.write_config(**{r"batch_wait_ms = 100;": "batch_wait_ms = 1000;"})
+    os.kill(system.proc.pid, signal.SIGHUP)
+    try:
+        wait_for(lambda: system.log_text().count("reload: configuration applied") > reloads, what="the reload")
+        ids = [f"OPS-WAIT-{k}" for k in range(3)]
+        for k, provider_id in enumerate(ids):
+            if k:
+                time.sleep(0.15)  # the customer types the next one (the scenario, not a wait for a condition)
+            assert system.evolution(evolution_text(provider_id, f"mensagem {k} de uma rajada lenta",
+                                                   customer="5511900006161")).status == 200
+        listed = "', '".join(ids)
+        wait_for(lambda: count(system, f"select count(*) from messages where provider_id in ('{listed}')") == 3,
+                 what="the three messages stored")
+        rows = system.sql(f"select count(distinct xmin::text), extract(epoch from max(received_at) - min(received_at)) "
+                          f"from messages where provider_id in ('{listed}')")
+        assert rows[0][0] == "1" and float(rows[0][1]) >= 0.3, rows
+    finally:
+        system.write_config()
+        os.kill(system.proc.pid, signal.SIGHUP)
+        wait_for(lambda: system.log_text().count("reload: configuration applied") > reloads + 1, what="the reload back")
