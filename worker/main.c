@@ -529,9 +529,9 @@ static int wrk_conv_ref_cmp(const void *a, const void *b)
 /* The hints to store with their messages (schema/023; cache hits, 026): each customer
  * message that the coach would hint at once (coach_inline) and that is its conversation's only
  * customer message in the batch (several are one analysis, stored the coach's way) carries
- * its hint. Messages
- * the worker hands elsewhere first never do: media (described or transcribed first), survey
- * answers, the bot's, a transferred conversation's. Decided again on a retry. */
+ * its hint. Messages the worker hands elsewhere first never do: media (described or
+ * transcribed first), survey answers, the bot's, a transferred conversation's. Decided again
+ * on a retry. */
 static void wrk_inline_hints(wrk_batch_t *b)
 {
 	wrk_conv_ref_t *refs = xmalloc((size_t)b->n * sizeof(*refs));
