@@ -157,6 +157,8 @@ static void coach_finished(PGresult *res, void *arg);
 static void coach_rules_hint(coach_analysis_t *a, const char *limited_by);
 static bool coach_route(coach_analysis_t *a);
 static bool coach_cache_agrees(const coach_analysis_t *a, const char *intent, bool critical);
+static bool coach_rules_agree(const rules_result_t *r, bool critical_read, const char *intent, bool critical);
+static char *coach_cache_key(const char *text);
 static void coach_shadow(coach_analysis_t *a, const char *kind);
 static void coach_shadow_done(const ai_result_t *res, void *arg);
 static bool coach_semantic(coach_analysis_t *a);
@@ -300,14 +302,12 @@ bool coach_inline(coach_t *c, const coach_msg_t *m, cJSON *ev)
 	bool critical = r.critical || coach_patterns_found(m->text, cfg->coaching.critical_patterns);
 	if (c->ai) {
 		/* coach_memory_lookup's hit for a one-message analysis, the rules agreeing */
-		size_t cap = 2 * strlen(m->text) + 16; /* as coach_start's key */
-		char *norm = xmalloc(cap);
-		rules_cache_key(m->text, norm, cap);
+		char *norm = coach_cache_key(m->text);
 		simcache_hit_t hit;
 		bool found = norm[0] && simcache_find(c->simc, m->company, m->domain, norm, cfg->cache.similarity_threshold,
 						      t0 - cfg->cache.ttl_s, &hit);
 		free(norm);
-		if (!found || strcmp(hit.intent, rules_intent_name(r.intent)) != 0 || hit.critical != critical)
+		if (!found || !coach_rules_agree(&r, critical, hit.intent, hit.critical))
 			return false;
 		cJSON *h = cJSON_AddObjectToObject(ev, "rules_hint");
 		cJSON_AddStringToObject(h, "intent", hit.intent);
@@ -581,9 +581,7 @@ static void coach_start(coach_conv_t *v)
 			a->critical |= coach_is_critical(a->items[i].m.text, c->cfg->coaching.critical_patterns);
 	}
 	char *joined = coach_join(a, " ");
-	size_t cap = 2 * strlen(joined) + 16; /* slang expands ("pfv" -> "por favor") */
-	a->norm = xmalloc(cap);
-	rules_cache_key(joined, a->norm, cap);
+	a->norm = coach_cache_key(joined);
 	free(joined);
 
 	/* the agent is already answering: a hint now would only interrupt */
@@ -980,7 +978,23 @@ static bool coach_cache_agrees(const coach_analysis_t *a, const char *intent, bo
 {
 	rules_result_t r;
 	coach_classify(a, &r);
-	return intent && strcmp(intent, rules_intent_name(r.intent)) == 0 && critical == (r.critical || a->critical);
+	return coach_rules_agree(&r, r.critical || a->critical, intent, critical);
+}
+
+/* The rules' reading r (critical_read: with the critical patterns) shares a cached hint's
+ * intent and critical flag. */
+static bool coach_rules_agree(const rules_result_t *r, bool critical_read, const char *intent, bool critical)
+{
+	return intent && strcmp(intent, rules_intent_name(r->intent)) == 0 && critical == critical_read;
+}
+
+/* The cache's key of a text (rules_cache_key), allocated. */
+static char *coach_cache_key(const char *text)
+{
+	size_t cap = 2 * strlen(text) + 16; /* slang expands ("pfv" -> "por favor") */
+	char *key = xmalloc(cap);
+	rules_cache_key(text, key, cap);
+	return key;
 }
 
 /* A cache hit the rules agree with (a cached hint of PostgreSQL's or of the memory's):
